@@ -1,0 +1,36 @@
+"""Small file helpers: JSON read with one-line errors, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .errors import HetschedError
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """Read a JSON file, turning a missing or malformed file into a one-line error."""
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise HetschedError(f"{what} file {p!r} does not exist")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HetschedError(f"{p}: not valid JSON ({exc})") from None
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON atomically (temporary file + rename), so a reader never sees half a file."""
+    write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write text atomically (temporary file + rename)."""
+    p = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    tmp = f"{p}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, p)

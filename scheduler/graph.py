@@ -1,0 +1,352 @@
+"""Task graph: the dataflow DAG of an ONNX model, one task per node.
+
+Tasks are ONNX nodes (initializers and graph inputs are data, not tasks); an edge
+``u -> v`` carries every tensor that ``u`` produces and ``v`` consumes, with its
+size in bytes.  Each task keeps its op type, a FLOPs estimate, the bytes it moves
+and the bytes it keeps resident (weights + outputs), which the cost model and the
+memory constraints use.
+
+Example
+-------
+>>> from scheduler.zoo import build
+>>> g = task_graph_from_onnx(build("mlp", layers=2))
+>>> len(g.tasks) > 0 and all(e.bytes > 0 for e in g.edges)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+import onnx
+from onnx import helper, shape_inference
+
+from .errors import ModelError
+
+
+@dataclass(frozen=True)
+class Task:
+    """One schedulable unit (an ONNX node, or a group of them)."""
+
+    name: str
+    op_type: str = ""
+    flops: float = 0.0
+    bytes_moved: float = 0.0
+    memory_bytes: int = 0
+    onnx_nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Data dependency ``src -> dst`` carrying ``bytes`` (possibly several tensors)."""
+
+    src: str
+    dst: str
+    bytes: int = 0
+    tensors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskGraph:
+    """A DAG of tasks; construction checks names, endpoints and acyclicity."""
+
+    name: str
+    tasks: tuple[Task, ...]
+    edges: tuple[Edge, ...]
+    unknown_shape_tensors: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ModelError(f"task graph {self.name!r}: task name {dup!r} is used twice")
+        known = set(names)
+        seen: set[tuple[str, str]] = set()
+        for e in self.edges:
+            for end in (e.src, e.dst):
+                if end not in known:
+                    raise ModelError(f"task graph {self.name!r}: edge {e.src}->{e.dst} names unknown task {end!r}")
+            if e.src == e.dst:
+                raise ModelError(f"task graph {self.name!r}: self-loop on task {e.src!r}")
+            if (e.src, e.dst) in seen:
+                raise ModelError(f"task graph {self.name!r}: edge {e.src}->{e.dst} is given twice")
+            if e.bytes < 0:
+                raise ModelError(f"task graph {self.name!r}: edge {e.src}->{e.dst} has negative bytes")
+            seen.add((e.src, e.dst))
+        if not nx.is_directed_acyclic_graph(self.nx):
+            cycle = nx.find_cycle(self.nx)
+            path = " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+            raise ModelError(f"task graph {self.name!r} has a cycle: {path}")
+
+    @cached_property
+    def nx(self) -> nx.DiGraph:
+        """The graph as a networkx DiGraph (edge attribute ``bytes``)."""
+        g = nx.DiGraph()
+        g.add_nodes_from(t.name for t in self.tasks)
+        g.add_edges_from((e.src, e.dst, {"bytes": e.bytes}) for e in self.edges)
+        return g
+
+    @cached_property
+    def task(self) -> Mapping[str, Task]:
+        """Tasks by name."""
+        return {t.name: t for t in self.tasks}
+
+    @cached_property
+    def topological_order(self) -> tuple[str, ...]:
+        """A topological order that keeps the file order among independent tasks."""
+        index = {t.name: i for i, t in enumerate(self.tasks)}
+        return tuple(nx.lexicographical_topological_sort(self.nx, key=index.__getitem__))
+
+
+# --------------------------------------------------------------------------- ONNX import
+
+_ZERO_FLOP_OPS = frozenset(
+    "Reshape Transpose Gather GatherElements GatherND Concat Slice Split Flatten Squeeze Unsqueeze "
+    "Identity Cast Shape Size Constant ConstantOfShape Expand Tile Pad Range Dropout ScatterND "
+    "ScatterElements DepthToSpace SpaceToDepth NonZero TopK Resize".split()
+)
+# FLOPs per output element for element-wise and normalisation ops (rough, order of magnitude).
+_PER_ELEMENT = {
+    "Softmax": 5, "LogSoftmax": 5, "LayerNormalization": 8, "BatchNormalization": 2,
+    "InstanceNormalization": 8, "Gelu": 8, "Erf": 4, "Tanh": 4, "Sigmoid": 4, "Exp": 4,
+    "Log": 4, "Sqrt": 2, "Pow": 4, "HardSigmoid": 3, "Softplus": 4, "Elu": 3,
+}
+_REDUCE_OPS = frozenset("ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL2 ReduceL1 "
+                        "ReduceSumSquare ReduceLogSumExp GlobalAveragePool GlobalMaxPool ArgMax ArgMin".split())
+
+
+def _dtype_size(elem_type: int) -> int:
+    try:
+        return int(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class _TensorInfo:
+    shape: tuple[int, ...] | None  # None: unknown
+    itemsize: int
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape) if self.shape is not None else 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.elements * self.itemsize
+
+
+def _value_info(vi: onnx.ValueInfoProto) -> _TensorInfo:
+    tt = vi.type.tensor_type
+    itemsize = _dtype_size(tt.elem_type)
+    if not tt.HasField("shape"):
+        return _TensorInfo(None, itemsize)
+    dims = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value") and d.dim_value >= 0:
+            dims.append(int(d.dim_value))
+        else:
+            return _TensorInfo(None, itemsize)
+    return _TensorInfo(tuple(dims), itemsize)
+
+
+def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
+    """Read an ONNX model from a path (or pass a ModelProto through), with a clear error."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        raise ModelError(f"ONNX model {path!r} does not exist")
+    try:
+        proto = onnx.load(path)
+    except Exception as exc:  # protobuf raises several unrelated types
+        raise ModelError(f"cannot read ONNX model {path!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if not proto.graph.node:
+        raise ModelError(f"ONNX model {path!r} has no nodes (is it an ONNX file?)")
+    return proto
+
+
+def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a copy whose nodes all have unique names (``op_type_i`` for blank or repeated ones).
+
+    Task names are node names, so replay and import must agree on them: both call this.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    used: set[str] = set()
+    for i, node in enumerate(out.graph.node):
+        if not node.name or node.name in used:
+            base = f"{node.op_type}_{i}"
+            name, k = base, 0
+            while name in used:
+                k += 1
+                name = f"{base}_{k}"
+            node.name = name
+        used.add(node.name)
+    return out
+
+
+def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None) -> onnx.ModelProto:
+    """Return a copy with the graph inputs' dimensions fixed; reject any dynamic dim left open."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    shapes = dict(input_shapes or {})
+    init_names = {i.name for i in out.graph.initializer}
+    inputs = {vi.name: vi for vi in out.graph.input if vi.name not in init_names}
+    for name in shapes:
+        if name not in inputs:
+            raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")
+    for name, vi in inputs.items():
+        tt = vi.type.tensor_type
+        if name in shapes:
+            dims = [int(d) for d in shapes[name]]
+            if any(d <= 0 for d in dims):
+                raise ModelError(f"input shape for {name!r} must be positive integers, got {dims}")
+            if tt.HasField("shape") and len(tt.shape.dim) not in (0, len(dims)):
+                raise ModelError(f"input {name!r} has rank {len(tt.shape.dim)}, but the given shape {dims} has rank {len(dims)}")
+            tt.ClearField("shape")
+            for d in dims:
+                tt.shape.dim.add().dim_value = d
+            continue
+        if not tt.HasField("shape"):
+            raise ModelError(f"input {name!r} has no shape; give one with --input-shape {name}=D1,D2,...")
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                label = d.dim_param or "?"
+                raise ModelError(
+                    f"input {name!r} has dynamic dimension {label!r}; fix it with --input-shape {name}=D1,D2,...")
+    return out
+
+
+def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[_TensorInfo | None]) -> float:
+    """FLOPs estimate for one node from its tensor shapes (0 when shapes are unknown)."""
+    out = outs[0] if outs else None
+    out_el = out.elements if out is not None else 0
+    op = node.op_type
+    if op in _ZERO_FLOP_OPS:
+        return 0.0
+    if op in ("MatMul", "MatMulInteger", "FusedMatMul"):
+        a = ins[0] if ins else None
+        k = a.shape[-1] if a is not None and a.shape else 0
+        return 2.0 * out_el * k
+    if op == "Gemm":
+        a = ins[0] if ins else None
+        trans_a = next((at.i for at in node.attribute if at.name == "transA"), 0)
+        k = 0
+        if a is not None and a.shape and len(a.shape) == 2:
+            k = a.shape[0] if trans_a else a.shape[1]
+        return 2.0 * out_el * k + (out_el if len(ins) > 2 else 0)
+    if op in ("Conv", "ConvTranspose"):
+        w = ins[1] if len(ins) > 1 else None
+        if w is None or w.shape is None or len(w.shape) < 2:
+            return float(out_el)
+        group = next((at.i for at in node.attribute if at.name == "group"), 1) or 1
+        kernel = math.prod(w.shape[2:])
+        if op == "Conv":
+            per_out = w.shape[1] * kernel  # (C_in / group) * kernel
+        else:
+            per_out = (w.shape[0] // group) * kernel
+        bias = out_el if len(ins) > 2 else 0
+        return 2.0 * out_el * per_out + bias
+    if op in ("MaxPool", "AveragePool", "LpPool"):
+        ks = next((list(at.ints) for at in node.attribute if at.name == "kernel_shape"), [1])
+        return float(out_el * math.prod(ks))
+    if op in _REDUCE_OPS:
+        src = ins[0] if ins else None
+        return float(src.elements if src is not None else out_el)
+    return float(out_el * _PER_ELEMENT.get(op, 1))
+
+
+def task_graph_from_onnx(
+    model: str | os.PathLike[str] | onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    name: str | None = None,
+) -> TaskGraph:
+    """Build the task graph of an ONNX model.
+
+    Dynamic input dimensions must be fixed through ``input_shapes``
+    (``{"input_ids": [1, 16]}``); shapes of inner tensors come from ONNX shape
+    inference.  Tensors whose shape stays unknown count 0 bytes and are listed in
+    ``unknown_shape_tensors``.  Graph inputs and initializers are available on
+    every device at time 0; a shared initializer counts in the memory of every
+    task that reads it (conservative).
+    """
+    proto = load_model(model)
+    label = name or proto.graph.name or "model"
+    proto = fix_input_shapes(name_nodes(proto), input_shapes)
+    try:
+        inferred = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise ModelError(f"shape inference failed on model {label!r}: {str(exc).splitlines()[0]}") from None
+
+    graph = inferred.graph
+    info: dict[str, _TensorInfo] = {}
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        info[vi.name] = _value_info(vi)
+    init_bytes: dict[str, int] = {}
+    for init in graph.initializer:
+        ti = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_size(init.data_type))
+        info[init.name] = ti
+        init_bytes[init.name] = ti.nbytes
+    for node in graph.node:  # Constant nodes: their value is known
+        if node.op_type == "Constant":
+            for at in node.attribute:
+                if at.name == "value" and node.output:
+                    info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_size(at.t.data_type))
+
+    graph_inputs = {vi.name for vi in graph.input}
+    producer: dict[str, str] = {}
+    for node in graph.node:
+        for t in node.output:
+            if t:
+                if t in producer:
+                    raise ModelError(f"model {label!r}: tensor {t!r} is produced by two nodes ({producer[t]!r}, {node.name!r})")
+                producer[t] = node.name
+
+    tasks: list[Task] = []
+    edge_bytes: dict[tuple[str, str], int] = defaultdict(int)
+    edge_tensors: dict[tuple[str, str], list[str]] = defaultdict(list)
+    unknown: set[str] = set()
+    for node in graph.node:
+        ins = [info.get(t) if t else None for t in node.input]
+        outs = [info.get(t) if t else None for t in node.output]
+        for t, ti in zip(list(node.input) + list(node.output), ins + outs):
+            if t and (ti is None or ti.shape is None):
+                unknown.add(t)
+        reads = 0
+        weights = 0
+        for t, ti in zip(node.input, ins):
+            if not t:
+                continue
+            nb = ti.nbytes if ti is not None else 0
+            reads += nb
+            if t in init_bytes:
+                weights += nb
+            elif t in producer:
+                key = (producer[t], node.name)
+                if key[0] == node.name:
+                    raise ModelError(f"model {label!r}: node {node.name!r} reads its own output {t!r}")
+                if t not in edge_tensors[key]:
+                    edge_bytes[key] += nb
+                    edge_tensors[key].append(t)
+            elif t not in graph_inputs:
+                raise ModelError(f"model {label!r}: node {node.name!r} reads tensor {t!r}, which nothing produces "
+                                 "(not a graph input, initializer or node output)")
+        writes = sum(ti.nbytes for ti in outs if ti is not None)
+        tasks.append(Task(
+            name=node.name,
+            op_type=node.op_type,
+            flops=_node_flops(node, ins, outs),
+            bytes_moved=float(reads + writes),
+            memory_bytes=int(weights + writes),
+            onnx_nodes=(node.name,),
+        ))
+    edges = tuple(Edge(u, v, edge_bytes[(u, v)], tuple(edge_tensors[(u, v)])) for (u, v) in edge_bytes)
+    return TaskGraph(name=label, tasks=tuple(tasks), edges=edges, unknown_shape_tensors=tuple(sorted(unknown)))

@@ -1,0 +1,306 @@
+"""Platform: the devices that run tasks and the links that move tensors between them.
+
+A device occupies named ``resources`` while it runs a task; two devices that share
+a resource never run at the same time (``cpu-par`` holds ``core0`` and ``core1``,
+so it excludes ``cpu0`` and ``cpu1``).  Each device carries the parameters of the
+analytic cost model (peak FLOP/s, memory bandwidth, per-task overhead) and how
+replay runs it (ONNX Runtime threads / execution provider, or ``simulated``).
+
+Links are directed; one given for ``a -> b`` also serves ``b -> a`` unless that
+direction is given too.  Pairs with no link use ``default_link`` when the platform
+has one; otherwise the platform is rejected.
+
+Example
+-------
+>>> p = load_platform("default")
+>>> [d.name for d in p.devices]
+['cpu0', 'cpu1', 'cpu-par', 'pim']
+>>> p.shares_resource("cpu0", "cpu-par")
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from importlib import resources as ilr
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import PlatformError
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device: identity, the resources it holds, capacity, op support, model and replay settings."""
+
+    name: str
+    kind: str = "cpu"
+    resources: tuple[str, ...] = ()
+    memory_bytes: int | None = None
+    supported_ops: frozenset[str] | None = None
+    peak_flops: float = 1e10
+    mem_bandwidth: float = 1e10
+    overhead_s: float = 0.0
+    threads: int = 1
+    execution_provider: str = "CPUExecutionProvider"
+    simulated: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise PlatformError("a device has an empty name")
+        if not self.resources:
+            object.__setattr__(self, "resources", (self.name,))
+        if self.memory_bytes is not None and self.memory_bytes < 0:
+            raise PlatformError(f"device {self.name!r}: memory_bytes must be >= 0")
+        for key in ("peak_flops", "mem_bandwidth"):
+            if not getattr(self, key) > 0:
+                raise PlatformError(f"device {self.name!r}: {key} must be > 0")
+        if self.overhead_s < 0:
+            raise PlatformError(f"device {self.name!r}: overhead_s must be >= 0")
+        if self.threads < 1:
+            raise PlatformError(f"device {self.name!r}: threads must be >= 1")
+
+    def supports(self, op_type: str) -> bool:
+        """Whether a task of this op type may run here (no list = everything)."""
+        return self.supported_ops is None or op_type in self.supported_ops
+
+
+@dataclass(frozen=True)
+class Link:
+    """Transfer model ``latency + bytes / bandwidth`` from ``src`` to ``dst`` (bandwidth None = infinite)."""
+
+    src: str
+    dst: str
+    latency: float = 0.0
+    bandwidth: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or not math.isfinite(self.latency):
+            raise PlatformError(f"link {self.src}->{self.dst}: latency must be a finite number >= 0")
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise PlatformError(f"link {self.src}->{self.dst}: bandwidth must be > 0 (or omitted for infinite)")
+
+    def time(self, nbytes: float) -> float:
+        """Seconds to move ``nbytes`` over this link."""
+        return self.latency + (nbytes / self.bandwidth if self.bandwidth else 0.0)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Devices and links; construction completes links and checks consistency."""
+
+    name: str
+    devices: tuple[Device, ...]
+    links: tuple[Link, ...] = ()
+    default_link: Link | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not self.devices:
+            raise PlatformError(f"platform {self.name!r} has no devices")
+        names = [d.name for d in self.devices]
+        for n in names:
+            if names.count(n) > 1:
+                raise PlatformError(f"platform {self.name!r}: device {n!r} is defined twice")
+        for link in self.links:
+            for end in (link.src, link.dst):
+                if end not in names:
+                    raise PlatformError(f"platform {self.name!r}: link {link.src}->{link.dst} names unknown device {end!r}")
+            if link.src == link.dst:
+                raise PlatformError(f"platform {self.name!r}: link from {link.src!r} to itself")
+        table = self.link_table  # raises on missing pairs
+        del table
+
+    @cached_property
+    def device(self) -> Mapping[str, Device]:
+        """Devices by name."""
+        return {d.name: d for d in self.devices}
+
+    @cached_property
+    def link_table(self) -> Mapping[tuple[str, str], Link]:
+        """A link for every ordered pair of distinct devices."""
+        given = {(l.src, l.dst): l for l in self.links}
+        table: dict[tuple[str, str], Link] = {}
+        for a in self.devices:
+            for b in self.devices:
+                if a.name == b.name:
+                    continue
+                link = given.get((a.name, b.name)) or given.get((b.name, a.name))
+                if link is None and self.default_link is not None:
+                    link = self.default_link
+                if link is None:
+                    raise PlatformError(
+                        f"platform {self.name!r}: no link between {a.name!r} and {b.name!r} "
+                        "(add one under links or set default_link)")
+                table[(a.name, b.name)] = Link(a.name, b.name, link.latency, link.bandwidth)
+        return table
+
+    def transfer_time(self, src: str, dst: str, nbytes: float) -> float:
+        """Seconds to move ``nbytes`` from device ``src`` to ``dst`` (0 on the same device)."""
+        if src == dst:
+            return 0.0
+        return self.link_table[(src, dst)].time(nbytes)
+
+    def shares_resource(self, a: str, b: str) -> bool:
+        """Whether devices ``a`` and ``b`` can never run at the same time."""
+        return bool(set(self.device[a].resources) & set(self.device[b].resources))
+
+    @cached_property
+    def resources(self) -> tuple[str, ...]:
+        """All resource names, in device order."""
+        seen: dict[str, None] = {}
+        for d in self.devices:
+            for r in d.resources:
+                seen.setdefault(r, None)
+        return tuple(seen)
+
+
+# ------------------------------------------------------------------------ YAML / dict I/O
+
+_DEVICE_KEYS = {f.name for f in fields(Device)}
+_LINK_KEYS = {"src", "dst", "latency", "bandwidth"}
+_PLATFORM_KEYS = {"name", "devices", "links", "default_link"}
+
+
+def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise PlatformError(f"{where}: expected a mapping, got {type(data).__name__}")
+    for key in data:
+        if key not in allowed:
+            raise PlatformError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    for key in required:
+        if key not in data:
+            raise PlatformError(f"{where}: missing key {key!r}")
+    return data
+
+
+def _number(where: str, key: str, value: Any, *, integer: bool = False) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):  # YAML 1.1 reads 2.0e10 (no exponent sign) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PlatformError(f"{where}: {key} must be a number, got {value!r}")
+    if integer:
+        if float(value) != int(value):
+            raise PlatformError(f"{where}: {key} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def device_from_dict(data: Any, where: str = "device") -> Device:
+    """Build a Device from a mapping, naming any unknown key or bad value."""
+    data = _check_keys(where, data, _DEVICE_KEYS, {"name"})
+    where = f"device {data['name']!r}"
+    kw: dict[str, Any] = dict(data)
+    if "resources" in kw:
+        res = kw["resources"]
+        if isinstance(res, str):
+            res = [res]
+        if not isinstance(res, list) or not all(isinstance(r, str) for r in res):
+            raise PlatformError(f"{where}: resources must be a list of names")
+        kw["resources"] = tuple(res)
+    if kw.get("supported_ops") is not None:
+        ops = kw["supported_ops"]
+        if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
+            raise PlatformError(f"{where}: supported_ops must be a list of op types")
+        kw["supported_ops"] = frozenset(ops)
+    for key in ("peak_flops", "mem_bandwidth", "overhead_s"):
+        if key in kw:
+            kw[key] = _number(where, key, kw[key])
+    for key in ("memory_bytes", "threads"):
+        if key in kw:
+            kw[key] = _number(where, key, kw[key], integer=True)
+    for key in ("name", "kind", "execution_provider"):
+        if key in kw and not isinstance(kw[key], str):
+            raise PlatformError(f"{where}: {key} must be a string")
+    if "simulated" in kw and not isinstance(kw["simulated"], bool):
+        raise PlatformError(f"{where}: simulated must be true or false")
+    return Device(**kw)
+
+
+def link_from_dict(data: Any, where: str = "link", *, endpoints: bool = True) -> Link:
+    """Build a Link from a mapping (``default_link`` has no endpoints)."""
+    data = _check_keys(where, data, _LINK_KEYS if endpoints else {"latency", "bandwidth"},
+                       {"src", "dst"} if endpoints else set())
+    return Link(
+        src=str(data.get("src", "*")),
+        dst=str(data.get("dst", "*")),
+        latency=_number(where, "latency", data.get("latency", 0.0)) or 0.0,
+        bandwidth=_number(where, "bandwidth", data.get("bandwidth")),
+    )
+
+
+def platform_from_dict(data: Any, where: str = "platform") -> Platform:
+    """Build a Platform from the YAML/JSON structure documented in DESIGN.md."""
+    data = _check_keys(where, data, _PLATFORM_KEYS, {"devices"})
+    devices = data["devices"]
+    if not isinstance(devices, list):
+        raise PlatformError(f"{where}: devices must be a list")
+    links = data.get("links") or []
+    if not isinstance(links, list):
+        raise PlatformError(f"{where}: links must be a list")
+    default = data.get("default_link")
+    return Platform(
+        name=str(data.get("name", "platform")),
+        devices=tuple(device_from_dict(d, f"{where}: devices[{i}]") for i, d in enumerate(devices)),
+        links=tuple(link_from_dict(l, f"{where}: links[{i}]") for i, l in enumerate(links)),
+        default_link=link_from_dict(default, f"{where}: default_link", endpoints=False) if default else None,
+    )
+
+
+def platform_to_dict(platform: Platform) -> dict[str, Any]:
+    """The YAML/JSON structure of a platform (only non-default device fields)."""
+    defaults = Device(name="_")
+    devs = []
+    for d in platform.devices:
+        row: dict[str, Any] = {"name": d.name}
+        for f in fields(Device):
+            v = getattr(d, f.name)
+            if f.name == "name" or v == getattr(defaults, f.name):
+                continue
+            if f.name == "resources":
+                v = list(v)
+            elif f.name == "supported_ops":
+                v = sorted(v)
+            row[f.name] = v
+        devs.append(row)
+    links = [{"src": l.src, "dst": l.dst, "latency": l.latency, "bandwidth": l.bandwidth} for l in platform.links]
+    out: dict[str, Any] = {"name": platform.name, "devices": devs, "links": links}
+    if platform.default_link is not None:
+        out["default_link"] = {"latency": platform.default_link.latency, "bandwidth": platform.default_link.bandwidth}
+    return out
+
+
+def preset_names() -> tuple[str, ...]:
+    """Names of the platforms shipped with hetsched."""
+    folder = ilr.files("scheduler") / "data" / "platforms"
+    return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
+def load_platform(source: str | os.PathLike[str] | Mapping[str, Any] | Platform = "default") -> Platform:
+    """Load a platform from a preset name, a YAML file, or an inline mapping."""
+    if isinstance(source, Platform):
+        return source
+    if isinstance(source, Mapping):
+        return platform_from_dict(dict(source))
+    src = os.fspath(source)
+    if os.path.isfile(src):
+        where = src
+        try:
+            with open(src, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except yaml.YAMLError as exc:
+            raise PlatformError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    elif src in preset_names():
+        where = f"preset {src!r}"
+        data = yaml.safe_load((ilr.files("scheduler") / "data" / "platforms" / f"{src}.yaml").read_text("utf-8"))
+    else:
+        raise PlatformError(f"platform {src!r} is neither a file nor a preset (presets: {', '.join(preset_names())})")
+    return platform_from_dict(data, where)

@@ -1,0 +1,252 @@
+"""Problem: task graph + platform + cost tables; the one input every solver takes.
+
+``costs[task][device]`` is the run time in seconds; a device missing from a task's
+row may not run it.  Moving the data of edge ``(u, v)`` between different devices
+takes ``transfer[(u, v)]`` seconds when the problem gives an explicit value, else
+the link's ``latency + bytes / bandwidth``.  Tasks sharing a ``colocate`` group
+must sit on one device.
+
+Problem file (JSON, ``"format": "hetsched-problem/1"``)::
+
+    {"format": "hetsched-problem/1", "name": "...",
+     "devices": [{"name", "kind", "resources", "memory_bytes"?, ...Device fields}],
+     "links": [{"src", "dst", "latency", "bandwidth"}],
+     "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
+     "edges": [{"src", "dst", "bytes", "transfer"?}]}
+
+Example
+-------
+>>> from scheduler.zoo import build
+>>> from scheduler.graph import task_graph_from_onnx
+>>> from scheduler.platform import load_platform
+>>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("default"))
+>>> problem_from_dict(problem_to_dict(p)) == p
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping
+
+from .costs import CostTable, model_costs
+from .errors import HetschedError, ProblemError
+from .graph import Edge, Task, TaskGraph
+from .fileio import read_json, write_json
+from .platform import Platform, device_from_dict, link_from_dict, platform_to_dict
+
+FORMAT = "hetsched-problem/1"
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A placement problem; construction rejects anything inconsistent with a one-line message."""
+
+    graph: TaskGraph
+    platform: Platform
+    costs: CostTable
+    transfer_override: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    colocate: Mapping[str, str] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        devs = self.platform.device
+        for tname in self.costs:
+            if tname not in self.graph.task:
+                raise ProblemError(f"problem {self.label!r}: cost given for unknown task {tname!r}")
+        for task in self.graph.tasks:
+            row = self.costs.get(task.name)
+            if not row:
+                raise ProblemError(f"problem {self.label!r}: task {task.name!r} has no allowed device (empty cost row)")
+            for dname, c in row.items():
+                if dname not in devs:
+                    raise ProblemError(f"problem {self.label!r}: task {task.name!r} has a cost on unknown device {dname!r}")
+                if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
+                    raise ProblemError(f"problem {self.label!r}: cost of task {task.name!r} on {dname!r} must be a finite number >= 0, got {c!r}")
+        edges = {(e.src, e.dst) for e in self.graph.edges}
+        for key, c in self.transfer_override.items():
+            if key not in edges:
+                raise ProblemError(f"problem {self.label!r}: transfer given for {key[0]}->{key[1]}, which is not an edge")
+            if not math.isfinite(c) or c < 0:
+                raise ProblemError(f"problem {self.label!r}: transfer of edge {key[0]}->{key[1]} must be >= 0")
+        for tname in self.colocate:
+            if tname not in self.graph.task:
+                raise ProblemError(f"problem {self.label!r}: colocate names unknown task {tname!r}")
+        for group, members in self.groups.items():
+            common = set.intersection(*(set(self.costs[t]) for t in members))
+            if not common:
+                raise ProblemError(f"problem {self.label!r}: colocation group {group!r} has no device that every member may use")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.graph.name
+
+    # ---- derived views for solvers (computed once) ----
+    @classmethod
+    def from_graph(cls, graph: TaskGraph, platform: Platform, costs: CostTable | None = None, name: str = "") -> "Problem":
+        """A problem from a task graph, with modelled costs unless a table is given."""
+        return cls(graph, platform, costs if costs is not None else model_costs(graph, platform), name=name or graph.name)
+
+    @cached_property
+    def tasks(self) -> tuple[str, ...]:
+        """Task names in graph order."""
+        return tuple(t.name for t in self.graph.tasks)
+
+    @cached_property
+    def devices(self) -> tuple[str, ...]:
+        """Device names in platform order."""
+        return tuple(d.name for d in self.platform.devices)
+
+    @cached_property
+    def preds(self) -> Mapping[str, tuple[Edge, ...]]:
+        """Incoming edges per task."""
+        out: dict[str, list[Edge]] = {t: [] for t in self.tasks}
+        for e in self.graph.edges:
+            out[e.dst].append(e)
+        return {t: tuple(v) for t, v in out.items()}
+
+    @cached_property
+    def succs(self) -> Mapping[str, tuple[Edge, ...]]:
+        """Outgoing edges per task."""
+        out: dict[str, list[Edge]] = {t: [] for t in self.tasks}
+        for e in self.graph.edges:
+            out[e.src].append(e)
+        return {t: tuple(v) for t, v in out.items()}
+
+    @cached_property
+    def groups(self) -> Mapping[str, tuple[str, ...]]:
+        """Colocation groups: group name -> member tasks."""
+        out: dict[str, list[str]] = defaultdict(list)
+        for t in self.tasks:
+            if t in self.colocate:
+                out[self.colocate[t]].append(t)
+        return {g: tuple(m) for g, m in out.items()}
+
+    def allowed(self, task: str) -> tuple[str, ...]:
+        """Devices that may run ``task``, in platform order."""
+        row = self.costs[task]
+        return tuple(d for d in self.devices if d in row)
+
+    def transfer(self, edge: Edge, src_device: str, dst_device: str) -> float:
+        """Seconds from ``edge.src`` finishing on ``src_device`` to its data being usable on ``dst_device``."""
+        if src_device == dst_device:
+            return 0.0
+        override = self.transfer_override.get((edge.src, edge.dst))
+        if override is not None:
+            return override
+        return self.platform.transfer_time(src_device, dst_device, edge.bytes)
+
+    def memory(self, task: str) -> int:
+        """Bytes ``task`` keeps resident on its device."""
+        return self.graph.task[task].memory_bytes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Problem):
+            return NotImplemented
+        return problem_to_dict(self) == problem_to_dict(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# ----------------------------------------------------------------------------- file I/O
+
+def problem_to_dict(problem: Problem) -> dict[str, Any]:
+    """The ``hetsched-problem/1`` structure of a problem."""
+    plat = platform_to_dict(problem.platform)
+    links = [{"src": l.src, "dst": l.dst, "latency": l.latency, "bandwidth": l.bandwidth}
+             for l in problem.platform.link_table.values()]
+    tasks = []
+    for t in problem.graph.tasks:
+        row: dict[str, Any] = {"name": t.name}
+        if t.op_type:
+            row["op_type"] = t.op_type
+        row["cost"] = {d: float(problem.costs[t.name][d]) for d in problem.allowed(t.name)}
+        if t.memory_bytes:
+            row["memory_bytes"] = int(t.memory_bytes)
+        if t.name in problem.colocate:
+            row["colocate"] = problem.colocate[t.name]
+        tasks.append(row)
+    edges = []
+    for e in problem.graph.edges:
+        row = {"src": e.src, "dst": e.dst, "bytes": int(e.bytes)}
+        if (e.src, e.dst) in problem.transfer_override:
+            row["transfer"] = float(problem.transfer_override[(e.src, e.dst)])
+        edges.append(row)
+    return {"format": FORMAT, "name": problem.label, "devices": plat["devices"], "links": links,
+            "tasks": tasks, "edges": edges}
+
+
+def _keys(where: str, data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ProblemError(f"{where}: expected an object, got {type(data).__name__}")
+    for k in data:
+        if k not in allowed:
+            raise ProblemError(f"{where}: unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+    for k in required:
+        if k not in data:
+            raise ProblemError(f"{where}: missing key {k!r}")
+    return data
+
+
+def _nonneg(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ProblemError(f"{where} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def problem_from_dict(data: Any, where: str = "problem") -> Problem:
+    """Parse the ``hetsched-problem/1`` structure; every error names where it is."""
+    data = _keys(where, data, {"format", "name", "devices", "links", "tasks", "edges"}, {"format", "devices", "tasks"})
+    if data["format"] != FORMAT:
+        raise ProblemError(f"{where}: format must be {FORMAT!r}, got {data['format']!r}")
+    for key in ("devices", "tasks", "edges", "links"):
+        if not isinstance(data.get(key, []), list):
+            raise ProblemError(f"{where}: {key} must be a list")
+    try:
+        platform = Platform(
+            name=str(data.get("name", "problem")),
+            devices=tuple(device_from_dict(d, f"{where}: devices[{i}]") for i, d in enumerate(data["devices"])),
+            links=tuple(link_from_dict(l, f"{where}: links[{i}]") for i, l in enumerate(data.get("links", []))),
+        )
+    except HetschedError as exc:
+        raise ProblemError(str(exc)) from None
+    tasks, costs, colocate = [], {}, {}
+    for i, row in enumerate(data["tasks"]):
+        row = _keys(f"{where}: tasks[{i}]", row, {"name", "op_type", "cost", "memory_bytes", "colocate"}, {"name", "cost"})
+        name = row["name"]
+        if not isinstance(name, str) or not name:
+            raise ProblemError(f"{where}: tasks[{i}].name must be a non-empty string")
+        if not isinstance(row["cost"], dict):
+            raise ProblemError(f"{where}: task {name!r}: cost must be an object {{device: seconds}}")
+        costs[name] = {d: _nonneg(f"{where}: task {name!r} cost on {d!r}", c) for d, c in row["cost"].items()}
+        mem = _nonneg(f"{where}: task {name!r} memory_bytes", row.get("memory_bytes", 0))
+        tasks.append(Task(name=name, op_type=str(row.get("op_type", "")), memory_bytes=int(mem), onnx_nodes=(name,)))
+        if row.get("colocate") is not None:
+            colocate[name] = str(row["colocate"])
+    edges, override = [], {}
+    for i, row in enumerate(data.get("edges", [])):
+        row = _keys(f"{where}: edges[{i}]", row, {"src", "dst", "bytes", "transfer"}, {"src", "dst"})
+        nbytes = _nonneg(f"{where}: edge {row['src']}->{row['dst']} bytes", row.get("bytes", 0))
+        edges.append(Edge(str(row["src"]), str(row["dst"]), int(nbytes)))
+        if row.get("transfer") is not None:
+            override[(edges[-1].src, edges[-1].dst)] = _nonneg(f"{where}: edge {row['src']}->{row['dst']} transfer", row["transfer"])
+    try:
+        graph = TaskGraph(name=str(data.get("name", "problem")), tasks=tuple(tasks), edges=tuple(edges))
+    except HetschedError as exc:
+        raise ProblemError(f"{where}: {exc}") from None
+    return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")))
+
+
+def read_problem(path: str | os.PathLike[str]) -> Problem:
+    """Read a problem file."""
+    return problem_from_dict(read_json(path, "problem"), where=os.fspath(path))
+
+
+def write_problem(problem: Problem, path: str | os.PathLike[str]) -> None:
+    """Write a problem file atomically."""
+    write_json(path, problem_to_dict(problem))
+

@@ -1,0 +1,343 @@
+"""Schedule: a placement with start/finish times, its simulator and its validator.
+
+The one execution semantics (DESIGN.md) lives here and nowhere else:
+
+* a task runs non-preemptively on one device and holds all of that device's
+  resources while it runs;
+* the data of edge (u, v) reaches v's device at ``finish(u) + transfer`` when the
+  devices differ, at ``finish(u)`` otherwise (links are not contended);
+* a task starts once all inputs have arrived and its resources are free;
+* makespan = latest finish.
+
+:func:`simulate` turns a placement and a task order into times (each task starts
+as early as possible after the tasks before it in the order: no insertion), and
+:func:`validate` lists every way a schedule breaks the semantics.  Sorting any
+valid schedule by start time and re-simulating it never makes it later, so
+placement + order can express every optimal schedule.
+
+Example
+-------
+>>> from scheduler.zoo import build
+>>> from scheduler.graph import task_graph_from_onnx
+>>> from scheduler.platform import load_platform
+>>> from scheduler.problem import Problem
+>>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("default"))
+>>> s = simulate(p, {t: "cpu0" for t in p.tasks})
+>>> validate(p, s)
+[]
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Mapping, Sequence
+
+from .errors import HetschedError, ScheduleError
+from .fileio import read_json, write_json
+from .problem import Problem
+
+FORMAT = "hetsched-schedule/1"
+STATUSES = ("optimal", "feasible", "heuristic", "infeasible", "timeout-no-solution", "no-solution")
+
+
+@dataclass(frozen=True)
+class ScheduledTask:
+    """Where and when one task runs."""
+
+    name: str
+    device: str
+    start: float
+    finish: float
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A solver's answer: times per task plus status and certificate data.
+
+    ``status``: ``optimal`` (proved), ``feasible`` (valid, optimality not proved by
+    an exact solver), ``heuristic`` (valid, from a heuristic), ``infeasible``
+    (proved that no schedule exists), ``timeout-no-solution`` and ``no-solution``
+    (nothing found; ``tasks`` is empty and ``makespan`` None).
+    """
+
+    tasks: tuple[ScheduledTask, ...]
+    makespan: float | None
+    solver: str = ""
+    status: str = "heuristic"
+    lower_bound: float | None = None
+    solve_seconds: float = 0.0
+    objective: str = "latency"
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ScheduleError(f"unknown schedule status {self.status!r} (known: {', '.join(STATUSES)})")
+
+    @property
+    def gap(self) -> float | None:
+        """``makespan / lower_bound - 1`` when both are known and the bound is positive."""
+        if self.makespan is None or not self.lower_bound:
+            return None
+        return max(0.0, self.makespan / self.lower_bound - 1.0)
+
+    @cached_property
+    def placement(self) -> Mapping[str, str]:
+        """Task -> device."""
+        return {t.name: t.device for t in self.tasks}
+
+    @cached_property
+    def by_name(self) -> Mapping[str, ScheduledTask]:
+        """Task -> its entry."""
+        return {t.name: t for t in self.tasks}
+
+    def order(self, problem: Problem) -> tuple[str, ...]:
+        """Tasks by start time (ties in topological order): an order :func:`simulate` accepts."""
+        topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
+        return tuple(sorted((t.name for t in self.tasks), key=lambda n: (self.by_name[n].start, topo[n])))
+
+    @property
+    def found(self) -> bool:
+        """Whether the schedule holds a placement."""
+        return self.makespan is not None
+
+
+# ----------------------------------------------------------------------------- simulation
+
+class Timeline:
+    """Incremental list scheduler under the common semantics.
+
+    Solvers place tasks one at a time (in a topological order), asking first when a
+    task could start on each device.  ``insertion=True`` lets a task fill an idle
+    gap before the last task on its resources (HEFT); the default appends.
+    A builder used inside one function call, never shared.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.device_of: dict[str, str] = {}
+        self.start: dict[str, float] = {}
+        self.finish: dict[str, float] = {}
+        self._busy: dict[str, list[tuple[float, float]]] = {r: [] for r in problem.platform.resources}
+        self._free: dict[str, float] = {r: 0.0 for r in problem.platform.resources}
+
+    def ready(self, task: str, device: str) -> float:
+        """When all inputs of ``task`` have arrived on ``device`` (predecessors must be placed)."""
+        t = 0.0
+        for e in self.problem.preds[task]:
+            if e.src not in self.finish:
+                raise ScheduleError(f"task {task!r} is placed before its predecessor {e.src!r}")
+            t = max(t, self.finish[e.src] + self.problem.transfer(e, self.device_of[e.src], device))
+        return t
+
+    def earliest_start(self, task: str, device: str, *, insertion: bool = False) -> float:
+        """Earliest start of ``task`` on ``device`` given what is placed so far."""
+        ready = self.ready(task, device)
+        res = self.problem.platform.device[device].resources
+        if not insertion:
+            return max([ready] + [self._free[r] for r in res])
+        duration = self.problem.costs[task][device]
+        busy = sorted(iv for r in res for iv in self._busy[r])
+        t = ready
+        for s, f in busy:
+            if f <= t:
+                continue
+            if s >= t + duration:
+                break
+            t = max(t, f)
+        return t
+
+    def place(self, task: str, device: str, start: float | None = None, *, insertion: bool = False) -> float:
+        """Place ``task`` on ``device`` at ``start`` (default: earliest); returns its finish."""
+        if task in self.device_of:
+            raise ScheduleError(f"task {task!r} is placed twice")
+        if device not in self.problem.costs[task]:
+            raise ScheduleError(f"task {task!r} may not run on device {device!r}")
+        if start is None:
+            start = self.earliest_start(task, device, insertion=insertion)
+        finish = start + self.problem.costs[task][device]
+        self.device_of[task], self.start[task], self.finish[task] = device, start, finish
+        for r in self.problem.platform.device[device].resources:
+            bisect.insort(self._busy[r], (start, finish))
+            self._free[r] = max(self._free[r], finish)
+        return finish
+
+    def schedule(self, **kwargs: Any) -> Schedule:
+        """The tasks placed so far as a Schedule (``kwargs`` go to Schedule)."""
+        tasks = tuple(ScheduledTask(t, self.device_of[t], self.start[t], self.finish[t])
+                      for t in self.problem.tasks if t in self.device_of)
+        makespan = max((t.finish for t in tasks), default=0.0)
+        return Schedule(tasks=tasks, makespan=makespan, **kwargs)
+
+
+def simulate(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None,
+             **schedule_fields: Any) -> Schedule:
+    """Times for ``placement`` when tasks start as early as possible in ``order``.
+
+    ``order`` must list every task once, predecessors first (default: the graph's
+    topological order).  Extra keyword arguments are passed to :class:`Schedule`.
+    """
+    missing = [t for t in problem.tasks if t not in placement]
+    if missing:
+        raise ScheduleError(f"placement has no device for task {missing[0]!r} ({len(missing)} missing)")
+    extra = [t for t in placement if t not in problem.costs]
+    if extra:
+        raise ScheduleError(f"placement names unknown task {extra[0]!r}")
+    seq = tuple(order) if order is not None else problem.graph.topological_order
+    if len(seq) != len(problem.tasks) or set(seq) != set(problem.tasks):
+        raise ScheduleError("order must list every task exactly once")
+    tl = Timeline(problem)
+    for t in seq:
+        tl.place(t, placement[t])
+    return tl.schedule(**schedule_fields)
+
+
+# ----------------------------------------------------------------------------- validation
+
+def validate(problem: Problem, schedule: Schedule, tol: float = 1e-9) -> list[str]:
+    """Every violation of the execution semantics and constraints, one line each ([] = valid).
+
+    Checks: each task placed once on a known, allowed device; duration equals the
+    cost; start >= 0; precedence including the transfer delay; no overlap on a
+    shared resource; memory per device; co-location; makespan = latest finish.
+    Times compare with tolerance ``tol * max(1, makespan)``.
+    """
+    if not schedule.found:
+        return [] if not schedule.tasks else ["a schedule without makespan lists tasks"]
+    errs: list[str] = []
+    eps = tol * max(1.0, abs(schedule.makespan or 0.0))
+    seen: dict[str, ScheduledTask] = {}
+    for st in schedule.tasks:
+        if st.name in seen:
+            errs.append(f"task {st.name!r} is scheduled twice")
+            continue
+        seen[st.name] = st
+        if st.name not in problem.costs:
+            errs.append(f"unknown task {st.name!r}")
+            continue
+        if st.device not in problem.platform.device:
+            errs.append(f"task {st.name!r} is on unknown device {st.device!r}")
+            continue
+        cost = problem.costs[st.name].get(st.device)
+        if cost is None:
+            errs.append(f"task {st.name!r} is on device {st.device!r}, which may not run it")
+            continue
+        if st.start < -eps:
+            errs.append(f"task {st.name!r} starts before 0 ({st.start:g})")
+        if abs((st.finish - st.start) - cost) > eps:
+            errs.append(f"task {st.name!r} runs {st.finish - st.start:g} s on {st.device!r}, but costs {cost:g} s")
+    for t in problem.tasks:
+        if t not in seen:
+            errs.append(f"task {t!r} is not scheduled")
+    if errs:
+        return errs
+
+    for e in problem.graph.edges:
+        u, v = seen[e.src], seen[e.dst]
+        arrival = u.finish + problem.transfer(e, u.device, v.device)
+        if v.start < arrival - eps:
+            errs.append(f"task {v.name!r} starts at {v.start:g} before its input from {u.name!r} arrives at {arrival:g}")
+
+    by_resource: dict[str, list[ScheduledTask]] = {r: [] for r in problem.platform.resources}
+    for st in schedule.tasks:
+        for r in problem.platform.device[st.device].resources:
+            by_resource[r].append(st)
+    for r, items in by_resource.items():
+        items.sort(key=lambda s: (s.start, s.finish))
+        latest: ScheduledTask | None = None
+        for st in items:
+            if latest is not None and st.start < latest.finish - eps and st.finish > st.start:
+                errs.append(f"tasks {latest.name!r} ({latest.device}) and {st.name!r} ({st.device}) overlap on resource {r!r}")
+            if latest is None or st.finish > latest.finish:
+                latest = st
+
+    used: dict[str, int] = {}
+    for st in schedule.tasks:
+        used[st.device] = used.get(st.device, 0) + problem.memory(st.name)
+    for dname, total in used.items():
+        cap = problem.platform.device[dname].memory_bytes
+        if cap is not None and total > cap:
+            errs.append(f"device {dname!r} holds {total} bytes, over its capacity of {cap}")
+
+    for group, members in problem.groups.items():
+        devs = {seen[m].device for m in members}
+        if len(devs) > 1:
+            errs.append(f"colocation group {group!r} is split over devices {sorted(devs)}")
+
+    latest_finish = max((st.finish for st in schedule.tasks), default=0.0)
+    if abs(latest_finish - schedule.makespan) > eps:
+        errs.append(f"makespan {schedule.makespan:g} differs from the latest finish {latest_finish:g}")
+    return errs
+
+
+# ----------------------------------------------------------------------------- file I/O
+
+def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+    """The ``hetsched-schedule/1`` structure."""
+    return {
+        "format": FORMAT,
+        "solver": schedule.solver,
+        "status": schedule.status,
+        "objective": schedule.objective,
+        "makespan": schedule.makespan,
+        "lower_bound": schedule.lower_bound,
+        "gap": schedule.gap,
+        "solve_seconds": schedule.solve_seconds,
+        "info": dict(schedule.info),
+        "tasks": [{"name": t.name, "device": t.device, "start": t.start, "finish": t.finish} for t in schedule.tasks],
+    }
+
+
+def _num(where: str, value: Any, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ScheduleError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def schedule_from_dict(data: Any, where: str = "schedule") -> Schedule:
+    """Parse the ``hetsched-schedule/1`` structure; unknown keys are rejected."""
+    allowed = {"format", "solver", "status", "objective", "makespan", "lower_bound", "gap", "solve_seconds", "info", "tasks"}
+    if not isinstance(data, dict):
+        raise ScheduleError(f"{where}: expected an object")
+    for k in data:
+        if k not in allowed:
+            raise ScheduleError(f"{where}: unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+    if data.get("format") != FORMAT:
+        raise ScheduleError(f"{where}: format must be {FORMAT!r}, got {data.get('format')!r}")
+    if not isinstance(data.get("tasks", []), list):
+        raise ScheduleError(f"{where}: tasks must be a list")
+    tasks = []
+    for i, row in enumerate(data.get("tasks", [])):
+        if not isinstance(row, dict) or set(row) != {"name", "device", "start", "finish"}:
+            raise ScheduleError(f"{where}: tasks[{i}] must have exactly name, device, start, finish")
+        tasks.append(ScheduledTask(str(row["name"]), str(row["device"]),
+                                   _num(f"{where}: tasks[{i}].start", row["start"]),
+                                   _num(f"{where}: tasks[{i}].finish", row["finish"])))
+    try:
+        return Schedule(
+            tasks=tuple(tasks),
+            makespan=_num(f"{where}: makespan", data.get("makespan"), optional=True),
+            solver=str(data.get("solver", "")),
+            status=str(data.get("status", "feasible")),
+            lower_bound=_num(f"{where}: lower_bound", data.get("lower_bound"), optional=True),
+            solve_seconds=_num(f"{where}: solve_seconds", data.get("solve_seconds", 0.0)) or 0.0,
+            objective=str(data.get("objective", "latency")),
+            info=dict(data.get("info") or {}),
+        )
+    except HetschedError as exc:
+        raise ScheduleError(f"{where}: {exc}") from None
+
+
+def read_schedule(path: str | os.PathLike[str]) -> Schedule:
+    """Read a schedule file."""
+    return schedule_from_dict(read_json(path, "schedule"), where=os.fspath(path))
+
+
+def write_schedule(schedule: Schedule, path: str | os.PathLike[str]) -> None:
+    """Write a schedule file atomically."""
+    write_json(path, schedule_to_dict(schedule))

@@ -1,0 +1,84 @@
+"""Helpers every solver shares: finishing a schedule and tracking constraints while placing.
+
+A solver's answer always goes through :func:`finish`, which re-simulates the
+placement under the one execution semantics, validates it (an invalid schedule is
+a bug and raises), and attaches the lower bound and the solve time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+from scheduler.bounds import Bound, best_bound
+from scheduler.errors import SolverError
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule, simulate, validate
+
+
+def finish(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None, *,
+           solver: str, started: float, status: str = "heuristic", info: Mapping[str, Any] | None = None,
+           extra_bounds: tuple[Bound, ...] = ()) -> Schedule:
+    """Simulate, validate and certify a solver's placement (+ order) as a Schedule."""
+    sched = simulate(problem, placement, order)
+    errors = validate(problem, sched)
+    if errors:
+        raise SolverError(f"solver {solver!r} produced an invalid schedule: {errors[0]}")
+    bound = best_bound(problem, extra_bounds)
+    return replace(sched, solver=solver, status=status, lower_bound=bound.value,
+                   solve_seconds=time.perf_counter() - started,
+                   info={**(info or {}), "bound": bound.name})
+
+
+def no_solution(problem: Problem, *, solver: str, started: float, reason: str,
+                status: str = "no-solution") -> Schedule:
+    """An empty answer that says why nothing was found (never claims infeasibility unless told)."""
+    return Schedule(tasks=(), makespan=None, solver=solver, status=status,
+                    lower_bound=best_bound(problem).value, solve_seconds=time.perf_counter() - started,
+                    info={"reason": reason})
+
+
+class Feasibility:
+    """Memory and co-location bookkeeping for heuristics that place one task at a time.
+
+    The first member of a co-location group placed on a device reserves the memory
+    of the whole group there and fixes the device for the rest of the group.
+    A builder used inside one solver call, never shared.
+    """
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.used: dict[str, int] = {d: 0 for d in problem.devices}
+        self.group_device: dict[str, str] = {}
+
+    def _need(self, task: str) -> int:
+        group = self.problem.colocate.get(task)
+        if group is None:
+            return self.problem.memory(task)
+        return sum(self.problem.memory(m) for m in self.problem.groups[group])
+
+    def candidates(self, task: str) -> tuple[str, ...]:
+        """Devices where ``task`` can go now without breaking memory or co-location."""
+        group = self.problem.colocate.get(task)
+        if group is not None and group in self.group_device:
+            return (self.group_device[group],)
+        allowed = self.problem.allowed(task)
+        if group is not None:
+            allowed = tuple(d for d in allowed if all(d in self.problem.costs[m] for m in self.problem.groups[group]))
+        need = self._need(task)
+        out = []
+        for d in allowed:
+            cap = self.problem.platform.device[d].memory_bytes
+            if cap is None or self.used[d] + need <= cap:
+                out.append(d)
+        return tuple(out)
+
+    def commit(self, task: str, device: str) -> None:
+        """Record that ``task`` sits on ``device``."""
+        group = self.problem.colocate.get(task)
+        if group is not None:
+            if group in self.group_device:
+                return
+            self.group_device[group] = device
+        self.used[device] += self._need(task)

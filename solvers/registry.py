@@ -1,0 +1,81 @@
+"""The solver registry: look solvers up by name, as a YAML config names them.
+
+``get_solver("single:cpu0")`` is shorthand for ``get_solver("single", device="cpu0")``.
+Every solver has the signature ``solve(problem, *, time_limit=None, seed=0, **options)``
+and returns a validated :class:`~scheduler.schedule.Schedule`.
+
+Example
+-------
+>>> from solvers import get_solver, solver_names
+>>> "heft" in solver_names()
+True
+>>> solve = get_solver("single:cpu0")
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from scheduler.errors import SolverError
+from scheduler.schedule import Schedule
+
+from . import greedy, heft, single
+
+SolveFn = Callable[..., Schedule]
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """A registered solver: its name, one-line summary, function, and whether it is exact."""
+
+    name: str
+    summary: str
+    solve: SolveFn
+    exact: bool = False
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Solver-specific option names (besides time_limit and seed)."""
+        params = inspect.signature(self.solve).parameters
+        return tuple(p for p in params if p not in ("problem", "time_limit", "seed"))
+
+
+SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info in (
+    SolverInfo("single", "all tasks on the best single device (option device=NAME, or single:NAME)", single.solve),
+    SolverInfo("greedy", "topological order, each task where it finishes earliest", greedy.solve),
+    SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
+)})
+
+
+def solver_names() -> tuple[str, ...]:
+    """Names of every registered solver."""
+    return tuple(SOLVERS)
+
+
+def list_solvers() -> tuple[SolverInfo, ...]:
+    """Every registered solver with its summary."""
+    return tuple(SOLVERS.values())
+
+
+def get_solver(name: str, **options: Any) -> SolveFn:
+    """The solver ``name`` with ``options`` bound; unknown names and options raise SolverError.
+
+    The result is called as ``solve(problem, time_limit=..., seed=...)``.
+    """
+    base, _, arg = name.partition(":")
+    if base not in SOLVERS:
+        raise SolverError(f"unknown solver {name!r}; known: {', '.join(SOLVERS)}")
+    info = SOLVERS[base]
+    if arg:
+        if base != "single":
+            raise SolverError(f"solver {base!r} takes no ':' argument (only single:DEVICE does)")
+        options = {**options, "device": arg}
+    for key in options:
+        if key not in info.options:
+            known = ", ".join(info.options) or "none"
+            raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")
+    return functools.partial(info.solve, **options)
