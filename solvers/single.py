@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
@@ -31,7 +32,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, d
     started = time.perf_counter()
     name = f"single:{device}" if device else "single"
     if device is not None and device not in problem.platform.device:
-        return no_solution(problem, solver=name, started=started, reason=f"unknown device {device!r}")
+        raise SolverError(f"solver {name!r}: unknown device {device!r} (devices: {', '.join(problem.devices)})")
     candidates = [device] if device else list(problem.devices)
     best, reasons = None, []
     for d in candidates:

@@ -1,0 +1,196 @@
+"""The ``hetsched`` command line.
+
+Every user error prints one line ``hetsched: error: ...`` and exits with code 2;
+``validate`` exits 1 when the schedule is invalid.  This module is the composition
+root: it is the one place in ``scheduler/`` that imports the solver registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__, zoo
+from .config import SolverCatalog, SolverSpec, load_config
+from .errors import HetschedError
+from .fileio import write_bytes
+from .pipeline import build_problem, execute_run, format_table, run_solvers, summary_table
+from .problem import read_problem, write_problem
+from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
+
+
+def _solver_catalog() -> SolverCatalog:
+    from solvers import get_solver, solver_names
+
+    return SolverCatalog(names=solver_names(), check=lambda name, options: get_solver(name, **options) and None)
+
+
+def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            values = [int(d) for d in dims.split(",")]
+        except ValueError:
+            values = []
+        if not sep or not name or not values:
+            raise HetschedError(f"--input-shape takes NAME=D1,D2,... with integer dims, got {item!r}")
+        shapes[name] = values
+    return shapes
+
+
+def _parse_options(items: Sequence[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for key, value in zoo.parse_params(items).items():
+        out[key] = yaml.safe_load(value)  # numbers, booleans, lists come through typed
+    return out
+
+
+def cmd_solvers(args: argparse.Namespace) -> int:
+    from solvers import list_solvers
+
+    for info in list_solvers():
+        opts = f"  [options: {', '.join(info.options)}]" if info.options else ""
+        print(f"{info.name:<20} {info.summary}{opts}")
+    return 0
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    for m in zoo.list_models():
+        params = ", ".join(f"{k}={v}" for k, v in m.defaults.items())
+        print(f"{m.name:<10} {m.description}\n{'':<10} defaults: {params}")
+    return 0
+
+
+def cmd_zoo_export(args: argparse.Namespace) -> int:
+    model = zoo.build(args.name, **zoo.parse_params(args.set))
+    write_bytes(args.output, model.SerializeToString())
+    print(f"wrote {args.output} ({len(model.graph.node)} nodes)")
+    return 0
+
+
+def cmd_problem(args: argparse.Namespace) -> int:
+    params = zoo.parse_params(args.set) if args.set else None
+    problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape))
+    write_problem(problem, args.output)
+    g = problem.graph
+    print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
+          + (f" ({len(g.unknown_shape_tensors)} tensors of unknown shape counted as 0 bytes)" if g.unknown_shape_tensors else ""))
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from solvers import get_solver
+
+    problem = read_problem(args.problem)
+    options = _parse_options(args.option)
+    get_solver(args.solver, **options)  # fail fast on a bad name or option
+    (sched,) = run_solvers(problem, [SolverSpec(name=args.solver, options=options)], get_solver,
+                           time_limit=args.time_limit, seed=args.seed)
+    print(format_table(summary_table([sched])))
+    if args.output:
+        write_schedule(sched, args.output)
+        print(f"wrote {args.output}")
+    return 0 if sched.found else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    problem = read_problem(args.problem)
+    sched = read_schedule(args.schedule)
+    errors = validate(problem, sched)
+    if not sched.found:
+        errors = ["the schedule holds no placement (status " + sched.status + ")"]
+    if errors:
+        print(f"INVALID: {len(errors)} violation(s)")
+        for e in errors:
+            print(f"  - {e}")
+        return 1
+    d = schedule_to_dict(sched)
+    print(f"valid: makespan {d['makespan']:.6g} s, {len(sched.tasks)} tasks, solver {sched.solver or '?'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from solvers import get_solver
+
+    config = load_config(args.config, _solver_catalog())
+    if args.output_dir:
+        config = config.model_copy(update={"output_dir": args.output_dir})
+    result = execute_run(config, get_solver, progress=sys.stderr.isatty())
+    g = result.problem.graph
+    print(f"{config.name}: model {result.problem.label} ({len(g.tasks)} tasks, {len(g.edges)} edges) "
+          f"on {len(result.problem.devices)} devices ({', '.join(result.problem.devices)})")
+    print(format_table(result.table))
+    print(f"results: {result.directory}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="hetsched", description="Place ONNX operators on heterogeneous devices.")
+    p.add_argument("--version", action="version", version=f"hetsched {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solvers", help="list registered solvers")
+    s.set_defaults(func=cmd_solvers)
+
+    z = sub.add_parser("zoo", help="built-in models")
+    zsub = z.add_subparsers(dest="zoo_command", required=True)
+    zl = zsub.add_parser("list", help="list zoo models and their parameters")
+    zl.set_defaults(func=cmd_zoo_list)
+    ze = zsub.add_parser("export", help="write a zoo model as .onnx")
+    ze.add_argument("name")
+    ze.add_argument("-o", "--output", required=True)
+    ze.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
+    ze.set_defaults(func=cmd_zoo_export)
+
+    pr = sub.add_parser("problem", help="build a problem file from a model and a platform")
+    pr.add_argument("model", help="zoo model name or path to an .onnx file")
+    pr.add_argument("--platform", default="default", help="preset name or platform YAML file")
+    pr.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
+    pr.add_argument("-o", "--output", required=True)
+    pr.set_defaults(func=cmd_problem)
+
+    so = sub.add_parser("solve", help="solve a problem file with one solver")
+    so.add_argument("problem")
+    so.add_argument("--solver", required=True)
+    so.add_argument("--time-limit", type=float, default=None)
+    so.add_argument("--seed", type=int, default=0)
+    so.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="solver option")
+    so.add_argument("-o", "--output")
+    so.set_defaults(func=cmd_solve)
+
+    va = sub.add_parser("validate", help="check a schedule against a problem (exit 1 when invalid)")
+    va.add_argument("problem")
+    va.add_argument("schedule")
+    va.set_defaults(func=cmd_validate)
+
+    ru = sub.add_parser("run", help="run a YAML config (default: the embedded default run)")
+    ru.add_argument("config", nargs="?", default=None)
+    ru.add_argument("--output-dir", default=None, help="override the config's output_dir")
+    ru.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hetsched`` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HetschedError as exc:
+        print(f"hetsched: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"hetsched: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hetsched: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Run configuration (YAML), validated with pydantic at the boundary.
+
+Every error names the file and the key: ``configs/x.yaml: solvers[1].name: unknown
+solver 'foo'; known: single, greedy, heft``.
+
+Example
+-------
+>>> cfg = config_from_dict({"model": {"zoo": "mlp"}, "solvers": ["greedy"]})
+>>> cfg.solvers[0].name
+'greedy'
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources as ilr
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from .errors import ConfigError, HetschedError
+
+DEFAULT_CONFIG = "default.yaml"
+
+
+@dataclass(frozen=True)
+class SolverCatalog:
+    """What config validation needs to know of the solver registry (injected by the caller)."""
+
+    names: tuple[str, ...]
+    check: Callable[[str, dict[str, Any]], None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Which model: a zoo name with parameters, or an ONNX file with fixed input shapes."""
+
+    zoo: str | None = None
+    path: str | None = None
+    params: dict[str, int | float | str] = Field(default_factory=dict)
+    input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        if (self.zoo is None) == (self.path is None):
+            raise ValueError("give exactly one of 'zoo' (a zoo model name) or 'path' (an .onnx file)")
+        if self.path is not None and self.params:
+            raise ValueError("'params' applies to zoo models only")
+        return self
+
+
+class SolverSpec(_Strict):
+    """One solver run: registry name, options, and optionally its own time limit."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    time_limit: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _known(self, info: ValidationInfo) -> "SolverSpec":
+        check = (info.context or {}).get("check_solver")
+        if check is not None:
+            try:
+                check(self.name, self.options)
+            except HetschedError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
+class RunConfig(_Strict):
+    """A whole run: model, platform, costs, solvers, limits, output."""
+
+    name: str = "run"
+    model: ModelSpec
+    platform: str | dict[str, Any] = "default"
+    costs: Literal["model"] = "model"
+    objective: Literal["latency"] = "latency"
+    solvers: list[SolverSpec] = Field(default_factory=list)
+    time_limit: float = Field(default=30.0, gt=0)
+    seed: int = 0
+    output_dir: str = "results"
+
+    @field_validator("solvers", mode="before")
+    @classmethod
+    def _expand(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, "all"):
+            return [{"name": n} for n in (info.context or {}).get("solver_names", ())]
+        if not isinstance(value, list):
+            raise ValueError("solvers must be 'all' or a list of solver names / {name, options, time_limit}")
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+
+    @field_validator("solvers")
+    @classmethod
+    def _non_empty(cls, value: list[SolverSpec]) -> list[SolverSpec]:
+        if not value:
+            raise ValueError("solvers must name at least one solver")
+        return value
+
+
+def _one_line(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {loc or 'config'}: {msg}{more}"
+
+
+def config_from_dict(data: Any, where: str = "config", solvers: SolverCatalog | None = None) -> RunConfig:
+    """Validate a config mapping; the first error names its key.
+
+    ``solvers`` lets the caller check solver names and options and expand
+    ``solvers: all`` (the core does not import the solver registry itself).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: the config must be a mapping of keys to values")
+    context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names}
+    try:
+        return RunConfig.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, where)) from None
+
+
+def default_config_text() -> str:
+    """The embedded default config (also shipped as configs/default.yaml)."""
+    return (ilr.files("scheduler") / "data" / DEFAULT_CONFIG).read_text("utf-8")
+
+
+def load_config(path: str | os.PathLike[str] | None = None, solvers: SolverCatalog | None = None) -> RunConfig:
+    """Load a YAML run config, or the embedded default when ``path`` is None."""
+    if path is None:
+        where, text = f"embedded {DEFAULT_CONFIG}", default_config_text()
+    else:
+        where = os.fspath(path)
+        if not os.path.isfile(where):
+            raise ConfigError(f"config file {where!r} does not exist")
+        with open(where, encoding="utf-8") as fh:
+            text = fh.read()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    return config_from_dict(data, where, solvers)
