@@ -1,0 +1,94 @@
+"""The hetsched command line: each command works, and bad input gives one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from scheduler.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_solvers_and_zoo_list(capsys):
+    code, out, _ = run(capsys, "solvers")
+    assert code == 0 and "heft" in out and "greedy" in out
+    code, out, _ = run(capsys, "zoo", "list")
+    assert code == 0 and all(m in out for m in ("bert", "gpt2", "randwire", "inception", "mlp"))
+
+
+def test_problem_solve_validate_chain(tmp_path, capsys):
+    onnx_path, prob, sched = tmp_path / "m.onnx", tmp_path / "p.json", tmp_path / "s.json"
+    assert run(capsys, "zoo", "export", "mlp", "-o", str(onnx_path), "--set", "layers=3")[0] == 0
+    onnx.checker.check_model(onnx.load(str(onnx_path)))
+    code, out, _ = run(capsys, "problem", str(onnx_path), "-o", str(prob))
+    assert code == 0 and "tasks" in out
+    assert json.loads(prob.read_text())["format"] == "hetsched-problem/1"
+    code, out, _ = run(capsys, "solve", str(prob), "--solver", "heft", "-o", str(sched))
+    assert code == 0 and "heft" in out and sched.exists()
+    code, out, _ = run(capsys, "validate", str(prob), str(sched))
+    assert code == 0 and out.startswith("valid")
+    data = json.loads(sched.read_text())
+    data["tasks"][0]["finish"] += 1.0
+    sched.write_text(json.dumps(data))
+    code, out, _ = run(capsys, "validate", str(prob), str(sched))
+    assert code == 1 and "INVALID" in out
+
+
+def test_problem_with_zoo_params_and_input_shape_error(tmp_path, capsys):
+    code, _, _ = run(capsys, "problem", "bert", "--set", "layers=1", "-o", str(tmp_path / "p.json"))
+    assert code == 0
+    code, _, err = run(capsys, "problem", "bert", "--input-shape", "nope=1,2", "-o", str(tmp_path / "q.json"))
+    assert code == 2 and "not a graph input" in err and not (tmp_path / "q.json").exists()
+
+
+def test_run_default_writes_every_output(tmp_path, capsys):
+    code, out, _ = run(capsys, "run", "--output-dir", str(tmp_path))
+    assert code == 0
+    (run_dir,) = [d for d in os.listdir(tmp_path)]
+    files = set(os.listdir(tmp_path / run_dir))
+    assert {"config.yaml", "problem.json", "summary.csv", "schedules"} <= files
+    assert "heft" in out and "gap" in out and str(tmp_path) in out
+    # a second run never overwrites the first
+    assert run(capsys, "run", "--output-dir", str(tmp_path))[0] == 0
+    assert len(os.listdir(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["solve", "missing.json", "--solver", "heft"], "does not exist"),
+    (["solve", "{problem}", "--solver", "nope"], "unknown solver 'nope'"),
+    (["solve", "{problem}", "--solver", "heft", "--option", "x=1"], "has no option 'x'"),
+    (["problem", "nomodel", "-o", "x.json"], "neither a zoo model"),
+    (["problem", "{garbage}", "-o", "x.json"], "cannot read ONNX model"),
+    (["problem", "bert", "--set", "layers=0", "-o", "x.json"], "layers"),
+    (["problem", "mlp", "--platform", "nope", "-o", "x.json"], "neither a file nor a preset"),
+    (["run", "{badcfg}"], "unknown key"),
+    (["run", "missing.yaml"], "does not exist"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, text):
+    (tmp_path / "garbage.onnx").write_bytes(b"\x00\x01not an onnx model")
+    (tmp_path / "bad.yaml").write_text("model: {zoo: mlp}\nsolverz: all\n")
+    main(["problem", "mlp", "-o", str(tmp_path / "p.json")])
+    capsys.readouterr()
+    subs = {"{problem}": str(tmp_path / "p.json"), "{garbage}": str(tmp_path / "garbage.onnx"),
+            "{badcfg}": str(tmp_path / "bad.yaml")}
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *[subs.get(a, a) for a in argv])
+    assert code == 2
+    assert text in err and err.count("\n") == 1 and err.startswith("hetsched: error:")
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "results").exists()
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(tmp_path / "none.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
