@@ -181,11 +181,12 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     used: set[str] = set()
+    given = {node.name for node in out.graph.node if node.name}  # generated names avoid these
     for i, node in enumerate(out.graph.node):
         if not node.name or node.name in used:
             base = f"{node.op_type}_{i}"
             name, k = base, 0
-            while name in used:
+            while name in used or name in given:
                 k += 1
                 name = f"{base}_{k}"
             node.name = name
@@ -280,6 +281,8 @@ def task_graph_from_onnx(
     """
     proto = load_model(model)
     label = name or proto.graph.name or "model"
+    if not proto.graph.node:
+        raise ModelError(f"model {label!r} has no nodes")
     proto = fix_input_shapes(name_nodes(proto), input_shapes)
     try:
         inferred = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)

@@ -59,8 +59,8 @@ class Device:
         for key in ("peak_flops", "mem_bandwidth"):
             if not getattr(self, key) > 0:
                 raise PlatformError(f"device {self.name!r}: {key} must be > 0")
-        if self.overhead_s < 0:
-            raise PlatformError(f"device {self.name!r}: overhead_s must be >= 0")
+        if not (math.isfinite(self.overhead_s) and self.overhead_s >= 0):
+            raise PlatformError(f"device {self.name!r}: overhead_s must be a finite number >= 0")
         if self.threads < 1:
             raise PlatformError(f"device {self.name!r}: threads must be >= 1")
 
@@ -188,7 +188,7 @@ def _number(where: str, key: str, value: Any, *, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PlatformError(f"{where}: {key} must be a number, got {value!r}")
     if integer:
-        if float(value) != int(value):
+        if not math.isfinite(value) or float(value) != int(value):
             raise PlatformError(f"{where}: {key} must be a whole number, got {value!r}")
         return int(value)
     return float(value)

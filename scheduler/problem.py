@@ -213,7 +213,7 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
             links=tuple(link_from_dict(l, f"{where}: links[{i}]") for i, l in enumerate(data.get("links", []))),
         )
     except HetschedError as exc:
-        raise ProblemError(str(exc)) from None
+        raise ProblemError(f"{where}: {exc}") from None
     tasks, costs, colocate = [], {}, {}
     for i, row in enumerate(data["tasks"]):
         row = _keys(f"{where}: tasks[{i}]", row, {"name", "op_type", "cost", "memory_bytes", "colocate"}, {"name", "cost"})
@@ -224,6 +224,8 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
             raise ProblemError(f"{where}: task {name!r}: cost must be an object {{device: seconds}}")
         costs[name] = {d: _nonneg(f"{where}: task {name!r} cost on {d!r}", c) for d, c in row["cost"].items()}
         mem = _nonneg(f"{where}: task {name!r} memory_bytes", row.get("memory_bytes", 0))
+        if mem != int(mem):
+            raise ProblemError(f"{where}: task {name!r} memory_bytes must be a whole number, got {mem!r}")
         tasks.append(Task(name=name, op_type=str(row.get("op_type", "")), memory_bytes=int(mem), onnx_nodes=(name,)))
         if row.get("colocate") is not None:
             colocate[name] = str(row["colocate"])
@@ -238,7 +240,10 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
         graph = TaskGraph(name=str(data.get("name", "problem")), tasks=tuple(tasks), edges=tuple(edges))
     except HetschedError as exc:
         raise ProblemError(f"{where}: {exc}") from None
-    return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")))
+    try:
+        return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")))
+    except HetschedError as exc:
+        raise ProblemError(f"{where}: {exc}") from None
 
 
 def read_problem(path: str | os.PathLike[str]) -> Problem:

@@ -1,0 +1,348 @@
+"""Tests for scheduler.graph: ONNX model -> task graph (tasks, edges, sizes, FLOPs, errors)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from scheduler import zoo
+from scheduler.errors import ModelError
+from scheduler.graph import Edge, Task, TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
+
+F32 = 4  # bytes per float32
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _model(nodes, inputs, outputs, initializers=(), name="hand"):
+    """A model built with onnx.helper only (no checker), opset 17 / IR 9."""
+    graph = helper.make_graph(list(nodes), name, list(inputs), list(outputs), list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+
+
+def _vi(name, shape, dtype=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def hand_model(batch_dim=2):
+    """X[b,8] @ W[8,4] -> Y; Relu(Y) -> Z; Add(Y, Z) -> S; Mul(Z, Z) -> Q; Split(S) -> S1, S2; Concat(S1, S2) -> out.
+
+    Mul reads the same tensor twice; Split -> Concat carries two tensors between one node pair.
+    """
+    w = numpy_helper.from_array(np.arange(32, dtype=np.float32).reshape(8, 4), "W")
+    split = numpy_helper.from_array(np.array([2, 2], dtype=np.int64), "split_sizes")
+    nodes = [
+        helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm"),
+        helper.make_node("Relu", ["Y"], ["Z"], name="relu"),
+        helper.make_node("Add", ["Y", "Z"], ["S"], name="add"),
+        helper.make_node("Mul", ["Z", "Z"], ["Q"], name="square"),
+        helper.make_node("Split", ["S", "split_sizes"], ["S1", "S2"], name="split", axis=1),
+        helper.make_node("Concat", ["S1", "S2"], ["out"], name="concat", axis=1),
+    ]
+    return _model(nodes, [_vi("X", [batch_dim, 8])], [_vi("out", None), _vi("Q", None)], [w, split])
+
+
+@pytest.fixture(scope="module")
+def hand_graph() -> TaskGraph:
+    return task_graph_from_onnx(hand_model())
+
+
+def _edge(graph: TaskGraph, src: str, dst: str) -> Edge:
+    matches = [e for e in graph.edges if (e.src, e.dst) == (src, dst)]
+    assert len(matches) == 1, f"expected one edge {src}->{dst}, got {matches}"
+    return matches[0]
+
+
+# ----------------------------------------------------------------------------- hand-built model
+
+def test_tasks_are_the_nodes_in_order(hand_graph):
+    assert [t.name for t in hand_graph.tasks] == ["mm", "relu", "add", "square", "split", "concat"]
+    assert [t.op_type for t in hand_graph.tasks] == ["MatMul", "Relu", "Add", "Mul", "Split", "Concat"]
+    assert all(t.onnx_nodes == (t.name,) for t in hand_graph.tasks)
+
+
+def test_graph_inputs_and_initializers_are_not_tasks(hand_graph):
+    names = {t.name for t in hand_graph.tasks}
+    assert not names & {"X", "W", "split_sizes", "Y", "out"}
+    ends = {e.src for e in hand_graph.edges} | {e.dst for e in hand_graph.edges}
+    assert ends <= names
+
+
+def test_edges_and_their_sizes(hand_graph):
+    pairs = {(e.src, e.dst): e for e in hand_graph.edges}
+    assert set(pairs) == {
+        ("mm", "relu"), ("mm", "add"), ("relu", "add"), ("relu", "square"), ("add", "split"), ("split", "concat"),
+    }
+    assert len(hand_graph.edges) == 6
+    y_bytes = 2 * 4 * F32  # 32
+    for key in [("mm", "relu"), ("mm", "add"), ("relu", "add"), ("add", "split")]:
+        assert pairs[key].bytes == y_bytes
+    # the same tensor read twice by one node counts once
+    assert pairs[("relu", "square")].bytes == y_bytes
+    assert pairs[("relu", "square")].tensors == ("Z",)
+    # two tensors between one pair: one edge, bytes summed
+    sc = pairs[("split", "concat")]
+    assert sc.tensors == ("S1", "S2")
+    assert sc.bytes == 2 * (2 * 2 * F32)
+
+
+def test_matmul_flops_bytes_and_memory(hand_graph):
+    mm = hand_graph.task["mm"]
+    assert mm.flops == 2 * 2 * 8 * 4
+    # reads X (2x8) and W (8x4), writes Y (2x4)
+    assert mm.bytes_moved == (2 * 8 + 8 * 4 + 2 * 4) * F32
+    # resident: the weight it reads plus its output (graph input X is not counted)
+    assert mm.memory_bytes == 8 * 4 * F32 + 2 * 4 * F32
+
+
+def test_elementwise_and_copy_ops(hand_graph):
+    t = hand_graph.task
+    assert t["relu"].flops == 2 * 4
+    assert t["add"].flops == 2 * 4
+    assert t["relu"].memory_bytes == 2 * 4 * F32  # no weights, only its output
+    assert t["concat"].flops == 0
+    # Split reads an int64 initializer of 2 elements: that counts as a weight
+    assert t["split"].memory_bytes == 2 * 8 + 2 * (2 * 2 * F32)
+    assert hand_graph.unknown_shape_tensors == ()
+
+
+def test_graph_is_a_dag_with_topological_order(hand_graph):
+    order = hand_graph.topological_order
+    pos = {n: i for i, n in enumerate(order)}
+    assert sorted(order) == sorted(t.name for t in hand_graph.tasks)
+    assert all(pos[e.src] < pos[e.dst] for e in hand_graph.edges)
+    assert hand_graph.nx.number_of_edges() == len(hand_graph.edges)
+
+
+def test_name_argument_and_default_name():
+    assert task_graph_from_onnx(hand_model()).name == "hand"
+    assert task_graph_from_onnx(hand_model(), name="mine").name == "mine"
+
+
+def test_saved_model_imports_like_in_memory(tmp_path):
+    model = hand_model()
+    path = tmp_path / "hand.onnx"
+    onnx.save(model, os.fspath(path))
+    from_disk = task_graph_from_onnx(path)
+    from_str = task_graph_from_onnx(os.fspath(path))
+    assert from_disk == task_graph_from_onnx(model)
+    assert from_str == from_disk
+
+
+def test_import_does_not_modify_the_callers_model():
+    model = _model([helper.make_node("Relu", ["X"], ["Y"])], [_vi("X", ["n", 3])], [_vi("Y", None)])
+    before = model.SerializeToString()
+    task_graph_from_onnx(model, input_shapes={"X": [2, 3]})
+    assert model.SerializeToString() == before
+
+
+# ----------------------------------------------------------------------------- node naming
+
+def _unnamed_chain():
+    nodes = [
+        helper.make_node("Relu", ["X"], ["a"]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Neg", ["b"], ["c"], name="dup"),
+        helper.make_node("Neg", ["c"], ["d"], name="dup"),
+        helper.make_node("Relu", ["d"], ["e"], name="Relu_0"),  # collides with a generated name
+    ]
+    return _model(nodes, [_vi("X", [1, 3])], [_vi("e", None)])
+
+
+def test_unnamed_and_repeated_nodes_get_unique_names():
+    g = task_graph_from_onnx(_unnamed_chain())
+    names = [t.name for t in g.tasks]
+    assert len(set(names)) == len(names) == 5
+    assert all(names)
+    assert names[2] == "dup"
+    assert names[3] != "dup"
+    # an explicit, unique name is kept even where a generated one could collide with it
+    assert names[4] == "Relu_0"
+    assert [(e.src, e.dst) for e in g.edges] == list(zip(names, names[1:]))
+
+
+def test_name_nodes_is_deterministic_and_pure():
+    model = _unnamed_chain()
+    before = model.SerializeToString()
+    a, b = name_nodes(model), name_nodes(model)
+    assert [n.name for n in a.graph.node] == [n.name for n in b.graph.node]
+    assert model.SerializeToString() == before
+    # naming is idempotent: an already named model keeps its names
+    assert [n.name for n in name_nodes(a).graph.node] == [n.name for n in a.graph.node]
+    # the task graph uses exactly these names
+    assert [t.name for t in task_graph_from_onnx(model).tasks] == [n.name for n in a.graph.node]
+
+
+# ----------------------------------------------------------------------------- input shapes
+
+def _dynamic_model():
+    w = numpy_helper.from_array(np.ones((8, 4), dtype=np.float32), "W")
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm"),
+             helper.make_node("Relu", ["Y"], ["Z"], name="relu")]
+    return _model(nodes, [_vi("X", ["batch", 8])], [_vi("Z", None)], [w])
+
+
+def test_dynamic_input_dim_without_shapes_is_rejected():
+    with pytest.raises(ModelError) as info:
+        task_graph_from_onnx(_dynamic_model())
+    msg = str(info.value)
+    assert "'X'" in msg and "batch" in msg
+    assert "\n" not in msg
+
+
+def test_input_without_shape_is_rejected():
+    model = _model([helper.make_node("Relu", ["X"], ["Y"])], [_vi("X", None)], [_vi("Y", None)])
+    with pytest.raises(ModelError, match="'X'"):
+        task_graph_from_onnx(model)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_input_shapes_fix_dynamic_dims(batch):
+    g = task_graph_from_onnx(_dynamic_model(), input_shapes={"X": [batch, 8]})
+    assert g.unknown_shape_tensors == ()
+    assert _edge(g, "mm", "relu").bytes == batch * 4 * F32
+    assert g.task["mm"].flops == 2 * batch * 8 * 4
+    assert g.task["mm"].memory_bytes == 8 * 4 * F32 + batch * 4 * F32
+
+
+def test_input_shapes_override_static_dims():
+    g = task_graph_from_onnx(hand_model(), input_shapes={"X": [6, 8]})
+    assert _edge(g, "mm", "relu").bytes == 6 * 4 * F32
+
+
+@pytest.mark.parametrize("bad", [{"Y": [2, 8]}, {"W": [8, 4]}, {"nope": [1]}])
+def test_input_shapes_naming_a_non_input_is_rejected(bad):
+    with pytest.raises(ModelError) as info:
+        task_graph_from_onnx(_dynamic_model(), input_shapes=bad)
+    assert repr(next(iter(bad))) in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [[0, 8], [-1, 8]])
+def test_input_shapes_must_be_positive(shape):
+    with pytest.raises(ModelError, match="'X'"):
+        task_graph_from_onnx(_dynamic_model(), input_shapes={"X": shape})
+
+
+def test_input_shapes_with_wrong_rank_is_rejected():
+    with pytest.raises(ModelError, match="rank"):
+        task_graph_from_onnx(_dynamic_model(), input_shapes={"X": [2, 8, 1]})
+
+
+def test_fix_input_shapes_returns_a_copy():
+    model = _dynamic_model()
+    fixed = fix_input_shapes(model, {"X": [4, 8]})
+    dims = [d.dim_value for d in fixed.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [4, 8]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+# ----------------------------------------------------------------------------- malformed graphs
+
+def test_cyclic_graph_is_rejected():
+    nodes = [helper.make_node("Add", ["X", "b"], ["a"], name="A"),
+             helper.make_node("Relu", ["a"], ["b"], name="B")]
+    model = _model(nodes, [_vi("X", [2, 2])], [_vi("b", None)])
+    with pytest.raises(ModelError) as info:
+        task_graph_from_onnx(model)
+    msg = str(info.value)
+    assert "cycle" in msg and "A" in msg and "B" in msg
+
+
+def test_node_reading_its_own_output_is_rejected():
+    model = _model([helper.make_node("Add", ["X", "a"], ["a"], name="A")], [_vi("X", [2])], [_vi("a", None)])
+    with pytest.raises(ModelError, match="'A'"):
+        task_graph_from_onnx(model)
+
+
+def test_dangling_tensor_is_rejected():
+    nodes = [helper.make_node("Add", ["X", "ghost"], ["a"], name="A")]
+    model = _model(nodes, [_vi("X", [2, 2])], [_vi("a", None)])
+    with pytest.raises(ModelError) as info:
+        task_graph_from_onnx(model)
+    assert "'ghost'" in str(info.value) and "'A'" in str(info.value)
+
+
+def test_tensor_produced_twice_is_rejected():
+    nodes = [helper.make_node("Relu", ["X"], ["a"], name="A"), helper.make_node("Neg", ["X"], ["a"], name="B")]
+    model = _model(nodes, [_vi("X", [2])], [_vi("a", None)])
+    with pytest.raises(ModelError, match="'a'"):
+        task_graph_from_onnx(model)
+
+
+def test_missing_file_is_a_model_error(tmp_path):
+    path = tmp_path / "missing.onnx"
+    with pytest.raises(ModelError) as info:
+        task_graph_from_onnx(path)
+    assert os.fspath(path) in str(info.value)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_garbage_file_is_a_model_error(tmp_path, seed):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(np.random.default_rng(seed).bytes(64 + 97 * seed))
+    with pytest.raises(ModelError) as info:  # no other exception type
+        task_graph_from_onnx(path)
+    msg = str(info.value)
+    assert os.fspath(path) in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, world\n"])
+def test_empty_or_text_file_is_a_model_error(tmp_path, content):
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert os.fspath(path) in str(info.value)
+
+
+def test_directory_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path)
+
+
+def test_task_graph_checks_its_own_structure():
+    a, b = Task("a"), Task("b")
+    with pytest.raises(ModelError, match="twice"):
+        TaskGraph("g", (a, Task("a")), ())
+    with pytest.raises(ModelError, match="'zz'"):
+        TaskGraph("g", (a, b), (Edge("a", "zz"),))
+    with pytest.raises(ModelError, match="self-loop"):
+        TaskGraph("g", (a, b), (Edge("a", "a"),))
+    with pytest.raises(ModelError, match="twice"):
+        TaskGraph("g", (a, b), (Edge("a", "b"), Edge("a", "b")))
+    with pytest.raises(ModelError, match="negative"):
+        TaskGraph("g", (a, b), (Edge("a", "b", -1),))
+    with pytest.raises(ModelError, match="cycle"):
+        TaskGraph("g", (a, b), (Edge("a", "b"), Edge("b", "a")))
+
+
+# ----------------------------------------------------------------------------- zoo models
+
+@pytest.mark.parametrize("name", [m.name for m in zoo.list_models()])
+def test_zoo_models_import_cleanly(name, tmp_path):
+    model = zoo.build(name)
+    g = task_graph_from_onnx(model)
+    assert g.unknown_shape_tensors == ()
+    assert sum(t.flops for t in g.tasks) > 0
+    assert g.edges and all(e.bytes > 0 for e in g.edges)
+    assert [t.name for t in g.tasks] == [n.name for n in model.graph.node]
+    assert [t.op_type for t in g.tasks] == [n.op_type for n in model.graph.node]
+    assert all(t.memory_bytes > 0 and t.bytes_moved > 0 for t in g.tasks)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, os.fspath(path))
+    assert task_graph_from_onnx(path, name=g.name) == g
+
+
+def test_mlp_is_a_chain_with_exact_sizes():
+    g = task_graph_from_onnx(zoo.build("mlp", layers=2, width=16, batch=3))
+    # every activation between layers is batch x width float32
+    assert {e.bytes for e in g.edges} == {3 * 16 * F32}
+    assert len(g.edges) == len(g.tasks) - 1
+    mms = [t for t in g.tasks if t.op_type == "MatMul"]
+    assert len(mms) == 2
+    assert {t.flops for t in mms} == {2 * 3 * 16 * 16}
