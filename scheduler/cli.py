@@ -15,7 +15,9 @@ from . import __version__, zoo
 from .config import SolverCatalog, SolverSpec, load_config
 from .errors import HetschedError
 from .fileio import write_bytes
-from .pipeline import build_problem, execute_run, format_table, run_solvers, summary_table
+from .pipeline import (ProfileOptions, build_problem, execute_run, format_table, measure, run_solvers,
+                       summary_table)
+from .profiling import plan_profiling, profile_paths
 from .problem import read_problem, write_problem
 from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
 
@@ -72,9 +74,37 @@ def cmd_zoo_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_options(args: argparse.Namespace) -> ProfileOptions:
+    return ProfileOptions(folder=args.profiles, repeats=args.repeats, warmup=args.warmup, force=args.force)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    params = zoo.parse_params(args.set) if args.set else None
+    graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
+                                            _profile_options(args), progress=sys.stderr.isatty())
+    plan = plan_profiling(graph, platform)
+    csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
+    measured = [n for n in prof.nodes if n.runs > 0]
+    print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
+          f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge) x {prof.repeats} repeats")
+    for run in plan.node_runs:
+        print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}")
+    print(f"  nodes measured: {len(measured)} of {len(prof.nodes)} (task, device) pairs; "
+          f"{len(prof.nodes) - len(measured)} absent from the trace, cost 0")
+    print(f"  transfer classes: {plan.transfer_classes} (sizes x real device pairs), fitted links: {len(prof.links)}")
+    noisy = prof.noisy()
+    print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
+                                                      f"cv {noisy[0].cv:.0%}" if noisy else ""))
+    for dev, ratio in prof.sum_over_whole().items():
+        print(f"  {dev}: sum of node medians {ratio:.2f} x whole-model run ({prof.whole_run_s[dev] * 1e3:.3f} ms)")
+    print(f"table: {csv_path}\nmetadata: {json_path}")
+    return 0
+
+
 def cmd_problem(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
-    problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape))
+    problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
+                            profile=_profile_options(args), progress=sys.stderr.isatty())
     write_problem(problem, args.output)
     g = problem.graph
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
@@ -147,11 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
     ze.set_defaults(func=cmd_zoo_export)
 
+    def model_args(parser: argparse.ArgumentParser, *profile_flags: str) -> None:
+        parser.add_argument("model", help="zoo model name or path to an .onnx file")
+        parser.add_argument("--platform", default="default", help="preset name or platform YAML file")
+        parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
+        parser.add_argument(*profile_flags, "--profiles", default="profiles", help="folder of stored profiles")
+        parser.add_argument("--repeats", type=int, default=20, help="profiling repeats per run")
+        parser.add_argument("--warmup", type=int, default=3, help="profiling warm-up runs")
+        parser.add_argument("--force", action="store_true", help="re-measure even if a stored profile matches")
+
+    pf = sub.add_parser("profile", help="measure node and transfer costs on the platform's real devices")
+    model_args(pf, "-o")
+    pf.set_defaults(func=cmd_profile)
+
     pr = sub.add_parser("problem", help="build a problem file from a model and a platform")
-    pr.add_argument("model", help="zoo model name or path to an .onnx file")
-    pr.add_argument("--platform", default="default", help="preset name or platform YAML file")
-    pr.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
-    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
+    model_args(pr)
+    pr.add_argument("--costs", choices=["model", "profile"], default="model",
+                    help="analytic cost model, or measured costs for real devices")
     pr.add_argument("-o", "--output", required=True)
     pr.set_defaults(func=cmd_problem)
 

@@ -72,13 +72,23 @@ class SolverSpec(_Strict):
         return self
 
 
+class ProfileSpec(_Strict):
+    """How measured costs are obtained when ``costs: profile``."""
+
+    folder: str = "profiles"
+    repeats: int = Field(default=20, ge=1)
+    warmup: int = Field(default=3, ge=0)
+    force: bool = False
+
+
 class RunConfig(_Strict):
     """A whole run: model, platform, costs, solvers, limits, output."""
 
     name: str = "run"
     model: ModelSpec
     platform: str | dict[str, Any] = "default"
-    costs: Literal["model"] = "model"
+    costs: Literal["model", "profile"] = "model"
+    profile: ProfileSpec = Field(default_factory=ProfileSpec)
     objective: Literal["latency"] = "latency"
     solvers: list[SolverSpec] = Field(default_factory=list)
     time_limit: float = Field(default=30.0, gt=0)

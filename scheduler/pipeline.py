@@ -29,9 +29,10 @@ from . import zoo
 from .config import RunConfig, SolverSpec
 from .errors import HetschedError, ModelError
 from .fileio import write_text
-from .graph import load_model, task_graph_from_onnx
+from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
 from .platform import Platform, load_platform
 from .problem import Problem, write_problem
+from .profiling import Profile, get_profile, problem_from_profile
 from .schedule import Schedule, validate, write_schedule
 
 GetSolver = Callable[..., Callable[..., Schedule]]
@@ -49,13 +50,64 @@ def resolve_model(spec: str, params: Mapping[str, Any] | None = None) -> tuple[o
     raise ModelError(f"model {spec!r} is neither a zoo model ({', '.join(names)}) nor an existing .onnx file")
 
 
+def tqdm_progress(enabled: bool) -> Callable[[str, int], Callable[[], None]] | None:
+    """A progress factory for long loops: ``progress(label, total)`` returns a tick function."""
+    if not enabled:
+        return None
+
+    def start(label: str, total: int) -> Callable[[], None]:
+        bar = tqdm(total=total, desc=label, unit="run", leave=False)
+
+        def tick() -> None:
+            bar.update()
+            if bar.n >= total:
+                bar.close()
+        return tick
+    return start
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Where profiles are stored and how they are measured."""
+
+    folder: str = "profiles"
+    repeats: int = 20
+    warmup: int = 3
+    force: bool = False
+
+
+def load_graph(spec: str, params: Mapping[str, Any] | None = None,
+               input_shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[onnx.ModelProto, TaskGraph]:
+    """The model and its task graph (dynamic input dimensions fixed by ``input_shapes``)."""
+    model, label = resolve_model(spec, params)
+    model = fix_input_shapes(name_nodes(model), input_shapes)
+    return model, task_graph_from_onnx(model, name=label)
+
+
+def measure(spec: str, params: Mapping[str, Any] | None = None,
+            platform: str | Mapping[str, Any] | Platform = "default",
+            input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
+            progress: bool = False) -> tuple[TaskGraph, Platform, Profile, bool]:
+    """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
+    model, graph = load_graph(spec, params, input_shapes)
+    plat = load_platform(platform)
+    prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
+                               warmup=options.warmup, force=options.force, progress=tqdm_progress(progress))
+    return graph, plat, prof, reused
+
+
 def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   platform: str | Mapping[str, Any] | Platform = "default",
-                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> Problem:
-    """The problem of a model on a platform with modelled costs."""
-    model, label = resolve_model(spec, params)
-    graph = task_graph_from_onnx(model, input_shapes=input_shapes, name=label)
-    return Problem.from_graph(graph, load_platform(platform), name=label)
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
+                  profile: ProfileOptions = ProfileOptions(), progress: bool = False) -> Problem:
+    """The problem of a model on a platform, with modelled (``costs="model"``) or measured (``"profile"``) costs."""
+    if costs == "profile":
+        graph, plat, prof, _ = measure(spec, params, platform, input_shapes, profile, progress)
+        return problem_from_profile(graph, plat, prof)
+    if costs != "model":
+        raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
+    _, graph = load_graph(spec, params, input_shapes)
+    return Problem.from_graph(graph, load_platform(platform), name=graph.name)
 
 
 def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solver: GetSolver, *,
@@ -123,7 +175,10 @@ def execute_run(config: RunConfig, get_solver: GetSolver, *, progress: bool = Tr
     when complete, so a failed run leaves nothing behind and no run overwrites another.
     """
     problem = build_problem(config.model.zoo or config.model.path or "", config.model.params,
-                            config.platform, config.model.input_shapes)
+                            config.platform, config.model.input_shapes, costs=config.costs,
+                            profile=ProfileOptions(config.profile.folder, config.profile.repeats,
+                                                   config.profile.warmup, config.profile.force),
+                            progress=progress)
     schedules = run_solvers(problem, config.solvers, get_solver, time_limit=config.time_limit,
                             seed=config.seed, progress=progress)
     table = summary_table(schedules)

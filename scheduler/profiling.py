@@ -1,0 +1,487 @@
+"""Profiling: measured node and transfer costs on the real devices of a platform.
+
+Node costs come from ONNX Runtime's profiler (``<node>_kernel_time`` events, µs)
+with graph optimisations disabled, so that every event maps to a model node.
+Transfer costs are fitted as ``latency + bytes / bandwidth`` from timed copies of
+every distinct transfer size, plus the measured overhead of a session boundary.
+Simulated devices keep the analytic model; their links come from the platform.
+
+Fewest runs (after the PIM partitioning paper): real devices with the same
+ONNX Runtime settings (execution provider, threads) behave the same, so one
+profiling run serves them all (``cpu0`` and ``cpu1`` are both one-thread CPU
+sessions); every transfer between host-memory devices is one class of copy, so one
+edge run measures every size at once.  On the default platform that is 2 node
+runs + 1 edge run for 3 real devices (the paper needed 3 + 1).
+
+Profiles are stored as CSV (one row per task and device) + JSON metadata in a
+folder (``profiles/`` by default) and reused when the model bytes, the real
+devices' settings, the ONNX Runtime version, the host's core count and the
+repeat count all match.
+
+Example
+-------
+>>> from scheduler.zoo import build
+>>> from scheduler.graph import task_graph_from_onnx
+>>> from scheduler.platform import load_platform
+>>> plan = plan_profiling(task_graph_from_onnx(build("mlp")), load_platform("default"))
+>>> len(plan.node_runs), len(plan.edge_runs)
+(2, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+from onnx import TensorProto, helper
+
+from .costs import model_costs
+from .errors import HetschedError
+from .fileio import read_json, write_json, write_text
+from .graph import TaskGraph, name_nodes
+from .platform import Device, Link, Platform
+from .problem import Problem
+
+NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
+IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
+
+
+@dataclass(frozen=True)
+class NodeRun:
+    """One profiling run: a session with ``threads`` threads on ``provider`` serving ``devices``."""
+
+    provider: str
+    threads: int
+    devices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EdgeRun:
+    """One transfer-profiling run: every size in ``sizes`` between the device pairs in ``pairs``."""
+
+    src_provider: str
+    dst_provider: str
+    pairs: tuple[tuple[str, str], ...]
+    sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ProfilingPlan:
+    """The fewest runs that measure every node on every real device and every transfer class."""
+
+    node_runs: tuple[NodeRun, ...]
+    edge_runs: tuple[EdgeRun, ...]
+    transfer_classes: int  # distinct (bytes, src device, dst device) over edges and real pairs
+
+    @property
+    def runs(self) -> int:
+        return len(self.node_runs) + len(self.edge_runs)
+
+
+@dataclass(frozen=True)
+class NodeStat:
+    """Measured cost of one task on one device (seconds)."""
+
+    task: str
+    device: str
+    median_s: float
+    min_s: float
+    max_s: float
+    cv: float
+    runs: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LinkFit:
+    """A fitted link ``latency + bytes / bandwidth`` between two real devices."""
+
+    src: str
+    dst: str
+    latency: float
+    bandwidth: float | None
+    boundary_overhead_s: float
+    points: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything measured for one (model, platform): node costs, links, and how they were measured."""
+
+    model_sha256: str
+    platform_key: str
+    platform_name: str
+    ort_version: str
+    repeats: int
+    warmup: int
+    date: str
+    host_cores: int
+    runs: int
+    nodes: tuple[NodeStat, ...]
+    links: tuple[LinkFit, ...]
+    whole_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiling trace
+
+    def cost(self, task: str, device: str) -> float | None:
+        """The median cost of ``task`` on ``device``, if measured."""
+        return self._index.get((task, device))
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], float]:
+        return {(n.task, n.device): n.median_s for n in self.nodes}
+
+    def noisy(self, threshold: float = NOISY_CV) -> tuple[NodeStat, ...]:
+        """Nodes whose spread (coefficient of variation) exceeds ``threshold``."""
+        return tuple(n for n in self.nodes if n.cv > threshold and n.runs > 1)
+
+    def per_node_overhead(self) -> dict[str, float]:
+        """Per profiled device: the whole-run time the kernels do not explain, per node.
+
+        ONNX Runtime spends time between kernels (scheduling, allocation) that no
+        kernel event shows; spread evenly over the nodes it makes the sum of node
+        costs equal the measured whole run.
+        """
+        out = {}
+        for dev, whole in self.whole_run_s.items():
+            rows = [n for n in self.nodes if n.device == dev]
+            residual = whole - sum(n.median_s for n in rows)
+            out[dev] = max(0.0, residual / len(rows)) if rows else 0.0
+        return out
+
+    def sum_over_whole(self) -> dict[str, float]:
+        """Per profiled device: sum of node medians / median whole-model run time."""
+        out = {}
+        for dev, whole in self.whole_run_s.items():
+            total = sum(n.median_s for n in self.nodes if n.device == dev)
+            out[dev] = total / whole if whole > 0 else float("nan")
+        return out
+
+
+# ------------------------------------------------------------------------------ planning
+
+def real_devices(platform: Platform) -> tuple[Device, ...]:
+    """Devices that replay on ONNX Runtime (not simulated)."""
+    return tuple(d for d in platform.devices if not d.simulated)
+
+
+def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
+    """The fewest profiling runs for ``graph`` on ``platform``'s real devices.
+
+    One node run per distinct (provider, threads) setting: a run measures one
+    session configuration, and devices with the same configuration behave alike.
+    One edge run per distinct (source provider, destination provider) pair type
+    among real devices: within one pair type, a copy costs the same whichever
+    devices it joins, and one run can time every size.
+    """
+    reals = real_devices(platform)
+    groups: dict[tuple[str, int], list[str]] = {}
+    for d in reals:
+        groups.setdefault((d.execution_provider, d.threads), []).append(d.name)
+    node_runs = tuple(NodeRun(p, t, tuple(devs)) for (p, t), devs in groups.items())
+    sizes = tuple(sorted({e.bytes for e in graph.edges}))
+    pair_groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for a in reals:
+        for b in reals:
+            if a.name != b.name:
+                pair_groups.setdefault((a.execution_provider, b.execution_provider), []).append((a.name, b.name))
+    edge_runs = tuple(EdgeRun(sp, dp, tuple(pairs), sizes) for (sp, dp), pairs in pair_groups.items() if sizes)
+    classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
+    return ProfilingPlan(node_runs, edge_runs, classes)
+
+
+# ------------------------------------------------------------------------------ measuring
+
+def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str | None) -> ort.InferenceSession:
+    if provider not in ort.get_available_providers():
+        raise HetschedError(f"execution provider {provider!r} is not available here "
+                            f"(available: {', '.join(ort.get_available_providers())})")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if profile_dir is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(profile_dir, "ort")
+    return ort.InferenceSession(model_bytes, so, providers=[provider])
+
+
+def random_inputs(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for every graph input of ``session``: normal floats, zeros for integers and booleans."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        dtype = helper.tensor_dtype_to_np_dtype(_ORT_TYPES.get(inp.type, TensorProto.FLOAT))
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+_ORT_TYPES = {
+    "tensor(float)": TensorProto.FLOAT, "tensor(float16)": TensorProto.FLOAT16, "tensor(double)": TensorProto.DOUBLE,
+    "tensor(int64)": TensorProto.INT64, "tensor(int32)": TensorProto.INT32, "tensor(int8)": TensorProto.INT8,
+    "tensor(uint8)": TensorProto.UINT8, "tensor(bool)": TensorProto.BOOL,
+}
+
+
+def _timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
+                tick: Callable[[], None]) -> list[float]:
+    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats."""
+    wall = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        session.run(None, dict(feeds))
+        if i >= warmup:
+            wall.append(time.perf_counter() - t0)
+        tick()
+    return wall
+
+
+def _end_trace(session: ort.InferenceSession) -> list[dict]:
+    """Stop profiling and return the trace events (the trace file is removed)."""
+    path = session.end_profiling()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    finally:
+        os.remove(path)
+
+
+def _node_durations(events: Sequence[dict], repeats: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times."""
+    per_node: dict[str, list[float]] = {}
+    runs = []
+    for ev in events:
+        name = ev.get("name", "")
+        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+            per_node.setdefault(name[: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
+        elif ev.get("cat") == "Session" and name == "model_run":
+            runs.append(ev["dur"] * 1e-6)
+    return {k: v[-repeats:] for k, v in per_node.items()}, runs[-repeats:]
+
+
+def _noop() -> None:
+    return None
+
+
+def _stats(task: str, device: str, samples: Sequence[float], note: str = "") -> NodeStat:
+    med = statistics.median(samples)
+    mean = statistics.fmean(samples)
+    cv = statistics.pstdev(samples) / mean if mean > 0 and len(samples) > 1 else 0.0
+    return NodeStat(task, device, med, min(samples), max(samples), cv, len(samples), note)
+
+
+def _copy_model(sizes: Sequence[int]) -> onnx.ModelProto:
+    """One Identity per transfer size (uint8 tensors of exactly that many bytes)."""
+    inputs, outputs, nodes = [], [], []
+    for i, n in enumerate(sizes):
+        inputs.append(helper.make_tensor_value_info(f"in{i}", TensorProto.UINT8, [max(1, n)]))
+        outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.UINT8, [max(1, n)]))
+        nodes.append(helper.make_node("Identity", [f"in{i}"], [f"out{i}"], name=f"copy{i}"))
+    model = helper.make_model(helper.make_graph(nodes, "transfers", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def _boundary_model() -> onnx.ModelProto:
+    """The smallest session: one Identity on one byte, to time a session boundary."""
+    return _copy_model([1])
+
+
+def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]:
+    """Least-squares ``latency + bytes / bandwidth`` (both clipped to be physical)."""
+    x = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    if len(points) < 2 or np.ptp(x) == 0:
+        return float(max(0.0, y.mean())), None
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 0:
+        return float(max(0.0, y.mean())), None
+    return float(max(0.0, intercept)), float(1.0 / slope)
+
+
+def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
+                  warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None
+                  ) -> Profile:
+    """Measure every node on every real device and every transfer class, following the plan.
+
+    ``model`` must be the model ``graph`` was imported from (with fixed input shapes).
+    ``progress(label, total)`` may return a callable that is ticked once per ORT run.
+    """
+    if repeats < 1 or warmup < 0:
+        raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
+    plan = plan_profiling(graph, platform)
+    model_bytes = _model_bytes(model)
+    task_names = {t.name for t in graph.tasks}
+    nodes: list[NodeStat] = []
+    whole: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
+        for run in plan.node_runs:
+            sess = _session(model_bytes, run.provider, run.threads, tmp)
+            tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
+                            warmup + repeats) if progress else _noop
+            _timed_runs(sess, random_inputs(sess, seed), warmup, repeats, tick)
+            per_node, runs = _node_durations(_end_trace(sess), repeats)
+            for dev in run.devices:
+                whole[dev] = statistics.median(runs) if runs else float("nan")
+                for task in graph.tasks:
+                    samples = per_node.get(task.name)
+                    if samples:
+                        nodes.append(_stats(task.name, dev, samples))
+                    else:
+                        nodes.append(NodeStat(task.name, dev, 0.0, 0.0, 0.0, 0.0, 0,
+                                              "not in the ONNX Runtime trace (constant or folded at load): cost 0"))
+            unknown = set(per_node) - task_names
+            if unknown:
+                raise HetschedError(f"profiling trace names nodes not in the model: {sorted(unknown)[:3]}")
+        links = []
+        for erun in plan.edge_runs:
+            if (erun.src_provider, erun.dst_provider) != ("CPUExecutionProvider", "CPUExecutionProvider"):
+                raise HetschedError(f"transfer profiling between {erun.src_provider} and {erun.dst_provider} "
+                                    "is not supported yet; give that link in the platform and mark one side simulated")
+            links += _profile_transfers(erun, platform, repeats, warmup, tmp, progress)
+    return Profile(
+        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        platform_key=platform_key(platform),
+        platform_name=platform.name,
+        ort_version=ort.__version__,
+        repeats=repeats,
+        warmup=warmup,
+        date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        host_cores=os.cpu_count() or 1,
+        runs=plan.runs,
+        nodes=tuple(nodes),
+        links=tuple(links),
+        whole_run_s=whole,
+    )
+
+
+def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: int, tmp: str,
+                       progress: Callable[[str, int], Callable[[], None]] | None) -> list[LinkFit]:
+    """One edge run: copy every size once per repeat, and time a session boundary."""
+    threads = platform.device[erun.pairs[0][1]].threads
+    tick = progress("transfers", 2 * (warmup + repeats)) if progress else _noop
+    sess = _session(_model_bytes(_copy_model(erun.sizes)), "CPUExecutionProvider", threads, tmp)
+    feeds = {f"in{i}": np.ones(max(1, n), dtype=np.uint8) for i, n in enumerate(erun.sizes)}
+    _timed_runs(sess, feeds, warmup, repeats, tick)
+    per_node, _ = _node_durations(_end_trace(sess), repeats)
+    points = tuple((n, statistics.median(per_node.get(f"copy{i}", [0.0]))) for i, n in enumerate(erun.sizes))
+    tiny = _session(_model_bytes(_boundary_model()), "CPUExecutionProvider", threads, None)
+    wall = _timed_runs(tiny, {"in0": np.ones(1, dtype=np.uint8)}, warmup, repeats, tick)
+    boundary = statistics.median(wall)
+    latency, bandwidth = _fit_link(points)
+    return [LinkFit(a, b, latency + boundary, bandwidth, boundary, points) for a, b in erun.pairs]
+
+
+def _model_bytes(model: onnx.ModelProto) -> bytes:
+    m = name_nodes(model)
+    if m.ir_version > IR_VERSION:
+        m.ir_version = IR_VERSION
+    return m.SerializeToString()
+
+
+def platform_key(platform: Platform) -> str:
+    """Hash of what profiling depends on: the real devices' names and ORT settings."""
+    data = [(d.name, d.execution_provider, d.threads) for d in real_devices(platform)]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ store
+
+_CSV_COLUMNS = ["task", "device", "median_s", "min_s", "max_s", "cv", "runs", "note"]
+
+
+def profile_paths(folder: str, label: str, model_sha256: str, key: str) -> tuple[str, str]:
+    """CSV and JSON paths of a stored profile."""
+    stem = os.path.join(folder, f"{label}-{model_sha256[:12]}-{key[:8]}")
+    return f"{stem}.csv", f"{stem}.json"
+
+
+def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
+    """Write the profile's table (CSV) and metadata (JSON) atomically; returns their paths."""
+    csv_path, json_path = profile_paths(folder, label, profile.model_sha256, profile.platform_key)
+    table = pd.DataFrame([asdict(n) for n in profile.nodes], columns=_CSV_COLUMNS)
+    write_text(csv_path, table.to_csv(index=False))
+    meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
+    meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
+    meta["format"] = "hetsched-profile/1"
+    meta["table"] = os.path.basename(csv_path)
+    write_json(json_path, meta)
+    return csv_path, json_path
+
+
+def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int) -> Profile | None:
+    """The stored profile when everything it depends on matches, else None."""
+    csv_path, json_path = profile_paths(folder, label, model_sha256, platform_key(platform))
+    if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
+        return None
+    meta = read_json(json_path, "profile metadata")
+    if (meta.get("format") != "hetsched-profile/1" or meta.get("model_sha256") != model_sha256
+            or meta.get("platform_key") != platform_key(platform) or meta.get("ort_version") != ort.__version__
+            or meta.get("host_cores") != (os.cpu_count() or 1) or meta.get("repeats") != repeats):
+        return None
+    table = pd.read_csv(csv_path, keep_default_na=False)
+    nodes = tuple(NodeStat(str(r.task), str(r.device), float(r.median_s), float(r.min_s), float(r.max_s),
+                           float(r.cv), int(r.runs), str(r.note)) for r in table.itertuples(index=False))
+    links = tuple(LinkFit(l["src"], l["dst"], l["latency"], l["bandwidth"], l["boundary_overhead_s"],
+                          tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
+    return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
+                   meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
+                   meta["whole_run_s"])
+
+
+def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
+                label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
+                progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
+    """A stored profile when it matches (``reused=True``), else a fresh one that is then stored."""
+    label = label or graph.name
+    sha = hashlib.sha256(_model_bytes(model)).hexdigest()
+    if not force:
+        stored = load_profile(folder, label, sha, platform, repeats)
+        if stored is not None:
+            return stored, True
+    prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+    save_profile(prof, folder, label)
+    return prof, False
+
+
+# ------------------------------------------------------------------------------ problem
+
+def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile, name: str = "",
+                         include_overhead: bool = True) -> Problem:
+    """A Problem with measured costs on real devices, modelled ones on simulated devices.
+
+    With ``include_overhead`` each node's cost also carries its share of the
+    runtime overhead between kernels (:meth:`Profile.per_node_overhead`), so that a
+    single-device schedule predicts the measured whole-model run.  Links between
+    real devices become the fitted ones; links that touch a simulated device stay
+    as the platform gives them.
+    """
+    costs = model_costs(graph, platform)
+    overhead = profile.per_node_overhead() if include_overhead else {}
+    measured = {(n.task, n.device): n.median_s + overhead.get(n.device, 0.0) for n in profile.nodes}
+    for d in real_devices(platform):
+        for t in graph.tasks:
+            if d.name in costs[t.name]:
+                if (t.name, d.name) not in measured:
+                    raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
+                costs[t.name][d.name] = measured[(t.name, d.name)]
+    fitted = {(l.src, l.dst): Link(l.src, l.dst, l.latency, l.bandwidth) for l in profile.links}
+    links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
+    plat = Platform(platform.name, platform.devices, links)
+    return Problem(graph, plat, costs, name=name or graph.name)
