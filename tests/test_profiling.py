@@ -123,3 +123,23 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     capsys.readouterr()
     assert main(["profile", "mlp", *args]) == 0
     assert capsys.readouterr().out.startswith("reused stored profile")
+
+
+def test_presets_for_the_papers_scenarios(bert):
+    from scheduler.platform import preset_names
+    from scheduler.problem import Problem
+    from scheduler.schedule import simulate
+
+    assert {"default", "cpu2gpu", "pim-sequential"} <= set(preset_names())
+    gpus = load_platform("cpu2gpu")
+    g0, g1 = gpus.device["gpu0"], gpus.device["gpu1"]
+    assert g0.kind == g1.kind == "gpu" and g0.simulated and (g0.peak_flops, g0.mem_bandwidth) != (g1.peak_flops, g1.mem_bandwidth)
+    assert plan_profiling(bert[1], gpus).runs == 1  # only the CPU is real
+    # PIM paper: one host thread drives all three devices, so execution is sequential
+    pim = load_platform("pim-sequential")
+    problem = Problem.from_graph(bert[1], pim)
+    placement = {t: ("pim" if "pim" in problem.costs[t] else "cpu-serial") for t in problem.tasks}
+    s = simulate(problem, placement)
+    transfers = sum(problem.transfer(e, placement[e.src], placement[e.dst]) for e in problem.graph.edges)
+    assert s.makespan >= sum(problem.costs[t][placement[t]] for t in problem.tasks)
+    assert s.makespan <= sum(problem.costs[t][placement[t]] for t in problem.tasks) + transfers + 1e-12
