@@ -14,6 +14,7 @@ from typing import Sequence
 from . import __version__, zoo
 from .config import SolverCatalog, SolverSpec, load_config
 from .errors import HetschedError
+from .importers import import_dnn_partitioning
 from .fileio import write_bytes
 from .pipeline import (ProfileOptions, build_problem, execute_run, format_table, measure, run_solvers,
                        summary_table)
@@ -127,6 +128,15 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0 if sched.found else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    problem = import_dnn_partitioning(args.file, accelerators=args.accelerators, cpus=args.cpus,
+                                      time_scale=args.time_scale)
+    write_problem(problem, args.output)
+    print(f"wrote {args.output}: {len(problem.tasks)} tasks, {len(problem.graph.edges)} edges, "
+          f"{len(problem.devices)} devices, {len(problem.groups)} co-location groups")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     problem = read_problem(args.problem)
     sched = read_schedule(args.schedule)
@@ -206,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="solver option")
     so.add_argument("-o", "--output")
     so.set_defaults(func=cmd_solve)
+
+    im = sub.add_parser("import", help="convert a published workload into a problem file")
+    im.add_argument("format", choices=["dnn-partitioning"])
+    im.add_argument("file")
+    im.add_argument("-o", "--output", required=True)
+    im.add_argument("--accelerators", type=int, default=None, help="number of accelerators (default: the file's)")
+    im.add_argument("--cpus", type=int, default=None, help="number of CPU cores (default: the file's)")
+    im.add_argument("--time-scale", type=float, default=1e-3, help="seconds per time unit of the file (ms: 1e-3)")
+    im.set_defaults(func=cmd_import)
 
     va = sub.add_parser("validate", help="check a schedule against a problem (exit 1 when invalid)")
     va.add_argument("problem")

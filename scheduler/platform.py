@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from importlib import resources as ilr
 from typing import Any, Mapping
@@ -71,16 +71,24 @@ class Device:
 
 @dataclass(frozen=True)
 class Link:
-    """Transfer model ``latency + bytes / bandwidth`` from ``src`` to ``dst`` (bandwidth None = infinite)."""
+    """Transfer model ``latency + bytes / bandwidth`` from ``src`` to ``dst`` (bandwidth None = infinite).
+
+    ``transfer_scale`` multiplies a problem's explicit per-edge transfer times on
+    this link (e.g. 2 between two accelerators that copy through host memory,
+    0 between cores that share it); the byte-based model ignores it.
+    """
 
     src: str
     dst: str
     latency: float = 0.0
     bandwidth: float | None = None
+    transfer_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.latency < 0 or not math.isfinite(self.latency):
             raise PlatformError(f"link {self.src}->{self.dst}: latency must be a finite number >= 0")
+        if self.transfer_scale < 0 or not math.isfinite(self.transfer_scale):
+            raise PlatformError(f"link {self.src}->{self.dst}: transfer_scale must be a finite number >= 0")
         if self.bandwidth is not None and not self.bandwidth > 0:
             raise PlatformError(f"link {self.src}->{self.dst}: bandwidth must be > 0 (or omitted for infinite)")
 
@@ -135,7 +143,7 @@ class Platform:
                     raise PlatformError(
                         f"platform {self.name!r}: no link between {a.name!r} and {b.name!r} "
                         "(add one under links or set default_link)")
-                table[(a.name, b.name)] = Link(a.name, b.name, link.latency, link.bandwidth)
+                table[(a.name, b.name)] = replace(link, src=a.name, dst=b.name)
         return table
 
     def transfer_time(self, src: str, dst: str, nbytes: float) -> float:
@@ -161,7 +169,7 @@ class Platform:
 # ------------------------------------------------------------------------ YAML / dict I/O
 
 _DEVICE_KEYS = {f.name for f in fields(Device)}
-_LINK_KEYS = {"src", "dst", "latency", "bandwidth"}
+_LINK_KEYS = {"src", "dst", "latency", "bandwidth", "transfer_scale"}
 _PLATFORM_KEYS = {"name", "devices", "links", "default_link"}
 
 
@@ -227,13 +235,15 @@ def device_from_dict(data: Any, where: str = "device") -> Device:
 
 def link_from_dict(data: Any, where: str = "link", *, endpoints: bool = True) -> Link:
     """Build a Link from a mapping (``default_link`` has no endpoints)."""
-    data = _check_keys(where, data, _LINK_KEYS if endpoints else {"latency", "bandwidth"},
+    data = _check_keys(where, data, _LINK_KEYS if endpoints else _LINK_KEYS - {"src", "dst"},
                        {"src", "dst"} if endpoints else set())
+    scale = _number(where, "transfer_scale", data.get("transfer_scale", 1.0))
     return Link(
         src=str(data.get("src", "*")),
         dst=str(data.get("dst", "*")),
         latency=_number(where, "latency", data.get("latency", 0.0)) or 0.0,
         bandwidth=_number(where, "bandwidth", data.get("bandwidth")),
+        transfer_scale=1.0 if scale is None else scale,
     )
 
 
@@ -271,11 +281,18 @@ def platform_to_dict(platform: Platform) -> dict[str, Any]:
                 v = sorted(v)
             row[f.name] = v
         devs.append(row)
-    links = [{"src": l.src, "dst": l.dst, "latency": l.latency, "bandwidth": l.bandwidth} for l in platform.links]
-    out: dict[str, Any] = {"name": platform.name, "devices": devs, "links": links}
+    out: dict[str, Any] = {"name": platform.name, "devices": devs, "links": [link_to_dict(l) for l in platform.links]}
     if platform.default_link is not None:
-        out["default_link"] = {"latency": platform.default_link.latency, "bandwidth": platform.default_link.bandwidth}
+        out["default_link"] = {k: v for k, v in link_to_dict(platform.default_link).items() if k not in ("src", "dst")}
     return out
+
+
+def link_to_dict(link: Link) -> dict[str, Any]:
+    """The YAML/JSON structure of a link (``transfer_scale`` only when not 1)."""
+    row: dict[str, Any] = {"src": link.src, "dst": link.dst, "latency": link.latency, "bandwidth": link.bandwidth}
+    if link.transfer_scale != 1.0:
+        row["transfer_scale"] = link.transfer_scale
+    return row
 
 
 def preset_names() -> tuple[str, ...]:

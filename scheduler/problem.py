@@ -10,7 +10,7 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
 
     {"format": "hetsched-problem/1", "name": "...",
      "devices": [{"name", "kind", "resources", "memory_bytes"?, ...Device fields}],
-     "links": [{"src", "dst", "latency", "bandwidth"}],
+     "links": [{"src", "dst", "latency", "bandwidth", "transfer_scale"?}],
      "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
      "edges": [{"src", "dst", "bytes", "transfer"?}]}
 
@@ -37,7 +37,7 @@ from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
 from .graph import Edge, Task, TaskGraph
 from .fileio import read_json, write_json
-from .platform import Platform, device_from_dict, link_from_dict, platform_to_dict
+from .platform import Platform, device_from_dict, link_from_dict, link_to_dict, platform_to_dict
 
 FORMAT = "hetsched-problem/1"
 
@@ -137,7 +137,7 @@ class Problem:
             return 0.0
         override = self.transfer_override.get((edge.src, edge.dst))
         if override is not None:
-            return override
+            return override * self.platform.link_table[(src_device, dst_device)].transfer_scale
         return self.platform.transfer_time(src_device, dst_device, edge.bytes)
 
     def memory(self, task: str) -> int:
@@ -157,8 +157,7 @@ class Problem:
 def problem_to_dict(problem: Problem) -> dict[str, Any]:
     """The ``hetsched-problem/1`` structure of a problem."""
     plat = platform_to_dict(problem.platform)
-    links = [{"src": l.src, "dst": l.dst, "latency": l.latency, "bandwidth": l.bandwidth}
-             for l in problem.platform.link_table.values()]
+    links = [link_to_dict(l) for l in problem.platform.link_table.values()]
     tasks = []
     for t in problem.graph.tasks:
         row: dict[str, Any] = {"name": t.name}

@@ -36,7 +36,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Callable, Mapping, Sequence
 
@@ -50,7 +50,7 @@ from .costs import model_costs
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph, name_nodes
-from .platform import Device, Link, Platform
+from .platform import Device, Platform
 from .problem import Problem
 
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
@@ -481,7 +481,8 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
                 if (t.name, d.name) not in measured:
                     raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
                 costs[t.name][d.name] = measured[(t.name, d.name)]
-    fitted = {(l.src, l.dst): Link(l.src, l.dst, l.latency, l.bandwidth) for l in profile.links}
+    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], latency=l.latency, bandwidth=l.bandwidth)
+              for l in profile.links}
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)
     return Problem(graph, plat, costs, name=name or graph.name)

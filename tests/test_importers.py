@@ -1,0 +1,82 @@
+"""The dnn-partitioning importer maps the published workloads faithfully."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scheduler.cli import main
+from scheduler.errors import HetschedError
+from scheduler.importers import import_dnn_partitioning
+from scheduler.schedule import validate
+from solvers import get_solver
+
+
+def _tiny(tmp_path, **over):
+    data = {"maxSizePerFPGA": 100, "maxFPGAs": 2, "maxCPUs": 2, "nodes": [
+        {"id": 1, "name": "a", "supportedOnFpga": 1, "cpuLatency": 4.0, "fpgaLatency": 1.0, "size": 60, "colorClass": 7},
+        {"id": 2, "name": "b", "supportedOnFpga": 0, "cpuLatency": 2.0, "fpgaLatency": 0.5, "size": 10},
+        {"id": 3, "name": "c", "supportedOnFpga": True, "cpuLatency": 3.0, "fpgaLatency": 1.5, "size": 50, "colorClass": 7},
+    ], "edges": [{"sourceId": 1, "destId": 2, "cost": 0.25, "size": 8}, {"sourceId": 2, "destId": 3, "cost": 0.5, "size": 8}]}
+    data.update(over)
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_tiny_workload_semantics(tmp_path):
+    p = import_dnn_partitioning(_tiny(tmp_path), time_scale=1.0)
+    assert p.devices == ("acc0", "acc1", "cpu0", "cpu1")
+    assert p.costs["a"] == {"acc0": 1.0, "acc1": 1.0, "cpu0": 4.0, "cpu1": 4.0}
+    assert p.allowed("b") == ("cpu0", "cpu1")  # not supported on the accelerator
+    assert p.platform.device["acc0"].memory_bytes == 100 and p.memory("a") == 60
+    assert p.groups == {"7": ("a", "c")}
+    e = p.preds["b"][0]
+    assert p.transfer(e, "acc0", "cpu1") == 0.25 and p.transfer(e, "cpu1", "acc0") == 0.25
+    assert p.transfer(e, "acc0", "acc1") == 0.5  # through host memory: twice
+    assert p.transfer(e, "cpu0", "cpu1") == 0.0 and p.transfer(e, "acc0", "acc0") == 0.0
+    # a + c (110 bytes) do not fit one accelerator together: co-location forces them to a CPU
+    s = get_solver("heft")(p)
+    assert validate(p, s) == [] and s.placement["a"] == s.placement["c"] and s.placement["a"].startswith("cpu")
+
+
+def test_device_counts_can_be_overridden(tmp_path):
+    p = import_dnn_partitioning(_tiny(tmp_path), accelerators=1, cpus=3)
+    assert p.devices == ("acc0", "cpu0", "cpu1", "cpu2")
+    assert p.costs["a"]["acc0"] == pytest.approx(1e-3)  # milliseconds -> seconds by default
+
+
+@pytest.mark.parametrize("over, text", [
+    ({"nodes": [{"id": 1, "cpuLatency": -1}]}, "cpuLatency must be a finite number >= 0"),
+    ({"nodes": [{"id": 1, "bogus": 1}]}, "unknown key 'bogus'"),
+    ({"edges": [{"sourceId": 1, "destId": 99}]}, "unknown node id 99"),
+    ({"nodes": [{"id": 1}, {"id": 1}], "edges": []}, "used twice"),
+    ({"edges": [{"sourceId": 1, "destId": 2}, {"sourceId": 2, "destId": 1}]}, "cycle"),
+])
+def test_bad_workloads(tmp_path, over, text):
+    with pytest.raises(HetschedError, match=text):
+        import_dnn_partitioning(_tiny(tmp_path, **over))
+
+
+def test_every_published_workload_imports_and_heuristics_are_valid(dnn_files):
+    for f in dnn_files:
+        raw = json.loads(f.read_text())
+        p = import_dnn_partitioning(f)
+        assert len(p.tasks) == len(raw["nodes"])
+        assert len(p.devices) == raw["maxFPGAs"] + raw["maxCPUs"]
+        cpu_only = [t for t in p.tasks if not any(d.startswith("acc") for d in p.allowed(t))]
+        assert len(cpu_only) == sum(not n["supportedOnFpga"] for n in raw["nodes"]) if raw["maxFPGAs"] else True
+        groups = [g for g in {n.get("colorClass") for n in raw["nodes"]} - {None}
+                  if sum(n.get("colorClass") == g for n in raw["nodes"]) > 1]
+        assert len(p.groups) == len(groups)
+        for name in ("single", "greedy", "heft"):
+            s = get_solver(name)(p)
+            assert s.found and validate(p, s) == [], (f.name, name)
+
+
+def test_cli_import(tmp_path, capsys, dnn_files):
+    out = tmp_path / "p.json"
+    assert main(["import", "dnn-partitioning", str(dnn_files[0]), "-o", str(out), "--accelerators", "2"]) == 0
+    assert "co-location groups" in capsys.readouterr().out
+    assert main(["solve", str(out), "--solver", "greedy"]) == 0
