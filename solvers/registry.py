@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import greedy, heft, single
+from . import dp_chain, greedy, heft, linear_clustering, single
 
 SolveFn = Callable[..., Schedule]
 
@@ -46,8 +46,13 @@ class SolverInfo:
 
 SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info in (
     SolverInfo("single", "all tasks on the best single device (option device=NAME, or single:NAME)", single.solve),
-    SolverInfo("greedy", "topological order, each task where it finishes earliest", greedy.solve),
+    SolverInfo("greedy", "topological order, each task where it finishes earliest "
+               "(priority=[dev,...]: device-priority baseline)", greedy.solve),
     SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
+    SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
+               dp_chain.solve),
+    SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
+               linear_clustering.solve),
 )})
 
 

@@ -1,0 +1,83 @@
+"""dp-chain, linear-clustering and the device-priority greedy."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brute import brute_force
+from scheduler.errors import SolverError
+from scheduler.generate import random_problem
+from scheduler.graph import Edge, Task, TaskGraph
+from scheduler.pipeline import build_problem
+from scheduler.platform import Device, Link, Platform, load_platform
+from scheduler.problem import Problem
+from scheduler.schedule import validate
+from solvers import get_solver
+from solvers.linear_clustering import linear_clusters, merge_clusters, parallel_device_sets
+
+
+def sequential_chain(n: int, seed: int) -> Problem:
+    """A chain on 3 devices that all hold one host resource (the PIM paper's setting)."""
+    base = random_problem(n, seed=seed, unsupported=0.3)
+    plat = Platform("seq", (Device("cpu", resources=("host",)), Device("par", resources=("host",)),
+                            Device("pim", resources=("host",))),
+                    (Link("cpu", "par", 1e-6, 2e10), Link("cpu", "pim", 2e-5, 2e9), Link("par", "pim", 2e-5, 2e9)))
+    tasks = tuple(Task(f"t{i}") for i in range(n))
+    edges = tuple(Edge(f"t{i}", f"t{i + 1}", 100_000 * (i % 3 + 1)) for i in range(n - 1))
+    names = dict(zip(base.devices, plat.device))
+    costs = {f"t{i}": {names[d]: c for d, c in base.costs[f"t{i}"].items() if d in names} or {"cpu": 1e-4}
+             for i in range(n)}
+    return Problem(TaskGraph("chain", tasks, edges), plat, costs)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_dp_chain_is_optimal_on_sequential_chains(n, seed):
+    p = sequential_chain(n, seed)
+    s = get_solver("dp-chain")(p)
+    best = brute_force(p)
+    assert validate(p, s) == []
+    assert s.status == "optimal" and s.makespan == pytest.approx(best.makespan, rel=1e-9)
+    assert s.lower_bound == pytest.approx(s.makespan) and s.gap == pytest.approx(0.0, abs=1e-9)
+
+
+def test_dp_chain_does_not_claim_optimality_elsewhere():
+    p = random_problem(10, seed=2)
+    s = get_solver("dp-chain")(p)
+    assert s.status == "heuristic" and not s.info["exact_case"]
+
+
+def test_device_priority_greedy():
+    p = build_problem("bert", {"layers": 1})
+    s = get_solver("greedy", priority=["pim", "cpu0"])(p)
+    assert validate(p, s) == [] and s.solver == "greedy:pim>cpu0"
+    for t in p.tasks:
+        assert s.placement[t] == ("pim" if "pim" in p.costs[t] else "cpu0")
+    with pytest.raises(SolverError, match="unknown device 'gpu'"):
+        get_solver("greedy", priority=["gpu"])(p)
+
+
+def test_linear_clusters_are_paths_that_partition_the_graph():
+    p = build_problem("randwire", {"nodes": 12})
+    clusters = linear_clusters(p)
+    assert sorted(t for c in clusters for t in c) == sorted(p.tasks)
+    g = p.graph.nx
+    assert all(g.has_edge(a, b) for c in clusters for a, b in zip(c, c[1:]))
+    merged = merge_clusters(p, clusters, 3)
+    assert len(merged) == 3 and sorted(t for c in merged for t in c) == sorted(p.tasks)
+
+
+def test_parallel_device_sets():
+    assert parallel_device_sets(build_problem("mlp")) == [("cpu0", "cpu1", "pim")]
+    assert parallel_device_sets(build_problem("mlp", platform="pim-sequential")) == [
+        ("cpu-serial",), ("cpu-par",), ("pim",)]
+
+
+def test_linear_clustering_uses_parallel_devices_on_branchy_models():
+    p = build_problem("randwire", {"nodes": 12})
+    s = get_solver("linear-clustering")(p)
+    assert validate(p, s) == [] and s.info["clusters"] == 3
+    assert len(set(s.placement.values())) >= 2
