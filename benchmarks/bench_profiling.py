@@ -4,7 +4,8 @@ For the zoo BERT and GPT-2 models on the default platform, profile ``--trials``
 times (fresh measurements, nothing reused) and report per real device:
 runs used by the plan, fraction of (task, device) pairs measured, median and 90th
 percentile coefficient of variation, noisy nodes, and the ratio of the sum of
-per-node medians to the whole-model run time (median over trials).
+per-node medians to the whole-model run time (median over trials), both inside
+the profiled runs (like for like) and for plain runs with the profiler off.
 
     python benchmarks/bench_profiling.py --repeats 20 --trials 3
 """
@@ -22,7 +23,8 @@ from scheduler.pipeline import load_graph
 from scheduler.platform import load_platform
 from scheduler.profiling import NOISY_CV, plan_profiling, profile_model
 
-MODELS = {"bert": {}, "gpt2": {}, "bert-seq64": {"seq_len": 64}}
+MODELS = {"bert": {}, "gpt2": {}, "bert-seq64": {"seq_len": 64},
+          "bert-base-layer": {"layers": 1, "hidden": 768, "heads": 12, "intermediate": 3072, "seq_len": 128}}
 
 
 def main() -> None:
@@ -50,9 +52,11 @@ def main() -> None:
                 "coverage": sum(n.runs > 0 for n in nodes) / len(nodes),
                 "cv_median": statistics.median(cvs), "cv_p90": float(np.percentile(cvs, 90)),
                 "noisy": sum(c > NOISY_CV for c in cvs),
-                "whole_run_ms": statistics.median(t.whole_run_s[dev] for t in trials) * 1e3,
-                "sum_over_whole": statistics.median(t.sum_over_whole()[dev] for t in trials),
-                "sum_over_whole_spread": float(np.ptp([t.sum_over_whole()[dev] for t in trials])),
+                "plain_run_ms": statistics.median(t.whole_run_s[dev] for t in trials) * 1e3,
+                "traced_run_ms": statistics.median(t.traced_run_s[dev] for t in trials) * 1e3,
+                "sum_over_traced": statistics.median(t.sum_over_whole(traced=True)[dev] for t in trials),
+                "sum_over_plain": statistics.median(t.sum_over_whole()[dev] for t in trials),
+                "sum_over_plain_spread": float(np.ptp([t.sum_over_whole()[dev] for t in trials])),
             })
     table = pd.DataFrame(rows)
     write_text(args.out, table.to_csv(index=False))

@@ -16,8 +16,10 @@ from .config import SolverCatalog, SolverSpec, load_config
 from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .fileio import write_bytes
-from .pipeline import (ProfileOptions, build_problem, execute_run, format_table, measure, run_solvers,
-                       summary_table)
+from .fileio import write_json
+from .pipeline import (ProfileOptions, build_problem, execute_run, format_replay, format_table, load_graph, measure,
+                       run_solvers, summary_table, tqdm_progress)
+from .replay import replay as replay_schedule
 from .profiling import plan_profiling, profile_paths
 from .problem import read_problem, write_problem
 from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
@@ -96,8 +98,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))
+    traced = prof.sum_over_whole(traced=True)
     for dev, ratio in prof.sum_over_whole().items():
-        print(f"  {dev}: sum of node medians {ratio:.2f} x whole-model run ({prof.whole_run_s[dev] * 1e3:.3f} ms)")
+        print(f"  {dev}: sum of node medians = {traced[dev]:.2f} x the traced run "
+              f"({prof.traced_run_s[dev] * 1e3:.3f} ms), {ratio:.2f} x the plain run ({prof.whole_run_s[dev] * 1e3:.3f} ms)")
     print(f"table: {csv_path}\nmetadata: {json_path}")
     return 0
 
@@ -126,6 +130,26 @@ def cmd_solve(args: argparse.Namespace) -> int:
         write_schedule(sched, args.output)
         print(f"wrote {args.output}")
     return 0 if sched.found else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    params = zoo.parse_params(args.set) if args.set else None
+    shapes = _parse_shapes(args.input_shape)
+    model, graph = load_graph(args.model, params, shapes)
+    if args.problem:
+        problem = read_problem(args.problem)
+    else:
+        problem = build_problem(args.model, params, args.platform, shapes, costs=args.costs,
+                                profile=_profile_options(args), progress=sys.stderr.isatty())
+    schedule = read_schedule(args.schedule)
+    result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
+                             opt_level=args.opt_level, tolerance=args.tolerance, export=args.export,
+                             progress=tqdm_progress(sys.stderr.isatty()))
+    print(format_replay(result))
+    if args.output:
+        write_json(args.output, result)
+        print(f"wrote {args.output}")
+    return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -216,6 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="solver option")
     so.add_argument("-o", "--output")
     so.set_defaults(func=cmd_solve)
+
+    rp = sub.add_parser("replay", help="run a schedule's placement on ONNX Runtime sessions and time it")
+    model_args(rp)
+    rp.add_argument("--schedule", required=True, help="schedule file (hetsched-schedule/1)")
+    rp.add_argument("--problem", default=None, help="the problem file the schedule was solved on "
+                    "(default: rebuild it from the model, platform and --costs)")
+    rp.add_argument("--costs", choices=["model", "profile"], default="model")
+    rp.add_argument("--opt-level", choices=["disable", "basic", "all"], default="disable",
+                    help="ORT graph optimisation per segment (disable keeps node names faithful)")
+    rp.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs the whole model")
+    rp.add_argument("--export", default=None, metavar="DIR", help="write the segments as .onnx + manifest.json")
+    rp.add_argument("-o", "--output", default=None, help="write replay.json here")
+    rp.set_defaults(func=cmd_replay)
 
     im = sub.add_parser("import", help="convert a published workload into a problem file")
     im.add_argument("format", choices=["dnn-partitioning"])

@@ -154,6 +154,26 @@ def format_table(table: pd.DataFrame) -> str:
     return shown[cols].to_string(index=False)
 
 
+def format_replay(result: Mapping[str, Any]) -> str:
+    """A replay result for a terminal: segments, measured vs predicted, baselines and speedup."""
+    lines = [f"replay of {result['solver'] or 'schedule'}: {len(result['segments'])} segments, "
+             f"outputs match (max abs diff {result['max_abs_diff']:.2e}), {result['timeline']} timeline"]
+    seg = pd.DataFrame([{"segment": s["index"], "device": s["device"], "tasks": s["tasks"],
+                         "predicted_ms": s["predicted_s"] * 1e3, "measured_ms": s["measured_median_s"] * 1e3}
+                        for s in result["segments"]])
+    lines.append(seg.round(4).to_string(index=False))
+    m = result["measured"]
+    lines.append(f"makespan: measured {result['measured_makespan_s'] * 1e3:.4f} ms (median of {result['repeats']}, "
+                 f"spread {m['spread']:.0%}), predicted {result['predicted_makespan_s'] * 1e3:.4f} ms, "
+                 f"error {result['prediction_error']:+.1%}")
+    if result.get("baselines"):
+        for label, v in result["baselines"].items():
+            lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms")
+        lines.append(f"speedup over the best plain ORT ({result['best_baseline']}): "
+                     f"{result['speedup_vs_best_baseline']:.2f}x")
+    return "\n".join(lines)
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 

@@ -130,7 +130,8 @@ class Profile:
     runs: int
     nodes: tuple[NodeStat, ...]
     links: tuple[LinkFit, ...]
-    whole_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiling trace
+    whole_run_s: Mapping[str, float]  # device -> median whole-model run time, profiler off
+    traced_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiler's trace
 
     def cost(self, task: str, device: str) -> float | None:
         """The median cost of ``task`` on ``device``, if measured."""
@@ -144,24 +145,40 @@ class Profile:
         """Nodes whose spread (coefficient of variation) exceeds ``threshold``."""
         return tuple(n for n in self.nodes if n.cv > threshold and n.runs > 1)
 
-    def per_node_overhead(self) -> dict[str, float]:
-        """Per profiled device: the whole-run time the kernels do not explain, per node.
+    def calibrated(self, task: str, device: str) -> float:
+        """The cost of ``task`` on ``device`` calibrated so that a device's node costs sum to its whole run.
 
         ONNX Runtime spends time between kernels (scheduling, allocation) that no
-        kernel event shows; spread evenly over the nodes it makes the sum of node
-        costs equal the measured whole run.
+        kernel event shows: that residual is spread evenly over the nodes.  When the
+        kernels add up to more than the plain run (the profiler's own overhead),
+        they are scaled down in proportion.
         """
+        return self._calibration[device][0] * self._index[(task, device)] + self._calibration[device][1]
+
+    @cached_property
+    def _calibration(self) -> dict[str, tuple[float, float]]:
+        """Per device: (scale, per-node addition)."""
         out = {}
         for dev, whole in self.whole_run_s.items():
             rows = [n for n in self.nodes if n.device == dev]
-            residual = whole - sum(n.median_s for n in rows)
-            out[dev] = max(0.0, residual / len(rows)) if rows else 0.0
+            total = sum(n.median_s for n in rows)
+            if not rows or total <= 0:
+                out[dev] = (1.0, 0.0)
+            elif whole >= total:
+                out[dev] = (1.0, (whole - total) / len(rows))
+            else:
+                out[dev] = (whole / total, 0.0)
         return out
 
-    def sum_over_whole(self) -> dict[str, float]:
-        """Per profiled device: sum of node medians / median whole-model run time."""
+    def sum_over_whole(self, traced: bool = False) -> dict[str, float]:
+        """Per profiled device: sum of node medians / median whole-model run time.
+
+        ``traced=True`` divides by the run time inside the profiled runs (like for
+        like: at most 1, the rest is the executor between kernels); the default
+        divides by the plain run, which the profiler's own overhead does not slow.
+        """
         out = {}
-        for dev, whole in self.whole_run_s.items():
+        for dev, whole in (self.traced_run_s if traced else self.whole_run_s).items():
             total = sum(n.median_s for n in self.nodes if n.device == dev)
             out[dev] = total / whole if whole > 0 else float("nan")
         return out
@@ -330,15 +347,21 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     task_names = {t.name for t in graph.tasks}
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
+    traced: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
         for run in plan.node_runs:
             sess = _session(model_bytes, run.provider, run.threads, tmp)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
-            _timed_runs(sess, random_inputs(sess, seed), warmup, repeats, tick)
-            per_node, runs = _node_durations(_end_trace(sess), repeats)
+            feeds = random_inputs(sess, seed)
+            _timed_runs(sess, feeds, warmup, repeats, tick)
+            per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
+            # the profiler slows runs down: time the whole model again with it off
+            plain = _session(model_bytes, run.provider, run.threads, None)
+            wall = _timed_runs(plain, feeds, warmup, repeats, _noop)
             for dev in run.devices:
-                whole[dev] = statistics.median(runs) if runs else float("nan")
+                whole[dev] = statistics.median(wall)
+                traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")
                 for task in graph.tasks:
                     samples = per_node.get(task.name)
                     if samples:
@@ -368,6 +391,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         nodes=tuple(nodes),
         links=tuple(links),
         whole_run_s=whole,
+        traced_run_s=traced,
     )
 
 
@@ -442,7 +466,7 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                           tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
     return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
                    meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
-                   meta["whole_run_s"])
+                   meta["whole_run_s"], meta["traced_run_s"])
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
@@ -463,18 +487,17 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
 # ------------------------------------------------------------------------------ problem
 
 def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile, name: str = "",
-                         include_overhead: bool = True) -> Problem:
+                         calibrate: bool = True) -> Problem:
     """A Problem with measured costs on real devices, modelled ones on simulated devices.
 
-    With ``include_overhead`` each node's cost also carries its share of the
-    runtime overhead between kernels (:meth:`Profile.per_node_overhead`), so that a
-    single-device schedule predicts the measured whole-model run.  Links between
+    With ``calibrate`` node costs are calibrated to the plain whole-model run
+    (:meth:`Profile.calibrated`), so that a single-device schedule predicts it.  Links between
     real devices become the fitted ones; links that touch a simulated device stay
     as the platform gives them.
     """
     costs = model_costs(graph, platform)
-    overhead = profile.per_node_overhead() if include_overhead else {}
-    measured = {(n.task, n.device): n.median_s + overhead.get(n.device, 0.0) for n in profile.nodes}
+    measured = {(n.task, n.device): profile.calibrated(n.task, n.device) if calibrate else n.median_s
+                for n in profile.nodes}
     for d in real_devices(platform):
         for t in graph.tasks:
             if d.name in costs[t.name]:

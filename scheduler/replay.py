@@ -1,0 +1,476 @@
+"""Replay a schedule on ONNX Runtime: cut the model, run the parts per device, check and time them.
+
+Cutting: tasks are taken in schedule order (by start time); a task joins the open
+segment of its device when that keeps the segment graph acyclic (so every
+segment is convex: no path leaves it and comes back), when no other segment has
+used any of the device's resources since (so segments never interleave on a
+resource and the per-resource order cannot deadlock), and when all its inputs from
+other segments were due by the segment's scheduled start (so running the segment
+as one session call does not delay it against the schedule).  Each segment
+becomes an ONNX model: boundary inputs (tensors read but not produced inside and
+not initializers), outputs (tensors read by other segments, or graph outputs),
+only the initializers it uses, the original opset and a readable IR version.
+
+Running: one ONNX Runtime session per segment with its device's settings; one
+worker thread per device runs its segments in schedule order, each starting when
+its inputs exist and every earlier segment on its resources has finished
+(``session.run`` releases the GIL, so devices on separate cores overlap).
+Simulated devices run their segments on the CPU for the values and are charged
+their modelled time on a virtual clock; when any device is simulated the
+reported makespan is that virtual timeline (measured durations for real
+segments, modelled ones for simulated segments and their links).
+
+Example
+-------
+>>> from scheduler.pipeline import build_problem, load_graph
+>>> from scheduler.schedule import simulate
+>>> model, graph = load_graph("mlp")
+>>> problem = build_problem("mlp")
+>>> s = simulate(problem, {t: "cpu0" for t in problem.tasks})
+>>> len(cut(problem, s))
+1
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import networkx as nx
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper, shape_inference
+
+from .errors import HetschedError
+from .fileio import write_bytes, write_json
+from .graph import name_nodes
+from .problem import Problem
+from .profiling import IR_VERSION, random_inputs
+from .schedule import Schedule
+
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A convex run of tasks on one device, replayed as one ONNX Runtime session call."""
+
+    index: int
+    device: str
+    tasks: tuple[str, ...]
+    start: float  # scheduled start of the first task
+    finish: float  # scheduled finish of the last task
+    predicted_s: float  # sum of the tasks' costs on the device
+
+
+class ReplayError(HetschedError):
+    """The schedule cannot be replayed on this model, or the replay went wrong."""
+
+
+# ------------------------------------------------------------------------------ cutting
+
+def cut(problem: Problem, schedule: Schedule) -> list[Segment]:
+    """Segments of ``schedule`` (see the module docstring for the rules), in schedule order."""
+    if not schedule.found:
+        raise ReplayError(f"schedule of {schedule.solver or 'unknown solver'} holds no placement "
+                          f"(status {schedule.status})")
+    missing = set(problem.tasks) ^ set(schedule.placement)
+    if missing:
+        raise ReplayError(f"the schedule does not fit this model: task {sorted(missing)[0]!r} "
+                          f"is in one but not the other")
+    by = schedule.by_name
+    order = schedule.order(problem)
+    seg_of: dict[str, int] = {}
+    members: list[list[str]] = []
+    device_of: list[str] = []
+    seg_start: list[float] = []
+    open_seg: dict[str, int] = {}  # device -> its open segment
+    last_on: dict[str, int] = {}  # resource -> last segment that used it
+    quotient = nx.DiGraph()
+    for t in order:
+        d = by[t].device
+        resources = problem.platform.device[d].resources
+        ext = {seg_of[e.src] for e in problem.preds[t]}
+        s = open_seg.get(d)
+        joinable = (
+            s is not None
+            and all(last_on.get(r) == s for r in resources)
+            and all(not nx.has_path(quotient, s, p) for p in ext if p != s)
+            and all(by[e.src].finish + problem.transfer(e, by[e.src].device, d) <= seg_start[s] + EPS
+                    for e in problem.preds[t] if seg_of[e.src] != s)
+        )
+        if not joinable:
+            s = len(members)
+            members.append([])
+            device_of.append(d)
+            seg_start.append(by[t].start)
+            quotient.add_node(s)
+            open_seg[d] = s
+        members[s].append(t)
+        seg_of[t] = s
+        quotient.add_edges_from((p, s) for p in ext if p != s)
+        for r in resources:
+            last_on[r] = s
+    return [Segment(i, device_of[i], tuple(m), by[m[0]].start, max(by[t].finish for t in m),
+                    sum(problem.costs[t][device_of[i]] for t in m)) for i, m in enumerate(members)]
+
+
+def is_convex(problem: Problem, tasks: Sequence[str]) -> bool:
+    """Whether no path leaves ``tasks`` and comes back (the condition for a valid segment)."""
+    inside = set(tasks)
+    g = problem.graph.nx
+    outside_desc: set[str] = set()
+    for t in inside:
+        for s in g.successors(t):
+            if s not in inside:
+                outside_desc |= {s} | nx.descendants(g, s)
+    return not (outside_desc & inside)
+
+
+# ------------------------------------------------------------------------------ building
+
+@dataclass(frozen=True)
+class SegmentModel:
+    """A segment as an ONNX model with its boundary tensors."""
+
+    segment: Segment
+    model: onnx.ModelProto
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[Segment]) -> list[SegmentModel]:
+    """One checked ONNX model per segment, boundary sets complete, only used initializers copied."""
+    full = shape_inference.infer_shapes(name_nodes(model), strict_mode=False)
+    g = full.graph
+    nodes = {n.name: n for n in g.node}
+    unknown = [t for t in problem.tasks if t not in nodes]
+    if unknown or len(nodes) != len(problem.tasks):
+        raise ReplayError(f"the schedule does not fit this model: task {unknown[0] if unknown else '?'!r} "
+                          f"is not a node of the model ({len(nodes)} nodes, {len(problem.tasks)} tasks)")
+    types = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    inits = {i.name: i for i in g.initializer}
+    graph_outputs = {o.name for o in g.output}
+    owner = {}
+    for seg in segments:
+        for t in seg.tasks:
+            owner[t] = seg.index
+    consumers: dict[str, set[int]] = {}
+    for n in g.node:
+        for x in n.input:
+            if x:
+                consumers.setdefault(x, set()).add(owner[n.name])
+    out = []
+    for seg in segments:
+        seg_nodes = [nodes[t] for t in _node_order(g, seg.tasks)]
+        produced = {x for n in seg_nodes for x in n.output if x}
+        read = [x for n in seg_nodes for x in n.input if x]
+        inputs = tuple(dict.fromkeys(x for x in read if x not in produced and x not in inits))
+        outputs = tuple(x for n in seg_nodes for x in n.output
+                        if x and (x in graph_outputs or consumers.get(x, set()) - {seg.index}))
+        used_inits = [inits[x] for x in dict.fromkeys(read) if x in inits]
+        for x in inputs + outputs:
+            if x not in types:
+                raise ReplayError(f"tensor {x!r} has no type after shape inference; cannot cut the model there")
+        graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}", [types[x] for x in inputs],
+                                  [types[x] for x in outputs], initializer=used_inits)
+        m = helper.make_model(graph, opset_imports=list(model.opset_import))
+        m.ir_version = min(model.ir_version or IR_VERSION, IR_VERSION)
+        try:
+            onnx.checker.check_model(m)
+        except onnx.checker.ValidationError as exc:
+            raise ReplayError(f"segment {seg.index} on {seg.device} is not a valid ONNX model: "
+                              f"{str(exc).splitlines()[0]}") from None
+        out.append(SegmentModel(seg, m, inputs, outputs))
+    return out
+
+
+def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
+    """The segment's nodes in the model's (topological) order."""
+    inside = set(tasks)
+    return [n.name for n in graph.node if n.name in inside]
+
+
+# ------------------------------------------------------------------------------ running
+
+def _session(model_bytes: bytes, threads: int, provider: str, opt_level: str,
+             parallel: bool = False) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt_level]
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = threads if parallel else 1
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if provider not in ort.get_available_providers():
+        raise ReplayError(f"execution provider {provider!r} is not available here "
+                          f"(available: {', '.join(ort.get_available_providers())})")
+    return ort.InferenceSession(model_bytes, so, providers=[provider])
+
+
+@dataclass
+class _Run:
+    """Timings of one replay repeat (seconds from the repeat's start)."""
+
+    begin: dict[int, float] = field(default_factory=dict)
+    end: dict[int, float] = field(default_factory=dict)
+
+
+class _Runner:
+    """Persistent per-device worker threads that replay the segments once per :meth:`run` call.
+
+    Threads live across repeats so that thread start-up is not timed; all shared
+    state is guarded by one condition variable.  Used inside :func:`replay` only.
+    """
+
+    def __init__(self, parts: Sequence[SegmentModel], sessions: Sequence[ort.InferenceSession],
+                 resources: Mapping[int, tuple[str, ...]]) -> None:
+        self.parts, self.sessions = list(parts), list(sessions)
+        self.index = {p.segment.index: i for i, p in enumerate(parts)}
+        self.before: dict[int, list[int]] = {}  # segment -> earlier segments on any of its resources
+        queue_on: dict[str, list[int]] = {}
+        for p in parts:
+            k = p.segment.index
+            self.before[k] = sorted({q for r in resources[k] for q in queue_on.get(r, [])})
+            for r in resources[k]:
+                queue_on.setdefault(r, []).append(k)
+        by_device: dict[str, list[int]] = {}
+        for p in parts:
+            by_device.setdefault(p.segment.device, []).append(p.segment.index)
+        self.cond = threading.Condition()
+        self.generation = 0
+        self.stopping = False
+        self.tensors: dict[str, np.ndarray] = {}
+        self.done: set[int] = set()
+        self.idle = 0
+        self.errors: list[BaseException] = []
+        self.timing = _Run()
+        self.t0 = 0.0
+        self.threads = [threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
+        for th in self.threads:
+            th.start()
+
+    def _ready(self, k: int) -> bool:
+        p = self.parts[self.index[k]]
+        return all(x in self.tensors for x in p.inputs) and all(q in self.done for q in self.before[k])
+
+    def _worker(self, seg_ids: list[int]) -> None:
+        seen = 0
+        while True:
+            with self.cond:
+                while self.generation == seen and not self.stopping:
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                seen = self.generation
+            try:
+                for k in seg_ids:
+                    with self.cond:
+                        while not self._ready(k) and not self.errors:
+                            self.cond.wait()
+                        if self.errors:
+                            break
+                        p = self.parts[self.index[k]]
+                        feed = {x: self.tensors[x] for x in p.inputs}
+                    begin = time.perf_counter()
+                    result = self.sessions[self.index[k]].run(list(p.outputs), feed)
+                    end = time.perf_counter()
+                    with self.cond:
+                        self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
+                        self.tensors.update(zip(p.outputs, result))
+                        self.done.add(k)
+                        self.cond.notify_all()
+            except BaseException as exc:  # reported by run()
+                with self.cond:
+                    self.errors.append(exc)
+            with self.cond:
+                self.idle += 1
+                self.cond.notify_all()
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], _Run, float]:
+        """One replay: tensors by name, per-segment timings, wall-clock makespan."""
+        with self.cond:
+            self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], _Run()
+            self.t0 = time.perf_counter()
+            self.generation += 1
+            self.cond.notify_all()
+            while self.idle < len(self.threads):
+                self.cond.wait()
+            wall = max(self.timing.end.values(), default=0.0)
+        if self.errors:
+            raise ReplayError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
+        return self.tensors, self.timing, wall
+
+    def close(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for th in self.threads:
+            th.join()
+
+
+def _virtual_makespan(problem: Problem, parts: Sequence[SegmentModel], durations: Mapping[int, float]) -> float:
+    """Compose segment durations into a timeline under the common semantics (segments as tasks)."""
+    owner = {t: p.segment.index for p in parts for t in p.segment.tasks}
+    finish: dict[int, float] = {}
+    free: dict[str, float] = {}
+    for p in sorted(parts, key=lambda q: q.segment.start):
+        seg = p.segment
+        start = max([free.get(r, 0.0) for r in problem.platform.device[seg.device].resources] + [0.0])
+        for t in seg.tasks:
+            for e in problem.preds[t]:
+                src = owner[e.src]
+                if src != seg.index:
+                    start = max(start, finish[src] + problem.transfer(e, parts[src].segment.device, seg.device))
+        finish[seg.index] = start + durations[seg.index]
+        for r in problem.platform.device[seg.device].resources:
+            free[r] = finish[seg.index]
+    return max(finish.values(), default=0.0)
+
+
+def _time_baseline(model_bytes: bytes, feeds: Mapping[str, np.ndarray], threads: int, opt: str, parallel: bool,
+                   warmup: int, repeats: int) -> list[float]:
+    sess = _session(model_bytes, threads, "CPUExecutionProvider", opt, parallel)
+    times = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        sess.run(None, dict(feeds))
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _summary(samples: Sequence[float]) -> dict[str, float]:
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
+            "spread": (max(samples) - min(samples)) / statistics.median(samples) if statistics.median(samples) else 0.0}
+
+
+def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
+           opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
+           export: str | None = None, progress: Callable[[str, int], Callable[[], None]] | None = None
+           ) -> dict[str, Any]:
+    """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
+
+    Raises ReplayError when the schedule does not fit the model or when the
+    replayed outputs differ from the whole model's by more than ``tolerance``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
+    segments = cut(problem, schedule)
+    parts = build_segments(model, problem, segments)
+    devices = problem.platform.device
+    simulated = any(devices[p.segment.device].simulated for p in parts)
+    sessions = [_session(p.model.SerializeToString(),
+                         1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
+                         "CPUExecutionProvider" if devices[p.segment.device].simulated
+                         else devices[p.segment.device].execution_provider, opt_level) for p in parts]
+    resources = {p.segment.index: devices[p.segment.device].resources for p in parts}
+    full_bytes = _full_bytes(model)
+    reference = _session(full_bytes, 1, "CPUExecutionProvider", "disable")
+    feeds = random_inputs(reference, seed)
+    expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
+
+    tick = progress("replay", warmup + repeats) if progress else (lambda: None)
+    walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
+    max_diff = 0.0
+    runner = _Runner(parts, sessions, resources)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
+    try:
+        for i in range(warmup + repeats):
+            tensors, run, wall = runner.run(feeds)
+            if i == 0:
+                max_diff = _max_abs_diff(expected, tensors)
+                if max_diff > tolerance:
+                    raise ReplayError(f"replayed outputs differ from the whole model's by {max_diff:.3g} "
+                                      f"(tolerance {tolerance:g})")
+            if i >= warmup:
+                walls.append(wall)
+                durations = {}
+                for p in parts:
+                    k = p.segment.index
+                    per_seg[k].append(run.end[k] - run.begin[k])
+                    durations[k] = p.segment.predicted_s if devices[p.segment.device].simulated else per_seg[k][-1]
+                virtual.append(_virtual_makespan(problem, parts, durations))
+            tick()
+    finally:
+        sys.setswitchinterval(switch)
+        runner.close()
+    makespans = virtual if simulated else walls
+    measured = statistics.median(makespans)
+    result: dict[str, Any] = {
+        "format": "hetsched-replay/1",
+        "solver": schedule.solver,
+        "max_abs_diff": max_diff,
+        "tolerance": tolerance,
+        "timeline": "virtual" if simulated else "wall-clock",
+        "repeats": repeats,
+        "measured_makespan_s": measured,
+        "measured": _summary(makespans),
+        "predicted_makespan_s": schedule.makespan,
+        "prediction_error": (measured - schedule.makespan) / schedule.makespan if schedule.makespan else None,
+        "segments": [{
+            "index": p.segment.index, "device": p.segment.device, "simulated": devices[p.segment.device].simulated,
+            "tasks": len(p.segment.tasks), "inputs": list(p.inputs), "outputs": list(p.outputs),
+            "predicted_s": p.segment.predicted_s, "measured_median_s": statistics.median(per_seg[p.segment.index]),
+        } for p in parts],
+    }
+    if baselines:
+        cores = os.cpu_count() or 1
+        configs = {"sequential_1_thread": (1, "disable", False), f"sequential_{cores}_threads": (cores, "disable", False),
+                   f"parallel_{cores}_threads": (cores, "disable", True),
+                   f"sequential_{cores}_threads_optimised": (cores, "all", False)}
+        base = {}
+        for label, (threads, opt, parallel) in configs.items():
+            base[label] = statistics.median(_time_baseline(full_bytes, feeds, threads, opt, parallel, warmup, repeats))
+        best = min(base, key=base.get)
+        result["baselines"] = base
+        result["best_baseline"] = best
+        result["speedup_vs_best_baseline"] = base[best] / measured if measured > 0 else None
+    if export:
+        export_segments(parts, export, problem)
+        result["export"] = export
+    return result
+
+
+def _max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+    """Largest absolute difference over every graph output (missing or misshapen output: error)."""
+    worst = 0.0
+    for name, ref in expected.items():
+        out = got.get(name)
+        if out is None or out.shape != ref.shape:
+            raise ReplayError(f"replayed output {name!r} is missing or has the wrong shape")
+        if ref.size:
+            worst = max(worst, float(np.max(np.abs(out.astype(np.float64) - ref.astype(np.float64)))))
+    return worst
+
+
+def _full_bytes(model: onnx.ModelProto) -> bytes:
+    m = name_nodes(model)
+    m.ir_version = min(m.ir_version or IR_VERSION, IR_VERSION)
+    return m.SerializeToString()
+
+
+def export_segments(parts: Sequence[SegmentModel], folder: str, problem: Problem) -> str:
+    """Write each segment as ``segNNN_<device>.onnx`` plus ``manifest.json`` (order, device, boundary tensors)."""
+    entries = []
+    for p in parts:
+        name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
+        write_bytes(os.path.join(folder, name), p.model.SerializeToString())
+        dev = problem.platform.device[p.segment.device]
+        entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
+                        "threads": dev.threads, "execution_provider": dev.execution_provider,
+                        "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
+                        "order": p.segment.index, "scheduled_start_s": p.segment.start})
+    path = os.path.join(folder, "manifest.json")
+    write_json(path, {"format": "hetsched-segments/1", "segments": entries})
+    return path

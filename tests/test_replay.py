@@ -1,0 +1,115 @@
+"""Replay: cut models by placement, run the parts on ONNX Runtime, outputs equal the whole model's."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from scheduler.cli import main
+from scheduler.graph import Edge, Task, TaskGraph
+from scheduler.pipeline import build_problem, load_graph
+from scheduler.platform import Device, Link, Platform
+from scheduler.problem import Problem
+from scheduler.replay import ReplayError, build_segments, cut, is_convex, replay
+from scheduler.schedule import simulate
+from scheduler.zoo import list_models
+from solvers import get_solver, solver_names
+
+ZOO = [m.name for m in list_models()]
+SMALL = {"bert": {"layers": 1}, "gpt2": {"layers": 1}, "randwire": {"nodes": 6}, "inception": {"blocks": 1},
+         "mlp": {"layers": 3}}
+
+
+def random_placement(problem: Problem, seed: int) -> dict[str, str]:
+    rng = np.random.default_rng(seed)
+    return {t: str(rng.choice(problem.allowed(t))) for t in problem.tasks}
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("platform", ["cpu", "default"])
+def test_random_placements_replay_exactly(name, platform):
+    model, _ = load_graph(name, SMALL[name])
+    problem = build_problem(name, SMALL[name], platform)
+    for seed in range(2):
+        schedule = simulate(problem, random_placement(problem, seed))
+        segments = cut(problem, schedule)
+        assert len(segments) > 1
+        assert all(is_convex(problem, s.tasks) for s in segments)
+        assert sorted(t for s in segments for t in s.tasks) == sorted(problem.tasks)
+        result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False, seed=seed)
+        assert result["max_abs_diff"] <= 1e-4
+        assert result["timeline"] == ("virtual" if platform == "default" else "wall-clock")
+
+
+@pytest.mark.parametrize("solver", ["single", "greedy", "heft", "dp-chain", "linear-clustering"])
+def test_every_solver_schedule_replays(solver):
+    assert solver in solver_names()
+    model, _ = load_graph("randwire", SMALL["randwire"])
+    problem = build_problem("randwire", SMALL["randwire"], "cpu")
+    result = replay(model, problem, get_solver(solver)(problem), repeats=2, warmup=1)
+    assert result["max_abs_diff"] <= 1e-4
+    assert result["measured_makespan_s"] > 0 and result["predicted_makespan_s"] > 0
+    n = os.cpu_count()
+    assert set(result["baselines"]) == {"sequential_1_thread", f"sequential_{n}_threads", f"parallel_{n}_threads",
+                                        f"sequential_{n}_threads_optimised"}
+    assert result["speedup_vs_best_baseline"] == pytest.approx(
+        min(result["baselines"].values()) / result["measured_makespan_s"])
+
+
+def test_non_convex_segment_is_detected_and_split():
+    """x -> y -> z with x, z on A and y on B: {x, z} is not convex, so A gets two segments."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",))), (Link("A", "B"),))
+    graph = TaskGraph("g", (Task("x"), Task("y"), Task("z"), Task("w")),
+                      (Edge("x", "y", 4), Edge("y", "z", 4), Edge("x", "w", 4)))
+    p = Problem(graph, plat, {t: {"A": 1.0, "B": 1.0} for t in "xyzw"})
+    assert not is_convex(p, ("x", "z")) and is_convex(p, ("x", "w"))
+    s = simulate(p, {"x": "A", "y": "B", "z": "A", "w": "A"}, order=["x", "w", "y", "z"])
+    segments = cut(p, s)
+    assert [s.tasks for s in segments if s.device == "A"] == [("x", "w"), ("z",)]
+    assert all(is_convex(p, s.tasks) for s in segments)
+
+
+def test_segments_are_valid_models_with_minimal_initializers():
+    model, _ = load_graph("bert", SMALL["bert"])
+    problem = build_problem("bert", SMALL["bert"], "cpu")
+    parts = build_segments(model, problem, cut(problem, simulate(problem, random_placement(problem, 3))))
+    total_inits = {i.name for i in model.graph.initializer}
+    for part in parts:
+        onnx.checker.check_model(part.model)
+        used = {x for n in part.model.graph.node for x in n.input}
+        assert {i.name for i in part.model.graph.initializer} <= used & total_inits
+        assert part.model.ir_version <= 10 and part.model.opset_import == model.opset_import
+
+
+def test_schedule_for_another_model_is_rejected(tmp_path, capsys):
+    mlp = build_problem("mlp")
+    model, _ = load_graph("bert", SMALL["bert"])
+    bert = build_problem("bert", SMALL["bert"])
+    with pytest.raises(ReplayError, match="does not fit this model"):
+        replay(model, bert, get_solver("heft")(mlp), repeats=1)
+    main(["problem", "mlp", "-o", str(tmp_path / "p.json")])
+    main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / "s.json")])
+    capsys.readouterr()
+    assert main(["replay", "bert", "--set", "layers=1", "--schedule", str(tmp_path / "s.json")]) == 2
+    assert "does not fit this model" in capsys.readouterr().err
+
+
+def test_cli_replay_writes_result_and_export(tmp_path, capsys):
+    args = ["--set", "nodes=6", "--platform", "cpu"]
+    assert main(["problem", "randwire", *args, "-o", str(tmp_path / "p.json")]) == 0
+    assert main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
+    assert main(["replay", "randwire", *args, "--problem", str(tmp_path / "p.json"), "--schedule",
+                 str(tmp_path / "s.json"), "--repeats", "2", "--warmup", "0", "-o", str(tmp_path / "r.json"),
+                 "--export", str(tmp_path / "seg")]) == 0
+    out = capsys.readouterr().out
+    assert "outputs match" in out and "speedup over the best plain ORT" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert {"max_abs_diff", "segments", "measured_makespan_s", "predicted_makespan_s", "baselines"} <= set(result)
+    manifest = json.loads((tmp_path / "seg" / "manifest.json").read_text())
+    assert len(manifest["segments"]) == len(result["segments"])
+    for entry in manifest["segments"]:
+        onnx.checker.check_model(onnx.load(str(tmp_path / "seg" / entry["file"])))
