@@ -6,7 +6,17 @@ Each bound is provably <= the makespan of every valid schedule:
   device and every transfer free;
 * ``resource-load``: total resource-time divided by the number of resources,
   with each task at the device that uses the least resource-time (a task on a
-  device with k resources occupies k of them).
+  device with k resources occupies k of them);
+* ``lp-load``: a linear programme with fractional placement ``x[t, d]``
+  minimising ``T`` with every resource's load ``<= T``;
+* ``lp-path-load``: the same fractional placement must also carry every path:
+  ``f[v] >= f[u] + cost(v, x) + m_e * y_e`` for each edge, where ``y_e`` is at
+  least the fraction of ``u`` on a device that ``v`` is not on and ``m_e`` the
+  cheapest transfer of the edge between two different devices; ``T >= f[t]`` and
+  ``T >=`` every resource load.  Any schedule gives a feasible point with
+  ``T`` = its makespan, so the LP optimum is a lower bound, and because one
+  placement must serve paths, loads and transfers together it dominates the
+  classic bounds above.
 
 Example
 -------
@@ -21,7 +31,11 @@ True
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from itertools import permutations
+
+import pulp
 
 from .problem import Problem
 
@@ -51,8 +65,87 @@ def resource_load_bound(problem: Problem) -> Bound:
 
 
 def classic_bounds(problem: Problem) -> tuple[Bound, ...]:
-    """All cheap bounds of this module."""
+    """The cheap combinatorial bounds (no LP)."""
     return (critical_path_bound(problem), resource_load_bound(problem))
+
+
+def _lp_value(prob: pulp.LpProblem, time_limit: float | None) -> float | None:
+    """The proven optimum of an LP, or None when the solver did not prove it."""
+    with warnings.catch_warnings():  # PuLP 3.3 deprecates its bundled CBC for 4.0; it still ships and works
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+    if prob.sol_status != pulp.LpSolutionOptimal:
+        return None
+    return float(pulp.value(prob.objective) or 0.0)
+
+
+def _placement_lp(problem: Problem, name: str) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable],
+                                                          pulp.LpVariable]:
+    """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load; minimise T."""
+    prob = pulp.LpProblem(name, pulp.LpMinimize)
+    x = {(t, d): prob.add_variable(f"x_{i}_{j}", 0, 1)
+         for i, t in enumerate(problem.tasks) for j, d in enumerate(problem.devices) if d in problem.costs[t]}
+    horizon = prob.add_variable("T", 0)
+    prob += horizon
+    for t in problem.tasks:
+        prob += pulp.lpSum(x[(t, d)] for d in problem.allowed(t)) == 1
+    for r in problem.platform.resources:
+        terms = [problem.costs[t][d] * v for (t, d), v in x.items() if r in problem.platform.device[d].resources]
+        if terms:
+            prob += pulp.lpSum(terms) <= horizon
+    for d in problem.devices:  # memory: every placement fits, so the fractional one does too
+        cap = problem.platform.device[d].memory_bytes
+        terms = [problem.memory(t) * v for (t, dd), v in x.items() if dd == d and problem.memory(t)]
+        if cap is not None and terms:
+            prob += pulp.lpSum(terms) <= cap
+    for group in problem.groups.values():  # co-located tasks share one (fractional) placement
+        for a, b in zip(group, group[1:]):
+            for d in problem.devices:
+                if (a, d) in x and (b, d) in x:
+                    prob += x[(a, d)] == x[(b, d)]
+                elif (a, d) in x:
+                    prob += x[(a, d)] == 0
+                elif (b, d) in x:
+                    prob += x[(b, d)] == 0
+    return prob, x, horizon
+
+
+def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
+    """Fractional placement minimising the largest resource load (None if the LP was not solved)."""
+    prob, _, _ = _placement_lp(problem, "lp_load")
+    value = _lp_value(prob, time_limit)
+    return None if value is None else Bound("lp-load", value)
+
+
+def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
+    """Fractional placement that must carry every path (with transfers) and every resource load."""
+    prob, x, horizon = _placement_lp(problem, "lp_path_load")
+    f = {t: prob.add_variable(f"f_{i}", 0) for i, t in enumerate(problem.tasks)}
+    cost = {t: pulp.lpSum(problem.costs[t][d] * x[(t, d)] for d in problem.allowed(t)) for t in problem.tasks}
+    for i, t in enumerate(problem.tasks):
+        prob += f[t] >= cost[t]
+        prob += horizon >= f[t]
+    for k, e in enumerate(problem.graph.edges):
+        pairs = [(a, b) for a, b in permutations(problem.devices, 2)
+                 if a in problem.costs[e.src] and b in problem.costs[e.dst]]
+        m = min((problem.transfer(e, a, b) for a, b in pairs), default=0.0)
+        if m > 0:
+            y = prob.add_variable(f"y_{k}", 0, 1)
+            for d in problem.allowed(e.src):
+                prob += y >= x[(e.src, d)] - (x[(e.dst, d)] if (e.dst, d) in x else 0)
+            prob += f[e.dst] >= f[e.src] + cost[e.dst] + m * y
+        else:
+            prob += f[e.dst] >= f[e.src] + cost[e.dst]
+    value = _lp_value(prob, time_limit)
+    return None if value is None else Bound("lp-path-load", value)
+
+
+def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 30.0) -> tuple[Bound, ...]:
+    """Every bound this module knows (the LP ones only when ``lp`` and solved within ``time_limit``)."""
+    out = list(classic_bounds(problem))
+    if lp:
+        out += [b for b in (lp_load_bound(problem, time_limit), lp_path_load_bound(problem, time_limit)) if b]
+    return tuple(out)
 
 
 def best_bound(problem: Problem, extra: tuple[Bound, ...] = ()) -> Bound:

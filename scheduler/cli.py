@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import __version__, zoo
 from .config import SolverCatalog, SolverSpec, load_config
+from .bounds import all_bounds
 from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .fileio import write_bytes
@@ -161,6 +162,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bound(args: argparse.Namespace) -> int:
+    problem = read_problem(args.problem)
+    bounds = all_bounds(problem, lp=not args.no_lp, time_limit=args.time_limit)
+    best = max(bounds, key=lambda b: b.value)
+    for b in bounds:
+        print(f"{b.name:<16} {b.value * 1e3:.6f} ms{'  <- best' if b is best else ''}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     problem = read_problem(args.problem)
     sched = read_schedule(args.schedule)
@@ -262,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--cpus", type=int, default=None, help="number of CPU cores (default: the file's)")
     im.add_argument("--time-scale", type=float, default=1e-3, help="seconds per time unit of the file (ms: 1e-3)")
     im.set_defaults(func=cmd_import)
+
+    bo = sub.add_parser("bound", help="print every lower bound of a problem and the best")
+    bo.add_argument("problem")
+    bo.add_argument("--no-lp", action="store_true", help="only the combinatorial bounds")
+    bo.add_argument("--time-limit", type=float, default=60.0, help="per LP bound")
+    bo.set_defaults(func=cmd_bound)
 
     va = sub.add_parser("validate", help="check a schedule against a problem (exit 1 when invalid)")
     va.add_argument("problem")

@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import onnx
@@ -26,6 +26,7 @@ import yaml
 from tqdm import tqdm
 
 from . import zoo
+from .bounds import Bound, all_bounds
 from .config import RunConfig, SolverSpec
 from .errors import HetschedError, ModelError
 from .fileio import write_text
@@ -110,9 +111,21 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
     return Problem.from_graph(graph, load_platform(platform), name=graph.name)
 
 
+def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:
+    """Give each schedule the best of its own lower bound and ``bounds`` (all sound), and say which it is."""
+    best = max(bounds, key=lambda b: b.value, default=None)
+    out = []
+    for s in schedules:
+        if best is not None and (s.lower_bound is None or best.value > s.lower_bound):
+            s = replace(s, lower_bound=best.value, info={**s.info, "bound": best.name})
+        out.append(s)
+    return out
+
+
 def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solver: GetSolver, *,
-                time_limit: float | None = None, seed: int = 0, progress: bool = False) -> list[Schedule]:
-    """Run each solver on ``problem``; every returned schedule is validated again here."""
+                time_limit: float | None = None, seed: int = 0, progress: bool = False,
+                lp_bounds: bool = True) -> list[Schedule]:
+    """Run each solver on ``problem``; every schedule is validated again and certified with the best bound."""
     specs = [SolverSpec(name=s) if isinstance(s, str) else s for s in solvers]
     out = []
     bar = tqdm(specs, desc="solving", unit="solver", disable=not progress, leave=False)
@@ -124,7 +137,7 @@ def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solve
         if errors:
             raise HetschedError(f"solver {spec.name!r} returned an invalid schedule: {errors[0]}")
         out.append(sched)
-    return out
+    return certify(problem, out, all_bounds(problem, lp=lp_bounds))
 
 
 def summary_table(schedules: Sequence[Schedule]) -> pd.DataFrame:

@@ -51,16 +51,27 @@ def test_problem_with_zoo_params_and_input_shape_error(tmp_path, capsys):
     assert code == 2 and "not a graph input" in err and not (tmp_path / "q.json").exists()
 
 
-def test_run_default_writes_every_output(tmp_path, capsys):
-    code, out, _ = run(capsys, "run", "--output-dir", str(tmp_path))
+def test_embedded_default_config_is_valid():
+    from scheduler.cli import _solver_catalog
+    from scheduler.config import load_config
+    from solvers import solver_names
+
+    cfg = load_config(None, _solver_catalog())
+    assert [s.name for s in cfg.solvers] == list(solver_names())
+
+
+def test_run_writes_every_output(tmp_path, capsys):
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("name: small\nmodel: {zoo: bert, params: {layers: 1}}\nsolvers: [single, greedy, heft]\n")
+    code, out, _ = run(capsys, "run", str(cfg), "--output-dir", str(tmp_path / "r"))
     assert code == 0
-    (run_dir,) = [d for d in os.listdir(tmp_path)]
-    files = set(os.listdir(tmp_path / run_dir))
+    (run_dir,) = [d for d in os.listdir(tmp_path / "r")]
+    files = set(os.listdir(tmp_path / "r" / run_dir))
     assert {"config.yaml", "problem.json", "summary.csv", "schedules"} <= files
     assert "heft" in out and "gap" in out and str(tmp_path) in out
     # a second run never overwrites the first
-    assert run(capsys, "run", "--output-dir", str(tmp_path))[0] == 0
-    assert len(os.listdir(tmp_path)) == 2
+    assert run(capsys, "run", str(cfg), "--output-dir", str(tmp_path / "r"))[0] == 0
+    assert len(os.listdir(tmp_path / "r")) == 2
 
 
 @pytest.mark.parametrize("argv, text", [
@@ -92,3 +103,16 @@ def test_console_script_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(tmp_path / "none.yaml")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_bound_command_and_certified_gap(tmp_path, capsys):
+    prob = tmp_path / "p.json"
+    assert main(["problem", "bert", "--set", "layers=1", "-o", str(prob)]) == 0
+    capsys.readouterr()
+    assert main(["bound", str(prob)]) == 0
+    out = capsys.readouterr().out
+    assert {"critical-path", "resource-load", "lp-load", "lp-path-load"} <= {l.split()[0] for l in out.splitlines()}
+    assert out.count("<- best") == 1
+    assert main(["solve", str(prob), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["info"]["bound"] == "lp-path-load" and data["gap"] == data["makespan"] / data["lower_bound"] - 1
