@@ -1,0 +1,104 @@
+"""Pictures of schedules and solver comparisons (matplotlib, written as PNG).
+
+* :func:`gantt`: one row per device, a bar per task, cross-device transfers drawn
+  as arrows from the producer's end to the consumer's row; the title carries
+  makespan, bound and gap.
+* :func:`gap_chart`: gap to the lower bound per solver.
+
+Example
+-------
+>>> from scheduler.pipeline import build_problem
+>>> from scheduler.schedule import simulate
+>>> p = build_problem("mlp")
+>>> gantt(p, simulate(p, {t: "cpu0" for t in p.tasks}), "/tmp/gantt.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+from .problem import Problem  # noqa: E402
+from .schedule import Schedule  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: str) -> str:
+    """Save atomically (temporary file + rename) and close the figure."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _scale(makespan: float) -> tuple[float, str]:
+    for factor, unit in ((1.0, "s"), (1e3, "ms"), (1e6, "µs")):
+        if makespan * factor >= 1:
+            return factor, unit
+    return 1e6, "µs"
+
+
+def gantt(problem: Problem, schedule: Schedule, path: str, *, title: str | None = None,
+          max_arrows: int = 400) -> str:
+    """Draw ``schedule`` as a Gantt chart at ``path`` (PNG); returns the path."""
+    if not schedule.found:
+        raise ValueError("cannot draw a schedule without a placement")
+    factor, unit = _scale(schedule.makespan or 1.0)
+    devices = list(problem.devices)
+    row = {d: i for i, d in enumerate(devices)}
+    ops = sorted({problem.graph.task[t.name].op_type or "task" for t in schedule.tasks})
+    cmap = plt.get_cmap("tab20")
+    colour = {op: cmap(i % 20) for i, op in enumerate(ops)}
+    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.6 * len(devices)))
+    by = schedule.by_name
+    for st in schedule.tasks:
+        op = problem.graph.task[st.name].op_type or "task"
+        width = (st.finish - st.start) * factor
+        ax.barh(row[st.device], width, left=st.start * factor, height=0.6, color=colour[op],
+                edgecolor="black", linewidth=0.3)
+        if width > 0.06 * (schedule.makespan or 1) * factor:
+            ax.text((st.start + (st.finish - st.start) / 2) * factor, row[st.device], st.name.split("/")[-1],
+                    ha="center", va="center", fontsize=6, clip_on=True)
+    crossing = [e for e in problem.graph.edges if by[e.src].device != by[e.dst].device]
+    for e in crossing[:max_arrows]:
+        u, v = by[e.src], by[e.dst]
+        arrival = u.finish + problem.transfer(e, u.device, v.device)
+        ax.add_patch(FancyArrowPatch((u.finish * factor, row[u.device]), (arrival * factor, row[v.device]),
+                                     arrowstyle="-|>", mutation_scale=6, color="dimgray", linewidth=0.5, alpha=0.6))
+    ax.set_yticks(range(len(devices)), devices)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_xlim(0, (schedule.makespan or 1) * factor * 1.02)
+    gap = f", gap {schedule.gap:.1%} to bound {schedule.lower_bound * factor:.4g} {unit}" \
+        if schedule.gap is not None else ""
+    ax.set_title(title or f"{problem.label}: {schedule.solver} ({schedule.status}), makespan "
+                          f"{schedule.makespan * factor:.4g} {unit}{gap}; {len(crossing)} transfers", fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[o]) for o in ops[:20]]
+    ax.legend(handles, ops[:20], fontsize=6, ncol=min(10, len(handles)), loc="upper center",
+              bbox_to_anchor=(0.5, -0.25), frameon=False)
+    return _save(fig, path)
+
+
+def gap_chart(labels: Sequence[str], gaps: Sequence[float], path: str, *, title: str = "gap to lower bound") -> str:
+    """Bar chart of each solver's gap (fraction) to the lower bound."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(labels) + 2), 3))
+    bars = ax.bar(range(len(labels)), [g * 100 for g in gaps], color="steelblue")
+    ax.bar_label(bars, [f"{g:.1%}" for g in gaps], fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("gap (%)")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
