@@ -40,6 +40,9 @@ import pulp
 from .problem import Problem
 
 
+LP_SAFETY = 1e-6  # relative margin taken off LP optima (solver tolerances)
+
+
 @dataclass(frozen=True)
 class Bound:
     """A lower bound on the optimal makespan, with the name of the argument behind it."""
@@ -76,7 +79,8 @@ def _lp_value(prob: pulp.LpProblem, time_limit: float | None) -> float | None:
         prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
     if prob.sol_status != pulp.LpSolutionOptimal:
         return None
-    return float(pulp.value(prob.objective) or 0.0)
+    # the LP solver works to a tolerance of about 1e-7: step below it so the bound stays sound
+    return max(0.0, float(pulp.value(prob.objective) or 0.0) * (1 - LP_SAFETY))
 
 
 def _placement_lp(problem: Problem, name: str) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable],

@@ -8,12 +8,14 @@ root: it is the one place in ``scheduler/`` that imports the solver registry.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from . import __version__, zoo
 from .config import SolverCatalog, SolverSpec, load_config
 from .bounds import all_bounds
+from .compare import load_suite, run_suite
 from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .fileio import write_bytes
@@ -162,6 +164,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from solvers import get_solver
+
+    suite = load_suite(args.suite, _solver_catalog())
+    updates = {k: v for k, v in (("workers", args.workers), ("output_dir", args.output_dir)) if v is not None}
+    if updates:
+        suite = suite.model_copy(update=updates)
+    result = run_suite(suite, get_solver, progress=sys.stderr.isatty())
+    print(f"suite {suite.name}: {result.computed} cells computed, {result.reused} reused")
+    table = result.table
+    summary = table.groupby("solver").agg(cells=("status", "size"), median_gap=("gap", "median"),
+                                          mean_solve_s=("solve_s", "mean")).reset_index()
+    print(summary.round(4).to_string(index=False))
+    print(f"report: {os.path.join(result.directory, 'report.md')}")
+    return 0
+
+
 def cmd_bound(args: argparse.Namespace) -> int:
     problem = read_problem(args.problem)
     bounds = all_bounds(problem, lp=not args.no_lp, time_limit=args.time_limit)
@@ -273,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--time-scale", type=float, default=1e-3, help="seconds per time unit of the file (ms: 1e-3)")
     im.set_defaults(func=cmd_import)
 
+    co = sub.add_parser("compare", help="run a comparison suite (resumable) and write CSV, report and plots")
+    co.add_argument("suite", help="suite YAML")
+    co.add_argument("--workers", type=int, default=None, help="override the suite's worker processes")
+    co.add_argument("--output-dir", default=None, help="override the suite's output_dir")
+    co.set_defaults(func=cmd_compare)
+
     bo = sub.add_parser("bound", help="print every lower bound of a problem and the best")
     bo.add_argument("problem")
     bo.add_argument("--no-lp", action="store_true", help="only the combinatorial bounds")
@@ -299,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HetschedError as exc:
         print(f"hetsched: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. head)
+        return 141
     except OSError as exc:
         print(f"hetsched: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ class RunConfig(_Strict):
         return value
 
 
-def _one_line(exc: ValidationError, where: str) -> str:
+def one_line_error(exc: ValidationError, where: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
     msg = err["msg"].removeprefix("Value error, ")
@@ -134,7 +134,7 @@ def config_from_dict(data: Any, where: str = "config", solvers: SolverCatalog | 
     try:
         return RunConfig.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, where)) from None
+        raise ConfigError(one_line_error(exc, where)) from None
 
 
 def default_config_text() -> str:

@@ -187,8 +187,9 @@ def format_replay(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def safe_name(name: str) -> str:
+    """``name`` with anything but letters, digits and ``-_.@`` replaced, for file names."""
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def execute_run(config: RunConfig, get_solver: GetSolver, *, progress: bool = Tr
     schedules = run_solvers(problem, config.solvers, get_solver, time_limit=config.time_limit,
                             seed=config.seed, progress=progress)
     table = summary_table(schedules)
-    run_id = f"{_safe(config.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    run_id = f"{safe_name(config.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     final = os.path.join(config.output_dir, run_id)
     tmp = os.path.join(config.output_dir, f".tmp-{run_id}")
     os.makedirs(tmp)
@@ -223,7 +224,7 @@ def execute_run(config: RunConfig, get_solver: GetSolver, *, progress: bool = Tr
         write_text(os.path.join(tmp, "config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         write_problem(problem, os.path.join(tmp, "problem.json"))
         for s in schedules:
-            write_schedule(s, os.path.join(tmp, "schedules", f"{_safe(s.solver)}.json"))
+            write_schedule(s, os.path.join(tmp, "schedules", f"{safe_name(s.solver)}.json"))
         write_text(os.path.join(tmp, "summary.csv"), table.to_csv(index=False))
         os.rename(tmp, final)
     except BaseException:

@@ -1,0 +1,411 @@
+"""Solver-quality comparison suites: instances x platforms x solvers x time limits x seeds.
+
+A suite (YAML, :class:`Suite`) expands into cells, one solver run each.  The main
+process builds every instance's problem once (``problems/``) with its lower bounds,
+then an executor runs the cells (local worker processes by default, or a Ray
+cluster with ``executor: ray``; a cell's result depends only on the cell, so both
+give the same results).  Every finished cell is stored under ``cells/`` at once,
+so an interrupted or repeated run recomputes nothing that is done.  The outputs:
+``cells.csv`` (one tidy row per instance x solver x limit x seed), ``report.md``
+(per-solver geometric-mean gap, wins and time; a per-instance table), plots (gap
+per solver, solve time vs graph size, makespan normalised to the bound) and a
+Gantt chart of the best schedule of each instance.
+
+Example suite::
+
+    name: tiny
+    instances:
+      - {zoo: randwire, params: {nodes: 8}}
+      - {random: 20, seed: 1}
+    platforms: [default]
+    solvers: [heft, greedy]
+    time_limits: [5]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tqdm import tqdm
+
+from .bounds import Bound, all_bounds
+from .config import SolverCatalog, SolverSpec, one_line_error
+from .errors import ConfigError, HetschedError
+from .fileio import read_json, write_json, write_text
+from .generate import random_problem
+from .importers import import_dnn_partitioning
+from .pipeline import GetSolver, build_problem, safe_name
+from .plots import gantt
+from .problem import Problem, read_problem, write_problem
+from .schedule import Schedule, schedule_from_dict, schedule_to_dict, validate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Instance(_Strict):
+    """One instance: a zoo model, an ONNX file, a problem file, an imported workload, or a random DAG."""
+
+    label: str | None = None
+    zoo: str | None = None
+    onnx: str | None = None
+    params: dict[str, int | float | str] = Field(default_factory=dict)
+    input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    problem: str | None = None
+    dnn_partitioning: str | None = None
+    accelerators: int | None = None
+    cpus: int | None = None
+    random: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    costs: Literal["model", "profile"] = "model"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Instance":
+        given = [k for k in ("zoo", "onnx", "problem", "dnn_partitioning", "random") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of zoo, onnx, problem, dnn_partitioning, random")
+        return self
+
+    @property
+    def source(self) -> str:
+        return next(k for k in ("zoo", "onnx", "problem", "dnn_partitioning", "random") if getattr(self, k) is not None)
+
+    @property
+    def platform_bound(self) -> bool:
+        """Whether the instance carries its own devices (problem files and imported workloads do)."""
+        return self.source in ("problem", "dnn_partitioning")
+
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        if self.source == "random":
+            return f"random{self.random}-s{self.seed}"
+        base = str(getattr(self, self.source))
+        base = os.path.splitext(os.path.basename(base))[0] if self.source != "zoo" else base
+        extra = "".join(f"-{k}{v}" for k, v in sorted(self.params.items()))
+        return base + extra
+
+
+class Suite(_Strict):
+    """A comparison suite (see the module docstring)."""
+
+    name: str
+    instances: list[Instance] = Field(min_length=1)
+    platforms: list[str] = Field(default_factory=lambda: ["default"])
+    solvers: list[SolverSpec] = Field(min_length=1)
+    time_limits: list[float] = Field(default_factory=lambda: [10.0])
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    executor: Literal["local", "ray"] = "local"
+    lp_bounds: bool = True
+    gantt: Literal["best", "none"] = "best"
+    output_dir: str = "results"
+
+
+def load_suite(path: str, solvers: SolverCatalog | None = None) -> Suite:
+    """Read and validate a suite YAML; errors name the file and the key."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"suite file {path!r} does not exist")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a suite must be a mapping")
+    if isinstance(data.get("solvers"), list):
+        data["solvers"] = [{"name": s} if isinstance(s, str) else s for s in data["solvers"]]
+    base = os.path.dirname(os.path.abspath(path))
+    for inst in data.get("instances") or []:  # file paths are relative to the suite file
+        for key in ("onnx", "problem", "dnn_partitioning"):
+            if isinstance(inst, dict) and isinstance(inst.get(key), str):
+                inst[key] = os.path.normpath(os.path.join(base, inst[key]))
+    context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names}
+    try:
+        return Suite.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(one_line_error(exc, path)) from None
+
+
+# ------------------------------------------------------------------------------ cells
+
+@dataclass(frozen=True)
+class Cell:
+    """One solver run of a suite; ``key`` names its stored result."""
+
+    instance: str
+    platform: str
+    problem_file: str
+    solver: str
+    options: str  # JSON of the solver options
+    time_limit: float
+    seed: int
+
+    @property
+    def key(self) -> str:
+        text = json.dumps([self.instance, self.platform, self.solver, self.options, self.time_limit, self.seed])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _problem_for(inst: Instance, platform: str) -> Problem:
+    if inst.source == "zoo":
+        return build_problem(inst.zoo, inst.params, platform, inst.input_shapes, costs=inst.costs)
+    if inst.source == "onnx":
+        return build_problem(inst.onnx, None, platform, inst.input_shapes, costs=inst.costs)
+    if inst.source == "problem":
+        return read_problem(inst.problem)
+    if inst.source == "dnn_partitioning":
+        return import_dnn_partitioning(inst.dnn_partitioning, accelerators=inst.accelerators, cpus=inst.cpus)
+    return random_problem(inst.random, seed=inst.seed, platform=platform)
+
+
+def run_cell(cell: Cell, get_solver: GetSolver) -> dict[str, Any]:
+    """Solve one cell in this process (the unit of work executors ship around)."""
+    problem = read_problem(cell.problem_file)
+    started = time.perf_counter()
+    try:
+        solve = get_solver(cell.solver, **json.loads(cell.options))
+        sched = solve(problem, time_limit=cell.time_limit, seed=cell.seed)
+    except HetschedError as exc:  # e.g. an option naming a device this platform lacks: a row, not a crash
+        return {"key": cell.key, "schedule": None, "valid": False, "error": str(exc),
+                "wall_s": time.perf_counter() - started}
+    wall = time.perf_counter() - started
+    errors = validate(problem, sched)
+    return {"key": cell.key, "schedule": schedule_to_dict(sched), "valid": not errors,
+            "error": f"invalid schedule: {errors[0]}" if errors else "", "wall_s": wall}
+
+
+CellFn = Callable[[Cell], dict[str, Any]]
+Executor = Callable[[CellFn, Sequence[Cell], Callable[[Cell, dict[str, Any]], None]], None]
+
+
+def local_executor(workers: int) -> Executor:
+    """Run cells in ``workers`` local processes (in this process when 1)."""
+    def run(fn: CellFn, cells: Sequence[Cell], done: Callable[[Cell, dict[str, Any]], None]) -> None:
+        if workers == 1:
+            for c in cells:
+                done(c, fn(c))
+            return
+        with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(fn, c): c for c in cells}
+            for fut in cf.as_completed(futures):
+                done(futures[fut], fut.result())
+    return run
+
+
+def ray_executor(address: str | None = None) -> Executor:
+    """Run cells as Ray tasks (``pip install ray``); the same function as local workers, so the same results."""
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        raise ConfigError("executor 'ray' needs Ray: pip install 'hetsched[ray]'") from None
+
+    def run(fn: CellFn, cells: Sequence[Cell], done: Callable[[Cell, dict[str, Any]], None]) -> None:
+        if not ray.is_initialized():
+            ray.init(address=address, ignore_reinit_error=True)
+        remote = ray.remote(fn)
+        pending = {remote.remote(c): c for c in cells}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                done(pending.pop(ref), ray.get(ref))
+    return run
+
+
+# ------------------------------------------------------------------------------ running
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Where a suite wrote its outputs, its table, and how many cells were reused."""
+
+    directory: str
+    table: pd.DataFrame
+    computed: int
+    reused: int
+
+
+def expand(suite: Suite, folder: str) -> tuple[list[Cell], dict[str, Problem], dict[str, Bound]]:
+    """Build every (instance, platform) problem once, with its bounds, and list the cells."""
+    problems: dict[str, Problem] = {}
+    bounds: dict[str, Bound] = {}
+    cells = []
+    for inst in suite.instances:
+        for platform in (["-"] if inst.platform_bound else suite.platforms):
+            label = f"{inst.name()}@{platform}" if platform != "-" else inst.name()
+            if label in problems:
+                raise ConfigError(f"suite {suite.name!r}: instance {label!r} appears twice (give a label)")
+            path = os.path.join(folder, "problems", f"{safe_name(label)}.json")
+            bpath = path.removesuffix(".json") + ".bounds.json"
+            if os.path.isfile(path) and os.path.isfile(bpath):
+                problem = read_problem(path)
+                best = read_json(bpath, "bounds")
+                bound = Bound(best["name"], best["value"])
+            else:
+                problem = _problem_for(inst, platform)
+                bound = max(all_bounds(problem, lp=suite.lp_bounds), key=lambda b: b.value)
+                write_problem(problem, path)
+                write_json(bpath, {"name": bound.name, "value": bound.value})
+            problems[label], bounds[label] = problem, bound
+            for spec in suite.solvers:
+                for limit in suite.time_limits:
+                    for seed in suite.seeds:
+                        cells.append(Cell(label, platform, path, spec.name, json.dumps(spec.options, sort_keys=True),
+                                          limit, seed))
+    return cells, problems, bounds
+
+
+def run_suite(suite: Suite, get_solver: GetSolver, *, progress: bool = True,
+              executor: Executor | None = None) -> SuiteResult:
+    """Run (or resume) a suite and write its CSV, report, plots and Gantt charts.
+
+    ``get_solver`` is the solver registry's lookup (passed in: the core does not
+    import solvers); it must be a module-level function so workers can receive it.
+    """
+    folder = os.path.join(suite.output_dir, safe_name(suite.name))
+    cells, problems, bounds = expand(suite, folder)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for c in cells:
+        path = os.path.join(folder, "cells", f"{c.key}.json")
+        if os.path.isfile(path):
+            results[c.key] = read_json(path, "cell")
+        else:
+            todo.append(c)
+    bar = tqdm(total=len(todo), desc=f"suite {suite.name}", unit="cell", disable=not progress)
+
+    def done(cell: Cell, result: dict[str, Any]) -> None:
+        write_json(os.path.join(folder, "cells", f"{cell.key}.json"), result)
+        results[cell.key] = result
+        bar.set_postfix_str(f"{cell.instance} {cell.solver}")
+        bar.update()
+
+    if todo:
+        run = executor or (ray_executor() if suite.executor == "ray" else local_executor(suite.workers))
+        run(functools.partial(run_cell, get_solver=get_solver), todo, done)
+    bar.close()
+    table = _table(cells, problems, bounds, results)
+    write_text(os.path.join(folder, "cells.csv"), table.to_csv(index=False))
+    _report(suite, folder, table, problems, results, cells)
+    return SuiteResult(folder, table, len(todo), len(cells) - len(todo))
+
+
+def _table(cells: Sequence[Cell], problems: dict[str, Problem], bounds: dict[str, Bound],
+           results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for c in cells:
+        r = results[c.key]
+        s = r["schedule"] or {"status": "error", "makespan": None, "lower_bound": None, "solve_seconds": r["wall_s"]}
+        p = problems[c.instance]
+        bound = max(bounds[c.instance].value, s.get("lower_bound") or 0.0)
+        rows.append({
+            "instance": c.instance, "tasks": len(p.tasks), "edges": len(p.graph.edges), "devices": len(p.devices),
+            "solver": c.solver + (f" {c.options}" if c.options != "{}" else ""), "time_limit": c.time_limit,
+            "seed": c.seed, "status": s["status"], "makespan": s["makespan"], "lower_bound": bound,
+            "gap": (s["makespan"] / bound - 1) if s["makespan"] is not None and bound > 0 else None,
+            "solve_s": s["solve_seconds"], "valid": r["valid"], "error": r.get("error", ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def _geomean(values: Iterable[float]) -> float:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
+
+
+def _report(suite: Suite, folder: str, table: pd.DataFrame, problems: dict[str, Problem],
+            results: dict[str, dict[str, Any]], cells: Sequence[Cell]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plots import _save
+
+    found = table[table["makespan"].notna()].copy()
+    found["best"] = found.groupby(["instance", "time_limit", "seed"])["makespan"].transform("min")
+    found["win"] = found["makespan"] <= found["best"] * (1 + 1e-9)
+    summary = found.groupby("solver").agg(
+        geomean_gap=("gap", lambda g: _geomean(1 + x for x in g) - 1),
+        wins=("win", "sum"), solved=("makespan", "count"), mean_solve_s=("solve_s", "mean"),
+        optimal=("status", lambda s: int((s == "optimal").sum()))).reset_index()
+    summary["cells"] = summary["solver"].map(table.groupby("solver").size())
+    summary = summary.sort_values("geomean_gap")
+    plots = os.path.join(folder, "plots")
+    if len(summary):
+        fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(summary) + 2), 3))
+        ax.bar(summary["solver"], summary["geomean_gap"] * 100, color="steelblue")
+        ax.set_ylabel("geometric-mean gap (%)")
+        ax.tick_params(axis="x", rotation=30)
+        ax.set_title(f"{suite.name}: gap to the lower bound per solver", fontsize=9)
+        _save(fig, os.path.join(plots, "gap_per_solver.png"))
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for solver, grp in found.groupby("solver"):
+            ax.scatter(grp["tasks"], grp["solve_s"].clip(lower=1e-5), label=solver, s=14)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tasks")
+        ax.set_ylabel("solve time (s)")
+        ax.legend(fontsize=7)
+        ax.set_title(f"{suite.name}: solve time vs graph size", fontsize=9)
+        _save(fig, os.path.join(plots, "solve_time_vs_size.png"))
+        pivot = found.assign(norm=found["makespan"] / found["lower_bound"]).pivot_table(
+            index="instance", columns="solver", values="norm", aggfunc="min")
+        ax = pivot.plot(kind="bar", figsize=(max(6, 0.6 * len(pivot) * max(1, len(pivot.columns)) / 2), 4))
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylabel("makespan / lower bound")
+        ax.legend(fontsize=7)
+        ax.set_title(f"{suite.name}: makespan normalised to the bound", fontsize=9)
+        _save(ax.get_figure(), os.path.join(plots, "makespan_over_bound.png"))
+    gantts = []
+    if suite.gantt == "best":
+        for instance, grp in found.groupby("instance"):
+            row = grp.loc[grp["makespan"].idxmin()]
+            cell = next(c for c in cells if c.instance == instance and
+                        c.solver + (f" {c.options}" if c.options != "{}" else "") == row["solver"]
+                        and c.time_limit == row["time_limit"] and c.seed == row["seed"])
+            sched = schedule_from_dict(results[cell.key]["schedule"])
+            path = os.path.join(plots, f"gantt_{safe_name(instance)}.png")
+            gantt(problems[instance], sched, path)
+            gantts.append((instance, os.path.relpath(path, folder)))
+    lines = [f"# Suite `{suite.name}`", "",
+             f"{len(table)} cells: {table['instance'].nunique()} instances x {table['solver'].nunique()} solvers "
+             f"x {len(suite.time_limits)} time limits x {len(suite.seeds)} seeds; gap = makespan / best lower "
+             "bound - 1 (bound: the best of the classic and LP bounds of the instance and the solver's own proven "
+             "bound).", "", "## Per solver", "",
+             _markdown(summary.round(4)), "",
+             "Wins count the cells where the solver matched the best makespan of its instance (ties count for each).",
+             "", "## Per instance", "",
+             _markdown(table.assign(makespan=table["makespan"].map(_fmt), lower_bound=table["lower_bound"].map(_fmt),
+                                    gap=table["gap"].map(lambda g: "-" if pd.isna(g) else f"{g:.1%}"),
+                                    solve_s=table["solve_s"].map(lambda v: f"{v:.3f}"))), "",
+             "## Plots", "", "![gap per solver](plots/gap_per_solver.png)", "",
+             "![solve time vs size](plots/solve_time_vs_size.png)", "",
+             "![makespan over bound](plots/makespan_over_bound.png)", ""]
+    for instance, path in gantts:
+        lines += [f"Best schedule of `{instance}`:", "", f"![gantt {instance}]({path})", ""]
+    write_text(os.path.join(folder, "report.md"), "\n".join(lines))
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:.6g}"
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    """A pipe table (pandas' to_markdown needs tabulate, which is not a dependency)."""
+    cols = [str(c) for c in df.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        out.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(out)
