@@ -6,7 +6,8 @@ The one execution semantics (DESIGN.md) lives here and nowhere else:
   resources while it runs;
 * the data of edge (u, v) reaches v's device at ``finish(u) + transfer`` when the
   devices differ, at ``finish(u)`` otherwise (links are not contended);
-* a task starts once all inputs have arrived and its resources are free;
+* a task starts once all inputs have arrived and its resources are free (a task
+  of zero cost holds no resource: it runs the moment its inputs arrive);
 * makespan = latest finish.
 
 :func:`simulate` turns a placement and a task order into times (each task starts
@@ -95,9 +96,10 @@ class Schedule:
         return {t.name: t for t in self.tasks}
 
     def order(self, problem: Problem) -> tuple[str, ...]:
-        """Tasks by start time (ties in topological order): an order :func:`simulate` accepts."""
+        """Tasks by start time (ties by finish, then topological order): an order :func:`simulate` accepts."""
         topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
-        return tuple(sorted((t.name for t in self.tasks), key=lambda n: (self.by_name[n].start, topo[n])))
+        by = self.by_name
+        return tuple(sorted((t.name for t in self.tasks), key=lambda n: (by[n].start, by[n].finish, topo[n])))
 
     @property
     def found(self) -> bool:
@@ -137,9 +139,11 @@ class Timeline:
         """Earliest start of ``task`` on ``device`` given what is placed so far."""
         ready = self.ready(task, device)
         res = self.problem.platform.device[device].resources
+        duration = self.problem.costs[task][device]
+        if duration == 0:  # a zero-length run holds no resource (as the validator sees it)
+            return ready
         if not insertion:
             return max([ready] + [self._free[r] for r in res])
-        duration = self.problem.costs[task][device]
         busy = sorted(iv for r in res for iv in self._busy[r])
         t = ready
         for s, f in busy:
@@ -160,9 +164,10 @@ class Timeline:
             start = self.earliest_start(task, device, insertion=insertion)
         finish = start + self.problem.costs[task][device]
         self.device_of[task], self.start[task], self.finish[task] = device, start, finish
-        for r in self.problem.platform.device[device].resources:
-            bisect.insort(self._busy[r], (start, finish))
-            self._free[r] = max(self._free[r], finish)
+        if finish > start:
+            for r in self.problem.platform.device[device].resources:
+                bisect.insort(self._busy[r], (start, finish))
+                self._free[r] = max(self._free[r], finish)
         return finish
 
     def schedule(self, **kwargs: Any) -> Schedule:

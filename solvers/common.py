@@ -52,10 +52,13 @@ class Feasibility:
         self.used: dict[str, int] = {d: 0 for d in problem.devices}
         self.group_device: dict[str, str] = {}
 
-    def _need(self, task: str) -> int:
+    def need(self, task: str) -> int:
+        """Bytes placing ``task`` now adds: its own, its whole group's for a group's first member, else 0."""
         group = self.problem.colocate.get(task)
         if group is None:
             return self.problem.memory(task)
+        if group in self.group_device:
+            return 0
         return sum(self.problem.memory(m) for m in self.problem.groups[group])
 
     def candidates(self, task: str) -> tuple[str, ...]:
@@ -66,7 +69,7 @@ class Feasibility:
         allowed = self.problem.allowed(task)
         if group is not None:
             allowed = tuple(d for d in allowed if all(d in self.problem.costs[m] for m in self.problem.groups[group]))
-        need = self._need(task)
+        need = self.need(task)
         out = []
         for d in allowed:
             cap = self.problem.platform.device[d].memory_bytes
@@ -76,9 +79,7 @@ class Feasibility:
 
     def commit(self, task: str, device: str) -> None:
         """Record that ``task`` sits on ``device``."""
+        self.used[device] += self.need(task)
         group = self.problem.colocate.get(task)
         if group is not None:
-            if group in self.group_device:
-                return
-            self.group_device[group] = device
-        self.used[device] += self._need(task)
+            self.group_device.setdefault(group, device)

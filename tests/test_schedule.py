@@ -149,3 +149,16 @@ def test_schedule_file_round_trip(tmp_path):
 def test_schedule_file_errors(data, expected):
     with pytest.raises(ScheduleError, match=expected):
         schedule_from_dict(data)
+
+
+def test_zero_cost_tasks_hold_no_resource_and_resimulation_never_delays():
+    """b on d0 [0, 1]; zero-cost a on d0 runs at 0.5 inside b's run; its consumer c is not delayed."""
+    plat = Platform("p", (Device("d0"), Device("d1")), (Link("d0", "d1"),))
+    graph = TaskGraph("g", (Task("b"), Task("z"), Task("a"), Task("c")),
+                      (Edge("z", "a", 0), Edge("a", "c", 0)))
+    p = Problem(graph, plat, {"b": {"d0": 1.0}, "z": {"d1": 0.5}, "a": {"d0": 0.0}, "c": {"d1": 1.0}})
+    s = Schedule((ScheduledTask("b", "d0", 0, 1), ScheduledTask("z", "d1", 0, 0.5),
+                  ScheduledTask("a", "d0", 0.5, 0.5), ScheduledTask("c", "d1", 0.5, 1.5)), makespan=1.5)
+    assert validate(p, s) == []
+    again = simulate(p, s.placement, s.order(p))
+    assert again.makespan == 1.5 and validate(p, again) == []
