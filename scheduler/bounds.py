@@ -155,3 +155,24 @@ def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 
 def best_bound(problem: Problem, extra: tuple[Bound, ...] = ()) -> Bound:
     """The largest of the classic bounds and any ``extra`` ones (e.g. a solver's proven bound)."""
     return max(classic_bounds(problem) + tuple(extra), key=lambda b: b.value)
+
+
+def period_bounds(problem: Problem, replicas: int = 1, *, lp: bool = True,
+                  time_limit: float | None = 30.0) -> tuple[Bound, ...]:
+    """Sound lower bounds on the steady-state period with ``replicas`` data-parallel copies.
+
+    ``period-area``: least total resource-time of all copies over the resources;
+    ``period-task``: the dearest task at its cheapest device (it runs on some
+    resource every period); ``period-lp-load``: ``replicas`` x the fractional
+    load bound (the average of the copies' placements is a fractional placement,
+    so the busiest resource carries at least that).  Transfers only add load.
+    """
+    devices = problem.platform.device
+    area = sum(min(c * len(devices[d].resources) for d, c in problem.costs[t].items()) for t in problem.tasks)
+    out = [Bound("period-area", replicas * area / len(problem.platform.resources)),
+           Bound("period-task", max((min(problem.costs[t].values()) for t in problem.tasks), default=0.0))]
+    if lp:
+        load = lp_load_bound(problem, time_limit)
+        if load is not None:
+            out.append(Bound("period-lp-load", replicas * load.value))
+    return tuple(out)

@@ -20,8 +20,9 @@ from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .fileio import write_bytes
 from .fileio import write_json
-from .pipeline import (ProfileOptions, build_problem, execute_run, format_replay, format_table, load_graph, measure,
-                       run_solvers, summary_table, tqdm_progress)
+from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, load_graph, measure, run_solvers,
+                       summary_table, tqdm_progress)
+from .run import execute_run, format_throughput
 from .replay import replay as replay_schedule
 from .profiling import plan_profiling, profile_paths
 from .problem import read_problem, write_problem
@@ -29,9 +30,10 @@ from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
 
 
 def _solver_catalog() -> SolverCatalog:
-    from solvers import get_solver, solver_names
+    from solvers import SOLVERS, get_solver, solver_names
 
-    return SolverCatalog(names=solver_names(), check=lambda name, options: get_solver(name, **options) and None)
+    return SolverCatalog(names=solver_names(), check=lambda name, options: get_solver(name, **options) and None,
+                         get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options)
 
 
 def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
@@ -207,17 +209,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from solvers import get_solver
-
-    config = load_config(args.config, _solver_catalog())
+    catalog = _solver_catalog()
+    config = load_config(args.config, catalog)
+    updates: dict[str, object] = {}
     if args.output_dir:
-        config = config.model_copy(update={"output_dir": args.output_dir})
-    result = execute_run(config, get_solver, progress=sys.stderr.isatty())
+        updates["output_dir"] = args.output_dir
+    if args.no_replay:
+        updates["replay"] = config.replay.model_copy(update={"enabled": False})
+    config = config.model_copy(update=updates)
+    result = execute_run(config, catalog, progress=not args.quiet)
     g = result.problem.graph
     print(f"{config.name}: model {result.problem.label} ({len(g.tasks)} tasks, {len(g.edges)} edges) "
           f"on {len(result.problem.devices)} devices ({', '.join(result.problem.devices)})")
-    print(format_table(result.table))
-    print(f"results: {result.directory}")
+    print(format_throughput(result.table) if config.objective == "throughput" else format_table(result.table))
+    if result.replay is not None:
+        r = result.replay
+        print(f"replay of {result.best.solver}: measured {r['measured_makespan_s'] * 1e3:.4f} ms vs predicted "
+              f"{r['predicted_makespan_s'] * 1e3:.4f} ms ({r['timeline']} timeline, outputs match: max abs diff "
+              f"{r['max_abs_diff']:.1e})" + (f"; {r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
+                                              if r.get("baselines") else ""))
+    print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 
 
@@ -312,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     ru = sub.add_parser("run", help="run a YAML config (default: the embedded default run)")
     ru.add_argument("config", nargs="?", default=None)
     ru.add_argument("--output-dir", default=None, help="override the config's output_dir")
+    ru.add_argument("--no-replay", action="store_true", help="skip the replay on ONNX Runtime")
+    ru.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
     ru.set_defaults(func=cmd_run)
     return p
 

@@ -27,10 +27,17 @@ DEFAULT_CONFIG = "default.yaml"
 
 @dataclass(frozen=True)
 class SolverCatalog:
-    """What config validation needs to know of the solver registry (injected by the caller)."""
+    """The solver registry as the core sees it, injected by the caller (the core never imports solvers).
+
+    ``names``: registered solvers; ``check(name, options)`` raises on a bad name or
+    option; ``get(name, **options)`` returns the solve function; ``options(name)``
+    lists the solver's own options.
+    """
 
     names: tuple[str, ...]
     check: Callable[[str, dict[str, Any]], None]
+    get: Callable[..., Callable[..., Any]]
+    options: Callable[[str], tuple[str, ...]]
 
 
 class _Strict(BaseModel):
@@ -81,19 +88,48 @@ class ProfileSpec(_Strict):
     force: bool = False
 
 
+class ReplaySpec(_Strict):
+    """Replay of the best schedule on ONNX Runtime."""
+
+    enabled: bool = True
+    repeats: int = Field(default=10, ge=1)
+    warmup: int = Field(default=2, ge=0)
+    opt_level: Literal["disable", "basic", "all"] = "disable"
+    tolerance: float = Field(default=1e-4, gt=0)
+    export: bool = False
+    baselines: bool = True
+
+
 class RunConfig(_Strict):
-    """A whole run: model, platform, costs, solvers, limits, output."""
+    """A whole run: model, platform, costs, objective, solvers, limits, replay, output."""
 
     name: str = "run"
     model: ModelSpec
     platform: str | dict[str, Any] = "default"
-    costs: Literal["model", "profile"] = "model"
+    costs: Literal["model", "profile", "problem"] = "model"
+    problem: str | None = None
     profile: ProfileSpec = Field(default_factory=ProfileSpec)
-    objective: Literal["latency"] = "latency"
+    objective: Literal["latency", "throughput"] = "latency"
+    replicas: int = Field(default=1, ge=1)
     solvers: list[SolverSpec] = Field(default_factory=list)
     time_limit: float = Field(default=30.0, gt=0)
     seed: int = 0
+    lp_bounds: bool = True
+    replay: ReplaySpec = Field(default_factory=ReplaySpec)
     output_dir: str = "results"
+
+    @field_validator("replay", mode="before")
+    @classmethod
+    def _replay_flag(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _costs_source(self) -> "RunConfig":
+        if (self.costs == "problem") != (self.problem is not None):
+            raise ValueError("costs: problem needs 'problem: FILE.json', and 'problem' needs costs: problem")
+        if self.replicas > 1 and self.objective != "throughput":
+            raise ValueError("replicas applies to objective: throughput only")
+        return self
 
     @field_validator("solvers", mode="before")
     @classmethod
@@ -158,4 +194,22 @@ def load_config(path: str | os.PathLike[str] | None = None, solvers: SolverCatal
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ConfigError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    if path is not None and isinstance(data, dict):
+        _relative_to(data, os.path.dirname(os.path.abspath(where)))
     return config_from_dict(data, where, solvers)
+
+
+def _relative_to(data: dict[str, Any], base: str) -> None:
+    """Resolve the config's file paths against its own folder when they exist there."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and not os.path.isabs(value) and os.path.exists(os.path.join(base, value)):
+            return os.path.normpath(os.path.join(base, value))
+        return value
+
+    if isinstance(data.get("model"), dict):
+        data["model"]["path"] = fix(data["model"].get("path"))
+        if data["model"]["path"] is None:
+            del data["model"]["path"]
+    for key in ("problem", "platform"):
+        if key in data:
+            data[key] = fix(data[key])

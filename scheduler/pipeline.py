@@ -1,4 +1,4 @@
-"""The main job as plain functions: resolve a model, build its problem, run solvers, write a run.
+"""Building blocks of the main job: resolve a model, build its problem, run and certify solvers.
 
 The solver registry is passed in (``get_solver``), so this core module never imports
 the ``solvers`` package; the CLI wires the two together.
@@ -14,27 +14,22 @@ Example
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import onnx
 import pandas as pd
-import yaml
 from tqdm import tqdm
 
 from . import zoo
 from .bounds import Bound, all_bounds
-from .config import RunConfig, SolverSpec
+from .config import SolverSpec
 from .errors import HetschedError, ModelError
-from .fileio import write_text
 from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
 from .platform import Platform, load_platform
-from .problem import Problem, write_problem
+from .problem import Problem
 from .profiling import Profile, get_profile, problem_from_profile
-from .schedule import Schedule, validate, write_schedule
+from .schedule import Schedule, validate
 
 GetSolver = Callable[..., Callable[..., Schedule]]
 
@@ -112,8 +107,14 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
 
 
 def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:
-    """Give each schedule the best of its own lower bound and ``bounds`` (all sound), and say which it is."""
-    best = max(bounds, key=lambda b: b.value, default=None)
+    """Give every schedule the best lower bound known for the problem, and say which it is.
+
+    Sound bounds on the optimum hold for every schedule of the problem, so the
+    best of ``bounds`` and of every schedule's own (e.g. an exact solver's proven
+    bound) serves them all.
+    """
+    own = [Bound(s.info.get("bound", s.solver), s.lower_bound) for s in schedules if s.lower_bound is not None]
+    best = max(list(bounds) + own, key=lambda b: b.value, default=None)
     out = []
     for s in schedules:
         if best is not None and (s.lower_bound is None or best.value > s.lower_bound):
@@ -190,44 +191,3 @@ def format_replay(result: Mapping[str, Any]) -> str:
 def safe_name(name: str) -> str:
     """``name`` with anything but letters, digits and ``-_.@`` replaced, for file names."""
     return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in name)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """Where a run was written and what it found."""
-
-    directory: str
-    problem: Problem
-    schedules: tuple[Schedule, ...]
-    table: pd.DataFrame
-
-
-def execute_run(config: RunConfig, get_solver: GetSolver, *, progress: bool = True) -> RunResult:
-    """Build the problem, run every solver, and write ``<output_dir>/<run-id>/`` atomically.
-
-    The run is written to a hidden temporary folder that is renamed into place only
-    when complete, so a failed run leaves nothing behind and no run overwrites another.
-    """
-    problem = build_problem(config.model.zoo or config.model.path or "", config.model.params,
-                            config.platform, config.model.input_shapes, costs=config.costs,
-                            profile=ProfileOptions(config.profile.folder, config.profile.repeats,
-                                                   config.profile.warmup, config.profile.force),
-                            progress=progress)
-    schedules = run_solvers(problem, config.solvers, get_solver, time_limit=config.time_limit,
-                            seed=config.seed, progress=progress)
-    table = summary_table(schedules)
-    run_id = f"{safe_name(config.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    final = os.path.join(config.output_dir, run_id)
-    tmp = os.path.join(config.output_dir, f".tmp-{run_id}")
-    os.makedirs(tmp)
-    try:
-        write_text(os.path.join(tmp, "config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        write_problem(problem, os.path.join(tmp, "problem.json"))
-        for s in schedules:
-            write_schedule(s, os.path.join(tmp, "schedules", f"{safe_name(s.solver)}.json"))
-        write_text(os.path.join(tmp, "summary.csv"), table.to_csv(index=False))
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return RunResult(final, problem, tuple(schedules), table)

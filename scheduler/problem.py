@@ -144,6 +144,21 @@ class Problem:
         """Bytes ``task`` keeps resident on its device."""
         return self.graph.task[task].memory_bytes
 
+    def infeasibility(self) -> str | None:
+        """A one-line proof that no placement fits in memory (a task or co-location group fits
+        on no device that may run it), or None when this quick check finds none."""
+        for t in self.tasks:
+            group = self.colocate.get(t)
+            members = self.groups[group] if group is not None else (t,)
+            allowed = [d for d in self.allowed(t) if all(d in self.costs[m] for m in members)]
+            need = sum(self.memory(m) for m in members)
+            caps = [self.platform.device[d].memory_bytes for d in allowed]
+            if all(c is not None and need > c for c in caps):
+                what = f"co-location group {group!r}" if group is not None else f"task {t!r}"
+                return (f"{what} needs {need} bytes, more than the memory of every device that may run it "
+                        f"({', '.join(allowed)})")
+        return None
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Problem):
             return NotImplemented

@@ -229,7 +229,8 @@ class _Runner:
     """Persistent per-device worker threads that replay the segments once per :meth:`run` call.
 
     Threads live across repeats so that thread start-up is not timed; all shared
-    state is guarded by one condition variable.  Used inside :func:`replay` only.
+    state is guarded by one condition variable.  When every segment is on one
+    device they run in the calling thread.  Used inside :func:`replay` only.
     """
 
     def __init__(self, parts: Sequence[SegmentModel], sessions: Sequence[ort.InferenceSession],
@@ -255,13 +256,39 @@ class _Runner:
         self.errors: list[BaseException] = []
         self.timing = _Run()
         self.t0 = 0.0
-        self.threads = [threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
+        self.inline = next(iter(by_device.values())) if len(by_device) == 1 else None
+        self.threads = [] if self.inline is not None else [
+            threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
         for th in self.threads:
             th.start()
 
     def _ready(self, k: int) -> bool:
         p = self.parts[self.index[k]]
         return all(x in self.tensors for x in p.inputs) and all(q in self.done for q in self.before[k])
+
+    def _process(self, seg_ids: list[int]) -> None:
+        """Run one device's segments of the current repeat, each once its inputs and resources are ready."""
+        try:
+            for k in seg_ids:
+                with self.cond:
+                    while not self._ready(k) and not self.errors:
+                        self.cond.wait()
+                    if self.errors:
+                        return
+                    p = self.parts[self.index[k]]
+                    feed = {x: self.tensors[x] for x in p.inputs}
+                begin = time.perf_counter()
+                result = self.sessions[self.index[k]].run(list(p.outputs), feed)
+                end = time.perf_counter()
+                with self.cond:
+                    self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
+                    self.tensors.update(zip(p.outputs, result))
+                    self.done.add(k)
+                    self.cond.notify_all()
+        except BaseException as exc:  # reported by run()
+            with self.cond:
+                self.errors.append(exc)
+                self.cond.notify_all()
 
     def _worker(self, seg_ids: list[int]) -> None:
         seen = 0
@@ -272,26 +299,7 @@ class _Runner:
                 if self.stopping:
                     return
                 seen = self.generation
-            try:
-                for k in seg_ids:
-                    with self.cond:
-                        while not self._ready(k) and not self.errors:
-                            self.cond.wait()
-                        if self.errors:
-                            break
-                        p = self.parts[self.index[k]]
-                        feed = {x: self.tensors[x] for x in p.inputs}
-                    begin = time.perf_counter()
-                    result = self.sessions[self.index[k]].run(list(p.outputs), feed)
-                    end = time.perf_counter()
-                    with self.cond:
-                        self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
-                        self.tensors.update(zip(p.outputs, result))
-                        self.done.add(k)
-                        self.cond.notify_all()
-            except BaseException as exc:  # reported by run()
-                with self.cond:
-                    self.errors.append(exc)
+            self._process(seg_ids)
             with self.cond:
                 self.idle += 1
                 self.cond.notify_all()
@@ -303,6 +311,9 @@ class _Runner:
             self.t0 = time.perf_counter()
             self.generation += 1
             self.cond.notify_all()
+        if self.inline is not None:  # one device: no hand-over between threads to pay for
+            self._process(self.inline)
+        with self.cond:
             while self.idle < len(self.threads):
                 self.cond.wait()
             wall = max(self.timing.end.values(), default=0.0)

@@ -200,6 +200,43 @@ def simulate(problem: Problem, placement: Mapping[str, str], order: Sequence[str
     return tl.schedule(**schedule_fields)
 
 
+# ----------------------------------------------------------------------------- throughput
+
+def resource_loads(problem: Problem, placement: Mapping[str, str]) -> dict[str, float]:
+    """Busy seconds per resource for one inference of ``placement``: its tasks plus the transfers it drives.
+
+    A crossing edge's transfer is charged to every resource of the *source* device.
+    """
+    devices = problem.platform.device
+    busy = {r: 0.0 for r in problem.platform.resources}
+    for t, d in placement.items():
+        for r in devices[d].resources:
+            busy[r] += problem.costs[t][d]
+    for e in problem.graph.edges:
+        a, b = placement[e.src], placement[e.dst]
+        if a != b:
+            for r in devices[a].resources:
+                busy[r] += problem.transfer(e, a, b)
+    return busy
+
+
+def period(problem: Problem, placement: Mapping[str, str]) -> float:
+    """Steady-state period of pipelined inferences of ``placement``: the largest resource busy time."""
+    return max(resource_loads(problem, placement).values(), default=0.0)
+
+
+def replicated_period(problem: Problem, placements: Sequence[Mapping[str, str]]) -> float:
+    """Period when each placement is one data-parallel copy of the graph, all sharing the resources.
+
+    Throughput is ``len(placements) / replicated_period``.
+    """
+    total = {r: 0.0 for r in problem.platform.resources}
+    for placement in placements:
+        for r, v in resource_loads(problem, placement).items():
+            total[r] += v
+    return max(total.values(), default=0.0)
+
+
 # ----------------------------------------------------------------------------- validation
 
 def validate(problem: Problem, schedule: Schedule, tol: float = 1e-9) -> list[str]:

@@ -3,9 +3,10 @@
 1. Weigh tasks by their mean cost and edges by their mean transfer; repeatedly
    peel the heaviest remaining path off the graph as one linear cluster (tasks on a
    path run one after another anyway, so keeping them together saves transfers).
-2. Merge clusters down to ``clusters`` (default: the most devices that can run at
-   once, i.e. the largest set of devices with pairwise disjoint resources): the
-   lightest cluster joins the one it exchanges the most data with.
+2. Merge clusters down to ``clusters`` (default: every count from the most devices
+   that can run at once, i.e. the largest set of devices with pairwise disjoint
+   resources, down to one, keeping the best): the lightest cluster joins the one
+   it exchanges the most data with.
 3. Map clusters onto such a set of devices: every assignment is simulated when
    there are few, else the heaviest cluster takes its cheapest device first.
    Tasks a device cannot run, or that would break memory or co-location, go to
@@ -106,24 +107,15 @@ def _realise(problem: Problem, preferred: dict[str, str], order: list[str]) -> T
     return tl
 
 
-def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
-          clusters: int | None = None) -> Schedule:
-    """Linear clustering, merging and mapping (see the module docstring)."""
-    started = time.perf_counter()
-    device_sets = parallel_device_sets(problem)
-    target = clusters or len(device_sets[0])
-    groups = merge_clusters(problem, linear_clusters(problem), target)
-    rank = upward_rank(problem)
-    topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
-    order = sorted(problem.tasks, key=lambda t: (-rank[t], topo[t]))
+def _mappings(problem: Problem, groups: list[list[str]], device_sets: list[tuple[str, ...]]) -> list[dict[str, str]]:
+    """Preferred device per task for each way of mapping ``groups`` onto a parallel device set."""
     work = [sum(fmean(problem.costs[t].values()) for t in g) for g in groups]
     by_work = sorted(range(len(groups)), key=lambda i: -work[i])
-
     candidates: list[dict[str, str]] = []
     usable = [s for s in device_sets if len(s) >= len(groups)] or device_sets
     mappings = sum(math.perm(len(s), min(len(s), len(groups))) for s in usable)
     for s in usable:
-        if mappings <= MAX_MAPPINGS:
+        if mappings <= MAX_MAPPINGS // 4:
             perms = itertools.permutations(s, min(len(s), len(groups)))
         else:  # heaviest cluster first, each to its cheapest free device of the set
             free, perm = list(s), {}
@@ -135,17 +127,36 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             perms = [tuple(perm[i] for i in range(len(groups)))]
         for perm in perms:
             candidates.append({t: perm[i % len(perm)] for i, g in enumerate(groups) for t in g})
+    return candidates
+
+
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+          clusters: int | None = None) -> Schedule:
+    """Linear clustering, merging and mapping (see the module docstring)."""
+    started = time.perf_counter()
+    device_sets = parallel_device_sets(problem)
+    linear = linear_clusters(problem)
+    rank = upward_rank(problem)
+    topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
+    order = sorted(problem.tasks, key=lambda t: (-rank[t], topo[t]))
+    # fewer clusters than parallel devices can win (slow devices are better left idle): try each count
+    counts = [clusters] if clusters else range(len(device_sets[0]), 0, -1)
+    candidates: list[tuple[int, dict[str, str]]] = []
+    groups = linear
+    for target in counts:  # merging down step by step costs no more than one merge to the smallest count
+        groups = merge_clusters(problem, groups, target)
+        candidates += [(len(groups), m) for m in _mappings(problem, groups, device_sets)]
     best = None
-    for preferred in candidates:
+    for count, preferred in candidates:
         tl = _realise(problem, preferred, order)
         if tl is None:
             continue
         makespan = max(tl.finish.values(), default=0.0)
         if best is None or makespan < best[0]:
-            best = (makespan, tl)
+            best = (makespan, tl, count)
     if best is None:
         return no_solution(problem, solver="linear-clustering", started=started,
                            reason="no mapping of the clusters keeps memory and co-location limits")
-    tl = best[1]
+    _, tl, count = best
     return finish(problem, tl.device_of, order, solver="linear-clustering", started=started,
-                  info={"clusters": len(groups), "mappings_tried": len(candidates)})
+                  info={"clusters": count, "mappings_tried": len(candidates)})

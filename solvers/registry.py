@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import dp_chain, greedy, heft, linear_clustering, single
+from . import cpsat, dp_chain, greedy, heft, linear_clustering, milp, single, split
 
 SolveFn = Callable[..., Schedule]
 
@@ -53,6 +53,12 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
                dp_chain.solve),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
+    SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "
+               "then windowed polish", split.solve),
+    SolverInfo("milp", "exact MILP (DiviML style) in PuLP/CBC: proven bound, HEFT warm start; "
+               "objective=latency|throughput, replicas=B, backend=cbc|highs", milp.solve, exact=True),
+    SolverInfo("cpsat", "exact CP-SAT model (intervals, NoOverlap per resource): proven bound, HEFT hint; "
+               "objective=latency|throughput, replicas=B, workers, resolution", cpsat.solve, exact=True),
 )})
 
 

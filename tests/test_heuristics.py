@@ -81,3 +81,33 @@ def test_linear_clustering_uses_parallel_devices_on_branchy_models():
     s = get_solver("linear-clustering")(p)
     assert validate(p, s) == [] and s.info["clusters"] == 3
     assert len(set(s.placement.values())) >= 2
+
+
+def test_split_modules_are_convex_and_acyclic():
+    from solvers.split import modules
+
+    for p in (build_problem("randwire", {"nodes": 12}), random_problem(60, seed=4), build_problem("bert")):
+        mods = modules(p, max_module=10)
+        assert sorted(t for m in mods for t in m) == sorted(p.tasks)
+        assert max(len(m) for m in mods) <= 10
+        where = {t: i for i, m in enumerate(mods) for t in m}
+        # listed in a topological order of the module graph: every edge goes forward
+        assert all(where[e.src] <= where[e.dst] for e in p.graph.edges)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 25))
+def test_split_is_valid_and_never_worse_than_heft(seed, n):
+    p = random_problem(n, seed=seed, memory_fraction=0.6 if seed % 2 else None, colocate=seed % 3)
+    s = get_solver("split")(p, time_limit=3)
+    h = get_solver("heft")(p)
+    if s.found:
+        assert validate(p, s) == [] and s.status == "heuristic"
+        if h.found:
+            assert s.makespan <= h.makespan * (1 + 1e-9)
+
+
+def test_split_falls_back_when_cpsat_has_no_time():
+    p = build_problem("randwire", {"nodes": 8})
+    s = get_solver("split")(p, time_limit=0.001)
+    assert s.found and validate(p, s) == []

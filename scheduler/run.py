@@ -1,0 +1,200 @@
+"""``hetsched run``: one YAML config from model to report (profile, solve, bound, replay, report).
+
+Stages: build the model and its problem (modelled, profiled, or read from a
+problem file), check memory feasibility, compute the lower bounds once, run every
+solver (exact solvers get the objective and replicas), replay the best schedule on
+ONNX Runtime, and write ``<output_dir>/<run-id>/``: the resolved ``config.yaml``,
+``problem.json``, ``schedules/``, ``summary.csv``, ``report.md`` with the Gantt
+chart of the best schedule and the gap chart, and ``replay.json``.  Everything is
+written into a hidden folder renamed into place at the end, so a failed run
+leaves nothing behind and a run never overwrites another.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+import yaml
+
+from .bounds import all_bounds, period_bounds
+from .config import RunConfig, SolverCatalog, SolverSpec
+from .errors import HetschedError
+from .fileio import write_json, write_text
+from .pipeline import (ProfileOptions, build_problem, certify, format_table, load_graph, safe_name, summary_table,
+                       tqdm_progress)
+from .plots import gantt, gap_chart
+from .problem import Problem, read_problem, write_problem
+from .replay import replay
+from .schedule import Schedule, period, validate, write_schedule
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run was written and what it found."""
+
+    directory: str
+    problem: Problem
+    schedules: tuple[Schedule, ...]
+    table: pd.DataFrame
+    best: Schedule
+    replay: Mapping[str, Any] | None
+
+
+def _stage(progress: bool, text: str) -> None:
+    if progress:
+        print(f"[hetsched] {text}", file=sys.stderr, flush=True)
+
+
+def _solver_call(spec: SolverSpec, config: RunConfig, catalog: SolverCatalog) -> Callable[..., Schedule]:
+    """The solver with its options, plus the objective and replicas for solvers that take them."""
+    options = dict(spec.options)
+    accepted = catalog.options(spec.name)
+    if config.objective == "throughput" and "objective" in accepted:
+        options.setdefault("objective", "throughput")
+        options.setdefault("replicas", config.replicas)
+    return catalog.get(spec.name, **options)
+
+
+def _with_period(problem: Problem, s: Schedule, replicas: int, bound: float) -> Schedule:
+    """Attach the throughput view: period (``replicas`` copies of the placement unless the solver placed
+    copies itself), the best period bound, and the period gap."""
+    if not s.found:
+        return s
+    per = s.info["period"] if "period" in s.info else period(problem, s.placement) * replicas
+    bound = max(bound, s.info.get("period_lower_bound") or 0.0)
+    return replace(s, info={**s.info, "period": per, "throughput": replicas / per if per else None,
+                            "period_lower_bound": bound, "period_gap": per / bound - 1 if bound > 0 else None})
+
+
+def throughput_table(schedules: Sequence[Schedule]) -> pd.DataFrame:
+    """One row per solver for a throughput run: period, its bound and gap, throughput, latency of copy 0."""
+    return pd.DataFrame([{
+        "solver": s.solver, "status": s.status, "period_s": s.info.get("period"),
+        "period_bound_s": s.info.get("period_lower_bound"), "period_gap": s.info.get("period_gap"),
+        "throughput_per_s": s.info.get("throughput"), "makespan_s": s.makespan, "solve_s": s.solve_seconds,
+        "note": s.info.get("reason", ""),
+    } for s in schedules])
+
+
+def format_throughput(table: pd.DataFrame) -> str:
+    """The throughput table for a terminal: times in ms, gap in %."""
+    shown = table.copy()
+    for col in ("period_s", "period_bound_s", "makespan_s"):
+        shown[col.replace("_s", "_ms")] = shown.pop(col).map(lambda v: "-" if pd.isna(v) else f"{v * 1e3:.4f}")
+    shown["period_gap"] = table["period_gap"].map(lambda v: "-" if pd.isna(v) else f"{v * 100:.1f}%")
+    shown["throughput_per_s"] = table["throughput_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
+    shown["solve_s"] = table["solve_s"].map(lambda v: f"{v:.3f}")
+    cols = ["solver", "status", "period_ms", "period_bound_ms", "period_gap", "throughput_per_s", "makespan_ms",
+            "solve_s"]
+    return shown[cols + (["note"] if shown["note"].astype(bool).any() else [])].to_string(index=False)
+
+
+def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = True) -> RunResult:
+    """Run the whole job of ``config`` and write its folder atomically (see the module docstring)."""
+    spec = config.model.zoo or config.model.path or ""
+    _stage(progress, f"model {spec}")
+    model, graph = load_graph(spec, config.model.params, config.model.input_shapes)
+    if config.costs == "problem":
+        problem = read_problem(config.problem)
+    else:
+        _stage(progress, f"costs: {config.costs}")
+        problem = build_problem(spec, config.model.params, config.platform, config.model.input_shapes,
+                                costs=config.costs, progress=progress,
+                                profile=ProfileOptions(config.profile.folder, config.profile.repeats,
+                                                       config.profile.warmup, config.profile.force))
+    why = problem.infeasibility()
+    if why:
+        raise HetschedError(f"{config.name}: infeasible: {why}")
+    _stage(progress, f"bounds for {len(problem.tasks)} tasks on {len(problem.devices)} devices")
+    bounds = all_bounds(problem, lp=config.lp_bounds)
+    schedules = []
+    for s in config.solvers:
+        _stage(progress, f"solving: {s.name}")
+        sched = _solver_call(s, config, catalog)(problem, time_limit=s.time_limit or config.time_limit,
+                                                 seed=config.seed)
+        errors = validate(problem, sched)
+        if errors:
+            raise HetschedError(f"solver {s.name!r} returned an invalid schedule: {errors[0]}")
+        schedules.append(sched)
+    schedules = certify(problem, schedules, bounds)
+    throughput = config.objective == "throughput"
+    if throughput:
+        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds), key=lambda b: b.value).value
+        pbound = max([pbound] + [s.info.get("period_lower_bound") or 0.0 for s in schedules])
+        schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
+    found = [s for s in schedules if s.found]
+    if not found:
+        reasons = "; ".join(f"{s.solver}: {s.info.get('reason', s.status)}" for s in schedules)
+        raise HetschedError(f"{config.name}: no solver found a schedule ({reasons})")
+    best = min(found, key=(lambda s: s.info["period"]) if throughput else (lambda s: s.makespan))
+    table = throughput_table(schedules) if throughput else summary_table(schedules)
+    replayed = None
+    tmp_export = None
+    run_id = f"{safe_name(config.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    final = os.path.join(config.output_dir, run_id)
+    tmp = os.path.join(config.output_dir, f".tmp-{run_id}")
+    os.makedirs(tmp)
+    try:
+        if config.replay.enabled:
+            _stage(progress, f"replay of {best.solver} ({config.replay.repeats} repeats)")
+            tmp_export = os.path.join(tmp, "segments") if config.replay.export else None
+            replayed = replay(model, problem, best, repeats=config.replay.repeats, warmup=config.replay.warmup,
+                              opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
+                              seed=config.seed, baselines=config.replay.baselines, export=tmp_export,
+                              progress=tqdm_progress(progress and sys.stderr.isatty()))
+            if tmp_export:
+                replayed = {**replayed, "export": os.path.join(final, "segments")}
+            is_best = table["solver"] == best.solver
+            table["replay_measured_s"] = [replayed["measured_makespan_s"] if b else None for b in is_best]
+            table["replay_predicted_s"] = [replayed["predicted_makespan_s"] if b else None for b in is_best]
+            write_json(os.path.join(tmp, "replay.json"), replayed)
+        _stage(progress, "writing results")
+        write_text(os.path.join(tmp, "config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        write_problem(problem, os.path.join(tmp, "problem.json"))
+        for s in schedules:
+            write_schedule(s, os.path.join(tmp, "schedules", f"{safe_name(s.solver)}.json"))
+        write_text(os.path.join(tmp, "summary.csv"), table.to_csv(index=False))
+        gantt(problem, best, os.path.join(tmp, "gantt.png"))
+        gaps = [(s.info.get("period_gap") if throughput else s.gap) or 0.0 for s in found]
+        gap_chart([s.solver for s in found], gaps, os.path.join(tmp, "gap.png"),
+                  title=f"{problem.label}: {'period' if throughput else 'makespan'} gap to the lower bound")
+        write_text(os.path.join(tmp, "report.md"), _report(config, problem, table, best, bounds, replayed))
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return RunResult(final, problem, tuple(schedules), table, best, replayed)
+
+
+def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Schedule, bounds: Sequence[Any],
+            replayed: Mapping[str, Any] | None) -> str:
+    g = problem.graph
+    lines = [f"# Run `{config.name}`", "",
+             f"Model `{problem.label}`: {len(g.tasks)} tasks, {len(g.edges)} edges; platform "
+             f"`{problem.platform.name}` ({', '.join(problem.devices)}); costs: {config.costs}; objective: "
+             f"{config.objective}" + (f" with {config.replicas} replicas" if config.replicas > 1 else "") + ".", "",
+             "## Solvers", "", "```", format_throughput(table) if config.objective == "throughput"
+             else format_table(table), "```", "",
+             "Lower bounds: " + ", ".join(f"{b.name} {b.value * 1e3:.4f} ms" for b in bounds) + ".", "",
+             f"## Best schedule: `{best.solver}` ({best.status})", "", "![gantt](gantt.png)", "",
+             "![gap to the lower bound](gap.png)", ""]
+    if replayed is not None:
+        lines += ["## Replay on ONNX Runtime", "",
+                  f"{len(replayed['segments'])} segments; outputs equal the whole model's (max abs diff "
+                  f"{replayed['max_abs_diff']:.2e}); {replayed['timeline']} timeline.", "",
+                  f"- measured makespan: {replayed['measured_makespan_s'] * 1e3:.4f} ms (median of "
+                  f"{replayed['repeats']})",
+                  f"- predicted makespan: {replayed['predicted_makespan_s'] * 1e3:.4f} ms (error "
+                  f"{replayed['prediction_error']:+.1%})"]
+        if replayed.get("baselines"):
+            lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
+            lines.append(f"- speedup over the best plain ONNX Runtime: {replayed['speedup_vs_best_baseline']:.2f}x")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,401 @@
+"""``cpsat``: the exact placement model in OR-Tools CP-SAT (integer time, proven bound).
+
+Latency model, in integer ticks of ``resolution`` seconds:
+
+* presence literal ``p[t,d]`` per allowed pair (co-location members share their
+  group's literals), exactly one per task; memory ``sum mem_t p[t,d] <= cap_d``;
+* start ``S[t]``; an optional fixed-size interval per (t, d) of ``dur[t,d]`` ticks,
+  present iff ``p[t,d]``; one NoOverlap per resource over the intervals of every
+  device holding it (a task on a multi-resource device sits in each);
+* edge (u, v), for each device a of u: ``S[v] >= S[u] + dur[u,a] + sum_{b != a}
+  T(e,a,b) p[v,b]`` enforced by ``p[u,a]`` (plus the unconditional ``S[v] >= S[u] +
+  p(u)`` for the LP relaxation);
+* makespan ``C >= S[t] + p(t)`` for sinks and ``C >=`` every resource's load;
+  minimise ``C``.  Hint: the better of HEFT and greedy; when both fail (memory,
+  co-location) a coarse first pass (:data:`COARSE_TICKS`) supplies one, because
+  without a hint CP-SAT's searches may find no solution of the fine model at all.
+
+Rounding, and why the bound is sound.  Costs and transfers are rounded *down* to
+ticks (``floor(v / tick)``).  Any real schedule with starts ``S`` maps to ticks
+``floor(S / tick)`` that satisfy every constraint of this rounded model, because
+``floor(a + b) >= floor(a) + floor(b)``; so the rounded model is a relaxation and
+``tick * (its optimum or proven bound)`` is a lower bound on the true optimum in
+seconds.  Its solutions are re-simulated with real times (they may come out a few
+ticks later than the model says), and ``optimal`` is claimed only when the
+re-simulated makespan is within :data:`~solvers.exact_common.OPTIMALITY_TOLERANCE`
+of that bound, i.e. when the gap closes in real seconds, not merely in ticks.
+By default the tick is chosen so that the warm start's makespan spans
+:data:`HORIZON_TICKS` ticks; rounding then costs at most ~2 ticks per task on the
+critical path, far below the tolerance for graphs of a few hundred tasks.
+
+Throughput model (``objective="throughput"``, ``replicas=B``): literals per copy,
+booleans ``z >= p[u,a] and p[v,b]`` for device pairs of crossing edges (linear
+terms when an end has one device), ``P >=`` every resource's load summed over
+copies (task costs plus transfers its device drives), memory summed over copies.
+Rounding down again makes ``tick * bound`` a sound lower bound on the period.
+
+Search: with 2 or 3 ``workers`` the full-problem subsolvers are set to
+``default_lp`` and ``no_lp`` (CP-SAT's own choice for 2 workers is ``default_lp``
+plus interleaved LNS, for 3 ``default_lp`` and ``fixed``).  Measured on the issue's
+target set (40 tasks, 3 devices, one device holding two resources, 30 s, 2 cores):
+default 2 workers proved 0/5 optimal, default 3 workers 0/5, default 4 workers 3/5,
+2 workers with ``default_lp`` + ``no_lp`` 3/5 (in 3-7 s); with 60 s the last
+setting proved 10/10 (5 with the shared resource, 5 without; max 30 s).  From 4
+workers on CP-SAT's default portfolio (which includes ``no_lp``) is used.
+
+Time: ``max_time_in_seconds`` (wall) gets ``time_limit`` minus the time already
+spent building the warm start and the model, minus a small reserve.
+
+Example
+-------
+>>> from scheduler.generate import random_problem
+>>> s = solve(random_problem(6, seed=2), time_limit=10)
+>>> s.status, s.info["backend"]
+('optimal', 'cp-sat')
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ortools.sat.python import cp_model
+
+from scheduler.bounds import best_bound
+from scheduler.errors import SolverError
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule, simulate
+
+from .exact_common import (Budget, ExactData, Outcome, check_options, empty_answer, exact_data,
+                           infeasibility_reason, latency_answer, latency_hint, order_from_starts,
+                           period_lower_bound, placement_errors, replicated_period, throughput_answer,
+                           throughput_hint, trivial_upper_bound)
+
+NAME = "cpsat"
+HORIZON_TICKS = 10**8
+"""Ticks spanned by the warm start's objective when ``resolution`` is not given."""
+COARSE_TICKS = 10**4
+"""Ticks spanned by the trivial upper bound in the coarse first pass (used only without a warm start)."""
+_DOWN = 1.0 - 1e-12  # absorbs float error in v / tick so that floor never rounds up
+
+
+def ticks(value: float, tick: float) -> int:
+    """``value`` seconds in whole ticks, rounded down (never up, even by float error)."""
+    return max(0, math.floor(value / tick * _DOWN))
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A CP-SAT model plus what is needed to read its solution back."""
+
+    model: cp_model.CpModel
+    tick: float
+    p: Mapping[tuple[int, str, str], cp_model.IntVar]  # (copy, task, device) literals
+    s: Mapping[str, cp_model.IntVar]  # latency only
+    objective: cp_model.IntVar
+    replicas: int
+
+
+def _presence(model: cp_model.CpModel, problem: Problem, data: ExactData,
+              copy: int) -> dict[tuple[int, str, str], cp_model.IntVar]:
+    """Literals p[copy, t, d], shared inside co-location groups, exactly one per task."""
+    p: dict[tuple[int, str, str], cp_model.IntVar] = {}
+    shared: dict[str, dict[str, cp_model.IntVar]] = {}
+    for t in data.order:
+        group = problem.colocate.get(t)
+        if group is not None and group in shared:
+            for d in data.allowed[t]:
+                p[copy, t, d] = shared[group][d]
+            continue
+        for d in data.allowed[t]:
+            p[copy, t, d] = model.new_bool_var(f"p_{copy}_{data.index[t]}_{d}")
+        if group is not None:
+            shared[group] = {d: p[copy, t, d] for d in data.allowed[t]}
+        model.add_exactly_one(p[copy, t, d] for d in data.allowed[t])
+    return p
+
+
+def _memory(model: cp_model.CpModel, problem: Problem, data: ExactData,
+            p: Mapping[tuple[int, str, str], cp_model.IntVar], replicas: int) -> None:
+    for d in problem.devices:
+        cap = problem.platform.device[d].memory_bytes
+        if cap is None:
+            continue
+        terms = [(problem.memory(t), p[k, t, d]) for k in range(replicas) for t in data.order
+                 if d in data.allowed[t] and problem.memory(t) > 0]
+        if terms and sum(m for m, _ in terms) > cap:
+            model.add(sum(m * v for m, v in terms) <= cap)
+
+
+def _crossing(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, str, str], cp_model.IntVar],
+              copy: int, i: int, tick: float) -> list[tuple[str, int, Any]]:
+    """Edge i: (source device a, transfer ticks, literal "u on a and v on b") for each a != b with T > 0."""
+    e, tr = data.edges[i], data.transfers[i]
+    if data.leader[e.src] == data.leader[e.dst]:
+        return []
+    au, av = data.allowed[e.src], data.allowed[e.dst]
+    out: list[tuple[str, int, Any]] = []
+    for a in au:
+        for b in av:
+            w = 0 if a == b else ticks(tr[a, b], tick)
+            if w == 0:
+                continue
+            if len(au) == 1:
+                out.append((a, w, p[copy, e.dst, b]))
+            elif len(av) == 1:
+                out.append((a, w, p[copy, e.src, a]))
+            else:
+                z = model.new_bool_var(f"z_{copy}_{i}_{a}_{b}")
+                model.add_bool_or([p[copy, e.src, a].Not(), p[copy, e.dst, b].Not(), z])
+                out.append((a, w, z))
+    return out
+
+
+def build_latency(problem: Problem, data: ExactData, tick: float, upper: float) -> BuiltModel:
+    """The makespan model at ``tick`` seconds per tick; ``upper``: a feasible makespan (seconds)."""
+    model = cp_model.CpModel()
+    horizon = ticks(upper, tick) + 1
+    p = _presence(model, problem, data, 0)
+    dur = {(t, d): ticks(problem.costs[t][d], tick) for t in data.order for d in data.allowed[t]}
+    s = {t: model.new_int_var(0, horizon, f"s_{data.index[t]}") for t in data.order}
+    length = {t: sum(dur[t, d] * p[0, t, d] for d in data.allowed[t]) for t in data.order}
+    on: dict[str, list[cp_model.IntervalVar]] = {r: [] for r in problem.platform.resources}
+    for t in data.order:
+        for d in data.allowed[t]:
+            if dur[t, d] == 0:
+                continue  # zero-length runs overlap nothing (as in the validator)
+            iv = model.new_optional_fixed_size_interval_var(s[t], dur[t, d], p[0, t, d], f"i_{data.index[t]}_{d}")
+            for r in data.resources[d]:
+                on[r].append(iv)
+    for ivs in on.values():
+        if len(ivs) > 1:
+            model.add_no_overlap(ivs)
+    for i, e in enumerate(data.edges):
+        u, v = e.src, e.dst
+        model.add(s[v] >= s[u] + length[u])
+        if data.leader[u] == data.leader[v]:
+            continue
+        tr = data.transfers[i]
+        for a in data.allowed[u]:
+            comm = [(ticks(tr[a, b], tick), p[0, v, b]) for b in data.allowed[v] if b != a]
+            comm = [(w, lit) for w, lit in comm if w > 0]
+            if not comm:
+                continue
+            expr = s[u] + dur[u, a] + sum(w * lit for w, lit in comm)
+            if len(data.allowed[u]) == 1:
+                model.add(s[v] >= expr)
+            else:
+                model.add(s[v] >= expr).only_enforce_if(p[0, u, a])
+    c_max = model.new_int_var(0, horizon, "C")
+    for t in data.sinks:
+        model.add(c_max >= s[t] + length[t])
+    for r in problem.platform.resources:
+        load = [(dur[t, d], p[0, t, d]) for t in data.order for d in data.allowed[t]
+                if r in data.resources[d] and dur[t, d] > 0]
+        if load:
+            model.add(c_max >= sum(w * lit for w, lit in load))
+    _memory(model, problem, data, p, 1)
+    model.minimize(c_max)
+    return BuiltModel(model, tick, p, s, c_max, 1)
+
+
+def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float) -> BuiltModel:
+    """The period model over ``replicas`` copies; ``upper``: a feasible period (seconds)."""
+    model = cp_model.CpModel()
+    p: dict[tuple[int, str, str], cp_model.IntVar] = {}
+    load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
+    for k in range(replicas):
+        p.update(_presence(model, problem, data, k))
+        for t in data.order:
+            for d in data.allowed[t]:
+                w = ticks(problem.costs[t][d], tick)
+                if w:
+                    for r in data.resources[d]:
+                        load[r].append(w * p[k, t, d])
+        for i in range(len(data.edges)):
+            for a, w, lit in _crossing(model, data, p, k, i, tick):
+                for r in data.resources[a]:
+                    load[r].append(w * lit)
+    per = model.new_int_var(0, ticks(upper, tick) + 1, "P")
+    for terms in load.values():
+        if terms:
+            model.add(per >= sum(terms))
+    _memory(model, problem, data, p, replicas)
+    model.minimize(per)
+    return BuiltModel(model, tick, p, {}, per, replicas)
+
+
+def _hint_placements(built: BuiltModel, placements: list[Mapping[str, str]]) -> None:
+    """Hint the presence literals (once each: co-located tasks share theirs)."""
+    seen: set[int] = set()
+    for (k, t, d), lit in built.p.items():
+        if lit.index not in seen:
+            seen.add(lit.index)
+            built.model.add_hint(lit, placements[k][t] == d)
+
+
+def _hint_latency(built: BuiltModel, hint: Schedule) -> None:
+    """Hint a valid schedule: its rounded-down starts satisfy the rounded model (see module docstring)."""
+    m, tick = built.model, built.tick
+    _hint_placements(built, [hint.placement])
+    for t, v in built.s.items():
+        m.add_hint(v, ticks(hint.by_name[t].start, tick))
+
+
+def _solve_model(built: BuiltModel, limit: float | None, workers: int, seed: int,
+                 first: bool = False) -> tuple[cp_model.CpSolver, Any]:
+    """Run CP-SAT (``first``: stop at the first solution)."""
+    solver = cp_model.CpSolver()
+    solver.parameters.stop_after_first_solution = first
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = seed
+    if workers in (2, 3):
+        # CP-SAT's default portfolio for 2-3 workers runs one full search (default_lp) plus LNS;
+        # the propagation-only search (no_lp) is what proves these models optimal (see module docstring)
+        solver.parameters.num_full_subsolvers = 2
+        solver.parameters.subsolvers.extend(["default_lp", "no_lp"])
+    if limit is not None:
+        solver.parameters.max_time_in_seconds = max(limit, 0.01)
+    status = solver.solve(built.model)
+    return solver, status
+
+
+def _outcome(built: BuiltModel, data: ExactData, solver: cp_model.CpSolver, status: Any,
+             info: dict[str, Any]) -> Outcome:
+    tick = built.tick
+    name = solver.status_name(status)
+    info.update(backend_status=name, solver_wall_s=solver.wall_time, conflicts=solver.num_conflicts,
+                branches=solver.num_branches)
+    if status == cp_model.MODEL_INVALID:
+        raise SolverError(f"solver {NAME!r}: CP-SAT rejected the model ({built.model.validate()})")
+    if status == cp_model.INFEASIBLE:
+        info["reason"] = f"{NAME}: CP-SAT proved that no placement satisfies memory, support and co-location"
+        return Outcome(None, None, None, True, info)
+    has = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    bound_ticks = math.floor(solver.best_objective_bound) if has or status == cp_model.UNKNOWN else None
+    if bound_ticks is not None and not math.isfinite(solver.best_objective_bound):
+        bound_ticks = None
+    bound = max(0.0, bound_ticks * tick * _DOWN) if bound_ticks is not None else None
+    info.update(objective=solver.objective_value * tick if has else None,
+                best_bound=bound, proven_bound=bound, objective_ticks=solver.objective_value if has else None,
+                bound_ticks=bound_ticks)
+    if not has:
+        return Outcome(None, None, bound, False, info)
+    placements = []
+    for k in range(built.replicas):
+        placements.append({t: next(d for d in data.allowed[t] if solver.boolean_value(built.p[k, t, d]))
+                           for t in data.order})
+    starts = {t: solver.value(v) * tick for t, v in built.s.items()} if built.s else None
+    return Outcome(tuple(placements), starts, bound, False, info)
+
+
+def _tick(resolution: float | None, upper: float) -> float:
+    if resolution is not None:
+        if not (isinstance(resolution, (int, float)) and math.isfinite(resolution) and resolution > 0):
+            raise SolverError(f"solver {NAME!r}: resolution must be a positive number of seconds, got {resolution!r}")
+        return float(resolution)
+    return upper / HORIZON_TICKS if upper > 0 else 1e-9
+
+
+def _first_schedule(problem: Problem, data: ExactData, budget: Budget, workers: int, seed: int,
+                    info: dict[str, Any]) -> tuple[Schedule | None, bool]:
+    """A first schedule when no heuristic could give one (memory, co-location), from a coarse model.
+
+    CP-SAT's full searches can struggle to find any solution of the fine model
+    (1e8-tick horizon) without a hint; at :data:`COARSE_TICKS` they find one at once.
+    Its placement and order, re-simulated, become the hint.  The coarse model is a
+    relaxation too (rounded down), so its infeasibility proves the problem's.
+    Returns (schedule or None, proven infeasible).
+    """
+    upper = trivial_upper_bound(problem, data)
+    built = build_latency(problem, data, upper / COARSE_TICKS if upper > 0 else 1e-9, upper)
+    limit = budget.remaining(_reserve(budget.time_limit))
+    if limit is not None and limit <= 0.01:
+        return None, False
+    solver, status = _solve_model(built, limit, workers, seed, first=True)
+    info["coarse_status"] = solver.status_name(status)
+    if status == cp_model.INFEASIBLE:
+        return None, True
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None, False
+    placement = {t: next(d for d in data.allowed[t] if solver.boolean_value(built.p[0, t, d])) for t in data.order}
+    if placement_errors(problem, [placement]):
+        return None, False
+    order = order_from_starts(problem, {t: float(solver.value(v)) for t, v in built.s.items()})
+    return simulate(problem, placement, order, solver=f"{NAME} (coarse first pass)", status="feasible"), False
+
+
+def _reserve(limit: float | None) -> float:
+    """Seconds kept back from CP-SAT for reading the solution and re-simulating."""
+    return 0.0 if limit is None else min(0.05, 0.1 * limit)
+
+
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: str = "latency",
+          replicas: int = 1, workers: int = 2, resolution: float | None = None, hint: bool = True) -> Schedule:
+    """Solve the placement exactly with CP-SAT (latency, or ``objective="throughput"`` with ``replicas``).
+
+    ``workers``: CP-SAT search workers (2 suits a 2-core host); ``resolution``:
+    seconds per tick (default: the warm start's objective / :data:`HORIZON_TICKS`);
+    ``hint``: warm-start from the better of HEFT and greedy.
+    """
+    started = time.perf_counter()
+    check_options(NAME, objective, replicas, time_limit)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SolverError(f"solver {NAME!r}: workers must be an integer >= 1, got {workers!r}")
+    budget = Budget(started, time_limit)
+    data = exact_data(problem, with_pairs=False)
+    info: dict[str, Any] = {"backend": "cp-sat", "objective_kind": objective, "workers": workers}
+    reason = infeasibility_reason(problem, data)
+    if reason:
+        return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
+                            reason=reason, info=info)
+    latency = latency_hint(problem)
+    throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
+    coarse = False
+    if latency is None and objective == "latency":
+        latency, infeasible = _first_schedule(problem, data, budget, workers, seed, info)
+        if infeasible:
+            info["reason"] = f"{NAME}: CP-SAT proved that no placement satisfies memory, support and co-location"
+            return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
+                                reason=info["reason"], info=info)
+        coarse = latency is not None
+
+    def answer(out: Outcome) -> Schedule:
+        if objective == "throughput":
+            return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
+        return latency_answer(problem, out, latency, solver=NAME, started=started, hint_is_exact=coarse)
+
+    nothing = Outcome(None, None, None, False, info)
+    found: float | None
+    if objective == "throughput":
+        lower = period_lower_bound(problem, replicas)
+        found = replicated_period(problem, throughput) if throughput is not None else None
+        upper = found if found is not None else replicas * trivial_upper_bound(problem, data)
+    else:
+        lower = best_bound(problem).value
+        found = latency.makespan if latency is not None else None
+        upper = trivial_upper_bound(problem, data) if found is None else min(found, trivial_upper_bound(problem, data))
+    if found is not None and found <= lower * (1 + 1e-6):
+        info["note_skip"] = "the warm start meets the lower bound; no model solved"
+        return answer(nothing)
+    tick = _tick(resolution, upper)
+    t0 = time.perf_counter()
+    if objective == "throughput":
+        built = build_throughput(problem, data, replicas, tick, upper)
+        if hint and throughput is not None:
+            _hint_placements(built, list(throughput))
+    else:
+        built = build_latency(problem, data, tick, upper)
+        if hint and latency is not None:
+            _hint_latency(built, latency)
+    proto = built.model.proto
+    info.update(build_s=time.perf_counter() - t0, resolution_s=tick, variables=len(proto.variables),
+                constraints=len(proto.constraints))
+    limit = budget.remaining(_reserve(time_limit))
+    if limit is not None and limit <= 0.01:
+        info["reason"] = "time limit spent before CP-SAT could start"
+        return answer(nothing)
+    solver, status = _solve_model(built, limit, workers, seed)
+    return answer(_outcome(built, data, solver, status, info))

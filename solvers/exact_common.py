@@ -1,0 +1,447 @@
+"""Pieces the exact solvers (``milp``, ``cpsat``) share: instance data, the period, honest status.
+
+Honesty rules both exact solvers follow (DESIGN.md, "Known pitfalls"):
+
+* Every answer is re-simulated and validated (:func:`solvers.common.finish`); the
+  makespan (or period) reported is the simulated one, never the solver's value.
+* ``optimal`` is claimed only when the re-simulated objective is within
+  :data:`OPTIMALITY_TOLERANCE` (relative) of a *sound* lower bound: the classic
+  bounds of :mod:`scheduler.bounds` or the solver's proven bound converted to real
+  seconds so that it can only err low.  A solver saying "optimal" is not enough.
+* ``feasible``: the exact solver's own solution, optimality not proved.
+  ``heuristic``: the exact solver found nothing better than its warm start (or
+  nothing at all), so the schedule returned is the heuristic's; ``info["fallback"]``
+  names the heuristic and ``info["note"]`` says why.
+* ``infeasible``: proved (by the solver or by a task that fits in no device's
+  memory); the schedule is empty.  ``timeout-no-solution``: nothing found in time
+  and no heuristic schedule exists either.
+
+Throughput (``objective="throughput"``): the period of a placement is the largest
+busy time of any resource per inference: the cost of every task on a device that
+holds the resource, plus the transfer time of every edge that crosses devices,
+charged to every resource of the *source* device (the transfers it drives).  With
+``replicas=B`` the graph is copied B times, each copy placed on its own, all copies
+share the resources (and the memory) and throughput = B / period.
+
+Example
+-------
+>>> from scheduler.generate import random_problem
+>>> p = random_problem(4, seed=1)
+>>> period(p, {t: "cpu0" for t in p.tasks}) == sum(p.costs[t]["cpu0"] for t in p.tasks)
+True
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
+
+from scheduler.bounds import Bound
+from scheduler.errors import SolverError
+from scheduler.graph import Edge
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule
+
+from . import greedy, heft
+from .common import finish, no_solution
+
+OPTIMALITY_TOLERANCE = 1e-6
+"""``optimal`` means: re-simulated objective <= sound lower bound * (1 + this)."""
+
+OBJECTIVES = ("latency", "throughput")
+
+
+# ----------------------------------------------------------------------------- throughput
+
+def resource_loads(problem: Problem, placement: Mapping[str, str]) -> dict[str, float]:
+    """Busy seconds per resource for one inference of ``placement`` (tasks + transfers driven)."""
+    devices = problem.platform.device
+    busy = {r: 0.0 for r in problem.platform.resources}
+    for t, d in placement.items():
+        for r in devices[d].resources:
+            busy[r] += problem.costs[t][d]
+    for e in problem.graph.edges:
+        a, b = placement[e.src], placement[e.dst]
+        if a != b:
+            for r in devices[a].resources:
+                busy[r] += problem.transfer(e, a, b)
+    return busy
+
+
+def period(problem: Problem, placement: Mapping[str, str]) -> float:
+    """Steady-state period of one pipelined copy of ``placement``: the largest resource busy time."""
+    return max(resource_loads(problem, placement).values(), default=0.0)
+
+
+def replicated_period(problem: Problem, placements: Sequence[Mapping[str, str]]) -> float:
+    """Period when each placement in ``placements`` is one data-parallel copy sharing the resources."""
+    total = {r: 0.0 for r in problem.platform.resources}
+    for placement in placements:
+        for r, v in resource_loads(problem, placement).items():
+            total[r] += v
+    return max(total.values(), default=0.0)
+
+
+def period_lower_bound(problem: Problem, replicas: int = 1) -> float:
+    """Sound bound on the period: least total resource-time over the resources, and the dearest task."""
+    devices = problem.platform.device
+    area = sum(min(c * len(devices[d].resources) for d, c in problem.costs[t].items()) for t in problem.tasks)
+    longest = max((min(problem.costs[t].values()) for t in problem.tasks), default=0.0)
+    return max(replicas * area / len(problem.platform.resources), longest)
+
+
+# ----------------------------------------------------------------------------- instance data
+
+@dataclass(frozen=True)
+class ExactData:
+    """What both exact models need, computed once per solve.
+
+    ``allowed`` already intersects the devices of co-location groups (a member may
+    only go where every member may go); ``leader`` maps each task to its group's
+    first member (itself when ungrouped).  ``transfers[i]`` gives edge i's delay for
+    every allowed device pair with different devices.  ``pairs`` lists the task
+    pairs (in topological order) with no path between them that could hold a
+    common resource, with those resources.
+    """
+
+    order: tuple[str, ...]
+    index: Mapping[str, int]
+    allowed: Mapping[str, tuple[str, ...]]
+    leader: Mapping[str, str]
+    sinks: tuple[str, ...]
+    edges: tuple[Edge, ...]
+    transfers: tuple[Mapping[tuple[str, str], float], ...]
+    pairs: tuple[tuple[str, str, tuple[str, ...]], ...]
+    resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def exact_data(problem: Problem, *, with_pairs: bool = True) -> ExactData:
+    """Build :class:`ExactData` (``with_pairs=False`` skips the quadratic pair scan)."""
+    order = problem.graph.topological_order
+    index = {t: i for i, t in enumerate(order)}
+    allowed: dict[str, tuple[str, ...]] = {}
+    leader: dict[str, str] = {}
+    for t in problem.tasks:
+        group = problem.colocate.get(t)
+        members = problem.groups[group] if group is not None else (t,)
+        allowed[t] = tuple(d for d in problem.devices if all(d in problem.costs[m] for m in members))
+        leader[t] = members[0]
+    resources = {d.name: tuple(d.resources) for d in problem.platform.devices}
+    edges = tuple(problem.graph.edges)
+    transfers = tuple({(a, b): problem.transfer(e, a, b) for a in allowed[e.src] for b in allowed[e.dst] if a != b}
+                      for e in edges)
+    sinks = tuple(t for t in order if not problem.succs[t])
+    pairs: list[tuple[str, str, tuple[str, ...]]] = []
+    if with_pairs:
+        reach: dict[str, int] = {}
+        for t in reversed(order):
+            bits = 0
+            for e in problem.succs[t]:
+                bits |= (1 << index[e.dst]) | reach[e.dst]
+            reach[t] = bits
+        usable = {t: {r for d in allowed[t] for r in resources[d]} for t in order}
+        for i, a in enumerate(order):
+            for b in order[i + 1:]:
+                if (reach[a] >> index[b]) & 1:
+                    continue  # a path a -> b orders them already
+                common = usable[a] & usable[b]
+                if common:
+                    pairs.append((a, b, tuple(r for r in problem.platform.resources if r in common)))
+    return ExactData(order, index, allowed, leader, sinks, edges, transfers, tuple(pairs), resources)
+
+
+def _fits(capacity: int | None, used: int, need: int) -> bool:
+    return capacity is None or used + need <= capacity
+
+
+def makespan(schedule: Schedule) -> float:
+    """The makespan of a schedule that holds a placement."""
+    if schedule.makespan is None:
+        raise SolverError(f"schedule of {schedule.solver!r} has no makespan")
+    return schedule.makespan
+
+
+def infeasibility_reason(problem: Problem, data: ExactData) -> str | None:
+    """A one-line proof that no placement exists (a task or group fits in no allowed device), or None."""
+    for t in problem.tasks:
+        if not data.allowed[t]:
+            return f"co-location group of task {t!r} has no device every member may use"
+        group = problem.colocate.get(t)
+        members = problem.groups[group] if group is not None else (t,)
+        need = sum(problem.memory(m) for m in members)
+        fits = [d for d in data.allowed[t] if _fits(problem.platform.device[d].memory_bytes, 0, need)]
+        if not fits:
+            what = f"co-location group {group!r}" if group is not None else f"task {t!r}"
+            return f"{what} needs {need} bytes, more than the memory of every device that may run it"
+    return None
+
+
+def trivial_upper_bound(problem: Problem, data: ExactData) -> float:
+    """A makespan every feasible placement achieves run one task at a time: all dearest costs and transfers."""
+    return (sum(max(problem.costs[t][d] for d in data.allowed[t]) for t in problem.tasks)
+            + sum(max(tr.values(), default=0.0) for tr in data.transfers))
+
+
+def order_from_starts(problem: Problem, starts: Mapping[str, float]) -> tuple[str, ...]:
+    """A topological order that follows ``starts`` (ties by topological index).
+
+    Solver start times carry tolerances (a successor may appear 1e-12 s before a
+    zero-cost predecessor); taking ready tasks by start keeps the order valid anyway.
+    """
+    topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
+    indeg = {t: len(problem.preds[t]) for t in problem.tasks}
+    heap = [(starts[t], topo[t], t) for t in problem.tasks if indeg[t] == 0]
+    heapq.heapify(heap)
+    out: list[str] = []
+    while heap:
+        _, _, t = heapq.heappop(heap)
+        out.append(t)
+        for e in problem.succs[t]:
+            indeg[e.dst] -= 1
+            if indeg[e.dst] == 0:
+                heapq.heappush(heap, (starts[e.dst], topo[e.dst], e.dst))
+    return tuple(out)
+
+
+def placement_errors(problem: Problem, placements: Sequence[Mapping[str, str]]) -> list[str]:
+    """Why ``placements`` (one per copy, memory shared) break op support, memory or co-location ([] = fine)."""
+    errs: list[str] = []
+    used: dict[str, int] = {}
+    for placement in placements:
+        for t in problem.tasks:
+            d = placement.get(t)
+            if d is None or d not in problem.costs[t]:
+                errs.append(f"task {t!r} is on {d!r}, which may not run it")
+                continue
+            used[d] = used.get(d, 0) + problem.memory(t)
+        for g, members in problem.groups.items():
+            if len({placement.get(m) for m in members}) > 1:
+                errs.append(f"co-location group {g!r} is split")
+    for d, total in used.items():
+        cap = problem.platform.device[d].memory_bytes
+        if cap is not None and total > cap:
+            errs.append(f"device {d!r} holds {total} bytes, over its capacity of {cap}")
+    return errs
+
+
+# ----------------------------------------------------------------------------- warm starts
+
+def latency_hint(problem: Problem) -> Schedule | None:
+    """The better of HEFT and greedy (None when both fail on memory / co-location)."""
+    found = [s for s in (heft.solve(problem), greedy.solve(problem)) if s.found]
+    return min(found, key=makespan) if found else None
+
+
+def throughput_hint(problem: Problem, data: ExactData, replicas: int,
+                    latency: Schedule | None) -> tuple[dict[str, str], ...] | None:
+    """Placements (one per copy) with a small period: the better of HEFT's copied and a load-balancing greedy."""
+    candidates: list[tuple[dict[str, str], ...]] = []
+    if latency is not None:
+        copies = tuple(dict(latency.placement) for _ in range(replicas))
+        if not placement_errors(problem, copies):
+            candidates.append(copies)
+    devices = problem.platform.device
+    used = {d: 0 for d in problem.devices}
+    loads = {r: 0.0 for r in problem.platform.resources}
+    greedy_copies: list[dict[str, str]] = []
+    ok = True
+    for _ in range(replicas):
+        placement: dict[str, str] = {}
+        group_device: dict[str, str] = {}
+        for t in data.order:
+            group = problem.colocate.get(t)
+            if group is not None and group in group_device:
+                cands: tuple[str, ...] = (group_device[group],)
+                need = 0
+            else:
+                members = problem.groups[group] if group is not None else (t,)
+                need = sum(problem.memory(m) for m in members)
+                cands = tuple(d for d in data.allowed[t] if _fits(devices[d].memory_bytes, used[d], need))
+            if not cands:
+                ok = False
+                break
+
+            def charges(d: str, t: str = t) -> dict[str, float]:
+                extra = dict.fromkeys(devices[d].resources, problem.costs[t][d])
+                for e in problem.preds[t]:
+                    a = placement[e.src]
+                    if a != d:
+                        for r in devices[a].resources:
+                            extra[r] = extra.get(r, 0.0) + problem.transfer(e, a, d)
+                return extra
+
+            d = min(cands, key=lambda d: (max(loads[r] + v for r, v in charges(d).items()), problem.costs[t][d]))
+            for r, v in charges(d).items():
+                loads[r] += v
+            placement[t] = d
+            used[d] += need
+            if group is not None:
+                group_device[group] = d
+        if not ok:
+            break
+        greedy_copies.append(placement)
+    if ok and not placement_errors(problem, greedy_copies):
+        candidates.append(tuple(greedy_copies))
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: replicated_period(problem, c))
+
+
+# ----------------------------------------------------------------------------- budget
+
+@dataclass(frozen=True)
+class Budget:
+    """Wall-clock budget of one solve, counted from ``started`` (``time.perf_counter``)."""
+
+    started: float
+    time_limit: float | None
+
+    def elapsed(self) -> float:
+        """Seconds since the solve started."""
+        return time.perf_counter() - self.started
+
+    def remaining(self, reserve: float = 0.0) -> float | None:
+        """Seconds left for the backend after keeping ``reserve`` for post-processing (None = no limit)."""
+        if self.time_limit is None:
+            return None
+        return self.time_limit - self.elapsed() - reserve
+
+    def deadline(self, reserve: float = 0.0) -> float | None:
+        """The ``time.perf_counter`` value by which the backend must stop (None = no limit)."""
+        if self.time_limit is None:
+            return None
+        return self.started + self.time_limit - reserve
+
+
+class OutOfTime(Exception):
+    """Raised by a model builder that passed its deadline (caught inside the solver, never escapes)."""
+
+
+def check_time(deadline: float | None) -> None:
+    """Raise :class:`OutOfTime` when ``deadline`` (a ``time.perf_counter`` value) has passed."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise OutOfTime
+
+
+def check_options(solver: str, objective: str, replicas: int, time_limit: float | None) -> None:
+    """Reject bad common options with a one-line message."""
+    if objective not in OBJECTIVES:
+        raise SolverError(f"solver {solver!r}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise SolverError(f"solver {solver!r}: replicas must be an integer >= 1, got {replicas!r}")
+    if replicas > 1 and objective != "throughput":
+        raise SolverError(f"solver {solver!r}: replicas applies to objective='throughput' only")
+    if time_limit is not None and not time_limit >= 0:
+        raise SolverError(f"solver {solver!r}: time_limit must be >= 0, got {time_limit!r}")
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an exact backend found, in real seconds.
+
+    ``placements``: one placement per copy (latency: exactly one), or None when the
+    backend found nothing.  ``starts``: solver start times of copy 0 (latency only).
+    ``bound``: a *sound* lower bound on the optimal objective (seconds), or None.
+    ``infeasible``: the backend proved that no placement exists.
+    """
+
+    placements: tuple[Mapping[str, str], ...] | None
+    starts: Mapping[str, float] | None
+    bound: float | None
+    infeasible: bool
+    info: Mapping[str, Any]
+
+
+def _status(value: float, bound: float, from_solver: bool) -> str:
+    if value <= bound * (1 + OPTIMALITY_TOLERANCE) + 1e-15:
+        return "optimal"
+    return "feasible" if from_solver else "heuristic"
+
+
+def empty_answer(problem: Problem, *, solver: str, started: float, status: str, reason: str,
+                 objective: str, info: Mapping[str, Any]) -> Schedule:
+    """An answer with no tasks (``infeasible`` or ``timeout-no-solution``), with the backend's info."""
+    s = no_solution(problem, solver=solver, started=started, reason=reason, status=status)
+    return replace(s, objective=objective, info={**info, **s.info})
+
+
+def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *, solver: str,
+                   started: float, hint_is_exact: bool = False) -> Schedule:
+    """The final latency Schedule: the better of the backend's and the hint's, with an honest status.
+
+    ``hint_is_exact``: the hint came from the exact solver itself (a coarse first
+    pass), so returning it is ``feasible``, not a heuristic fallback.
+    """
+    info = dict(outcome.info)
+    if outcome.infeasible:
+        return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="latency",
+                            reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)
+    extra = (Bound(f"{solver}-dual", outcome.bound),) if outcome.bound is not None else ()
+    mine: Schedule | None = None
+    if outcome.placements is not None:
+        placement = outcome.placements[0]
+        errs = placement_errors(problem, [placement])
+        if errs:
+            info["rejected_solution"] = errs[0]
+        else:
+            order = order_from_starts(problem, outcome.starts or {t: 0.0 for t in problem.tasks})
+            mine = finish(problem, placement, order, solver=solver, started=started, status="feasible",
+                          info=info, extra_bounds=extra)
+    theirs: Schedule | None = None
+    if hint is not None and (mine is None or makespan(hint) < makespan(mine) * (1 - 1e-12)):
+        if hint_is_exact:
+            info = {**info, "source": hint.solver}
+        else:
+            info = {**info, "fallback": hint.solver,
+                    "note": (f"{solver} found no solution better than its {hint.solver} warm start; "
+                             f"this is the {hint.solver} schedule")}
+        theirs = finish(problem, hint.placement, hint.order(problem), solver=solver, started=started,
+                        status="heuristic", info=info, extra_bounds=extra)
+        if hint_is_exact:
+            mine = theirs
+    best = theirs or mine
+    if best is None:
+        return empty_answer(problem, solver=solver, started=started, status="timeout-no-solution",
+                            objective="latency", info=info,
+                            reason=info.get("reason", f"{solver} found no solution within the time limit"))
+    status = _status(makespan(best), best.lower_bound or 0.0, from_solver=best is mine)
+    return replace(best, status=status, info={**best.info, "gap": best.gap})
+
+
+def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[str, str], ...] | None, *,
+                      solver: str, started: float, replicas: int) -> Schedule:
+    """The final throughput Schedule: ``info["period"]`` is the objective; ``makespan`` is copy 0's latency."""
+    info = dict(outcome.info)
+    if outcome.infeasible:
+        return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="throughput",
+                            reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)
+    candidates: list[tuple[tuple[Mapping[str, str], ...], bool]] = []
+    if outcome.placements is not None:
+        errs = placement_errors(problem, outcome.placements)
+        if errs:
+            info["rejected_solution"] = errs[0]
+        else:
+            candidates.append((outcome.placements, True))
+    if hint is not None:
+        candidates.append((hint, False))
+    if not candidates:
+        return empty_answer(problem, solver=solver, started=started, status="timeout-no-solution",
+                            objective="throughput", info=info,
+                            reason=info.get("reason", f"{solver} found no solution within the time limit"))
+    placements, from_solver = min(candidates, key=lambda c: (replicated_period(problem, c[0]), not c[1]))
+    value = replicated_period(problem, placements)
+    bound = max(period_lower_bound(problem, replicas), outcome.bound if outcome.bound is not None else 0.0)
+    if not from_solver:
+        info["fallback"] = "load-greedy/heft"
+        info["note"] = f"{solver} found no placement better than its heuristic warm start; this is the heuristic's"
+    info.update(period=value, period_lower_bound=bound,
+                period_gap=(max(0.0, value / bound - 1.0) if bound > 0 else None),
+                throughput=(replicas / value if value > 0 else float("inf")), replicas=replicas)
+    if replicas > 1:
+        info["placements"] = [dict(p) for p in placements]
+    s = finish(problem, placements[0], None, solver=solver, started=started, info=info)
+    return replace(s, objective="throughput", status=_status(value, bound, from_solver))

@@ -1,0 +1,545 @@
+"""``milp``: the exact mixed-integer formulation (DiviML style) in PuLP, CBC by default.
+
+Latency model (times in model units: the warm start's makespan maps to ~1000, so
+big-M values and solver tolerances are on a fixed, well-conditioned scale):
+
+* ``x[t,d]`` binary for every allowed pair (co-location members share their
+  group leader's variables; devices not every member may use are left out);
+  ``sum_d x[t,d] = 1``; memory ``sum_t mem_t x[t,d] <= cap_d``.
+* ``s[t] >= 0``; duration ``p[t] = sum_d c[t,d] x[t,d]``; makespan ``C >= s[t] + p[t]``
+  for sinks, and ``C >=`` every resource's total load (a valid cut).
+* edge (u, v): ``s[v] >= s[u] + p[u] + comm``.  ``comm`` is exact through a
+  transportation linearisation of the device pair: continuous ``z[e,a,b] >= 0``
+  with ``sum_b z[e,a,b] = x[u,a]``, ``sum_a z[e,a,b] = x[v,b]``, so that
+  ``z = x[u,a] x[v,b]`` at integer points and ``comm = sum_{a!=b} T(e,a,b) z``
+  (tighter than the pairwise ``T (x[u,a] + x[v,b] - 1)``); when either end has one
+  allowed device the product is linear and no ``z`` is needed.
+* disjunctions only for task pairs with no path between them that could hold a
+  common resource r: binary ``y[i,j]`` (i first) and, with ``X[t,r]`` = sum of x over
+  devices holding r, ``s[j] >= s[i] + p[i] - M(1 - y) - M(2 - X[i,r] - X[j,r])`` and
+  the mirror; ``M`` = warm start makespan (also imposed as ``C <= M``, valid since
+  the warm start is feasible), so every relaxed constraint is slack.
+
+Throughput model (``objective="throughput"``, ``replicas=B``): ``x`` and ``z`` per
+copy, ``P >=`` load of every resource summed over copies (task costs plus the
+transfers each resource's device drives, via ``z``), memory summed over copies;
+minimise ``P``.  No times, no disjunctions.
+
+Honesty.  PuLP reports ``LpStatus`` "Optimal" when CBC stops on the time limit with
+an incumbent; this module reads CBC's own log instead ("Result - Optimal solution
+found" vs "Stopped on time limit", "Objective value", "Lower bound") and never uses
+``LpStatus``.  The proven bound is converted to seconds after subtracting an
+absolute slack of :data:`BOUND_SLACK` model units (1e-7 of the warm start's value,
+covering CBC's cutoff increment 1e-5 and LP feasibility tolerances), so it can
+only err low; status ``optimal`` then follows :mod:`solvers.exact_common`.
+The returned placement and order (by MILP start, ties topological) are re-simulated.
+
+Time limit: the backend gets ``time_limit`` minus the time already spent (warm
+start, model building) minus a reserve for writing the model file and reading the
+solution; CBC counts elapsed (wall) time.
+
+Example
+-------
+>>> from scheduler.generate import random_problem
+>>> s = solve(random_problem(5, seed=2), time_limit=10)
+>>> s.status
+'optimal'
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import pulp
+
+from scheduler.bounds import best_bound
+from scheduler.errors import SolverError
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule
+
+from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, empty_answer,
+                           exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
+                           period_lower_bound, replicated_period, throughput_answer, throughput_hint,
+                           trivial_upper_bound)
+
+NAME = "milp"
+UNITS = 1000.0
+"""The warm start's objective in model units."""
+BOUND_SLACK = 1e-4
+"""Model units subtracted from the solver's bound before it is reported as sound."""
+BACKENDS = ("cbc", "highs")
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """A PuLP model plus what is needed to read its solution back."""
+
+    prob: pulp.LpProblem
+    scale: float  # model units per second
+    x: Mapping[tuple[int, str, str], pulp.LpVariable]  # (copy, task, device); co-located tasks share
+    s: Mapping[str, pulp.LpVariable]  # start per task (latency only)
+    objective: pulp.LpVariable
+    replicas: int
+
+
+# ----------------------------------------------------------------------------- model building
+
+def _placement_vars(prob: pulp.LpProblem, problem: Problem, data: ExactData,
+                    copy: int) -> dict[tuple[int, str, str], pulp.LpVariable]:
+    """x[copy, t, d] with co-location members sharing the leader's variables; one device per task."""
+    x: dict[tuple[int, str, str], pulp.LpVariable] = {}
+    shared: dict[str, dict[str, pulp.LpVariable]] = {}
+    for t in data.order:
+        group = problem.colocate.get(t)
+        if group is not None and group in shared:
+            for d in data.allowed[t]:
+                x[copy, t, d] = shared[group][d]
+            continue
+        for d in data.allowed[t]:
+            x[copy, t, d] = prob.add_variable(f"x_{copy}_{data.index[t]}_{problem.devices.index(d)}", cat="Binary")
+        if group is not None:
+            shared[group] = {d: x[copy, t, d] for d in data.allowed[t]}
+        prob += pulp.lpSum(x[copy, t, d] for d in data.allowed[t]) == 1, f"one_{copy}_{data.index[t]}"
+    return x
+
+
+def _transfer_terms(prob: pulp.LpProblem, data: ExactData, x: Mapping[tuple[int, str, str], pulp.LpVariable],
+                    copy: int, i: int, scale: float) -> list[tuple[str, float, Any]]:
+    """For edge i: (source device a, transfer units, 0/1 expression "u on a and v on b") for each a != b.
+
+    The expression is exact at integer points: a single variable when one end has a
+    single allowed device, else a transportation variable z[e,a,b].
+    """
+    e, tr = data.edges[i], data.transfers[i]
+    if not tr or data.leader[e.src] == data.leader[e.dst] or max(tr.values()) == 0.0:
+        return []
+    au, av = data.allowed[e.src], data.allowed[e.dst]
+    if len(au) == 1:
+        return [(au[0], tr[au[0], b] * scale, x[copy, e.dst, b]) for b in av if b != au[0]]
+    if len(av) == 1:
+        return [(a, tr[a, av[0]] * scale, x[copy, e.src, a]) for a in au if a != av[0]]
+    z = {(a, b): prob.add_variable(f"z_{copy}_{i}_{ia}_{ib}", lowBound=0)
+         for ia, a in enumerate(au) for ib, b in enumerate(av)}
+    for ia, a in enumerate(au):
+        prob += pulp.lpSum(z[a, b] for b in av) == x[copy, e.src, a], f"zu_{copy}_{i}_{ia}"
+    for ib, b in enumerate(av):
+        prob += pulp.lpSum(z[a, b] for a in au) == x[copy, e.dst, b], f"zv_{copy}_{i}_{ib}"
+    return [(a, tr[a, b] * scale, z[a, b]) for (a, b) in z if a != b and tr[a, b] > 0.0]
+
+
+def _memory(prob: pulp.LpProblem, problem: Problem, data: ExactData,
+            x: Mapping[tuple[int, str, str], pulp.LpVariable], replicas: int) -> None:
+    """Memory per device, summed over copies (scaled by capacity to keep coefficients <= 1)."""
+    for di, d in enumerate(problem.devices):
+        cap = problem.platform.device[d].memory_bytes
+        if cap is None:
+            continue
+        terms = [(problem.memory(t), x[k, t, d]) for k in range(replicas) for t in data.order
+                 if d in data.allowed[t] and problem.memory(t) > 0]
+        if not terms or sum(m for m, _ in terms) <= cap:
+            continue
+        if cap == 0:
+            for _, v in terms:
+                prob += v == 0
+            continue
+        prob += pulp.lpSum((m / cap) * v for m, v in terms) <= 1.0, f"mem_{di}"
+
+
+def build_latency(problem: Problem, data: ExactData, upper: float, lower: float, *,
+                  deadline: float | None = None) -> BuiltModel:
+    """The makespan MILP with big-M = ``upper`` (a feasible makespan) and C >= ``lower`` (a sound bound).
+
+    Raises :class:`OutOfTime` when building runs past ``deadline``.
+    """
+    scale = UNITS / upper if upper > 0 else 1.0
+    big_m = upper * scale
+    prob = pulp.LpProblem("hetsched_latency", pulp.LpMinimize)
+    x = _placement_vars(prob, problem, data, 0)
+    dev_res = data.resources
+    cost = {(t, d): problem.costs[t][d] * scale for t in data.order for d in data.allowed[t]}
+    p = {t: pulp.lpSum(cost[t, d] * x[0, t, d] for d in data.allowed[t]) for t in data.order}
+    s = {t: prob.add_variable(f"s_{data.index[t]}", lowBound=0, upBound=big_m) for t in data.order}
+    c_max = prob.add_variable("C", lowBound=min(lower * scale, big_m), upBound=big_m)
+    prob += c_max
+    for t in data.sinks:
+        prob += c_max >= s[t] + p[t], f"mk_{data.index[t]}"
+    for ri, r in enumerate(problem.platform.resources):
+        load = [(cost[t, d], x[0, t, d]) for t in data.order for d in data.allowed[t] if r in dev_res[d]]
+        if load:
+            prob += c_max >= pulp.lpSum(c * v for c, v in load), f"load_{ri}"
+    for i, e in enumerate(data.edges):
+        if i % 100 == 0:
+            check_time(deadline)
+        comm = pulp.lpSum(tr * v for _, tr, v in _transfer_terms(prob, data, x, 0, i, scale))
+        prob += s[e.dst] >= s[e.src] + p[e.src] + comm, f"prec_{i}"
+    occ: dict[tuple[str, str], Any] = {}
+    for t in data.order:
+        for r in problem.platform.resources:
+            occ[t, r] = pulp.lpSum(x[0, t, d] for d in data.allowed[t] if r in dev_res[d])
+    for k, (a, b, common) in enumerate(data.pairs):
+        if k % 100 == 0:
+            check_time(deadline)
+        y = prob.add_variable(f"y_{k}", cat="Binary")
+        for ri, r in enumerate(common):
+            both = 2 - occ[a, r] - occ[b, r]
+            prob += s[b] >= s[a] + p[a] - big_m * (1 - y) - big_m * both, f"dj_{k}_{ri}_a"
+            prob += s[a] >= s[b] + p[b] - big_m * y - big_m * both, f"dj_{k}_{ri}_b"
+    _memory(prob, problem, data, x, 1)
+    return BuiltModel(prob, scale, x, s, c_max, 1)
+
+
+def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: float, *,
+                     deadline: float | None = None) -> BuiltModel:
+    """The period MILP over ``replicas`` copies (``upper``: a feasible period, for scaling).
+
+    Raises :class:`OutOfTime` when building runs past ``deadline``.
+    """
+    scale = UNITS / upper if upper > 0 else 1.0
+    prob = pulp.LpProblem("hetsched_throughput", pulp.LpMinimize)
+    x: dict[tuple[int, str, str], pulp.LpVariable] = {}
+    load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
+    for k in range(replicas):
+        check_time(deadline)
+        x.update(_placement_vars(prob, problem, data, k))
+        for t in data.order:
+            for d in data.allowed[t]:
+                for r in data.resources[d]:
+                    load[r].append(problem.costs[t][d] * scale * x[k, t, d])
+        for i in range(len(data.edges)):
+            for a, tr, v in _transfer_terms(prob, data, x, k, i, scale):
+                for r in data.resources[a]:
+                    load[r].append(tr * v)
+    per = prob.add_variable("P", lowBound=period_lower_bound(problem, replicas) * scale)
+    prob += per
+    for ri, r in enumerate(problem.platform.resources):
+        if load[r]:
+            prob += per >= pulp.lpSum(load[r]), f"load_{ri}"
+    _memory(prob, problem, data, x, replicas)
+    return BuiltModel(prob, scale, x, {}, per, replicas)
+
+
+# ----------------------------------------------------------------------------- warm start
+
+def _warm_latency(model: BuiltModel, problem: Problem, data: ExactData, hint: Schedule) -> None:
+    """Initial values from a valid schedule (every variable set, so CBC can check it)."""
+    for v in model.prob.variables():
+        v.setInitialValue(v.lowBound or 0, check=False)
+    for (_, t, d), v in model.x.items():
+        v.setInitialValue(1 if hint.placement[t] == d else 0)
+    by = hint.by_name
+    for t, v in model.s.items():
+        v.setInitialValue(by[t].start * model.scale)
+    model.objective.setInitialValue(makespan(hint) * model.scale)
+    names = {v.name: v for v in model.prob.variables()}
+    for k, (a, b, _) in enumerate(data.pairs):
+        names[f"y_{k}"].setInitialValue(1 if by[a].finish <= by[b].start + 1e-12 * max(1.0, makespan(hint)) else 0)
+    _warm_z(model, problem, data, [hint.placement], names)
+
+
+def _warm_z(model: BuiltModel, problem: Problem, data: ExactData, placements: list[Mapping[str, str]],
+            names: Mapping[str, pulp.LpVariable]) -> None:
+    for k, placement in enumerate(placements):
+        for i, e in enumerate(data.edges):
+            au, av = data.allowed[e.src], data.allowed[e.dst]
+            for ia, a in enumerate(au):
+                for ib, b in enumerate(av):
+                    v = names.get(f"z_{k}_{i}_{ia}_{ib}")
+                    if v is not None:
+                        v.setInitialValue(1 if placement[e.src] == a and placement[e.dst] == b else 0)
+
+
+def _warm_throughput(model: BuiltModel, problem: Problem, data: ExactData,
+                     placements: tuple[Mapping[str, str], ...]) -> None:
+    for v in model.prob.variables():
+        v.setInitialValue(v.lowBound or 0, check=False)
+    for (k, t, d), v in model.x.items():
+        v.setInitialValue(1 if placements[k][t] == d else 0)
+    model.objective.setInitialValue(replicated_period(problem, placements) * model.scale)
+    _warm_z(model, problem, data, list(placements), {v.name: v for v in model.prob.variables()})
+
+
+# ----------------------------------------------------------------------------- backends
+
+@dataclass(frozen=True)
+class BackendResult:
+    """What a backend run says, before interpretation (values in model units)."""
+
+    has_solution: bool
+    proven_optimal: bool
+    infeasible: bool
+    objective: float | None
+    bound: float | None
+    status_text: str
+    wall: float
+
+
+_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+
+
+def _printed_floor(text: str) -> float:
+    """A printed number minus one unit in its last printed digit (CBC rounds what it prints)."""
+    mantissa, _, exponent = text.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return float(text) - 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+def parse_cbc_log(text: str) -> dict[str, Any]:
+    """CBC's verdict from its log: result line, objective, and a lower bound rounded down (None where absent).
+
+    The bound is the largest "best possible" printed (every one is valid; they carry
+    more digits than "Lower bound:", the fallback), minus one unit in its last digit.
+    """
+    out: dict[str, Any] = {"result": None, "objective": None, "bound": None}
+    m = re.search(r"^Result - (.*)$", text, re.M) or re.search(r"^(Problem is infeasible)", text, re.M)
+    if m:
+        out["result"] = m.group(1).strip()
+    m = re.search(r"^Objective value:\s+" + _NUM, text, re.M)
+    if m:
+        out["objective"] = float(m.group(1))
+    found = re.findall(r"best possible " + _NUM, text)
+    if found:
+        out["bound"] = max(_printed_floor(v) for v in found)
+    else:
+        m = re.search(r"^Lower bound:\s+" + _NUM, text, re.M)
+        if m:
+            out["bound"] = _printed_floor(m.group(1))
+    return out
+
+
+GRACE_S = 0.1
+"""Seconds past the deadline before CBC is interrupted (SIGINT: it stops and writes its incumbent)."""
+INTERRUPT_WAIT_S = 0.5
+"""Seconds CBC gets to answer SIGINT before it is killed (then nothing it found is used)."""
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> str:
+    """Wait for CBC, interrupting it past ``deadline`` (CBC misses its own limit in long root nodes)."""
+    if deadline is None:
+        proc.wait()
+        return "finished"
+    try:
+        proc.wait(timeout=max(0.0, deadline + GRACE_S - time.perf_counter()))
+        return "finished"
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=INTERRUPT_WAIT_S)
+        return "interrupted"
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return "killed"
+
+
+def _cbc_command() -> pulp.COIN_CMD:
+    """A CBC command: one on the PATH (or from ``pulp[cbc]``), else the binary bundled with PuLP 3."""
+    cmd = pulp.COIN_CMD(msg=False)
+    if cmd.available():
+        return cmd
+    bundled = getattr(pulp.apis.coin_api, "pulp_cbc_path", None)
+    if bundled:
+        cmd = pulp.COIN_CMD(msg=False, path=bundled)
+        if cmd.available():
+            return cmd
+    raise SolverError(f"solver {NAME!r}: no CBC binary found (install it, or pip install 'pulp[cbc]')")
+
+
+def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool) -> BackendResult:
+    """Run the bundled CBC on the model's MPS file under a wall-clock watchdog; read its log for the verdict."""
+    cmd = _cbc_command()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hetsched-cbc-") as tmp:
+        mps, mst, sol, log_path = (os.path.join(tmp, f) for f in ("m.mps", "m.mst", "m.sol", "cbc.log"))
+        vs, vnames, cnames, _ = model.prob.writeMPS(mps, rename=1)
+        args = [cmd.path, mps]
+        if warm:
+            cmd.writesol(mst, model.prob, vs, vnames, cnames)
+            args += ["-mips", mst]
+        if deadline is not None:
+            left = deadline - time.perf_counter()
+            if left <= 0.01:
+                return BackendResult(False, False, False, None, None, "not started: time limit spent", 0.0)
+            # CBC needs a moment after its own limit to stop and write the solution: ask for a bit less
+            args += ["-sec", f"{max(0.01, left - min(0.25, 0.1 * left)):.3f}", "-timeMode", "elapsed"]
+        args += ["-ratio", "0", "-allow", "1e-6", "-threads", str(threads)]
+        if seed:
+            args += ["-randomCbcSeed", str(seed)]
+        args += ["-solve", "-printingOptions", "all", "-solution", sol]
+        with open(log_path, "w") as log_fh:
+            proc = subprocess.Popen(args, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            how = _wait(proc, deadline)
+        wall = time.perf_counter() - t0
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            log = parse_cbc_log(fh.read())
+        if how == "killed" or not os.path.exists(sol):
+            return BackendResult(False, False, False, None, log["bound"], f"CBC {how}, no solution file", wall)
+        status, values, _, _, _, sol_status = cmd.readsol_MPS(sol, model.prob, vs, vnames, cnames)
+    model.prob.assignVarsVals(values)
+    model.prob.assignStatus(status, sol_status)
+    result = log["result"] or "no result line"
+    if how != "finished":
+        result = f"{result} ({how} by the watchdog)"
+    has = sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+    optimal = (how == "finished" and result.startswith("Optimal solution found")
+               and sol_status == pulp.LpSolutionOptimal)
+    # CBC's result line ("Problem proven infeasible", "Linear relaxation infeasible") is the proof;
+    # the solution file says "Integer infeasible", which PuLP maps to no status at all
+    infeasible = how == "finished" and not has and ("infeasible" in result.lower()
+                                                    or sol_status == pulp.LpSolutionInfeasible)
+    objective = log["objective"] if has else None
+    if objective is None and has:
+        objective = model.objective.value()
+    bound = log["bound"]
+    if optimal and objective is not None:
+        proven = objective - 1e-6  # CBC stops within allowableGap (1e-6 units) of its bound
+        bound = proven if bound is None else max(bound, proven)
+    return BackendResult(has, optimal, infeasible, objective, bound, result, wall)
+
+
+def _highs_available() -> str | None:
+    """None when HiGHS can be used here, else why not (never imports a highspy that breaks OR-Tools)."""
+    try:
+        version = importlib.metadata.version("highspy")
+    except importlib.metadata.PackageNotFoundError:
+        return "highspy is not installed (pip install 'highspy<1.15')"
+    major_minor = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    if major_minor >= (1, 15):
+        return f"highspy {version} cannot share a process with OR-Tools 9.15; install 'highspy<1.15'"
+    if not pulp.HiGHS().available():
+        return "PuLP cannot load highspy"
+    return None
+
+
+def _run_highs(model: BuiltModel, limit: float | None, threads: int, seed: int) -> BackendResult:
+    params: dict[str, Any] = {"random_seed": seed, "mip_abs_gap": 1e-6, "mip_rel_gap": 0.0}
+    cmd = pulp.HiGHS(msg=False, timeLimit=None if limit is None else max(limit, 0.01), threads=threads, **params)
+    t0 = time.perf_counter()
+    model.prob.solve(cmd)
+    wall = time.perf_counter() - t0
+    h = model.prob.solverModel
+    info = h.getInfo()
+    status = h.modelStatusToString(h.getModelStatus())
+    has = info.primal_solution_status == 2 and model.prob.sol_status in (pulp.LpSolutionOptimal,
+                                                                           pulp.LpSolutionIntegerFeasible)
+    optimal = status.lower() == "optimal" and has
+    infeasible = status.lower() == "infeasible"
+    objective = info.objective_function_value if has else None
+    bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
+    if optimal and bound is None:
+        bound = objective
+    return BackendResult(has, optimal, infeasible, objective, bound, status, wall)
+
+
+def _run(model: BuiltModel, backend: str, deadline: float | None, threads: int, seed: int,
+         warm: bool) -> BackendResult:
+    if backend == "highs":
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0.01:
+            return BackendResult(False, False, False, None, None, "not started: time limit spent", 0.0)
+        return _run_highs(model, left, threads, seed)
+    return _run_cbc(model, deadline, threads, seed, warm)
+
+
+# ----------------------------------------------------------------------------- solve
+
+def _read_reserve(model: BuiltModel) -> float:
+    """Seconds kept back after the backend's deadline for reading the solution and re-simulating."""
+    return 0.05 + 1e-5 * model.prob.numVariables()
+
+
+def _outcome(model: BuiltModel, data: ExactData, res: BackendResult, info: dict[str, Any]) -> Outcome:
+    sec = 1.0 / model.scale
+    info.update(backend_status=res.status_text, solver_wall_s=res.wall,
+                objective=None if res.objective is None else res.objective * sec,
+                best_bound=None if res.bound is None else res.bound * sec)
+    bound = None
+    if res.bound is not None:
+        bound = max(0.0, (res.bound - BOUND_SLACK) * sec)
+    info["proven_bound"] = bound
+    if res.infeasible:
+        info["reason"] = f"{NAME}: the solver proved that no placement satisfies memory, support and co-location"
+        return Outcome(None, None, None, True, info)
+    if not res.has_solution:
+        return Outcome(None, None, bound, False, info)
+    placements = []
+    for k in range(model.replicas):
+        placements.append({t: max(data.allowed[t], key=lambda d: model.x[k, t, d].value() or 0.0)
+                           for t in data.order})
+    starts = {t: (v.value() or 0.0) * sec for t, v in model.s.items()} if model.s else None
+    return Outcome(tuple(placements), starts, bound, False, info)
+
+
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: str = "latency",
+          replicas: int = 1, backend: str = "cbc", threads: int = 2, warm_start: bool = True) -> Schedule:
+    """Solve the placement exactly with a MILP (latency, or ``objective="throughput"`` with ``replicas``).
+
+    ``backend``: ``cbc`` (bundled with PuLP) or ``highs`` (needs ``highspy<1.15``;
+    PuLP's HiGHS interface takes no warm start).  ``threads``: CBC/HiGHS threads.
+    ``warm_start``: start from the better of HEFT and greedy.
+    """
+    started = time.perf_counter()
+    check_options(NAME, objective, replicas, time_limit)
+    if backend not in BACKENDS:
+        raise SolverError(f"solver {NAME!r}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "highs":
+        why = _highs_available()
+        if why:
+            raise SolverError(f"solver {NAME!r}: backend 'highs' unavailable: {why}")
+    budget = Budget(started, time_limit)
+    data = exact_data(problem, with_pairs=objective == "latency")
+    info: dict[str, Any] = {"backend": backend, "objective_kind": objective}
+    reason = infeasibility_reason(problem, data)
+    if reason:
+        return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
+                            reason=reason, info=info)
+    latency = latency_hint(problem)
+    throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
+
+    def answer(out: Outcome) -> Schedule:
+        if objective == "throughput":
+            return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
+        return latency_answer(problem, out, latency, solver=NAME, started=started)
+
+    nothing = Outcome(None, None, None, False, info)
+    if objective == "throughput":
+        lower = period_lower_bound(problem, replicas)
+        found = replicated_period(problem, throughput) if throughput is not None else None
+        upper = found if found is not None else replicas * trivial_upper_bound(problem, data)
+    else:
+        lower = best_bound(problem).value
+        found = latency.makespan if latency is not None else None
+        upper = min(found, trivial_upper_bound(problem, data)) if found is not None else trivial_upper_bound(
+            problem, data)
+    if found is not None and found <= lower * (1 + 1e-6):
+        info["note_skip"] = "the warm start meets the lower bound; no MILP solved"
+        return answer(nothing)
+    upper = upper * (1 + 1e-6) + 1e-12
+    t0 = time.perf_counter()
+    try:
+        if objective == "throughput":
+            model = build_throughput(problem, data, replicas, upper, deadline=budget.deadline())
+            if warm_start and throughput is not None:
+                _warm_throughput(model, problem, data, throughput)
+        else:
+            model = build_latency(problem, data, upper, lower, deadline=budget.deadline())
+            if warm_start and latency is not None:
+                _warm_latency(model, problem, data, latency)
+    except OutOfTime:
+        info["reason"] = f"time limit reached while building the MILP ({time.perf_counter() - t0:.2f} s)"
+        return answer(nothing)
+    info.update(build_s=time.perf_counter() - t0, variables=model.prob.numVariables(),
+                constraints=model.prob.numConstraints())
+    if objective == "latency":
+        info["disjunctive_pairs"] = len(data.pairs)
+    warm = warm_start and (throughput if objective == "throughput" else latency) is not None
+    res = _run(model, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
+    return answer(_outcome(model, data, res, info))

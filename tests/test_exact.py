@@ -1,0 +1,360 @@
+"""Exact solvers (milp, cpsat): brute-force optima, honest statuses and bounds, time limits, throughput."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from brute import brute_force, feasible_placement
+from scheduler.errors import SolverError
+from scheduler.generate import random_platform, random_problem
+from scheduler.graph import Edge, Task, TaskGraph
+from scheduler.platform import Device, Link, Platform
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule, validate
+from solvers import SOLVERS, get_solver
+from solvers.exact_common import (OPTIMALITY_TOLERANCE, period, period_lower_bound, placement_errors,
+                                  replicated_period)
+from solvers.milp import parse_cbc_log
+
+EXACT = ["milp", "cpsat"]
+REL = 1e-6
+
+
+def tiny(seed: int) -> Problem:
+    """Up to 6 tasks on 2-3 devices, with shared resources, transfers, memory, op support and co-location."""
+    n = 3 + seed % 4
+    plat = random_platform(2 + seed % 2, shared=seed % 3 != 0, seed=seed)
+    return random_problem(n, seed=seed, platform=plat, edge_prob=(0.3, 0.6)[seed % 2],
+                          unsupported=(0.0, 0.3)[seed % 2], memory_fraction=(None, 0.5, 0.8)[seed % 3],
+                          colocate=seed % 3)
+
+
+TINY = list(range(20))
+
+
+@functools.lru_cache(maxsize=None)
+def brute_latency(seed: int) -> float | None:
+    """Brute-force optimal makespan of ``tiny(seed)`` (None: no feasible placement); computed once."""
+    best = brute_force(tiny(seed))
+    return None if best is None else best.makespan
+
+
+def placements(problem: Problem) -> list[dict[str, str]]:
+    """Every placement that respects op support (memory and co-location unchecked)."""
+    combos = itertools.product(*(problem.allowed(t) for t in problem.tasks))
+    return [dict(zip(problem.tasks, combo)) for combo in combos]
+
+
+def brute_period(problem: Problem, replicas: int = 1) -> float | None:
+    """Least period over every feasible choice of one placement per copy (memory shared by the copies)."""
+    single = placements(problem)
+    best = None
+    for combo in itertools.product(single, repeat=replicas):
+        if replicas == 1 and not feasible_placement(problem, combo[0]):
+            continue
+        if replicas > 1 and placement_errors(problem, combo):
+            continue
+        value = replicated_period(problem, combo)
+        best = value if best is None else min(best, value)
+    return best
+
+
+def check(problem: Problem, s: Schedule) -> None:
+    """Every answer: valid, bound below the makespan, status in line with the gap."""
+    assert validate(problem, s) == []
+    if s.found:
+        assert s.lower_bound is not None and s.lower_bound <= s.makespan * (1 + 1e-9)
+        if s.status == "optimal" and s.objective == "latency":
+            assert s.makespan <= s.lower_bound * (1 + OPTIMALITY_TOLERANCE) + 1e-15
+
+
+# ----------------------------------------------------------------------------- period
+
+def test_period_by_hand():
+    """a -> b crossing from A to B: A is busy 2 (a) + 1 (the transfer it drives); B is busy 3 (b)."""
+    plat = Platform("p", (Device("A", resources=("ra",)), Device("B", resources=("rb",)),
+                          Device("AB", resources=("ra", "rb"))), (Link("A", "B", 1.0, None),),
+                    default_link=Link("*", "*", 0.5, None))
+    graph = TaskGraph("g", (Task("a"), Task("b")), (Edge("a", "b", 0),))
+    p = Problem(graph, plat, {"a": {"A": 2.0, "AB": 1.0}, "b": {"B": 3.0, "AB": 1.5}})
+    assert period(p, {"a": "A", "b": "B"}) == 3.0
+    assert period(p, {"a": "AB", "b": "AB"}) == 2.5  # both on the two-resource device
+    assert period(p, {"a": "AB", "b": "B"}) == 1.0 + 0.5 + 3.0  # AB drives the transfer on both resources
+    assert replicated_period(p, [{"a": "A", "b": "B"}, {"a": "AB", "b": "AB"}]) == 3.0 + 2.5
+    assert period_lower_bound(p, 2) == pytest.approx(2 * (2.0 + 3.0) / 2)
+
+
+# ----------------------------------------------------------------------------- latency
+
+@pytest.mark.parametrize("seed", TINY)
+@pytest.mark.parametrize("name", EXACT)
+def test_latency_equals_brute_force(name, seed):
+    p = tiny(seed)
+    opt = brute_latency(seed)
+    s = get_solver(name)(p, time_limit=30)
+    check(p, s)
+    assert s.solver == name and s.objective == "latency"
+    if opt is None:
+        assert s.status == "infeasible" and not s.tasks and s.makespan is None
+        return
+    assert s.status == "optimal", s.info
+    assert s.makespan == pytest.approx(opt, rel=REL)
+    assert s.lower_bound <= opt * (1 + 1e-9)
+    if "note_skip" not in s.info:
+        assert s.info["proven_bound"] <= opt * (1 + 1e-9)
+
+
+def test_tiny_set_exercises_the_models():
+    """Most tiny instances are solved by the model, not settled by the warm start meeting the bound."""
+    solved = sum("variables" in get_solver("cpsat")(tiny(seed), time_limit=30).info for seed in TINY)
+    assert solved >= len(TINY) // 2
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cpsat_without_a_heuristic_start_finds_the_optimum(workers):
+    """HEFT and greedy fail on memory here; a coarse first pass gives CP-SAT its start (it used to find none)."""
+    p = tiny(19)
+    assert get_solver("heft")(p).status == "no-solution" and get_solver("greedy")(p).status == "no-solution"
+    s = get_solver("cpsat", workers=workers)(p, time_limit=30)
+    check(p, s)
+    assert s.status == "optimal" and s.makespan == pytest.approx(brute_latency(19), rel=REL)
+    assert "fallback" not in s.info and s.info["coarse_status"] in ("FEASIBLE", "OPTIMAL")
+
+
+@st.composite
+def small_problems(draw):
+    seed = draw(st.integers(0, 10_000))
+    plat = random_platform(draw(st.integers(1, 3)), shared=draw(st.booleans()), seed=seed)
+    return random_problem(draw(st.integers(1, 5)), seed=seed, platform=plat,
+                          edge_prob=draw(st.sampled_from([0.2, 0.5, 0.9])),
+                          unsupported=draw(st.sampled_from([0.0, 0.4])),
+                          memory_fraction=draw(st.sampled_from([None, 0.4, 0.7])),
+                          colocate=draw(st.integers(0, 2)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=small_problems())
+def test_property_both_exact_solvers_hit_the_optimum(problem):
+    best = brute_force(problem)
+    for name in EXACT:
+        s = get_solver(name)(problem, time_limit=30)
+        check(problem, s)
+        if best is None:
+            assert s.status == "infeasible"
+        else:
+            assert s.status == "optimal" and s.makespan == pytest.approx(best.makespan, rel=REL)
+            assert s.lower_bound <= best.makespan * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_milp_and_cpsat_agree_on_ten_tasks(seed):
+    p = random_problem(10, seed=seed, platform=random_platform(3, shared=True, seed=seed), memory_fraction=0.5,
+                       unsupported=0.2, colocate=1)
+    a, b = get_solver("milp")(p, time_limit=60), get_solver("cpsat")(p, time_limit=60)
+    check(p, a)
+    check(p, b)
+    assert a.status == b.status == "optimal"
+    assert a.makespan == pytest.approx(b.makespan, rel=REL)
+    assert max(a.lower_bound, b.lower_bound) <= min(a.makespan, b.makespan) * (1 + 1e-9)
+
+
+def test_exact_solvers_beat_heft_where_heft_is_greedy():
+    """HEFT puts the long first task on the fast device and then pays a transfer; the optimum does not."""
+    plat = Platform("p", (Device("F", resources=("f",)), Device("S", resources=("s",))),
+                    (Link("F", "S", 10.0, None),))
+    graph = TaskGraph("g", (Task("a"), Task("b"), Task("c")), (Edge("a", "b", 0), Edge("a", "c", 0)))
+    p = Problem(graph, plat, {"a": {"F": 1.0, "S": 1.1}, "b": {"S": 1.0}, "c": {"F": 1.0, "S": 1.0}})
+    heft = get_solver("heft")(p)
+    for name in EXACT:
+        s = get_solver(name)(p, time_limit=30)
+        check(p, s)
+        assert s.status == "optimal" and "fallback" not in s.info
+        assert s.makespan == pytest.approx(brute_force(p).makespan)
+        assert s.makespan < heft.makespan
+
+
+# ----------------------------------------------------------------------------- honesty
+
+@pytest.mark.parametrize("name", EXACT)
+def test_time_limited_large_run_is_honest(name):
+    """60 tasks in 1 s: no proof expected; the status says so and the run stops near the limit.
+
+    The margin is generous (the host is shared): this guards against gross overruns
+    such as CBC ignoring its limit in a long root node, not against jitter.
+    """
+    p = random_problem(60, seed=4)
+    t0 = time.perf_counter()
+    s = get_solver(name)(p, time_limit=1.0)
+    elapsed = time.perf_counter() - t0
+    check(p, s)
+    assert elapsed < 1.0 + 2.5
+    assert s.found
+    if s.status == "optimal":
+        assert s.gap <= OPTIMALITY_TOLERANCE
+    else:
+        assert s.status in ("feasible", "heuristic") and s.gap > 0
+    if s.status == "heuristic":
+        assert s.info["fallback"] in ("heft", "greedy") and "note" in s.info
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_zero_time_limit_returns_the_warm_start_as_heuristic(name):
+    p = random_problem(30, seed=5)
+    s = get_solver(name)(p, time_limit=0)
+    check(p, s)
+    assert s.status in ("heuristic", "optimal")
+    if s.status == "heuristic":
+        assert s.info["fallback"] in ("heft", "greedy") and s.info["fallback"] in s.info["note"]
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_memory_smaller_than_the_biggest_task_is_infeasible(name):
+    p = random_problem(8, seed=3)
+    biggest = max(p.memory(t) for t in p.tasks)
+    plat = Platform(p.platform.name, tuple(Device(d.name, d.kind, d.resources, memory_bytes=biggest - 1)
+                                           for d in p.platform.devices), p.platform.links)
+    q = Problem(p.graph, plat, p.costs)
+    s = get_solver(name)(q, time_limit=10)
+    assert s.status == "infeasible" and s.tasks == () and s.makespan is None
+    assert validate(q, s) == []
+
+
+@pytest.mark.parametrize("objective", ["latency", "throughput"])
+@pytest.mark.parametrize("name", EXACT)
+def test_solver_proves_infeasibility_heuristics_cannot_see(name, objective):
+    """Each task fits on either device alone, but no two fit together: three tasks have no placement."""
+    plat = Platform("p", (Device("A", memory_bytes=100), Device("B", memory_bytes=100)), (Link("A", "B", 0.1),))
+    graph = TaskGraph("g", tuple(Task(f"t{i}", memory_bytes=60) for i in range(3)), (Edge("t0", "t1", 8),))
+    p = Problem(graph, plat, {f"t{i}": {"A": 1.0, "B": 2.0} for i in range(3)})
+    s = get_solver(name)(p, time_limit=10, objective=objective)
+    assert s.status == "infeasible" and s.makespan is None and not s.tasks
+    assert {"backend_status", "coarse_status"} & set(s.info)  # the solver, not a pre-check, proved it
+
+
+def test_cpsat_coarse_resolution_keeps_its_bound_sound():
+    """At a tick of ~1/50 of the makespan the model is crude, but the bound stays below the optimum."""
+    for seed in TINY[:8]:
+        opt = brute_latency(seed)
+        if opt is None:
+            continue
+        p = tiny(seed)
+        s = get_solver("cpsat", resolution=opt / 50)(p, time_limit=10)
+        check(p, s)
+        assert s.makespan >= opt * (1 - 1e-9)
+        if "proven_bound" in s.info and s.info["proven_bound"] is not None:
+            assert s.info["proven_bound"] <= opt * (1 + 1e-12)
+        if s.status == "optimal":
+            assert s.makespan == pytest.approx(opt, rel=REL)
+
+
+def test_parse_cbc_log_takes_the_best_bound_rounded_down():
+    log = ("Cbc0010I After 0 nodes, 1 on tree, 999.999 best solution, best possible 837.27047 (0.43 seconds)\n"
+           "Cbc0005I Partial search - best objective 999.76111 (best possible 845.77047), took 22719 iterations\n"
+           "Result - Stopped on time limit\n\nObjective value:                999.76111242\n"
+           "Lower bound:                    845.770\n")
+    out = parse_cbc_log(log)
+    assert out["result"] == "Stopped on time limit" and out["objective"] == 999.76111242
+    assert out["bound"] == pytest.approx(845.77046) and out["bound"] < 845.77047
+    assert parse_cbc_log("Problem is infeasible - 0.00 seconds\n")["result"] == "Problem is infeasible"
+
+
+# ----------------------------------------------------------------------------- throughput
+
+@pytest.mark.parametrize("seed", TINY)
+@pytest.mark.parametrize("name", EXACT)
+def test_throughput_period_equals_brute_force(name, seed):
+    p = tiny(seed)
+    best = brute_period(p)
+    s = get_solver(name, objective="throughput")(p, time_limit=30)
+    check(p, s)
+    assert s.objective == "throughput"
+    if best is None:
+        assert s.status == "infeasible" and not s.tasks
+        return
+    assert s.status == "optimal", s.info
+    assert s.info["period"] == pytest.approx(best, rel=REL)
+    assert s.info["period"] == pytest.approx(period(p, s.placement), rel=1e-12)
+    assert s.info["period_lower_bound"] <= best * (1 + 1e-9)
+    assert s.info["throughput"] == pytest.approx(1.0 / s.info["period"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("name", EXACT)
+def test_throughput_with_two_replicas_equals_brute_force(name, seed):
+    p = random_problem(3, seed=seed, platform=random_platform(2, shared=seed % 2 == 0, seed=seed), edge_prob=0.6,
+                       memory_fraction=(None, 0.9, 1.2)[seed % 3], colocate=seed % 2)
+    best = brute_period(p, replicas=2)
+    s = get_solver(name, objective="throughput", replicas=2)(p, time_limit=30)
+    check(p, s)
+    if best is None:
+        assert s.status == "infeasible"
+        return
+    assert s.status == "optimal"
+    assert s.info["period"] == pytest.approx(best, rel=REL)
+    assert s.info["period"] == pytest.approx(replicated_period(p, s.info["placements"]), rel=1e-12)
+    assert placement_errors(p, s.info["placements"]) == []
+    assert s.info["throughput"] == pytest.approx(2.0 / s.info["period"])
+    assert s.placement == s.info["placements"][0]
+
+
+# ----------------------------------------------------------------------------- registry and options
+
+def test_registered_as_exact_with_their_options():
+    for name in EXACT:
+        info = SOLVERS[name]
+        assert info.exact and info.summary
+        assert {"objective", "replicas"} <= set(info.options)
+    assert {"backend", "threads", "warm_start"} <= set(SOLVERS["milp"].options)
+    assert {"workers", "resolution", "hint"} <= set(SOLVERS["cpsat"].options)
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_bad_options_are_rejected(name):
+    p = random_problem(3, seed=0)
+    with pytest.raises(SolverError, match="objective must be one of"):
+        get_solver(name, objective="energy")(p)
+    with pytest.raises(SolverError, match="replicas must be an integer >= 1"):
+        get_solver(name, objective="throughput", replicas=0)(p)
+    with pytest.raises(SolverError, match="replicas applies to objective='throughput' only"):
+        get_solver(name, replicas=2)(p)
+
+
+def test_milp_backend_checks():
+    p = random_problem(3, seed=0)
+    with pytest.raises(SolverError, match="backend must be one of cbc, highs"):
+        get_solver("milp", backend="gurobi")(p)
+    try:
+        import importlib.metadata
+        importlib.metadata.version("highspy")
+    except importlib.metadata.PackageNotFoundError:
+        with pytest.raises(SolverError, match="highspy is not installed"):
+            get_solver("milp", backend="highs")(p)
+
+
+# ----------------------------------------------------------------------------- slow
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(4))
+def test_milp_and_cpsat_agree_on_fourteen_tasks(seed):
+    p = random_problem(14, seed=seed, platform=random_platform(3, shared=True, seed=seed), memory_fraction=0.6)
+    a, b = get_solver("milp")(p, time_limit=300), get_solver("cpsat")(p, time_limit=300)
+    check(p, a)
+    check(p, b)
+    assert a.status == b.status == "optimal"
+    assert a.makespan == pytest.approx(b.makespan, rel=REL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXACT)
+def test_throughput_on_a_zoo_model_is_valid(name):
+    from scheduler.pipeline import build_problem
+    p = build_problem("mlp", {"layers": "3"})
+    s = get_solver(name, objective="throughput", replicas=2)(p, time_limit=30)
+    check(p, s)
+    assert s.info["period"] >= s.info["period_lower_bound"] * (1 - 1e-9)

@@ -1,0 +1,97 @@
+"""hetsched run: the default and every scenario config complete with every output; bad configs fail cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from scheduler.cli import _solver_catalog, main
+from scheduler.config import load_config
+from scheduler.run import execute_run
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+OUTPUTS = {"config.yaml", "problem.json", "schedules", "summary.csv", "report.md", "gantt.png", "gap.png"}
+
+
+def _only_run(folder) -> str:
+    (name,) = [d for d in os.listdir(folder)]
+    assert not name.startswith(".tmp-")
+    return os.path.join(folder, name)
+
+
+def test_default_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default profile store is ./profiles
+    assert main(["run", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    run = _only_run(tmp_path / "results")
+    assert OUTPUTS | {"replay.json"} <= set(os.listdir(run))
+    table = pd.read_csv(os.path.join(run, "summary.csv"))
+    assert {"single", "greedy", "heft", "split", "cpsat", "milp"} <= set(table["solver"])
+    assert (table["makespan_s"] >= table["lower_bound_s"] * (1 - 1e-9)).all()
+    replay = json.loads(open(os.path.join(run, "replay.json")).read())
+    assert replay["max_abs_diff"] <= 1e-4
+    report = open(os.path.join(run, "report.md")).read()
+    assert "![gantt](gantt.png)" in report and "## Replay on ONNX Runtime" in report
+    assert "report:" in out and "replay of" in out
+
+
+SMALL = {
+    "pim_bert.yaml": {"model": {"zoo": "bert", "params": {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 8}}},
+    "diviml_cpu2gpu.yaml": {"model": {"zoo": "randwire", "params": {"nodes": 6}},
+                            "solvers": ["single", "heft", "split", "cpsat"]},
+    "diviml_cpu2gpu_throughput.yaml": {"model": {"zoo": "randwire", "params": {"nodes": 6}},
+                                       "solvers": ["single", "heft", "cpsat", "milp"]},
+    "ramiel_cpu.yaml": {"model": {"zoo": "inception", "params": {"blocks": 1, "channels": 8, "image": 16}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_scenario_configs_at_small_size(name, tmp_path):
+    with open(os.path.join(CONFIGS, name)) as fh:
+        data = yaml.safe_load(fh)
+    data.update(SMALL[name], time_limit=3, output_dir=str(tmp_path / "out"))
+    data["profile"] = {"folder": str(tmp_path / "profiles"), "repeats": 3, "warmup": 1}
+    if data.get("replay") not in (False, None):
+        data["replay"] = {"repeats": 2, "warmup": 0}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    catalog = _solver_catalog()
+    result = execute_run(load_config(str(path), catalog), catalog, progress=False)
+    run = _only_run(tmp_path / "out")
+    expected = OUTPUTS | ({"replay.json"} if result.replay is not None else set())
+    assert expected <= set(os.listdir(run))
+    if data["objective"] == "throughput":
+        table = pd.read_csv(os.path.join(run, "summary.csv"))
+        found = table[table["period_s"].notna()]
+        assert (found["period_s"] >= found["period_bound_s"] * (1 - 1e-9)).all()
+        assert (found["throughput_per_s"] * found["period_s"]).round(6).eq(data["replicas"]).all()
+
+
+BAD = [
+    ("model: {zoo: mlp}\nsolverz: all\n", "solverz: unknown key"),
+    ("model: {zoo: mlp}\ntime_limit: soon\n", "time_limit"),
+    ("solvers: [heft]\n", "model: Field required"),
+    ("model: {zoo: nomodel}\nsolvers: [heft]\n", "neither a zoo model"),
+    ("model: {path: broken.onnx}\nsolvers: [heft]\n", "cannot read ONNX model"),
+    ("model: {zoo: mlp}\nsolvers: [single:gpu]\n", "unknown device 'gpu'"),
+    ("model: {zoo: mlp}\nsolvers: [{name: greedy, options: {priority: [npu]}}]\n", "unknown device 'npu'"),
+    ("model: {zoo: mlp}\nsolvers: [heft]\nplatform: {devices: [{name: cpu0, memory_bytes: 10}]}\n",
+     "infeasible: task"),
+    ("model: {zoo: mlp}\nsolvers: [nope]\n", "unknown solver 'nope'; known: single"),
+    ("model: {zoo: mlp}\nsolvers: [heft]\ncosts: problem\n", "costs: problem needs"),
+]
+
+
+@pytest.mark.parametrize("text, error", BAD)
+def test_bad_configs_fail_with_one_line_and_no_run_folder(text, error, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.onnx").write_bytes(b"not onnx at all")
+    (tmp_path / "c.yaml").write_text(text + "replay: false\n")
+    assert main(["run", "c.yaml", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and error in err, err
+    assert not (tmp_path / "results").exists() or os.listdir(tmp_path / "results") == []
