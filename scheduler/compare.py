@@ -205,6 +205,11 @@ def local_executor(workers: int) -> Executor:
     return run
 
 
+def _apply(fn: CellFn, cell: Cell) -> dict[str, Any]:
+    """``fn(cell)``: a plain function that Ray can ship (it cannot wrap a functools.partial)."""
+    return fn(cell)
+
+
 def ray_executor(address: str | None = None) -> Executor:
     """Run cells as Ray tasks (``pip install ray``); the same function as local workers, so the same results."""
     try:
@@ -215,8 +220,8 @@ def ray_executor(address: str | None = None) -> Executor:
     def run(fn: CellFn, cells: Sequence[Cell], done: Callable[[Cell, dict[str, Any]], None]) -> None:
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True)
-        remote = ray.remote(fn)
-        pending = {remote.remote(c): c for c in cells}
+        remote = ray.remote(_apply)
+        pending = {remote.remote(fn, c): c for c in cells}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

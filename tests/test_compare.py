@@ -86,3 +86,13 @@ def test_cli_compare(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "s.yaml"), "--output-dir", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "6 cells computed, 0 reused" in out and "report:" in out
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_same_results(tmp_path):
+    pytest.importorskip("ray")
+    local = run_suite(_suite(tmp_path / "a"), get_solver, progress=False).table
+    ray_run = run_suite(_suite(tmp_path / "b", executor="ray"), get_solver, progress=False).table
+    cols = ["instance", "solver", "makespan", "lower_bound", "status"]
+    assert local[cols].sort_values(cols[:2]).reset_index(drop=True).equals(
+        ray_run[cols].sort_values(cols[:2]).reset_index(drop=True))
