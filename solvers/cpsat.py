@@ -6,7 +6,8 @@ Latency model, in integer ticks of ``resolution`` seconds:
   group's literals), exactly one per task; memory ``sum mem_t p[t,d] <= cap_d``;
 * start ``S[t]``; an optional fixed-size interval per (t, d) of ``dur[t,d]`` ticks,
   present iff ``p[t,d]``; one NoOverlap per resource over the intervals of every
-  device holding it (a task on a multi-resource device sits in each);
+  device holding it (a task on a multi-resource device sits in each; zero-length
+  runs hold no resource, as in the simulator and validator, and are left out);
 * edge (u, v), for each device a of u: ``S[v] >= S[u] + dur[u,a] + sum_{b != a}
   T(e,a,b) p[v,b]`` enforced by ``p[u,a]`` (plus the unconditional ``S[v] >= S[u] +
   p(u)`` for the LP relaxation);

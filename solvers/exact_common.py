@@ -103,7 +103,8 @@ class ExactData:
     first member (itself when ungrouped).  ``transfers[i]`` gives edge i's delay for
     every allowed device pair with different devices.  ``pairs`` lists the task
     pairs (in topological order) with no path between them that could hold a
-    common resource, with those resources.
+    common resource (with positive cost: a zero-cost run holds none), with those
+    resources.
     """
 
     order: tuple[str, ...]
@@ -141,7 +142,8 @@ def exact_data(problem: Problem, *, with_pairs: bool = True) -> ExactData:
             for e in problem.succs[t]:
                 bits |= (1 << index[e.dst]) | reach[e.dst]
             reach[t] = bits
-        usable = {t: {r for d in allowed[t] for r in resources[d]} for t in order}
+        # a zero-cost run holds no resource (the simulator's and validator's semantics)
+        usable = {t: {r for d in allowed[t] if problem.costs[t][d] > 0 for r in resources[d]} for t in order}
         for i, a in enumerate(order):
             for b in order[i + 1:]:
                 if (reach[a] >> index[b]) & 1:
@@ -377,6 +379,9 @@ def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *,
     pass), so returning it is ``feasible``, not a heuristic fallback.
     """
     info = dict(outcome.info)
+    if outcome.infeasible and hint is not None:
+        outcome = replace(outcome, infeasible=False, bound=None)
+        info["warning"] = f"{solver} reported infeasible although its warm start is a valid schedule (model bug)"
     if outcome.infeasible:
         return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="latency",
                             reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)
@@ -416,6 +421,9 @@ def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[st
                       solver: str, started: float, replicas: int) -> Schedule:
     """The final throughput Schedule: ``info["period"]`` is the objective; ``makespan`` is copy 0's latency."""
     info = dict(outcome.info)
+    if outcome.infeasible and hint is not None:
+        outcome = replace(outcome, infeasible=False, bound=None)
+        info["warning"] = f"{solver} reported infeasible although its warm start is a valid placement (model bug)"
     if outcome.infeasible:
         return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="throughput",
                             reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)

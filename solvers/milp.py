@@ -16,7 +16,8 @@ big-M values and solver tolerances are on a fixed, well-conditioned scale):
   allowed device the product is linear and no ``z`` is needed.
 * disjunctions only for task pairs with no path between them that could hold a
   common resource r: binary ``y[i,j]`` (i first) and, with ``X[t,r]`` = sum of x over
-  devices holding r, ``s[j] >= s[i] + p[i] - M(1 - y) - M(2 - X[i,r] - X[j,r])`` and
+  devices holding r at a positive cost (a zero-cost run holds no resource),
+  ``s[j] >= s[i] + p[i] - M(1 - y) - M(2 - X[i,r] - X[j,r])`` and
   the mirror; ``M`` = warm start makespan (also imposed as ``C <= M``, valid since
   the warm start is feasible), so every relaxed constraint is slack.
 
@@ -184,7 +185,7 @@ def build_latency(problem: Problem, data: ExactData, upper: float, lower: float,
     occ: dict[tuple[str, str], Any] = {}
     for t in data.order:
         for r in problem.platform.resources:
-            occ[t, r] = pulp.lpSum(x[0, t, d] for d in data.allowed[t] if r in dev_res[d])
+            occ[t, r] = pulp.lpSum(x[0, t, d] for d in data.allowed[t] if r in dev_res[d] and cost[t, d] > 0)
     for k, (a, b, common) in enumerate(data.pairs):
         if k % 100 == 0:
             check_time(deadline)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import random
 import time
 
 import pytest
@@ -108,6 +109,31 @@ def test_latency_equals_brute_force(name, seed):
     assert s.lower_bound <= opt * (1 + 1e-9)
     if "note_skip" not in s.info:
         assert s.info["proven_bound"] <= opt * (1 + 1e-9)
+
+
+def with_zero_costs(seed: int) -> Problem:
+    """``tiny(seed % 20)`` with about a third of its (task, device) costs set to 0 (such runs hold no resource)."""
+    p = tiny(seed % 20)
+    rng = random.Random(seed)
+    costs = {t: {d: (0.0 if rng.random() < 0.35 else c) for d, c in row.items()} for t, row in p.costs.items()}
+    return Problem(p.graph, p.platform, costs, p.transfer_override, p.colocate, name=p.name)
+
+
+@pytest.mark.parametrize("seed", [22, 31] + list(range(40, 52)))
+@pytest.mark.parametrize("name", EXACT)
+def test_zero_cost_runs_hold_no_resource(name, seed):
+    """Seeds 22 and 31 caught a MILP that kept zero-cost runs out of other tasks' intervals
+    (it claimed infeasibility on 22: its model could not reach the warm start's makespan)."""
+    p = with_zero_costs(seed)
+    best = brute_force(p)
+    s = get_solver(name)(p, time_limit=30)
+    check(p, s)
+    if best is None:
+        assert s.status == "infeasible"
+        return
+    assert s.status == "optimal" and "warning" not in s.info
+    assert s.makespan == pytest.approx(best.makespan, rel=REL, abs=1e-15)
+    assert s.lower_bound <= best.makespan * (1 + 1e-9) + 1e-15
 
 
 def test_tiny_set_exercises_the_models():
