@@ -38,13 +38,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
-from scheduler.bounds import Bound
+from scheduler.bounds import Bound, period_bounds
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule
+from scheduler.schedule import Schedule, period, replicated_period, resource_loads  # noqa: F401 (re-exported)
 
-from . import greedy, heft
+from . import greedy, heft, single
 from .common import finish, no_solution
 
 OPTIMALITY_TOLERANCE = 1e-6
@@ -55,41 +55,9 @@ OBJECTIVES = ("latency", "throughput")
 
 # ----------------------------------------------------------------------------- throughput
 
-def resource_loads(problem: Problem, placement: Mapping[str, str]) -> dict[str, float]:
-    """Busy seconds per resource for one inference of ``placement`` (tasks + transfers driven)."""
-    devices = problem.platform.device
-    busy = {r: 0.0 for r in problem.platform.resources}
-    for t, d in placement.items():
-        for r in devices[d].resources:
-            busy[r] += problem.costs[t][d]
-    for e in problem.graph.edges:
-        a, b = placement[e.src], placement[e.dst]
-        if a != b:
-            for r in devices[a].resources:
-                busy[r] += problem.transfer(e, a, b)
-    return busy
-
-
-def period(problem: Problem, placement: Mapping[str, str]) -> float:
-    """Steady-state period of one pipelined copy of ``placement``: the largest resource busy time."""
-    return max(resource_loads(problem, placement).values(), default=0.0)
-
-
-def replicated_period(problem: Problem, placements: Sequence[Mapping[str, str]]) -> float:
-    """Period when each placement in ``placements`` is one data-parallel copy sharing the resources."""
-    total = {r: 0.0 for r in problem.platform.resources}
-    for placement in placements:
-        for r, v in resource_loads(problem, placement).items():
-            total[r] += v
-    return max(total.values(), default=0.0)
-
-
 def period_lower_bound(problem: Problem, replicas: int = 1) -> float:
-    """Sound bound on the period: least total resource-time over the resources, and the dearest task."""
-    devices = problem.platform.device
-    area = sum(min(c * len(devices[d].resources) for d, c in problem.costs[t].items()) for t in problem.tasks)
-    longest = max((min(problem.costs[t].values()) for t in problem.tasks), default=0.0)
-    return max(replicas * area / len(problem.platform.resources), longest)
+    """Sound bound on the period (the combinatorial ones of :func:`scheduler.bounds.period_bounds`)."""
+    return max(b.value for b in period_bounds(problem, replicas, lp=False))
 
 
 # ----------------------------------------------------------------------------- instance data
@@ -167,18 +135,7 @@ def makespan(schedule: Schedule) -> float:
 
 def infeasibility_reason(problem: Problem, data: ExactData) -> str | None:
     """A one-line proof that no placement exists (a task or group fits in no allowed device), or None."""
-    for t in problem.tasks:
-        if not data.allowed[t]:
-            return f"co-location group of task {t!r} has no device every member may use"
-        group = problem.colocate.get(t)
-        members = problem.groups[group] if group is not None else (t,)
-        need = sum(problem.memory(m) for m in members)
-        fits = [d for d in data.allowed[t] if _fits(problem.platform.device[d].memory_bytes, 0, need)]
-        if not fits:
-            what = f"co-location group {group!r}" if group is not None else f"task {t!r}"
-            return f"{what} needs {need} bytes, more than the memory of every device that may run it"
-    return None
-
+    return problem.infeasibility()
 
 def trivial_upper_bound(problem: Problem, data: ExactData) -> float:
     """A makespan every feasible placement achieves run one task at a time: all dearest costs and transfers."""
@@ -231,8 +188,12 @@ def placement_errors(problem: Problem, placements: Sequence[Mapping[str, str]]) 
 # ----------------------------------------------------------------------------- warm starts
 
 def latency_hint(problem: Problem) -> Schedule | None:
-    """The better of HEFT and greedy (None when both fail on memory / co-location)."""
-    found = [s for s in (heft.solve(problem), greedy.solve(problem)) if s.found]
+    """The best of HEFT, greedy and the best single device (None when all fail on memory / co-location).
+
+    The single device matters: where transfers are dear, earliest-finish heuristics
+    spread work that one device would finish sooner.
+    """
+    found = [s for s in (heft.solve(problem), greedy.solve(problem), single.solve(problem)) if s.found]
     return min(found, key=makespan) if found else None
 
 

@@ -12,7 +12,8 @@
    resource becomes free and the time each input arrives on each device; the
    module's latest finish is minimised.  Each module's answer is appended to a
    :class:`~scheduler.schedule.Timeline` with real costs.
-4. Polish (optional): start from the shorter of that schedule and HEFT's, slide a
+4. Polish (optional): start from the shorter of that schedule and the best of
+   HEFT, greedy and the best single device (the exact solvers' warm start), slide a
    window over neighbouring modules, re-solve the window with everything before
    it fixed and everything after it keeping its devices, and keep the change when
    the whole re-simulated schedule gets shorter.
@@ -34,9 +35,9 @@ from ortools.sat.python import cp_model
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
-from . import heft
 from .common import Feasibility, finish, no_solution
 from .cpsat import ticks
+from .exact_common import latency_hint
 
 NAME = "split"
 DEFAULT_MODULE_TIME = 2.0  # seconds per module when no time limit is given
@@ -223,9 +224,9 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, m
     tl, solved = built
     best = simulate(problem, tl.device_of, tl.schedule().order(problem))
     start_from = "modules"
-    reference = heft.solve(problem)  # the windows then polish whichever start is shorter
-    if reference.found and reference.makespan < best.makespan:
-        best, start_from = simulate(problem, reference.placement, reference.order(problem)), "heft"
+    reference = latency_hint(problem)  # the windows then polish whichever start is shorter
+    if reference is not None and reference.makespan < best.makespan:
+        best, start_from = simulate(problem, reference.placement, reference.order(problem)), reference.solver
     windows_tried = windows_kept = sweeps = 0
     deadline = started + limit * 0.95
     improved = polish and len(mods) > 1
