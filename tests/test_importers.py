@@ -70,9 +70,13 @@ def test_every_published_workload_imports_and_heuristics_are_valid(dnn_files):
         groups = [g for g in {n.get("colorClass") for n in raw["nodes"]} - {None}
                   if sum(n.get("colorClass") == g for n in raw["nodes"]) > 1]
         assert len(p.groups) == len(groups)
-        for name in ("single", "greedy", "heft"):
+        for name in ("single", "greedy", "heft", "dp-chain", "linear-clustering"):
             s = get_solver(name)(p)
             assert s.found and validate(p, s) == [], (f.name, name)
+        if len(p.tasks) <= 100:  # the exact-backed solvers, at CI-sized sizes and time limits
+            for name in ("split", "cpsat"):
+                s = get_solver(name)(p, time_limit=1)
+                assert s.found and validate(p, s) == [], (f.name, name)
 
 
 def test_cli_import(tmp_path, capsys, dnn_files):
