@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import PlatformError
+from .fileio import check_keys
 
 
 @dataclass(frozen=True)
@@ -174,15 +175,7 @@ _PLATFORM_KEYS = {"name", "devices", "links", "default_link"}
 
 
 def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise PlatformError(f"{where}: expected a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in allowed:
-            raise PlatformError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-    for key in required:
-        if key not in data:
-            raise PlatformError(f"{where}: missing key {key!r}")
-    return data
+    return check_keys(where, data, allowed, required, PlatformError)
 
 
 def _number(where: str, key: str, value: Any, *, integer: bool = False) -> Any:

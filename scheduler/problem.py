@@ -36,7 +36,7 @@ from typing import Any, Mapping
 from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
 from .graph import Edge, Task, TaskGraph
-from .fileio import read_json, write_json
+from .fileio import check_keys, read_json, write_json
 from .platform import Platform, device_from_dict, link_from_dict, link_to_dict, platform_to_dict
 
 FORMAT = "hetsched-problem/1"
@@ -195,15 +195,7 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
 
 
 def _keys(where: str, data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ProblemError(f"{where}: expected an object, got {type(data).__name__}")
-    for k in data:
-        if k not in allowed:
-            raise ProblemError(f"{where}: unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
-    for k in required:
-        if k not in data:
-            raise ProblemError(f"{where}: missing key {k!r}")
-    return data
+    return check_keys(where, data, allowed, required, ProblemError)
 
 
 def _nonneg(where: str, value: Any) -> float:

@@ -255,9 +255,9 @@ _ORT_TYPES = {
 }
 
 
-def _timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
+def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
                 tick: Callable[[], None]) -> list[float]:
-    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats."""
+    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats (``tick`` after each run)."""
     wall = []
     for i in range(warmup + repeats):
         t0 = time.perf_counter()
@@ -354,11 +354,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
             feeds = random_inputs(sess, seed)
-            _timed_runs(sess, feeds, warmup, repeats, tick)
+            timed_runs(sess, feeds, warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(model_bytes, run.provider, run.threads, None)
-            wall = _timed_runs(plain, feeds, warmup, repeats, _noop)
+            wall = timed_runs(plain, feeds, warmup, repeats, _noop)
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
                 traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")
@@ -402,11 +402,11 @@ def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: 
     tick = progress("transfers", 2 * (warmup + repeats)) if progress else _noop
     sess = _session(_model_bytes(_copy_model(erun.sizes)), "CPUExecutionProvider", threads, tmp)
     feeds = {f"in{i}": np.ones(max(1, n), dtype=np.uint8) for i, n in enumerate(erun.sizes)}
-    _timed_runs(sess, feeds, warmup, repeats, tick)
+    timed_runs(sess, feeds, warmup, repeats, tick)
     per_node, _ = _node_durations(_end_trace(sess), repeats)
     points = tuple((n, statistics.median(per_node.get(f"copy{i}", [0.0]))) for i, n in enumerate(erun.sizes))
     tiny = _session(_model_bytes(_boundary_model()), "CPUExecutionProvider", threads, None)
-    wall = _timed_runs(tiny, {"in0": np.ones(1, dtype=np.uint8)}, warmup, repeats, tick)
+    wall = timed_runs(tiny, {"in0": np.ones(1, dtype=np.uint8)}, warmup, repeats, tick)
     boundary = statistics.median(wall)
     latency, bandwidth = _fit_link(points)
     return [LinkFit(a, b, latency + boundary, bandwidth, boundary, points) for a, b in erun.pairs]

@@ -51,7 +51,7 @@ from .errors import HetschedError
 from .fileio import write_bytes, write_json
 from .graph import name_nodes
 from .problem import Problem
-from .profiling import IR_VERSION, random_inputs
+from .profiling import IR_VERSION, random_inputs, timed_runs
 from .schedule import Schedule
 
 EPS = 1e-12
@@ -348,18 +348,6 @@ def _virtual_makespan(problem: Problem, parts: Sequence[SegmentModel], durations
     return max(finish.values(), default=0.0)
 
 
-def _time_baseline(model_bytes: bytes, feeds: Mapping[str, np.ndarray], threads: int, opt: str, parallel: bool,
-                   warmup: int, repeats: int) -> list[float]:
-    sess = _session(model_bytes, threads, "CPUExecutionProvider", opt, parallel)
-    times = []
-    for i in range(warmup + repeats):
-        t0 = time.perf_counter()
-        sess.run(None, dict(feeds))
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return times
-
-
 def _summary(samples: Sequence[float]) -> dict[str, float]:
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
             "spread": (max(samples) - min(samples)) / statistics.median(samples) if statistics.median(samples) else 0.0}
@@ -442,7 +430,8 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                    f"sequential_{cores}_threads_optimised": (cores, "all", False)}
         base = {}
         for label, (threads, opt, parallel) in configs.items():
-            base[label] = statistics.median(_time_baseline(full_bytes, feeds, threads, opt, parallel, warmup, repeats))
+            sess = _session(full_bytes, threads, "CPUExecutionProvider", opt, parallel)
+            base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
         best = min(base, key=base.get)
         result["baselines"] = base
         result["best_baseline"] = best
