@@ -44,7 +44,7 @@ def test_every_solver_output_is_valid_and_above_every_bound(problem):
         assert s.status == "heuristic" or (name == "dp-chain" and s.info["exact_case"])
         assert validate(problem, s) == []
         assert s.makespan >= bound * (1 - 1e-9)
-        assert s.lower_bound == pytest.approx(bound) and s.gap >= 0
+        assert bound * (1 - 1e-9) <= s.lower_bound <= s.makespan * (1 + 1e-9) and s.gap >= 0
 
 
 @settings(max_examples=25, deadline=None)
