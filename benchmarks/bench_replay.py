@@ -45,8 +45,9 @@ def main() -> None:
     for name in args.models:
         params = MODELS[name]
         model, _ = load_graph(name, params)
+        # profile afresh: on a shared host the speed drifts over minutes, so a stored profile goes stale
         problem = build_problem(name, params, args.platform, costs="profile",
-                                profile=ProfileOptions(repeats=args.profile_repeats))
+                                profile=ProfileOptions(repeats=args.profile_repeats, force=True))
         for solver in args.solvers or solver_names():
             schedule = get_solver(solver)(problem, time_limit=args.time_limit)
             if not schedule.found:

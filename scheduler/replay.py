@@ -200,8 +200,13 @@ def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------ running
 
 def _session(model_bytes: bytes, threads: int, provider: str, opt_level: str,
-             parallel: bool = False) -> ort.InferenceSession:
+             parallel: bool = False, spinning: bool = True) -> ort.InferenceSession:
+    """An ORT session; ``spinning=False`` stops idle intra-op threads from busy-waiting (segment sessions
+    share the cores with the other devices' workers, and spinning pools starve them)."""
     so = ort.SessionOptions()
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -371,7 +376,8 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     sessions = [_session(p.model.SerializeToString(),
                          1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
                          "CPUExecutionProvider" if devices[p.segment.device].simulated
-                         else devices[p.segment.device].execution_provider, opt_level) for p in parts]
+                         else devices[p.segment.device].execution_provider, opt_level, spinning=False)
+                for p in parts]
     resources = {p.segment.index: devices[p.segment.device].resources for p in parts}
     full_bytes = _full_bytes(model)
     reference = _session(full_bytes, 1, "CPUExecutionProvider", "disable")
