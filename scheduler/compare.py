@@ -48,7 +48,7 @@ from .importers import import_dnn_partitioning
 from .pipeline import GetSolver, build_problem, safe_name
 from .plots import gantt
 from .problem import Problem, read_problem, write_problem
-from .schedule import Schedule, schedule_from_dict, schedule_to_dict, validate
+from .schedule import schedule_from_dict, schedule_to_dict, validate
 
 
 class _Strict(BaseModel):

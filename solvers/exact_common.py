@@ -27,6 +27,7 @@ Example
 -------
 >>> from scheduler.generate import random_problem
 >>> p = random_problem(4, seed=1)
+>>> from scheduler.schedule import period
 >>> period(p, {t: "cpu0" for t in p.tasks}) == sum(p.costs[t]["cpu0"] for t in p.tasks)
 True
 """
@@ -42,7 +43,7 @@ from scheduler.bounds import Bound, period_bounds
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, period, replicated_period, resource_loads  # noqa: F401 (re-exported)
+from scheduler.schedule import Schedule, replicated_period
 
 from . import greedy, heft, single
 from .common import finish, no_solution

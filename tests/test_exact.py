@@ -19,8 +19,8 @@ from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, validate
 from solvers import SOLVERS, get_solver
-from solvers.exact_common import (OPTIMALITY_TOLERANCE, period, period_lower_bound, placement_errors,
-                                  replicated_period)
+from scheduler.schedule import period, replicated_period
+from solvers.exact_common import OPTIMALITY_TOLERANCE, period_lower_bound, placement_errors
 from solvers.milp import parse_cbc_log
 
 EXACT = ["milp", "cpsat"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +11,7 @@ from scheduler.errors import SolverError
 from scheduler.generate import random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem
-from scheduler.platform import Device, Link, Platform, load_platform
+from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.schedule import validate
 from solvers import get_solver
