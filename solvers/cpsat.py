@@ -69,7 +69,7 @@ from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
-from .exact_common import (Budget, ExactData, Outcome, check_options, empty_answer, exact_data,
+from .exact_common import (Budget, ExactData, choice_vars, Outcome, check_options, empty_answer, exact_data,
                            infeasibility_reason, latency_answer, latency_hint, order_from_starts,
                            period_lower_bound, placement_errors, replicated_period, throughput_answer,
                            throughput_hint, trivial_upper_bound)
@@ -102,20 +102,8 @@ class BuiltModel:
 def _presence(model: cp_model.CpModel, problem: Problem, data: ExactData,
               copy: int) -> dict[tuple[int, str, str], cp_model.IntVar]:
     """Literals p[copy, t, d], shared inside co-location groups, exactly one per task."""
-    p: dict[tuple[int, str, str], cp_model.IntVar] = {}
-    shared: dict[str, dict[str, cp_model.IntVar]] = {}
-    for t in data.order:
-        group = problem.colocate.get(t)
-        if group is not None and group in shared:
-            for d in data.allowed[t]:
-                p[copy, t, d] = shared[group][d]
-            continue
-        for d in data.allowed[t]:
-            p[copy, t, d] = model.new_bool_var(f"p_{copy}_{data.index[t]}_{d}")
-        if group is not None:
-            shared[group] = {d: p[copy, t, d] for d in data.allowed[t]}
-        model.add_exactly_one(p[copy, t, d] for d in data.allowed[t])
-    return p
+    return choice_vars(problem, data, copy, lambda t, d: model.new_bool_var(f"p_{copy}_{data.index[t]}_{d}"),
+                       lambda t, lits: model.add_exactly_one(lits))
 
 
 def _memory(model: cp_model.CpModel, problem: Problem, data: ExactData,

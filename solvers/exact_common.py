@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from scheduler.bounds import Bound, period_bounds
 from scheduler.errors import SolverError
@@ -47,6 +47,8 @@ from scheduler.schedule import Schedule, replicated_period
 
 from . import greedy, heft, single
 from .common import finish, no_solution
+
+V = TypeVar("V")
 
 OPTIMALITY_TOLERANCE = 1e-6
 """``optimal`` means: re-simulated objective <= sound lower bound * (1 + this)."""
@@ -132,6 +134,28 @@ def makespan(schedule: Schedule) -> float:
     if schedule.makespan is None:
         raise SolverError(f"schedule of {schedule.solver!r} has no makespan")
     return schedule.makespan
+
+
+def choice_vars(problem: Problem, data: ExactData, copy: int, new_var: Callable[[str, str], V],
+                exactly_one: Callable[[str, list[V]], None]) -> dict[tuple[int, str, str], V]:
+    """One 0/1 variable per allowed (task, device) of a copy, shared inside co-location groups.
+
+    ``new_var(task, device)`` makes a variable; ``exactly_one(task, vars)`` adds the
+    one-device constraint (once per group: its members share the leader's variables).
+    """
+    out: dict[tuple[int, str, str], V] = {}
+    shared: dict[str, dict[str, V]] = {}
+    for t in data.order:
+        group = problem.colocate.get(t)
+        if group is not None and group in shared:
+            out.update({(copy, t, d): shared[group][d] for d in data.allowed[t]})
+            continue
+        for d in data.allowed[t]:
+            out[copy, t, d] = new_var(t, d)
+        if group is not None:
+            shared[group] = {d: out[copy, t, d] for d in data.allowed[t]}
+        exactly_one(t, [out[copy, t, d] for d in data.allowed[t]])
+    return out
 
 
 def infeasibility_reason(problem: Problem, data: ExactData) -> str | None:

@@ -67,7 +67,7 @@ from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
-from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, empty_answer,
+from .exact_common import (Budget, ExactData, choice_vars, OutOfTime, Outcome, check_options, check_time, empty_answer,
                            exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            period_lower_bound, replicated_period, throughput_answer, throughput_hint,
                            trivial_upper_bound)
@@ -97,20 +97,11 @@ class BuiltModel:
 def _placement_vars(prob: pulp.LpProblem, problem: Problem, data: ExactData,
                     copy: int) -> dict[tuple[int, str, str], pulp.LpVariable]:
     """x[copy, t, d] with co-location members sharing the leader's variables; one device per task."""
-    x: dict[tuple[int, str, str], pulp.LpVariable] = {}
-    shared: dict[str, dict[str, pulp.LpVariable]] = {}
-    for t in data.order:
-        group = problem.colocate.get(t)
-        if group is not None and group in shared:
-            for d in data.allowed[t]:
-                x[copy, t, d] = shared[group][d]
-            continue
-        for d in data.allowed[t]:
-            x[copy, t, d] = prob.add_variable(f"x_{copy}_{data.index[t]}_{problem.devices.index(d)}", cat="Binary")
-        if group is not None:
-            shared[group] = {d: x[copy, t, d] for d in data.allowed[t]}
-        prob += pulp.lpSum(x[copy, t, d] for d in data.allowed[t]) == 1, f"one_{copy}_{data.index[t]}"
-    return x
+    def one(t: str, xs: list[pulp.LpVariable]) -> None:
+        prob.addConstraint(pulp.lpSum(xs) == 1, f"one_{copy}_{data.index[t]}")
+
+    return choice_vars(problem, data, copy, lambda t, d: prob.add_variable(
+        f"x_{copy}_{data.index[t]}_{problem.devices.index(d)}", cat="Binary"), one)
 
 
 def _transfer_terms(prob: pulp.LpProblem, data: ExactData, x: Mapping[tuple[int, str, str], pulp.LpVariable],
