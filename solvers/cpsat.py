@@ -64,15 +64,13 @@ from typing import Any, Mapping
 
 from ortools.sat.python import cp_model
 
-from scheduler.bounds import best_bound
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
-from .exact_common import (Budget, ExactData, choice_vars, Outcome, check_options, empty_answer, exact_data,
-                           infeasibility_reason, latency_answer, latency_hint, order_from_starts,
-                           period_lower_bound, placement_errors, replicated_period, throughput_answer,
-                           throughput_hint, trivial_upper_bound)
+from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars, empty_answer, exact_data,
+                           infeasibility_reason, latency_answer, latency_hint, objective_range, order_from_starts,
+                           placement_errors, throughput_answer, throughput_hint, trivial_upper_bound)
 
 NAME = "cpsat"
 HORIZON_TICKS = 10**8
@@ -357,15 +355,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         return latency_answer(problem, out, latency, solver=NAME, started=started, hint_is_exact=coarse)
 
     nothing = Outcome(None, None, None, False, info)
-    found: float | None
-    if objective == "throughput":
-        lower = period_lower_bound(problem, replicas)
-        found = replicated_period(problem, throughput) if throughput is not None else None
-        upper = found if found is not None else replicas * trivial_upper_bound(problem, data)
-    else:
-        lower = best_bound(problem).value
-        found = latency.makespan if latency is not None else None
-        upper = trivial_upper_bound(problem, data) if found is None else min(found, trivial_upper_bound(problem, data))
+    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput)
     if found is not None and found <= lower * (1 + 1e-6):
         info["note_skip"] = "the warm start meets the lower bound; no model solved"
         return answer(nothing)

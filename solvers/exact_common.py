@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from scheduler.bounds import Bound, period_bounds
+from scheduler.bounds import Bound, best_bound, period_bounds
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
 from scheduler.problem import Problem
@@ -357,6 +357,26 @@ def empty_answer(problem: Problem, *, solver: str, started: float, status: str, 
     return replace(s, objective=objective, info={**info, **s.info})
 
 
+def objective_range(problem: Problem, data: ExactData, objective: str, replicas: int, latency: Schedule | None,
+                    throughput: tuple[Mapping[str, str], ...] | None) -> tuple[float, float | None, float]:
+    """(sound lower bound, warm start's value or None, a feasible upper value) of the objective."""
+    if objective == "throughput":
+        lower = period_lower_bound(problem, replicas)
+        found = replicated_period(problem, throughput) if throughput is not None else None
+        return lower, found, found if found is not None else replicas * trivial_upper_bound(problem, data)
+    found = latency.makespan if latency is not None else None
+    trivial = trivial_upper_bound(problem, data)
+    return best_bound(problem).value, found, trivial if found is None else min(found, trivial)
+
+
+def _trust_hint_over_infeasible(outcome: Outcome, has_hint: bool, info: dict[str, Any], solver: str) -> Outcome:
+    """A backend's "infeasible" cannot stand against a valid warm start: keep the hint and warn."""
+    if outcome.infeasible and has_hint:
+        info["warning"] = f"{solver} reported infeasible although its warm start is valid (model bug)"
+        return replace(outcome, infeasible=False, bound=None)
+    return outcome
+
+
 def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *, solver: str,
                    started: float, hint_is_exact: bool = False) -> Schedule:
     """The final latency Schedule: the better of the backend's and the hint's, with an honest status.
@@ -365,9 +385,7 @@ def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *,
     pass), so returning it is ``feasible``, not a heuristic fallback.
     """
     info = dict(outcome.info)
-    if outcome.infeasible and hint is not None:
-        outcome = replace(outcome, infeasible=False, bound=None)
-        info["warning"] = f"{solver} reported infeasible although its warm start is a valid schedule (model bug)"
+    outcome = _trust_hint_over_infeasible(outcome, hint is not None, info, solver)
     if outcome.infeasible:
         return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="latency",
                             reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)
@@ -407,9 +425,7 @@ def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[st
                       solver: str, started: float, replicas: int) -> Schedule:
     """The final throughput Schedule: ``info["period"]`` is the objective; ``makespan`` is copy 0's latency."""
     info = dict(outcome.info)
-    if outcome.infeasible and hint is not None:
-        outcome = replace(outcome, infeasible=False, bound=None)
-        info["warning"] = f"{solver} reported infeasible although its warm start is a valid placement (model bug)"
+    outcome = _trust_hint_over_infeasible(outcome, hint is not None, info, solver)
     if outcome.infeasible:
         return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="throughput",
                             reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)

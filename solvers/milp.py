@@ -62,15 +62,14 @@ from typing import Any, Mapping
 
 import pulp
 
-from scheduler.bounds import best_bound
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
-from .exact_common import (Budget, ExactData, choice_vars, OutOfTime, Outcome, check_options, check_time, empty_answer,
-                           exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
-                           period_lower_bound, replicated_period, throughput_answer, throughput_hint,
-                           trivial_upper_bound)
+from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
+                           empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
+                           objective_range, period_lower_bound, replicated_period, throughput_answer,
+                           throughput_hint)
 
 NAME = "milp"
 UNITS = 1000.0
@@ -502,15 +501,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         return latency_answer(problem, out, latency, solver=NAME, started=started)
 
     nothing = Outcome(None, None, None, False, info)
-    if objective == "throughput":
-        lower = period_lower_bound(problem, replicas)
-        found = replicated_period(problem, throughput) if throughput is not None else None
-        upper = found if found is not None else replicas * trivial_upper_bound(problem, data)
-    else:
-        lower = best_bound(problem).value
-        found = latency.makespan if latency is not None else None
-        upper = min(found, trivial_upper_bound(problem, data)) if found is not None else trivial_upper_bound(
-            problem, data)
+    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput)
     if found is not None and found <= lower * (1 + 1e-6):
         info["note_skip"] = "the warm start meets the lower bound; no MILP solved"
         return answer(nothing)
