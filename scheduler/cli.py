@@ -20,9 +20,10 @@ from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .fileio import write_bytes
 from .fileio import write_json
-from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, load_graph, measure, run_solvers,
-                       summary_table, tqdm_progress)
-from .run import execute_run, format_throughput
+from .optimize import LEVELS
+from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
+                       load_original, measure, optimized_cache, run_solvers, summary_table, tqdm_progress)
+from .run import execute_run, format_candidates, format_throughput
 from .replay import replay as replay_schedule
 from .profiling import plan_profiling, profile_paths
 from .problem import read_problem, write_problem
@@ -89,7 +90,8 @@ def _profile_options(args: argparse.Namespace) -> ProfileOptions:
 def cmd_profile(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
-                                            _profile_options(args), progress=sys.stderr.isatty())
+                                            _profile_options(args), progress=sys.stderr.isatty(),
+                                            optimization=args.graph_optimization)
     plan = plan_profiling(graph, platform)
     csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
     measured = [n for n in prof.nodes if n.runs > 0]
@@ -114,7 +116,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_problem(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
-                            profile=_profile_options(args), progress=sys.stderr.isatty())
+                            profile=_profile_options(args), progress=sys.stderr.isatty(),
+                            optimization=args.graph_optimization)
     write_problem(problem, args.output)
     g = problem.graph
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
@@ -140,15 +143,18 @@ def cmd_solve(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     shapes = _parse_shapes(args.input_shape)
-    model, graph = load_graph(args.model, params, shapes)
     if args.problem:
         problem = read_problem(args.problem)
     else:
         problem = build_problem(args.model, params, args.platform, shapes, costs=args.costs,
-                                profile=_profile_options(args), progress=sys.stderr.isatty())
+                                profile=_profile_options(args), progress=sys.stderr.isatty(),
+                                optimization=args.graph_optimization)
+    level = graph_level(args.graph_optimization, problem.platform)
+    model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles))
     schedule = read_schedule(args.schedule)
     result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
                              opt_level=args.opt_level, tolerance=args.tolerance, export=args.export,
+                             original=load_original(args.model, params, shapes)[0],
                              progress=tqdm_progress(sys.stderr.isatty()))
     print(format_replay(result))
     if args.output:
@@ -224,10 +230,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_throughput(result.table) if config.objective == "throughput" else format_table(result.table))
     if result.replay is not None:
         r = result.replay
-        print(f"replay of {result.best.solver}: measured {r['measured_makespan_s'] * 1e3:.4f} ms vs predicted "
-              f"{r['predicted_makespan_s'] * 1e3:.4f} ms ({r['timeline']} timeline, outputs match: max abs diff "
-              f"{r['max_abs_diff']:.1e})" + (f"; {r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
-                                              if r.get("baselines") else ""))
+        print(format_candidates(r).strip("`\n"))
+        print(f"recommended: {r['recommended']}: {r['measured_makespan_s'] * 1e3:.4f} ms measured, "
+              f"{r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
+              + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else ""))
     print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 
@@ -260,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--repeats", type=int, default=20, help="profiling repeats per run")
         parser.add_argument("--warmup", type=int, default=3, help="profiling warm-up runs")
         parser.add_argument("--force", action="store_true", help="re-measure even if a stored profile matches")
+        parser.add_argument("--graph-optimization", choices=["auto", *LEVELS], default="auto",
+                            help="ONNX Runtime graph optimisation applied before partitioning (auto: 'all' when "
+                                 "every real device is a CPU, else 'extended')")
 
     pf = sub.add_parser("profile", help="measure node and transfer costs on the platform's real devices")
     model_args(pf, "-o")

@@ -89,9 +89,10 @@ class ProfileSpec(_Strict):
 
 
 class ReplaySpec(_Strict):
-    """Replay of the best schedule on ONNX Runtime."""
+    """Replay of the best ``candidates`` schedules on ONNX Runtime, against plain ORT (the fastest measured wins)."""
 
     enabled: bool = True
+    candidates: int = Field(default=3, ge=1)
     repeats: int = Field(default=10, ge=1)
     warmup: int = Field(default=2, ge=0)
     opt_level: Literal["disable", "basic", "all"] = "disable"
@@ -106,6 +107,7 @@ class RunConfig(_Strict):
     name: str = "run"
     model: ModelSpec
     platform: str | dict[str, Any] = "default"
+    graph_optimization: Literal["auto", "none", "basic", "extended", "all"] = "auto"
     costs: Literal["model", "profile", "problem"] = "model"
     problem: str | None = None
     profile: ProfileSpec = Field(default_factory=ProfileSpec)

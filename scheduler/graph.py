@@ -29,6 +29,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from .errors import ModelError
+from .ops import op_family
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[
     """FLOPs estimate for one node from its tensor shapes (0 when shapes are unknown)."""
     out = outs[0] if outs else None
     out_el = out.elements if out is not None else 0
-    op = node.op_type
+    op = op_family(node.op_type)
     if op in _ZERO_FLOP_OPS:
         return 0.0
     if op in ("MatMul", "MatMulInteger", "FusedMatMul"):
@@ -256,6 +257,14 @@ def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[
             per_out = (w.shape[0] // group) * kernel
         bias = out_el if len(ins) > 2 else 0
         return 2.0 * out_el * per_out + bias
+    if op == "Attention":  # contrib Attention: packed QKV projection + scores + context
+        x = ins[0] if ins else None
+        w = ins[1] if len(ins) > 1 else None
+        if x is None or x.shape is None or len(x.shape) != 3 or w is None or w.shape is None:
+            return float(out_el)
+        b, s, h_in = x.shape
+        h = w.shape[-1] // 3
+        return 2.0 * b * s * h_in * w.shape[-1] + 4.0 * b * s * s * h
     if op in ("MaxPool", "AveragePool", "LpPool"):
         ks = next((list(at.ints) for at in node.attribute if at.name == "kernel_shape"), [1])
         return float(out_el * math.prod(ks))
@@ -265,17 +274,49 @@ def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[
     return float(out_el * _PER_ELEMENT.get(op, 1))
 
 
+def subgraph_reads(node: onnx.NodeProto) -> list[str]:
+    """Outer-scope values that the subgraphs of a control-flow node (If, Loop, Scan) read, recursively.
+
+    They are inputs of the node as much as its listed inputs: a dependency, a
+    boundary tensor when the node is cut into a segment, an initializer to copy.
+
+    >>> then = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "then", [],
+    ...                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    >>> subgraph_reads(helper.make_node("If", ["c"], ["z"], then_branch=then, else_branch=then))
+    ['x']
+    """
+    free: list[str] = []
+    for at in node.attribute:
+        graphs = [at.g] if at.type == onnx.AttributeProto.GRAPH else list(at.graphs)
+        for g in graphs:
+            defined = {i.name for i in g.input} | {i.name for i in g.initializer} | \
+                      {i.values.name for i in g.sparse_initializer}
+            for n in g.node:
+                free += [x for x in list(n.input) + subgraph_reads(n) if x and x not in defined]
+                defined.update(n.output)
+            free += [o.name for o in g.output if o.name not in defined]
+    return list(dict.fromkeys(free))
+
+
+def node_reads(node: onnx.NodeProto) -> list[str]:
+    """Every value a node reads: its inputs, then what its subgraphs read from the outer scope."""
+    return list(dict.fromkeys([x for x in node.input if x] + subgraph_reads(node)))
+
+
 def task_graph_from_onnx(
     model: str | os.PathLike[str] | onnx.ModelProto,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str | None = None,
+    types: Mapping[str, onnx.ValueInfoProto] | None = None,
 ) -> TaskGraph:
     """Build the task graph of an ONNX model.
 
     Dynamic input dimensions must be fixed through ``input_shapes``
-    (``{"input_ids": [1, 16]}``); shapes of inner tensors come from ONNX shape
-    inference.  Tensors whose shape stays unknown count 0 bytes and are listed in
-    ``unknown_shape_tensors``.  Graph inputs and initializers are available on
+    (``{"input_ids": [1, 16]}``); shapes of inner tensors come from ``types``
+    (observed in a run: :func:`scheduler.optimize.observed_types`) when given,
+    else from ONNX shape inference.  Tensors whose shape stays unknown count 0
+    bytes and are listed in ``unknown_shape_tensors``.  A control-flow node
+    depends on every outer-scope value its subgraphs read.  Graph inputs and initializers are available on
     every device at time 0; a shared initializer counts in the memory of every
     task that reads it (conservative).
     """
@@ -284,14 +325,15 @@ def task_graph_from_onnx(
     if not proto.graph.node:
         raise ModelError(f"model {label!r} has no nodes")
     proto = fix_input_shapes(name_nodes(proto), input_shapes)
-    try:
-        inferred = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        raise ModelError(f"shape inference failed on model {label!r}: {str(exc).splitlines()[0]}") from None
+    if types is None:
+        try:
+            proto = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+        except Exception as exc:
+            raise ModelError(f"shape inference failed on model {label!r}: {str(exc).splitlines()[0]}") from None
 
-    graph = inferred.graph
+    graph = proto.graph
     info: dict[str, _TensorInfo] = {}
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output) + list((types or {}).values()):
         info[vi.name] = _value_info(vi)
     init_bytes: dict[str, int] = {}
     for init in graph.initializer:
@@ -318,18 +360,17 @@ def task_graph_from_onnx(
     edge_tensors: dict[tuple[str, str], list[str]] = defaultdict(list)
     unknown: set[str] = set()
     for node in graph.node:
-        ins = [info.get(t) if t else None for t in node.input]
+        reads = node_reads(node)
+        ins = [info.get(t) for t in reads]
         outs = [info.get(t) if t else None for t in node.output]
-        for t, ti in zip(list(node.input) + list(node.output), ins + outs):
+        for t, ti in zip(reads + list(node.output), ins + outs):
             if t and (ti is None or ti.shape is None):
                 unknown.add(t)
-        reads = 0
+        read_bytes = 0
         weights = 0
-        for t, ti in zip(node.input, ins):
-            if not t:
-                continue
+        for t, ti in zip(reads, ins):
             nb = ti.nbytes if ti is not None else 0
-            reads += nb
+            read_bytes += nb
             if t in init_bytes:
                 weights += nb
             elif t in producer:
@@ -346,8 +387,8 @@ def task_graph_from_onnx(
         tasks.append(Task(
             name=node.name,
             op_type=node.op_type,
-            flops=_node_flops(node, ins, outs),
-            bytes_moved=float(reads + writes),
+            flops=_node_flops(node, [info.get(t) if t else None for t in node.input], outs),
+            bytes_moved=float(read_bytes + writes),
             memory_bytes=int(weights + writes),
             onnx_nodes=(node.name,),
         ))

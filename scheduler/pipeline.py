@@ -26,9 +26,10 @@ from .bounds import Bound, all_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
+from .optimize import observed_types, optimize_model, resolve_level
 from .platform import Platform, load_platform
 from .problem import Problem
-from .profiling import Profile, get_profile, problem_from_profile
+from .profiling import Profile, get_profile, problem_from_profile, real_devices
 from .schedule import Schedule, validate
 
 GetSolver = Callable[..., Callable[..., Schedule]]
@@ -72,21 +73,45 @@ class ProfileOptions:
     force: bool = False
 
 
-def load_graph(spec: str, params: Mapping[str, Any] | None = None,
-               input_shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[onnx.ModelProto, TaskGraph]:
-    """The model and its task graph (dynamic input dimensions fixed by ``input_shapes``)."""
+def load_original(spec: str, params: Mapping[str, Any] | None = None,
+                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[onnx.ModelProto, str]:
+    """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label."""
     model, label = resolve_model(spec, params)
-    model = fix_input_shapes(name_nodes(model), input_shapes)
-    return model, task_graph_from_onnx(model, name=label)
+    return fix_input_shapes(name_nodes(model), input_shapes), label
+
+
+def optimized_cache(profile_folder: str) -> str:
+    """Where optimised models are cached: beside the stored profiles."""
+    return os.path.join(profile_folder, "optimized")
+
+
+def load_graph(spec: str, params: Mapping[str, Any] | None = None,
+               input_shapes: Mapping[str, Sequence[int]] | None = None, optimization: str = "none",
+               cache_dir: str | None = None) -> tuple[onnx.ModelProto, TaskGraph]:
+    """The model ORT runs at ``optimization`` and its task graph (dynamic input dimensions fixed by ``input_shapes``).
+
+    The returned model is the one to profile, cut and replay (with ORT's
+    optimisations off); tensor shapes come from a run of it.  A model ORT cannot
+    load is refused here with one line naming the problem.
+    """
+    model, label = load_original(spec, params, input_shapes)
+    model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
+    return model, task_graph_from_onnx(model, name=label, types=observed_types(model, label=label))
+
+
+def graph_level(optimization: str, platform: Platform) -> str:
+    """The concrete optimisation level for a platform (``auto``: see :func:`scheduler.optimize.resolve_level`)."""
+    return resolve_level(optimization, tuple(d.execution_provider for d in real_devices(platform)))
 
 
 def measure(spec: str, params: Mapping[str, Any] | None = None,
             platform: str | Mapping[str, Any] | Platform = "default",
             input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
-            progress: bool = False) -> tuple[TaskGraph, Platform, Profile, bool]:
+            progress: bool = False, optimization: str = "none") -> tuple[TaskGraph, Platform, Profile, bool]:
     """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
-    model, graph = load_graph(spec, params, input_shapes)
     plat = load_platform(platform)
+    model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
+                              optimized_cache(options.folder))
     prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
                                warmup=options.warmup, force=options.force, progress=tqdm_progress(progress))
     return graph, plat, prof, reused
@@ -95,15 +120,21 @@ def measure(spec: str, params: Mapping[str, Any] | None = None,
 def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   platform: str | Mapping[str, Any] | Platform = "default",
                   input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
-                  profile: ProfileOptions = ProfileOptions(), progress: bool = False) -> Problem:
-    """The problem of a model on a platform, with modelled (``costs="model"``) or measured (``"profile"``) costs."""
+                  profile: ProfileOptions = ProfileOptions(), progress: bool = False,
+                  optimization: str = "none") -> Problem:
+    """The problem of a model on a platform, with modelled (``costs="model"``) or measured (``"profile"``) costs.
+
+    ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
+    ORT graph optimisation level whose output becomes the task graph.
+    """
     if costs == "profile":
-        graph, plat, prof, _ = measure(spec, params, platform, input_shapes, profile, progress)
+        graph, plat, prof, _ = measure(spec, params, platform, input_shapes, profile, progress, optimization)
         return problem_from_profile(graph, plat, prof)
     if costs != "model":
         raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
-    _, graph = load_graph(spec, params, input_shapes)
-    return Problem.from_graph(graph, load_platform(platform), name=graph.name)
+    plat = load_platform(platform)
+    _, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat), optimized_cache(profile.folder))
+    return Problem.from_graph(graph, plat, name=graph.name)
 
 
 def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:

@@ -32,6 +32,7 @@ import yaml
 
 from .errors import PlatformError
 from .fileio import check_keys
+from .ops import op_family
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,12 @@ class Device:
             raise PlatformError(f"device {self.name!r}: threads must be >= 1")
 
     def supports(self, op_type: str) -> bool:
-        """Whether a task of this op type may run here (no list = everything)."""
-        return self.supported_ops is None or op_type in self.supported_ops
+        """Whether a task of this op type may run here (no list = everything).
+
+        A fused or contrib op is supported when its standard family is
+        (``FusedMatMul`` where ``MatMul`` is listed; :func:`scheduler.ops.op_family`).
+        """
+        return self.supported_ops is None or op_type in self.supported_ops or op_family(op_type) in self.supported_ops
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,12 @@ from onnx import TensorProto, helper
 from .costs import model_costs
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
-from .graph import TaskGraph, name_nodes
+from .graph import TaskGraph
+from .optimize import IR_VERSION, model_bytes, random_inputs
 from .platform import Device, Platform
 from .problem import Problem
 
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
-IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
 
 
 @dataclass(frozen=True)
@@ -234,27 +234,6 @@ def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str |
     return ort.InferenceSession(model_bytes, so, providers=[provider])
 
 
-def random_inputs(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for every graph input of ``session``: normal floats, zeros for integers and booleans."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for inp in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        dtype = helper.tensor_dtype_to_np_dtype(_ORT_TYPES.get(inp.type, TensorProto.FLOAT))
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
-        else:
-            feeds[inp.name] = np.zeros(shape, dtype=dtype)
-    return feeds
-
-
-_ORT_TYPES = {
-    "tensor(float)": TensorProto.FLOAT, "tensor(float16)": TensorProto.FLOAT16, "tensor(double)": TensorProto.DOUBLE,
-    "tensor(int64)": TensorProto.INT64, "tensor(int32)": TensorProto.INT32, "tensor(int8)": TensorProto.INT8,
-    "tensor(uint8)": TensorProto.UINT8, "tensor(bool)": TensorProto.BOOL,
-}
-
-
 def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
                 tick: Callable[[], None]) -> list[float]:
     """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats (``tick`` after each run)."""
@@ -343,21 +322,21 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
     plan = plan_profiling(graph, platform)
-    model_bytes = _model_bytes(model)
+    data = model_bytes(model)
     task_names = {t.name for t in graph.tasks}
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
         for run in plan.node_runs:
-            sess = _session(model_bytes, run.provider, run.threads, tmp)
+            sess = _session(data, run.provider, run.threads, tmp)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
             feeds = random_inputs(sess, seed)
             timed_runs(sess, feeds, warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
             # the profiler slows runs down: time the whole model again with it off
-            plain = _session(model_bytes, run.provider, run.threads, None)
+            plain = _session(data, run.provider, run.threads, None)
             wall = timed_runs(plain, feeds, warmup, repeats, _noop)
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
@@ -379,7 +358,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                                     "is not supported yet; give that link in the platform and mark one side simulated")
             links += _profile_transfers(erun, platform, repeats, warmup, tmp, progress)
     return Profile(
-        model_sha256=hashlib.sha256(model_bytes).hexdigest(),
+        model_sha256=hashlib.sha256(data).hexdigest(),
         platform_key=platform_key(platform),
         platform_name=platform.name,
         ort_version=ort.__version__,
@@ -400,23 +379,16 @@ def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: 
     """One edge run: copy every size once per repeat, and time a session boundary."""
     threads = platform.device[erun.pairs[0][1]].threads
     tick = progress("transfers", 2 * (warmup + repeats)) if progress else _noop
-    sess = _session(_model_bytes(_copy_model(erun.sizes)), "CPUExecutionProvider", threads, tmp)
+    sess = _session(model_bytes(_copy_model(erun.sizes)), "CPUExecutionProvider", threads, tmp)
     feeds = {f"in{i}": np.ones(max(1, n), dtype=np.uint8) for i, n in enumerate(erun.sizes)}
     timed_runs(sess, feeds, warmup, repeats, tick)
     per_node, _ = _node_durations(_end_trace(sess), repeats)
     points = tuple((n, statistics.median(per_node.get(f"copy{i}", [0.0]))) for i, n in enumerate(erun.sizes))
-    tiny = _session(_model_bytes(_boundary_model()), "CPUExecutionProvider", threads, None)
+    tiny = _session(model_bytes(_boundary_model()), "CPUExecutionProvider", threads, None)
     wall = timed_runs(tiny, {"in0": np.ones(1, dtype=np.uint8)}, warmup, repeats, tick)
     boundary = statistics.median(wall)
     latency, bandwidth = _fit_link(points)
     return [LinkFit(a, b, latency + boundary, bandwidth, boundary, points) for a, b in erun.pairs]
-
-
-def _model_bytes(model: onnx.ModelProto) -> bytes:
-    m = name_nodes(model)
-    if m.ir_version > IR_VERSION:
-        m.ir_version = IR_VERSION
-    return m.SerializeToString()
 
 
 def platform_key(platform: Platform) -> str:
@@ -474,7 +446,7 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
     """A stored profile when it matches (``reused=True``), else a fresh one that is then stored."""
     label = label or graph.name
-    sha = hashlib.sha256(_model_bytes(model)).hexdigest()
+    sha = hashlib.sha256(model_bytes(model)).hexdigest()
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
         if stored is not None:

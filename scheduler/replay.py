@@ -45,13 +45,14 @@ import networkx as nx
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper, shape_inference
+from onnx import helper
 
 from .errors import HetschedError
 from .fileio import write_bytes, write_json
-from .graph import name_nodes
+from .graph import name_nodes, node_reads
+from .optimize import IR_VERSION, model_bytes, observed_types, ort_level, random_inputs
 from .problem import Problem
-from .profiling import IR_VERSION, random_inputs, timed_runs
+from .profiling import timed_runs
 from .schedule import Schedule
 
 EPS = 1e-12
@@ -145,42 +146,55 @@ class SegmentModel:
     outputs: tuple[str, ...]
 
 
-def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[Segment]) -> list[SegmentModel]:
-    """One checked ONNX model per segment, boundary sets complete, only used initializers copied."""
-    full = shape_inference.infer_shapes(name_nodes(model), strict_mode=False)
+def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[Segment],
+                   types: Mapping[str, onnx.ValueInfoProto] | None = None) -> list[SegmentModel]:
+    """One checked ONNX model per segment, boundary sets complete, only used initializers copied.
+
+    Boundary types and shapes come from ``types`` (observed in a run of the whole
+    model, :func:`scheduler.optimize.observed_types`; computed here when not
+    given), so contrib ops that ONNX shape inference does not know cut as well as
+    standard ones.  Values that control-flow subgraphs read from the outer scope
+    are inputs of their node's segment.  Opsets, custom domains and model-local
+    functions are kept.
+    """
+    full = name_nodes(model)
     g = full.graph
     nodes = {n.name: n for n in g.node}
     unknown = [t for t in problem.tasks if t not in nodes]
     if unknown or len(nodes) != len(problem.tasks):
         raise ReplayError(f"the schedule does not fit this model: task {unknown[0] if unknown else '?'!r} "
                           f"is not a node of the model ({len(nodes)} nodes, {len(problem.tasks)} tasks)")
-    types = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    if types is None:
+        types = observed_types(full)
     inits = {i.name: i for i in g.initializer}
     graph_outputs = {o.name for o in g.output}
-    owner = {}
-    for seg in segments:
-        for t in seg.tasks:
-            owner[t] = seg.index
+    owner = {t: seg.index for seg in segments for t in seg.tasks}
     consumers: dict[str, set[int]] = {}
     for n in g.node:
-        for x in n.input:
-            if x:
-                consumers.setdefault(x, set()).add(owner[n.name])
+        for x in node_reads(n):
+            consumers.setdefault(x, set()).add(owner[n.name])
     out = []
+    available = {i.name for i in g.input} | set(inits)
     for seg in segments:
         seg_nodes = [nodes[t] for t in _node_order(g, seg.tasks)]
         produced = {x for n in seg_nodes for x in n.output if x}
-        read = [x for n in seg_nodes for x in n.input if x]
+        read = [x for n in seg_nodes for x in node_reads(n)]
         inputs = tuple(dict.fromkeys(x for x in read if x not in produced and x not in inits))
         outputs = tuple(x for n in seg_nodes for x in n.output
                         if x and (x in graph_outputs or consumers.get(x, set()) - {seg.index}))
         used_inits = [inits[x] for x in dict.fromkeys(read) if x in inits]
+        late = [x for x in inputs if x not in available]
+        if late:  # the schedule's order contradicts this model's data flow (a schedule of another model?)
+            raise ReplayError(f"the schedule does not fit this model: segment {seg.index} on {seg.device} reads "
+                              f"{late[0]!r} before any earlier segment produces it")
+        available.update(outputs)
         for x in inputs + outputs:
             if x not in types:
-                raise ReplayError(f"tensor {x!r} has no type after shape inference; cannot cut the model there")
+                raise ReplayError(f"tensor {x!r} has no type (it is not a tensor in a run of the model); "
+                                  "cannot cut the model there")
         graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}", [types[x] for x in inputs],
                                   [types[x] for x in outputs], initializer=used_inits)
-        m = helper.make_model(graph, opset_imports=list(model.opset_import))
+        m = helper.make_model(graph, opset_imports=list(model.opset_import), functions=list(model.functions))
         m.ir_version = min(model.ir_version or IR_VERSION, IR_VERSION)
         try:
             onnx.checker.check_model(m)
@@ -207,11 +221,7 @@ def _session(model_bytes: bytes, threads: int, provider: str, opt_level: str,
     if not spinning:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[opt_level]
+    so.graph_optimization_level = ort_level(opt_level)
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = threads if parallel else 1
     so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
@@ -360,17 +370,23 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
 
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
            opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-           export: str | None = None, progress: Callable[[str, int], Callable[[], None]] | None = None
-           ) -> dict[str, Any]:
+           original: onnx.ModelProto | None = None, export: str | None = None,
+           progress: Callable[[str, int], Callable[[], None]] | None = None) -> dict[str, Any]:
     """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
 
-    Raises ReplayError when the schedule does not fit the model or when the
-    replayed outputs differ from the whole model's by more than ``tolerance``.
+    ``model`` is the model the problem's task graph was built from (the optimised
+    one, :mod:`scheduler.optimize`); the plain ORT baselines run ``original`` (the
+    user's model, default ``model``) at its best settings.  Raises ReplayError
+    when the schedule does not fit the model or when the replayed outputs differ
+    from the whole model's by more than ``tolerance``.
     """
     if repeats < 1 or warmup < 0:
         raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
     segments = cut(problem, schedule)
-    parts = build_segments(model, problem, segments)
+    reference = _session(model_bytes(model), 1, "CPUExecutionProvider", "disable")
+    feeds = random_inputs(reference, seed)
+    expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
+    parts = build_segments(model, problem, segments, observed_types(model, feeds))
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
     sessions = [_session(p.model.SerializeToString(),
@@ -379,10 +395,6 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                          else devices[p.segment.device].execution_provider, opt_level, spinning=False)
                 for p in parts]
     resources = {p.segment.index: devices[p.segment.device].resources for p in parts}
-    full_bytes = _full_bytes(model)
-    reference = _session(full_bytes, 1, "CPUExecutionProvider", "disable")
-    feeds = random_inputs(reference, seed)
-    expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
 
     tick = progress("replay", warmup + repeats) if progress else (lambda: None)
     walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
@@ -430,14 +442,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         } for p in parts],
     }
     if baselines:
-        cores = os.cpu_count() or 1
-        configs = {"sequential_1_thread": (1, "disable", False), f"sequential_{cores}_threads": (cores, "disable", False),
-                   f"parallel_{cores}_threads": (cores, "disable", True),
-                   f"sequential_{cores}_threads_optimised": (cores, "all", False)}
-        base = {}
-        for label, (threads, opt, parallel) in configs.items():
-            sess = _session(full_bytes, threads, "CPUExecutionProvider", opt, parallel)
-            base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
+        base = plain_baselines(original if original is not None else model, feeds, repeats=repeats, warmup=warmup)
         best = min(base, key=base.get)
         result["baselines"] = base
         result["best_baseline"] = best
@@ -460,10 +465,26 @@ def _max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarr
     return worst
 
 
-def _full_bytes(model: onnx.ModelProto) -> bytes:
-    m = name_nodes(model)
-    m.ir_version = min(m.ir_version or IR_VERSION, IR_VERSION)
-    return m.SerializeToString()
+def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
+                    warmup: int = 3) -> dict[str, float]:
+    """Median run time of the whole model in the plain ORT configurations a user would try.
+
+    Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL,
+    and ORT_PARALLEL on every core.  Each configuration is timed on its own, one
+    after the other, so no session's spinning threads steal a core from another.
+    """
+    cores = os.cpu_count() or 1
+    configs = {"sequential_1_thread": (1, "disable", False), "sequential_1_thread_optimised": (1, "all", False),
+               f"sequential_{cores}_threads": (cores, "disable", False),
+               f"sequential_{cores}_threads_optimised": (cores, "all", False),
+               f"parallel_{cores}_threads_optimised": (cores, "all", True)}
+    data = model_bytes(model)
+    base = {}
+    for label, (threads, opt, parallel) in configs.items():
+        sess = _session(data, threads, "CPUExecutionProvider", opt, parallel)
+        base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
+        del sess
+    return base
 
 
 def export_segments(parts: Sequence[SegmentModel], folder: str, problem: Problem) -> str:

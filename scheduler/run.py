@@ -27,11 +27,11 @@ from .bounds import all_bounds, period_bounds
 from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
-from .pipeline import (ProfileOptions, build_problem, certify, format_table, load_graph, safe_name, summary_table,
-                       tqdm_progress)
+from .pipeline import (ProfileOptions, build_problem, certify, format_table, graph_level, load_graph, load_original,
+                       optimized_cache, safe_name, summary_table, tqdm_progress)
+from .recommend import recommend
 from .plots import gantt, gap_chart
 from .problem import Problem, read_problem, write_problem
-from .replay import replay
 from .schedule import Schedule, period, validate, write_schedule
 
 
@@ -99,16 +99,19 @@ def format_throughput(table: pd.DataFrame) -> str:
 def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = True) -> RunResult:
     """Run the whole job of ``config`` and write its folder atomically (see the module docstring)."""
     spec = config.model.zoo or config.model.path or ""
-    _stage(progress, f"model {spec}")
-    model, graph = load_graph(spec, config.model.params, config.model.input_shapes)
     if config.costs == "problem":
         problem = read_problem(config.problem)
     else:
         _stage(progress, f"costs: {config.costs}")
         problem = build_problem(spec, config.model.params, config.platform, config.model.input_shapes,
-                                costs=config.costs, progress=progress,
+                                costs=config.costs, progress=progress, optimization=config.graph_optimization,
                                 profile=ProfileOptions(config.profile.folder, config.profile.repeats,
                                                        config.profile.warmup, config.profile.force))
+    level = graph_level(config.graph_optimization, problem.platform)
+    _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
+    original, _ = load_original(spec, config.model.params, config.model.input_shapes)
+    model, _ = load_graph(spec, config.model.params, config.model.input_shapes, level,
+                          optimized_cache(config.profile.folder))
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
@@ -143,17 +146,18 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     os.makedirs(tmp)
     try:
         if config.replay.enabled:
-            _stage(progress, f"replay of {best.solver} ({config.replay.repeats} repeats)")
             tmp_export = os.path.join(tmp, "segments") if config.replay.export else None
-            replayed = replay(model, problem, best, repeats=config.replay.repeats, warmup=config.replay.warmup,
-                              opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
-                              seed=config.seed, baselines=config.replay.baselines, export=tmp_export,
-                              progress=tqdm_progress(progress and sys.stderr.isatty()))
-            if tmp_export:
+            replayed = recommend(original, model, problem, schedules, candidates=config.replay.candidates,
+                                 key=(lambda s: s.info["period"]) if throughput else (lambda s: s.makespan),
+                                 repeats=config.replay.repeats, warmup=config.replay.warmup,
+                                 opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
+                                 seed=config.seed, export=tmp_export,
+                                 progress=tqdm_progress(progress and sys.stderr.isatty()),
+                                 stage=lambda text: _stage(progress, text))
+            if replayed.get("export"):
                 replayed = {**replayed, "export": os.path.join(final, "segments")}
-            is_best = table["solver"] == best.solver
-            table["replay_measured_s"] = [replayed["measured_makespan_s"] if b else None for b in is_best]
-            table["replay_predicted_s"] = [replayed["predicted_makespan_s"] if b else None for b in is_best]
+            measured = {c["solver"]: c["measured_makespan_s"] for c in replayed["candidates"] if c["solver"]}
+            table["replay_measured_s"] = [measured.get(name) for name in table["solver"]]
             write_json(os.path.join(tmp, "replay.json"), replayed)
         _stage(progress, "writing results")
         write_text(os.path.join(tmp, "config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -173,6 +177,18 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     return RunResult(final, problem, tuple(schedules), table, best, replayed)
 
 
+def format_candidates(replayed: Mapping[str, Any]) -> str:
+    """The replayed candidates as a table: predicted vs measured, error, outputs' difference."""
+    table = pd.DataFrame([{
+        "candidate": c["candidate"], "segments": c["segments"],
+        "predicted_ms": None if c["predicted_makespan_s"] is None else c["predicted_makespan_s"] * 1e3,
+        "measured_ms": c["measured_makespan_s"] * 1e3,
+        "error": "-" if c["prediction_error"] is None else f"{c['prediction_error']:+.1%}",
+        "max_abs_diff": f"{c['max_abs_diff']:.1e}",
+    } for c in replayed["candidates"]])
+    return "```\n" + table.round(4).to_string(index=False) + "\n```"
+
+
 def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Schedule, bounds: Sequence[Any],
             replayed: Mapping[str, Any] | None) -> str:
     g = problem.graph
@@ -186,15 +202,18 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
              f"## Best schedule: `{best.solver}` ({best.status})", "", "![gantt](gantt.png)", "",
              "![gap to the lower bound](gap.png)", ""]
     if replayed is not None:
-        lines += ["## Replay on ONNX Runtime", "",
-                  f"{len(replayed['segments'])} segments; outputs equal the whole model's (max abs diff "
-                  f"{replayed['max_abs_diff']:.2e}); {replayed['timeline']} timeline.", "",
-                  f"- measured makespan: {replayed['measured_makespan_s'] * 1e3:.4f} ms (median of "
-                  f"{replayed['repeats']})",
-                  f"- predicted makespan: {replayed['predicted_makespan_s'] * 1e3:.4f} ms (error "
-                  f"{replayed['prediction_error']:+.1%})"]
-        if replayed.get("baselines"):
-            lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
-            lines.append(f"- speedup over the best plain ONNX Runtime: {replayed['speedup_vs_best_baseline']:.2f}x")
+        lines += ["## Replay on ONNX Runtime and the recommendation", "",
+                  f"Replayed the best {len(replayed['candidates']) - 1} placement(s) by prediction and timed the "
+                  f"whole model on plain ONNX Runtime in the same run (medians of {replayed['repeats']}).", "",
+                  format_candidates(replayed), "",
+                  f"**Recommended: {replayed['recommended']}**, {replayed['measured_makespan_s'] * 1e3:.4f} ms, "
+                  f"{replayed['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime "
+                  f"({replayed['best_baseline']}).", ""]
+        if replayed.get("headroom"):
+            captured = replayed.get("headroom_captured")
+            lines += [f"Headroom on this host (best plain / max(critical path, 1-thread time / cores)): "
+                      f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
+                                                        else "."), ""]
+        lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
         lines.append("")
     return "\n".join(lines)

@@ -118,7 +118,7 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
 
 
 def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
-    args = ["--set", "layers=1", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
+    args = ["--set", "layers=2", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
     assert main(["profile", "mlp", *args]) == 0
     out = capsys.readouterr().out
     assert "measured profile" in out and "3 runs (2 node, 1 edge)" in out and "noisy nodes" in out

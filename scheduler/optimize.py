@@ -1,0 +1,225 @@
+"""The model ONNX Runtime runs: load check, graph optimisation (cached), and observed tensor types.
+
+Optimise, then partition: plain ONNX Runtime fuses operators (Conv+BatchNorm,
+MatMul+Add, attention...) and, at level ``all`` on x86, runs convolutions in a
+blocked NCHWc layout.  A segment cut from the unoptimised model loses all of that,
+so hetsched lets ORT optimise the model once, saves the result, and then imports,
+profiles, cuts and replays *that* model with optimisations off (its node names
+then hold).  Reloaded with optimisations off, the saved model runs as fast as
+plain ORT at that level.
+
+Levels: ``none`` (the model as given), ``basic``, ``extended`` (portable fused and
+contrib ops) and ``all`` (adds layout transforms specific to this CPU type).
+``auto`` picks ``all`` when every real device of the platform runs on ORT's CPU
+provider (the level that wins here), else ``extended``.  Optimised models are
+cached by model hash, level, ORT version and (for ``all``) the CPU's identity.
+
+ONNX shape inference does not know ORT's contrib ops, so tensor types and shapes
+come from a real run of the model (:func:`observed_types`), never from inference
+alone.
+
+Example
+-------
+>>> from scheduler import zoo
+>>> m = optimize_model(zoo.build("mlp", layers=2), "extended")
+>>> sorted({n.op_type for n in m.graph.node})
+['FusedGemm', 'Gemm']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform as _host
+import re
+import tempfile
+from typing import Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from .errors import ModelError
+from .fileio import write_bytes
+from .graph import name_nodes
+
+IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
+LEVELS = ("none", "basic", "extended", "all")
+_ORT_LEVELS = {
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def ort_level(level: str) -> ort.GraphOptimizationLevel:
+    """ORT's enum for one of :data:`LEVELS` (``disable`` is accepted for ``none``)."""
+    key = "none" if level == "disable" else level
+    if key not in _ORT_LEVELS:
+        raise ModelError(f"unknown graph optimisation level {level!r} (known: auto, {', '.join(LEVELS)})")
+    return _ORT_LEVELS[key]
+
+
+def resolve_level(level: str, providers: tuple[str, ...]) -> str:
+    """``auto`` -> ``all`` when every real device runs on the CPU provider, else ``extended``.
+
+    >>> resolve_level("auto", ("CPUExecutionProvider",)), resolve_level("auto", ("CUDAExecutionProvider",))
+    ('all', 'extended')
+    """
+    if level != "auto":
+        ort_level(level)
+        return level
+    return "all" if all(p == "CPUExecutionProvider" for p in providers) else "extended"
+
+
+def model_bytes(model: onnx.ModelProto) -> bytes:
+    """The model serialised with named nodes and an IR version ONNX Runtime reads."""
+    m = name_nodes(model)
+    if m.ir_version > IR_VERSION or not m.ir_version:
+        m.ir_version = IR_VERSION
+    return m.SerializeToString()
+
+
+def _ort_message(exc: Exception) -> str:
+    """ORT's error without its ``[ONNXRuntimeError] : N : CODE :`` prefix, first line only."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
+
+
+def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider",
+            label: str = "model", optimized_path: str | None = None) -> ort.InferenceSession:
+    """A plain ORT session; a model ORT refuses (unknown op or opset) raises ModelError naming it."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort_level(level)
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    try:
+        return ort.InferenceSession(data, so, providers=[provider])
+    except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
+        raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
+
+
+def cpu_identity() -> str:
+    """What makes an ``all``-level model specific to this host: machine, CPU model and feature flags."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    return f"{_host.machine()}|{model or _host.processor()}|{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
+
+
+def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None = None,
+                   label: str = "model") -> onnx.ModelProto:
+    """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named).
+
+    With ``cache_dir`` the result is stored there and reused while the model bytes,
+    the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
+    """
+    data = model_bytes(model)
+    if level == "none":
+        session(data, "none", label=label)  # refuse what ORT cannot load, here rather than at replay
+        return name_nodes(model)
+    ort_level(level)
+    key_parts = [hashlib.sha256(data).hexdigest(), level, ort.__version__, cpu_identity() if level == "all" else ""]
+    key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
+    cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
+    if cached and os.path.isfile(cached):
+        return name_nodes(onnx.load(cached))
+    with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
+        path = os.path.join(tmp, "optimized.onnx")
+        session(data, level, label=label, optimized_path=path)
+        out = onnx.load(path)
+    out = _stable_names(out)
+    out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
+    if cached:
+        write_bytes(cached, out.SerializeToString())
+    return out
+
+
+def _stable_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Node names that do not depend on ORT's process-wide name counter.
+
+    ORT names the nodes it creates ``<base>_token_<n>`` with a counter shared by
+    every session of the process, so optimising the same model twice can name a
+    node differently.  Task names must hold across runs (a schedule names tasks):
+    drop the counter and number repeats in graph order instead.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    used: set[str] = set()
+    for node in out.graph.node:
+        base = re.sub(r"(_token_\d+)+$", "", node.name) or node.op_type
+        name, k = base, 0
+        while name in used:
+            k += 1
+            name = f"{base}_{k}"
+        node.name = name
+        used.add(name)
+    return out
+
+
+_ORT_TYPES = {
+    "tensor(float)": TensorProto.FLOAT, "tensor(float16)": TensorProto.FLOAT16, "tensor(double)": TensorProto.DOUBLE,
+    "tensor(bfloat16)": TensorProto.BFLOAT16, "tensor(int64)": TensorProto.INT64, "tensor(int32)": TensorProto.INT32,
+    "tensor(int16)": TensorProto.INT16, "tensor(int8)": TensorProto.INT8, "tensor(uint8)": TensorProto.UINT8,
+    "tensor(bool)": TensorProto.BOOL,
+}
+
+
+def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        dtype = helper.tensor_dtype_to_np_dtype(_ORT_TYPES.get(inp.type, TensorProto.FLOAT))
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+                   label: str = "model") -> dict[str, onnx.ValueInfoProto]:
+    """Type and shape of every graph input and node output, from one ONNX Runtime run.
+
+    Every node output is exposed as a graph output (untyped: ORT infers it), the
+    model runs once with optimisations off, and each value's dtype and shape are
+    read off the result.  Works for contrib and fused ops that ONNX shape
+    inference does not know.
+    """
+    probe = name_nodes(model)
+    exposed = {o.name for o in probe.graph.output}
+    for node in probe.graph.node:
+        for t in node.output:
+            if t and t not in exposed:
+                probe.graph.output.append(onnx.ValueInfoProto(name=t))
+                exposed.add(t)
+    sess = session(model_bytes(probe), "none", label=label)
+    if feeds is None:
+        feeds = random_inputs(sess, seed)
+    try:
+        values = sess.run(None, dict(feeds))
+    except Exception as exc:
+        raise ModelError(f"ONNX Runtime cannot run model {label!r}: {_ort_message(exc)}") from None
+    named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
+    # sequences and maps (lists, dicts) have no tensor type to give: they stay unknown
+    return {name: _value_info(name, v) for name, v in named if isinstance(v, np.ndarray)}
+
+
+def _value_info(name: str, value: np.ndarray) -> onnx.ValueInfoProto:
+    elem = helper.np_dtype_to_tensor_dtype(value.dtype) if value.dtype != object else TensorProto.STRING
+    return helper.make_tensor_value_info(name, elem, list(value.shape))

@@ -1,0 +1,116 @@
+"""The recommendation: replay the best few schedules, time plain ONNX Runtime, keep the fastest measured.
+
+A placement is only worth recommending if it beats what the user already has, so
+the candidates are the best ``k`` distinct placements by prediction *and* the
+whole model on plain ONNX Runtime with its best settings (timed in the same run).
+The recommendation is the fastest **measured** candidate; the result also states
+the headroom on this host, ``best plain / max(critical path, 1-thread time /
+cores)``, and how much of it the recommendation captured.
+
+Example
+-------
+>>> from scheduler.pipeline import build_problem, load_original
+>>> from scheduler.schedule import simulate
+>>> p = build_problem("mlp", platform="cpu")
+>>> s = [simulate(p, {t: "cpu0" for t in p.tasks}), simulate(p, {t: "cpu0" for t in p.tasks})]
+>>> len(top_placements(p, s, 3))
+1
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import onnx
+
+from .bounds import critical_path_bound
+from .optimize import model_bytes, random_inputs, session
+from .problem import Problem
+from .replay import build_segments, cut, export_segments, plain_baselines, replay
+from .schedule import Schedule, simulate
+
+
+def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
+                   key: Callable[[Schedule], float] = lambda s: s.makespan) -> list[Schedule]:
+    """The ``k`` best schedules by ``key`` with pairwise distinct placements (ties keep the given order)."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for s in sorted((s for s in schedules if s.found), key=key):
+        placement = tuple(s.placement[t] for t in problem.tasks)
+        if placement not in seen:
+            seen.add(placement)
+            out.append(s)
+        if len(out) == k:
+            break
+    return out
+
+
+def whole_model_prediction(problem: Problem) -> float | None:
+    """Predicted time of the whole model on the real device with the most threads (plain ORT's setting)."""
+    reals = [d for d in problem.platform.devices if not d.simulated
+             and all(d.name in problem.allowed(t) for t in problem.tasks)]
+    if not reals:
+        return None
+    dev = max(reals, key=lambda d: (d.threads, -problem.platform.devices.index(d)))
+    return simulate(problem, {t: dev.name for t in problem.tasks}).makespan
+
+
+def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem, schedules: Sequence[Schedule], *,
+              candidates: int = 3, key: Callable[[Schedule], float] = lambda s: s.makespan, repeats: int = 10,
+              warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
+              export: str | None = None, progress: Callable[[str, int], Callable[[], None]] | None = None,
+              stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
+
+    Returns the ``replay.json`` structure: the recommended candidate's fields
+    (``measured_makespan_s``, ``predicted_makespan_s``, ``max_abs_diff``, plus the
+    replay details when it is a placement), ``best_baseline`` and
+    ``speedup_vs_best_baseline``, every candidate measured vs predicted, the plain
+    baselines, and the headroom.  ``export`` writes the recommended placement's
+    segments (when a placement wins).
+    """
+    chosen = top_placements(problem, schedules, candidates, key)
+    replays = []
+    for i, s in enumerate(chosen):
+        stage(f"replay {i + 1}/{len(chosen)}: {s.solver} ({repeats} repeats)")
+        replays.append(replay(model, problem, s, repeats=repeats, warmup=warmup, opt_level=opt_level,
+                              tolerance=tolerance, seed=seed, baselines=False, progress=progress))
+    stage(f"plain ONNX Runtime baselines ({repeats} repeats each)")
+    feeds = random_inputs(session(model_bytes(original), label=problem.label), seed)
+    base = plain_baselines(original, feeds, repeats=repeats, warmup=warmup)
+    best_plain = min(base, key=base.get)
+    rows = [{"candidate": f"placement of {r['solver']}", "solver": r["solver"], "segments": len(r["segments"]),
+             "predicted_makespan_s": r["predicted_makespan_s"], "measured_makespan_s": r["measured_makespan_s"],
+             "prediction_error": r["prediction_error"], "max_abs_diff": r["max_abs_diff"]} for r in replays]
+    plain_pred = whole_model_prediction(problem)
+    rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None, "segments": 1,
+                 "predicted_makespan_s": plain_pred, "measured_makespan_s": base[best_plain],
+                 "prediction_error": (base[best_plain] - plain_pred) / plain_pred if plain_pred else None,
+                 "max_abs_diff": 0.0})
+    win = min(range(len(rows)), key=lambda i: rows[i]["measured_makespan_s"])
+    result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
+        "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": repeats, "segments": [],
+        "tolerance": tolerance}
+    result.update({k: rows[win][k] for k in ("measured_makespan_s", "predicted_makespan_s", "max_abs_diff",
+                                             "prediction_error")})
+    measured = result["measured_makespan_s"]
+    cores = os.cpu_count() or 1
+    one_thread = min(v for k, v in base.items() if "_1_thread" in k)
+    ideal = max(critical_path_bound(problem).value, one_thread / cores)
+    headroom = base[best_plain] / ideal if ideal > 0 else None
+    speedup = base[best_plain] / measured if measured > 0 else None
+    result.update({
+        "recommended": rows[win]["candidate"],
+        "candidates": rows,
+        "baselines": base,
+        "best_baseline": best_plain,
+        "speedup_vs_best_baseline": speedup,
+        "headroom": headroom,
+        "headroom_captured": (speedup - 1) / (headroom - 1) if headroom and speedup and headroom > 1 else None,
+    })
+    if export and win < len(replays):
+        parts = build_segments(model, problem, cut(problem, chosen[win]))
+        export_segments(parts, export, problem)
+        result["export"] = export
+    return result

@@ -1,0 +1,216 @@
+"""Optimise, then partition; cut every model ORT runs (contrib ops, control flow, external data)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from scheduler.cli import main
+from scheduler.graph import subgraph_reads, task_graph_from_onnx
+from scheduler.optimize import IR_VERSION, model_bytes, observed_types, optimize_model, random_inputs
+from scheduler.pipeline import build_problem, load_graph, load_original
+from scheduler.platform import load_platform
+from scheduler.problem import Problem
+from scheduler.replay import replay
+from scheduler.schedule import simulate, validate
+from solvers import get_solver
+
+F = TensorProto.FLOAT
+
+
+def run_model(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model_bytes(model), so, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def alternate(problem: Problem, devices: tuple[str, str]) -> dict[str, str]:
+    """Every other task (in topological order) on the second device, where allowed."""
+    order = problem.graph.topological_order
+    return {t: devices[i % 2] if devices[i % 2] in problem.allowed(t) else problem.allowed(t)[0]
+            for i, t in enumerate(order)}
+
+
+@pytest.mark.parametrize("level", ["basic", "extended", "all"])
+def test_optimised_model_computes_the_same_and_is_cached(level, tmp_path):
+    original, _ = load_original("randwire", {"nodes": 6, "channels": 16})
+    cache = tmp_path / "cache"
+    opt = optimize_model(original, level, cache_dir=str(cache))
+    files = list(cache.iterdir())
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    again = optimize_model(original, level, cache_dir=str(cache))
+    assert again == opt and files[0].stat().st_mtime_ns == stamp  # reused, not rewritten
+    feeds = {"image": np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+    np.testing.assert_allclose(run_model(opt, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
+    assert len(opt.graph.node) != len(original.graph.node)  # fused: Conv+BatchNorm at least
+    assert len({n.name for n in opt.graph.node}) == len(opt.graph.node)
+
+
+@pytest.mark.parametrize("name,params,level", [
+    ("randwire", {"nodes": 6, "channels": 16}, "all"),  # NCHWc convolutions and reorders
+    ("inception", {"blocks": 1, "channels": 16}, "all"),
+    ("bert", {"layers": 1}, "extended"),  # fused MatMul/Gelu/LayerNorm contrib ops
+    ("gpt2", {"layers": 1}, "all"),
+])
+def test_optimised_graph_cuts_and_replays_exactly(name, params, level):
+    model, graph = load_graph(name, params, optimization=level)
+    assert graph.unknown_shape_tensors == ()  # shapes come from a run, contrib ops included
+    problem = build_problem(name, params, "cpu", optimization=level)
+    assert set(problem.tasks) == {n.name for n in model.graph.node}
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert len(result["segments"]) > 1
+    assert result["max_abs_diff"] <= 1e-4
+
+
+def test_fused_ops_keep_their_family_for_costs_and_support():
+    _, graph = load_graph("bert", {"layers": 1}, optimization="extended")
+    ops = {t.op_type for t in graph.tasks}
+    fused = ops & {"FusedMatMul", "SkipLayerNormalization", "BiasGelu", "FastGelu", "FusedGemm"}
+    assert fused, ops
+    problem = Problem.from_graph(graph, load_platform("default"))
+    for t in graph.tasks:
+        if t.op_type in fused:
+            assert "pim" in problem.allowed(t.name)  # pim lists MatMul, LayerNormalization, Gelu
+        if t.op_type in ("FusedMatMul", "FusedGemm"):
+            assert t.flops > 0
+
+
+# ------------------------------------------------------------------ control flow
+
+
+def _if_model() -> onnx.ModelProto:
+    """``y = If(c) then a + 1 else a * 2`` where ``a = Relu(x)`` is read only inside the branches."""
+    one = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")
+    two = numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")
+    then = helper.make_graph([helper.make_node("Add", ["a", "one"], ["t"], name="then_add")], "then", [],
+                             [helper.make_tensor_value_info("t", F, [4])])
+    other = helper.make_graph([helper.make_node("Mul", ["a", "two"], ["e"], name="else_mul")], "else", [],
+                              [helper.make_tensor_value_info("e", F, [4])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="relu"),
+        helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
+        helper.make_node("Greater", ["s", "zero"], ["c"], name="greater"),
+        helper.make_node("If", ["c"], ["y0"], name="if", then_branch=then, else_branch=other),
+        helper.make_node("Neg", ["y0"], ["y"], name="neg"),
+    ]
+    zero = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")
+    g = helper.make_graph(nodes, "if_model", [helper.make_tensor_value_info("x", F, [4])],
+                          [helper.make_tensor_value_info("y", F, [4])], [zero, one, two])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    return m
+
+
+def _loop_model() -> onnx.ModelProto:
+    """A Loop (3 trips) whose body adds an outer initializer ``w`` and an outer node output ``b``."""
+    w = numpy_helper.from_array(np.arange(4, dtype=np.float32), "w")
+    trips = numpy_helper.from_array(np.array(3, dtype=np.int64), "trips")
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "w"], ["acc_w"], name="body_add_w"),
+         helper.make_node("Add", ["acc_w", "b"], ["acc_out"], name="body_add_b"),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"], name="body_cond")],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", F, [4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", F, [4])])
+    true = numpy_helper.from_array(np.array(True), "true")
+    nodes = [
+        helper.make_node("Sigmoid", ["x"], ["b"], name="sigmoid"),
+        helper.make_node("Abs", ["x"], ["start"], name="abs"),
+        helper.make_node("Loop", ["trips", "true", "start"], ["acc"], name="loop", body=body),
+        helper.make_node("Tanh", ["acc"], ["y"], name="tanh"),
+    ]
+    g = helper.make_graph(nodes, "loop_model", [helper.make_tensor_value_info("x", F, [4])],
+                          [helper.make_tensor_value_info("y", F, [4])], [w, trips, true])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    return m
+
+
+def test_subgraph_reads_are_dependencies():
+    m = _if_model()
+    if_node = next(n for n in m.graph.node if n.op_type == "If")
+    assert sorted(subgraph_reads(if_node)) == ["a", "one", "two"]
+    graph = task_graph_from_onnx(m)
+    assert ("relu", "if") in {(e.src, e.dst) for e in graph.edges}
+    loop = task_graph_from_onnx(_loop_model())
+    assert ("sigmoid", "loop") in {(e.src, e.dst) for e in loop.edges}
+
+
+@pytest.mark.parametrize("build", [_if_model, _loop_model])
+def test_control_flow_replays_on_one_device_and_split(build, tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(build(), str(path))
+    model, _ = load_graph(str(path))
+    problem = build_problem(str(path), platform="cpu")
+    for placement in ({t: "cpu0" for t in problem.tasks}, alternate(problem, ("cpu0", "cpu1"))):
+        schedule = simulate(problem, placement)
+        assert validate(problem, schedule) == []
+        assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-6
+    # an exact solver must not start the If before the value its branches read exists
+    best = get_solver("cpsat")(problem, time_limit=5)
+    assert validate(problem, best) == []
+    assert replay(model, problem, best, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-6
+
+
+def test_model_with_external_data_replays(tmp_path):
+    original, _ = load_original("mlp", {"layers": 3, "width": 128})
+    path = tmp_path / "ext.onnx"
+    onnx.save(original, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.data", size_threshold=0)
+    assert (tmp_path / "ext.data").stat().st_size > 128 * 128 * 4
+    model, _ = load_graph(str(path), optimization="all", cache_dir=str(tmp_path / "cache"))
+    problem = build_problem(str(path), platform="cpu", optimization="all")
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+
+
+def test_shapeless_contrib_model_cuts(tmp_path):
+    """A model as exporters ship it: a contrib op, no value_info; ONNX shape inference leaves tensors unknown."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32), "w2")
+    nodes = [helper.make_node("FusedMatMul", ["x", "w1"], ["h"], name="fmm", domain="com.microsoft", alpha=0.5),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+             helper.make_node("MatMul", ["r", "w2"], ["m"], name="mm"),
+             helper.make_node("Add", ["m", "s"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "shapeless", [helper.make_tensor_value_info("x", F, [2, 8])],
+                          [helper.make_tensor_value_info("y", F, None)], [w1, w2])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = IR_VERSION
+    assert task_graph_from_onnx(m).unknown_shape_tensors  # what inference alone gives
+    types = observed_types(m)
+    assert list(types["h"].type.tensor_type.shape.dim) and types["y"].type.tensor_type.elem_type == F
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    model, graph = load_graph(str(path))
+    assert graph.unknown_shape_tensors == ()
+    problem = build_problem(str(path), platform="cpu")
+    schedule = simulate(problem, {"fmm": "cpu0", "relu": "cpu0", "sig": "cpu1", "mm": "cpu0", "add": "cpu1"})
+    assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-6
+
+
+def test_model_ort_cannot_load_is_refused_in_one_line(tmp_path, capsys):
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Frobnicate", ["r"], ["y"], name="frob", domain="com.example")]
+    g = helper.make_graph(nodes, "custom", [helper.make_tensor_value_info("x", F, [4])],
+                          [helper.make_tensor_value_info("y", F, [4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "custom.onnx"
+    onnx.save(m, str(path))
+    code = main(["problem", str(path), "-o", str(tmp_path / "p.json")])
+    out, err = capsys.readouterr()
+    assert code == 2 and not (tmp_path / "p.json").exists()
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Frobnicate" in err or "com.example" in err
