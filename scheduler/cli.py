@@ -73,6 +73,9 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     for m in zoo.list_models():
         params = ", ".join(f"{k}={v}" for k, v in m.defaults.items())
         print(f"{m.name:<10} {m.description}\n{'':<10} defaults: {params}")
+    print("\npresets at real sizes (use like a model name; --set overrides a parameter):")
+    for name, (base, params) in zoo.PRESETS.items():
+        print(f"{name:<19} = {base} " + ", ".join(f"{k}={v}" for k, v in params.items()))
     return 0
 
 

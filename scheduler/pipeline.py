@@ -37,7 +37,7 @@ GetSolver = Callable[..., Callable[..., Schedule]]
 
 def resolve_model(spec: str, params: Mapping[str, Any] | None = None) -> tuple[onnx.ModelProto, str]:
     """A zoo model name (built with ``params``) or a path to an .onnx file; returns (model, label)."""
-    names = [m.name for m in zoo.list_models()]
+    names = [m.name for m in zoo.list_models()] + list(zoo.PRESETS)
     if spec in names:
         return zoo.build(spec, **dict(params or {})), spec
     if params:

@@ -35,6 +35,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
@@ -218,7 +219,10 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
 
 # ------------------------------------------------------------------------------ measuring
 
-def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str | None) -> ort.InferenceSession:
+def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str | None,
+             spinning: bool = False) -> ort.InferenceSession:
+    """A profiling session with optimisations off; idle threads do not spin (as in replay, where they would
+    steal the core of another device's worker)."""
     if provider not in ort.get_available_providers():
         raise HetschedError(f"execution provider {provider!r} is not available here "
                             f"(available: {', '.join(ort.get_available_providers())})")
@@ -228,6 +232,8 @@ def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str |
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if profile_dir is not None:
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(profile_dir, "ort")
@@ -374,6 +380,46 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     )
 
 
+def _handover_s(threads: int, warmup: int, repeats: int, tick: Callable[[], None], hops: int = 20) -> float:
+    """Median time of one hand-over between two device workers, as replay does it.
+
+    Two threads ping-pong a one-byte tensor through their own smallest sessions
+    (idle threads not spinning, as in replay): each hop is a condition-variable
+    wake-up plus a session call, the overhead a segment boundary adds.
+    """
+    data = model_bytes(_boundary_model())
+    sessions = [_session(data, "CPUExecutionProvider", threads, None, spinning=False) for _ in range(2)]
+    cond = threading.Condition()
+    state = {"turn": 0, "left": 0}
+
+    def worker(me: int) -> None:
+        while True:
+            with cond:
+                while state["turn"] != me and state["left"] > 0:
+                    cond.wait()
+                if state["left"] <= 0:
+                    return
+            sessions[me].run(None, {"in0": np.ones(1, dtype=np.uint8)})
+            with cond:
+                state["left"] -= 1
+                state["turn"] = 1 - me
+                cond.notify_all()
+
+    samples = []
+    for i in range(warmup + repeats):
+        state.update(turn=0, left=hops)
+        threads_ = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+        t0 = time.perf_counter()
+        for th in threads_:
+            th.start()
+        for th in threads_:
+            th.join()
+        if i >= warmup:
+            samples.append((time.perf_counter() - t0) / hops)
+        tick()
+    return statistics.median(samples)
+
+
 def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: int, tmp: str,
                        progress: Callable[[str, int], Callable[[], None]] | None) -> list[LinkFit]:
     """One edge run: copy every size once per repeat, and time a session boundary."""
@@ -384,9 +430,7 @@ def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: 
     timed_runs(sess, feeds, warmup, repeats, tick)
     per_node, _ = _node_durations(_end_trace(sess), repeats)
     points = tuple((n, statistics.median(per_node.get(f"copy{i}", [0.0]))) for i, n in enumerate(erun.sizes))
-    tiny = _session(model_bytes(_boundary_model()), "CPUExecutionProvider", threads, None)
-    wall = timed_runs(tiny, {"in0": np.ones(1, dtype=np.uint8)}, warmup, repeats, tick)
-    boundary = statistics.median(wall)
+    boundary = _handover_s(threads, warmup, repeats, tick)
     latency, bandwidth = _fit_link(points)
     return [LinkFit(a, b, latency + boundary, bandwidth, boundary, points) for a, b in erun.pairs]
 

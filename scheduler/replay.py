@@ -6,7 +6,10 @@ segment is convex: no path leaves it and comes back), when no other segment has
 used any of the device's resources since (so segments never interleave on a
 resource and the per-resource order cannot deadlock), and when all its inputs from
 other segments were due by the segment's scheduled start (so running the segment
-as one session call does not delay it against the schedule).  Each segment
+as one session call does not delay it against the schedule).  A segment ends at
+every task whose output another device reads (a session call returns its outputs
+only when it ends, so the consumer would otherwise wait for the whole segment).
+Each segment
 becomes an ONNX model: boundary inputs (tensors read but not produced inside and
 not initializers), outputs (tensors read by other segments, or graph outputs),
 only the initializers it uses, the original opset and a readable IR version.
@@ -118,6 +121,8 @@ def cut(problem: Problem, schedule: Schedule) -> list[Segment]:
         quotient.add_edges_from((p, s) for p in ext if p != s)
         for r in resources:
             last_on[r] = s
+        if any(by[e.dst].device != d for e in problem.succs[t]):
+            del open_seg[d]  # a session hands its outputs over when it returns: end the segment here
     return [Segment(i, device_of[i], tuple(m), by[m[0]].start, max(by[t].finish for t in m),
                     sum(problem.costs[t][device_of[i]] for t in m)) for i, m in enumerate(members)]
 

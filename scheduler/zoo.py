@@ -9,7 +9,11 @@ without shipping model files.  All models are float32, batch 1 (``mlp`` has a
 
 Models: ``bert`` (post-LN encoder), ``gpt2`` (pre-LN causal decoder with an
 LM head), ``randwire`` (randomly wired CNN, Xie et al. 2019), ``inception``
-(four-branch CNN blocks) and ``mlp`` (a plain chain).
+(four-branch CNN blocks), ``resnet`` (ResNet-50), ``squeezenet`` (SqueezeNet
+1.1), ``mobilenet`` (MobileNetV2) and ``mlp`` (a plain chain); their defaults
+are small, for tests.  :data:`PRESETS` name them at real sizes (``bert-base``,
+``gpt2-small``, ``resnet50``, ``squeezenet1.1``, ``mobilenetv2``, and one
+ImageNet-resolution stage of ``inception`` and ``randwire``).
 
 Naming: every node has a unique, path-like name (``"l0/attn/q_matmul"``,
 ``"b1/branch3/conv5x5"``, ``"n4/conv"``) and its single output tensor carries
@@ -20,7 +24,7 @@ Examples
 --------
 >>> from scheduler import zoo
 >>> [m.name for m in zoo.list_models()]
-['bert', 'gpt2', 'randwire', 'inception', 'mlp']
+['bert', 'gpt2', 'randwire', 'inception', 'resnet', 'squeezenet', 'mobilenet', 'mlp']
 >>> model = zoo.build("bert", **zoo.parse_params(["layers=1", "seq_len=8"]))
 >>> model.graph.input[0].name, model.graph.output[0].name
 ('input_ids', 'last_hidden_state')
@@ -42,7 +46,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.errors import ModelError
 
-__all__ = ["ZooError", "ZooModel", "build", "get_model", "list_models", "parse_params"]
+__all__ = ["PRESETS", "ZooError", "ZooModel", "build", "get_model", "list_models", "parse_params"]
 
 OPSET = 20
 """Default-domain opset of every zoo model (20 is the first with ``Gelu``)."""
@@ -173,14 +177,32 @@ class _GraphBuilder:
         beta = self.normal(f"{scope}_bias", (width,), 0.02)
         return self.op("LayerNormalization", scope, [x, gamma, beta], output, axis=-1, epsilon=epsilon)
 
-    def conv(self, scope: str, x: str, c_in: int, c_out: int, kernel: int, stride: int = 1) -> str:
+    def conv(self, scope: str, x: str, c_in: int, c_out: int, kernel: int, stride: int = 1, group: int = 1) -> str:
         """Square Conv with "same" padding and He-initialized weights (node ``scope``)."""
-        w = self.normal(f"{scope}_weight", (c_out, c_in, kernel, kernel), math.sqrt(2.0 / (c_in * kernel * kernel)))
+        fan_in = c_in // group * kernel * kernel
+        w = self.normal(f"{scope}_weight", (c_out, c_in // group, kernel, kernel), math.sqrt(2.0 / fan_in))
         b = self.normal(f"{scope}_bias", (c_out,), 0.02)
         pad = kernel // 2
+        attrs: dict[str, object] = {"group": group} if group > 1 else {}
         return self.op(
-            "Conv", scope, [x, w, b], kernel_shape=[kernel, kernel], pads=[pad] * 4, strides=[stride, stride]
+            "Conv", scope, [x, w, b], kernel_shape=[kernel, kernel], pads=[pad] * 4, strides=[stride, stride], **attrs
         )
+
+    def conv_bn(self, scope: str, x: str, c_in: int, c_out: int, kernel: int, stride: int = 1, group: int = 1,
+                act: str | None = "Relu") -> str:
+        """Conv -> BatchNorm -> activation (``Relu``, ``Relu6`` as Clip(0, 6), or None): what ORT fuses."""
+        y = self.batch_norm(f"{scope}/bn", self.conv(f"{scope}/conv", x, c_in, c_out, kernel, stride, group), c_out)
+        if act == "Relu":
+            return self.op("Relu", f"{scope}/relu", [y])
+        if act == "Relu6":
+            if not self.has("const/zero"):
+                self.const("const/zero", np.array(0.0, dtype=np.float32))
+                self.const("const/six", np.array(6.0, dtype=np.float32))
+            return self.op("Clip", f"{scope}/relu6", [y, "const/zero", "const/six"])
+        return y
+
+    def max_pool(self, scope: str, x: str, kernel: int, stride: int, pad: int = 0) -> str:
+        return self.op("MaxPool", scope, [x], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4)
 
     def batch_norm(self, scope: str, x: str, channels: int) -> str:
         scale = self.normal(f"{scope}_scale", (channels,), 0.1, mean=1.0)
@@ -396,6 +418,84 @@ def _build_inception(*, blocks: int, channels: int, image: int, classes: int, se
     return g.graph("inception")
 
 
+def _build_resnet(*, width: int, image: int, classes: int, seed: int) -> onnx.GraphProto:
+    """ResNet-50 (v1.5): 7x7 stem, bottleneck stages of 3, 4, 6, 3 blocks (base ``width``; 64 is the real one)."""
+    _positive(width=width, image=image, classes=classes)
+    g = _GraphBuilder(seed)
+    x = g.input("image", TensorProto.FLOAT, [1, 3, image, image])
+    x = g.max_pool("stem/maxpool", g.conv_bn("stem", x, 3, width, 7, stride=2), 3, 2, pad=1)
+    c_in = width
+    for stage, blocks in enumerate((3, 4, 6, 3)):
+        mid, out = width * 2 ** stage, width * 2 ** stage * 4
+        for b in range(blocks):
+            scope, stride = f"s{stage}/b{b}", (2 if b == 0 and stage > 0 else 1)
+            y = g.conv_bn(f"{scope}/conv1", x, c_in, mid, 1)
+            y = g.conv_bn(f"{scope}/conv2", y, mid, mid, 3, stride=stride)
+            y = g.conv_bn(f"{scope}/conv3", y, mid, out, 1, act=None)
+            short = g.conv_bn(f"{scope}/down", x, c_in, out, 1, stride=stride, act=None) if b == 0 else x
+            x = g.op("Relu", f"{scope}/relu", [g.op("Add", f"{scope}/add", [y, short])])
+            c_in = out
+    g.classifier("head", x, c_in, classes, output="logits")
+    g.output("logits", TensorProto.FLOAT, [1, classes])
+    return g.graph("resnet50")
+
+
+def _build_squeezenet(*, image: int, classes: int, seed: int) -> onnx.GraphProto:
+    """SqueezeNet 1.1: fire modules (1x1 squeeze, then parallel 1x1 and 3x3 expands concatenated)."""
+    _positive(image=image, classes=classes)
+    _require(image >= 32, f"parameter 'image' must be >= 32, got {image}")
+    g = _GraphBuilder(seed)
+    x = g.input("image", TensorProto.FLOAT, [1, 3, image, image])
+    x = g.op("Relu", "stem/relu", [g.conv("stem/conv", x, 3, 64, 3, stride=2)])
+    c_in = 64
+    fires = [(16, 64), (16, 64), "pool", (32, 128), (32, 128), "pool", (48, 192), (48, 192), (64, 256), (64, 256)]
+    x = g.max_pool("pool0", x, 3, 2)
+    for i, spec in enumerate(fires):
+        if spec == "pool":
+            x = g.max_pool(f"pool{i}", x, 3, 2)
+            continue
+        squeeze, expand = spec
+        s = g.op("Relu", f"fire{i}/squeeze_relu", [g.conv(f"fire{i}/squeeze", x, c_in, squeeze, 1)])
+        e1 = g.op("Relu", f"fire{i}/expand1x1_relu", [g.conv(f"fire{i}/expand1x1", s, squeeze, expand, 1)])
+        e3 = g.op("Relu", f"fire{i}/expand3x3_relu", [g.conv(f"fire{i}/expand3x3", s, squeeze, expand, 3)])
+        x = g.op("Concat", f"fire{i}/concat", [e1, e3], axis=1)
+        c_in = 2 * expand
+    x = g.op("Relu", "head/conv_relu", [g.conv("head/conv", x, c_in, classes, 1)])
+    x = g.op("GlobalAveragePool", "head/global_avg_pool", [x])
+    g.op("Flatten", "head/flatten", [x], output="logits", axis=1)
+    g.output("logits", TensorProto.FLOAT, [1, classes])
+    return g.graph("squeezenet")
+
+
+def _build_mobilenet(*, width_mult: float, image: int, classes: int, seed: int) -> onnx.GraphProto:
+    """MobileNetV2: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project) with Relu6."""
+    _positive(image=image, classes=classes)
+    _require(width_mult > 0, f"parameter 'width_mult' must be > 0, got {width_mult}")
+
+    def ch(c: int) -> int:
+        return max(8, int(c * width_mult + 4) // 8 * 8)
+
+    g = _GraphBuilder(seed)
+    x = g.input("image", TensorProto.FLOAT, [1, 3, image, image])
+    c_in = ch(32)
+    x = g.conv_bn("stem", x, 3, c_in, 3, stride=2, act="Relu6")
+    k = 0
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1)):
+        for i in range(n):
+            scope, stride, out, hidden = f"b{k}", (s if i == 0 else 1), ch(c), c_in * t
+            y = g.conv_bn(f"{scope}/expand", x, c_in, hidden, 1, act="Relu6") if t != 1 else x
+            y = g.conv_bn(f"{scope}/depthwise", y, hidden, hidden, 3, stride=stride, group=hidden, act="Relu6")
+            y = g.conv_bn(f"{scope}/project", y, hidden, out, 1, act=None)
+            x = g.op("Add", f"{scope}/add", [x, y]) if stride == 1 and c_in == out else y
+            c_in, k = out, k + 1
+    last = max(1280, ch(1280))
+    x = g.conv_bn("last", x, c_in, last, 1, act="Relu6")
+    g.classifier("head", x, last, classes, output="logits")
+    g.output("logits", TensorProto.FLOAT, [1, classes])
+    return g.graph("mobilenetv2")
+
+
 def _build_mlp(*, layers: int, width: int, batch: int, seed: int) -> onnx.GraphProto:
     """A plain chain of ``layers`` MatMul + Add (+ Relu except after the last) layers."""
     _positive(layers=layers, width=width, batch=batch)
@@ -452,6 +552,24 @@ _MODELS: dict[str, ZooModel] = {
             _build_inception,
         ),
         ZooModel(
+            "resnet",
+            "ResNet-50 v1.5: bottleneck stages 3-4-6-3 with downsampling shortcuts (width 64 = the real one)",
+            {"width": 16, "image": 64, "classes": 10, "seed": 0},
+            _build_resnet,
+        ),
+        ZooModel(
+            "squeezenet",
+            "SqueezeNet 1.1: fire modules with parallel 1x1 / 3x3 expand branches",
+            {"image": 64, "classes": 10, "seed": 0},
+            _build_squeezenet,
+        ),
+        ZooModel(
+            "mobilenet",
+            "MobileNetV2: inverted residual blocks with depthwise 3x3 convolutions and Relu6",
+            {"width_mult": 0.5, "image": 64, "classes": 10, "seed": 0},
+            _build_mobilenet,
+        ),
+        ZooModel(
             "mlp",
             "multilayer perceptron: a plain chain of MatMul + Add + Relu layers",
             {"layers": 4, "width": 64, "batch": 1, "seed": 0},
@@ -459,6 +577,24 @@ _MODELS: dict[str, ZooModel] = {
         ),
     )
 }
+
+
+PRESETS: Mapping[str, tuple[str, Mapping[str, ParamValue]]] = MappingProxyType({
+    "bert-base": ("bert", {"layers": 12, "hidden": 768, "heads": 12, "seq_len": 128, "intermediate": 3072,
+                           "vocab": 30522}),
+    "gpt2-small": ("gpt2", {"layers": 12, "hidden": 768, "heads": 12, "seq_len": 128, "intermediate": 3072,
+                            "vocab": 50257}),
+    "resnet50": ("resnet", {"width": 64, "image": 224, "classes": 1000}),
+    "squeezenet1.1": ("squeezenet", {"image": 224, "classes": 1000}),
+    "mobilenetv2": ("mobilenet", {"width_mult": 1.0, "image": 224, "classes": 1000}),
+    "inception-imagenet": ("inception", {"blocks": 4, "channels": 64, "image": 56, "classes": 1000}),
+    "randwire-imagenet": ("randwire", {"nodes": 32, "channels": 64, "image": 56, "classes": 1000}),
+})
+"""Models at real sizes: name -> (zoo model, parameters).  ``build("bert-base", seq_len=64)`` overrides one.
+
+The CNN stages ``inception-imagenet`` and ``randwire-imagenet`` are one
+ImageNet-resolution stage (56x56, 64 channels), where their branches run.
+"""
 
 
 # --------------------------------------------------------------------------- public API
@@ -560,6 +696,9 @@ def build(name: str, **params: object) -> onnx.ModelProto:
         (a :class:`ZooError`) for an unknown model, an unknown parameter, a
         value that does not convert, or a value the model cannot use.
     """
+    if name in PRESETS:
+        base, preset = PRESETS[name]
+        return build(base, **{**preset, **params})
     entry = get_model(name)
     unknown = sorted(set(params) - set(entry.defaults))
     if unknown:

@@ -27,6 +27,12 @@ CASES: list[tuple[str, dict[str, object]]] = [
     ("inception", {"blocks": 1, "channels": 8, "image": 16, "classes": 5, "seed": 2}),
     ("mlp", {}),
     ("mlp", {"layers": 2, "width": 16, "batch": 3, "seed": 7}),
+    ("resnet", {}),
+    ("resnet", {"width": 8, "image": 32, "classes": 5, "seed": 1}),
+    ("squeezenet", {}),
+    ("squeezenet", {"image": 32, "classes": 5, "seed": 1}),
+    ("mobilenet", {}),
+    ("mobilenet", {"width_mult": 0.25, "image": 32, "classes": 5, "seed": 1}),
 ]
 CASE_IDS = [f"{name}-{'defaults' if not params else 'small'}" for name, params in CASES]
 
@@ -79,7 +85,7 @@ def data_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> list[str]:
 
 def test_every_model_has_cases() -> None:
     names = [m.name for m in zoo.list_models()]
-    assert names == ["bert", "gpt2", "randwire", "inception", "mlp"]
+    assert names == ["bert", "gpt2", "randwire", "inception", "resnet", "squeezenet", "mobilenet", "mlp"]
     assert set(names) == {name for name, _ in CASES}
 
 
@@ -256,10 +262,21 @@ def test_bert_base_layer_sizes_build() -> None:
 
 
 def test_unknown_model() -> None:
-    with pytest.raises(ValueError, match=r"unknown zoo model 'resnet'; known: bert, gpt2, randwire, inception, mlp"):
-        zoo.build("resnet")
+    with pytest.raises(ValueError, match=r"unknown zoo model 'vgg'; known: bert, gpt2, randwire, inception, resnet, "
+                                         r"squeezenet, mobilenet, mlp"):
+        zoo.build("vgg")
     with pytest.raises(zoo.ZooError):
-        zoo.get_model("resnet")
+        zoo.get_model("vgg")
+
+
+def test_presets_build_their_model_at_real_size() -> None:
+    for name, (base, params) in zoo.PRESETS.items():
+        assert base in [m.name for m in zoo.list_models()] and set(params) <= set(zoo.get_model(base).defaults)
+    model = zoo.build("resnet50", image=32)  # a preset with one parameter overridden
+    recorded = json.loads(dict((p.key, p.value) for p in model.metadata_props)["zoo.params"])
+    assert recorded["width"] == 64 and recorded["classes"] == 1000 and recorded["image"] == 32
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 53  # ResNet-50: 1 stem + 16 blocks x 3 + 4 downsampling shortcuts
 
 
 def test_unknown_parameter() -> None:
