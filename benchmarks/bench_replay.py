@@ -24,7 +24,7 @@ import time
 import pandas as pd
 
 from scheduler.fileio import write_text
-from scheduler.pipeline import ProfileOptions, build_problem, graph_level, load_graph, load_original, optimized_cache
+from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
 from scheduler.recommend import recommend
 from solvers import get_solver, solver_names
 
@@ -47,10 +47,9 @@ def main() -> None:
     rows, summary = [], []
     for name in args.models:
         t0 = time.perf_counter()
-        problem = build_problem(name, None, args.platform, costs="profile", optimization="auto",
-                                profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
+        model, problem = load_problem(name, None, args.platform, costs="profile", optimization="auto",
+                                      profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
         level = graph_level("auto", problem.platform)
-        model, _ = load_graph(name, None, None, level, optimized_cache(folder))
         original, _ = load_original(name)
         schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or solver_names()]
         found = [s for s in schedules if s.found]

@@ -22,7 +22,8 @@ from .fileio import write_bytes
 from .fileio import write_json
 from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
-                       load_original, measure, optimized_cache, run_solvers, summary_table, tqdm_progress)
+                       load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
+                       tqdm_progress)
 from .run import execute_run, format_candidates, format_throughput
 from .replay import replay as replay_schedule
 from .profiling import plan_profiling, profile_paths
@@ -148,12 +149,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     shapes = _parse_shapes(args.input_shape)
     if args.problem:
         problem = read_problem(args.problem)
+        level = graph_level(args.graph_optimization, problem.platform)
+        model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles))
     else:
-        problem = build_problem(args.model, params, args.platform, shapes, costs=args.costs,
-                                profile=_profile_options(args), progress=sys.stderr.isatty(),
-                                optimization=args.graph_optimization)
-    level = graph_level(args.graph_optimization, problem.platform)
-    model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles))
+        model, problem = load_problem(args.model, params, args.platform, shapes, costs=args.costs,
+                                      profile=_profile_options(args), progress=sys.stderr.isatty(),
+                                      optimization=args.graph_optimization)
     schedule = read_schedule(args.schedule)
     result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
                              opt_level=args.opt_level, tolerance=args.tolerance, export=args.export,

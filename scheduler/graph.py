@@ -234,7 +234,7 @@ def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[
     op = op_family(node.op_type)
     if op in _ZERO_FLOP_OPS:
         return 0.0
-    if op in ("MatMul", "MatMulInteger", "FusedMatMul"):
+    if op == "MatMul":
         a = ins[0] if ins else None
         k = a.shape[-1] if a is not None and a.shape else 0
         return 2.0 * out_el * k
@@ -316,9 +316,9 @@ def task_graph_from_onnx(
     (observed in a run: :func:`scheduler.optimize.observed_types`) when given,
     else from ONNX shape inference.  Tensors whose shape stays unknown count 0
     bytes and are listed in ``unknown_shape_tensors``.  A control-flow node
-    depends on every outer-scope value its subgraphs read.  Graph inputs and initializers are available on
-    every device at time 0; a shared initializer counts in the memory of every
-    task that reads it (conservative).
+    depends on every outer-scope value its subgraphs read.  Graph inputs and
+    initializers are available on every device at time 0; a shared initializer
+    counts in the memory of every task that reads it (conservative).
     """
     proto = load_model(model)
     label = name or proto.graph.name or "model"

@@ -40,7 +40,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from .errors import ModelError
+from .errors import HetschedError, ModelError
 from .fileio import write_bytes
 from .graph import name_nodes
 
@@ -88,14 +88,31 @@ def _ort_message(exc: Exception) -> str:
     return re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
 
 
-def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider",
-            label: str = "model", optimized_path: str | None = None) -> ort.InferenceSession:
-    """A plain ORT session; a model ORT refuses (unknown op or opset) raises ModelError naming it."""
+def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
+            parallel: bool = False, spinning: bool = True, profile_prefix: str | None = None,
+            optimized_path: str | None = None, label: str = "model") -> ort.InferenceSession:
+    """An ORT session: ``threads`` intra-op threads (and inter-op ones when ``parallel``), at ``level``.
+
+    ``spinning=False`` stops idle threads from busy-waiting (sessions that share
+    cores with other devices' workers would starve them); ``profile_prefix``
+    turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
+    model ORT refuses (unknown op or opset) raises ModelError naming it.
+    """
+    if provider not in ort.get_available_providers():
+        raise HetschedError(f"execution provider {provider!r} is not available here "
+                            f"(available: {', '.join(ort.get_available_providers())})")
     so = ort.SessionOptions()
     so.graph_optimization_level = ort_level(level)
     so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
+    so.inter_op_num_threads = threads if parallel else 1
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     if optimized_path:
         so.optimized_model_filepath = optimized_path
     try:
@@ -127,11 +144,10 @@ def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None 
     With ``cache_dir`` the result is stored there and reused while the model bytes,
     the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
     """
-    data = model_bytes(model)
     if level == "none":
-        session(data, "none", label=label)  # refuse what ORT cannot load, here rather than at replay
         return name_nodes(model)
     ort_level(level)
+    data = model_bytes(model)
     key_parts = [hashlib.sha256(data).hexdigest(), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None

@@ -109,12 +109,41 @@ def measure(spec: str, params: Mapping[str, Any] | None = None,
             input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
             progress: bool = False, optimization: str = "none") -> tuple[TaskGraph, Platform, Profile, bool]:
     """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
+    return _load(spec, params, platform, input_shapes, options, progress, optimization, profiled=True)[1:]
+
+
+def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[str, Any] | Platform,
+          input_shapes: Mapping[str, Sequence[int]] | None, options: ProfileOptions, progress: bool,
+          optimization: str, profiled: bool) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
+    """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
     model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
                               optimized_cache(options.folder))
+    if not profiled:
+        return model, graph, plat, None, False
     prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
                                warmup=options.warmup, force=options.force, progress=tqdm_progress(progress))
-    return graph, plat, prof, reused
+    return model, graph, plat, prof, reused
+
+
+def load_problem(spec: str, params: Mapping[str, Any] | None = None,
+                 platform: str | Mapping[str, Any] | Platform = "default",
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
+                 profile: ProfileOptions = ProfileOptions(), progress: bool = False,
+                 optimization: str = "none") -> tuple[onnx.ModelProto, Problem]:
+    """The model to replay and its problem on a platform, with modelled (``costs="model"``) or measured
+    (``"profile"``) costs.
+
+    ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
+    ORT graph optimisation level whose output becomes the task graph (and the model returned).
+    """
+    if costs not in ("model", "profile"):
+        raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
+    model, graph, plat, prof, _ = _load(spec, params, platform, input_shapes, profile, progress, optimization,
+                                        profiled=costs == "profile")
+    if prof is None:
+        return model, Problem.from_graph(graph, plat, name=graph.name)
+    return model, problem_from_profile(graph, plat, prof)
 
 
 def build_problem(spec: str, params: Mapping[str, Any] | None = None,
@@ -122,19 +151,8 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                   profile: ProfileOptions = ProfileOptions(), progress: bool = False,
                   optimization: str = "none") -> Problem:
-    """The problem of a model on a platform, with modelled (``costs="model"``) or measured (``"profile"``) costs.
-
-    ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
-    ORT graph optimisation level whose output becomes the task graph.
-    """
-    if costs == "profile":
-        graph, plat, prof, _ = measure(spec, params, platform, input_shapes, profile, progress, optimization)
-        return problem_from_profile(graph, plat, prof)
-    if costs != "model":
-        raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
-    plat = load_platform(platform)
-    _, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat), optimized_cache(profile.folder))
-    return Problem.from_graph(graph, plat, name=graph.name)
+    """The problem alone of :func:`load_problem`."""
+    return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization)[1]
 
 
 def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:

@@ -51,7 +51,7 @@ from .costs import model_costs
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
-from .optimize import IR_VERSION, model_bytes, random_inputs
+from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import Problem
 
@@ -219,25 +219,11 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
 
 # ------------------------------------------------------------------------------ measuring
 
-def _session(model_bytes: bytes, provider: str, threads: int, profile_dir: str | None,
-             spinning: bool = False) -> ort.InferenceSession:
+def _session(data: bytes, provider: str, threads: int, profile_dir: str | None) -> ort.InferenceSession:
     """A profiling session with optimisations off; idle threads do not spin (as in replay, where they would
     steal the core of another device's worker)."""
-    if provider not in ort.get_available_providers():
-        raise HetschedError(f"execution provider {provider!r} is not available here "
-                            f"(available: {', '.join(ort.get_available_providers())})")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    if not spinning:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile_dir is not None:
-        so.enable_profiling = True
-        so.profile_file_prefix = os.path.join(profile_dir, "ort")
-    return ort.InferenceSession(model_bytes, so, providers=[provider])
+    return session(data, "none", threads, provider, spinning=False,
+                   profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
 
 
 def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
@@ -388,7 +374,7 @@ def _handover_s(threads: int, warmup: int, repeats: int, tick: Callable[[], None
     wake-up plus a session call, the overhead a segment boundary adds.
     """
     data = model_bytes(_boundary_model())
-    sessions = [_session(data, "CPUExecutionProvider", threads, None, spinning=False) for _ in range(2)]
+    sessions = [_session(data, "CPUExecutionProvider", threads, None) for _ in range(2)]
     cond = threading.Condition()
     state = {"turn": 0, "left": 0}
 

@@ -53,7 +53,7 @@ from onnx import helper
 from .errors import HetschedError
 from .fileio import write_bytes, write_json
 from .graph import name_nodes, node_reads
-from .optimize import IR_VERSION, model_bytes, observed_types, ort_level, random_inputs
+from .optimize import IR_VERSION, model_bytes, observed_types, random_inputs, session
 from .problem import Problem
 from .profiling import timed_runs
 from .schedule import Schedule
@@ -218,25 +218,6 @@ def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ running
 
-def _session(model_bytes: bytes, threads: int, provider: str, opt_level: str,
-             parallel: bool = False, spinning: bool = True) -> ort.InferenceSession:
-    """An ORT session; ``spinning=False`` stops idle intra-op threads from busy-waiting (segment sessions
-    share the cores with the other devices' workers, and spinning pools starve them)."""
-    so = ort.SessionOptions()
-    if not spinning:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.graph_optimization_level = ort_level(opt_level)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = threads if parallel else 1
-    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    if provider not in ort.get_available_providers():
-        raise ReplayError(f"execution provider {provider!r} is not available here "
-                          f"(available: {', '.join(ort.get_available_providers())})")
-    return ort.InferenceSession(model_bytes, so, providers=[provider])
-
-
 @dataclass
 class _Run:
     """Timings of one replay repeat (seconds from the repeat's start)."""
@@ -388,16 +369,17 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     if repeats < 1 or warmup < 0:
         raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
     segments = cut(problem, schedule)
-    reference = _session(model_bytes(model), 1, "CPUExecutionProvider", "disable")
+    reference = session(model_bytes(model), label=problem.label)
     feeds = random_inputs(reference, seed)
     expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
     parts = build_segments(model, problem, segments, observed_types(model, feeds))
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
-    sessions = [_session(p.model.SerializeToString(),
-                         1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
-                         "CPUExecutionProvider" if devices[p.segment.device].simulated
-                         else devices[p.segment.device].execution_provider, opt_level, spinning=False)
+    sessions = [session(p.model.SerializeToString(), opt_level,
+                        1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
+                        "CPUExecutionProvider" if devices[p.segment.device].simulated
+                        else devices[p.segment.device].execution_provider, spinning=False,
+                        label=f"segment {p.segment.index}")
                 for p in parts]
     resources = {p.segment.index: devices[p.segment.device].resources for p in parts}
 
@@ -486,7 +468,7 @@ def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, 
     data = model_bytes(model)
     base = {}
     for label, (threads, opt, parallel) in configs.items():
-        sess = _session(data, threads, "CPUExecutionProvider", opt, parallel)
+        sess = session(data, opt, threads, parallel=parallel)
         base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
         del sess
     return base

@@ -27,7 +27,7 @@ from .bounds import all_bounds, period_bounds
 from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
-from .pipeline import (ProfileOptions, build_problem, certify, format_table, graph_level, load_graph, load_original,
+from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_graph, load_original, load_problem,
                        optimized_cache, safe_name, summary_table, tqdm_progress)
 from .recommend import recommend
 from .plots import gantt, gap_chart
@@ -101,17 +101,18 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     spec = config.model.zoo or config.model.path or ""
     if config.costs == "problem":
         problem = read_problem(config.problem)
+        level = graph_level(config.graph_optimization, problem.platform)
+        model, _ = load_graph(spec, config.model.params, config.model.input_shapes, level,
+                              optimized_cache(config.profile.folder))
     else:
         _stage(progress, f"costs: {config.costs}")
-        problem = build_problem(spec, config.model.params, config.platform, config.model.input_shapes,
-                                costs=config.costs, progress=progress, optimization=config.graph_optimization,
-                                profile=ProfileOptions(config.profile.folder, config.profile.repeats,
-                                                       config.profile.warmup, config.profile.force))
-    level = graph_level(config.graph_optimization, problem.platform)
+        model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,
+                                      costs=config.costs, progress=progress, optimization=config.graph_optimization,
+                                      profile=ProfileOptions(config.profile.folder, config.profile.repeats,
+                                                             config.profile.warmup, config.profile.force))
+        level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
     original, _ = load_original(spec, config.model.params, config.model.input_shapes)
-    model, _ = load_graph(spec, config.model.params, config.model.input_shapes, level,
-                          optimized_cache(config.profile.folder))
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
