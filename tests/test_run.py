@@ -87,6 +87,8 @@ BAD = [
      "infeasible: task"),
     ("model: {zoo: mlp}\nsolvers: [nope]\n", "unknown solver 'nope'; known: single"),
     ("model: {zoo: mlp}\nsolvers: [heft]\ncosts: problem\n", "costs: problem needs"),
+    ("model: {zoo: mlp}\nsolvers: [heft]\ngraph_optimization: fast\n", "graph_optimization: Input should be"),
+    ("model: {zoo: resnet50, params: {depth: 3}}\nsolvers: [heft]\n", "unknown parameter 'depth'"),
 ]
 
 
@@ -99,3 +101,11 @@ def test_bad_configs_fail_with_one_line_and_no_run_folder(text, error, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and error in err, err
     assert not (tmp_path / "results").exists() or os.listdir(tmp_path / "results") == []
+
+
+def test_replay_candidates_must_be_positive():
+    from scheduler.config import config_from_dict
+    from scheduler.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"replay\.candidates: Input should be greater than or equal to 1"):
+        config_from_dict({"model": {"zoo": "mlp"}, "solvers": ["heft"], "replay": {"candidates": 0}})
