@@ -18,9 +18,10 @@ from .bounds import all_bounds
 from .compare import load_suite, run_suite
 from .errors import HetschedError
 from .importers import import_dnn_partitioning
+from .deploy import export_placement
 from .fileio import write_bytes
 from .fileio import write_json
-from .optimize import LEVELS
+from .optimize import LEVELS, model_bytes, random_inputs, session
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
                        tqdm_progress)
@@ -156,11 +157,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                       profile=_profile_options(args), progress=sys.stderr.isatty(),
                                       optimization=args.graph_optimization)
     schedule = read_schedule(args.schedule)
+    original = load_original(args.model, params, shapes)[0]
     result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
-                             opt_level=args.opt_level, tolerance=args.tolerance, export=args.export,
-                             original=load_original(args.model, params, shapes)[0],
+                             opt_level=args.opt_level, tolerance=args.tolerance, original=original,
                              progress=tqdm_progress(sys.stderr.isatty()))
     print(format_replay(result))
+    if args.export:
+        feeds = random_inputs(session(model_bytes(original), label=problem.label))
+        export_placement(model, problem, schedule, args.export, feeds, graph_level(args.graph_optimization,
+                                                                                   problem.platform))
+        print(f"wrote {args.export}: segments, manifest.json and runner.py (numpy + onnxruntime only)")
     if args.output:
         write_json(args.output, result)
         print(f"wrote {args.output}")
@@ -224,8 +230,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     updates: dict[str, object] = {}
     if args.output_dir:
         updates["output_dir"] = args.output_dir
-    if args.no_replay:
-        updates["replay"] = config.replay.model_copy(update={"enabled": False})
+    if args.no_replay and args.export:
+        raise HetschedError("--export writes the recommendation the replay measures: drop --no-replay")
+    if args.no_replay or args.export:
+        updates["replay"] = config.replay.model_copy(update={"enabled": not args.no_replay, "export": args.export})
     config = config.model_copy(update=updates)
     result = execute_run(config, catalog, progress=not args.quiet)
     g = result.problem.graph
@@ -303,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--opt-level", choices=["disable", "basic", "all"], default="disable",
                     help="ORT graph optimisation per segment (disable keeps node names faithful)")
     rp.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs the whole model")
-    rp.add_argument("--export", default=None, metavar="DIR", help="write the segments as .onnx + manifest.json")
+    rp.add_argument("--export", default=None, metavar="DIR",
+                    help="write the placement for production: segments, manifest.json and a stand-alone runner.py")
     rp.add_argument("-o", "--output", default=None, help="write replay.json here")
     rp.set_defaults(func=cmd_replay)
 
@@ -337,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("config", nargs="?", default=None)
     ru.add_argument("--output-dir", default=None, help="override the config's output_dir")
     ru.add_argument("--no-replay", action="store_true", help="skip the replay on ONNX Runtime")
+    ru.add_argument("--export", action="store_true",
+                    help="write the recommendation for production into <run>/deploy/ (manifest.json, runner.py and "
+                    "the model or its segments)")
     ru.add_argument("--quiet", action="store_true", help="no stage messages on stderr")
     ru.set_defaults(func=cmd_run)
     return p

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any, Collection
 
 from .errors import HetschedError
@@ -27,12 +28,19 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write bytes atomically (temporary file + rename), creating the folder if needed."""
+    """Write bytes atomically, creating the folder if needed.
+
+    The data goes to a fresh temporary file in the same folder (created
+    exclusively, so no existing file or symlink is written through) that is then
+    renamed over ``path`` (a symlink at ``path`` is replaced, never followed).
+    """
     p = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    tmp = f"{p}.tmp-{os.getpid()}"
+    folder = os.path.dirname(os.path.abspath(p))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(p)}.", suffix=".tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o644)
             fh.write(data)
         os.replace(tmp, p)
     finally:

@@ -41,25 +41,20 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
+from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
 from .graph import name_nodes
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
-LEVELS = ("none", "basic", "extended", "all")
-_ORT_LEVELS = {
-    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
+LEVELS = tuple(ORT_LEVELS)
 
 
 def ort_level(level: str) -> ort.GraphOptimizationLevel:
     """ORT's enum for one of :data:`LEVELS` (``disable`` is accepted for ``none``)."""
     key = "none" if level == "disable" else level
-    if key not in _ORT_LEVELS:
+    if key not in ORT_LEVELS:
         raise ModelError(f"unknown graph optimisation level {level!r} (known: auto, {', '.join(LEVELS)})")
-    return _ORT_LEVELS[key]
+    return ORT_LEVELS[key]
 
 
 def resolve_level(level: str, providers: tuple[str, ...]) -> str:
@@ -91,25 +86,16 @@ def _ort_message(exc: Exception) -> str:
 def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
             parallel: bool = False, spinning: bool = True, profile_prefix: str | None = None,
             optimized_path: str | None = None, label: str = "model") -> ort.InferenceSession:
-    """An ORT session: ``threads`` intra-op threads (and inter-op ones when ``parallel``), at ``level``.
+    """An ORT session with :func:`scheduler.executor.session_options`, after checking ``level``.
 
-    ``spinning=False`` stops idle threads from busy-waiting (sessions that share
-    cores with other devices' workers would starve them); ``profile_prefix``
-    turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
+    ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
     model ORT refuses (unknown op or opset) raises ModelError naming it.
     """
     if provider not in ort.get_available_providers():
         raise HetschedError(f"execution provider {provider!r} is not available here "
                             f"(available: {', '.join(ort.get_available_providers())})")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort_level(level)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = threads if parallel else 1
-    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    if not spinning:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    ort_level(level)  # an unknown level is a ModelError naming it
+    so = session_options("none" if level == "disable" else level, threads, parallel=parallel, spinning=spinning)
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
@@ -184,28 +170,6 @@ def _stable_names(model: onnx.ModelProto) -> onnx.ModelProto:
         node.name = name
         used.add(name)
     return out
-
-
-_ORT_TYPES = {
-    "tensor(float)": TensorProto.FLOAT, "tensor(float16)": TensorProto.FLOAT16, "tensor(double)": TensorProto.DOUBLE,
-    "tensor(bfloat16)": TensorProto.BFLOAT16, "tensor(int64)": TensorProto.INT64, "tensor(int32)": TensorProto.INT32,
-    "tensor(int16)": TensorProto.INT16, "tensor(int8)": TensorProto.INT8, "tensor(uint8)": TensorProto.UINT8,
-    "tensor(bool)": TensorProto.BOOL,
-}
-
-
-def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for inp in sess.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        dtype = helper.tensor_dtype_to_np_dtype(_ORT_TYPES.get(inp.type, TensorProto.FLOAT))
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
-        else:
-            feeds[inp.name] = np.zeros(shape, dtype=dtype)
-    return feeds
 
 
 def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,

@@ -27,7 +27,8 @@ import onnx
 from .bounds import critical_path_bound
 from .optimize import model_bytes, random_inputs, session
 from .problem import Problem
-from .replay import build_segments, cut, export_segments, plain_baselines, replay
+from .deploy import export_placement, export_plain
+from .replay import plain_baselines, replay
 from .schedule import Schedule, simulate
 
 
@@ -59,7 +60,7 @@ def whole_model_prediction(problem: Problem) -> float | None:
 def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem, schedules: Sequence[Schedule], *,
               candidates: int = 3, key: Callable[[Schedule], float] = lambda s: s.makespan, repeats: int = 10,
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
-              export: str | None = None, progress: Callable[[str, int], Callable[[], None]] | None = None,
+              export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
               stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
 
@@ -67,8 +68,9 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     (``measured_makespan_s``, ``predicted_makespan_s``, ``max_abs_diff``, plus the
     replay details when it is a placement), ``best_baseline`` and
     ``speedup_vs_best_baseline``, every candidate measured vs predicted, the plain
-    baselines, and the headroom.  ``export`` writes the recommended placement's
-    segments (when a placement wins).
+    baselines, and the headroom.  ``export`` writes the recommendation as a
+    deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
+    ``model`` went through.
     """
     chosen = top_placements(problem, schedules, candidates, key)
     replays = []
@@ -109,8 +111,10 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
         "headroom": headroom,
         "headroom_captured": (speedup - 1) / (headroom - 1) if headroom and speedup and headroom > 1 else None,
     })
-    if export and win < len(replays):
-        parts = build_segments(model, problem, cut(problem, chosen[win]))
-        export_segments(parts, export, problem)
+    if export:
+        if win < len(replays):
+            export_placement(model, problem, chosen[win], export, feeds, level)
+        else:
+            export_plain(original, best_plain, export, feeds)
         result["export"] = export
     return result

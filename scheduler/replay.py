@@ -39,19 +39,16 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper
 
 from .errors import HetschedError
-from .fileio import write_bytes, write_json
+from .executor import Part, SegmentRunner
 from .graph import name_nodes, node_reads
 from .optimize import IR_VERSION, model_bytes, observed_types, random_inputs, session
 from .problem import Problem
@@ -218,116 +215,16 @@ def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ running
 
-@dataclass
-class _Run:
-    """Timings of one replay repeat (seconds from the repeat's start)."""
-
-    begin: dict[int, float] = field(default_factory=dict)
-    end: dict[int, float] = field(default_factory=dict)
-
-
-class _Runner:
-    """Persistent per-device worker threads that replay the segments once per :meth:`run` call.
-
-    Threads live across repeats so that thread start-up is not timed; all shared
-    state is guarded by one condition variable.  When every segment is on one
-    device they run in the calling thread.  Used inside :func:`replay` only.
-    """
-
-    def __init__(self, parts: Sequence[SegmentModel], sessions: Sequence[ort.InferenceSession],
-                 resources: Mapping[int, tuple[str, ...]]) -> None:
-        self.parts, self.sessions = list(parts), list(sessions)
-        self.index = {p.segment.index: i for i, p in enumerate(parts)}
-        self.before: dict[int, list[int]] = {}  # segment -> earlier segments on any of its resources
-        queue_on: dict[str, list[int]] = {}
-        for p in parts:
-            k = p.segment.index
-            self.before[k] = sorted({q for r in resources[k] for q in queue_on.get(r, [])})
-            for r in resources[k]:
-                queue_on.setdefault(r, []).append(k)
-        by_device: dict[str, list[int]] = {}
-        for p in parts:
-            by_device.setdefault(p.segment.device, []).append(p.segment.index)
-        self.cond = threading.Condition()
-        self.generation = 0
-        self.stopping = False
-        self.tensors: dict[str, np.ndarray] = {}
-        self.done: set[int] = set()
-        self.idle = 0
-        self.errors: list[BaseException] = []
-        self.timing = _Run()
-        self.t0 = 0.0
-        self.inline = next(iter(by_device.values())) if len(by_device) == 1 else None
-        self.threads = [] if self.inline is not None else [
-            threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
-        for th in self.threads:
-            th.start()
-
-    def _ready(self, k: int) -> bool:
-        p = self.parts[self.index[k]]
-        return all(x in self.tensors for x in p.inputs) and all(q in self.done for q in self.before[k])
-
-    def _process(self, seg_ids: list[int]) -> None:
-        """Run one device's segments of the current repeat, each once its inputs and resources are ready."""
-        try:
-            for k in seg_ids:
-                with self.cond:
-                    while not self._ready(k) and not self.errors:
-                        self.cond.wait()
-                    if self.errors:
-                        return
-                    p = self.parts[self.index[k]]
-                    feed = {x: self.tensors[x] for x in p.inputs}
-                begin = time.perf_counter()
-                result = self.sessions[self.index[k]].run(list(p.outputs), feed)
-                end = time.perf_counter()
-                with self.cond:
-                    self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
-                    self.tensors.update(zip(p.outputs, result))
-                    self.done.add(k)
-                    self.cond.notify_all()
-        except BaseException as exc:  # reported by run()
-            with self.cond:
-                self.errors.append(exc)
-                self.cond.notify_all()
-
-    def _worker(self, seg_ids: list[int]) -> None:
-        seen = 0
-        while True:
-            with self.cond:
-                while self.generation == seen and not self.stopping:
-                    self.cond.wait()
-                if self.stopping:
-                    return
-                seen = self.generation
-            self._process(seg_ids)
-            with self.cond:
-                self.idle += 1
-                self.cond.notify_all()
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], _Run, float]:
-        """One replay: tensors by name, per-segment timings, wall-clock makespan."""
-        with self.cond:
-            self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], _Run()
-            self.t0 = time.perf_counter()
-            self.generation += 1
-            self.cond.notify_all()
-        if self.inline is not None:  # one device: no hand-over between threads to pay for
-            self._process(self.inline)
-        with self.cond:
-            while self.idle < len(self.threads):
-                self.cond.wait()
-            wall = max(self.timing.end.values(), default=0.0)
-        if self.errors:
-            raise ReplayError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
-        return self.tensors, self.timing, wall
-
-    def close(self) -> None:
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-        for th in self.threads:
-            th.join()
+def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
+    """The executor's view of the segments: each waits for the earlier segments on any of its resources."""
+    out, queue_on = [], {}
+    for p in parts:
+        resources = problem.platform.device[p.segment.device].resources
+        after = sorted({q for r in resources for q in queue_on.get(r, [])})
+        for r in resources:
+            queue_on.setdefault(r, []).append(p.segment.index)
+        out.append(Part(p.segment.index, p.segment.device, p.inputs, p.outputs, tuple(after)))
+    return out
 
 
 def _virtual_makespan(problem: Problem, parts: Sequence[SegmentModel], durations: Mapping[int, float]) -> float:
@@ -356,7 +253,7 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
 
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
            opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-           original: onnx.ModelProto | None = None, export: str | None = None,
+           original: onnx.ModelProto | None = None,
            progress: Callable[[str, int], Callable[[], None]] | None = None) -> dict[str, Any]:
     """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
 
@@ -375,23 +272,28 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     parts = build_segments(model, problem, segments, observed_types(model, feeds))
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
+    # Idle ORT threads spin (busy-wait) by default: right for one device alone, wrong when
+    # devices share cores, where a spinning pool steals the core another device's worker needs.
+    alone = len({p.segment.device for p in parts}) == 1
     sessions = [session(p.model.SerializeToString(), opt_level,
                         1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
                         "CPUExecutionProvider" if devices[p.segment.device].simulated
-                        else devices[p.segment.device].execution_provider, spinning=False,
+                        else devices[p.segment.device].execution_provider, spinning=alone,
                         label=f"segment {p.segment.index}")
                 for p in parts]
-    resources = {p.segment.index: devices[p.segment.device].resources for p in parts}
 
     tick = progress("replay", warmup + repeats) if progress else (lambda: None)
     walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
     max_diff = 0.0
-    runner = _Runner(parts, sessions, resources)
+    runner = SegmentRunner(runner_parts(problem, parts), sessions)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
     try:
         for i in range(warmup + repeats):
-            tensors, run, wall = runner.run(feeds)
+            try:
+                tensors, run, wall = runner.run(feeds)
+            except RuntimeError as exc:
+                raise ReplayError(str(exc)) from None
             if i == 0:
                 max_diff = _max_abs_diff(expected, tensors)
                 if max_diff > tolerance:
@@ -409,6 +311,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     finally:
         sys.setswitchinterval(switch)
         runner.close()
+        del runner, sessions  # their thread pools must not run (or spin) beside the baselines
     makespans = virtual if simulated else walls
     measured = statistics.median(makespans)
     result: dict[str, Any] = {
@@ -434,9 +337,6 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         result["baselines"] = base
         result["best_baseline"] = best
         result["speedup_vs_best_baseline"] = base[best] / measured if measured > 0 else None
-    if export:
-        export_segments(parts, export, problem)
-        result["export"] = export
     return result
 
 
@@ -452,39 +352,29 @@ def _max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarr
     return worst
 
 
+def plain_configs(cores: int | None = None) -> dict[str, tuple[int, str, bool]]:
+    """The plain ORT configurations a user would try, by label: (threads, optimisation level, ORT_PARALLEL).
+
+    Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL, and
+    ORT_PARALLEL on every core.
+    """
+    n = cores or os.cpu_count() or 1
+    return {"sequential_1_thread": (1, "none", False), "sequential_1_thread_optimised": (1, "all", False),
+            f"sequential_{n}_threads": (n, "none", False), f"sequential_{n}_threads_optimised": (n, "all", False),
+            f"parallel_{n}_threads_optimised": (n, "all", True)}
+
+
 def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
                     warmup: int = 3) -> dict[str, float]:
-    """Median run time of the whole model in the plain ORT configurations a user would try.
+    """Median run time of the whole model in each of :func:`plain_configs`.
 
-    Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL,
-    and ORT_PARALLEL on every core.  Each configuration is timed on its own, one
-    after the other, so no session's spinning threads steal a core from another.
+    Each configuration is timed on its own, one after the other, so no session's
+    spinning threads steal a core from another.
     """
-    cores = os.cpu_count() or 1
-    configs = {"sequential_1_thread": (1, "disable", False), "sequential_1_thread_optimised": (1, "all", False),
-               f"sequential_{cores}_threads": (cores, "disable", False),
-               f"sequential_{cores}_threads_optimised": (cores, "all", False),
-               f"parallel_{cores}_threads_optimised": (cores, "all", True)}
     data = model_bytes(model)
     base = {}
-    for label, (threads, opt, parallel) in configs.items():
+    for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)
         base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
         del sess
     return base
-
-
-def export_segments(parts: Sequence[SegmentModel], folder: str, problem: Problem) -> str:
-    """Write each segment as ``segNNN_<device>.onnx`` plus ``manifest.json`` (order, device, boundary tensors)."""
-    entries = []
-    for p in parts:
-        name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
-        write_bytes(os.path.join(folder, name), p.model.SerializeToString())
-        dev = problem.platform.device[p.segment.device]
-        entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
-                        "threads": dev.threads, "execution_provider": dev.execution_provider,
-                        "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
-                        "order": p.segment.index, "scheduled_start_s": p.segment.start})
-    path = os.path.join(folder, "manifest.json")
-    write_json(path, {"format": "hetsched-segments/1", "segments": entries})
-    return path

@@ -147,16 +147,16 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     os.makedirs(tmp)
     try:
         if config.replay.enabled:
-            tmp_export = os.path.join(tmp, "segments") if config.replay.export else None
+            tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
             replayed = recommend(original, model, problem, schedules, candidates=config.replay.candidates,
                                  key=(lambda s: s.info["period"]) if throughput else (lambda s: s.makespan),
                                  repeats=config.replay.repeats, warmup=config.replay.warmup,
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
-                                 seed=config.seed, export=tmp_export,
+                                 seed=config.seed, export=tmp_export, level=level,
                                  progress=tqdm_progress(progress and sys.stderr.isatty()),
                                  stage=lambda text: _stage(progress, text))
             if replayed.get("export"):
-                replayed = {**replayed, "export": os.path.join(final, "segments")}
+                replayed = {**replayed, "export": os.path.join(final, "deploy")}
             measured = {c["solver"]: c["measured_makespan_s"] for c in replayed["candidates"] if c["solver"]}
             table["replay_measured_s"] = [measured.get(name) for name in table["solver"]]
             write_json(os.path.join(tmp, "replay.json"), replayed)

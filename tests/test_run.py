@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -25,10 +27,10 @@ def _only_run(folder) -> str:
 
 def test_default_run(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default profile store is ./profiles
-    assert main(["run", "--quiet"]) == 0
+    assert main(["run", "--quiet", "--export"]) == 0
     out = capsys.readouterr().out
     run = _only_run(tmp_path / "results")
-    assert OUTPUTS | {"replay.json"} <= set(os.listdir(run))
+    assert OUTPUTS | {"replay.json", "deploy"} <= set(os.listdir(run))
     table = pd.read_csv(os.path.join(run, "summary.csv"))
     assert {"single", "greedy", "heft", "split", "cpsat", "milp"} <= set(table["solver"])
     assert (table["makespan_s"] >= table["lower_bound_s"] * (1 - 1e-9)).all()
@@ -41,6 +43,12 @@ def test_default_run(tmp_path, capsys, monkeypatch):
     fastest = min(c["measured_makespan_s"] for c in replay["candidates"])
     assert replay["measured_makespan_s"] == fastest and replay["speedup_vs_best_baseline"] >= 1.0
     assert any(c["candidate"].startswith("plain ONNX Runtime") for c in replay["candidates"])
+    # the export is the recommendation, runnable without hetsched
+    manifest = json.loads(open(os.path.join(run, "deploy", "manifest.json")).read())
+    assert manifest["kind"] == ("plain" if replay["recommended"].startswith("plain") else "segments")
+    proc = subprocess.run([sys.executable, "-I", os.path.join(run, "deploy", "runner.py"), "--repeats", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
 
 
 SMALL = {

@@ -1,0 +1,97 @@
+"""Deployment artefacts: what a user runs in production, without hetsched.
+
+``export_placement`` writes a placement's segments (one ``.onnx`` each), and
+``export_plain`` the whole model with the plain ONNX Runtime settings that
+measured fastest.  Either way the folder also holds ``manifest.json``
+(``hetsched-deploy/1``: the sessions' settings, boundary tensors, run order and
+input shapes) and ``runner.py``, a copy of :mod:`scheduler.executor` that needs
+only numpy and onnxruntime::
+
+    python deploy/runner.py --inputs in.npz --output out.npz
+
+or, from Python, ``Deployment("deploy").run(feeds)`` after importing ``runner``.
+Segments cut from a model optimised at level ``all`` hold ORT's CPU-specific
+layout ops (NCHWc): the manifest marks them ``host_specific`` (run them on this
+CPU type only).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+
+from . import __version__, executor
+from .fileio import write_bytes, write_json, write_text
+from .optimize import model_bytes
+from .problem import Problem
+from .replay import SegmentModel, build_segments, cut, plain_configs, runner_parts
+from .schedule import Schedule
+
+
+def _common(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], kind: str, level: str) -> dict[str, Any]:
+    init = {i.name for i in model.graph.initializer}
+    return {"format": executor.DEPLOY_FORMAT, "kind": kind, "created_by": f"hetsched {__version__}",
+            "graph_optimization": level, "host_specific": level == "all",
+            "inputs": [i.name for i in model.graph.input if i.name not in init],
+            "input_specs": {k: [list(v.shape), str(v.dtype)] for k, v in feeds.items()},
+            "outputs": [o.name for o in model.graph.output]}
+
+
+def _finish(folder: str, manifest: Mapping[str, Any]) -> str:
+    with open(executor.__file__, encoding="utf-8") as fh:
+        write_text(os.path.join(folder, "runner.py"), fh.read())
+    path = os.path.join(folder, "manifest.json")
+    write_json(path, manifest)
+    return path
+
+
+def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, feeds: Mapping[str, np.ndarray],
+                    model: onnx.ModelProto, level: str = "none") -> str:
+    """Write built segments as ``segNNN_<device>.onnx`` + manifest + runner; returns the manifest's path.
+
+    ``model`` is the model the segments were cut from (for its graph inputs and
+    outputs), ``level`` the optimisation it went through.  Segments of simulated
+    devices run on the CPU provider (their values only) and are marked so.
+    """
+    devices = problem.platform.device
+    alone = len({p.segment.device for p in parts}) == 1
+    entries = []
+    for p, rp in zip(parts, runner_parts(problem, parts)):
+        dev = devices[p.segment.device]
+        name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
+        write_bytes(os.path.join(folder, name), p.model.SerializeToString())
+        entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
+                        "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
+                        "after": list(rp.after), "scheduled_start_s": p.segment.start,
+                        "session": {"threads": 1 if dev.simulated else dev.threads, "graph_optimization": "none",
+                                    "parallel": False, "spinning": alone,
+                                    "execution_provider": "CPUExecutionProvider" if dev.simulated
+                                    else dev.execution_provider}})
+    manifest = _common(model, feeds, "segments", level)
+    manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries})
+    return _finish(folder, manifest)
+
+
+def export_placement(model: onnx.ModelProto, problem: Problem, schedule: Schedule, folder: str,
+                     feeds: Mapping[str, np.ndarray], level: str = "none") -> str:
+    """Cut ``model`` by ``schedule`` and export the segments (:func:`export_segments`)."""
+    return export_segments(build_segments(model, problem, cut(problem, schedule)), problem, folder, feeds, model,
+                           level)
+
+
+def export_plain(original: onnx.ModelProto, config: str, folder: str, feeds: Mapping[str, np.ndarray]) -> str:
+    """Write the user's model as ``model.onnx`` with the plain ORT configuration ``config``.
+
+    ``config`` is a label of :func:`scheduler.replay.plain_configs` (the fastest
+    measured); ORT optimises at load time, so the file stays portable.
+    """
+    threads, level, parallel = plain_configs()[config]
+    write_bytes(os.path.join(folder, "model.onnx"), model_bytes(original))
+    manifest = _common(original, feeds, "plain", "none")
+    manifest.update({"model": "model.onnx", "configuration": config,
+                     "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
+                                 "spinning": True, "execution_provider": "CPUExecutionProvider"}})
+    return _finish(folder, manifest)

@@ -1,0 +1,304 @@
+"""Run a model cut into segments, one worker thread per device: the replay's executor and the deployed runner.
+
+This module imports only the standard library, numpy and onnxruntime, so that
+``--export`` can copy it, unchanged, next to the exported model as ``runner.py``:
+production then runs the placement without hetsched.  The folder holds
+``manifest.json`` (format ``hetsched-deploy/1``) and either
+
+* ``kind: plain``: one model and the ORT settings that measured fastest, or
+* ``kind: segments``: one ``.onnx`` per segment with its device's settings, the
+  tensors it reads and writes, and the segments that must finish before it
+  starts (earlier segments on a shared core).
+
+Each device gets one worker thread that runs its segments in order, each as soon
+as its inputs exist; ``session.run`` releases the GIL, so devices on separate
+cores overlap.  ORT's own multi-stream session (``session.node_partition_config_file``)
+accepts a partition of CPU nodes but, in ONNX Runtime 1.31 on CPU, runs every
+stream on one thread (``benchmarks/bench_executors.py``), so it is not used.
+
+Command line of the exported copy::
+
+    python runner.py                                  # random inputs, times 20 runs
+    python runner.py --inputs in.npz --output out.npz # run on given inputs, save the outputs
+
+Example
+-------
+>>> runner = SegmentRunner([], [])
+>>> runner.run({"x": np.zeros(1)})[0]["x"]
+array([0.])
+>>> runner.close()
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+DEPLOY_FORMAT = "hetsched-deploy/1"
+ORT_LEVELS = {
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def session_options(level: str = "none", threads: int = 1, *, parallel: bool = False,
+                    spinning: bool = True) -> ort.SessionOptions:
+    """ORT settings: ``threads`` intra-op threads (inter-op too when ``parallel``), optimisation ``level``.
+
+    ``spinning=False`` stops idle threads from busy-waiting: sessions that share
+    cores with other devices' workers would otherwise starve them.
+    """
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ORT_LEVELS[level]
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = threads if parallel else 1
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return so
+
+
+def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans.
+
+    Dimensions without a fixed size get 1.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        dtype = NUMPY_TYPES.get(inp.type, np.float32)
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(shape, dtype=dtype)
+    return feeds
+
+
+@dataclass(frozen=True)
+class Part:
+    """What the runner needs of a segment: its device, boundary tensors, and who must finish first."""
+
+    index: int
+    device: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    after: tuple[int, ...] = ()  # earlier segments on a core this one uses
+
+
+@dataclass
+class Timing:
+    """Begin and end of each segment in one run (seconds from the run's start)."""
+
+    begin: dict[int, float] = field(default_factory=dict)
+    end: dict[int, float] = field(default_factory=dict)
+
+
+class SegmentRunner:
+    """Persistent per-device worker threads that run the segments once per :meth:`run` call.
+
+    Threads live across runs so that thread start-up is not paid (or timed) per
+    run; all shared state is guarded by one condition variable.  When every
+    segment is on one device they run in the calling thread.
+    """
+
+    def __init__(self, parts: Sequence[Part], sessions: Sequence[ort.InferenceSession]) -> None:
+        self.parts, self.sessions = list(parts), list(sessions)
+        self.index = {p.index: i for i, p in enumerate(self.parts)}
+        by_device: dict[str, list[int]] = {}
+        for p in self.parts:
+            by_device.setdefault(p.device, []).append(p.index)
+        self.cond = threading.Condition()
+        self.generation = 0
+        self.stopping = False
+        self.tensors: dict[str, Any] = {}
+        self.done: set[int] = set()
+        self.idle = 0
+        self.errors: list[BaseException] = []
+        self.timing = Timing()
+        self.t0 = 0.0
+        self.inline = next(iter(by_device.values()), []) if len(by_device) <= 1 else None
+        self.threads = [] if self.inline is not None else [
+            threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
+        for th in self.threads:
+            th.start()
+
+    def _ready(self, k: int) -> bool:
+        p = self.parts[self.index[k]]
+        return all(x in self.tensors for x in p.inputs) and all(q in self.done for q in p.after)
+
+    def _process(self, seg_ids: list[int]) -> None:
+        """Run one device's segments of the current run, each once its inputs and cores are free."""
+        try:
+            for k in seg_ids:
+                with self.cond:
+                    while not self._ready(k) and not self.errors:
+                        self.cond.wait()
+                    if self.errors:
+                        return
+                    p = self.parts[self.index[k]]
+                    feed = {x: self.tensors[x] for x in p.inputs}
+                begin = time.perf_counter()
+                result = self.sessions[self.index[k]].run(list(p.outputs), feed)
+                end = time.perf_counter()
+                with self.cond:
+                    self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
+                    self.tensors.update(zip(p.outputs, result))
+                    self.done.add(k)
+                    self.cond.notify_all()
+        except BaseException as exc:  # reported by run()
+            with self.cond:
+                self.errors.append(exc)
+                self.cond.notify_all()
+
+    def _worker(self, seg_ids: list[int]) -> None:
+        seen = 0
+        while True:
+            with self.cond:
+                while self.generation == seen and not self.stopping:
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                seen = self.generation
+            self._process(seg_ids)
+            with self.cond:
+                self.idle += 1
+                self.cond.notify_all()
+
+    def run(self, feeds: Mapping[str, Any]) -> tuple[dict[str, Any], Timing, float]:
+        """One run: every tensor by name, per-segment timings, wall-clock makespan (s).
+
+        Raises RuntimeError naming the first segment failure.
+        """
+        with self.cond:
+            self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], Timing()
+            self.t0 = time.perf_counter()
+            self.generation += 1
+            self.cond.notify_all()
+        if self.inline is not None:  # one device: no hand-over between threads to pay for
+            self._process(self.inline)
+        with self.cond:
+            while self.idle < len(self.threads):
+                self.cond.wait()
+            wall = max(self.timing.end.values(), default=0.0)
+        if self.errors:
+            raise RuntimeError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
+        return self.tensors, self.timing, wall
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for th in self.threads:
+            th.join()
+
+
+class Deployment:
+    """An exported folder, loaded: ``run(feeds)`` returns the model's outputs by name.
+
+    >>> # d = Deployment("exported/"); outputs = d.run(d.random_inputs()); d.close()
+    """
+
+    def __init__(self, folder: str) -> None:
+        with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as fh:
+            self.manifest = json.load(fh)
+        if self.manifest.get("format") != DEPLOY_FORMAT:
+            raise ValueError(f"{folder}: manifest.json is not {DEPLOY_FORMAT}")
+        self.outputs = list(self.manifest["outputs"])
+        if self.manifest["kind"] == "plain":
+            s = self.manifest["session"]
+            parts = [Part(0, "plain", tuple(self.manifest["inputs"]), tuple(self.outputs))]
+            sessions = [self._session(folder, self.manifest["model"], s)]
+        else:
+            segments = self.manifest["segments"]
+            parts = [Part(e["segment"], e["device"], tuple(e["inputs"]), tuple(e["outputs"]), tuple(e["after"]))
+                     for e in segments]
+            sessions = [self._session(folder, e["file"], e["session"]) for e in segments]
+        self.first = sessions[0] if sessions else None
+        self.runner = SegmentRunner(parts, sessions)
+
+    @staticmethod
+    def _session(folder: str, file: str, s: Mapping[str, Any]) -> ort.InferenceSession:
+        so = session_options(s["graph_optimization"], s["threads"], parallel=s["parallel"], spinning=s["spinning"])
+        return ort.InferenceSession(os.path.join(folder, file), so, providers=[s["execution_provider"]])
+
+    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random inputs of the model's input shapes (from the manifest's recorded inputs)."""
+        spec = self.manifest["input_specs"]
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for name, (shape, dtype) in spec.items():
+            dt = np.dtype(dtype)
+            feeds[name] = (rng.standard_normal(shape).astype(dt) if np.issubdtype(dt, np.floating)
+                           else np.zeros(shape, dtype=dt))
+        return feeds
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        """The model's outputs for ``feeds``."""
+        tensors, _, _ = self.runner.run(feeds)
+        return {name: tensors[name] for name in self.outputs}
+
+    def time(self, feeds: Mapping[str, Any], repeats: int = 20, warmup: int = 3) -> float:
+        """Median wall time of ``repeats`` runs (s)."""
+        walls = []
+        for i in range(warmup + repeats):
+            t0 = time.perf_counter()
+            self.runner.run(feeds)
+            if i >= warmup:
+                walls.append(time.perf_counter() - t0)
+        return statistics.median(walls)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of the exported ``runner.py``."""
+    ap = argparse.ArgumentParser(description="Run a model exported by hetsched (numpy + onnxruntime only).")
+    ap.add_argument("--inputs", help=".npz of the model's inputs (default: random)")
+    ap.add_argument("--output", help="save the outputs here (.npz)")
+    ap.add_argument("--repeats", type=int, default=20, help="timed runs (0: run once, no timing)")
+    args = ap.parse_args(argv)
+    folder = os.path.dirname(os.path.abspath(__file__))
+    try:
+        deployment = Deployment(folder)
+        if args.inputs:
+            with np.load(args.inputs) as data:
+                feeds = {k: data[k] for k in data.files}
+        else:
+            feeds = deployment.random_inputs()
+        outputs = deployment.run(feeds)
+        if args.output:
+            np.savez(args.output, **outputs)
+        if args.repeats > 0:
+            median = deployment.time(feeds, args.repeats)
+            print(f"{deployment.manifest['kind']}: median {median * 1e3:.3f} ms over {args.repeats} runs")
+        deployment.close()
+    except Exception as exc:  # the command line's boundary: one line, exit 2 (ORT raises several types)
+        print(f"runner: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

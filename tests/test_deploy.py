@@ -1,0 +1,114 @@
+"""Deployment export: the exported folder runs in a fresh process with numpy + onnxruntime alone, same outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scheduler.cli import main
+from scheduler.deploy import export_placement, export_plain
+from scheduler.optimize import model_bytes, random_inputs, session
+from scheduler.pipeline import ProfileOptions, load_original, load_problem
+from scheduler.schedule import simulate
+
+# Runs in a fresh interpreter (-I: no user site, no PYTHONPATH, script folder only): load the runner,
+# run it on saved inputs, save the outputs, and fail if anything beyond numpy/onnxruntime got imported.
+DRIVER = """
+import sys
+folder, inputs, output = sys.argv[1:4]
+sys.path.insert(0, folder)
+import numpy as np
+import runner
+d = runner.Deployment(folder)
+with np.load(inputs) as data:
+    feeds = {k: data[k] for k in data.files}
+np.savez(output, **d.run(feeds))
+d.close()
+banned = {"scheduler", "solvers", "onnx", "pandas", "networkx", "yaml", "pulp", "ortools", "pydantic", "torch"}
+loaded = sorted({m.split(".")[0] for m in sys.modules} & banned)
+assert not loaded, f"the runner imported {loaded}"
+"""
+
+
+def _run_exported(folder, feeds, tmp_path) -> dict[str, np.ndarray]:
+    np.savez(tmp_path / "in.npz", **feeds)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "driver.py"), str(folder), str(tmp_path / "in.npz"),
+                           str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "out.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+def _reference(model, feeds) -> dict[str, np.ndarray]:
+    sess = session(model_bytes(model))
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+def _assert_close(got, expected):
+    assert set(got) == set(expected)
+    for name, ref in expected.items():
+        assert got[name].shape == ref.shape
+        assert float(np.max(np.abs(got[name].astype(np.float64) - ref))) <= 1e-4
+
+
+@pytest.mark.parametrize("name,params,platform", [("randwire", {"nodes": 8}, "cpu"),
+                                                  ("bert", {"layers": 1}, "default")])
+def test_exported_placement_runs_standalone_with_equal_outputs(name, params, platform, tmp_path):
+    """Segments of an optimised model (NCHWc at level all, contrib ops at extended), simulated PIM included."""
+    original, _ = load_original(name, params)
+    level = "all" if platform == "cpu" else "extended"
+    model, problem = load_problem(name, params, platform, optimization=level,
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    rng = np.random.default_rng(1)
+    schedule = simulate(problem, {t: str(rng.choice(problem.allowed(t))) for t in problem.tasks})
+    feeds = random_inputs(session(model_bytes(original)), seed=3)
+    folder = tmp_path / "deploy"
+    export_placement(model, problem, schedule, str(folder), feeds, level)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["kind"] == "segments" and len(manifest["segments"]) > 1
+    assert len({e["device"] for e in manifest["segments"]}) > 1
+    assert manifest["host_specific"] == (level == "all")
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
+
+
+def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
+    original, _ = load_original("inception", {"blocks": 1})
+    feeds = random_inputs(session(model_bytes(original)), seed=2)
+    folder = tmp_path / "deploy"
+    export_plain(original, f"sequential_{os.cpu_count()}_threads_optimised", str(folder), feeds)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["kind"] == "plain" and manifest["session"]["graph_optimization"] == "all"
+    assert manifest["session"]["threads"] == os.cpu_count()
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
+
+
+def test_runner_command_line_in_a_fresh_process(tmp_path):
+    """``python runner.py`` alone: random inputs from the manifest, outputs saved, a bad manifest is one line."""
+    original, _ = load_original("mlp")
+    folder = tmp_path / "deploy"
+    export_plain(original, "sequential_1_thread", str(folder), random_inputs(session(model_bytes(original))))
+    out = tmp_path / "out.npz"
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--output", str(out), "--repeats", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "median" in proc.stdout
+    with np.load(out) as data:
+        assert set(data.files) == {o.name for o in original.graph.output}
+    (folder / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "hetsched-deploy/1" in proc.stderr
+
+
+def test_run_export_needs_the_replay(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--quiet", "--no-replay", "--export"]) == 2
+    assert "drop --no-replay" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
