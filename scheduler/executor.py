@@ -117,28 +117,33 @@ class SegmentRunner:
     """Persistent per-device worker threads that run the segments once per :meth:`run` call.
 
     Threads live across runs so that thread start-up is not paid (or timed) per
-    run; all shared state is guarded by one condition variable.  When every
-    segment is on one device they run in the calling thread.
+    run.  All shared state is guarded by one lock; each worker sleeps on its own
+    condition and is woken only when its next segment may have become ready (a
+    wake-up for all would make every worker fight for the GIL at every hand-over).
+    When every segment is on one device they run in the calling thread.
     """
 
     def __init__(self, parts: Sequence[Part], sessions: Sequence[ort.InferenceSession]) -> None:
         self.parts, self.sessions = list(parts), list(sessions)
         self.index = {p.index: i for i, p in enumerate(self.parts)}
-        by_device: dict[str, list[int]] = {}
+        self.queues: dict[str, list[int]] = {}
         for p in self.parts:
-            by_device.setdefault(p.device, []).append(p.index)
-        self.cond = threading.Condition()
+            self.queues.setdefault(p.device, []).append(p.index)
+        self.lock = threading.Lock()
+        self.wake = {d: threading.Condition(self.lock) for d in self.queues}
+        self.finished = threading.Condition(self.lock)
         self.generation = 0
         self.stopping = False
         self.tensors: dict[str, Any] = {}
         self.done: set[int] = set()
+        self.position = {d: 0 for d in self.queues}  # each device's next segment in its queue
         self.idle = 0
         self.errors: list[BaseException] = []
         self.timing = Timing()
         self.t0 = 0.0
-        self.inline = next(iter(by_device.values()), []) if len(by_device) <= 1 else None
-        self.threads = [] if self.inline is not None else [
-            threading.Thread(target=self._worker, args=(ids,), daemon=True) for ids in by_device.values()]
+        self.inline = next(iter(self.queues), None) if len(self.queues) <= 1 else None
+        self.threads = [] if len(self.queues) <= 1 else [
+            threading.Thread(target=self._worker, args=(d,), daemon=True) for d in self.queues]
         for th in self.threads:
             th.start()
 
@@ -146,13 +151,27 @@ class SegmentRunner:
         p = self.parts[self.index[k]]
         return all(x in self.tensors for x in p.inputs) and all(q in self.done for q in p.after)
 
-    def _process(self, seg_ids: list[int]) -> None:
+    def _wake_ready(self) -> None:
+        """Wake the workers whose next segment can start now (lock held)."""
+        for d, queue in self.queues.items():
+            i = self.position[d]
+            if i < len(queue) and self._ready(queue[i]):
+                self.wake[d].notify()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self.lock:
+            self.errors.append(exc)
+            for cond in self.wake.values():
+                cond.notify()
+            self.finished.notify()
+
+    def _process(self, device: str) -> None:
         """Run one device's segments of the current run, each once its inputs and cores are free."""
         try:
-            for k in seg_ids:
-                with self.cond:
+            for n, k in enumerate(self.queues[device]):
+                with self.lock:
                     while not self._ready(k) and not self.errors:
-                        self.cond.wait()
+                        self.wake[device].wait()
                     if self.errors:
                         return
                     p = self.parts[self.index[k]]
@@ -160,45 +179,47 @@ class SegmentRunner:
                 begin = time.perf_counter()
                 result = self.sessions[self.index[k]].run(list(p.outputs), feed)
                 end = time.perf_counter()
-                with self.cond:
+                with self.lock:
                     self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
                     self.tensors.update(zip(p.outputs, result))
                     self.done.add(k)
-                    self.cond.notify_all()
+                    self.position[device] = n + 1
+                    self._wake_ready()
         except BaseException as exc:  # reported by run()
-            with self.cond:
-                self.errors.append(exc)
-                self.cond.notify_all()
+            self._fail(exc)
 
-    def _worker(self, seg_ids: list[int]) -> None:
+    def _worker(self, device: str) -> None:
         seen = 0
         while True:
-            with self.cond:
+            with self.lock:
                 while self.generation == seen and not self.stopping:
-                    self.cond.wait()
+                    self.wake[device].wait()
                 if self.stopping:
                     return
                 seen = self.generation
-            self._process(seg_ids)
-            with self.cond:
+            self._process(device)
+            with self.lock:
                 self.idle += 1
-                self.cond.notify_all()
+                if self.idle == len(self.threads):
+                    self.finished.notify()
 
     def run(self, feeds: Mapping[str, Any]) -> tuple[dict[str, Any], Timing, float]:
         """One run: every tensor by name, per-segment timings, wall-clock makespan (s).
 
         Raises RuntimeError naming the first segment failure.
         """
-        with self.cond:
+        with self.lock:
             self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], Timing()
+            self.position = {d: 0 for d in self.queues}
             self.t0 = time.perf_counter()
             self.generation += 1
-            self.cond.notify_all()
+            for cond in self.wake.values():
+                cond.notify()
         if self.inline is not None:  # one device: no hand-over between threads to pay for
             self._process(self.inline)
-        with self.cond:
+        with self.lock:
             while self.idle < len(self.threads):
-                self.cond.wait()
+                self.finished.wait()
             wall = max(self.timing.end.values(), default=0.0)
         if self.errors:
             raise RuntimeError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
@@ -206,9 +227,10 @@ class SegmentRunner:
 
     def close(self) -> None:
         """Stop the worker threads."""
-        with self.cond:
+        with self.lock:
             self.stopping = True
-            self.cond.notify_all()
+            for cond in self.wake.values():
+                cond.notify()
         for th in self.threads:
             th.join()
 

@@ -2,15 +2,18 @@
 
 Node costs come from ONNX Runtime's profiler (``<node>_kernel_time`` events, µs)
 with graph optimisations disabled, so that every event maps to a model node.
-Transfer costs are fitted as ``latency + bytes / bandwidth`` from timed copies of
-every distinct transfer size, plus the measured overhead of a session boundary.
-Simulated devices keep the analytic model; their links come from the platform.
+Transfer costs between real devices are fitted as ``latency + bytes / bandwidth``
+from measured crossings (:func:`crossing_points`): what handing a tensor from one
+device's worker to another's adds, the way replay does it (a session call, a
+thread wake-up, reading what another core wrote); host-memory devices share
+tensors, so there is no copy to time.  Simulated devices keep the analytic model;
+their links come from the platform.
 
 Fewest runs (after the PIM partitioning paper): real devices with the same
 ONNX Runtime settings (execution provider, threads) behave the same, so one
 profiling run serves them all (``cpu0`` and ``cpu1`` are both one-thread CPU
-sessions); every transfer between host-memory devices is one class of copy, so one
-edge run measures every size at once.  On the default platform that is 2 node
+sessions); one edge run measures the crossings of every pair of settings at a
+few sizes spanning the model's tensors.  On the default platform that is 2 node
 runs + 1 edge run for 3 real devices (the paper needed 3 + 1).
 
 Profiles are stored as CSV (one row per task and device) + JSON metadata in a
@@ -55,6 +58,7 @@ from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import Problem
 
+PROFILE_FORMAT = "hetsched-profile/2"  # 2: links fitted from measured crossings, not copies
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 
 
@@ -273,22 +277,15 @@ def _stats(task: str, device: str, samples: Sequence[float], note: str = "") -> 
     return NodeStat(task, device, med, min(samples), max(samples), cv, len(samples), note)
 
 
-def _copy_model(sizes: Sequence[int]) -> onnx.ModelProto:
-    """One Identity per transfer size (uint8 tensors of exactly that many bytes)."""
-    inputs, outputs, nodes = [], [], []
-    for i, n in enumerate(sizes):
-        inputs.append(helper.make_tensor_value_info(f"in{i}", TensorProto.UINT8, [max(1, n)]))
-        outputs.append(helper.make_tensor_value_info(f"out{i}", TensorProto.UINT8, [max(1, n)]))
-        nodes.append(helper.make_node("Identity", [f"in{i}"], [f"out{i}"], name=f"copy{i}"))
-    model = helper.make_model(helper.make_graph(nodes, "transfers", inputs, outputs),
-                              opset_imports=[helper.make_opsetid("", 17)])
+def _relu_chain(elements: int, length: int) -> onnx.ModelProto:
+    """``length`` Relus in a chain on a float tensor of ``elements`` values (one read and one write each)."""
+    names = ["x"] + [f"r{i}" for i in range(length)]
+    nodes = [helper.make_node("Relu", [names[i]], [names[i + 1]], name=f"relu{i}") for i in range(length)]
+    graph = helper.make_graph(nodes, "crossing", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [elements])],
+                              [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [elements])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = IR_VERSION
     return model
-
-
-def _boundary_model() -> onnx.ModelProto:
-    """The smallest session: one Identity on one byte, to time a session boundary."""
-    return _copy_model([1])
 
 
 def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]:
@@ -348,7 +345,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             if (erun.src_provider, erun.dst_provider) != ("CPUExecutionProvider", "CPUExecutionProvider"):
                 raise HetschedError(f"transfer profiling between {erun.src_provider} and {erun.dst_provider} "
                                     "is not supported yet; give that link in the platform and mark one side simulated")
-            links += _profile_transfers(erun, platform, repeats, warmup, tmp, progress)
+            links += _profile_transfers(erun, platform, repeats, warmup, progress)
     return Profile(
         model_sha256=hashlib.sha256(data).hexdigest(),
         platform_key=platform_key(platform),
@@ -366,59 +363,101 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     )
 
 
-def _handover_s(threads: int, warmup: int, repeats: int, tick: Callable[[], None], hops: int = 20) -> float:
-    """Median time of one hand-over between two device workers, as replay does it.
+def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
+    """Seconds per hop of passing ``x`` back and forth between two worker threads, as replay hands over.
 
-    Two threads ping-pong a one-byte tensor through their own smallest sessions
-    (idle threads not spinning, as in replay): each hop is a condition-variable
-    wake-up plus a session call, the overhead a segment boundary adds.
+    Each hop is one run of the worker's own session on the tensor the other worker
+    produced, then a condition-variable wake-up of the other worker.
     """
-    data = model_bytes(_boundary_model())
-    sessions = [_session(data, "CPUExecutionProvider", threads, None) for _ in range(2)]
     cond = threading.Condition()
-    state = {"turn": 0, "left": 0}
+    state: dict[str, object] = {"turn": 0, "left": hops, "value": x}
+    start = threading.Barrier(3)
 
     def worker(me: int) -> None:
+        start.wait()
         while True:
             with cond:
-                while state["turn"] != me and state["left"] > 0:
+                while state["turn"] != me and state["left"] > 0:  # type: ignore[operator]
                     cond.wait()
-                if state["left"] <= 0:
+                if state["left"] <= 0:  # type: ignore[operator]
                     return
-            sessions[me].run(None, {"in0": np.ones(1, dtype=np.uint8)})
+                value = state["value"]
+            out = sessions[me].run(None, {"x": value})[0]
             with cond:
-                state["left"] -= 1
-                state["turn"] = 1 - me
+                state.update(value=out, left=state["left"] - 1, turn=1 - me)  # type: ignore[operator]
                 cond.notify_all()
 
-    samples = []
-    for i in range(warmup + repeats):
-        state.update(turn=0, left=hops)
-        threads_ = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
-        t0 = time.perf_counter()
-        for th in threads_:
-            th.start()
-        for th in threads_:
-            th.join()
-        if i >= warmup:
-            samples.append((time.perf_counter() - t0) / hops)
-        tick()
-    return statistics.median(samples)
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for th in workers:
+        th.start()
+    start.wait()  # thread start-up is not timed
+    t0 = time.perf_counter()
+    for th in workers:
+        th.join()
+    return (time.perf_counter() - t0) / hops
 
 
-def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: int, tmp: str,
+def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int, repeats: int,
+                    tick: Callable[[], None] = lambda: None, hops: int = 16) -> tuple[tuple[int, float], ...]:
+    """What handing a tensor of each size over between ``src``'s and ``dst``'s workers adds (s).
+
+    Per size: a ping-pong of one Relu per hop between a session with ``src``'s
+    settings and one with ``dst``'s (threads not spinning, as in replay), minus
+    the same Relus run as a chain inside one session of each (what the profiled
+    node costs already hold).  The difference is the session call, the worker
+    wake-up and reading data another core wrote: what a segment boundary costs.
+    """
+    points = []
+    for n in sizes:
+        elements = max(1, n // 4)
+        x = np.random.default_rng(0).standard_normal(elements).astype(np.float32)
+        one = model_bytes(_relu_chain(elements, 1))
+        chain = model_bytes(_relu_chain(elements, hops))
+        pair = [_session(one, d.execution_provider, d.threads, None) for d in (src, dst)]
+        inside = []
+        for d in (src, dst):
+            sess = _session(chain, d.execution_provider, d.threads, None)
+            inside.append(statistics.median(timed_runs(sess, {"x": x}, warmup, repeats, _noop)) / hops)
+        hop = []
+        for i in range(warmup + repeats):
+            t = _pingpong_s(pair, x, hops)
+            if i >= warmup:
+                hop.append(t)
+            tick()
+        points.append((n, max(0.0, statistics.median(hop) - statistics.fmean(inside))))
+    return tuple(points)
+
+
+def _crossing_sizes(sizes: Sequence[int], cap: int = 16 << 20) -> tuple[int, ...]:
+    """A few transfer sizes spanning the model's (smallest, median, largest; capped), for the crossing fit."""
+    s = sorted(sizes)
+    return tuple(sorted({min(cap, max(4, v)) for v in (s[0], s[len(s) // 2], s[-1])}))
+
+
+def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: int,
                        progress: Callable[[str, int], Callable[[], None]] | None) -> list[LinkFit]:
-    """One edge run: copy every size once per repeat, and time a session boundary."""
-    threads = platform.device[erun.pairs[0][1]].threads
-    tick = progress("transfers", 2 * (warmup + repeats)) if progress else _noop
-    sess = _session(model_bytes(_copy_model(erun.sizes)), "CPUExecutionProvider", threads, tmp)
-    feeds = {f"in{i}": np.ones(max(1, n), dtype=np.uint8) for i, n in enumerate(erun.sizes)}
-    timed_runs(sess, feeds, warmup, repeats, tick)
-    per_node, _ = _node_durations(_end_trace(sess), repeats)
-    points = tuple((n, statistics.median(per_node.get(f"copy{i}", [0.0]))) for i, n in enumerate(erun.sizes))
-    boundary = _handover_s(threads, warmup, repeats, tick)
-    latency, bandwidth = _fit_link(points)
-    return [LinkFit(a, b, latency + boundary, bandwidth, boundary, points) for a, b in erun.pairs]
+    """Fit ``latency + bytes / bandwidth`` per device pair from measured crossings (:func:`crossing_points`).
+
+    Host-memory devices share tensors without a copy, so what a transfer costs is
+    the crossing itself.  Pairs with the same settings (provider, threads, both
+    ways) share one measurement.
+    """
+    sizes = _crossing_sizes(erun.sizes)
+    dev = platform.device
+    classes = {tuple(sorted(((dev[a].execution_provider, dev[a].threads), (dev[b].execution_provider, dev[b].threads))))
+               : (a, b) for a, b in erun.pairs}
+    tick = progress("transfers", len(classes) * len(sizes) * (warmup + repeats)) if progress else _noop
+    fits = {}
+    for key, (a, b) in classes.items():
+        points = crossing_points(dev[a], dev[b], sizes, warmup, repeats, tick)
+        latency, bandwidth = _fit_link(points)
+        fits[key] = (latency, bandwidth, points)
+    out = []
+    for a, b in erun.pairs:
+        key = tuple(sorted(((dev[a].execution_provider, dev[a].threads), (dev[b].execution_provider, dev[b].threads))))
+        latency, bandwidth, points = fits[key]
+        out.append(LinkFit(a, b, latency, bandwidth, points[0][1], points))
+    return out
 
 
 def platform_key(platform: Platform) -> str:
@@ -445,7 +484,7 @@ def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
     write_text(csv_path, table.to_csv(index=False))
     meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
     meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
-    meta["format"] = "hetsched-profile/1"
+    meta["format"] = PROFILE_FORMAT
     meta["table"] = os.path.basename(csv_path)
     write_json(json_path, meta)
     return csv_path, json_path
@@ -457,7 +496,7 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
     if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
         return None
     meta = read_json(json_path, "profile metadata")
-    if (meta.get("format") != "hetsched-profile/1" or meta.get("model_sha256") != model_sha256
+    if (meta.get("format") != PROFILE_FORMAT or meta.get("model_sha256") != model_sha256
             or meta.get("platform_key") != platform_key(platform) or meta.get("ort_version") != ort.__version__
             or meta.get("host_cores") != (os.cpu_count() or 1) or meta.get("repeats") != repeats):
         return None

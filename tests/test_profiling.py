@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
-from scheduler.profiling import (_fit_link, get_profile, plan_profiling, problem_from_profile, profile_model,
-                                 real_devices)
+from scheduler.optimize import session
+from scheduler.profiling import (_fit_link, _pingpong_s, crossing_points, get_profile, plan_profiling,
+                                 problem_from_profile, profile_model, real_devices)
 from scheduler.zoo import build
 
 
@@ -69,6 +72,34 @@ def test_every_node_of_every_real_device_is_measured(bert, bert_profile):
         print(f"{dev}: sum of node medians / traced run = {ratio:.2f}, / plain run = {plain[dev]:.2f}")
         assert 0.2 < ratio <= 1.0 + 1e-9  # kernels run inside the traced run, one after another
         assert plain[dev] > 0
+
+
+def test_pingpong_alternates_the_value_between_two_workers():
+    """Each hop runs one session on the value the other worker produced: x + 1 per hop, hops times."""
+    add = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["x", "one"], ["y"], name="add")], "add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.ones(3, dtype=np.float32), "one")]), opset_imports=[helper.make_opsetid("", 17)])
+    add.ir_version = 8
+    seen = []
+
+    class Recording:
+        def __init__(self, me):
+            self.me, self.sess = me, session(add.SerializeToString())
+
+        def run(self, names, feeds):
+            seen.append(self.me)
+            return self.sess.run(names, feeds)
+
+    assert _pingpong_s([Recording(0), Recording(1)], np.zeros(3, dtype=np.float32), hops=7) > 0
+    assert seen == [0, 1, 0, 1, 0, 1, 0]
+
+
+def test_crossing_points_one_per_size_and_physical():
+    plat = load_platform("cpu")
+    points = crossing_points(plat.device["cpu0"], plat.device["cpu-par"], [4, 65536], warmup=1, repeats=2, hops=4)
+    assert [n for n, _ in points] == [4, 65536] and all(t >= 0 for _, t in points)
 
 
 def test_fit_link_recovers_latency_and_bandwidth():
