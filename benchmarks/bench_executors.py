@@ -33,11 +33,10 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from scheduler.executor import session_options
+from scheduler.executor import session_options, timed_runs
 from scheduler.fileio import write_bytes, write_text
 from scheduler.optimize import model_bytes
 from scheduler.pipeline import load_problem
-from scheduler.profiling import timed_runs
 from scheduler.replay import replay
 from scheduler.schedule import simulate
 

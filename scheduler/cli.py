@@ -101,12 +101,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
     measured = [n for n in prof.nodes if n.runs > 0]
     print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
-          f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge) x {prof.repeats} repeats")
+          f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor) "
+          f"x {prof.repeats} repeats")
     for run in plan.node_runs:
         print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}")
     print(f"  nodes measured: {len(measured)} of {len(prof.nodes)} (task, device) pairs; "
           f"{len(prof.nodes) - len(measured)} absent from the trace, cost 0")
     print(f"  transfer classes: {plan.transfer_classes} (sizes x real device pairs), fitted links: {len(prof.links)}")
+    if prof.executor is not None:
+        calls = ", ".join(f"{d} {v * 1e6:.0f}" for d, v in prof.executor.call_s.items())
+        print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs")
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))

@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -92,6 +92,19 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.nda
         else:
             feeds[inp.name] = np.zeros(shape, dtype=dtype)
     return feeds
+
+
+def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
+               tick: Callable[[], None] = lambda: None) -> list[float]:
+    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats (``tick`` after each run)."""
+    wall = []
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        session.run(None, dict(feeds))
+        if i >= warmup:
+            wall.append(time.perf_counter() - t0)
+        tick()
+    return wall
 
 
 @dataclass(frozen=True)

@@ -227,8 +227,9 @@ def format_replay(result: Mapping[str, Any]) -> str:
     lines.append(seg.round(4).to_string(index=False))
     m = result["measured"]
     lines.append(f"makespan: measured {result['measured_makespan_s'] * 1e3:.4f} ms (median of {result['repeats']}, "
-                 f"spread {m['spread']:.0%}), predicted {result['predicted_makespan_s'] * 1e3:.4f} ms, "
-                 f"error {result['prediction_error']:+.1%}")
+                 f"spread {m['spread']:.0%}), predicted {result['predicted_makespan_s'] * 1e3:.4f} ms "
+                 f"(error {result['prediction_error']:+.1%}), by segment with the executor's costs "
+                 f"{result['predicted_replay_s'] * 1e3:.4f} ms (error {result['replay_prediction_error']:+.1%})")
     if result.get("baselines"):
         for label, v in result["baselines"].items():
             lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms")

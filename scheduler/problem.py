@@ -12,7 +12,12 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
      "devices": [{"name", "kind", "resources", "memory_bytes"?, ...Device fields}],
      "links": [{"src", "dst", "latency", "bandwidth", "transfer_scale"?}],
      "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
-     "edges": [{"src", "dst", "bytes", "transfer"?}]}
+     "edges": [{"src", "dst", "bytes", "transfer"?}],
+     "executor"?: {"call_s": {device: s}, "switch_s": s}}
+
+``executor`` (fitted by profiling, :class:`ExecutorCosts`) is what running a
+placement as ONNX Runtime segments adds beyond the node costs; the replay's
+segment-level prediction charges it (:func:`scheduler.replay.predict_segments`).
 
 Example
 -------
@@ -42,6 +47,21 @@ from .platform import Platform, device_from_dict, link_from_dict, link_to_dict, 
 FORMAT = "hetsched-problem/1"
 
 
+@dataclass(frozen=True)
+class ExecutorCosts:
+    """What the replay executor adds to a placement beyond node costs and transfers (seconds).
+
+    ``call_s[device]``: each segment's session call on that device (entering and
+    leaving ORT, waking its thread pool, reading inputs another core wrote);
+    ``switch_s``: a core passing from one device's worker to another's (a
+    thread wake-up).  Per segment, not per task, so the common task-level
+    semantics cannot hold them; :func:`scheduler.replay.predict_segments` does.
+    """
+
+    call_s: Mapping[str, float]
+    switch_s: float
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """A placement problem; construction rejects anything inconsistent with a one-line message."""
@@ -52,9 +72,15 @@ class Problem:
     transfer_override: Mapping[tuple[str, str], float] = field(default_factory=dict)
     colocate: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
+    executor: ExecutorCosts | None = None
 
     def __post_init__(self) -> None:
         devs = self.platform.device
+        if self.executor is not None:
+            unknown = set(self.executor.call_s) - set(devs)
+            if unknown:
+                raise ProblemError(f"problem {self.label!r}: executor call cost given for unknown device "
+                                   f"{sorted(unknown)[0]!r}")
         for tname in self.costs:
             if tname not in self.graph.task:
                 raise ProblemError(f"problem {self.label!r}: cost given for unknown task {tname!r}")
@@ -190,8 +216,12 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
         if (e.src, e.dst) in problem.transfer_override:
             row["transfer"] = float(problem.transfer_override[(e.src, e.dst)])
         edges.append(row)
-    return {"format": FORMAT, "name": problem.label, "devices": plat["devices"], "links": links,
-            "tasks": tasks, "edges": edges}
+    out = {"format": FORMAT, "name": problem.label, "devices": plat["devices"], "links": links,
+           "tasks": tasks, "edges": edges}
+    if problem.executor is not None:
+        out["executor"] = {"call_s": {d: float(v) for d, v in problem.executor.call_s.items()},
+                           "switch_s": float(problem.executor.switch_s)}
+    return out
 
 
 def _keys(where: str, data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
@@ -206,7 +236,8 @@ def _nonneg(where: str, value: Any) -> float:
 
 def problem_from_dict(data: Any, where: str = "problem") -> Problem:
     """Parse the ``hetsched-problem/1`` structure; every error names where it is."""
-    data = _keys(where, data, {"format", "name", "devices", "links", "tasks", "edges"}, {"format", "devices", "tasks"})
+    data = _keys(where, data, {"format", "name", "devices", "links", "tasks", "edges", "executor"},
+                 {"format", "devices", "tasks"})
     if data["format"] != FORMAT:
         raise ProblemError(f"{where}: format must be {FORMAT!r}, got {data['format']!r}")
     for key in ("devices", "tasks", "edges", "links"):
@@ -246,8 +277,15 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
         graph = TaskGraph(name=str(data.get("name", "problem")), tasks=tuple(tasks), edges=tuple(edges))
     except HetschedError as exc:
         raise ProblemError(f"{where}: {exc}") from None
+    executor = None
+    if data.get("executor") is not None:
+        ex = _keys(f"{where}: executor", data["executor"], {"call_s", "switch_s"}, {"call_s", "switch_s"})
+        if not isinstance(ex["call_s"], dict):
+            raise ProblemError(f"{where}: executor.call_s must be an object {{device: seconds}}")
+        executor = ExecutorCosts({d: _nonneg(f"{where}: executor call cost on {d!r}", v) for d, v in ex["call_s"].items()},
+                                 _nonneg(f"{where}: executor.switch_s", ex["switch_s"]))
     try:
-        return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")))
+        return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")), executor=executor)
     except HetschedError as exc:
         raise ProblemError(f"{where}: {exc}") from None
 

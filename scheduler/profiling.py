@@ -54,9 +54,12 @@ from .costs import model_costs
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
+from .executor import timed_runs
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
-from .problem import Problem
+from .problem import ExecutorCosts, Problem
+from .replay import cut, predict_segments, replay
+from .schedule import simulate
 
 PROFILE_FORMAT = "hetsched-profile/2"  # 2: links fitted from measured crossings, not copies
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
@@ -88,10 +91,11 @@ class ProfilingPlan:
     node_runs: tuple[NodeRun, ...]
     edge_runs: tuple[EdgeRun, ...]
     transfer_classes: int  # distinct (bytes, src device, dst device) over edges and real pairs
+    executor_runs: int = 0  # replays of a fine-grained placement that fit the executor's costs
 
     @property
     def runs(self) -> int:
-        return len(self.node_runs) + len(self.edge_runs)
+        return len(self.node_runs) + len(self.edge_runs) + self.executor_runs
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class Profile:
     links: tuple[LinkFit, ...]
     whole_run_s: Mapping[str, float]  # device -> median whole-model run time, profiler off
     traced_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiler's trace
+    executor: ExecutorCosts | None = None  # fitted from the executor run (two or more real devices)
 
     def cost(self, task: str, device: str) -> float | None:
         """The median cost of ``task`` on ``device``, if measured."""
@@ -202,8 +207,9 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     One node run per distinct (provider, threads) setting: a run measures one
     session configuration, and devices with the same configuration behave alike.
     One edge run per distinct (source provider, destination provider) pair type
-    among real devices: within one pair type, a copy costs the same whichever
-    devices it joins, and one run can time every size.
+    among real devices: one run measures the crossings of every pair of settings.
+    One executor run (a replay of a fine-grained placement) when there are two or
+    more real devices, to fit what the executor adds per segment.
     """
     reals = real_devices(platform)
     groups: dict[tuple[str, int], list[str]] = {}
@@ -218,7 +224,7 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
                 pair_groups.setdefault((a.execution_provider, b.execution_provider), []).append((a.name, b.name))
     edge_runs = tuple(EdgeRun(sp, dp, tuple(pairs), sizes) for (sp, dp), pairs in pair_groups.items() if sizes)
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
-    return ProfilingPlan(node_runs, edge_runs, classes)
+    return ProfilingPlan(node_runs, edge_runs, classes, int(len(reals) > 1))
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -228,19 +234,6 @@ def _session(data: bytes, provider: str, threads: int, profile_dir: str | None) 
     steal the core of another device's worker)."""
     return session(data, "none", threads, provider, spinning=False,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
-
-
-def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
-                tick: Callable[[], None]) -> list[float]:
-    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats (``tick`` after each run)."""
-    wall = []
-    for i in range(warmup + repeats):
-        t0 = time.perf_counter()
-        session.run(None, dict(feeds))
-        if i >= warmup:
-            wall.append(time.perf_counter() - t0)
-        tick()
-    return wall
 
 
 def _end_trace(session: ort.InferenceSession) -> list[dict]:
@@ -346,7 +339,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                 raise HetschedError(f"transfer profiling between {erun.src_provider} and {erun.dst_provider} "
                                     "is not supported yet; give that link in the platform and mark one side simulated")
             links += _profile_transfers(erun, platform, repeats, warmup, progress)
-    return Profile(
+    prof = Profile(
         model_sha256=hashlib.sha256(data).hexdigest(),
         platform_key=platform_key(platform),
         platform_name=platform.name,
@@ -361,6 +354,50 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         whole_run_s=whole,
         traced_run_s=traced,
     )
+    if plan.executor_runs:
+        prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof), repeats=repeats,
+                                                   warmup=warmup, seed=seed, progress=progress))
+    return prof
+
+
+def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> ExecutorCosts:
+    """Fit the executor's per-segment costs from one replay of a random placement over the real devices.
+
+    A random placement cuts the model into many segments on every device and
+    passes cores between devices often.  Each device's call cost is the median of
+    its segments' measured minus predicted time; the switch cost is then the one
+    that makes :func:`scheduler.replay.predict_segments` meet the measured makespan
+    (found by bisection; the prediction grows with it).
+    """
+    reals = {d.name for d in real_devices(problem.platform)}
+    rng = np.random.default_rng(seed)
+    placement = {}
+    for t in problem.tasks:
+        allowed = [d for d in problem.allowed(t) if d in reals] or list(problem.allowed(t))
+        placement[t] = allowed[int(rng.integers(len(allowed)))]
+    schedule = simulate(problem, placement)
+    segments = cut(problem, schedule)
+    result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
+                    progress=(lambda label, total: progress("executor", total)) if progress else None)
+    call = {}
+    for d in sorted(reals):
+        excess = [g["measured_median_s"] - g["predicted_s"] for g in result["segments"] if g["device"] == d]
+        call[d] = max(0.0, statistics.median(excess)) if excess else 0.0
+    measured = result["measured_makespan_s"]
+
+    def predicted(switch: float) -> float:
+        return predict_segments(replace(problem, executor=ExecutorCosts(call, switch)), segments)
+
+    lo, hi = 0.0, 1e-4
+    if predicted(0.0) >= measured:
+        return ExecutorCosts(call, 0.0)
+    while predicted(hi) < measured and hi < 1.0:
+        lo, hi = hi, 2 * hi
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if predicted(mid) < measured else (lo, mid)
+    return ExecutorCosts(call, hi)
 
 
 def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
@@ -484,6 +521,8 @@ def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
     write_text(csv_path, table.to_csv(index=False))
     meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
     meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
+    meta["executor"] = None if profile.executor is None else {"call_s": dict(profile.executor.call_s),
+                                                              "switch_s": profile.executor.switch_s}
     meta["format"] = PROFILE_FORMAT
     meta["table"] = os.path.basename(csv_path)
     write_json(json_path, meta)
@@ -507,7 +546,9 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                           tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
     return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
                    meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
-                   meta["whole_run_s"], meta["traced_run_s"])
+                   meta["whole_run_s"], meta["traced_run_s"],
+                   None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
+                                                                          meta["executor"]["switch_s"]))
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
@@ -534,7 +575,7 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
     With ``calibrate`` node costs are calibrated to the plain whole-model run
     (:meth:`Profile.calibrated`), so that a single-device schedule predicts it.  Links between
     real devices become the fitted ones; links that touch a simulated device stay
-    as the platform gives them.
+    as the platform gives them; the executor's fitted costs come along.
     """
     costs = model_costs(graph, platform)
     measured = {(n.task, n.device): profile.calibrated(n.task, n.device) if calibrate else n.median_s
@@ -549,4 +590,4 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
               for l in profile.links}
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)
-    return Problem(graph, plat, costs, name=name or graph.name)
+    return Problem(graph, plat, costs, name=name or graph.name, executor=profile.executor)

@@ -1,7 +1,9 @@
 """The recommendation: replay the best few schedules, time plain ONNX Runtime, keep the fastest measured.
 
 A placement is only worth recommending if it beats what the user already has, so
-the candidates are the best ``k`` distinct placements by prediction *and* the
+the candidates are the best ``k`` distinct placements by prediction (the
+segment-level one, :func:`scheduler.replay.predict_replay`, which charges the
+executor's per-segment costs the schedule cannot see) *and* the
 whole model on plain ONNX Runtime with its best settings (timed in the same run).
 The recommendation is the fastest **measured** candidate; the result also states
 the headroom on this host, ``best plain / max(critical path, 1-thread time /
@@ -28,7 +30,7 @@ from .bounds import critical_path_bound
 from .optimize import model_bytes, random_inputs, session
 from .problem import Problem
 from .deploy import export_placement, export_plain
-from .replay import plain_baselines, replay
+from .replay import plain_baselines, predict_replay, replay
 from .schedule import Schedule, simulate
 
 
@@ -47,18 +49,18 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
     return out
 
 
-def whole_model_prediction(problem: Problem) -> float | None:
-    """Predicted time of the whole model on the real device with the most threads (plain ORT's setting)."""
+def whole_model_schedule(problem: Problem) -> Schedule | None:
+    """The whole model on the real device with the most threads (plain ORT's setting), as a schedule."""
     reals = [d for d in problem.platform.devices if not d.simulated
              and all(d.name in problem.allowed(t) for t in problem.tasks)]
     if not reals:
         return None
     dev = max(reals, key=lambda d: (d.threads, -problem.platform.devices.index(d)))
-    return simulate(problem, {t: dev.name for t in problem.tasks}).makespan
+    return simulate(problem, {t: dev.name for t in problem.tasks})
 
 
 def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem, schedules: Sequence[Schedule], *,
-              candidates: int = 3, key: Callable[[Schedule], float] = lambda s: s.makespan, repeats: int = 10,
+              candidates: int = 3, key: Callable[[Schedule], float] | None = None, repeats: int = 10,
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
               stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
     ``model`` went through.
     """
-    chosen = top_placements(problem, schedules, candidates, key)
+    chosen = top_placements(problem, schedules, candidates, key or (lambda s: predict_replay(problem, s)))
     replays = []
     for i, s in enumerate(chosen):
         stage(f"replay {i + 1}/{len(chosen)}: {s.solver} ({repeats} repeats)")
@@ -82,20 +84,24 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     feeds = random_inputs(session(model_bytes(original), label=problem.label), seed)
     base = plain_baselines(original, feeds, repeats=repeats, warmup=warmup)
     best_plain = min(base, key=base.get)
+    keys = ("predicted_makespan_s", "predicted_replay_s", "measured_makespan_s", "prediction_error",
+            "replay_prediction_error", "max_abs_diff")
     rows = [{"candidate": f"placement of {r['solver']}", "solver": r["solver"], "segments": len(r["segments"]),
-             "predicted_makespan_s": r["predicted_makespan_s"], "measured_makespan_s": r["measured_makespan_s"],
-             "prediction_error": r["prediction_error"], "max_abs_diff": r["max_abs_diff"]} for r in replays]
-    plain_pred = whole_model_prediction(problem)
+             **{k: r[k] for k in keys}} for r in replays]
+    whole = whole_model_schedule(problem)
+    plain_pred = whole.makespan if whole is not None else None
+    plain_replay = predict_replay(problem, whole) if whole is not None else None
     rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None, "segments": 1,
-                 "predicted_makespan_s": plain_pred, "measured_makespan_s": base[best_plain],
+                 "predicted_makespan_s": plain_pred, "predicted_replay_s": plain_replay,
+                 "measured_makespan_s": base[best_plain],
                  "prediction_error": (base[best_plain] - plain_pred) / plain_pred if plain_pred else None,
+                 "replay_prediction_error": (base[best_plain] - plain_replay) / plain_replay if plain_replay else None,
                  "max_abs_diff": 0.0})
     win = min(range(len(rows)), key=lambda i: rows[i]["measured_makespan_s"])
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
         "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": repeats, "segments": [],
         "tolerance": tolerance}
-    result.update({k: rows[win][k] for k in ("measured_makespan_s", "predicted_makespan_s", "max_abs_diff",
-                                             "prediction_error")})
+    result.update({k: rows[win][k] for k in keys})
     measured = result["measured_makespan_s"]
     cores = os.cpu_count() or 1
     one_thread = min(v for k, v in base.items() if "_1_thread" in k)

@@ -48,11 +48,10 @@ import onnx
 from onnx import helper
 
 from .errors import HetschedError
-from .executor import Part, SegmentRunner
+from .executor import Part, SegmentRunner, timed_runs
 from .graph import name_nodes, node_reads
 from .optimize import IR_VERSION, model_bytes, observed_types, random_inputs, session
 from .problem import Problem
-from .profiling import timed_runs
 from .schedule import Schedule
 
 EPS = 1e-12
@@ -227,23 +226,48 @@ def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
     return out
 
 
-def _virtual_makespan(problem: Problem, parts: Sequence[SegmentModel], durations: Mapping[int, float]) -> float:
-    """Compose segment durations into a timeline under the common semantics (segments as tasks)."""
-    owner = {t: p.segment.index for p in parts for t in p.segment.tasks}
+def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[int, float]) -> float:
+    """Compose segment durations into a makespan under the common semantics, segments as tasks.
+
+    A segment starts when its resources are free (plus the executor's switch cost
+    when a resource passes between devices) and its inputs from other segments
+    have arrived (the problem's transfer times).
+    """
+    switch = problem.executor.switch_s if problem.executor is not None else 0.0
+    owner = {t: seg.index for seg in segments for t in seg.tasks}
+    device_of = {seg.index: seg.device for seg in segments}
     finish: dict[int, float] = {}
-    free: dict[str, float] = {}
-    for p in sorted(parts, key=lambda q: q.segment.start):
-        seg = p.segment
-        start = max([free.get(r, 0.0) for r in problem.platform.device[seg.device].resources] + [0.0])
+    free: dict[str, tuple[float, str]] = {}  # resource -> (free at, last device)
+    for seg in sorted(segments, key=lambda q: q.start):
+        resources = problem.platform.device[seg.device].resources
+        start = max([0.0] + [at + (switch if dev != seg.device else 0.0)
+                             for at, dev in (free[r] for r in resources if r in free)])
         for t in seg.tasks:
             for e in problem.preds[t]:
                 src = owner[e.src]
                 if src != seg.index:
-                    start = max(start, finish[src] + problem.transfer(e, parts[src].segment.device, seg.device))
+                    start = max(start, finish[src] + problem.transfer(e, device_of[src], seg.device))
         finish[seg.index] = start + durations[seg.index]
-        for r in problem.platform.device[seg.device].resources:
-            free[r] = finish[seg.index]
+        for r in resources:
+            free[r] = (finish[seg.index], seg.device)
     return max(finish.values(), default=0.0)
+
+
+def predict_replay(problem: Problem, schedule: Schedule) -> float:
+    """:func:`predict_segments` of the segments ``schedule`` is cut into."""
+    return predict_segments(problem, cut(problem, schedule))
+
+
+def predict_segments(problem: Problem, segments: Sequence[Segment]) -> float:
+    """The makespan the replay executor should measure for these segments (s).
+
+    Node costs and transfers as the schedule has them, plus what the executor adds
+    per segment (``problem.executor``: a session call per segment, a switch cost
+    when a core passes between devices), which the task-level schedule cannot see.
+    Without executor costs it is the schedule's makespan re-composed by segment.
+    """
+    call = problem.executor.call_s if problem.executor is not None else {}
+    return _timeline(problem, segments, {seg.index: seg.predicted_s + call.get(seg.device, 0.0) for seg in segments})
 
 
 def _summary(samples: Sequence[float]) -> dict[str, float]:
@@ -306,7 +330,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                     k = p.segment.index
                     per_seg[k].append(run.end[k] - run.begin[k])
                     durations[k] = p.segment.predicted_s if devices[p.segment.device].simulated else per_seg[k][-1]
-                virtual.append(_virtual_makespan(problem, parts, durations))
+                virtual.append(_timeline(problem, segments, durations))
             tick()
     finally:
         sys.setswitchinterval(switch)
@@ -314,6 +338,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         del runner, sessions  # their thread pools must not run (or spin) beside the baselines
     makespans = virtual if simulated else walls
     measured = statistics.median(makespans)
+    predicted = predict_segments(problem, segments)
     result: dict[str, Any] = {
         "format": "hetsched-replay/1",
         "solver": schedule.solver,
@@ -325,6 +350,8 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         "measured": _summary(makespans),
         "predicted_makespan_s": schedule.makespan,
         "prediction_error": (measured - schedule.makespan) / schedule.makespan if schedule.makespan else None,
+        "predicted_replay_s": predicted,
+        "replay_prediction_error": (measured - predicted) / predicted if predicted else None,
         "segments": [{
             "index": p.segment.index, "device": p.segment.device, "simulated": devices[p.segment.device].simulated,
             "tasks": len(p.segment.tasks), "inputs": list(p.inputs), "outputs": list(p.outputs),

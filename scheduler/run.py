@@ -149,7 +149,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         if config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
             replayed = recommend(original, model, problem, schedules, candidates=config.replay.candidates,
-                                 key=(lambda s: s.info["period"]) if throughput else (lambda s: s.makespan),
+                                 key=(lambda s: s.info["period"]) if throughput else None,
                                  repeats=config.replay.repeats, warmup=config.replay.warmup,
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
                                  seed=config.seed, export=tmp_export, level=level,
@@ -179,12 +179,19 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
 
 
 def format_candidates(replayed: Mapping[str, Any]) -> str:
-    """The replayed candidates as a table: predicted vs measured, error, outputs' difference."""
+    """The replayed candidates as a table: predicted (schedule, and by segment with the executor's costs)
+    vs measured, errors, outputs' difference."""
+    def ms(v: float | None) -> float | None:
+        return None if v is None else v * 1e3
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.1%}"
+
     table = pd.DataFrame([{
         "candidate": c["candidate"], "segments": c["segments"],
-        "predicted_ms": None if c["predicted_makespan_s"] is None else c["predicted_makespan_s"] * 1e3,
-        "measured_ms": c["measured_makespan_s"] * 1e3,
-        "error": "-" if c["prediction_error"] is None else f"{c['prediction_error']:+.1%}",
+        "schedule_ms": ms(c["predicted_makespan_s"]), "by_segment_ms": ms(c.get("predicted_replay_s")),
+        "measured_ms": ms(c["measured_makespan_s"]),
+        "error": pct(c["prediction_error"]), "segment_error": pct(c.get("replay_prediction_error")),
         "max_abs_diff": f"{c['max_abs_diff']:.1e}",
     } for c in replayed["candidates"]])
     return "```\n" + table.round(4).to_string(index=False) + "\n```"

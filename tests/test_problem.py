@@ -105,6 +105,16 @@ def test_minimal_problem_round_trips(tmp_path):
     assert problem_to_dict(back) == problem_to_dict(p)
 
 
+def test_executor_costs_round_trip(tmp_path):
+    data = minimal()
+    data["executor"] = {"call_s": {"cpu": 4e-5, "par": 6e-5}, "switch_s": 1e-4}
+    p = problem_from_dict(data)
+    assert p.executor is not None and p.executor.call_s["par"] == 6e-5 and p.executor.switch_s == 1e-4
+    write_problem(p, tmp_path / "p.json")
+    assert read_problem(tmp_path / "p.json") == p and problem_to_dict(p)["executor"] == data["executor"]
+    assert problem_from_dict(minimal()).executor is None and "executor" not in problem_to_dict(problem_from_dict(minimal()))
+
+
 def test_equality_sees_a_changed_cost():
     a = problem_from_dict(minimal())
     data = minimal()
@@ -207,6 +217,10 @@ REJECTED = {
     "duplicate device": (lambda d: d["devices"].append({"name": "acc"}), ["'acc'", "twice"]),
     "tasks not a list": (lambda d: d.update(tasks={"a": 1}), ["tasks", "list"]),
     "edges not a list": (lambda d: d.update(edges="a->b"), ["edges", "list"]),
+    "executor call on unknown device": (lambda d: d.update(executor={"call_s": {"gpu": 1e-5}, "switch_s": 0}),
+                                        ["executor", "'gpu'"]),
+    "negative executor switch": (lambda d: d.update(executor={"call_s": {}, "switch_s": -1}), ["executor.switch_s"]),
+    "executor without switch": (lambda d: d.update(executor={"call_s": {}}), ["executor", "'switch_s'"]),
 }
 
 

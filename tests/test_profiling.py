@@ -52,7 +52,8 @@ def test_plan_is_minimal(bert, devices, node_runs, edge_runs):
 
 def test_default_platform_beats_the_papers_count(bert):
     plan = plan_profiling(bert[1], load_platform("default"))
-    assert plan.runs == 3 < 3 + 1  # 2 node runs (cpu0/cpu1 share one) + 1 edge run; the paper used 3 + 1
+    # 2 node runs (cpu0/cpu1 share one) + 1 edge run (the paper used 3 + 1), + 1 executor run
+    assert plan.runs == 4 and plan.executor_runs == 1
     sizes = {e.bytes for e in bert[1].edges}
     assert plan.transfer_classes == len(sizes) * 6  # 3 real devices: 6 ordered pairs
 
@@ -72,6 +73,16 @@ def test_every_node_of_every_real_device_is_measured(bert, bert_profile):
         print(f"{dev}: sum of node medians / traced run = {ratio:.2f}, / plain run = {plain[dev]:.2f}")
         assert 0.2 < ratio <= 1.0 + 1e-9  # kernels run inside the traced run, one after another
         assert plain[dev] > 0
+
+
+def test_executor_costs_are_fitted_and_reach_the_problem(bert, bert_profile):
+    """The executor run fits a call cost per real device and a switch cost; problems built from the profile
+    carry them, and the stored profile keeps them."""
+    plat = load_platform("default")
+    ex = bert_profile.executor
+    assert ex is not None and set(ex.call_s) == {d.name for d in real_devices(plat)}
+    assert all(v >= 0 for v in ex.call_s.values()) and ex.switch_s >= 0
+    assert problem_from_profile(bert[1], plat, bert_profile).executor == ex
 
 
 def test_pingpong_alternates_the_value_between_two_workers():
@@ -134,7 +145,7 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
     first, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
     assert not reused and len(list(tmp_path.iterdir())) == 2
     again, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
-    assert reused and again.nodes == first.nodes and again.links == first.links
+    assert reused and again.nodes == first.nodes and again.links == first.links and again.executor == first.executor
     _, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=3, warmup=0)
     assert not reused  # other repeat count
     changed = build("bert", layers=1, seed=1)
@@ -152,7 +163,7 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     args = ["--set", "layers=2", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
     assert main(["profile", "mlp", *args]) == 0
     out = capsys.readouterr().out
-    assert "measured profile" in out and "3 runs (2 node, 1 edge)" in out and "noisy nodes" in out
+    assert "measured profile" in out and "4 runs (2 node, 1 edge, 1 executor)" in out and "noisy nodes" in out
     assert main(["problem", "mlp", *args, "--costs", "profile", "-o", str(tmp_path / "p.json")]) == 0
     capsys.readouterr()
     assert main(["profile", "mlp", *args]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -14,7 +15,8 @@ from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem, load_graph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.replay import ReplayError, build_segments, cut, is_convex, replay
+from scheduler.problem import ExecutorCosts
+from scheduler.replay import ReplayError, build_segments, cut, is_convex, predict_segments, replay
 from scheduler.schedule import simulate
 from scheduler.zoo import list_models
 from solvers import get_solver, solver_names
@@ -59,6 +61,27 @@ def test_every_solver_schedule_replays(solver):
                                         f"parallel_{n}_threads_optimised"}
     assert result["speedup_vs_best_baseline"] == pytest.approx(
         min(result["baselines"].values()) / result["measured_makespan_s"])
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_segment_prediction_charges_calls_and_switches(scale):
+    """Without executor costs the segment-level prediction is the schedule's makespan; each call adds to its
+    segment, each switch of a shared core between devices adds once; costs in µs, ms and s."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",)),
+                          Device("AB", resources=("a", "b"))), (), default_link=Link("*", "*", 0.0, None))
+    graph = TaskGraph("g", (Task("x"), Task("y"), Task("z")), (Edge("x", "y", 4), Edge("y", "z", 4)))
+    costs = {t: {"A": 2 * scale, "B": 3 * scale, "AB": 1 * scale} for t in "xyz"}
+    p = Problem(graph, plat, costs)
+    s = simulate(p, {"x": "A", "y": "AB", "z": "B"})
+    segments = cut(p, s)
+    assert predict_segments(p, segments) == pytest.approx(s.makespan) == pytest.approx(6 * scale)
+    with_calls = replace(p, executor=ExecutorCosts({"A": 0.5 * scale, "AB": 0.25 * scale}, 0.0))
+    assert predict_segments(with_calls, segments) == pytest.approx(6.75 * scale)
+    # x (A) -> y (AB) passes core a from A to AB; y (AB) -> z (B) passes core b: two switches
+    with_switch = replace(p, executor=ExecutorCosts({}, 0.125 * scale))
+    assert predict_segments(with_switch, segments) == pytest.approx(6.25 * scale)
+    single = simulate(p, {t: "A" for t in "xyz"})
+    assert predict_segments(with_calls, cut(p, single)) == pytest.approx(single.makespan + 0.5 * scale)
 
 
 def test_non_convex_segment_is_detected_and_split():
