@@ -229,10 +229,15 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
 
 # ------------------------------------------------------------------------------ measuring
 
-def _session(data: bytes, provider: str, threads: int, profile_dir: str | None) -> ort.InferenceSession:
-    """A profiling session with optimisations off; idle threads do not spin (as in replay, where they would
-    steal the core of another device's worker)."""
-    return session(data, "none", threads, provider, spinning=False,
+def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
+             spinning: bool = True) -> ort.InferenceSession:
+    """A profiling session with optimisations off.
+
+    Node costs are measured as a device runs alone (idle threads spinning, like
+    plain ORT and a one-device replay); what a multi-device replay loses by
+    turning spinning off is part of the crossings and the executor's costs.
+    """
+    return session(data, "none", threads, provider, spinning=spinning,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
 
 
@@ -317,9 +322,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             feeds = random_inputs(sess, seed)
             timed_runs(sess, feeds, warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
+            del sess  # its (spinning) threads must not run beside the next session
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(data, run.provider, run.threads, None)
             wall = timed_runs(plain, feeds, warmup, repeats, _noop)
+            del plain
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
                 traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")
@@ -439,7 +446,7 @@ def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int,
     """What handing a tensor of each size over between ``src``'s and ``dst``'s workers adds (s).
 
     Per size: a ping-pong of one Relu per hop between a session with ``src``'s
-    settings and one with ``dst``'s (threads not spinning, as in replay), minus
+    settings and one with ``dst``'s (threads not spinning, as in a multi-device replay), minus
     the same Relus run as a chain inside one session of each (what the profiled
     node costs already hold).  The difference is the session call, the worker
     wake-up and reading data another core wrote: what a segment boundary costs.
@@ -450,11 +457,12 @@ def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int,
         x = np.random.default_rng(0).standard_normal(elements).astype(np.float32)
         one = model_bytes(_relu_chain(elements, 1))
         chain = model_bytes(_relu_chain(elements, hops))
-        pair = [_session(one, d.execution_provider, d.threads, None) for d in (src, dst)]
+        pair = [_session(one, d.execution_provider, d.threads, None, spinning=False) for d in (src, dst)]
         inside = []
         for d in (src, dst):
             sess = _session(chain, d.execution_provider, d.threads, None)
             inside.append(statistics.median(timed_runs(sess, {"x": x}, warmup, repeats, _noop)) / hops)
+            del sess
         hop = []
         for i in range(warmup + repeats):
             t = _pingpong_s(pair, x, hops)
