@@ -16,8 +16,10 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
      "executor"?: {"call_s": {device: s}, "switch_s": s}}
 
 ``executor`` (fitted by profiling, :class:`ExecutorCosts`) is what running a
-placement as ONNX Runtime segments adds beyond the node costs; the replay's
-segment-level prediction charges it (:func:`scheduler.replay.predict_segments`).
+placement as ONNX Runtime segments adds beyond the node costs.  Problems built
+from a profile fold each crossing's share of it into the link latencies, so that
+every solver sees it; the replay's segment-level prediction
+(:func:`scheduler.replay.predict_segments`) charges it per segment instead.
 
 Example
 -------
@@ -60,6 +62,18 @@ class ExecutorCosts:
 
     call_s: Mapping[str, float]
     switch_s: float
+
+    def edge_s(self, platform: Platform, src: str, dst: str) -> float:
+        """A data crossing's share, as task-level links carry it: the consumer's session call, plus a
+        core switch when the two devices share a core.
+
+        >>> from scheduler.platform import load_platform
+        >>> round(ExecutorCosts({"cpu-par": 5e-5}, 1e-4).edge_s(load_platform("cpu"), "cpu0", "cpu-par"), 9)
+        0.00015
+        """
+        if src == dst:
+            return 0.0
+        return self.call_s.get(dst, 0.0) + (self.switch_s if platform.shares_resource(src, dst) else 0.0)
 
 
 @dataclass(frozen=True, eq=False)

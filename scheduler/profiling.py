@@ -582,8 +582,10 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
 
     With ``calibrate`` node costs are calibrated to the plain whole-model run
     (:meth:`Profile.calibrated`), so that a single-device schedule predicts it.  Links between
-    real devices become the fitted ones; links that touch a simulated device stay
-    as the platform gives them; the executor's fitted costs come along.
+    real devices become the fitted ones, plus each crossing's share of the
+    executor's costs (:meth:`ExecutorCosts.edge_s`: what the solvers can see of
+    them); links that touch a simulated device stay as the platform gives them.
+    The executor's costs come along for the segment-level prediction.
     """
     costs = model_costs(graph, platform)
     measured = {(n.task, n.device): profile.calibrated(n.task, n.device) if calibrate else n.median_s
@@ -594,7 +596,9 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
                 if (t.name, d.name) not in measured:
                     raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
                 costs[t.name][d.name] = measured[(t.name, d.name)]
-    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], latency=l.latency, bandwidth=l.bandwidth)
+    ex = profile.executor
+    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth,
+                                      latency=l.latency + (ex.edge_s(platform, l.src, l.dst) if ex else 0.0))
               for l in profile.links}
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)

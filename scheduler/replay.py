@@ -231,9 +231,11 @@ def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[
 
     A segment starts when its resources are free (plus the executor's switch cost
     when a resource passes between devices) and its inputs from other segments
-    have arrived (the problem's transfer times).
+    have arrived (the problem's transfer times, less the executor's share that
+    links carry for the task-level solvers).
     """
-    switch = problem.executor.switch_s if problem.executor is not None else 0.0
+    ex = problem.executor
+    switch = ex.switch_s if ex is not None else 0.0
     owner = {t: seg.index for seg in segments for t in seg.tasks}
     device_of = {seg.index: seg.device for seg in segments}
     finish: dict[int, float] = {}
@@ -246,7 +248,11 @@ def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[
             for e in problem.preds[t]:
                 src = owner[e.src]
                 if src != seg.index:
-                    start = max(start, finish[src] + problem.transfer(e, device_of[src], seg.device))
+                    a, b = device_of[src], seg.device
+                    # links carry the executor's share of a crossing (what the solvers see); here the
+                    # executor is charged per segment and per switch instead, so take that share out
+                    share = ex.edge_s(problem.platform, a, b) if ex is not None else 0.0
+                    start = max(start, finish[src] + max(0.0, problem.transfer(e, a, b) - share))
         finish[seg.index] = start + durations[seg.index]
         for r in resources:
             free[r] = (finish[seg.index], seg.device)

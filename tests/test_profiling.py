@@ -135,7 +135,12 @@ def test_problem_from_profile_mixes_measured_and_modelled(bert, bert_profile):
         total = sum(problem.costs[x.name][dev] for x in graph.tasks)
         assert total == pytest.approx(bert_profile.whole_run_s[dev], rel=1e-6)
     fitted = {(l.src, l.dst): l for l in bert_profile.links}
-    assert problem.platform.link_table[("cpu0", "cpu1")].latency == fitted[("cpu0", "cpu1")].latency
+    ex = bert_profile.executor
+    # links carry each crossing's share of the executor's costs: the consumer's call, a switch on a shared core
+    assert problem.platform.link_table[("cpu0", "cpu1")].latency == pytest.approx(
+        fitted[("cpu0", "cpu1")].latency + ex.call_s["cpu1"])
+    assert problem.platform.link_table[("cpu0", "cpu-par")].latency == pytest.approx(
+        fitted[("cpu0", "cpu-par")].latency + ex.call_s["cpu-par"] + ex.switch_s)
     assert problem.platform.link_table[("cpu0", "pim")] == plat.link_table[("cpu0", "pim")]
 
 

@@ -82,6 +82,12 @@ def test_segment_prediction_charges_calls_and_switches(scale):
     assert predict_segments(with_switch, segments) == pytest.approx(6.25 * scale)
     single = simulate(p, {t: "A" for t in "xyz"})
     assert predict_segments(with_calls, cut(p, single)) == pytest.approx(single.makespan + 0.5 * scale)
+    # links that carry the executor's share of each crossing (as profiled problems do) are not charged twice
+    ex = ExecutorCosts({"A": 0.5 * scale, "AB": 0.25 * scale, "B": 0.125 * scale}, 0.0625 * scale)
+    folded = Platform("p", plat.devices, tuple(
+        Link(a, b, ex.edge_s(plat, a, b), None) for a in ("A", "B", "AB") for b in ("A", "B", "AB") if a != b))
+    assert predict_segments(Problem(graph, folded, costs, executor=ex), segments) == pytest.approx(
+        predict_segments(replace(p, executor=ex), segments))
 
 
 def test_non_convex_segment_is_detected_and_split():
