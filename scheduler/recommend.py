@@ -30,7 +30,7 @@ from .bounds import critical_path_bound
 from .optimize import model_bytes, random_inputs, session
 from .problem import Problem
 from .deploy import export_placement, export_plain
-from .replay import plain_baselines, predict_replay, replay
+from .replay import plain_baselines, plain_configs, predict_replay, replay
 from .schedule import Schedule, simulate
 
 
@@ -49,13 +49,14 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
     return out
 
 
-def whole_model_schedule(problem: Problem) -> Schedule | None:
-    """The whole model on the real device with the most threads (plain ORT's setting), as a schedule."""
+def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
+    """The whole model on the real device closest to ``threads`` intra-op threads (a plain ORT
+    configuration), fewer rather than more, as a schedule."""
     reals = [d for d in problem.platform.devices if not d.simulated
              and all(d.name in problem.allowed(t) for t in problem.tasks)]
     if not reals:
         return None
-    dev = max(reals, key=lambda d: (d.threads, -problem.platform.devices.index(d)))
+    dev = min(reals, key=lambda d: (abs(d.threads - threads), d.threads, problem.platform.devices.index(d)))
     return simulate(problem, {t: dev.name for t in problem.tasks})
 
 
@@ -88,7 +89,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
             "replay_prediction_error", "max_abs_diff")
     rows = [{"candidate": f"placement of {r['solver']}", "solver": r["solver"], "segments": len(r["segments"]),
              **{k: r[k] for k in keys}} for r in replays]
-    whole = whole_model_schedule(problem)
+    whole = whole_model_schedule(problem, plain_configs()[best_plain][0])
     plain_pred = whole.makespan if whole is not None else None
     plain_replay = predict_replay(problem, whole) if whole is not None else None
     rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None, "segments": 1,
