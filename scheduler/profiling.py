@@ -58,7 +58,7 @@ from .executor import timed_runs
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
-from .replay import cut, predict_segments, replay
+from .replay import ReplayError, cut, predict_segments, replay
 from .schedule import simulate
 
 PROFILE_FORMAT = "hetsched-profile/2"  # 2: links fitted from measured crossings, not copies
@@ -362,8 +362,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         traced_run_s=traced,
     )
     if plan.executor_runs:
-        prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof), repeats=repeats,
-                                                   warmup=warmup, seed=seed, progress=progress))
+        try:
+            prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
+                                                       repeats=repeats, warmup=warmup, seed=seed, progress=progress))
+        except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor value):
+            pass  # no executor costs then; placements are still predicted by the schedule alone
     return prof
 
 

@@ -14,7 +14,8 @@ becomes an ONNX model: boundary inputs (tensors read but not produced inside and
 not initializers), outputs (tensors read by other segments, or graph outputs),
 only the initializers it uses, the original opset and a readable IR version.
 
-Running: one ONNX Runtime session per segment with its device's settings; one
+Running (:mod:`scheduler.executor`, the same code ``--export`` ships as the stand-alone
+runner): one ONNX Runtime session per segment with its device's settings; one
 worker thread per device runs its segments in schedule order, each starting when
 its inputs exist and every earlier segment on its resources has finished
 (``session.run`` releases the GIL, so devices on separate cores overlap).
