@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -12,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
-from scheduler.optimize import IR_VERSION, model_bytes, observed_types, optimize_model, random_inputs
-from scheduler.pipeline import build_problem, load_graph, load_original
+from scheduler.optimize import IR_VERSION, model_bytes, observed_types, optimize_model
+from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
 from scheduler.replay import replay
@@ -172,6 +170,38 @@ def test_model_with_external_data_replays(tmp_path):
     problem = build_problem(str(path), platform="cpu", optimization="all")
     schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
     assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+
+
+def test_pytorch_exported_model_replays_like_torch(tmp_path):
+    """A model from PyTorch's exporter (TorchScript-based; the dynamo one needs onnxscript), optimised at
+    ``all``, cut by a random placement over two cores: replayed outputs equal the whole model's and torch's.
+    Runs where the ``torch`` extra is installed."""
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1, self.bn = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+            self.c2, self.c3 = torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 1)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            y = torch.relu(self.bn(self.c1(x)))
+            return self.fc(torch.cat([self.c2(y), torch.sigmoid(self.c3(y))], 1).mean((2, 3)))
+
+    torch.manual_seed(0)
+    net, x = Net().eval(), torch.randn(1, 3, 16, 16)
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"])
+    model, problem = load_problem(str(path), platform="cpu", optimization="all",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    assert len({schedule.placement[t] for t in problem.tasks}) == 2
+    assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+    with torch.no_grad():
+        expected = net(x).numpy()
+    sess = ort.InferenceSession(model_bytes(model), providers=["CPUExecutionProvider"])
+    assert np.max(np.abs(sess.run(None, {"x": x.numpy()})[0] - expected)) <= 1e-4
 
 
 def test_shapeless_contrib_model_cuts(tmp_path):
