@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -202,6 +205,60 @@ def test_pytorch_exported_model_replays_like_torch(tmp_path):
         expected = net(x).numpy()
     sess = ort.InferenceSession(model_bytes(model), providers=["CPUExecutionProvider"])
     assert np.max(np.abs(sess.run(None, {"x": x.numpy()})[0] - expected)) <= 1e-4
+
+
+def _paddleocr_models() -> str | None:
+    """The PaddlePaddle-exported models shipped in the rapidocr-onnxruntime package, if installed
+    (``pip install --no-deps rapidocr-onnxruntime``: the test needs its model files, not its code)."""
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    return os.path.join(list(spec.submodule_search_locations)[0], "models") if spec else None
+
+
+@pytest.mark.parametrize("file,shape", [("ch_ppocr_mobile_v2.0_cls_infer.onnx", [1, 3, 48, 192]),
+                                        ("ch_PP-OCRv4_det_infer.onnx", [1, 3, 160, 160]),
+                                        ("ch_PP-OCRv4_rec_infer.onnx", [1, 3, 48, 320])])
+@pytest.mark.parametrize("level", ["all", "none"])
+def test_paddlepaddle_exported_models_replay(file, shape, level, tmp_path):
+    """PaddleOCR's classifier, detector and recogniser as a real package ships them (dynamic shapes fixed):
+    a random placement over every device of platform cpu replays with the whole model's outputs."""
+    folder = _paddleocr_models()
+    if folder is None:
+        pytest.skip("rapidocr-onnxruntime (the PaddleOCR models) is not installed")
+    model, problem = load_problem(os.path.join(folder, file), platform="cpu", input_shapes={"x": shape},
+                                  optimization=level, profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    rng = np.random.default_rng(0)
+    schedule = simulate(problem, {t: str(rng.choice(problem.allowed(t))) for t in problem.tasks})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert len(result["segments"]) > 10 and result["max_abs_diff"] <= 1e-4
+
+
+def test_ort_internal_op_in_the_onnx_domain_cuts(tmp_path):
+    """ORT fuses an RMSNorm into SimplifiedLayerNormalization in the ONNX domain, an op the ONNX checker does
+    not know (PaddleOCR's PP-OCRv4 recogniser failed so): its segments are still cut and replayed exactly."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((16, 16)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+             numpy_helper.from_array(np.array(1e-6, np.float32), "eps"),
+             numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "g")]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node("Pow", ["h", "two"], ["p"], name="pow"),
+             helper.make_node("ReduceMean", ["p"], ["m"], name="mean", axes=[-1], keepdims=1),
+             helper.make_node("Add", ["m", "eps"], ["a"], name="add"),
+             helper.make_node("Sqrt", ["a"], ["r"], name="sqrt"),
+             helper.make_node("Div", ["h", "r"], ["n"], name="div"),
+             helper.make_node("Mul", ["n", "g"], ["s"], name="scale"),
+             helper.make_node("Relu", ["s"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "rms", [helper.make_tensor_value_info("x", F, [4, 16])],
+                          [helper.make_tensor_value_info("y", F, [4, 16])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "rms.onnx"
+    onnx.save(m, str(path))
+    model, problem = load_problem(str(path), platform="cpu", optimization="extended",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    assert ("SimplifiedLayerNormalization", "") in {(n.op_type, n.domain) for n in model.graph.node}
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
 
 
 def test_shapeless_contrib_model_cuts(tmp_path):
