@@ -65,7 +65,7 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, fe
         write_bytes(os.path.join(folder, name), p.model.SerializeToString())
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
                         "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
-                        "after": list(rp.after), "scheduled_start_s": p.segment.start,
+                        "after": list(rp.after), "cpus": list(rp.cpus), "scheduled_start_s": p.segment.start,
                         "session": {"threads": 1 if dev.simulated else dev.threads, "graph_optimization": "none",
                                     "parallel": False, "spinning": alone,
                                     "execution_provider": "CPUExecutionProvider" if dev.simulated

@@ -12,7 +12,8 @@ production then runs the placement without hetsched.  The folder holds
 
 Each device gets one worker thread that runs its segments in order, each as soon
 as its inputs exist; ``session.run`` releases the GIL, so devices on separate
-cores overlap.  ORT's own multi-stream session (``session.node_partition_config_file``)
+cores overlap.  A worker whose device owns some of the host's cores, not all, is
+pinned to them.  ORT's own multi-stream session (``session.node_partition_config_file``)
 accepts a partition of CPU nodes but, in ONNX Runtime 1.31 on CPU, runs every
 stream on one thread (``benchmarks/bench_executors.py``), so it is not used.
 
@@ -116,6 +117,7 @@ class Part:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     after: tuple[int, ...] = ()  # earlier segments on a core this one uses
+    cpus: tuple[int, ...] = ()  # OS CPUs the device's worker is pinned to (none: the OS decides)
 
 
 @dataclass
@@ -202,6 +204,11 @@ class SegmentRunner:
             self._fail(exc)
 
     def _worker(self, device: str) -> None:
+        cpus = next(p.cpus for p in self.parts if p.device == device)
+        if cpus and hasattr(os, "sched_setaffinity"):
+            # a device of one core keeps its core: left to the OS, two workers can share one core of a
+            # busy host and run one after the other
+            os.sched_setaffinity(0, cpus)
         seen = 0
         while True:
             with self.lock:
@@ -221,19 +228,25 @@ class SegmentRunner:
 
         Raises RuntimeError naming the first segment failure.
         """
-        with self.lock:
-            self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], Timing()
-            self.position = {d: 0 for d in self.queues}
-            self.t0 = time.perf_counter()
-            self.generation += 1
-            for cond in self.wake.values():
-                cond.notify()
-        if self.inline is not None:  # one device: no hand-over between threads to pay for
-            self._process(self.inline)
-        with self.lock:
-            while self.idle < len(self.threads):
-                self.finished.wait()
-            wall = max(self.timing.end.values(), default=0.0)
+        switch = sys.getswitchinterval()
+        if self.threads:
+            sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
+        try:
+            with self.lock:
+                self.tensors, self.done, self.idle, self.errors, self.timing = dict(feeds), set(), 0, [], Timing()
+                self.position = {d: 0 for d in self.queues}
+                self.t0 = time.perf_counter()
+                self.generation += 1
+                for cond in self.wake.values():
+                    cond.notify()
+            if self.inline is not None:  # one device: no hand-over between threads to pay for
+                self._process(self.inline)
+            with self.lock:
+                while self.idle < len(self.threads):
+                    self.finished.wait()
+                wall = max(self.timing.end.values(), default=0.0)
+        finally:
+            sys.setswitchinterval(switch)
         if self.errors:
             raise RuntimeError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
         return self.tensors, self.timing, wall
@@ -266,8 +279,8 @@ class Deployment:
             sessions = [self._session(folder, self.manifest["model"], s)]
         else:
             segments = self.manifest["segments"]
-            parts = [Part(e["segment"], e["device"], tuple(e["inputs"]), tuple(e["outputs"]), tuple(e["after"]))
-                     for e in segments]
+            parts = [Part(e["segment"], e["device"], tuple(e["inputs"]), tuple(e["outputs"]), tuple(e["after"]),
+                          tuple(e.get("cpus", ()))) for e in segments]
             sessions = [self._session(folder, e["file"], e["session"]) for e in segments]
         self.first = sessions[0] if sessions else None
         self.runner = SegmentRunner(parts, sessions)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -225,15 +224,34 @@ def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ running
 
+def core_map(problem: Problem) -> dict[str, tuple[int, ...]]:
+    """OS CPUs per real CPU-provider device that owns some of the host's cores but not all.
+
+    The resources of those devices are taken as cores, in platform order, and
+    matched to the CPUs this process may use; when there are more resources than
+    CPUs, nothing is pinned.
+    """
+    cpu_devices = [d for d in problem.platform.devices
+                   if not d.simulated and d.execution_provider == "CPUExecutionProvider"]
+    cores = list(dict.fromkeys(r for d in cpu_devices for r in d.resources))
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not cores or len(cores) > len(available):
+        return {}
+    cpu_of = dict(zip(cores, available))
+    return {d.name: tuple(cpu_of[r] for r in d.resources) for d in cpu_devices if len(d.resources) < len(cores)}
+
+
 def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
-    """The executor's view of the segments: each waits for the earlier segments on any of its resources."""
-    out, queue_on = [], {}
+    """The executor's view of the segments: each waits for the earlier segments on any of its resources,
+    and runs on its device's cores (:func:`core_map`)."""
+    out, queue_on, cpus = [], {}, core_map(problem)
     for p in parts:
         resources = problem.platform.device[p.segment.device].resources
         after = sorted({q for r in resources for q in queue_on.get(r, [])})
         for r in resources:
             queue_on.setdefault(r, []).append(p.segment.index)
-        out.append(Part(p.segment.index, p.segment.device, p.inputs, p.outputs, tuple(after)))
+        out.append(Part(p.segment.index, p.segment.device, p.inputs, p.outputs, tuple(after),
+                        cpus.get(p.segment.device, ())))
     return out
 
 
@@ -327,8 +345,6 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
     max_diff = 0.0
     runner = SegmentRunner(runner_parts(problem, parts), sessions)
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
     try:
         for i in range(warmup + repeats):
             try:
@@ -350,7 +366,6 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                 virtual.append(_timeline(problem, segments, durations))
             tick()
     finally:
-        sys.setswitchinterval(switch)
         runner.close()
         del runner, sessions  # their thread pools must not run (or spin) beside the baselines
     makespans = virtual if simulated else walls

@@ -14,6 +14,7 @@ from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
 from scheduler.optimize import model_bytes, random_inputs, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
+from scheduler.replay import core_map
 from scheduler.schedule import simulate
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH, script folder only): load the runner,
@@ -73,6 +74,7 @@ def test_exported_placement_runs_standalone_with_equal_outputs(name, params, pla
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "segments" and len(manifest["segments"]) > 1
     assert len({e["device"] for e in manifest["segments"]}) > 1
+    assert all(e["cpus"] == list(core_map(problem).get(e["device"], ())) for e in manifest["segments"])
     assert manifest["host_specific"] == (level == "all")
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 

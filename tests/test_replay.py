@@ -16,7 +16,7 @@ from scheduler.pipeline import build_problem, load_graph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
-from scheduler.replay import ReplayError, build_segments, cut, is_convex, predict_segments, replay
+from scheduler.replay import ReplayError, build_segments, core_map, cut, is_convex, predict_segments, replay
 from scheduler.schedule import simulate
 from scheduler.zoo import list_models
 from solvers import get_solver, solver_names
@@ -88,6 +88,20 @@ def test_segment_prediction_charges_calls_and_switches(scale):
         Link(a, b, ex.edge_s(plat, a, b), None) for a in ("A", "B", "AB") for b in ("A", "B", "AB") if a != b))
     assert predict_segments(Problem(graph, folded, costs, executor=ex), segments) == pytest.approx(
         predict_segments(replace(p, executor=ex), segments))
+
+
+def test_workers_of_one_core_devices_are_pinned_to_their_core():
+    available = sorted(os.sched_getaffinity(0))
+    cpu = build_problem("mlp", platform="cpu")
+    if len(available) >= 2:
+        assert core_map(cpu) == {"cpu0": (available[0],), "cpu1": (available[1],)}  # cpu-par owns all: free
+    many = Platform("many", tuple(Device(f"c{i}", resources=(f"core{i}",)) for i in range(len(available) + 1)), (),
+                    default_link=Link("*", "*", 0.0, None))
+    graph = TaskGraph("g", (Task("x"),), ())
+    assert core_map(Problem(graph, many, {"x": {"c0": 1.0}})) == {}  # more cores named than the host has
+    sim = Platform("sim", (Device("a", resources=("r0",)), Device("b", resources=("r1",), simulated=True)), (),
+                   default_link=Link("*", "*", 0.0, None))
+    assert "b" not in core_map(Problem(graph, sim, {"x": {"a": 1.0, "b": 1.0}}))
 
 
 def test_non_convex_segment_is_detected_and_split():
