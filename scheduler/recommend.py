@@ -5,7 +5,9 @@ the candidates are the best ``k`` distinct placements by prediction (the
 segment-level one, :func:`scheduler.replay.predict_replay`, which charges the
 executor's per-segment costs the schedule cannot see) *and* the
 whole model on plain ONNX Runtime with its best settings (timed in the same run).
-The recommendation is the fastest **measured** candidate; the result also states
+The recommendation is the fastest **measured** candidate (a placement that uses a
+simulated device has a virtual timeline, not a measurement, and is listed but not
+recommended); the result also states
 the headroom on this host, ``best plain / max(critical path, 1-thread time /
 cores)``, and how much of it the recommendation captured.
 
@@ -88,17 +90,20 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     keys = ("predicted_makespan_s", "predicted_replay_s", "measured_makespan_s", "prediction_error",
             "replay_prediction_error", "max_abs_diff")
     rows = [{"candidate": f"placement of {r['solver']}", "solver": r["solver"], "segments": len(r["segments"]),
-             **{k: r[k] for k in keys}} for r in replays]
+             "timeline": r["timeline"], **{k: r[k] for k in keys}} for r in replays]
     whole = whole_model_schedule(problem, plain_configs()[best_plain][0])
     plain_pred = whole.makespan if whole is not None else None
     plain_replay = predict_replay(problem, whole) if whole is not None else None
     rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None, "segments": 1,
+                 "timeline": "wall-clock",
                  "predicted_makespan_s": plain_pred, "predicted_replay_s": plain_replay,
                  "measured_makespan_s": base[best_plain],
                  "prediction_error": (base[best_plain] - plain_pred) / plain_pred if plain_pred else None,
                  "replay_prediction_error": (base[best_plain] - plain_replay) / plain_replay if plain_replay else None,
                  "max_abs_diff": 0.0})
-    win = min(range(len(rows)), key=lambda i: rows[i]["measured_makespan_s"])
+    # only what ran for real can be recommended: a placement on a simulated device has a virtual timeline
+    win = min((i for i, r in enumerate(rows) if r["timeline"] == "wall-clock"),
+              key=lambda i: rows[i]["measured_makespan_s"])
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
         "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": repeats, "segments": [],
         "tolerance": tolerance}

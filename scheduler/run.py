@@ -189,6 +189,7 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
 
     table = pd.DataFrame([{
         "candidate": c["candidate"], "segments": c["segments"],
+        "timeline": "real" if c.get("timeline", "wall-clock") == "wall-clock" else "virtual",
         "schedule_ms": ms(c["predicted_makespan_s"]), "by_segment_ms": ms(c.get("predicted_replay_s")),
         "measured_ms": ms(c["measured_makespan_s"]),
         "error": pct(c["prediction_error"]), "segment_error": pct(c.get("replay_prediction_error")),

@@ -10,10 +10,11 @@ without shipping model files.  All models are float32, batch 1 (``mlp`` has a
 Models: ``bert`` (post-LN encoder), ``gpt2`` (pre-LN causal decoder with an
 LM head), ``randwire`` (randomly wired CNN, Xie et al. 2019), ``inception``
 (four-branch CNN blocks), ``resnet`` (ResNet-50), ``squeezenet`` (SqueezeNet
-1.1), ``mobilenet`` (MobileNetV2) and ``mlp`` (a plain chain); their defaults
-are small, for tests.  :data:`PRESETS` name them at real sizes (``bert-base``,
-``gpt2-small``, ``resnet50``, ``squeezenet1.1``, ``mobilenetv2``, and one
-ImageNet-resolution stage of ``inception`` and ``randwire``).
+1.1), ``mobilenet`` (MobileNetV2), ``siamese`` (two LSTM towers) and ``mlp`` (a
+plain chain); their defaults are small, for tests.  :data:`PRESETS` name them at
+real sizes (``bert-base``, ``gpt2-small``, ``resnet50``, ``squeezenet1.1``,
+``mobilenetv2``, ``siamese-lstm``, and one ImageNet-resolution stage of
+``inception`` and ``randwire``).
 
 Naming: every node has a unique, path-like name (``"l0/attn/q_matmul"``,
 ``"b1/branch3/conv5x5"``, ``"n4/conv"``) and its single output tensor carries
@@ -24,7 +25,7 @@ Examples
 --------
 >>> from scheduler import zoo
 >>> [m.name for m in zoo.list_models()]
-['bert', 'gpt2', 'randwire', 'inception', 'resnet', 'squeezenet', 'mobilenet', 'mlp']
+['bert', 'gpt2', 'randwire', 'inception', 'resnet', 'squeezenet', 'mobilenet', 'siamese', 'mlp']
 >>> model = zoo.build("bert", **zoo.parse_params(["layers=1", "seq_len=8"]))
 >>> model.graph.input[0].name, model.graph.output[0].name
 ('input_ids', 'last_hidden_state')
@@ -496,6 +497,41 @@ def _build_mobilenet(*, width_mult: float, image: int, classes: int, seed: int) 
     return g.graph("mobilenetv2")
 
 
+def _build_siamese(*, layers: int, hidden: int, embed: int, seq_len: int, vocab: int, proj: int,
+                   seed: int) -> onnx.GraphProto:
+    """Two LSTM towers over two token sequences (one shared embedding table), scored by cosine similarity.
+
+    Each tower: Gather embedding -> time-major Transpose -> ``layers`` LSTMs -> last step -> linear ->
+    L2 normalisation.  The
+    towers are independent until the score: the recurrent steps are too small for intra-op threads to
+    help, so the two towers on two cores is where a placement beats plain ORT.
+    """
+    _positive(layers=layers, hidden=hidden, embed=embed, seq_len=seq_len, vocab=vocab, proj=proj)
+    g = _GraphBuilder(seed)
+    table = g.normal("embedding_weight", (vocab, embed), 0.1)
+    squeeze_axes = g.const("const/axis1", np.array([1], dtype=np.int64))
+    last_step = g.const("const/last_step", np.array([seq_len - 1], dtype=np.int64))  # -> [1, 1, hidden]
+    towers = []
+    for tower in ("a", "b"):
+        ids = g.input(f"tokens_{tower}", TensorProto.INT64, [1, seq_len])
+        x = g.op("Gather", f"{tower}/embed", [table, ids], axis=0)  # [1, seq, embed]
+        x, width = g.op("Transpose", f"{tower}/time_major", [x], perm=[1, 0, 2]), embed  # LSTM: [seq, 1, embed]
+        for i in range(layers):
+            w = g.normal(f"{tower}/lstm{i}_W", (1, 4 * hidden, width), 1.0 / math.sqrt(width))
+            r = g.normal(f"{tower}/lstm{i}_R", (1, 4 * hidden, hidden), 1.0 / math.sqrt(hidden))
+            b = g.normal(f"{tower}/lstm{i}_B", (1, 8 * hidden), 0.02)
+            y = g.op("LSTM", f"{tower}/lstm{i}", [x, w, r, b], hidden_size=hidden)
+            x, width = g.op("Squeeze", f"{tower}/lstm{i}_squeeze", [y, squeeze_axes]), hidden
+        last = g.op("Gather", f"{tower}/last_step", [x, last_step], axis=0)
+        v = g.linear(f"{tower}/proj", last, hidden, proj)
+        towers.append(g.op("LpNormalization", f"{tower}/normalize", [v], axis=-1, p=2))
+    prod = g.op("Mul", "score/mul", towers)
+    g.op("ReduceSum", "score/sum", [prod, g.const("const/axis_last", np.array([-1], dtype=np.int64))],
+         "similarity", keepdims=0)
+    g.output("similarity", TensorProto.FLOAT, [1, 1])
+    return g.graph("siamese")
+
+
 def _build_mlp(*, layers: int, width: int, batch: int, seed: int) -> onnx.GraphProto:
     """A plain chain of ``layers`` MatMul + Add (+ Relu except after the last) layers."""
     _positive(layers=layers, width=width, batch=batch)
@@ -570,6 +606,12 @@ _MODELS: dict[str, ZooModel] = {
             _build_mobilenet,
         ),
         ZooModel(
+            "siamese",
+            "Siamese LSTM sentence encoder: two LSTM towers, last step, projection, cosine similarity",
+            {"layers": 1, "hidden": 16, "embed": 16, "seq_len": 8, "vocab": 100, "proj": 16, "seed": 0},
+            _build_siamese,
+        ),
+        ZooModel(
             "mlp",
             "multilayer perceptron: a plain chain of MatMul + Add + Relu layers",
             {"layers": 4, "width": 64, "batch": 1, "seed": 0},
@@ -589,6 +631,8 @@ PRESETS: Mapping[str, tuple[str, Mapping[str, ParamValue]]] = MappingProxyType({
     "mobilenetv2": ("mobilenet", {"width_mult": 1.0, "image": 224, "classes": 1000}),
     "inception-imagenet": ("inception", {"blocks": 4, "channels": 64, "image": 56, "classes": 1000}),
     "randwire-imagenet": ("randwire", {"nodes": 32, "channels": 64, "image": 56, "classes": 1000}),
+    "siamese-lstm": ("siamese", {"layers": 2, "hidden": 128, "embed": 128, "seq_len": 256, "vocab": 30000,
+                                 "proj": 128}),
 })
 """Models at real sizes: name -> (zoo model, parameters).  ``build("bert-base", seq_len=64)`` overrides one.
 

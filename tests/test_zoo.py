@@ -33,6 +33,8 @@ CASES: list[tuple[str, dict[str, object]]] = [
     ("squeezenet", {"image": 32, "classes": 5, "seed": 1}),
     ("mobilenet", {}),
     ("mobilenet", {"width_mult": 0.25, "image": 32, "classes": 5, "seed": 1}),
+    ("siamese", {}),
+    ("siamese", {"layers": 2, "hidden": 8, "embed": 12, "seq_len": 5, "vocab": 30, "proj": 6, "seed": 2}),
 ]
 CASE_IDS = [f"{name}-{'defaults' if not params else 'small'}" for name, params in CASES]
 
@@ -85,7 +87,7 @@ def data_inputs(model: onnx.ModelProto, node: onnx.NodeProto) -> list[str]:
 
 def test_every_model_has_cases() -> None:
     names = [m.name for m in zoo.list_models()]
-    assert names == ["bert", "gpt2", "randwire", "inception", "resnet", "squeezenet", "mobilenet", "mlp"]
+    assert names == ["bert", "gpt2", "randwire", "inception", "resnet", "squeezenet", "mobilenet", "siamese", "mlp"]
     assert set(names) == {name for name, _ in CASES}
 
 
@@ -263,7 +265,7 @@ def test_bert_base_layer_sizes_build() -> None:
 
 def test_unknown_model() -> None:
     with pytest.raises(ValueError, match=r"unknown zoo model 'vgg'; known: bert, gpt2, randwire, inception, resnet, "
-                                         r"squeezenet, mobilenet, mlp"):
+                                         r"squeezenet, mobilenet, siamese, mlp"):
         zoo.build("vgg")
     with pytest.raises(zoo.ZooError):
         zoo.get_model("vgg")
