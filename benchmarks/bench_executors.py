@@ -64,7 +64,7 @@ def multistream(data: bytes, streams: list[list[str]], folder: str) -> ort.Infer
     path = os.path.join(folder, f"streams{len(streams)}.json")
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"type": "DeviceBasedPartitioner", "devices": ["0"] * len(streams), "streams": streams}, fh)
-    so = session_options("none", 1, parallel=True, spinning=False)
+    so = session_options("none", 1, parallel=True, spinning="during-run")
     so.inter_op_num_threads = 2
     so.add_session_config_entry("session.node_partition_config_file", path)
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])

@@ -57,7 +57,7 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, fe
     devices run on the CPU provider (their values only) and are marked so.
     """
     devices = problem.platform.device
-    alone = len({p.segment.device for p in parts}) == 1
+    spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"  # as replay runs it
     entries = []
     for p, rp in zip(parts, runner_parts(problem, parts)):
         dev = devices[p.segment.device]
@@ -67,7 +67,7 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, fe
                         "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
                         "after": list(rp.after), "cpus": list(rp.cpus), "scheduled_start_s": p.segment.start,
                         "session": {"threads": 1 if dev.simulated else dev.threads, "graph_optimization": "none",
-                                    "parallel": False, "spinning": alone,
+                                    "parallel": False, "spinning": spinning,
                                     "execution_provider": "CPUExecutionProvider" if dev.simulated
                                     else dev.execution_provider}})
     manifest = _common(model, feeds, "segments", level)
@@ -93,5 +93,5 @@ def export_plain(original: onnx.ModelProto, config: str, folder: str, feeds: Map
     manifest = _common(original, feeds, "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
-                                 "spinning": True, "execution_provider": "CPUExecutionProvider"}})
+                                 "spinning": "always", "execution_provider": "CPUExecutionProvider"}})
     return _finish(folder, manifest)

@@ -59,22 +59,30 @@ NUMPY_TYPES = {
 }
 
 
+SPINNING = ("always", "during-run")
+
+
 def session_options(level: str = "none", threads: int = 1, *, parallel: bool = False,
-                    spinning: bool = True) -> ort.SessionOptions:
+                    spinning: str = "always") -> ort.SessionOptions:
     """ORT settings: ``threads`` intra-op threads (inter-op too when ``parallel``), optimisation ``level``.
 
-    ``spinning=False`` stops idle threads from busy-waiting: sessions that share
-    cores with other devices' workers would otherwise starve them.
+    Idle pool threads busy-wait for work (``spinning="always"``, ORT's default:
+    right for a device alone).  ``"during-run"`` stops them when a run returns
+    (``session.force_spinning_stop``): sessions that share cores with other
+    devices' workers must not spin between their runs and starve them, but
+    turning spinning off altogether makes every step of a recurrent op wake
+    the pool (a two-LSTM placement ran 3.0 ms instead of 2.1 ms).
     """
+    if spinning not in SPINNING:
+        raise ValueError(f"spinning must be one of {', '.join(SPINNING)}, got {spinning!r}")
     so = ort.SessionOptions()
     so.graph_optimization_level = ORT_LEVELS[level]
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = threads if parallel else 1
     so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3
-    if not spinning:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    if spinning == "during-run":
+        so.add_session_config_entry("session.force_spinning_stop", "1")
     return so
 
 

@@ -84,7 +84,7 @@ def _ort_message(exc: Exception) -> str:
 
 
 def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
-            parallel: bool = False, spinning: bool = True, profile_prefix: str | None = None,
+            parallel: bool = False, spinning: str = "always", profile_prefix: str | None = None,
             optimized_path: str | None = None, label: str = "model") -> ort.InferenceSession:
     """An ORT session with :func:`scheduler.executor.session_options`, after checking ``level``.
 

@@ -230,12 +230,12 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
 # ------------------------------------------------------------------------------ measuring
 
 def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
-             spinning: bool = True) -> ort.InferenceSession:
+             spinning: str = "always") -> ort.InferenceSession:
     """A profiling session with optimisations off.
 
     Node costs are measured as a device runs alone (idle threads spinning, like
     plain ORT and a one-device replay); what a multi-device replay loses by
-    turning spinning off is part of the crossings and the executor's costs.
+    stopping them between runs is part of the crossings and the executor's costs.
     """
     return session(data, "none", threads, provider, spinning=spinning,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
@@ -449,7 +449,7 @@ def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int,
     """What handing a tensor of each size over between ``src``'s and ``dst``'s workers adds (s).
 
     Per size: a ping-pong of one Relu per hop between a session with ``src``'s
-    settings and one with ``dst``'s (threads not spinning, as in a multi-device replay), minus
+    settings and one with ``dst``'s (threads spinning during runs only, as in a multi-device replay), minus
     the same Relus run as a chain inside one session of each (what the profiled
     node costs already hold).  The difference is the session call, the worker
     wake-up and reading data another core wrote: what a segment boundary costs.
@@ -460,7 +460,7 @@ def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int,
         x = np.random.default_rng(0).standard_normal(elements).astype(np.float32)
         one = model_bytes(_relu_chain(elements, 1))
         chain = model_bytes(_relu_chain(elements, hops))
-        pair = [_session(one, d.execution_provider, d.threads, None, spinning=False) for d in (src, dst)]
+        pair = [_session(one, d.execution_provider, d.threads, None, spinning="during-run") for d in (src, dst)]
         inside = []
         for d in (src, dst):
             sess = _session(chain, d.execution_provider, d.threads, None)

@@ -331,13 +331,13 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     parts = build_segments(model, problem, segments, observed_types(model, feeds))
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
-    # Idle ORT threads spin (busy-wait) by default: right for one device alone, wrong when
-    # devices share cores, where a spinning pool steals the core another device's worker needs.
-    alone = len({p.segment.device for p in parts}) == 1
+    # idle ORT threads spin (busy-wait) by default: right for one device alone, wrong between runs when
+    # devices share cores (a spinning pool steals the core another device's worker needs)
+    spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"
     sessions = [session(p.model.SerializeToString(), opt_level,
                         1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
                         "CPUExecutionProvider" if devices[p.segment.device].simulated
-                        else devices[p.segment.device].execution_provider, spinning=alone,
+                        else devices[p.segment.device].execution_provider, spinning=spinning,
                         label=f"segment {p.segment.index}")
                 for p in parts]
 
