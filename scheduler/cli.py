@@ -21,7 +21,7 @@ from .importers import import_dnn_partitioning
 from .deploy import export_placement
 from .fileio import write_bytes
 from .fileio import write_json
-from .optimize import LEVELS, model_bytes, random_inputs, session
+from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
                        tqdm_progress)
@@ -167,9 +167,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                              progress=tqdm_progress(sys.stderr.isatty()))
     print(format_replay(result))
     if args.export:
-        feeds = random_inputs(session(model_bytes(original), label=problem.label))
-        export_placement(model, problem, schedule, args.export, feeds, graph_level(args.graph_optimization,
-                                                                                   problem.platform))
+        export_placement(model, problem, schedule, args.export, graph_level(args.graph_optimization, problem.platform))
         print(f"wrote {args.export}: segments, manifest.json and runner.py (numpy + onnxruntime only)")
     if args.output:
         write_json(args.output, result)

@@ -22,21 +22,27 @@ from typing import Any, Mapping
 
 import numpy as np
 import onnx
+from onnx import helper
 
 from . import __version__, executor
 from .fileio import write_bytes, write_json, write_text
 from .optimize import model_bytes
 from .problem import Problem
-from .replay import SegmentModel, build_segments, cut, plain_configs, runner_parts
+from .replay import SegmentModel, build_segments, cut, plain_configs, runner_parts, session_settings
 from .schedule import Schedule
 
 
-def _common(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], kind: str, level: str) -> dict[str, Any]:
+def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
+    """The manifest fields of every kind; input specs as the runner's random inputs use them (an open
+    dimension counts 1, as in :func:`scheduler.executor.random_inputs`)."""
     init = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
     return {"format": executor.DEPLOY_FORMAT, "kind": kind, "created_by": f"hetsched {__version__}",
             "graph_optimization": level, "host_specific": level == "all",
-            "inputs": [i.name for i in model.graph.input if i.name not in init],
-            "input_specs": {k: [list(v.shape), str(v.dtype)] for k, v in feeds.items()},
+            "inputs": [i.name for i in inputs],
+            "input_specs": {i.name: [[d.dim_value if d.dim_value > 0 else 1 for d in i.type.tensor_type.shape.dim],
+                                     str(np.dtype(helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)))]
+                            for i in inputs},
             "outputs": [o.name for o in model.graph.output]}
 
 
@@ -48,41 +54,35 @@ def _finish(folder: str, manifest: Mapping[str, Any]) -> str:
     return path
 
 
-def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, feeds: Mapping[str, np.ndarray],
-                    model: onnx.ModelProto, level: str = "none") -> str:
+def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, model: onnx.ModelProto,
+                    level: str = "none") -> str:
     """Write built segments as ``segNNN_<device>.onnx`` + manifest + runner; returns the manifest's path.
 
     ``model`` is the model the segments were cut from (for its graph inputs and
     outputs), ``level`` the optimisation it went through.  Segments of simulated
     devices run on the CPU provider (their values only) and are marked so.
     """
-    devices = problem.platform.device
-    spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"  # as replay runs it
     entries = []
-    for p, rp in zip(parts, runner_parts(problem, parts)):
-        dev = devices[p.segment.device]
+    for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
         write_bytes(os.path.join(folder, name), p.model.SerializeToString())
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
-                        "simulated": dev.simulated, "inputs": list(p.inputs), "outputs": list(p.outputs),
+                        "simulated": problem.platform.device[p.segment.device].simulated,
+                        "inputs": list(p.inputs), "outputs": list(p.outputs),
                         "after": list(rp.after), "cpus": list(rp.cpus), "scheduled_start_s": p.segment.start,
-                        "session": {"threads": 1 if dev.simulated else dev.threads, "graph_optimization": "none",
-                                    "parallel": False, "spinning": spinning,
-                                    "execution_provider": "CPUExecutionProvider" if dev.simulated
-                                    else dev.execution_provider}})
-    manifest = _common(model, feeds, "segments", level)
+                        "session": {**settings, "graph_optimization": "none", "parallel": False}})
+    manifest = _common(model, "segments", level)
     manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries})
     return _finish(folder, manifest)
 
 
 def export_placement(model: onnx.ModelProto, problem: Problem, schedule: Schedule, folder: str,
-                     feeds: Mapping[str, np.ndarray], level: str = "none") -> str:
+                     level: str = "none") -> str:
     """Cut ``model`` by ``schedule`` and export the segments (:func:`export_segments`)."""
-    return export_segments(build_segments(model, problem, cut(problem, schedule)), problem, folder, feeds, model,
-                           level)
+    return export_segments(build_segments(model, problem, cut(problem, schedule)), problem, folder, model, level)
 
 
-def export_plain(original: onnx.ModelProto, config: str, folder: str, feeds: Mapping[str, np.ndarray]) -> str:
+def export_plain(original: onnx.ModelProto, config: str, folder: str) -> str:
     """Write the user's model as ``model.onnx`` with the plain ORT configuration ``config``.
 
     ``config`` is a label of :func:`scheduler.replay.plain_configs` (the fastest
@@ -90,7 +90,7 @@ def export_plain(original: onnx.ModelProto, config: str, folder: str, feeds: Map
     """
     threads, level, parallel = plain_configs()[config]
     write_bytes(os.path.join(folder, "model.onnx"), model_bytes(original))
-    manifest = _common(original, feeds, "plain", "none")
+    manifest = _common(original, "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
                                  "spinning": "always", "execution_provider": "CPUExecutionProvider"}})

@@ -103,13 +103,17 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.nda
     return feeds
 
 
-def timed_runs(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], warmup: int, repeats: int,
+def timed_runs(run: Callable[[], object], warmup: int, repeats: int,
                tick: Callable[[], None] = lambda: None) -> list[float]:
-    """Run ``warmup + repeats`` times; returns the wall times (s) of the repeats (``tick`` after each run)."""
+    """Call ``run`` ``warmup + repeats`` times; the wall times (s) of the repeats (``tick`` after each call).
+
+    >>> len(timed_runs(lambda: None, warmup=1, repeats=3))
+    3
+    """
     wall = []
     for i in range(warmup + repeats):
         t0 = time.perf_counter()
-        session.run(None, dict(feeds))
+        run()
         if i >= warmup:
             wall.append(time.perf_counter() - t0)
         tick()
@@ -290,7 +294,6 @@ class Deployment:
             parts = [Part(e["segment"], e["device"], tuple(e["inputs"]), tuple(e["outputs"]), tuple(e["after"]),
                           tuple(e.get("cpus", ()))) for e in segments]
             sessions = [self._session(folder, e["file"], e["session"]) for e in segments]
-        self.first = sessions[0] if sessions else None
         self.runner = SegmentRunner(parts, sessions)
 
     @staticmethod
@@ -316,13 +319,7 @@ class Deployment:
 
     def time(self, feeds: Mapping[str, Any], repeats: int = 20, warmup: int = 3) -> float:
         """Median wall time of ``repeats`` runs (s)."""
-        walls = []
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            self.runner.run(feeds)
-            if i >= warmup:
-                walls.append(time.perf_counter() - t0)
-        return statistics.median(walls)
+        return statistics.median(timed_runs(lambda: self.runner.run(feeds), warmup, repeats))
 
     def close(self) -> None:
         self.runner.close()

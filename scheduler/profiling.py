@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -320,12 +320,12 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
             feeds = random_inputs(sess, seed)
-            timed_runs(sess, feeds, warmup, repeats, tick)
+            timed_runs(partial(sess.run, None, feeds), warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
             del sess  # its (spinning) threads must not run beside the next session
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(data, run.provider, run.threads, None)
-            wall = timed_runs(plain, feeds, warmup, repeats, _noop)
+            wall = timed_runs(partial(plain.run, None, feeds), warmup, repeats)
             del plain
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
@@ -464,7 +464,8 @@ def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int,
         inside = []
         for d in (src, dst):
             sess = _session(chain, d.execution_provider, d.threads, None)
-            inside.append(statistics.median(timed_runs(sess, {"x": x}, warmup, repeats, _noop)) / hops)
+            walls = timed_runs(partial(sess.run, None, {"x": x}), warmup, repeats)
+            inside.append(statistics.median(walls) / hops)
             del sess
         hop = []
         for i in range(warmup + repeats):
@@ -492,19 +493,17 @@ def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: 
     """
     sizes = _crossing_sizes(erun.sizes)
     dev = platform.device
-    classes = {tuple(sorted(((dev[a].execution_provider, dev[a].threads), (dev[b].execution_provider, dev[b].threads))))
-               : (a, b) for a, b in erun.pairs}
+
+    def settings(a: str, b: str) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted((dev[d].execution_provider, dev[d].threads) for d in (a, b)))
+
+    classes = {settings(a, b): (a, b) for a, b in erun.pairs}
     tick = progress("transfers", len(classes) * len(sizes) * (warmup + repeats)) if progress else _noop
-    fits = {}
-    for key, (a, b) in classes.items():
-        points = crossing_points(dev[a], dev[b], sizes, warmup, repeats, tick)
-        latency, bandwidth = _fit_link(points)
-        fits[key] = (latency, bandwidth, points)
+    points = {key: crossing_points(dev[a], dev[b], sizes, warmup, repeats, tick) for key, (a, b) in classes.items()}
     out = []
     for a, b in erun.pairs:
-        key = tuple(sorted(((dev[a].execution_provider, dev[a].threads), (dev[b].execution_provider, dev[b].threads))))
-        latency, bandwidth, points = fits[key]
-        out.append(LinkFit(a, b, latency, bandwidth, points[0][1], points))
+        measured = points[settings(a, b)]
+        out.append(LinkFit(a, b, *_fit_link(measured), measured[0][1], measured))
     return out
 
 

@@ -125,8 +125,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     })
     if export:
         if win < len(replays):
-            export_placement(model, problem, chosen[win], export, feeds, level)
+            export_placement(model, problem, chosen[win], export, level)
         else:
-            export_plain(original, best_plain, export, feeds)
+            export_plain(original, best_plain, export)
         result["export"] = export
     return result

@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 import networkx as nx
@@ -224,6 +225,23 @@ def _node_order(graph: onnx.GraphProto, tasks: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ running
 
+def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[dict[str, Any]]:
+    """Per segment, the ORT settings it runs with (in replay, and in an exported runner).
+
+    Its device's threads and execution provider (a simulated device: one CPU
+    thread, for the values only).  Idle ORT threads spin (busy-wait) by default:
+    right for one device alone, wrong between runs when devices share cores (a
+    spinning pool steals the core another device's worker needs).
+    """
+    spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"
+    out = []
+    for p in parts:
+        dev = problem.platform.device[p.segment.device]
+        out.append({"threads": 1 if dev.simulated else dev.threads, "spinning": spinning,
+                    "execution_provider": "CPUExecutionProvider" if dev.simulated else dev.execution_provider})
+    return out
+
+
 def core_map(problem: Problem) -> dict[str, tuple[int, ...]]:
     """OS CPUs per real CPU-provider device that owns some of the host's cores but not all.
 
@@ -331,15 +349,9 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     parts = build_segments(model, problem, segments, observed_types(model, feeds))
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
-    # idle ORT threads spin (busy-wait) by default: right for one device alone, wrong between runs when
-    # devices share cores (a spinning pool steals the core another device's worker needs)
-    spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"
-    sessions = [session(p.model.SerializeToString(), opt_level,
-                        1 if devices[p.segment.device].simulated else devices[p.segment.device].threads,
-                        "CPUExecutionProvider" if devices[p.segment.device].simulated
-                        else devices[p.segment.device].execution_provider, spinning=spinning,
-                        label=f"segment {p.segment.index}")
-                for p in parts]
+    sessions = [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
+                        spinning=s["spinning"], label=f"segment {p.segment.index}")
+                for p, s in zip(parts, session_settings(problem, parts))]
 
     tick = progress("replay", warmup + repeats) if progress else (lambda: None)
     walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
@@ -434,6 +446,6 @@ def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, 
     base = {}
     for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)
-        base[label] = statistics.median(timed_runs(sess, feeds, warmup, repeats, lambda: None))
+        base[label] = statistics.median(timed_runs(partial(sess.run, None, feeds), warmup, repeats))
         del sess
     return base

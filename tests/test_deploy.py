@@ -70,7 +70,7 @@ def test_exported_placement_runs_standalone_with_equal_outputs(name, params, pla
     schedule = simulate(problem, {t: str(rng.choice(problem.allowed(t))) for t in problem.tasks})
     feeds = random_inputs(session(model_bytes(original)), seed=3)
     folder = tmp_path / "deploy"
-    export_placement(model, problem, schedule, str(folder), feeds, level)
+    export_placement(model, problem, schedule, str(folder), level)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "segments" and len(manifest["segments"]) > 1
     assert len({e["device"] for e in manifest["segments"]}) > 1
@@ -83,7 +83,7 @@ def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
     original, _ = load_original("inception", {"blocks": 1})
     feeds = random_inputs(session(model_bytes(original)), seed=2)
     folder = tmp_path / "deploy"
-    export_plain(original, f"sequential_{os.cpu_count()}_threads_optimised", str(folder), feeds)
+    export_plain(original, f"sequential_{os.cpu_count()}_threads_optimised", str(folder))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "plain" and manifest["session"]["graph_optimization"] == "all"
     assert manifest["session"]["threads"] == os.cpu_count()
@@ -94,7 +94,7 @@ def test_runner_command_line_in_a_fresh_process(tmp_path):
     """``python runner.py`` alone: random inputs from the manifest, outputs saved, a bad manifest is one line."""
     original, _ = load_original("mlp")
     folder = tmp_path / "deploy"
-    export_plain(original, "sequential_1_thread", str(folder), random_inputs(session(model_bytes(original))))
+    export_plain(original, "sequential_1_thread", str(folder))
     out = tmp_path / "out.npz"
     proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--output", str(out), "--repeats", "3"],
                           capture_output=True, text=True, timeout=300)
