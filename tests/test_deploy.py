@@ -114,3 +114,15 @@ def test_run_export_needs_the_replay(tmp_path, capsys, monkeypatch):
     assert main(["run", "--quiet", "--no-replay", "--export"]) == 2
     assert "drop --no-replay" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+
+
+def test_export_into_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["problem", "mlp", "--platform", "cpu", "-o", str(tmp_path / "p.json")]) == 0
+    assert main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    capsys.readouterr()
+    code = main(["replay", "mlp", "--platform", "cpu", "--problem", str(tmp_path / "p.json"), "--schedule",
+                 str(tmp_path / "s.json"), "--repeats", "1", "--warmup", "0", "--export", str(blocker / "deploy")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.strip().count("\n") == 0 and "not_a_folder" in err
