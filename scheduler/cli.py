@@ -25,7 +25,7 @@ from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
                        tqdm_progress)
-from .run import execute_run, format_candidates, format_throughput
+from .run import execute_run, format_candidates, solver_table, what_if_line
 from .replay import replay as replay_schedule
 from .profiling import plan_profiling, profile_paths
 from .problem import read_problem, write_problem
@@ -241,13 +241,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     g = result.problem.graph
     print(f"{config.name}: model {result.problem.label} ({len(g.tasks)} tasks, {len(g.edges)} edges) "
           f"on {len(result.problem.devices)} devices ({', '.join(result.problem.devices)})")
-    print(format_throughput(result.table) if config.objective == "throughput" else format_table(result.table))
+    print(solver_table(config, result.table))
+    if result.host_table is not None:
+        print("on the real devices alone (the recommendation is chosen from these):")
+        print(solver_table(config, result.host_table))
     if result.replay is not None:
         r = result.replay
         print(format_candidates(r).strip("`\n"))
         print(f"recommended: {r['recommended']}: {r['measured_makespan_s'] * 1e3:.4f} ms measured, "
               f"{r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
               + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else ""))
+        if what_if_line(r):
+            print(what_if_line(r))
     print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 

@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from importlib import resources as ilr
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -161,6 +161,19 @@ class Platform:
     def shares_resource(self, a: str, b: str) -> bool:
         """Whether devices ``a`` and ``b`` can never run at the same time."""
         return bool(set(self.device[a].resources) & set(self.device[b].resources))
+
+    def subset(self, names: Sequence[str], name: str | None = None) -> "Platform":
+        """The platform cut down to the devices ``names`` (in platform order) and the links between them.
+
+        >>> [d.name for d in load_platform("default").subset(["pim", "cpu0"]).devices]
+        ['cpu0', 'pim']
+        """
+        unknown = set(names) - set(self.device)
+        if unknown:
+            raise PlatformError(f"platform {self.name!r} has no device {sorted(unknown)[0]!r}")
+        keep = set(names)
+        return Platform(name or self.name, tuple(d for d in self.devices if d.name in keep),
+                        tuple(l for l in self.links if l.src in keep and l.dst in keep), self.default_link)
 
     @cached_property
     def resources(self) -> tuple[str, ...]:

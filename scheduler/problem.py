@@ -207,6 +207,34 @@ class Problem:
     __hash__ = None  # type: ignore[assignment]
 
 
+def host_problem(problem: Problem) -> Problem | None:
+    """The problem on the platform's real devices alone: what can be measured on this host.
+
+    None when that is no different problem or none at all: the platform has no
+    simulated device, or no real one, or some task (or co-location group) only a
+    simulated device may run.  The platform keeps its links between real devices
+    and is named ``<platform>:host``.
+
+    >>> from scheduler.zoo import build
+    >>> from scheduler.graph import task_graph_from_onnx
+    >>> from scheduler.platform import load_platform
+    >>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("default"))
+    >>> host_problem(p).devices
+    ('cpu0', 'cpu1', 'cpu-par')
+    """
+    real = [d.name for d in problem.platform.devices if not d.simulated]
+    if not real or len(real) == len(problem.devices):
+        return None
+    costs = {t: {d: c for d, c in row.items() if d in real} for t, row in problem.costs.items()}
+    if not all(costs.values()) or any(not set.intersection(*(set(costs[t]) for t in members))
+                                      for members in problem.groups.values()):
+        return None
+    executor = problem.executor and ExecutorCosts({d: c for d, c in problem.executor.call_s.items() if d in real},
+                                                  problem.executor.switch_s)
+    return Problem(problem.graph, problem.platform.subset(real, f"{problem.platform.name}:host"), costs,
+                   problem.transfer_override, problem.colocate, problem.name, executor)
+
+
 # ----------------------------------------------------------------------------- file I/O
 
 def problem_to_dict(problem: Problem) -> dict[str, Any]:

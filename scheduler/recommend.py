@@ -51,6 +51,12 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
     return out
 
 
+def _label(problem: Problem, schedule: Schedule) -> str:
+    """A candidate's name: the solver, and the simulated devices it uses, if any."""
+    sims = sorted({d for d in schedule.placement.values() if problem.platform.device[d].simulated})
+    return f"placement of {schedule.solver}" + (f" with simulated {', '.join(sims)}" if sims else "")
+
+
 def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
     """The whole model on the real device closest to ``threads`` intra-op threads (a plain ORT
     configuration), fewer rather than more, as a schedule."""
@@ -66,7 +72,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
               candidates: int = 3, key: Callable[[Schedule], float] | None = None, repeats: int = 10,
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
-              stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+              stage: Callable[[str], None] = lambda text: None,
+              simulated: tuple[Problem, Sequence[Schedule]] | None = None) -> dict[str, Any]:
     """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
 
     Returns the ``replay.json`` structure: the recommended candidate's fields
@@ -76,12 +83,25 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     baselines, and the headroom.  ``export`` writes the recommendation as a
     deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
     ``model`` went through.
+
+    ``simulated`` is the what-if: the same model on a platform that adds simulated
+    devices to ``problem``'s real ones (:func:`scheduler.problem.host_problem`),
+    with its schedules.  Its best placement by prediction that uses a simulated
+    device is replayed too, listed on its virtual timeline and summed up under
+    ``what_if``; it is never recommended.
     """
-    chosen = top_placements(problem, schedules, candidates, key or (lambda s: predict_replay(problem, s)))
+    rank = key or (lambda s: predict_replay(problem, s))
+    chosen = [(problem, s) for s in top_placements(problem, schedules, candidates, rank)]
+    if simulated is not None:
+        sim_problem, sim_schedules = simulated
+        sims = [s for s in sim_schedules if s.found and any(sim_problem.platform.device[d].simulated
+                                                            for d in set(s.placement.values()))]
+        chosen += [(sim_problem, s) for s in top_placements(
+            sim_problem, sims, 1, key or (lambda s: predict_replay(sim_problem, s)))]
     replays = []
-    for i, s in enumerate(chosen):
-        stage(f"replay {i + 1}/{len(chosen)}: {s.solver} ({repeats} repeats)")
-        replays.append(replay(model, problem, s, repeats=repeats, warmup=warmup, opt_level=opt_level,
+    for i, (p, s) in enumerate(chosen):
+        stage(f"replay {i + 1}/{len(chosen)}: {s.solver} on {p.platform.name} ({repeats} repeats)")
+        replays.append(replay(model, p, s, repeats=repeats, warmup=warmup, opt_level=opt_level,
                               tolerance=tolerance, seed=seed, baselines=False, progress=progress))
     stage(f"plain ONNX Runtime baselines ({repeats} repeats each)")
     feeds = random_inputs(session(model_bytes(original), label=problem.label), seed)
@@ -89,12 +109,14 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     best_plain = min(base, key=base.get)
     keys = ("predicted_makespan_s", "predicted_replay_s", "measured_makespan_s", "prediction_error",
             "replay_prediction_error", "max_abs_diff")
-    rows = [{"candidate": f"placement of {r['solver']}", "solver": r["solver"], "segments": len(r["segments"]),
-             "timeline": r["timeline"], **{k: r[k] for k in keys}} for r in replays]
+    rows = [{"candidate": _label(p, s), "solver": r["solver"], "platform": p.platform.name,
+             "segments": len(r["segments"]), "timeline": r["timeline"], **{k: r[k] for k in keys}}
+            for (p, s), r in zip(chosen, replays)]
     whole = whole_model_schedule(problem, plain_configs()[best_plain][0])
     plain_pred = whole.makespan if whole is not None else None
     plain_replay = predict_replay(problem, whole) if whole is not None else None
-    rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None, "segments": 1,
+    rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None,
+                 "platform": problem.platform.name, "segments": 1,
                  "timeline": "wall-clock",
                  "predicted_makespan_s": plain_pred, "predicted_replay_s": plain_replay,
                  "measured_makespan_s": base[best_plain],
@@ -123,9 +145,16 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
         "headroom": headroom,
         "headroom_captured": (speedup - 1) / (headroom - 1) if headroom and speedup and headroom > 1 else None,
     })
+    if simulated is not None:
+        what = next((r for r in rows if r["platform"] != problem.platform.name), None)
+        result["what_if"] = {"platform": simulated[0].platform.name, "candidate": None} if what is None else {
+            "platform": what["platform"], "candidate": what["candidate"],
+            "predicted_replay_s": what["predicted_replay_s"], "virtual_makespan_s": what["measured_makespan_s"],
+            "speedup_vs_recommended": measured / what["measured_makespan_s"] if what["measured_makespan_s"] > 0
+            else None}
     if export:
         if win < len(replays):
-            export_placement(model, problem, chosen[win], export, level)
+            export_placement(model, *chosen[win], export, level)
         else:
             export_plain(original, best_plain, export)
         result["export"] = export

@@ -31,7 +31,7 @@ from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_
                        optimized_cache, safe_name, summary_table, tqdm_progress)
 from .recommend import recommend
 from .plots import gantt, gap_chart
-from .problem import Problem, read_problem, write_problem
+from .problem import Problem, host_problem, read_problem, write_problem
 from .schedule import Schedule, period, validate, write_schedule
 
 
@@ -45,6 +45,7 @@ class RunResult:
     table: pd.DataFrame
     best: Schedule
     replay: Mapping[str, Any] | None
+    host_table: pd.DataFrame | None = None  # the solvers on the real devices alone, when the platform has others
 
 
 def _stage(progress: bool, text: str) -> None:
@@ -96,6 +97,58 @@ def format_throughput(table: pd.DataFrame) -> str:
     return shown[cols + (["note"] if shown["note"].astype(bool).any() else [])].to_string(index=False)
 
 
+def _names_any(value: Any, names: set[str]) -> bool:
+    """Whether a solver option value (a device name, or lists / mappings of them) names one of ``names``."""
+    if isinstance(value, str):
+        return value in names
+    if isinstance(value, Mapping):
+        return any(_names_any(v, names) for v in (*value.keys(), *value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(_names_any(v, names) for v in value)
+    return False
+
+
+def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: Sequence[SolverSpec], progress: bool,
+           where: str = "") -> tuple[list[Schedule], list[Any], pd.DataFrame]:
+    """Bound, solve with every spec, validate and certify (and the throughput view): schedules, bounds, table."""
+    _stage(progress, f"bounds for {len(problem.tasks)} tasks on {len(problem.devices)} devices{where}")
+    bounds = all_bounds(problem, lp=config.lp_bounds)
+    schedules = []
+    for s in specs:
+        _stage(progress, f"solving{where}: {s.name}")
+        sched = _solver_call(s, config, catalog)(problem, time_limit=s.time_limit or config.time_limit,
+                                                 seed=config.seed)
+        errors = validate(problem, sched)
+        if errors:
+            raise HetschedError(f"solver {s.name!r} returned an invalid schedule: {errors[0]}")
+        schedules.append(sched)
+    schedules = certify(problem, schedules, bounds)
+    if config.objective == "throughput":
+        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds), key=lambda b: b.value).value
+        pbound = max([pbound] + [s.info.get("period_lower_bound") or 0.0 for s in schedules])
+        schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
+    table = throughput_table(schedules) if config.objective == "throughput" else summary_table(schedules)
+    return schedules, bounds, table
+
+
+def _best(schedules: Sequence[Schedule], config: RunConfig) -> Schedule:
+    """The best schedule found (period for throughput, makespan otherwise); an error naming every
+    solver's reason when none found one."""
+    found = [s for s in schedules if s.found]
+    if not found:
+        reasons = "; ".join(f"{s.solver}: {s.info.get('reason', s.status)}" for s in schedules)
+        raise HetschedError(f"{config.name}: no solver found a schedule ({reasons})")
+    value = (lambda s: s.info["period"]) if config.objective == "throughput" else (lambda s: s.makespan)
+    return min(found, key=lambda s: (value(s), s.status != "optimal"))  # a tie goes to a proven optimum
+
+
+def _measured_column(table: pd.DataFrame, problem: Problem, replayed: Mapping[str, Any]) -> None:
+    """Add ``replay_measured_s`` to a solver table: the replayed candidates of ``problem``'s platform."""
+    measured = {c["solver"]: c["measured_makespan_s"] for c in replayed["candidates"]
+                if c["solver"] and c["platform"] == problem.platform.name}
+    table["replay_measured_s"] = [measured.get(name) for name in table["solver"]]
+
+
 def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = True) -> RunResult:
     """Run the whole job of ``config`` and write its folder atomically (see the module docstring)."""
     spec = config.model.zoo or config.model.path or ""
@@ -116,29 +169,18 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
-    _stage(progress, f"bounds for {len(problem.tasks)} tasks on {len(problem.devices)} devices")
-    bounds = all_bounds(problem, lp=config.lp_bounds)
-    schedules = []
-    for s in config.solvers:
-        _stage(progress, f"solving: {s.name}")
-        sched = _solver_call(s, config, catalog)(problem, time_limit=s.time_limit or config.time_limit,
-                                                 seed=config.seed)
-        errors = validate(problem, sched)
-        if errors:
-            raise HetschedError(f"solver {s.name!r} returned an invalid schedule: {errors[0]}")
-        schedules.append(sched)
-    schedules = certify(problem, schedules, bounds)
+    schedules, bounds, table = _solve(problem, config, catalog, config.solvers, progress)
+    best = _best(schedules, config)
+    host = host_problem(problem) if config.replay.enabled else None
+    host_schedules: list[Schedule] = []
+    if host is not None:
+        # the recommendation must run for real: solve again on the real devices alone; the platform's
+        # simulated devices stay a what-if (solvers whose options name one cannot run here)
+        simulated = set(problem.devices) - set(host.devices)
+        specs = [s for s in config.solvers if not _names_any(s.options, simulated)]
+        host_schedules, _, host_table = _solve(host, config, catalog, specs, progress, " on the real devices")
+        host_best = _best(host_schedules, config)
     throughput = config.objective == "throughput"
-    if throughput:
-        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds), key=lambda b: b.value).value
-        pbound = max([pbound] + [s.info.get("period_lower_bound") or 0.0 for s in schedules])
-        schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
-    found = [s for s in schedules if s.found]
-    if not found:
-        reasons = "; ".join(f"{s.solver}: {s.info.get('reason', s.status)}" for s in schedules)
-        raise HetschedError(f"{config.name}: no solver found a schedule ({reasons})")
-    best = min(found, key=(lambda s: s.info["period"]) if throughput else (lambda s: s.makespan))
-    table = throughput_table(schedules) if throughput else summary_table(schedules)
     replayed = None
     tmp_export = None
     run_id = f"{safe_name(config.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
@@ -148,7 +190,9 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     try:
         if config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
-            replayed = recommend(original, model, problem, schedules, candidates=config.replay.candidates,
+            replayed = recommend(original, model, host or problem, host_schedules if host else schedules,
+                                 simulated=(problem, schedules) if host else None,
+                                 candidates=config.replay.candidates,
                                  key=(lambda s: s.info["period"]) if throughput else None,
                                  repeats=config.replay.repeats, warmup=config.replay.warmup,
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
@@ -157,8 +201,9 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                  stage=lambda text: _stage(progress, text))
             if replayed.get("export"):
                 replayed = {**replayed, "export": os.path.join(final, "deploy")}
-            measured = {c["solver"]: c["measured_makespan_s"] for c in replayed["candidates"] if c["solver"]}
-            table["replay_measured_s"] = [measured.get(name) for name in table["solver"]]
+            _measured_column(table, problem, replayed)
+            if host is not None:
+                _measured_column(host_table, host, replayed)
             write_json(os.path.join(tmp, "replay.json"), replayed)
         _stage(progress, "writing results")
         write_text(os.path.join(tmp, "config.yaml"), yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
@@ -167,15 +212,24 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
             write_schedule(s, os.path.join(tmp, "schedules", f"{safe_name(s.solver)}.json"))
         write_text(os.path.join(tmp, "summary.csv"), table.to_csv(index=False))
         gantt(problem, best, os.path.join(tmp, "gantt.png"))
+        found = [s for s in schedules if s.found]
         gaps = [(s.info.get("period_gap") if throughput else s.gap) or 0.0 for s in found]
         gap_chart([s.solver for s in found], gaps, os.path.join(tmp, "gap.png"),
                   title=f"{problem.label}: {'period' if throughput else 'makespan'} gap to the lower bound")
-        write_text(os.path.join(tmp, "report.md"), _report(config, problem, table, best, bounds, replayed))
+        if host is not None:
+            write_problem(host, os.path.join(tmp, "host", "problem.json"))
+            for s in host_schedules:
+                write_schedule(s, os.path.join(tmp, "host", "schedules", f"{safe_name(s.solver)}.json"))
+            write_text(os.path.join(tmp, "host", "summary.csv"), host_table.to_csv(index=False))
+            gantt(host, host_best, os.path.join(tmp, "host", "gantt.png"))
+        write_text(os.path.join(tmp, "report.md"), _report(config, problem, table, best, bounds, replayed,
+                                                           (host, host_table) if host else None))
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return RunResult(final, problem, tuple(schedules), table, best, replayed)
+    return RunResult(final, problem, tuple(schedules), table, best, replayed,
+                     host_table if host is not None else None)
 
 
 def format_candidates(replayed: Mapping[str, Any]) -> str:
@@ -198,18 +252,40 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
     return "```\n" + table.round(4).to_string(index=False) + "\n```"
 
 
+def solver_table(config: RunConfig, table: pd.DataFrame) -> str:
+    """A solver table for a terminal, in the run's objective."""
+    return format_throughput(table) if config.objective == "throughput" else format_table(table)
+
+
+def what_if_line(replayed: Mapping[str, Any]) -> str | None:
+    """One sentence on the simulated devices' what-if (see :func:`scheduler.recommend.recommend`), if any."""
+    what = replayed.get("what_if")
+    if not what:
+        return None
+    if what["candidate"] is None:
+        return f"with the simulated devices of {what['platform']}: no solver placed anything on them"
+    return (f"with the simulated devices of {what['platform']}: {what['candidate']}, "
+            f"{what['virtual_makespan_s'] * 1e3:.4f} ms on a virtual timeline (real segments measured, simulated "
+            f"ones modelled), {what['speedup_vs_recommended']:.2f}x the recommendation")
+
+
 def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Schedule, bounds: Sequence[Any],
-            replayed: Mapping[str, Any] | None) -> str:
+            replayed: Mapping[str, Any] | None, host: tuple[Problem, pd.DataFrame] | None = None) -> str:
     g = problem.graph
     lines = [f"# Run `{config.name}`", "",
              f"Model `{problem.label}`: {len(g.tasks)} tasks, {len(g.edges)} edges; platform "
              f"`{problem.platform.name}` ({', '.join(problem.devices)}); costs: {config.costs}; objective: "
              f"{config.objective}" + (f" with {config.replicas} replicas" if config.replicas > 1 else "") + ".", "",
-             "## Solvers", "", "```", format_throughput(table) if config.objective == "throughput"
-             else format_table(table), "```", "",
+             "## Solvers", "", "```", solver_table(config, table), "```", "",
              "Lower bounds: " + ", ".join(f"{b.name} {b.value * 1e3:.4f} ms" for b in bounds) + ".", "",
              f"## Best schedule: `{best.solver}` ({best.status})", "", "![gantt](gantt.png)", "",
              "![gap to the lower bound](gap.png)", ""]
+    if host is not None:
+        lines += ["## On the real devices alone", "",
+                  f"A placement that uses a simulated device cannot be measured, so the solvers ran again on "
+                  f"platform `{host[0].platform.name}` ({', '.join(host[0].devices)}); the recommendation is "
+                  "chosen from these (files under `host/`).", "", "```", solver_table(config, host[1]), "```", "",
+                  "![gantt of the best placement on the real devices](host/gantt.png)", ""]
     if replayed is not None:
         lines += ["## Replay on ONNX Runtime and the recommendation", "",
                   f"Replayed the best {len(replayed['candidates']) - 1} placement(s) by prediction and timed the "
@@ -223,6 +299,9 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
             lines += [f"Headroom on this host (best plain / max(critical path, 1-thread time / cores)): "
                       f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
                                                         else "."), ""]
+        what = what_if_line(replayed)
+        if what:
+            lines += [what[0].upper() + what[1:] + ".", ""]
         lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
         lines.append("")
     return "\n".join(lines)

@@ -497,16 +497,16 @@ def _build_mobilenet(*, width_mult: float, image: int, classes: int, seed: int) 
     return g.graph("mobilenetv2")
 
 
-def _build_siamese(*, layers: int, hidden: int, embed: int, seq_len: int, vocab: int, proj: int,
+def _build_siamese(*, layers: int, hidden: int, embed: int, seq_len: int, vocab: int, proj: int, head: int,
                    seed: int) -> onnx.GraphProto:
     """Two LSTM towers over two token sequences (one shared embedding table), scored by cosine similarity.
 
-    Each tower: Gather embedding -> time-major Transpose -> ``layers`` LSTMs -> last step -> linear ->
-    L2 normalisation.  The
+    Each tower: Gather embedding -> time-major Transpose -> ``layers`` LSTMs -> last step -> projection
+    head (``head`` linear layers of width ``proj``, Relu between them) -> L2 normalisation.  The
     towers are independent until the score: the recurrent steps are too small for intra-op threads to
     help, so the two towers on two cores is where a placement beats plain ORT.
     """
-    _positive(layers=layers, hidden=hidden, embed=embed, seq_len=seq_len, vocab=vocab, proj=proj)
+    _positive(layers=layers, hidden=hidden, embed=embed, seq_len=seq_len, vocab=vocab, proj=proj, head=head)
     g = _GraphBuilder(seed)
     table = g.normal("embedding_weight", (vocab, embed), 0.1)
     squeeze_axes = g.const("const/axis1", np.array([1], dtype=np.int64))
@@ -523,7 +523,12 @@ def _build_siamese(*, layers: int, hidden: int, embed: int, seq_len: int, vocab:
             y = g.op("LSTM", f"{tower}/lstm{i}", [x, w, r, b], hidden_size=hidden)
             x, width = g.op("Squeeze", f"{tower}/lstm{i}_squeeze", [y, squeeze_axes]), hidden
         last = g.op("Gather", f"{tower}/last_step", [x, last_step], axis=0)
-        v = g.linear(f"{tower}/proj", last, hidden, proj)
+        v, width = last, hidden
+        for i in range(head):
+            scope = f"{tower}/proj" if head == 1 else f"{tower}/proj{i}"
+            v, width = g.linear(scope, v, width, proj), proj
+            if i < head - 1:
+                v = g.op("Relu", f"{scope}_relu", [v])
         towers.append(g.op("LpNormalization", f"{tower}/normalize", [v], axis=-1, p=2))
     prod = g.op("Mul", "score/mul", towers)
     g.op("ReduceSum", "score/sum", [prod, g.const("const/axis_last", np.array([-1], dtype=np.int64))],
@@ -608,7 +613,8 @@ _MODELS: dict[str, ZooModel] = {
         ZooModel(
             "siamese",
             "Siamese LSTM sentence encoder: two LSTM towers, last step, projection, cosine similarity",
-            {"layers": 1, "hidden": 16, "embed": 16, "seq_len": 8, "vocab": 100, "proj": 16, "seed": 0},
+            {"layers": 1, "hidden": 16, "embed": 16, "seq_len": 8, "vocab": 100, "proj": 16, "head": 1,
+             "seed": 0},
             _build_siamese,
         ),
         ZooModel(
@@ -632,7 +638,7 @@ PRESETS: Mapping[str, tuple[str, Mapping[str, ParamValue]]] = MappingProxyType({
     "inception-imagenet": ("inception", {"blocks": 4, "channels": 64, "image": 56, "classes": 1000}),
     "randwire-imagenet": ("randwire", {"nodes": 32, "channels": 64, "image": 56, "classes": 1000}),
     "siamese-lstm": ("siamese", {"layers": 2, "hidden": 128, "embed": 128, "seq_len": 256, "vocab": 30000,
-                                 "proj": 128}),
+                                 "proj": 2048, "head": 2}),
 })
 """Models at real sizes: name -> (zoo model, parameters).  ``build("bert-base", seq_len=64)`` overrides one.
 

@@ -14,7 +14,8 @@ from scheduler.costs import model_costs, task_cost
 from scheduler.errors import HetschedError, ProblemError
 from scheduler.graph import Edge, Task, TaskGraph, task_graph_from_onnx
 from scheduler.platform import Device, Platform, load_platform
-from scheduler.problem import FORMAT, Problem, problem_from_dict, problem_to_dict, read_problem, write_problem
+from scheduler.problem import (FORMAT, ExecutorCosts, Problem, host_problem, problem_from_dict, problem_to_dict,
+                              read_problem, write_problem)
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +342,37 @@ def test_problem_without_any_device_for_a_task_is_rejected():
         Problem.from_graph(task_graph_from_onnx(_gather_model()), plat)
 
 
+def _with_simulated_acc(data: dict) -> Problem:
+    data = copy.deepcopy(data)
+    data["devices"][2]["simulated"] = True
+    return problem_from_dict(data)
+
+
+def test_host_problem_keeps_the_real_devices_their_links_and_everything_else():
+    full = problem_from_dict(minimal())
+    assert host_problem(full) is None  # nothing simulated: the host problem is the problem
+    sim = _with_simulated_acc(minimal())
+    sim = Problem(sim.graph, sim.platform, sim.costs, sim.transfer_override, sim.colocate, sim.name,
+                  ExecutorCosts({"cpu": 1e-5, "acc": 2e-5}, 3e-6))
+    host = host_problem(sim)
+    assert host.devices == ("cpu", "par") and host.platform.name == f"{sim.platform.name}:host"
+    assert host.platform.link_table[("cpu", "par")] == sim.platform.link_table[("cpu", "par")]
+    assert host.costs["a"] == {"cpu": 3.0, "par": 2.0} and host.costs["b"] == {"cpu": 1.0}
+    assert host.transfer_override == sim.transfer_override and host.colocate == sim.colocate
+    assert host.executor == ExecutorCosts({"cpu": 1e-5}, 3e-6)
+    assert host.graph is sim.graph and host.label == sim.label
+
+
+def test_host_problem_is_none_when_a_task_needs_a_simulated_device():
+    data = minimal()
+    data["tasks"][0]["cost"] = {"acc": 1.0}  # a only on the simulated acc
+    assert host_problem(_with_simulated_acc(data)) is None
+    data = minimal()
+    data["tasks"][1]["cost"] = {"cpu": 1.0, "acc": 0.5}  # b and c must share a device: only acc is common
+    data["tasks"][2]["cost"] = {"par": 0.7, "acc": 0.7}
+    assert host_problem(_with_simulated_acc(data)) is None
+
+
 def test_roofline_cost_of_a_hand_computed_task(default):
     w = numpy_helper.from_array(np.ones((8, 4), dtype=np.float32), "W")
     graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm")], "mm",
@@ -354,7 +386,7 @@ def test_roofline_cost_of_a_hand_computed_task(default):
         "cpu0": max(flops / 2.0e10, nbytes / 1.0e10) + 4.0e-6,
         "cpu1": max(flops / 2.0e10, nbytes / 1.0e10) + 4.0e-6,
         "cpu-par": max(flops / 3.6e10, nbytes / 1.5e10) + 8.0e-6,
-        "pim": max(flops / 1.6e10, nbytes / 2.0e11) + 2.0e-6,
+        "pim": max(flops / 1.0e11, nbytes / 2.0e11) + 2.0e-6,
     }
     assert p.costs["mm"] == pytest.approx(expected, rel=1e-12)
     assert model_costs(g, default) == {"mm": pytest.approx(expected, rel=1e-12)}

@@ -43,6 +43,12 @@ def test_default_run(tmp_path, capsys, monkeypatch):
     fastest = min(c["measured_makespan_s"] for c in replay["candidates"] if c["timeline"] == "wall-clock")
     assert replay["measured_makespan_s"] == fastest and replay["speedup_vs_best_baseline"] >= 1.0
     assert any(c["candidate"].startswith("plain ONNX Runtime") for c in replay["candidates"])
+    # the recommendation comes from the real cores alone; the simulated PIM is a what-if on a virtual timeline
+    assert {"problem.json", "summary.csv", "gantt.png", "schedules"} <= set(os.listdir(os.path.join(run, "host")))
+    recommended = next(c for c in replay["candidates"] if c["candidate"] == replay["recommended"])
+    assert recommended["platform"] == "default:host" and recommended["timeline"] == "wall-clock"
+    assert all(c["platform"] == "default" for c in replay["candidates"] if c["timeline"] == "virtual")
+    assert "simulated pim" in replay["what_if"]["candidate"] and "with the simulated devices of default" in out
     # the export is the recommendation, runnable without hetsched
     manifest = json.loads(open(os.path.join(run, "deploy", "manifest.json")).read())
     assert manifest["kind"] == ("plain" if replay["recommended"].startswith("plain") else "segments")
@@ -76,6 +82,9 @@ def test_scenario_configs_at_small_size(name, tmp_path):
     run = _only_run(tmp_path / "out")
     expected = OUTPUTS | ({"replay.json"} if result.replay is not None else set())
     assert expected <= set(os.listdir(run))
+    if name == "pim_bert.yaml":  # solved again on the real devices, without the solvers that name the PIM
+        assert set(result.host_table["solver"]) == {"dp-chain", "single", "heft", "cpsat"}
+        assert result.replay["what_if"]["platform"] == "pim-sequential"
     if data["objective"] == "throughput":
         table = pd.read_csv(os.path.join(run, "summary.csv"))
         found = table[table["period_s"].notna()]
