@@ -13,7 +13,7 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
      "links": [{"src", "dst", "latency", "bandwidth", "transfer_scale"?}],
      "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
      "edges": [{"src", "dst", "bytes", "transfer"?}],
-     "executor"?: {"call_s": {device: s}, "switch_s": s}}
+     "executor"?: {"call_s": {device: s}, "switch_s": s, "contention"?: fraction}}
 
 ``executor`` (fitted by profiling, :class:`ExecutorCosts`) is what running a
 placement as ONNX Runtime segments adds beyond the node costs.  Problems built
@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -56,12 +56,34 @@ class ExecutorCosts:
     ``call_s[device]``: each segment's session call on that device (entering and
     leaving ORT, waking its thread pool, reading inputs another core wrote);
     ``switch_s``: a core passing from one device's worker to another's (a
-    thread wake-up).  Per segment, not per task, so the common task-level
-    semantics cannot hold them; :func:`scheduler.replay.predict_segments` does.
+    thread wake-up); ``contention``: how much slower a device's work runs while
+    another device works on other cores beside it (see :meth:`contended`).  Per
+    segment and per overlap, not per task, so the common task-level semantics
+    cannot hold them; :func:`scheduler.replay.predict_segments` does.
     """
 
     call_s: Mapping[str, float]
     switch_s: float
+    contention: float = 0.0
+
+    def contended(self, platform: Platform) -> frozenset[str]:
+        """Devices whose work ``contention`` slows: real devices that another real device can run beside
+        (no shared resource), whose work then competes for caches and memory bandwidth.
+
+        Problems built from a profile carry that slow-down in these devices' costs
+        (``1 + contention`` times the cost measured alone), so that the solvers see it;
+        :func:`scheduler.replay.predict_segments` charges it for the time another core
+        is actually busy instead.
+
+        >>> from scheduler.platform import load_platform
+        >>> sorted(ExecutorCosts({}, 0.0, 0.05).contended(load_platform("default")))
+        ['cpu0', 'cpu1']
+        """
+        if self.contention <= 0:
+            return frozenset()
+        reals = [d for d in platform.devices if not d.simulated]
+        return frozenset(a.name for a in reals
+                         if any(b.name != a.name and not platform.shares_resource(a.name, b.name) for b in reals))
 
     def edge_s(self, platform: Platform, src: str, dst: str) -> float:
         """A data crossing's share, as task-level links carry it: the consumer's session call, plus a
@@ -229,8 +251,8 @@ def host_problem(problem: Problem) -> Problem | None:
     if not all(costs.values()) or any(not set.intersection(*(set(costs[t]) for t in members))
                                       for members in problem.groups.values()):
         return None
-    executor = problem.executor and ExecutorCosts({d: c for d, c in problem.executor.call_s.items() if d in real},
-                                                  problem.executor.switch_s)
+    executor = problem.executor and replace(problem.executor,
+                                            call_s={d: c for d, c in problem.executor.call_s.items() if d in real})
     return Problem(problem.graph, problem.platform.subset(real, f"{problem.platform.name}:host"), costs,
                    problem.transfer_override, problem.colocate, problem.name, executor)
 
@@ -262,7 +284,8 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
            "tasks": tasks, "edges": edges}
     if problem.executor is not None:
         out["executor"] = {"call_s": {d: float(v) for d, v in problem.executor.call_s.items()},
-                           "switch_s": float(problem.executor.switch_s)}
+                           "switch_s": float(problem.executor.switch_s),
+                           "contention": float(problem.executor.contention)}
     return out
 
 
@@ -321,11 +344,13 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
         raise ProblemError(f"{where}: {exc}") from None
     executor = None
     if data.get("executor") is not None:
-        ex = _keys(f"{where}: executor", data["executor"], {"call_s", "switch_s"}, {"call_s", "switch_s"})
+        ex = _keys(f"{where}: executor", data["executor"], {"call_s", "switch_s", "contention"},
+                   {"call_s", "switch_s"})
         if not isinstance(ex["call_s"], dict):
             raise ProblemError(f"{where}: executor.call_s must be an object {{device: seconds}}")
         executor = ExecutorCosts({d: _nonneg(f"{where}: executor call cost on {d!r}", v) for d, v in ex["call_s"].items()},
-                                 _nonneg(f"{where}: executor.switch_s", ex["switch_s"]))
+                                 _nonneg(f"{where}: executor.switch_s", ex["switch_s"]),
+                                 _nonneg(f"{where}: executor.contention", ex.get("contention", 0.0)))
     try:
         return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")), executor=executor)
     except HetschedError as exc:

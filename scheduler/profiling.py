@@ -58,10 +58,10 @@ from .executor import timed_runs
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
-from .replay import ReplayError, cut, predict_segments, replay
+from .replay import ReplayError, core_map, cut, predict_segments, replay, segment_durations
 from .schedule import simulate
 
-PROFILE_FORMAT = "hetsched-profile/2"  # 2: links fitted from measured crossings, not copies
+PROFILE_FORMAT = "hetsched-profile/3"  # 2: links fitted from measured crossings; 3: contention between cores
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 
 
@@ -209,7 +209,9 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     One edge run per distinct (source provider, destination provider) pair type
     among real devices: one run measures the crossings of every pair of settings.
     One executor run (a replay of a fine-grained placement) when there are two or
-    more real devices, to fit what the executor adds per segment.
+    more real devices, to fit what the executor adds per segment; one more (the
+    whole model on two devices at once, :func:`measure_contention`) when two real
+    devices can work at the same time.
     """
     reals = real_devices(platform)
     groups: dict[tuple[str, int], list[str]] = {}
@@ -224,7 +226,8 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
                 pair_groups.setdefault((a.execution_provider, b.execution_provider), []).append((a.name, b.name))
     edge_runs = tuple(EdgeRun(sp, dp, tuple(pairs), sizes) for (sp, dp), pairs in pair_groups.items() if sizes)
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
-    return ProfilingPlan(node_runs, edge_runs, classes, int(len(reals) > 1))
+    return ProfilingPlan(node_runs, edge_runs, classes,
+                         int(len(reals) > 1) + int(contention_pair(platform) is not None))
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -362,11 +365,16 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         traced_run_s=traced,
     )
     if plan.executor_runs:
-        try:
-            prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
-                                                       repeats=repeats, warmup=warmup, seed=seed, progress=progress))
-        except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor value):
-            pass  # no executor costs then; placements are still predicted by the schedule alone
+        tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
+        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
+        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
+        if len(real_devices(platform)) > 1:
+            try:
+                prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
+                                                           repeats=repeats, warmup=warmup, seed=seed,
+                                                           progress=progress))
+            except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
+                pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     return prof
 
 
@@ -376,7 +384,8 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
 
     A random placement cuts the model into many segments on every device and
     passes cores between devices often.  Each device's call cost is the median of
-    its segments' measured minus predicted time; the switch cost is then the one
+    its segments' measured minus predicted time (:func:`scheduler.replay.segment_durations`
+    without calls: the problem's contention stays); the switch cost is then the one
     that makes :func:`scheduler.replay.predict_segments` meet the measured makespan
     (found by bisection; the prediction grows with it).
     """
@@ -390,24 +399,72 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     segments = cut(problem, schedule)
     result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
                     progress=(lambda label, total: progress("executor", total)) if progress else None)
+    contention = problem.executor.contention if problem.executor is not None else 0.0
+    work = segment_durations(problem, segments, calls=False)
     call = {}
     for d in sorted(reals):
-        excess = [g["measured_median_s"] - g["predicted_s"] for g in result["segments"] if g["device"] == d]
+        excess = [g["measured_median_s"] - work[g["index"]] for g in result["segments"] if g["device"] == d]
         call[d] = max(0.0, statistics.median(excess)) if excess else 0.0
     measured = result["measured_makespan_s"]
 
     def predicted(switch: float) -> float:
-        return predict_segments(replace(problem, executor=ExecutorCosts(call, switch)), segments)
+        return predict_segments(replace(problem, executor=ExecutorCosts(call, switch, contention)), segments)
 
     lo, hi = 0.0, 1e-4
     if predicted(0.0) >= measured:
-        return ExecutorCosts(call, 0.0)
+        return ExecutorCosts(call, 0.0, contention)
     while predicted(hi) < measured and hi < 1.0:
         lo, hi = hi, 2 * hi
     for _ in range(40):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if predicted(mid) < measured else (lo, mid)
-    return ExecutorCosts(call, hi)
+    return ExecutorCosts(call, hi, contention)
+
+
+def contention_pair(platform: Platform) -> tuple[Device, Device] | None:
+    """The first two real devices that can work at once (no shared resource), or None."""
+    reals = real_devices(platform)
+    return next(((a, b) for i, a in enumerate(reals) for b in reals[i + 1:]
+                 if not platform.shares_resource(a.name, b.name)), None)
+
+
+def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
+                       tick: Callable[[], None] = lambda: None) -> float:
+    """How much slower the model runs on a device while another runs it beside it on other cores.
+
+    The whole model on the two devices of :func:`contention_pair` at once, each
+    worker pinned to its device's cores as the replay pins them, against the first
+    device alone: median over median, minus 1, at least 0.  Two devices that
+    share caches and memory bandwidth slow each other down; what the node
+    profile (one device at a time) cannot see.  0 without such a pair.
+    """
+    pair = contention_pair(platform)
+    if pair is None:
+        return 0.0
+    cpus = core_map(platform)
+    sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
+    feeds = random_inputs(sessions[0], seed)
+
+    def timed(workers: int) -> list[float]:
+        times: list[list[float]] = [[] for _ in range(workers)]
+        start = threading.Barrier(workers)
+
+        def worker(k: int) -> None:
+            if cpus.get(pair[k].name) and hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(0, cpus[pair[k].name])
+            start.wait()
+            times[k] = timed_runs(partial(sessions[k].run, None, feeds), warmup, repeats, tick if k == 0 else _noop)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return [t for ts in times for t in ts]
+
+    single = statistics.median(timed(1))
+    both = statistics.median(timed(2))
+    return max(0.0, both / single - 1.0) if single > 0 else 0.0
 
 
 def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
@@ -532,7 +589,8 @@ def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
     meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
     meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
     meta["executor"] = None if profile.executor is None else {"call_s": dict(profile.executor.call_s),
-                                                              "switch_s": profile.executor.switch_s}
+                                                              "switch_s": profile.executor.switch_s,
+                                                              "contention": profile.executor.contention}
     meta["format"] = PROFILE_FORMAT
     meta["table"] = os.path.basename(csv_path)
     write_json(json_path, meta)
@@ -558,7 +616,8 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                    meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
                    meta["whole_run_s"], meta["traced_run_s"],
                    None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
-                                                                          meta["executor"]["switch_s"]))
+                                                                          meta["executor"]["switch_s"],
+                                                                          meta["executor"]["contention"]))
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
@@ -587,18 +646,23 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
     real devices become the fitted ones, plus each crossing's share of the
     executor's costs (:meth:`ExecutorCosts.edge_s`: what the solvers can see of
     them); links that touch a simulated device stay as the platform gives them.
-    The executor's costs come along for the segment-level prediction.
+    Costs on devices that work beside another (:meth:`ExecutorCosts.contended`)
+    are the measured ones times ``1 + contention``: a placement worth making keeps
+    both cores busy.  The executor's costs come along for the segment-level
+    prediction, which charges contention only where work overlaps.
     """
     costs = model_costs(graph, platform)
     measured = {(n.task, n.device): profile.calibrated(n.task, n.device) if calibrate else n.median_s
                 for n in profile.nodes}
+    ex = profile.executor
+    contended = ex.contended(platform) if ex is not None else frozenset()
     for d in real_devices(platform):
+        scale = 1.0 + ex.contention if d.name in contended else 1.0
         for t in graph.tasks:
             if d.name in costs[t.name]:
                 if (t.name, d.name) not in measured:
                     raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
-                costs[t.name][d.name] = measured[(t.name, d.name)]
-    ex = profile.executor
+                costs[t.name][d.name] = measured[(t.name, d.name)] * scale
     fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth,
                                       latency=l.latency + (ex.edge_s(platform, l.src, l.dst) if ex else 0.0))
               for l in profile.links}

@@ -52,6 +52,7 @@ from .errors import HetschedError
 from .executor import Part, SegmentRunner, timed_runs
 from .graph import name_nodes, node_reads
 from .optimize import IR_VERSION, model_bytes, observed_types, random_inputs, session
+from .platform import Platform
 from .problem import Problem
 from .schedule import Schedule
 
@@ -242,14 +243,14 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
     return out
 
 
-def core_map(problem: Problem) -> dict[str, tuple[int, ...]]:
+def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
     """OS CPUs per real CPU-provider device that owns some of the host's cores but not all.
 
     The resources of those devices are taken as cores, in platform order, and
     matched to the CPUs this process may use; when there are more resources than
     CPUs, nothing is pinned.
     """
-    cpu_devices = [d for d in problem.platform.devices
+    cpu_devices = [d for d in platform.devices
                    if not d.simulated and d.execution_provider == "CPUExecutionProvider"]
     cores = list(dict.fromkeys(r for d in cpu_devices for r in d.resources))
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -262,7 +263,7 @@ def core_map(problem: Problem) -> dict[str, tuple[int, ...]]:
 def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
     """The executor's view of the segments: each waits for the earlier segments on any of its resources,
     and runs on its device's cores (:func:`core_map`)."""
-    out, queue_on, cpus = [], {}, core_map(problem)
+    out, queue_on, cpus = [], {}, core_map(problem.platform)
     for p in parts:
         resources = problem.platform.device[p.segment.device].resources
         after = sorted({q for r in resources for q in queue_on.get(r, [])})
@@ -273,8 +274,9 @@ def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
     return out
 
 
-def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[int, float]) -> float:
-    """Compose segment durations into a makespan under the common semantics, segments as tasks.
+def _timeline(problem: Problem, segments: Sequence[Segment],
+              durations: Mapping[int, float]) -> dict[int, tuple[float, float]]:
+    """Compose segment durations into (start, finish) per segment under the common semantics, segments as tasks.
 
     A segment starts when its resources are free (plus the executor's switch cost
     when a resource passes between devices) and its inputs from other segments
@@ -285,7 +287,7 @@ def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[
     switch = ex.switch_s if ex is not None else 0.0
     owner = {t: seg.index for seg in segments for t in seg.tasks}
     device_of = {seg.index: seg.device for seg in segments}
-    finish: dict[int, float] = {}
+    span: dict[int, tuple[float, float]] = {}
     free: dict[str, tuple[float, str]] = {}  # resource -> (free at, last device)
     for seg in sorted(segments, key=lambda q: q.start):
         resources = problem.platform.device[seg.device].resources
@@ -299,11 +301,11 @@ def _timeline(problem: Problem, segments: Sequence[Segment], durations: Mapping[
                     # links carry the executor's share of a crossing (what the solvers see); here the
                     # executor is charged per segment and per switch instead, so take that share out
                     share = ex.edge_s(problem.platform, a, b) if ex is not None else 0.0
-                    start = max(start, finish[src] + max(0.0, problem.transfer(e, a, b) - share))
-        finish[seg.index] = start + durations[seg.index]
+                    start = max(start, span[src][1] + max(0.0, problem.transfer(e, a, b) - share))
+        span[seg.index] = (start, start + durations[seg.index])
         for r in resources:
-            free[r] = (finish[seg.index], seg.device)
-    return max(finish.values(), default=0.0)
+            free[r] = (span[seg.index][1], seg.device)
+    return span
 
 
 def predict_replay(problem: Problem, schedule: Schedule) -> float:
@@ -311,16 +313,45 @@ def predict_replay(problem: Problem, schedule: Schedule) -> float:
     return predict_segments(problem, cut(problem, schedule))
 
 
+def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool = True) -> dict[int, float]:
+    """How long each segment should run in a replay (s): its tasks' costs, with the contention between
+    cores charged for the time another device actually works beside it, plus its session call.
+
+    Costs of contended devices (:meth:`ExecutorCosts.contended`) hold the full
+    slow-down (the solvers' view); here it is taken out and charged again in
+    proportion to the segment's overlap with work on other contended devices,
+    found by composing the timeline a few times (a fixed point; overlaps move little).
+    """
+    ex = problem.executor
+    call = ex.call_s if ex is not None and calls else {}
+    contended = ex.contended(problem.platform) if ex is not None else frozenset()
+    rate = 1.0 + (ex.contention if ex is not None else 0.0)
+    base = {seg.index: seg.predicted_s / (rate if seg.device in contended else 1.0) for seg in segments}
+    durations = {seg.index: seg.predicted_s + call.get(seg.device, 0.0) for seg in segments}
+    busy = [seg for seg in segments if seg.device in contended]
+    for _ in range(4 if busy else 0):
+        span = _timeline(problem, segments, durations)
+        for seg in busy:
+            a0, a1 = span[seg.index]
+            beside = sum(max(0.0, min(a1, span[o.index][1]) - max(a0, span[o.index][0])) for o in busy
+                         if not problem.platform.shares_resource(o.device, seg.device))
+            share = min(1.0, beside / (a1 - a0)) if a1 > a0 else 0.0
+            durations[seg.index] = base[seg.index] * (1.0 + (rate - 1.0) * share) + call.get(seg.device, 0.0)
+    return durations
+
+
 def predict_segments(problem: Problem, segments: Sequence[Segment]) -> float:
     """The makespan the replay executor should measure for these segments (s).
 
     Node costs and transfers as the schedule has them, plus what the executor adds
-    per segment (``problem.executor``: a session call per segment, a switch cost
-    when a core passes between devices), which the task-level schedule cannot see.
-    Without executor costs it is the schedule's makespan re-composed by segment.
+    per segment and per overlap (``problem.executor``: a session call per segment,
+    a switch cost when a core passes between devices, the contention between
+    cores working at once; :func:`segment_durations`), which the task-level
+    schedule cannot see.  Without executor costs it is the schedule's makespan
+    re-composed by segment.
     """
-    call = problem.executor.call_s if problem.executor is not None else {}
-    return _timeline(problem, segments, {seg.index: seg.predicted_s + call.get(seg.device, 0.0) for seg in segments})
+    span = _timeline(problem, segments, segment_durations(problem, segments))
+    return max((f for _, f in span.values()), default=0.0)
 
 
 def _summary(samples: Sequence[float]) -> dict[str, float]:
@@ -375,7 +406,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                     k = p.segment.index
                     per_seg[k].append(run.end[k] - run.begin[k])
                     durations[k] = p.segment.predicted_s if devices[p.segment.device].simulated else per_seg[k][-1]
-                virtual.append(_timeline(problem, segments, durations))
+                virtual.append(max(f for _, f in _timeline(problem, segments, durations).values()))
             tick()
     finally:
         runner.close()

@@ -74,7 +74,7 @@ def test_exported_placement_runs_standalone_with_equal_outputs(name, params, pla
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "segments" and len(manifest["segments"]) > 1
     assert len({e["device"] for e in manifest["segments"]}) > 1
-    assert all(e["cpus"] == list(core_map(problem).get(e["device"], ())) for e in manifest["segments"])
+    assert all(e["cpus"] == list(core_map(problem.platform).get(e["device"], ())) for e in manifest["segments"])
     assert manifest["host_specific"] == (level == "all")
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 

@@ -108,9 +108,9 @@ def test_minimal_problem_round_trips(tmp_path):
 
 def test_executor_costs_round_trip(tmp_path):
     data = minimal()
-    data["executor"] = {"call_s": {"cpu": 4e-5, "par": 6e-5}, "switch_s": 1e-4}
+    data["executor"] = {"call_s": {"cpu": 4e-5, "par": 6e-5}, "switch_s": 1e-4, "contention": 0.07}
     p = problem_from_dict(data)
-    assert p.executor is not None and p.executor.call_s["par"] == 6e-5 and p.executor.switch_s == 1e-4
+    assert p.executor == ExecutorCosts({"cpu": 4e-5, "par": 6e-5}, 1e-4, 0.07)
     write_problem(p, tmp_path / "p.json")
     assert read_problem(tmp_path / "p.json") == p and problem_to_dict(p)["executor"] == data["executor"]
     assert problem_from_dict(minimal()).executor is None and "executor" not in problem_to_dict(problem_from_dict(minimal()))

@@ -52,8 +52,9 @@ def test_plan_is_minimal(bert, devices, node_runs, edge_runs):
 
 def test_default_platform_beats_the_papers_count(bert):
     plan = plan_profiling(bert[1], load_platform("default"))
-    # 2 node runs (cpu0/cpu1 share one) + 1 edge run (the paper used 3 + 1), + 1 executor run
-    assert plan.runs == 4 and plan.executor_runs == 1
+    # 2 node runs (cpu0/cpu1 share one) + 1 edge run (the paper used 3 + 1); then what the paper did not
+    # measure: 1 executor run, 1 contention run (cpu0 and cpu1 at once)
+    assert (len(plan.node_runs), len(plan.edge_runs), plan.executor_runs, plan.runs) == (2, 1, 2, 5)
     sizes = {e.bytes for e in bert[1].edges}
     assert plan.transfer_classes == len(sizes) * 6  # 3 real devices: 6 ordered pairs
 
@@ -126,16 +127,19 @@ def test_problem_from_profile_mixes_measured_and_modelled(bert, bert_profile):
     problem = problem_from_profile(graph, plat, bert_profile)
     modelled = model_costs(graph, plat)
     t = graph.tasks[3].name
-    assert problem.costs[t]["cpu0"] == pytest.approx(bert_profile.calibrated(t, "cpu0"))
+    ex = bert_profile.executor
+    # cpu0 and cpu1 can work at once and slow each other down: their costs carry the measured contention
+    assert ex.contended(plat) == {"cpu0", "cpu1"} and ex.contention >= 0
+    slow = {"cpu0": 1 + ex.contention, "cpu-par": 1.0}
+    assert problem.costs[t]["cpu0"] == pytest.approx(bert_profile.calibrated(t, "cpu0") * slow["cpu0"])
     assert problem.costs[t].get("pim") == modelled[t].get("pim")
     raw = problem_from_profile(graph, plat, bert_profile, calibrate=False)
-    assert raw.costs[t]["cpu0"] == bert_profile.cost(t, "cpu0")
-    # calibrated, all-on-one-device predicts the measured plain whole-model run
+    assert raw.costs[t]["cpu0"] == pytest.approx(bert_profile.cost(t, "cpu0") * slow["cpu0"])
+    # calibrated, all-on-one-device predicts the measured plain whole-model run (and the contention)
     for dev in ("cpu0", "cpu-par"):
         total = sum(problem.costs[x.name][dev] for x in graph.tasks)
-        assert total == pytest.approx(bert_profile.whole_run_s[dev], rel=1e-6)
+        assert total == pytest.approx(bert_profile.whole_run_s[dev] * slow[dev], rel=1e-6)
     fitted = {(l.src, l.dst): l for l in bert_profile.links}
-    ex = bert_profile.executor
     # links carry each crossing's share of the executor's costs: the consumer's call, a switch on a shared core
     assert problem.platform.link_table[("cpu0", "cpu1")].latency == pytest.approx(
         fitted[("cpu0", "cpu1")].latency + ex.call_s["cpu1"])
@@ -168,7 +172,7 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     args = ["--set", "layers=2", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
     assert main(["profile", "mlp", *args]) == 0
     out = capsys.readouterr().out
-    assert "measured profile" in out and "4 runs (2 node, 1 edge, 1 executor)" in out and "noisy nodes" in out
+    assert "measured profile" in out and "5 runs (2 node, 1 edge, 2 executor)" in out and "noisy nodes" in out
     assert main(["problem", "mlp", *args, "--costs", "profile", "-o", str(tmp_path / "p.json")]) == 0
     capsys.readouterr()
     assert main(["profile", "mlp", *args]) == 0

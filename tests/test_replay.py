@@ -91,18 +91,43 @@ def test_segment_prediction_charges_calls_and_switches(scale):
         predict_segments(replace(p, executor=ex), segments))
 
 
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_segment_prediction_charges_contention_only_where_work_overlaps(scale):
+    """Costs of devices that can work beside another carry the full slow-down (the solvers' view); the
+    segment-level prediction takes it out and charges it for the share of a segment's time that another
+    core works beside it; costs in µs, ms and s."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",)),
+                          Device("AB", resources=("a", "b"))), (), default_link=Link("*", "*", 0.0, None))
+    ex = ExecutorCosts({}, 0.0, 0.25)
+    assert ex.contended(plat) == {"A", "B"} and ExecutorCosts({}, 0.0).contended(plat) == frozenset()
+    # x and y in parallel, then z after both: x on A and y on B overlap entirely
+    graph = TaskGraph("g", (Task("x"), Task("y"), Task("z")), (Edge("x", "z", 4), Edge("y", "z", 4)))
+    alone = {"x": 4.0, "y": 2.0, "z": 1.0}  # measured alone
+    costs = {t: {"A": c * 1.25 * scale, "B": c * 1.25 * scale, "AB": c * scale} for t, c in alone.items()}
+    p = Problem(graph, plat, costs, executor=ex)
+    parallel = cut(p, simulate(p, {"x": "A", "y": "B", "z": "A"}))
+    # y (2, slowed by a quarter: 2.5) overlaps x all the time; x overlaps y for 2.5 of its duration d:
+    # x = 4 * (1 + 0.25 * 2.5 / d) with d = x's duration: d = 4 + 2.5 / d -> d^2 - 4 d - 2.5 = 0
+    x = (4 + (16 + 10) ** 0.5) / 2
+    assert predict_segments(p, parallel) == pytest.approx((x + 1.0) * scale, rel=1e-3)
+    # everything on A: no overlap, so no contention (the measured-alone costs), though the costs carry it
+    serial = cut(p, simulate(p, {t: "A" for t in alone}))
+    assert predict_segments(p, serial) == pytest.approx(7.0 * scale)
+    assert predict_segments(p, cut(p, simulate(p, {t: "AB" for t in alone}))) == pytest.approx(7.0 * scale)
+
+
 def test_workers_of_one_core_devices_are_pinned_to_their_core():
     available = sorted(os.sched_getaffinity(0))
     cpu = build_problem("mlp", platform="cpu")
     if len(available) >= 2:
-        assert core_map(cpu) == {"cpu0": (available[0],), "cpu1": (available[1],)}  # cpu-par owns all: free
+        assert core_map(cpu.platform) == {"cpu0": (available[0],), "cpu1": (available[1],)}  # cpu-par owns all: free
     many = Platform("many", tuple(Device(f"c{i}", resources=(f"core{i}",)) for i in range(len(available) + 1)), (),
                     default_link=Link("*", "*", 0.0, None))
     graph = TaskGraph("g", (Task("x"),), ())
-    assert core_map(Problem(graph, many, {"x": {"c0": 1.0}})) == {}  # more cores named than the host has
+    assert core_map(many) == {}  # more cores named than the host has
     sim = Platform("sim", (Device("a", resources=("r0",)), Device("b", resources=("r1",), simulated=True)), (),
                    default_link=Link("*", "*", 0.0, None))
-    assert "b" not in core_map(Problem(graph, sim, {"x": {"a": 1.0, "b": 1.0}}))
+    assert "b" not in core_map(sim)
 
 
 def test_non_convex_segment_is_detected_and_split():
