@@ -18,6 +18,12 @@ Each bound is provably <= the makespan of every valid schedule:
   placement must serve paths, loads and transfers together it dominates the
   classic bounds above.
 
+The LPs are solved in well-conditioned units (the best classic bound maps to
+:data:`LP_UNITS`), since CBC's tolerances are absolute: costs of microseconds in
+seconds would sit below them.  Memory rows are divided by the capacity.  The
+optimum is then lowered by :data:`LP_SLACK` units and :data:`LP_SAFETY` relative
+before it is reported, so it can only err low.
+
 Example
 -------
 >>> from scheduler.zoo import build
@@ -31,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
 from itertools import permutations
@@ -40,6 +47,8 @@ import pulp
 from .problem import Problem
 
 
+LP_UNITS = 1000.0  # the best classic bound in LP units
+LP_SLACK = 1e-4  # LP units taken off an LP optimum (CBC's absolute tolerances are ~1e-7)
 LP_SAFETY = 1e-6  # relative margin taken off LP optima (solver tolerances)
 
 
@@ -72,20 +81,30 @@ def classic_bounds(problem: Problem) -> tuple[Bound, ...]:
     return (critical_path_bound(problem), resource_load_bound(problem))
 
 
-def _lp_value(prob: pulp.LpProblem, time_limit: float | None) -> float | None:
-    """The proven optimum of an LP, or None when the solver did not prove it."""
-    with warnings.catch_warnings():  # PuLP 3.3 deprecates its bundled CBC for 4.0; it still ships and works
-        warnings.simplefilter("ignore", DeprecationWarning)
-        prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+def _lp_scale(problem: Problem) -> float:
+    """LP units per second: the best classic bound becomes :data:`LP_UNITS` (1 when it is 0)."""
+    ref = max(b.value for b in classic_bounds(problem))
+    return LP_UNITS / ref if ref > 0 else 1.0
+
+
+def _lp_value(prob: pulp.LpProblem, time_limit: float | None, scale: float) -> float | None:
+    """The proven optimum of an LP in seconds (its model is in ``scale`` units per second), lowered to stay
+    sound, or None when the solver did not prove it."""
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="hetsched-lp-") as tmp:
+        warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 3.3 deprecates its bundled CBC for 4.0
+        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+        cmd.tmpDir = tmp  # CBC's files go where an interrupt (Ctrl-C) still cleans them up
+        prob.solve(cmd)
     if prob.sol_status != pulp.LpSolutionOptimal:
         return None
-    # the LP solver works to a tolerance of about 1e-7: step below it so the bound stays sound
-    return max(0.0, float(pulp.value(prob.objective) or 0.0) * (1 - LP_SAFETY))
+    # the LP solver works to absolute tolerances of about 1e-7: step below them so the bound stays sound
+    return max(0.0, (float(pulp.value(prob.objective) or 0.0) - LP_SLACK) / scale * (1 - LP_SAFETY))
 
 
-def _placement_lp(problem: Problem, name: str) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable],
-                                                          pulp.LpVariable]:
-    """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load; minimise T."""
+def _placement_lp(problem: Problem, name: str, scale: float
+                  ) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable], pulp.LpVariable]:
+    """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load (costs in ``scale`` units
+    per second); minimise T."""
     prob = pulp.LpProblem(name, pulp.LpMinimize)
     x = {(t, d): prob.add_variable(f"x_{i}_{j}", 0, 1)
          for i, t in enumerate(problem.tasks) for j, d in enumerate(problem.devices) if d in problem.costs[t]}
@@ -94,14 +113,17 @@ def _placement_lp(problem: Problem, name: str) -> tuple[pulp.LpProblem, dict[tup
     for t in problem.tasks:
         prob += pulp.lpSum(x[(t, d)] for d in problem.allowed(t)) == 1
     for r in problem.platform.resources:
-        terms = [problem.costs[t][d] * v for (t, d), v in x.items() if r in problem.platform.device[d].resources]
+        terms = [problem.costs[t][d] * scale * v for (t, d), v in x.items()
+                 if r in problem.platform.device[d].resources]
         if terms:
             prob += pulp.lpSum(terms) <= horizon
     for d in problem.devices:  # memory: every placement fits, so the fractional one does too
         cap = problem.platform.device[d].memory_bytes
-        terms = [problem.memory(t) * v for (t, dd), v in x.items() if dd == d and problem.memory(t)]
-        if cap is not None and terms:
-            prob += pulp.lpSum(terms) <= cap
+        terms = [(problem.memory(t), v) for (t, dd), v in x.items() if dd == d and problem.memory(t)]
+        if cap is not None and terms and cap > 0:  # in fractions of the capacity, for the LP's tolerances
+            prob += pulp.lpSum(m / cap * v for m, v in terms) <= 1
+        elif cap is not None and terms:
+            prob += pulp.lpSum(v for _, v in terms) <= 0
     for group in problem.groups.values():  # co-located tasks share one (fractional) placement
         for a, b in zip(group, group[1:]):
             for d in problem.devices:
@@ -116,23 +138,26 @@ def _placement_lp(problem: Problem, name: str) -> tuple[pulp.LpProblem, dict[tup
 
 def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
     """Fractional placement minimising the largest resource load (None if the LP was not solved)."""
-    prob, _, _ = _placement_lp(problem, "lp_load")
-    value = _lp_value(prob, time_limit)
+    scale = _lp_scale(problem)
+    prob, _, _ = _placement_lp(problem, "lp_load", scale)
+    value = _lp_value(prob, time_limit, scale)
     return None if value is None else Bound("lp-load", value)
 
 
 def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
     """Fractional placement that must carry every path (with transfers) and every resource load."""
-    prob, x, horizon = _placement_lp(problem, "lp_path_load")
+    scale = _lp_scale(problem)
+    prob, x, horizon = _placement_lp(problem, "lp_path_load", scale)
     f = {t: prob.add_variable(f"f_{i}", 0) for i, t in enumerate(problem.tasks)}
-    cost = {t: pulp.lpSum(problem.costs[t][d] * x[(t, d)] for d in problem.allowed(t)) for t in problem.tasks}
+    cost = {t: pulp.lpSum(problem.costs[t][d] * scale * x[(t, d)] for d in problem.allowed(t))
+            for t in problem.tasks}
     for i, t in enumerate(problem.tasks):
         prob += f[t] >= cost[t]
         prob += horizon >= f[t]
     for k, e in enumerate(problem.graph.edges):
         pairs = [(a, b) for a, b in permutations(problem.devices, 2)
                  if a in problem.costs[e.src] and b in problem.costs[e.dst]]
-        m = min((problem.transfer(e, a, b) for a, b in pairs), default=0.0)
+        m = min((problem.transfer(e, a, b) for a, b in pairs), default=0.0) * scale
         if m > 0:
             y = prob.add_variable(f"y_{k}", 0, 1)
             for d in problem.allowed(e.src):
@@ -140,7 +165,7 @@ def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bou
             prob += f[e.dst] >= f[e.src] + cost[e.dst] + m * y
         else:
             prob += f[e.dst] >= f[e.src] + cost[e.dst]
-    value = _lp_value(prob, time_limit)
+    value = _lp_value(prob, time_limit, scale)
     return None if value is None else Bound("lp-path-load", value)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from typing import Sequence
 
 from . import __version__, zoo
@@ -19,8 +20,7 @@ from .compare import load_suite, run_suite
 from .errors import HetschedError
 from .importers import import_dnn_partitioning
 from .deploy import export_placement
-from .fileio import write_bytes
-from .fileio import write_json
+from .fileio import load_yaml, write_bytes, write_json
 from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
@@ -54,12 +54,8 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
 
 
 def _parse_options(items: Sequence[str]) -> dict[str, object]:
-    import yaml
-
-    out: dict[str, object] = {}
-    for key, value in zoo.parse_params(items).items():
-        out[key] = yaml.safe_load(value)  # numbers, booleans, lists come through typed
-    return out
+    """``KEY=VALUE`` solver options, typed as YAML reads them (numbers, booleans, lists)."""
+    return {key: load_yaml(value, f"--option {key}") for key, value in zoo.parse_params(items).items()}
 
 
 def cmd_solvers(args: argparse.Namespace) -> int:
@@ -257,9 +253,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the tool's one-line errors (``hetsched: error: ...``, exit 2); subcommands inherit it."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        sys.stderr.write(f"hetsched: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _path(value: str) -> str:
+    """A path argument: never empty (an empty one would silently write nothing)."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    p = argparse.ArgumentParser(prog="hetsched", description="Place ONNX operators on heterogeneous devices.")
+    p = _Parser(prog="hetsched", description="Place ONNX operators on heterogeneous devices.")
     p.add_argument("--version", action="version", version=f"hetsched {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -272,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     zl.set_defaults(func=cmd_zoo_list)
     ze = zsub.add_parser("export", help="write a zoo model as .onnx")
     ze.add_argument("name")
-    ze.add_argument("-o", "--output", required=True)
+    ze.add_argument("-o", "--output", required=True, type=_path)
     ze.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
     ze.set_defaults(func=cmd_zoo_export)
 
@@ -281,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--platform", default="default", help="preset name or platform YAML file")
         parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
-        parser.add_argument(*profile_flags, "--profiles", default="profiles", help="folder of stored profiles")
+        parser.add_argument(*profile_flags, "--profiles", default="profiles", type=_path, help="folder of stored profiles")
         parser.add_argument("--repeats", type=int, default=20, help="profiling repeats per run")
         parser.add_argument("--warmup", type=int, default=3, help="profiling warm-up runs")
         parser.add_argument("--force", action="store_true", help="re-measure even if a stored profile matches")
@@ -297,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(pr)
     pr.add_argument("--costs", choices=["model", "profile"], default="model",
                     help="analytic cost model, or measured costs for real devices")
-    pr.add_argument("-o", "--output", required=True)
+    pr.add_argument("-o", "--output", required=True, type=_path)
     pr.set_defaults(func=cmd_problem)
 
     so = sub.add_parser("solve", help="solve a problem file with one solver")
@@ -306,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--time-limit", type=float, default=None)
     so.add_argument("--seed", type=int, default=0)
     so.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="solver option")
-    so.add_argument("-o", "--output")
+    so.add_argument("-o", "--output", type=_path)
     so.set_defaults(func=cmd_solve)
 
     rp = sub.add_parser("replay", help="run a schedule's placement on ONNX Runtime sessions and time it")
@@ -318,15 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--opt-level", choices=["disable", "basic", "all"], default="disable",
                     help="ORT graph optimisation per segment (disable keeps node names faithful)")
     rp.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs the whole model")
-    rp.add_argument("--export", default=None, metavar="DIR",
+    rp.add_argument("--export", default=None, metavar="DIR", type=_path,
                     help="write the placement for production: segments, manifest.json and a stand-alone runner.py")
-    rp.add_argument("-o", "--output", default=None, help="write replay.json here")
+    rp.add_argument("-o", "--output", default=None, type=_path, help="write replay.json here")
     rp.set_defaults(func=cmd_replay)
 
     im = sub.add_parser("import", help="convert a published workload into a problem file")
     im.add_argument("format", choices=["dnn-partitioning"])
     im.add_argument("file")
-    im.add_argument("-o", "--output", required=True)
+    im.add_argument("-o", "--output", required=True, type=_path)
     im.add_argument("--accelerators", type=int, default=None, help="number of accelerators (default: the file's)")
     im.add_argument("--cpus", type=int, default=None, help="number of CPU cores (default: the file's)")
     im.add_argument("--time-scale", type=float, default=1e-3, help="seconds per time unit of the file (ms: 1e-3)")
@@ -335,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     co = sub.add_parser("compare", help="run a comparison suite (resumable) and write CSV, report and plots")
     co.add_argument("suite", help="suite YAML")
     co.add_argument("--workers", type=int, default=None, help="override the suite's worker processes")
-    co.add_argument("--output-dir", default=None, help="override the suite's output_dir")
+    co.add_argument("--output-dir", default=None, type=_path, help="override the suite's output_dir")
     co.set_defaults(func=cmd_compare)
 
     bo = sub.add_parser("bound", help="print every lower bound of a problem and the best")
@@ -351,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ru = sub.add_parser("run", help="run a YAML config (default: the embedded default run)")
     ru.add_argument("config", nargs="?", default=None)
-    ru.add_argument("--output-dir", default=None, help="override the config's output_dir")
+    ru.add_argument("--output-dir", default=None, type=_path, help="override the config's output_dir")
     ru.add_argument("--no-replay", action="store_true", help="skip the replay on ONNX Runtime")
     ru.add_argument("--export", action="store_true",
                     help="write the recommendation for production into <run>/deploy/ (manifest.json, runner.py and "

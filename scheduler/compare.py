@@ -35,14 +35,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm import tqdm
 
 from .bounds import Bound, all_bounds
 from .config import SolverCatalog, SolverSpec, one_line_error
 from .errors import ConfigError, HetschedError
-from .fileio import read_json, write_json, write_text
+from .fileio import read_json, read_yaml, write_json, write_text
 from .generate import random_problem
 from .importers import import_dnn_partitioning
 from .pipeline import GetSolver, build_problem, safe_name
@@ -118,11 +117,7 @@ def load_suite(path: str, solvers: SolverCatalog | None = None) -> Suite:
     """Read and validate a suite YAML; errors name the file and the key."""
     if not os.path.isfile(path):
         raise ConfigError(f"suite file {path!r} does not exist")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = read_yaml(path, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a suite must be a mapping")
     if isinstance(data.get("solvers"), list):

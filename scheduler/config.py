@@ -17,10 +17,10 @@ from importlib import resources as ilr
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, HetschedError
+from .fileio import load_yaml
 
 DEFAULT_CONFIG = "default.yaml"
 
@@ -188,14 +188,9 @@ def load_config(path: str | os.PathLike[str] | None = None, solvers: SolverCatal
         where = os.fspath(path)
         if not os.path.isfile(where):
             raise ConfigError(f"config file {where!r} does not exist")
-        with open(where, encoding="utf-8") as fh:
+        with open(where, "rb") as fh:
             text = fh.read()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    data = load_yaml(text, where, ConfigError)
     if path is not None and isinstance(data, dict):
         _relative_to(data, os.path.dirname(os.path.abspath(where)))
     return config_from_dict(data, where, solvers)

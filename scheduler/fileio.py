@@ -1,13 +1,20 @@
-"""Small file helpers: JSON read with one-line errors, atomic writes."""
+"""Small file helpers: JSON and YAML reads with one-line errors, atomic writes."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 from typing import Any, Collection
 
+import yaml
+
 from .errors import HetschedError
+
+YAML_MAX_NODES = 100_000
+"""Most nodes a YAML document may have once its aliases are expanded (an alias bomb is refused)."""
 
 
 def read_json(path: str | os.PathLike[str], what: str) -> Any:
@@ -18,8 +25,64 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
     try:
         with open(p, encoding="utf-8") as fh:
             return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HetschedError(f"{p}: not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, integers of thousands of digits
+        raise HetschedError(f"{p}: not valid JSON ({str(exc).splitlines()[0][:200]})") from None
+    except RecursionError:
+        raise HetschedError(f"{p}: not valid JSON (nested too deeply)") from None
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes of ``node`` with every alias expanded (an alias is the same node object again)."""
+    if id(node) not in memo:
+        memo[id(node)] = 1  # a recursive alias counts once
+        if isinstance(node, yaml.SequenceNode):
+            memo[id(node)] += sum(_expanded_size(n, memo) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[id(node)] += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    return memo[id(node)]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading ``1e-6`` as a number as YAML 1.2 does (1.1 wants ``1.0e-6``)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
+
+
+def load_yaml(text: str | bytes, where: str, error: type[HetschedError] = HetschedError) -> Any:
+    """Safe YAML with one-line errors (invalid UTF-8, syntax with its line), refusing documents that are
+    larger than :data:`YAML_MAX_NODES` nodes once aliases are expanded (never expanding them to find out).
+
+    >>> load_yaml("a: &x [1, 2e-6]\\nb: *x", "example")
+    {'a': [1, 2e-06], 'b': [1, 2e-06]}
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise error(f"{where}: not valid UTF-8 (byte {exc.start})") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > YAML_MAX_NODES:
+            raise error(f"{where}: too large once its YAML aliases are expanded (over {YAML_MAX_NODES} nodes)")
+        return None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise error(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:
+        raise error(f"{where}: not valid YAML (nested too deeply)") from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | os.PathLike[str], error: type[HetschedError] = HetschedError) -> Any:
+    """:func:`load_yaml` of a file, named in errors."""
+    p = os.fspath(path)
+    with open(p, "rb") as fh:
+        return load_yaml(fh.read(), p, error)
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
@@ -32,9 +95,18 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
     The data goes to a fresh temporary file in the same folder (created
     exclusively, so no existing file or symlink is written through) that is then
-    renamed over ``path`` (a symlink at ``path`` is replaced, never followed).
+    renamed over ``path`` (a symlink at ``path`` is replaced, never followed;
+    a folder, device or pipe there is refused).
     """
     p = os.fspath(path)
+    if not p:
+        raise HetschedError("an output path is empty")
+    try:
+        mode = os.lstat(p).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise HetschedError(f"{p}: exists and is not a regular file; refusing to replace it")
     folder = os.path.dirname(os.path.abspath(p))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(p)}.", suffix=".tmp")

@@ -40,24 +40,36 @@ def random_platform(n_devices: int = 3, *, shared: bool = True, seed: int = 0) -
     return Platform(f"random-{n_devices}", tuple(devs), tuple(links))
 
 
+def _time_scaled(link: Link | None, k: float) -> Link | None:
+    """``link`` with every transfer taking ``k`` times as long."""
+    if link is None or k == 1.0:
+        return link
+    return replace(link, latency=link.latency * k, bandwidth=link.bandwidth / k if link.bandwidth else None)
+
+
 def random_problem(n: int, *, seed: int = 0, platform: Platform | str = "default", edge_prob: float = 0.3,
-                   unsupported: float = 0.0, memory_fraction: float | None = None, colocate: int = 0) -> Problem:
+                   unsupported: float = 0.0, memory_fraction: float | None = None, colocate: int = 0,
+                   time_scale: float = 1.0) -> Problem:
     """A random problem: random DAG, heterogeneous costs (0.1-1 ms x per-device factor 0.3-3).
 
     ``unsupported``: chance that a (task, device) pair is not allowed (each task keeps one device);
     ``memory_fraction``: give every device a capacity of this fraction of the total task memory;
-    ``colocate``: number of random co-location pairs.
+    ``colocate``: number of random co-location pairs; ``time_scale``: every cost and transfer takes
+    that many times as long (1e-2: costs of µs; 1e3: of seconds), for testing numerics at every scale.
     """
     rng = np.random.default_rng(seed + 7919)
     graph = random_dag(n, edge_prob=edge_prob, seed=seed)
     plat = load_platform(platform) if isinstance(platform, str) else platform
+    if time_scale != 1.0:
+        plat = replace(plat, links=tuple(_time_scaled(l, time_scale) for l in plat.links),
+                       default_link=_time_scaled(plat.default_link, time_scale))
     if memory_fraction is not None:
         total = sum(t.memory_bytes for t in graph.tasks)
         cap = int(total * memory_fraction)
         plat = replace(plat, devices=tuple(replace(d, memory_bytes=cap) for d in plat.devices))
     costs: dict[str, dict[str, float]] = {}
     for t in graph.tasks:
-        base = rng.uniform(1e-4, 1e-3)
+        base = rng.uniform(1e-4, 1e-3) * time_scale
         row = {d: float(base * rng.uniform(0.3, 3.0)) for d in plat.device}
         keep = str(rng.choice(list(row)))
         costs[t.name] = {d: c for d, c in row.items() if d == keep or rng.random() >= unsupported}

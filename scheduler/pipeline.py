@@ -155,12 +155,19 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
     return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization)[1]
 
 
+BOUND_TOLERANCE = 1e-9
+"""Relative excess of a bound over a makespan that is still taken as float rounding, not unsoundness."""
+
+
 def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:
     """Give every schedule the best lower bound known for the problem, and say which it is.
 
     Sound bounds on the optimum hold for every schedule of the problem, so the
     best of ``bounds`` and of every schedule's own (e.g. an exact solver's proven
     bound) serves them all.
+
+    A bound above a schedule's makespan is a bug, never a result: it raises
+    (a gap rounded up to 0 would hide it).
     """
     own = [Bound(s.info.get("bound", s.solver), s.lower_bound) for s in schedules if s.lower_bound is not None]
     best = max(list(bounds) + own, key=lambda b: b.value, default=None)
@@ -168,6 +175,9 @@ def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bo
     for s in schedules:
         if best is not None and (s.lower_bound is None or best.value > s.lower_bound):
             s = replace(s, lower_bound=best.value, info={**s.info, "bound": best.name})
+        if s.found and best is not None and best.value > s.makespan * (1 + BOUND_TOLERANCE) + 1e-15:
+            raise HetschedError(f"internal error: lower bound {best.name} ({best.value:.9g} s) is above the "
+                                f"makespan of {s.solver} ({s.makespan:.9g} s); the bound is unsound, please report")
         out.append(s)
     return out
 

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from .errors import PlatformError
-from .fileio import check_keys
+from .fileio import check_keys, read_yaml
 from .ops import op_family
 
 
@@ -59,8 +59,8 @@ class Device:
         if self.memory_bytes is not None and self.memory_bytes < 0:
             raise PlatformError(f"device {self.name!r}: memory_bytes must be >= 0")
         for key in ("peak_flops", "mem_bandwidth"):
-            if not getattr(self, key) > 0:
-                raise PlatformError(f"device {self.name!r}: {key} must be > 0")
+            if not 0 < getattr(self, key) < math.inf:
+                raise PlatformError(f"device {self.name!r}: {key} must be a finite number > 0")
         if not (math.isfinite(self.overhead_s) and self.overhead_s >= 0):
             raise PlatformError(f"device {self.name!r}: overhead_s must be a finite number >= 0")
         if self.threads < 1:
@@ -95,8 +95,9 @@ class Link:
             raise PlatformError(f"link {self.src}->{self.dst}: latency must be a finite number >= 0")
         if self.transfer_scale < 0 or not math.isfinite(self.transfer_scale):
             raise PlatformError(f"link {self.src}->{self.dst}: transfer_scale must be a finite number >= 0")
-        if self.bandwidth is not None and not self.bandwidth > 0:
-            raise PlatformError(f"link {self.src}->{self.dst}: bandwidth must be > 0 (or omitted for infinite)")
+        if self.bandwidth is not None and not 1.0 <= self.bandwidth < math.inf:
+            raise PlatformError(f"link {self.src}->{self.dst}: bandwidth must be a finite number of bytes/s >= 1 "
+                                "(or omitted for infinite)")
 
     def time(self, nbytes: float) -> float:
         """Seconds to move ``nbytes`` over this link."""
@@ -321,11 +322,7 @@ def load_platform(source: str | os.PathLike[str] | Mapping[str, Any] | Platform 
     src = os.fspath(source)
     if os.path.isfile(src):
         where = src
-        try:
-            with open(src, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh)
-        except yaml.YAMLError as exc:
-            raise PlatformError(f"{src}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(src, PlatformError)
     elif src in preset_names():
         where = f"preset {src!r}"
         data = yaml.safe_load((ilr.files("scheduler") / "data" / "platforms" / f"{src}.yaml").read_text("utf-8"))

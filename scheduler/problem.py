@@ -49,6 +49,18 @@ from .platform import Platform, device_from_dict, link_from_dict, link_to_dict, 
 FORMAT = "hetsched-problem/1"
 
 
+MIN_TIME = 1e-12
+"""Shortest non-zero time (s) a cost or transfer may take: below it, numbers are noise (or denormal)."""
+MAX_TIME = 1e9
+"""Longest time (s) a cost or transfer may take (about 30 years): beyond it, sums lose every digit."""
+
+
+def _is_time(value: Any) -> bool:
+    """Whether ``value`` is 0 or a number of seconds from :data:`MIN_TIME` to :data:`MAX_TIME`."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and (value == 0 or MIN_TIME <= value <= MAX_TIME))
+
+
 @dataclass(frozen=True)
 class ExecutorCosts:
     """What the replay executor adds to a placement beyond node costs and transfers (seconds).
@@ -117,6 +129,8 @@ class Problem:
             if unknown:
                 raise ProblemError(f"problem {self.label!r}: executor call cost given for unknown device "
                                    f"{sorted(unknown)[0]!r}")
+        if not self.graph.tasks:
+            raise ProblemError(f"problem {self.label!r} has no tasks: nothing to place")
         for tname in self.costs:
             if tname not in self.graph.task:
                 raise ProblemError(f"problem {self.label!r}: cost given for unknown task {tname!r}")
@@ -127,14 +141,21 @@ class Problem:
             for dname, c in row.items():
                 if dname not in devs:
                     raise ProblemError(f"problem {self.label!r}: task {task.name!r} has a cost on unknown device {dname!r}")
-                if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c < 0:
-                    raise ProblemError(f"problem {self.label!r}: cost of task {task.name!r} on {dname!r} must be a finite number >= 0, got {c!r}")
+                if not _is_time(c):
+                    raise ProblemError(f"problem {self.label!r}: cost of task {task.name!r} on {dname!r} must be 0 "
+                                       f"or from {MIN_TIME:g} to {MAX_TIME:g} seconds, got {c!r}")
         edges = {(e.src, e.dst) for e in self.graph.edges}
         for key, c in self.transfer_override.items():
             if key not in edges:
                 raise ProblemError(f"problem {self.label!r}: transfer given for {key[0]}->{key[1]}, which is not an edge")
-            if not math.isfinite(c) or c < 0:
-                raise ProblemError(f"problem {self.label!r}: transfer of edge {key[0]}->{key[1]} must be >= 0")
+            if not _is_time(c):
+                raise ProblemError(f"problem {self.label!r}: transfer of edge {key[0]}->{key[1]} must be 0 or from "
+                                   f"{MIN_TIME:g} to {MAX_TIME:g} seconds, got {c!r}")
+        most = max((e.bytes for e in self.graph.edges), default=0)
+        for (a, b), link in self.platform.link_table.items():
+            if link.time(most) > MAX_TIME:
+                raise ProblemError(f"problem {self.label!r}: moving {most} bytes from {a!r} to {b!r} would take "
+                                   f"{link.time(most):.3g} s, more than {MAX_TIME:g} s (check the link's bandwidth)")
         for tname in self.colocate:
             if tname not in self.graph.task:
                 raise ProblemError(f"problem {self.label!r}: colocate names unknown task {tname!r}")

@@ -80,10 +80,11 @@ class Schedule:
 
     @property
     def gap(self) -> float | None:
-        """``makespan / lower_bound - 1`` when both are known and the bound is positive."""
+        """``makespan / lower_bound - 1`` when both are known and the bound is positive (negative only
+        when the bound is unsound, which :func:`scheduler.pipeline.certify` refuses)."""
         if self.makespan is None or not self.lower_bound:
             return None
-        return max(0.0, self.makespan / self.lower_bound - 1.0)
+        return self.makespan / self.lower_bound - 1.0
 
     @cached_property
     def placement(self) -> Mapping[str, str]:

@@ -115,11 +115,16 @@ def _positive(**values: int) -> None:
         _require(value >= 1, f"parameter {key!r} must be >= 1, got {value}")
 
 
+MAX_WEIGHT_BYTES = 2**31 - 2**24
+"""Weights a zoo model may hold: ONNX's 2 GiB protobuf limit, less room for the graph itself."""
+
+
 class _GraphBuilder:
     """Collects nodes and initializers, enforcing unique names and seeded weights."""
 
     def __init__(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
+        self.weight_bytes = 0
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -146,11 +151,21 @@ class _GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), self._claim(name)))
         return name
 
+    def _reserve(self, shape: Sequence[int]) -> None:
+        """Count a float32 weight of ``shape`` before allocating it: the whole model must stay within
+        ONNX's 2 GiB protobuf limit (an error naming the size, never a MemoryError)."""
+        self.weight_bytes += 4 * math.prod(shape)
+        if self.weight_bytes > MAX_WEIGHT_BYTES:
+            raise _ParamError(f"these parameters need over {self.weight_bytes / 2**30:.1f} GiB of weights; a zoo "
+                           f"model must fit ONNX's 2 GiB protobuf limit")
+
     def normal(self, name: str, shape: Sequence[int], std: float, mean: float = 0.0) -> str:
+        self._reserve(shape)
         values = mean + std * self.rng.standard_normal(tuple(shape), dtype=np.float32)
         return self.const(name, values.astype(np.float32))
 
     def uniform(self, name: str, shape: Sequence[int], low: float, high: float) -> str:
+        self._reserve(shape)
         return self.const(name, self.rng.uniform(low, high, tuple(shape)).astype(np.float32))
 
     def op(self, op_type: str, name: str, inputs: Sequence[str], output: str | None = None, **attrs: object) -> str:

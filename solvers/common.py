@@ -7,14 +7,26 @@ a bug and raises), and attaches the lower bound and the solve time.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
+
+from ortools.sat.python import cp_model
+from pydantic import Field
 
 from scheduler.bounds import Bound, best_bound
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate, validate
+
+
+# Option types: the registry checks every option against these (types and ranges) before a solve.
+Positive = Annotated[int, Field(ge=1)]
+Workers = Annotated[int, Field(ge=1, le=256)]
+Replicas = Annotated[int, Field(ge=1, le=1000)]  # B graph copies: the models grow with B
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Objective = Literal["latency", "throughput"]
 
 
 def finish(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None, *,
@@ -29,6 +41,39 @@ def finish(problem: Problem, placement: Mapping[str, str], order: Sequence[str] 
     return replace(sched, solver=solver, status=status, lower_bound=bound.value,
                    solve_seconds=time.perf_counter() - started,
                    info={**(info or {}), "bound": bound.name})
+
+
+def cpsat_solve(solver: cp_model.CpSolver, model: cp_model.CpModel) -> Any:
+    """``solver.solve(model)`` that Ctrl-C stops at once, with Python's own handling of it.
+
+    CP-SAT would otherwise catch SIGINT itself (the search ends quietly and the
+    run goes on) and leave the process without Python's handler afterwards.  Here
+    it does not catch it; the search runs in a thread while the main thread waits
+    on an event (a KeyboardInterrupt inside ``Thread.join`` can leave the thread
+    looking finished while it still runs), so a KeyboardInterrupt stops the search,
+    waits for it to end, and propagates.
+    """
+    solver.parameters.catch_sigint_signal = False
+    result: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            result.append(solver.solve(model))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        while not done.wait(0.05):
+            pass
+    except KeyboardInterrupt:
+        solver.stop_search()
+        done.wait()
+        raise
+    if not result:
+        raise SolverError("CP-SAT stopped without an answer")
+    return result[0]
 
 
 def no_solution(problem: Problem, *, solver: str, started: float, reason: str,

@@ -68,6 +68,7 @@ from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
+from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
 from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars, empty_answer, exact_data,
                            infeasibility_reason, latency_answer, latency_hint, objective_range, order_from_starts,
                            placement_errors, throughput_answer, throughput_hint, trivial_upper_bound)
@@ -245,7 +246,7 @@ def _solve_model(built: BuiltModel, limit: float | None, workers: int, seed: int
         solver.parameters.subsolvers.extend(["default_lp", "no_lp"])
     if limit is not None:
         solver.parameters.max_time_in_seconds = max(limit, 0.01)
-    status = solver.solve(built.model)
+    status = cpsat_solve(solver, built.model)
     return solver, status
 
 
@@ -279,9 +280,7 @@ def _outcome(built: BuiltModel, data: ExactData, solver: cp_model.CpSolver, stat
 
 
 def _tick(resolution: float | None, upper: float) -> float:
-    if resolution is not None:
-        if not (isinstance(resolution, (int, float)) and math.isfinite(resolution) and resolution > 0):
-            raise SolverError(f"solver {NAME!r}: resolution must be a positive number of seconds, got {resolution!r}")
+    if resolution is not None:  # a positive number: the registry checks options
         return float(resolution)
     return upper / HORIZON_TICKS if upper > 0 else 1e-9
 
@@ -319,8 +318,9 @@ def _reserve(limit: float | None) -> float:
     return 0.0 if limit is None else min(0.05, 0.1 * limit)
 
 
-def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: str = "latency",
-          replicas: int = 1, workers: int = 2, resolution: float | None = None, hint: bool = True) -> Schedule:
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: Objective = "latency",
+          replicas: Replicas = 1, workers: Workers = 2, resolution: Seconds | None = None,
+          hint: bool = True) -> Schedule:
     """Solve the placement exactly with CP-SAT (latency, or ``objective="throughput"`` with ``replicas``).
 
     ``workers``: CP-SAT search workers (2 suits a 2-core host); ``resolution``:
@@ -328,9 +328,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     ``hint``: warm-start from the better of HEFT and greedy.
     """
     started = time.perf_counter()
-    check_options(NAME, objective, replicas, time_limit)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SolverError(f"solver {NAME!r}: workers must be an integer >= 1, got {workers!r}")
+    check_options(NAME, objective, replicas)
     budget = Budget(started, time_limit)
     data = exact_data(problem, with_pairs=False)
     info: dict[str, Any] = {"backend": "cp-sat", "objective_kind": objective, "workers": workers}

@@ -53,7 +53,6 @@ V = TypeVar("V")
 OPTIMALITY_TOLERANCE = 1e-6
 """``optimal`` means: re-simulated objective <= sound lower bound * (1 + this)."""
 
-OBJECTIVES = ("latency", "throughput")
 
 
 # ----------------------------------------------------------------------------- throughput
@@ -313,16 +312,10 @@ def check_time(deadline: float | None) -> None:
         raise OutOfTime
 
 
-def check_options(solver: str, objective: str, replicas: int, time_limit: float | None) -> None:
-    """Reject bad common options with a one-line message."""
-    if objective not in OBJECTIVES:
-        raise SolverError(f"solver {solver!r}: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise SolverError(f"solver {solver!r}: replicas must be an integer >= 1, got {replicas!r}")
+def check_options(solver: str, objective: str, replicas: int) -> None:
+    """Reject options that do not go together (each one's type and range the registry checks)."""
     if replicas > 1 and objective != "throughput":
         raise SolverError(f"solver {solver!r}: replicas applies to objective='throughput' only")
-    if time_limit is not None and not time_limit >= 0:
-        raise SolverError(f"solver {solver!r}: time_limit must be >= 0, got {time_limit!r}")
 
 
 # ----------------------------------------------------------------------------- outcomes

@@ -25,7 +25,7 @@ import networkx as nx
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, Positive, finish, no_solution
 from .heft import upward_rank
 
 MAX_MAPPINGS = 720
@@ -131,7 +131,7 @@ def _mappings(problem: Problem, groups: list[list[str]], device_sets: list[tuple
 
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
-          clusters: int | None = None) -> Schedule:
+          clusters: Positive | None = None) -> Schedule:
     """Linear clustering, merging and mapping (see the module docstring)."""
     started = time.perf_counter()
     device_sets = parallel_device_sets(problem)

@@ -58,7 +58,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import pulp
 
@@ -66,6 +66,7 @@ from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
+from .common import Objective, Replicas, Workers
 from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            objective_range, period_lower_bound, replicated_period, throughput_answer,
@@ -76,7 +77,6 @@ UNITS = 1000.0
 """The warm start's objective in model units."""
 BOUND_SLACK = 1e-4
 """Model units subtracted from the solver's bound before it is reported as sound."""
-BACKENDS = ("cbc", "highs")
 
 
 @dataclass(frozen=True)
@@ -367,7 +367,12 @@ def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int,
         args += ["-solve", "-printingOptions", "all", "-solution", sol]
         with open(log_path, "w") as log_fh:
             proc = subprocess.Popen(args, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            how = _wait(proc, deadline)
+            try:
+                how = _wait(proc, deadline)
+            except BaseException:  # Ctrl-C: CBC must not outlive us (nor write into a removed folder)
+                proc.kill()
+                proc.wait()
+                raise
         wall = time.perf_counter() - t0
         with open(log_path, encoding="utf-8", errors="replace") as fh:
             log = parse_cbc_log(fh.read())
@@ -469,8 +474,9 @@ def _outcome(model: BuiltModel, data: ExactData, res: BackendResult, info: dict[
     return Outcome(tuple(placements), starts, bound, False, info)
 
 
-def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: str = "latency",
-          replicas: int = 1, backend: str = "cbc", threads: int = 2, warm_start: bool = True) -> Schedule:
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: Objective = "latency",
+          replicas: Replicas = 1, backend: Literal["cbc", "highs"] = "cbc", threads: Workers = 2,
+          warm_start: bool = True) -> Schedule:
     """Solve the placement exactly with a MILP (latency, or ``objective="throughput"`` with ``replicas``).
 
     ``backend``: ``cbc`` (bundled with PuLP) or ``highs`` (needs ``highspy<1.15``;
@@ -478,9 +484,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     ``warm_start``: start from the better of HEFT and greedy.
     """
     started = time.perf_counter()
-    check_options(NAME, objective, replicas, time_limit)
-    if backend not in BACKENDS:
-        raise SolverError(f"solver {NAME!r}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_options(NAME, objective, replicas)
     if backend == "highs":
         why = _highs_available()
         if why:

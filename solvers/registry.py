@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
+
+from pydantic import TypeAdapter, ValidationError
 
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
@@ -72,10 +75,41 @@ def list_solvers() -> tuple[SolverInfo, ...]:
     return tuple(SOLVERS.values())
 
 
-def get_solver(name: str, **options: Any) -> SolveFn:
-    """The solver ``name`` with ``options`` bound; unknown names and options raise SolverError.
+MAX_SEED = 2**31 - 1  # CP-SAT and CBC take 32-bit seeds
 
-    The result is called as ``solve(problem, time_limit=..., seed=...)``.
+
+@functools.lru_cache(maxsize=None)
+def _hints(info: SolverInfo) -> Mapping[str, Any]:
+    """The solve function's parameter types, with their ``Annotated`` constraints."""
+    return typing.get_type_hints(info.solve, include_extras=True)
+
+
+def _checked(solver: str, key: str, annotation: Any, value: Any) -> Any:
+    """``value`` validated strictly against ``annotation`` (types and ranges), else a one-line SolverError."""
+    try:
+        return TypeAdapter(annotation).validate_python(value, strict=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise SolverError(f"solver {solver!r}: option {key}={shown}: {err['msg']}") from None
+
+
+def check_run(solver: str, time_limit: Any, seed: Any) -> None:
+    """The time limit (None, or seconds >= 0) and seed (an integer in 0..2^31-1) every solver takes."""
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or not 0 <= time_limit < float("inf")):
+        raise SolverError(f"solver {solver!r}: time limit must be a finite number of seconds >= 0, "
+                          f"got {time_limit!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SolverError(f"solver {solver!r}: seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def get_solver(name: str, **options: Any) -> SolveFn:
+    """The solver ``name`` with ``options`` bound; unknown names, options of the wrong type or out of range,
+    a bad time limit or seed raise SolverError.
+
+    The result is called as ``solve(problem, time_limit=..., seed=...)``.  Options are
+    checked against the solve function's annotations (``Annotated`` ranges included).
     """
     base, _, arg = name.partition(":")
     if base not in SOLVERS:
@@ -85,8 +119,18 @@ def get_solver(name: str, **options: Any) -> SolveFn:
         if base != "single":
             raise SolverError(f"solver {base!r} takes no ':' argument (only single:DEVICE does)")
         options = {**options, "device": arg}
-    for key in options:
-        if key not in info.options:
-            known = ", ".join(info.options) or "none"
-            raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")
-    return functools.partial(info.solve, **options)
+    def checked(given: Mapping[str, Any]) -> dict[str, Any]:
+        for key in given:
+            if key not in info.options:
+                known = ", ".join(info.options) or "none"
+                raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")
+        return {key: _checked(base, key, _hints(info)[key], value) for key, value in given.items()}
+
+    bound = checked(options)
+
+    def solve(problem: Any, *, time_limit: float | None = None, seed: int = 0, **more: Any) -> Schedule:
+        """The solver with its options (more may be given here, checked the same way)."""
+        check_run(base, time_limit, seed)
+        return info.solve(problem, time_limit=time_limit, seed=seed, **{**bound, **checked(more)})
+
+    return solve

@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Annotated, Any, Mapping, Sequence
 
 import networkx as nx
 from ortools.sat.python import cp_model
+from pydantic import Field
 
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, Positive, Workers, cpsat_solve, finish, no_solution
 from .cpsat import ticks
 from .exact_common import latency_hint
 
@@ -149,7 +150,7 @@ def _solve_module(problem: Problem, tl: Timeline, feas: Feasibility, members: Se
     solver.parameters.max_time_in_seconds = max(0.05, limit)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
-    status = solver.solve(m)
+    status = cpsat_solve(solver, m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     chosen = {t: next(d for d in allowed[t] if solver.boolean_value(p[t, d])) for t in members}
@@ -210,8 +211,9 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
     return tl, solved
 
 
-def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, max_module: int = 40,
-          resolution: float = 1.0, polish: bool = True, polish_window: int = 2, workers: int = 1) -> Schedule:
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, max_module: Positive = 40,
+          resolution: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0, polish: bool = True,
+          polish_window: Positive = 2, workers: Workers = 1) -> Schedule:
     """Modularity splitting with per-module CP-SAT solves and an optional polish (see module docstring)."""
     started = time.perf_counter()
     mods = modules(problem, max_module=max_module, resolution=resolution, seed=seed)

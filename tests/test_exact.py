@@ -343,9 +343,9 @@ def test_registered_as_exact_with_their_options():
 @pytest.mark.parametrize("name", EXACT)
 def test_bad_options_are_rejected(name):
     p = random_problem(3, seed=0)
-    with pytest.raises(SolverError, match="objective must be one of"):
+    with pytest.raises(SolverError, match="objective='energy': Input should be 'latency' or 'throughput'"):
         get_solver(name, objective="energy")(p)
-    with pytest.raises(SolverError, match="replicas must be an integer >= 1"):
+    with pytest.raises(SolverError, match="replicas=0: Input should be greater than or equal to 1"):
         get_solver(name, objective="throughput", replicas=0)(p)
     with pytest.raises(SolverError, match="replicas applies to objective='throughput' only"):
         get_solver(name, replicas=2)(p)
@@ -353,7 +353,7 @@ def test_bad_options_are_rejected(name):
 
 def test_milp_backend_checks():
     p = random_problem(3, seed=0)
-    with pytest.raises(SolverError, match="backend must be one of cbc, highs"):
+    with pytest.raises(SolverError, match="backend='gurobi': Input should be 'cbc' or 'highs'"):
         get_solver("milp", backend="gurobi")(p)
     try:
         import importlib.metadata

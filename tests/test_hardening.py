@@ -1,0 +1,173 @@
+"""Hostile input and faults: one line `hetsched: error: ...`, exit 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from scheduler.bounds import Bound
+from scheduler.cli import main
+from scheduler.errors import HetschedError
+from scheduler.generate import random_problem
+from scheduler.pipeline import certify
+from scheduler.schedule import simulate
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8)
+) + "name: *i\n"
+
+
+def _problem_variants(tmp_path) -> dict[str, tuple[str, bytes]]:
+    """A valid problem file and variants with costs, links or tasks out of range."""
+    assert main(["problem", "mlp", "-o", str(tmp_path / "p.json")]) == 0
+    base = json.loads((tmp_path / "p.json").read_text())
+
+    def variant(change) -> bytes:
+        data = json.loads(json.dumps(base))
+        change(data)
+        return json.dumps(data).encode()
+
+    def costs(value):
+        return lambda d: [t.update(cost={k: value for k in t["cost"]}) for t in d["tasks"]]
+
+    return {
+        "{p}": ("p.json", json.dumps(base).encode()),
+        "{huge}": ("huge.json", variant(costs(1e308))),
+        "{denormal}": ("denormal.json", variant(costs(5e-320))),
+        "{slowlink}": ("slowlink.json", variant(lambda d: [l.update(bandwidth=1e-320) for l in d["links"]])),
+        "{empty}": ("empty.json", variant(lambda d: d.update(tasks=[], edges=[]))),
+    }
+
+
+def _files(tmp_path) -> dict[str, str]:
+    """Hostile files, by placeholder."""
+    files = {
+        **_problem_variants(tmp_path),
+        "{infplat}": ("inf.yaml", b"name: inf\ndevices: [{name: cpu0, peak_flops: .inf}]\n"),
+        "{bomb}": ("bomb.yaml", BOMB.encode()),
+        "{latin1_platform}": ("latin1.yaml", "name: caf\xe9\ndevices: [{name: cpu0}]\n".encode("latin-1")),
+        "{latin1_config}": ("latin1_run.yaml", "name: caf\xe9\nmodel: {zoo: mlp}\n".encode("latin-1")),
+        "{latin1_suite}": ("latin1_suite.yaml", "name: caf\xe9\n".encode("latin-1")),
+        "{deep}": ("deep.json", b"[" * 100_000 + b"]" * 100_000),
+        "{bigint}": ("bigint.json", b'{"format": "hetsched-problem/1", "name": ' + b"9" * 5000 + b"}"),
+    }
+    out = {}
+    for key, (name, data) in files.items():
+        (tmp_path / name).write_bytes(data)
+        out[key] = str(tmp_path / name)
+    return out
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["problem", "mlp", "--platform", "{bomb}", "-o", "x.json"], "too large once its YAML aliases are expanded"),
+    (["problem", "mlp", "--platform", "{latin1_platform}", "-o", "x.json"], "not valid UTF-8"),
+    (["run", "{latin1_config}"], "not valid UTF-8"),
+    (["compare", "{latin1_suite}"], "not valid UTF-8"),
+    (["solve", "{deep}", "--solver", "heft"], "nested too deeply"),
+    (["solve", "{bigint}", "--solver", "heft"], "not valid JSON"),
+    (["problem", "mlp", "--platform", "{infplat}", "-o", "x.json"], "peak_flops must be a finite number > 0"),
+    (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),
+    (["bound", "{huge}"], "must be 0 or from 1e-12 to 1e+09 seconds"),
+    (["solve", "{denormal}", "--solver", "cpsat"], "must be 0 or from 1e-12 to 1e+09 seconds, got 5e-320"),
+    (["solve", "{slowlink}", "--solver", "milp"], "bandwidth must be a finite number of bytes/s >= 1"),
+    (["solve", "{empty}", "--solver", "split"], "has no tasks: nothing to place"),
+    (["solve", "{empty}", "--solver", "dp-chain"], "has no tasks: nothing to place"),
+    (["solve", "{p}", "--solver", "greedy", "--option", "priority=5"], "option priority=5"),
+    (["solve", "{p}", "--solver", "greedy", "--option", "priority=[[pim]]"], "Input should be a valid string"),
+    (["solve", "{p}", "--solver", "single", "--option", "device=[cpu0]"], "option device=['cpu0']"),
+    (["solve", "{p}", "--solver", "split", "--option", "max_module=abc"], "Input should be a valid integer"),
+    (["solve", "{p}", "--solver", "split", "--option", "max_module=0"], "greater than or equal to 1"),
+    (["solve", "{p}", "--solver", "split", "--option", "polish_window=-1"], "greater than or equal to 1"),
+    (["solve", "{p}", "--solver", "linear-clustering", "--option", "clusters=abc"], "valid integer"),
+    (["solve", "{p}", "--solver", "cpsat", "--option", "workers=1e11"], "option workers=100000000000.0"),
+    (["solve", "{p}", "--solver", "heft", "--time-limit", "-1"], "time limit must be a finite number"),
+    (["solve", "{p}", "--solver", "heft", "--seed", "1e20"], "argument --seed: invalid int value"),
+    (["solve", "{p}", "--solver", "heft", "-o", ""], "argument -o/--output: an empty path"),
+    (["zoo", "export", "mlp", "--set", "width=200000", "-o", "x.json"], "a zoo model must fit ONNX's 2 GiB"),
+])
+def test_hostile_files_give_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, text):
+    subs = _files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    started = time.perf_counter()
+    try:
+        code = main([subs.get(a, a) for a in argv])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2 and text in err and err.count("\n") == 1 and err.startswith("hetsched: error:"), err
+    assert time.perf_counter() - started < 30  # the bomb is refused, never expanded
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "results").exists()
+
+
+def test_output_onto_a_folder_or_pipe_is_refused(tmp_path, capsys):
+    assert main(["problem", "mlp", "-o", str(tmp_path / "p.json")]) == 0
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    for target in ("pipe", "folder"):
+        capsys.readouterr()
+        code = main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / target)])
+        err = capsys.readouterr().err
+        assert code == 2 and "not a regular file" in err and err.count("\n") == 1
+    assert (tmp_path / "folder").is_dir() and not list((tmp_path / "folder").iterdir())
+    assert sorted(os.listdir(tmp_path)) == ["folder", "p.json", "pipe"]  # no temp file left behind
+
+
+def test_every_float_spelling_is_a_number(tmp_path, capsys):
+    assert main(["problem", "mlp", "-o", str(tmp_path / "p.json")]) == 0
+    code = main(["solve", str(tmp_path / "p.json"), "--solver", "cpsat", "--time-limit", "5",
+                 "--option", "resolution=1e-6"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_a_bound_above_a_makespan_is_an_error_not_a_zero_gap():
+    p = random_problem(4, seed=3)
+    s = simulate(p, {t: p.allowed(t)[0] for t in p.tasks})
+    assert certify(p, [s], [Bound("honest", s.makespan * 0.5)])[0].gap == pytest.approx(1.0)
+    with pytest.raises(HetschedError, match="lower bound broken .* is above the makespan"):
+        certify(p, [s], [Bound("broken", s.makespan * 1.01)])
+
+
+def _interrupt(argv: list[str], after: float, cwd) -> tuple[int, str, float]:
+    """Run the CLI in a fresh process, send SIGINT after ``after`` seconds; exit code, stderr, seconds to exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err, time.perf_counter() - sent
+
+
+RUN = """name: interrupted
+model: {{zoo: randwire, params: {{nodes: 40}}}}
+platform: default
+costs: model
+solvers: [{{name: cpsat, time_limit: 1}}, {{name: {last}, time_limit: 60}}]
+lp_bounds: false
+replay: {{enabled: false}}
+output_dir: results
+"""
+
+
+@pytest.mark.parametrize("last", ["cpsat", "milp"])
+def test_ctrl_c_during_and_after_cpsat_stops_at_once_and_leaves_nothing(tmp_path, last):
+    """CP-SAT neither swallows Ctrl-C during its search nor takes Python's handler away after one; an
+    interrupted CBC is stopped with its files.  The run: CP-SAT for 1 s, then ``last`` for up to 60 s,
+    interrupted there."""
+    (tmp_path / "run.yaml").write_text(RUN.format(last=last))
+    before = set(os.listdir(tempfile.gettempdir()))
+    code, err, took = _interrupt(["run", "run.yaml"], 6.0, tmp_path)
+    assert code == 130 and err.strip().endswith("hetsched: interrupted") and "Traceback" not in err, (code, err)
+    assert took < 2.0
+    assert not os.path.exists(tmp_path / "results") or not os.listdir(tmp_path / "results")
+    time.sleep(0.5)
+    assert not {f for f in set(os.listdir(tempfile.gettempdir())) - before if "hetsched" in f or f.endswith(".mps")}
