@@ -372,18 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    """An error message on one line: line breaks and other control characters (from the user's own keys
+    or values) are shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hetsched`` script."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except HetschedError as exc:
-        print(f"hetsched: error: {exc}", file=sys.stderr)
+        print(f"hetsched: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into a reader that stopped (e.g. head)
         return 141
     except OSError as exc:
-        print(f"hetsched: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(_one_line(f"hetsched: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hetsched: interrupted", file=sys.stderr)

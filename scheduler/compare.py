@@ -32,7 +32,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Annotated, Any, Callable, Iterable, Literal, Sequence
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -102,10 +102,11 @@ class Suite(_Strict):
 
     name: str
     instances: list[Instance] = Field(min_length=1)
-    platforms: list[str] = Field(default_factory=lambda: ["default"])
+    platforms: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
     solvers: list[SolverSpec] = Field(min_length=1)
-    time_limits: list[float] = Field(default_factory=lambda: [10.0])
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    time_limits: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [10.0],
+                                                                                   min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(default_factory=lambda: [0], min_length=1)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     executor: Literal["local", "ray"] = "local"
     lp_bounds: bool = True
@@ -123,7 +124,8 @@ def load_suite(path: str, solvers: SolverCatalog | None = None) -> Suite:
     if isinstance(data.get("solvers"), list):
         data["solvers"] = [{"name": s} if isinstance(s, str) else s for s in data["solvers"]]
     base = os.path.dirname(os.path.abspath(path))
-    for inst in data.get("instances") or []:  # file paths are relative to the suite file
+    instances = data.get("instances")
+    for inst in instances if isinstance(instances, list) else []:  # file paths are relative to the suite file
         for key in ("onnx", "problem", "dnn_partitioning"):
             if isinstance(inst, dict) and isinstance(inst.get(key), str):
                 inst[key] = os.path.normpath(os.path.join(base, inst[key]))

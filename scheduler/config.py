@@ -66,7 +66,7 @@ class SolverSpec(_Strict):
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-    time_limit: float | None = Field(default=None, gt=0)
+    time_limit: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _known(self, info: ValidationInfo) -> "SolverSpec":
@@ -114,8 +114,8 @@ class RunConfig(_Strict):
     objective: Literal["latency", "throughput"] = "latency"
     replicas: int = Field(default=1, ge=1)
     solvers: list[SolverSpec] = Field(default_factory=list)
-    time_limit: float = Field(default=30.0, gt=0)
-    seed: int = 0
+    time_limit: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
     lp_bounds: bool = True
     replay: ReplaySpec = Field(default_factory=ReplaySpec)
     output_dir: str = "results"

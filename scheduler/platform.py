@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import math
+import reprlib
 import os
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -197,8 +198,9 @@ def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = f
     return check_keys(where, data, allowed, required, PlatformError)
 
 
-def _number(where: str, key: str, value: Any, *, integer: bool = False) -> Any:
-    if value is None:
+def _number(where: str, key: str, value: Any, *, integer: bool = False, optional: bool = False) -> Any:
+    """``value`` as a number (None only where ``optional``), else a one-line PlatformError naming ``key``."""
+    if value is None and optional:
         return None
     if isinstance(value, str):  # YAML 1.1 reads 2.0e10 (no exponent sign) as a string
         try:
@@ -206,10 +208,10 @@ def _number(where: str, key: str, value: Any, *, integer: bool = False) -> Any:
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PlatformError(f"{where}: {key} must be a number, got {value!r}")
+        raise PlatformError(f"{where}: {key} must be a number, got {reprlib.repr(value)}")
     if integer:
         if not math.isfinite(value) or float(value) != int(value):
-            raise PlatformError(f"{where}: {key} must be a whole number, got {value!r}")
+            raise PlatformError(f"{where}: {key} must be a whole number, got {reprlib.repr(value)}")
         return int(value)
     return float(value)
 
@@ -236,7 +238,7 @@ def device_from_dict(data: Any, where: str = "device") -> Device:
             kw[key] = _number(where, key, kw[key])
     for key in ("memory_bytes", "threads"):
         if key in kw:
-            kw[key] = _number(where, key, kw[key], integer=True)
+            kw[key] = _number(where, key, kw[key], integer=True, optional=key == "memory_bytes")
     for key in ("name", "kind", "execution_provider"):
         if key in kw and not isinstance(kw[key], str):
             raise PlatformError(f"{where}: {key} must be a string")
@@ -253,8 +255,8 @@ def link_from_dict(data: Any, where: str = "link", *, endpoints: bool = True) ->
     return Link(
         src=str(data.get("src", "*")),
         dst=str(data.get("dst", "*")),
-        latency=_number(where, "latency", data.get("latency", 0.0)) or 0.0,
-        bandwidth=_number(where, "bandwidth", data.get("bandwidth")),
+        latency=_number(where, "latency", data.get("latency", 0.0)),
+        bandwidth=_number(where, "bandwidth", data.get("bandwidth"), optional=True),
         transfer_scale=1.0 if scale is None else scale,
     )
 

@@ -246,12 +246,12 @@ def validate(problem: Problem, schedule: Schedule, tol: float = 1e-9) -> list[st
     Checks: each task placed once on a known, allowed device; duration equals the
     cost; start >= 0; precedence including the transfer delay; no overlap on a
     shared resource; memory per device; co-location; makespan = latest finish.
-    Times compare with tolerance ``tol * max(1, makespan)``.
+    Times compare with tolerance ``tol * makespan`` (relative: costs may be µs or hours).
     """
     if not schedule.found:
         return [] if not schedule.tasks else ["a schedule without makespan lists tasks"]
     errs: list[str] = []
-    eps = tol * max(1.0, abs(schedule.makespan or 0.0))
+    eps = tol * abs(schedule.makespan or 0.0) + 1e-300
     seen: dict[str, ScheduledTask] = {}
     for st in schedule.tasks:
         if st.name in seen:
@@ -313,6 +313,14 @@ def validate(problem: Problem, schedule: Schedule, tol: float = 1e-9) -> list[st
     latest_finish = max((st.finish for st in schedule.tasks), default=0.0)
     if abs(latest_finish - schedule.makespan) > eps:
         errs.append(f"makespan {schedule.makespan:g} differs from the latest finish {latest_finish:g}")
+    if schedule.objective == "latency":  # what the file claims must agree with its own numbers
+        bound = schedule.lower_bound
+        if bound is not None and bound > schedule.makespan + eps:
+            errs.append(f"lower bound {bound:g} is above the makespan {schedule.makespan:g}")
+        if schedule.status == "optimal" and (bound is None or schedule.makespan > bound * (1 + 1e-6) + eps):
+            errs.append("status 'optimal' without a lower bound that proves it" if bound is None else
+                        f"status 'optimal', but the makespan is {schedule.makespan / bound - 1:.3%} above the "
+                        f"lower bound {bound:g}")
     return errs
 
 
@@ -354,6 +362,8 @@ def schedule_from_dict(data: Any, where: str = "schedule") -> Schedule:
         raise ScheduleError(f"{where}: format must be {FORMAT!r}, got {data.get('format')!r}")
     if not isinstance(data.get("tasks", []), list):
         raise ScheduleError(f"{where}: tasks must be a list")
+    if not isinstance(data.get("info") or {}, dict):
+        raise ScheduleError(f"{where}: info must be an object")
     tasks = []
     for i, row in enumerate(data.get("tasks", [])):
         if not isinstance(row, dict) or set(row) != {"name", "device", "start", "finish"}:

@@ -171,3 +171,20 @@ def test_ctrl_c_during_and_after_cpsat_stops_at_once_and_leaves_nothing(tmp_path
     assert not os.path.exists(tmp_path / "results") or not os.listdir(tmp_path / "results")
     time.sleep(0.5)
     assert not {f for f in set(os.listdir(tempfile.gettempdir())) - before if "hetsched" in f or f.endswith(".mps")}
+
+
+def test_schedule_files_must_agree_with_themselves(tmp_path, capsys):
+    """A schedule whose info is not an object is refused; one that says optimal with its own lower bound at
+    half its makespan, or with a bound above it, is invalid (exit 1, the violation named)."""
+    assert main(["problem", "mlp", "-o", str(tmp_path / "p.json")]) == 0
+    assert main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
+    good = json.loads((tmp_path / "s.json").read_text())
+    cases = [({"info": ["a", "b"]}, 2, "info must be an object"),
+             ({"status": "optimal", "lower_bound": good["makespan"] / 2}, 1, "above the lower bound"),
+             ({"lower_bound": good["makespan"] * 2}, 1, "is above the makespan")]
+    for change, code, text in cases:
+        (tmp_path / "bad.json").write_text(json.dumps({**good, **change}))
+        capsys.readouterr()
+        assert main(["validate", str(tmp_path / "p.json"), str(tmp_path / "bad.json")]) == code
+        out, err = capsys.readouterr()
+        assert text in out + err

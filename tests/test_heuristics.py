@@ -49,6 +49,20 @@ def test_dp_chain_does_not_claim_optimality_elsewhere():
     assert s.status == "heuristic" and not s.info["exact_case"]
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(3, 6), seed=st.integers(0, 10_000), skip=st.integers(0, 3))
+def test_dp_chain_on_a_chain_plus_one_edge_claims_no_optimum_it_does_not_have(n, seed, skip):
+    """One extra edge (a skip over the chain) and the DP is no longer exact: it must not say optimal,
+    and whatever it says is checked against brute force."""
+    chain = sequential_chain(n, seed)
+    src = min(skip, n - 3)
+    extra = Edge(f"t{src}", f"t{src + 2}", 300_000)
+    p = Problem(TaskGraph("chain+1", chain.graph.tasks, chain.graph.edges + (extra,)), chain.platform, chain.costs)
+    s = get_solver("dp-chain")(p)
+    assert validate(p, s) == [] and s.status == "heuristic" and not s.info["exact_case"]
+    assert s.makespan >= brute_force(p).makespan * (1 - 1e-9)
+
+
 def test_device_priority_greedy():
     p = build_problem("bert", {"layers": 1})
     s = get_solver("greedy", priority=["pim", "cpu0"])(p)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from scheduler.pipeline import build_problem
@@ -21,4 +23,6 @@ def test_gantt_and_gap_chart(tmp_path):
     with pytest.raises(ValueError, match="without a placement"):
         gantt(p, Schedule((), None, status="no-solution"), str(tmp_path / "x.png"))
     single = simulate(p, {t: "cpu0" for t in p.tasks})
-    gantt(p, single, str(tmp_path / "single.png"))
+    one = gantt(p, single, str(tmp_path / "single.png"))
+    assert open(one, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(one) > 1000
+    assert open(one, "rb").read() != open(path, "rb").read()  # a different schedule, a different chart

@@ -111,6 +111,23 @@ def test_validate_catches(mutate, expected):
     assert errors and any(expected in e for e in errors), errors
 
 
+@pytest.mark.parametrize("scale", [1e-9, 1e-6, 1e-3, 1.0])
+def test_validate_catches_violations_a_hundredth_of_a_task_long_at_every_scale(scale):
+    """The same schedule in ns, µs, ms and s: a start 1% of a task early, an overlap of 1% of a task, a
+    duration 1% short are caught; the exact schedule passes."""
+    base = cores_problem()
+    p = Problem(base.graph, base.platform, {t: {d: c * scale for d, c in row.items()} for t, row in base.costs.items()})
+    s = simulate(p, {"a": "cpu0", "b": "cpu1", "c": "cpu-par"})  # a [0, 3], b [0, 2], c [3, 5.5] (x scale)
+    assert validate(p, s) == []
+    d = 0.01 * scale
+    early = _edit(s, "c", start=3 * scale - d, finish=5.5 * scale - d)
+    assert any("before its input" in e for e in validate(p, replace(early, makespan=5.5 * scale - d)))
+    overlap = _edit(_edit(s, "b", device="cpu-par", start=3 * scale - d, finish=4 * scale - d), "c",
+                    start=4 * scale - d, finish=6.5 * scale - d)
+    assert any("overlap on resource" in e for e in validate(p, replace(overlap, makespan=6.5 * scale - d)))
+    assert any("but costs" in e for e in validate(p, _edit(s, "a", finish=3 * scale - d)))
+
+
 def test_validate_catches_disallowed_device():
     p = two_device_problem()
     p = Problem(p.graph, p.platform, {"x": {"A": 2.0}, "y": {"A": 4.0, "B": 1.0}})
