@@ -38,6 +38,7 @@ True
 from __future__ import annotations
 
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from itertools import permutations
@@ -50,6 +51,7 @@ from .problem import Problem
 LP_UNITS = 1000.0  # the best classic bound in LP units
 LP_SLACK = 1e-4  # LP units taken off an LP optimum (CBC's absolute tolerances are ~1e-7)
 LP_SAFETY = 1e-6  # relative margin taken off LP optima (solver tolerances)
+MIN_LP_SECONDS = 0.2  # an LP is not started with less time than this left
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,29 @@ def _lp_scale(problem: Problem) -> float:
     return LP_UNITS / ref if ref > 0 else 1.0
 
 
-def _lp_value(prob: pulp.LpProblem, time_limit: float | None, scale: float) -> float | None:
+class _OutOfTime(Exception):
+    """An LP bound's budget ran out while building it."""
+
+
+def _deadline(time_limit: float | None) -> float | None:
+    return None if time_limit is None else time.perf_counter() + max(0.0, time_limit)
+
+
+def _check(deadline: float | None) -> None:
+    """Raise :class:`_OutOfTime` past ``deadline`` (called inside the model-building loops)."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise _OutOfTime
+
+
+def _lp_value(prob: pulp.LpProblem, deadline: float | None, scale: float) -> float | None:
     """The proven optimum of an LP in seconds (its model is in ``scale`` units per second), lowered to stay
-    sound, or None when the solver did not prove it."""
+    sound, or None when the solver did not prove it by ``deadline``."""
+    left = None if deadline is None else deadline - time.perf_counter()
+    if left is not None and left < MIN_LP_SECONDS:
+        return None
     with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="hetsched-lp-") as tmp:
         warnings.simplefilter("ignore", DeprecationWarning)  # PuLP 3.3 deprecates its bundled CBC for 4.0
-        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=left)
         cmd.tmpDir = tmp  # CBC's files go where an interrupt (Ctrl-C) still cleans them up
         prob.solve(cmd)
     if prob.sol_status != pulp.LpSolutionOptimal:
@@ -101,18 +120,20 @@ def _lp_value(prob: pulp.LpProblem, time_limit: float | None, scale: float) -> f
     return max(0.0, (float(pulp.value(prob.objective) or 0.0) - LP_SLACK) / scale * (1 - LP_SAFETY))
 
 
-def _placement_lp(problem: Problem, name: str, scale: float
+def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | None
                   ) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable], pulp.LpVariable]:
     """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load (costs in ``scale`` units
-    per second); minimise T."""
+    per second); minimise T.  Raises :class:`_OutOfTime` past ``deadline``."""
     prob = pulp.LpProblem(name, pulp.LpMinimize)
     x = {(t, d): prob.add_variable(f"x_{i}_{j}", 0, 1)
          for i, t in enumerate(problem.tasks) for j, d in enumerate(problem.devices) if d in problem.costs[t]}
     horizon = prob.add_variable("T", 0)
     prob += horizon
     for t in problem.tasks:
+        _check(deadline)
         prob += pulp.lpSum(x[(t, d)] for d in problem.allowed(t)) == 1
     for r in problem.platform.resources:
+        _check(deadline)
         terms = [problem.costs[t][d] * scale * v for (t, d), v in x.items()
                  if r in problem.platform.device[d].resources]
         if terms:
@@ -137,24 +158,43 @@ def _placement_lp(problem: Problem, name: str, scale: float
 
 
 def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
-    """Fractional placement minimising the largest resource load (None if the LP was not solved)."""
+    """Fractional placement minimising the largest resource load (None if the LP was not built and solved
+    within ``time_limit`` seconds)."""
+    deadline = _deadline(time_limit)
     scale = _lp_scale(problem)
-    prob, _, _ = _placement_lp(problem, "lp_load", scale)
-    value = _lp_value(prob, time_limit, scale)
+    try:
+        prob, _, _ = _placement_lp(problem, "lp_load", scale, deadline)
+    except _OutOfTime:
+        return None
+    value = _lp_value(prob, deadline, scale)
     return None if value is None else Bound("lp-load", value)
 
 
 def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
-    """Fractional placement that must carry every path (with transfers) and every resource load."""
+    """Fractional placement that must carry every path (with transfers) and every resource load (None if
+    the LP was not built and solved within ``time_limit`` seconds)."""
+    deadline = _deadline(time_limit)
+    try:
+        prob, scale = _path_load_lp(problem, deadline)
+    except _OutOfTime:
+        return None
+    value = _lp_value(prob, deadline, scale)
+    return None if value is None else Bound("lp-path-load", value)
+
+
+def _path_load_lp(problem: Problem, deadline: float | None) -> tuple[pulp.LpProblem, float]:
+    """The lp-path-load model and its units per second."""
     scale = _lp_scale(problem)
-    prob, x, horizon = _placement_lp(problem, "lp_path_load", scale)
+    prob, x, horizon = _placement_lp(problem, "lp_path_load", scale, deadline)
     f = {t: prob.add_variable(f"f_{i}", 0) for i, t in enumerate(problem.tasks)}
     cost = {t: pulp.lpSum(problem.costs[t][d] * scale * x[(t, d)] for d in problem.allowed(t))
             for t in problem.tasks}
     for i, t in enumerate(problem.tasks):
+        _check(deadline)
         prob += f[t] >= cost[t]
         prob += horizon >= f[t]
     for k, e in enumerate(problem.graph.edges):
+        _check(deadline)
         pairs = [(a, b) for a, b in permutations(problem.devices, 2)
                  if a in problem.costs[e.src] and b in problem.costs[e.dst]]
         m = min((problem.transfer(e, a, b) for a, b in pairs), default=0.0) * scale
@@ -165,16 +205,25 @@ def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bou
             prob += f[e.dst] >= f[e.src] + cost[e.dst] + m * y
         else:
             prob += f[e.dst] >= f[e.src] + cost[e.dst]
-    value = _lp_value(prob, time_limit, scale)
-    return None if value is None else Bound("lp-path-load", value)
+    return prob, scale
 
 
 def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 30.0) -> tuple[Bound, ...]:
-    """Every bound this module knows (the LP ones only when ``lp`` and solved within ``time_limit``)."""
+    """Every bound this module knows: the LP ones only when ``lp`` and built and solved within
+    ``time_limit`` seconds (one budget for both)."""
     out = list(classic_bounds(problem))
     if lp:
-        out += [b for b in (lp_load_bound(problem, time_limit), lp_path_load_bound(problem, time_limit)) if b]
+        deadline = _deadline(time_limit)
+        load = lp_load_bound(problem, time_limit)
+        left = None if deadline is None else deadline - time.perf_counter()
+        out += [b for b in (load, lp_path_load_bound(problem, left)) if b]
     return tuple(out)
+
+
+def bound_budget(time_limit: float | None) -> float:
+    """Seconds for the LP bounds of a command whose solving is limited to ``time_limit``: a tenth of it
+    plus a second (at most 30 s), so that solving and bounding together stay near the user's budget."""
+    return 30.0 if time_limit is None else min(30.0, 0.1 * time_limit + 1.0)
 
 
 def best_bound(problem: Problem, extra: tuple[Bound, ...] = ()) -> Bound:

@@ -199,6 +199,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_bound(args: argparse.Namespace) -> int:
     problem = read_problem(args.problem)
+    if args.time_limit is not None and not 0 <= args.time_limit < float("inf"):
+        raise HetschedError(f"--time-limit must be a finite number of seconds >= 0, got {args.time_limit}")
     bounds = all_bounds(problem, lp=not args.no_lp, time_limit=args.time_limit)
     best = max(bounds, key=lambda b: b.value)
     for b in bounds:

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import zoo
-from .bounds import Bound, all_bounds
+from .bounds import Bound, all_bounds, bound_budget
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
@@ -197,7 +197,7 @@ def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solve
         if errors:
             raise HetschedError(f"solver {spec.name!r} returned an invalid schedule: {errors[0]}")
         out.append(sched)
-    return certify(problem, out, all_bounds(problem, lp=lp_bounds))
+    return certify(problem, out, all_bounds(problem, lp=lp_bounds, time_limit=bound_budget(time_limit)))
 
 
 def summary_table(schedules: Sequence[Schedule]) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 import yaml
 
-from .bounds import all_bounds, period_bounds
+from .bounds import all_bounds, bound_budget, period_bounds
 from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
@@ -112,7 +112,8 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
            where: str = "") -> tuple[list[Schedule], list[Any], pd.DataFrame]:
     """Bound, solve with every spec, validate and certify (and the throughput view): schedules, bounds, table."""
     _stage(progress, f"bounds for {len(problem.tasks)} tasks on {len(problem.devices)} devices{where}")
-    bounds = all_bounds(problem, lp=config.lp_bounds)
+    budget = bound_budget(config.time_limit * len(specs))  # the LP bounds' share of the run's solving time
+    bounds = all_bounds(problem, lp=config.lp_bounds, time_limit=budget)
     schedules = []
     for s in specs:
         _stage(progress, f"solving{where}: {s.name}")
@@ -124,7 +125,8 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
         schedules.append(sched)
     schedules = certify(problem, schedules, bounds)
     if config.objective == "throughput":
-        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds), key=lambda b: b.value).value
+        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds, time_limit=budget),
+                     key=lambda b: b.value).value
         pbound = max([pbound] + [s.info.get("period_lower_bound") or 0.0 for s in schedules])
         schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
     table = throughput_table(schedules) if config.objective == "throughput" else summary_table(schedules)

@@ -31,6 +31,8 @@ Example
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -145,15 +147,22 @@ class Timeline:
             return ready
         if not insertion:
             return max([ready] + [self._free[r] for r in res])
-        busy = sorted(iv for r in res for iv in self._busy[r])
+        # each resource's busy intervals are disjoint and sorted: only those from the last one starting
+        # before ``ready`` on can matter; merge those tails instead of sorting everything (O(log n) + k)
+        lists = [self._busy[r] for r in res]
+        tails = (itertools.islice(b, max(0, bisect.bisect_left(b, (ready, -math.inf)) - 1), None) for b in lists)
         t = ready
-        for s, f in busy:
+        for s, f in heapq.merge(*tails):
             if f <= t:
                 continue
             if s >= t + duration:
                 break
             t = max(t, f)
         return t
+
+    def free_at(self, resource: str) -> float:
+        """When ``resource`` is last released by what is placed so far."""
+        return self._free[resource]
 
     def place(self, task: str, device: str, start: float | None = None, *, insertion: bool = False) -> float:
         """Place ``task`` on ``device`` at ``start`` (default: earliest); returns its finish."""

@@ -42,6 +42,7 @@ from .exact_common import latency_hint
 
 NAME = "split"
 DEFAULT_MODULE_TIME = 2.0  # seconds per module when no time limit is given
+MIN_MODULE_S = 0.02  # a module with less time than this is placed greedily
 
 
 def modules(problem: Problem, *, max_module: int = 40, resolution: float = 1.0, seed: int = 0) -> list[list[str]]:
@@ -83,8 +84,7 @@ def _solve_module(problem: Problem, tl: Timeline, feas: Feasibility, members: Se
     allowed = {t: feas.candidates(t) for t in members}
     if any(not a for a in allowed.values()):
         return None
-    free = {r: max((tl.finish[t] for t, d in tl.device_of.items() if r in problem.platform.device[d].resources),
-                   default=0.0) for r in problem.platform.resources}
+    free = {r: tl.free_at(r) for r in problem.platform.resources}
     horizon_s = max(free.values(), default=0.0) + sum(max(problem.costs[t][d] for d in allowed[t]) for t in members)
     horizon_s += sum(max((problem.transfer(e, a, b) for a in problem.devices for b in problem.devices), default=0.0)
                      for t in members for e in problem.preds[t])
@@ -197,7 +197,9 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
             continue
         started = time.perf_counter()
         members = sorted(members, key=topo.__getitem__)
-        chosen = _solve_module(problem, tl, feas, members, budget * len(members) / total, workers, seed)
+        share = budget * len(members) / total
+        # past the budget, the remaining modules are placed greedily, not by CP-SAT
+        chosen = _solve_module(problem, tl, feas, members, share, workers, seed) if share >= MIN_MODULE_S else None
         if chosen is None:
             if not _fallback(problem, tl, feas, members):
                 return None
@@ -226,11 +228,12 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, m
     tl, solved = built
     best = simulate(problem, tl.device_of, tl.schedule().order(problem))
     start_from = "modules"
-    reference = latency_hint(problem)  # the windows then polish whichever start is shorter
+    deadline = started + limit * 0.95
+    # the windows then polish whichever start is shorter (the heuristics' start only while time is left)
+    reference = latency_hint(problem) if deadline > time.perf_counter() else None
     if reference is not None and reference.makespan < best.makespan:
         best, start_from = simulate(problem, reference.placement, reference.order(problem)), reference.solver
     windows_tried = windows_kept = sweeps = 0
-    deadline = started + limit * 0.95
     improved = polish and len(mods) > 1
     while improved and deadline - time.perf_counter() > 0.05:  # sweep again while a sweep helps
         improved, sweeps = False, sweeps + 1
