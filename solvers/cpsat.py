@@ -69,9 +69,10 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
-from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars, empty_answer, exact_data,
-                           infeasibility_reason, latency_answer, latency_hint, objective_range, order_from_starts,
-                           placement_errors, throughput_answer, throughput_hint, trivial_upper_bound)
+from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
+                           empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint,
+                           objective_range, order_from_starts, placement_errors, throughput_answer, throughput_hint,
+                           trivial_upper_bound)
 
 NAME = "cpsat"
 HORIZON_TICKS = 10**8
@@ -141,8 +142,10 @@ def _crossing(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, st
     return out
 
 
-def build_latency(problem: Problem, data: ExactData, tick: float, upper: float) -> BuiltModel:
-    """The makespan model at ``tick`` seconds per tick; ``upper``: a feasible makespan (seconds)."""
+def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
+                  deadline: float | None = None) -> BuiltModel:
+    """The makespan model at ``tick`` seconds per tick; ``upper``: a feasible makespan (seconds).
+    Raises :class:`OutOfTime` past ``deadline``."""
     model = cp_model.CpModel()
     horizon = ticks(upper, tick) + 1
     p = _presence(model, problem, data, 0)
@@ -151,6 +154,7 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float) 
     length = {t: sum(dur[t, d] * p[0, t, d] for d in data.allowed[t]) for t in data.order}
     on: dict[str, list[cp_model.IntervalVar]] = {r: [] for r in problem.platform.resources}
     for t in data.order:
+        check_time(deadline)
         for d in data.allowed[t]:
             if dur[t, d] == 0:
                 continue  # zero-length runs overlap nothing (as in the validator)
@@ -161,6 +165,7 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float) 
         if len(ivs) > 1:
             model.add_no_overlap(ivs)
     for i, e in enumerate(data.edges):
+        check_time(deadline)
         u, v = e.src, e.dst
         model.add(s[v] >= s[u] + length[u])
         if data.leader[u] == data.leader[v]:
@@ -189,14 +194,17 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float) 
     return BuiltModel(model, tick, p, s, c_max, 1)
 
 
-def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float) -> BuiltModel:
-    """The period model over ``replicas`` copies; ``upper``: a feasible period (seconds)."""
+def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float,
+                     deadline: float | None = None) -> BuiltModel:
+    """The period model over ``replicas`` copies; ``upper``: a feasible period (seconds).
+    Raises :class:`OutOfTime` past ``deadline``."""
     model = cp_model.CpModel()
     p: dict[tuple[int, str, str], cp_model.IntVar] = {}
     load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
     for k in range(replicas):
         p.update(_presence(model, problem, data, k))
         for t in data.order:
+            check_time(deadline)
             for d in data.allowed[t]:
                 w = ticks(problem.costs[t][d], tick)
                 if w:
@@ -336,7 +344,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     if reason:
         return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
                             reason=reason, info=info)
-    latency = latency_hint(problem)
+    latency = latency_hint(problem, budget.deadline())
     throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
     coarse = False
     if latency is None and objective == "latency":
@@ -359,14 +367,18 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         return answer(nothing)
     tick = _tick(resolution, upper)
     t0 = time.perf_counter()
-    if objective == "throughput":
-        built = build_throughput(problem, data, replicas, tick, upper)
-        if hint and throughput is not None:
-            _hint_placements(built, list(throughput))
-    else:
-        built = build_latency(problem, data, tick, upper)
-        if hint and latency is not None:
-            _hint_latency(built, latency)
+    try:
+        if objective == "throughput":
+            built = build_throughput(problem, data, replicas, tick, upper, deadline=budget.deadline())
+            if hint and throughput is not None:
+                _hint_placements(built, list(throughput))
+        else:
+            built = build_latency(problem, data, tick, upper, deadline=budget.deadline())
+            if hint and latency is not None:
+                _hint_latency(built, latency)
+    except OutOfTime:
+        info["reason"] = f"time limit reached while building the model ({time.perf_counter() - t0:.2f} s)"
+        return answer(nothing)
     proto = built.model.proto
     info.update(build_s=time.perf_counter() - t0, resolution_s=tick, variables=len(proto.variables),
                 constraints=len(proto.constraints))

@@ -88,8 +88,9 @@ class ExactData:
     resources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def exact_data(problem: Problem, *, with_pairs: bool = True) -> ExactData:
-    """Build :class:`ExactData` (``with_pairs=False`` skips the quadratic pair scan)."""
+def exact_data(problem: Problem, *, with_pairs: bool = True, deadline: float | None = None) -> ExactData:
+    """Build :class:`ExactData` (``with_pairs=False`` skips the quadratic pair scan, which raises
+    :class:`OutOfTime` past ``deadline``; :func:`with_pairs` adds it later)."""
     order = problem.graph.topological_order
     index = {t: i for i, t in enumerate(order)}
     allowed: dict[str, tuple[str, ...]] = {}
@@ -104,24 +105,33 @@ def exact_data(problem: Problem, *, with_pairs: bool = True) -> ExactData:
     transfers = tuple({(a, b): problem.transfer(e, a, b) for a in allowed[e.src] for b in allowed[e.dst] if a != b}
                       for e in edges)
     sinks = tuple(t for t in order if not problem.succs[t])
+    data = ExactData(order, index, allowed, leader, sinks, edges, transfers, (), resources)
+    return with_pairs_of(problem, data, deadline) if with_pairs else data
+
+
+def with_pairs_of(problem: Problem, data: ExactData, deadline: float | None = None) -> ExactData:
+    """``data`` with its disjunctive pairs: tasks with no path between them that could hold a common
+    resource.  Quadratic in the tasks: raises :class:`OutOfTime` past ``deadline``."""
+    order, index, resources = data.order, data.index, data.resources
+    reach: dict[str, int] = {}
+    for t in reversed(order):
+        bits = 0
+        for e in problem.succs[t]:
+            bits |= (1 << index[e.dst]) | reach[e.dst]
+        reach[t] = bits
+    # a zero-cost run holds no resource (the simulator's and validator's semantics)
+    usable = {t: {r for d in data.allowed[t] if problem.costs[t][d] > 0 for r in resources[d]} for t in order}
     pairs: list[tuple[str, str, tuple[str, ...]]] = []
-    if with_pairs:
-        reach: dict[str, int] = {}
-        for t in reversed(order):
-            bits = 0
-            for e in problem.succs[t]:
-                bits |= (1 << index[e.dst]) | reach[e.dst]
-            reach[t] = bits
-        # a zero-cost run holds no resource (the simulator's and validator's semantics)
-        usable = {t: {r for d in allowed[t] if problem.costs[t][d] > 0 for r in resources[d]} for t in order}
-        for i, a in enumerate(order):
-            for b in order[i + 1:]:
-                if (reach[a] >> index[b]) & 1:
-                    continue  # a path a -> b orders them already
-                common = usable[a] & usable[b]
-                if common:
-                    pairs.append((a, b, tuple(r for r in problem.platform.resources if r in common)))
-    return ExactData(order, index, allowed, leader, sinks, edges, transfers, tuple(pairs), resources)
+    for i, a in enumerate(order):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise OutOfTime
+        for b in order[i + 1:]:
+            if (reach[a] >> index[b]) & 1:
+                continue  # a path a -> b orders them already
+            common = usable[a] & usable[b]
+            if common:
+                pairs.append((a, b, tuple(r for r in problem.platform.resources if r in common)))
+    return replace(data, pairs=tuple(pairs))
 
 
 def _fits(capacity: int | None, used: int, need: int) -> bool:
@@ -211,13 +221,20 @@ def placement_errors(problem: Problem, placements: Sequence[Mapping[str, str]]) 
 
 # ----------------------------------------------------------------------------- warm starts
 
-def latency_hint(problem: Problem) -> Schedule | None:
+def latency_hint(problem: Problem, deadline: float | None = None) -> Schedule | None:
     """The best of HEFT, greedy and the best single device (None when all fail on memory / co-location).
 
     The single device matters: where transfers are dear, earliest-finish heuristics
-    spread work that one device would finish sooner.
+    spread work that one device would finish sooner.  Past ``deadline`` (a
+    ``time.perf_counter()`` value) no further heuristic is started, once one has found a schedule.
     """
-    found = [s for s in (heft.solve(problem), greedy.solve(problem), single.solve(problem)) if s.found]
+    found: list[Schedule] = []
+    for solver in (heft, greedy, single):
+        if found and deadline is not None and time.perf_counter() > deadline:
+            break
+        s = solver.solve(problem)
+        if s.found:
+            found.append(s)
     return min(found, key=makespan) if found else None
 
 

@@ -70,7 +70,7 @@ from .common import Objective, Replicas, Workers
 from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            objective_range, period_lower_bound, replicated_period, throughput_answer,
-                           throughput_hint)
+                           throughput_hint, with_pairs_of)
 
 NAME = "milp"
 UNITS = 1000.0
@@ -490,13 +490,13 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         if why:
             raise SolverError(f"solver {NAME!r}: backend 'highs' unavailable: {why}")
     budget = Budget(started, time_limit)
-    data = exact_data(problem, with_pairs=objective == "latency")
+    data = exact_data(problem, with_pairs=False)  # the pairs (quadratic) come inside the time limit below
     info: dict[str, Any] = {"backend": backend, "objective_kind": objective}
     reason = infeasibility_reason(problem, data)
     if reason:
         return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
                             reason=reason, info=info)
-    latency = latency_hint(problem)
+    latency = latency_hint(problem, budget.deadline())
     throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
 
     def answer(out: Outcome) -> Schedule:
@@ -517,6 +517,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
             if warm_start and throughput is not None:
                 _warm_throughput(model, problem, data, throughput)
         else:
+            data = with_pairs_of(problem, data, budget.deadline())
             model = build_latency(problem, data, upper, lower, deadline=budget.deadline())
             if warm_start and latency is not None:
                 _warm_latency(model, problem, data, latency)

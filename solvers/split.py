@@ -230,7 +230,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, m
     start_from = "modules"
     deadline = started + limit * 0.95
     # the windows then polish whichever start is shorter (the heuristics' start only while time is left)
-    reference = latency_hint(problem) if deadline > time.perf_counter() else None
+    reference = latency_hint(problem, deadline) if deadline > time.perf_counter() else None
     if reference is not None and reference.makespan < best.makespan:
         best, start_from = simulate(problem, reference.placement, reference.order(problem)), reference.solver
     windows_tried = windows_kept = sweeps = 0
