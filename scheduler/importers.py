@@ -22,6 +22,7 @@ Example
 from __future__ import annotations
 
 import math
+import reprlib
 import os
 from collections import Counter
 from pathlib import Path
@@ -44,6 +45,18 @@ def _num(where: str, value: Any) -> float:
     return float(value)
 
 
+def _count(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
+        raise HetschedError(f"{where} must be a whole number from 0 to 1024, got {reprlib.repr(value)}")
+    return value
+
+
+def _ident(where: str, value: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise HetschedError(f"{where} must be a number or a name, got {reprlib.repr(value)}")
+    return value
+
+
 def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int | None = None,
                             cpus: int | None = None, time_scale: float = 1e-3) -> Problem:
     """A problem from one dnn-partitioning JSON file (device counts default to the file's)."""
@@ -51,11 +64,16 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
     data = read_json(where, "workload")
     if not isinstance(data, dict) or not {"nodes", "edges"} <= set(data):
         raise HetschedError(f"{where}: not a dnn-partitioning workload (needs 'nodes' and 'edges')")
-    k = int(accelerators if accelerators is not None else data.get("maxFPGAs", 1))
-    l_ = int(cpus if cpus is not None else data.get("maxCPUs", 1))
+    for key in ("nodes", "edges"):
+        if not isinstance(data[key], list):
+            raise HetschedError(f"{where}: {key} must be a list")
+    k = _count(f"{where}: maxFPGAs", accelerators if accelerators is not None else data.get("maxFPGAs", 1))
+    l_ = _count(f"{where}: maxCPUs", cpus if cpus is not None else data.get("maxCPUs", 1))
     if k < 0 or l_ < 0 or k + l_ == 0:
         raise HetschedError(f"{where}: need at least one device (accelerators={k}, cpus={l_})")
     cap = data.get("maxSizePerFPGA")
+    if cap is not None:
+        cap = _num(f"{where}: maxSizePerFPGA", cap)
     accs = [Device(f"acc{i}", kind="accelerator", resources=(f"acc{i}",), simulated=True,
                    memory_bytes=int(cap) if cap is not None else None) for i in range(k)]
     cores = [Device(f"cpu{i}", kind="cpu", resources=(f"core{i}",)) for i in range(l_)]
@@ -74,7 +92,7 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
         unknown = set(node) - _NODE_KEYS
         if unknown:
             raise HetschedError(f"{at}: unknown key {sorted(unknown)[0]!r}")
-        nid = node["id"]
+        nid = _ident(f"{at}.id", node["id"])
         if nid in names:
             raise HetschedError(f"{at}: node id {nid!r} is used twice")
         label = str(node.get("name") or "")
@@ -96,6 +114,7 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
         at = f"{where}: edges[{i}]"
         if not isinstance(e, dict) or set(e) - _EDGE_KEYS or not {"sourceId", "destId"} <= set(e):
             raise HetschedError(f"{at}: an edge needs sourceId and destId (and optionally cost, size)")
+        _ident(f"{at}.sourceId", e["sourceId"]), _ident(f"{at}.destId", e["destId"])
         if e["sourceId"] not in names or e["destId"] not in names:
             raise HetschedError(f"{at}: edge names unknown node id {e['sourceId'] if e['sourceId'] not in names else e['destId']!r}")
         key = (names[e["sourceId"]], names[e["destId"]])

@@ -38,6 +38,7 @@ import json
 import os
 import statistics
 import tempfile
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -602,22 +603,32 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
     csv_path, json_path = profile_paths(folder, label, model_sha256, platform_key(platform))
     if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
         return None
-    meta = read_json(json_path, "profile metadata")
-    if (meta.get("format") != PROFILE_FORMAT or meta.get("model_sha256") != model_sha256
+    try:
+        meta = read_json(json_path, "profile metadata")
+    except HetschedError as exc:
+        meta = {}
+        print(f"hetsched: stored profile {json_path} is damaged ({exc}); measuring again", file=sys.stderr)
+    if (not isinstance(meta, dict) or meta.get("format") != PROFILE_FORMAT or meta.get("model_sha256") != model_sha256
             or meta.get("platform_key") != platform_key(platform) or meta.get("ort_version") != ort.__version__
             or meta.get("host_cores") != (os.cpu_count() or 1) or meta.get("repeats") != repeats):
         return None
-    table = pd.read_csv(csv_path, keep_default_na=False)
-    nodes = tuple(NodeStat(str(r.task), str(r.device), float(r.median_s), float(r.min_s), float(r.max_s),
-                           float(r.cv), int(r.runs), str(r.note)) for r in table.itertuples(index=False))
-    links = tuple(LinkFit(l["src"], l["dst"], l["latency"], l["bandwidth"], l["boundary_overhead_s"],
-                          tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
-    return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
-                   meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
-                   meta["whole_run_s"], meta["traced_run_s"],
-                   None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
-                                                                          meta["executor"]["switch_s"],
-                                                                          meta["executor"]["contention"]))
+    try:
+        table = pd.read_csv(csv_path, keep_default_na=False)
+        nodes = tuple(NodeStat(str(r.task), str(r.device), float(r.median_s), float(r.min_s), float(r.max_s),
+                               float(r.cv), int(r.runs), str(r.note)) for r in table.itertuples(index=False))
+        links = tuple(LinkFit(l["src"], l["dst"], l["latency"], l["bandwidth"], l["boundary_overhead_s"],
+                              tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
+        return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
+                       meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
+                       meta["whole_run_s"], meta["traced_run_s"],
+                       None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
+                                                                              meta["executor"]["switch_s"],
+                                                                              meta["executor"]["contention"]))
+    except (KeyError, ValueError, TypeError, AttributeError, pd.errors.ParserError) as exc:
+        # a damaged store is not the user's input: say so and measure again (the new profile replaces it)
+        print(f"hetsched: stored profile {csv_path} is damaged ({type(exc).__name__}: {exc}); measuring again",
+              file=sys.stderr)
+        return None
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",

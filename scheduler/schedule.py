@@ -86,7 +86,8 @@ class Schedule:
         when the bound is unsound, which :func:`scheduler.pipeline.certify` refuses)."""
         if self.makespan is None or not self.lower_bound:
             return None
-        return self.makespan / self.lower_bound - 1.0
+        gap = self.makespan / self.lower_bound - 1.0
+        return 0.0 if -1e-9 < gap < 0 else gap  # a bound equal to the makespan but for rounding is a 0 gap
 
     @cached_property
     def placement(self) -> Mapping[str, str]:

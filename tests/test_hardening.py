@@ -136,15 +136,24 @@ def test_a_bound_above_a_makespan_is_an_error_not_a_zero_gap():
         certify(p, [s], [Bound("broken", s.makespan * 1.01)])
 
 
-def _interrupt(argv: list[str], after: float, cwd) -> tuple[int, str, float]:
-    """Run the CLI in a fresh process, send SIGINT after ``after`` seconds; exit code, stderr, seconds to exit."""
-    proc = subprocess.Popen([sys.executable, "-m", "scheduler.cli", *argv], cwd=cwd, stderr=subprocess.PIPE,
+def _interrupt(argv: list[str], stage: str, cwd) -> tuple[int, str, float]:
+    """Run the CLI in a fresh process, send SIGINT a second after it reports ``stage`` on stderr; exit code,
+    stderr, seconds from the signal to the exit."""
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler", *argv], cwd=cwd, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
-    time.sleep(after)
+    seen = []
+    for line in proc.stderr:  # the stage messages, as they come
+        seen.append(line)
+        if line.strip() == stage:
+            break
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     sent = time.perf_counter()
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, err, time.perf_counter() - sent
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, "".join(seen) + err, time.perf_counter() - sent
 
 
 RUN = """name: interrupted
@@ -162,10 +171,10 @@ output_dir: results
 def test_ctrl_c_during_and_after_cpsat_stops_at_once_and_leaves_nothing(tmp_path, last):
     """CP-SAT neither swallows Ctrl-C during its search nor takes Python's handler away after one; an
     interrupted CBC is stopped with its files.  The run: CP-SAT for 1 s, then ``last`` for up to 60 s,
-    interrupted there."""
+    interrupted a second into it."""
     (tmp_path / "run.yaml").write_text(RUN.format(last=last))
     before = set(os.listdir(tempfile.gettempdir()))
-    code, err, took = _interrupt(["run", "run.yaml"], 6.0, tmp_path)
+    code, err, took = _interrupt(["run", "run.yaml"], f"[hetsched] solving: {last}", tmp_path)
     assert code == 130 and err.strip().endswith("hetsched: interrupted") and "Traceback" not in err, (code, err)
     assert took < 2.0
     assert not os.path.exists(tmp_path / "results") or not os.listdir(tmp_path / "results")

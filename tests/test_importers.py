@@ -53,6 +53,11 @@ def test_device_counts_can_be_overridden(tmp_path):
     ({"edges": [{"sourceId": 1, "destId": 99}]}, "unknown node id 99"),
     ({"nodes": [{"id": 1}, {"id": 1}], "edges": []}, "used twice"),
     ({"edges": [{"sourceId": 1, "destId": 2}, {"sourceId": 2, "destId": 1}]}, "cycle"),
+    ({"nodes": [{"id": [1]}], "edges": []}, r"nodes\[0\].id must be a number or a name, got \[1\]"),
+    ({"edges": [{"sourceId": {"a": 1}, "destId": 2}]}, "sourceId must be a number or a name"),
+    ({"nodes": 5}, "nodes must be a list"),
+    ({"maxFPGAs": "two"}, "maxFPGAs must be a whole number from 0 to 1024, got 'two'"),
+    ({"maxSizePerFPGA": "big"}, "maxSizePerFPGA must be a finite number >= 0"),
 ])
 def test_bad_workloads(tmp_path, over, text):
     with pytest.raises(HetschedError, match=text):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 
 import numpy as np
@@ -166,6 +168,33 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
     assert not reused  # other device settings
     _, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0, force=True)
     assert not reused
+
+
+@pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
+def test_a_damaged_stored_profile_is_measured_again(tmp_path, capsys, bert, damage):
+    model, graph = bert
+    plat = load_platform("default")
+    first, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
+    (csv,) = tmp_path.glob("*.csv")
+    (meta,) = tmp_path.glob("*.json")
+    if damage == "truncated csv":
+        csv.write_text(csv.read_text()[:200])
+    elif damage == "text in a number":
+        lines = csv.read_text().splitlines()
+        head, row = lines[0].split(","), lines[1].split(",")
+        row[head.index("median_s")] = "fast"
+        csv.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    elif damage == "json without links":
+        data = json.loads(meta.read_text())
+        del data["links"]
+        meta.write_text(json.dumps(data))
+    else:
+        meta.write_text("{not json")
+    capsys.readouterr()
+    again, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
+    assert not reused and "damaged" in capsys.readouterr().err and len(again.nodes) == len(first.nodes)
+    _, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
+    assert reused  # the fresh profile replaced the damaged one
 
 
 def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
