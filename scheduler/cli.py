@@ -55,7 +55,8 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
 
 def _parse_options(items: Sequence[str]) -> dict[str, object]:
     """``KEY=VALUE`` solver options, typed as YAML reads them (numbers, booleans, lists)."""
-    return {key: load_yaml(value, f"--option {key}") for key, value in zoo.parse_params(items).items()}
+    return {key: load_yaml(value, f"--option {key}")
+            for key, value in zoo.parse_params(items, "solver option (--option)").items()}
 
 
 def cmd_solvers(args: argparse.Namespace) -> int:

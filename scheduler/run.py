@@ -151,14 +151,28 @@ def _measured_column(table: pd.DataFrame, problem: Problem, replayed: Mapping[st
     table["replay_measured_s"] = [measured.get(name) for name in table["solver"]]
 
 
+def _check_writable(folder: str) -> None:
+    """Fail before any work when ``folder`` could not hold the results (it is created only at the end)."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+        raise HetschedError(f"output folder {folder!r} cannot be written ({path!r} is not a writable folder)")
+
+
 def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = True) -> RunResult:
     """Run the whole job of ``config`` and write its folder atomically (see the module docstring)."""
+    _check_writable(config.output_dir)
     spec = config.model.zoo or config.model.path or ""
     if config.costs == "problem":
         problem = read_problem(config.problem)
         level = graph_level(config.graph_optimization, problem.platform)
-        model, _ = load_graph(spec, config.model.params, config.model.input_shapes, level,
-                              optimized_cache(config.profile.folder))
+        model, graph = load_graph(spec, config.model.params, config.model.input_shapes, level,
+                                  optimized_cache(config.profile.folder))
+        missing = set(problem.tasks) ^ {t.name for t in graph.tasks}
+        if missing:
+            raise HetschedError(f"{config.problem}: the problem's tasks are not the nodes of model {spec!r} "
+                                f"(at ORT optimisation {level}): {len(missing)} differ, e.g. {sorted(missing)[0]!r}")
     else:
         _stage(progress, f"costs: {config.costs}")
         model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,

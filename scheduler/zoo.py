@@ -791,7 +791,7 @@ def build(name: str, **params: object) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
 
 
-def parse_params(items: Sequence[str]) -> dict[str, str]:
+def parse_params(items: Sequence[str], what: str = "zoo parameter") -> dict[str, str]:
     """Turn CLI ``key=value`` items into a dict of strings for :func:`build`.
 
     The value is everything after the first ``=``; a later item for the same
@@ -801,6 +801,8 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
     ----------
     items : sequence of str
         E.g. ``["layers=2", "seq_len=16"]``.
+    what : str
+        What the items are, for the error message (``--option`` items are solver options).
 
     Returns
     -------
@@ -819,6 +821,6 @@ def parse_params(items: Sequence[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ZooError(f"bad zoo parameter {item!r}: expected key=value, e.g. layers=2")
+            raise ZooError(f"bad {what} {item!r}: expected key=value")
         result[key] = value.strip()
     return result

@@ -139,8 +139,10 @@ def test_a_bound_above_a_makespan_is_an_error_not_a_zero_gap():
 def _interrupt(argv: list[str], stage: str, cwd) -> tuple[int, str, float]:
     """Run the CLI in a fresh process, send SIGINT a second after it reports ``stage`` on stderr; exit code,
     stderr, seconds from the signal to the exit."""
+    # a test runner started in the background ignores SIGINT, and a child would inherit that: restore it
     proc = subprocess.Popen([sys.executable, "-m", "scheduler", *argv], cwd=cwd, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:  # the stage messages, as they come
         seen.append(line)
@@ -197,3 +199,17 @@ def test_schedule_files_must_agree_with_themselves(tmp_path, capsys):
         assert main(["validate", str(tmp_path / "p.json"), str(tmp_path / "bad.json")]) == code
         out, err = capsys.readouterr()
         assert text in out + err
+
+
+def test_run_refuses_a_problem_of_another_model_and_an_unwritable_output_before_any_work(tmp_path, capsys):
+    assert main(["problem", "bert", "--set", "layers=1", "-o", str(tmp_path / "bert.json")]) == 0
+    (tmp_path / "wrong.yaml").write_text(f"model: {{zoo: mlp}}\ncosts: problem\nproblem: {tmp_path / 'bert.json'}\n"
+                                         "solvers: [heft]\nreplay: {enabled: false}\n")
+    capsys.readouterr()
+    assert main(["run", "--quiet", "--output-dir", str(tmp_path / "out"), str(tmp_path / "wrong.yaml")]) == 2
+    assert "the problem's tasks are not the nodes of model 'mlp'" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    started = time.perf_counter()
+    assert main(["run", "--quiet", "--no-replay", "--output-dir", str(tmp_path / "afile" / "sub")]) == 2
+    assert "cannot be written" in capsys.readouterr().err and time.perf_counter() - started < 5
+    assert not (tmp_path / "out").exists()
