@@ -36,6 +36,7 @@ BRANCHY = {"inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds that time every candidate in turn")
     ap.add_argument("--profile-repeats", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=10.0, help="per solver")
     ap.add_argument("--platform", default="cpu")
@@ -54,7 +55,7 @@ def main() -> None:
         schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or solver_names()]
         found = [s for s in schedules if s.found]
         r = recommend(original, model, problem, found, candidates=len(found), repeats=args.repeats,
-                      warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
+                      rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
         by_solver = {c["solver"]: c for c in r["candidates"] if c["solver"]}
         key = {s.solver: tuple(s.placement[t] for t in problem.tasks) for s in found}
         best_plain = r["baselines"][r["best_baseline"]]

@@ -24,6 +24,7 @@ Example
 from __future__ import annotations
 
 import os
+import statistics
 from typing import Any, Callable, Sequence
 
 import onnx
@@ -32,7 +33,7 @@ from .bounds import critical_path_bound
 from .optimize import model_bytes, random_inputs, session
 from .problem import Problem
 from .deploy import export_placement, export_plain
-from .replay import plain_baselines, plain_configs, predict_replay, replay
+from .replay import plain_configs, plain_samples, predict_replay, replay, with_samples
 from .schedule import Schedule, simulate
 
 
@@ -73,7 +74,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
               stage: Callable[[str], None] = lambda text: None,
-              simulated: tuple[Problem, Sequence[Schedule]] | None = None) -> dict[str, Any]:
+              simulated: tuple[Problem, Sequence[Schedule]] | None = None, rounds: int = 3) -> dict[str, Any]:
     """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
 
     Returns the ``replay.json`` structure: the recommended candidate's fields
@@ -83,6 +84,10 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     baselines, and the headroom.  ``export`` writes the recommendation as a
     deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
     ``model`` went through.
+
+    The ``repeats`` are spread over ``rounds``: each round times every candidate
+    and every plain configuration, in a rotating order, and the samples are
+    pooled (one burst of load on a shared host would otherwise hit one candidate).
 
     ``simulated`` is the what-if: the same model on a platform that adds simulated
     devices to ``problem``'s real ones (:func:`scheduler.problem.host_problem`),
@@ -98,14 +103,30 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
                                                             for d in set(s.placement.values()))]
         chosen += [(sim_problem, s) for s in top_placements(
             sim_problem, sims, 1, key or (lambda s: predict_replay(sim_problem, s)))]
-    replays = []
-    for i, (p, s) in enumerate(chosen):
-        stage(f"replay {i + 1}/{len(chosen)}: {s.solver} on {p.platform.name} ({repeats} repeats)")
-        replays.append(replay(model, p, s, repeats=repeats, warmup=warmup, opt_level=opt_level,
-                              tolerance=tolerance, seed=seed, baselines=False, progress=progress))
-    stage(f"plain ONNX Runtime baselines ({repeats} repeats each)")
+    # rounds: every candidate and every plain configuration is timed in each round, in a rotating order,
+    # and the samples are pooled, so that a burst of load on this shared host hits them all alike
+    rounds = max(1, min(rounds, repeats))
+    per = -(-repeats // rounds)
     feeds = random_inputs(session(model_bytes(original), label=problem.label), seed)
-    base = plain_baselines(original, feeds, repeats=repeats, warmup=warmup)
+    replays: list[dict[str, Any]] = [{} for _ in chosen]
+    samples: list[list[float]] = [[] for _ in chosen]
+    plain: dict[str, list[float]] = {}
+    jobs = list(range(len(chosen) + 1))  # the last job: the plain ORT configurations
+    for r in range(rounds):
+        for i in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+            if i == len(chosen):
+                stage(f"round {r + 1}/{rounds}: plain ONNX Runtime baselines ({per} repeats each)")
+                for label, times in plain_samples(original, feeds, repeats=per, warmup=warmup).items():
+                    plain.setdefault(label, []).extend(times)
+                continue
+            p, s = chosen[i]
+            stage(f"round {r + 1}/{rounds}: replay {i + 1}/{len(chosen)}: {s.solver} on {p.platform.name} "
+                  f"({per} repeats)")
+            replays[i] = replay(model, p, s, repeats=per, warmup=warmup, opt_level=opt_level,
+                                tolerance=tolerance, seed=seed, baselines=False, progress=progress)
+            samples[i] += replays[i]["samples_s"]
+    replays = [with_samples(res, times) for res, times in zip(replays, samples)]
+    base = {label: statistics.median(times) for label, times in plain.items()}
     best_plain = min(base, key=base.get)
     keys = ("predicted_makespan_s", "predicted_replay_s", "measured_makespan_s", "prediction_error",
             "replay_prediction_error", "max_abs_diff")
@@ -127,8 +148,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     win = min((i for i, r in enumerate(rows) if r["timeline"] == "wall-clock"),
               key=lambda i: rows[i]["measured_makespan_s"])
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
-        "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": repeats, "segments": [],
-        "tolerance": tolerance}
+        "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": len(plain[best_plain]),
+        "segments": [], "tolerance": tolerance}
     result.update({k: rows[win][k] for k in keys})
     measured = result["measured_makespan_s"]
     cores = os.cpu_count() or 1

@@ -354,6 +354,19 @@ def predict_segments(problem: Problem, segments: Sequence[Segment]) -> float:
     return max((f for _, f in span.values()), default=0.0)
 
 
+def with_samples(result: Mapping[str, Any], samples: Sequence[float]) -> dict[str, Any]:
+    """``result`` (a ``replay.json`` structure) measured by ``samples`` (makespans, s): the median,
+    its spread, the prediction errors and the samples themselves (so that rounds can be pooled)."""
+    measured = statistics.median(samples)
+    out = dict(result)
+    out.update(repeats=len(samples), measured_makespan_s=measured, measured=_summary(samples),
+               samples_s=list(samples))
+    for error, key in (("prediction_error", "predicted_makespan_s"), ("replay_prediction_error", "predicted_replay_s")):
+        predicted = out.get(key)
+        out[error] = (measured - predicted) / predicted if predicted else None
+    return out
+
+
 def _summary(samples: Sequence[float]) -> dict[str, float]:
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples),
             "spread": (max(samples) - min(samples)) / statistics.median(samples) if statistics.median(samples) else 0.0}
@@ -411,28 +424,21 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     finally:
         runner.close()
         del runner, sessions  # their thread pools must not run (or spin) beside the baselines
-    makespans = virtual if simulated else walls
-    measured = statistics.median(makespans)
-    predicted = predict_segments(problem, segments)
-    result: dict[str, Any] = {
+    result: dict[str, Any] = with_samples({
         "format": "hetsched-replay/1",
         "solver": schedule.solver,
         "max_abs_diff": max_diff,
         "tolerance": tolerance,
         "timeline": "virtual" if simulated else "wall-clock",
-        "repeats": repeats,
-        "measured_makespan_s": measured,
-        "measured": _summary(makespans),
         "predicted_makespan_s": schedule.makespan,
-        "prediction_error": (measured - schedule.makespan) / schedule.makespan if schedule.makespan else None,
-        "predicted_replay_s": predicted,
-        "replay_prediction_error": (measured - predicted) / predicted if predicted else None,
+        "predicted_replay_s": predict_segments(problem, segments),
         "segments": [{
             "index": p.segment.index, "device": p.segment.device, "simulated": devices[p.segment.device].simulated,
             "tasks": len(p.segment.tasks), "inputs": list(p.inputs), "outputs": list(p.outputs),
             "predicted_s": p.segment.predicted_s, "measured_median_s": statistics.median(per_seg[p.segment.index]),
         } for p in parts],
-    }
+    }, virtual if simulated else walls)
+    measured = result["measured_makespan_s"]
     if baselines:
         base = plain_baselines(original if original is not None else model, feeds, repeats=repeats, warmup=warmup)
         best = min(base, key=base.get)
@@ -473,10 +479,17 @@ def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, 
     Each configuration is timed on its own, one after the other, so no session's
     spinning threads steal a core from another.
     """
+    return {label: statistics.median(times) for label, times in
+            plain_samples(model, feeds, repeats=repeats, warmup=warmup).items()}
+
+
+def plain_samples(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
+                  warmup: int = 3) -> dict[str, list[float]]:
+    """Run times (s) of the whole model in each of :func:`plain_configs`, each timed on its own."""
     data = model_bytes(model)
-    base = {}
+    out = {}
     for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)
-        base[label] = statistics.median(timed_runs(partial(sess.run, None, feeds), warmup, repeats))
+        out[label] = timed_runs(partial(sess.run, None, feeds), warmup, repeats)
         del sess
-    return base
+    return out
