@@ -83,9 +83,12 @@ def main() -> None:
     write_text(f"{args.out}.csv", table.to_csv(index=False))
     all_err, seg_err = table["error"].abs(), table["segment_error"].abs()
     branchy = summ[summ["model"].isin(BRANCHY)]
-    lines = [f"# Replay benchmark (`python benchmarks/bench_replay.py --repeats {args.repeats}`)", "",
-             f"Platform `{args.platform}`, medians of {args.repeats} runs, every ratio measured in the same run "
-             f"per model; {time.strftime('%Y-%m-%d')}.", "",
+    per = -(-args.repeats // args.rounds) * args.rounds
+    lines = [f"# Replay benchmark (`python benchmarks/bench_replay.py --repeats {args.repeats} "
+             f"--rounds {args.rounds}`)", "",
+             f"Platform `{args.platform}`, medians of {per} runs in {args.rounds} rounds (each round times every "
+             f"candidate and plain configuration in turn), every ratio measured in the same run per model; "
+             f"{time.strftime('%Y-%m-%d')}.", "",
              "```\n" + summ.drop(columns=["seconds"]).round(3).to_string(index=False) + "\n```", "",
              f"Over all {len(table)} replayed (model, solver) placements: median |measured / predicted - 1| = "
              f"{statistics.median(all_err):.1%}, worst {max(all_err):.1%} against the schedule's prediction; "
