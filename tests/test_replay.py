@@ -123,7 +123,6 @@ def test_workers_of_one_core_devices_are_pinned_to_their_core():
         assert core_map(cpu.platform) == {"cpu0": (available[0],), "cpu1": (available[1],)}  # cpu-par owns all: free
     many = Platform("many", tuple(Device(f"c{i}", resources=(f"core{i}",)) for i in range(len(available) + 1)), (),
                     default_link=Link("*", "*", 0.0, None))
-    graph = TaskGraph("g", (Task("x"),), ())
     assert core_map(many) == {}  # more cores named than the host has
     sim = Platform("sim", (Device("a", resources=("r0",)), Device("b", resources=("r1",), simulated=True)), (),
                    default_link=Link("*", "*", 0.0, None))
