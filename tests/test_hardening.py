@@ -213,3 +213,37 @@ def test_run_refuses_a_problem_of_another_model_and_an_unwritable_output_before_
     assert main(["run", "--quiet", "--no-replay", "--output-dir", str(tmp_path / "afile" / "sub")]) == 2
     assert "cannot be written" in capsys.readouterr().err and time.perf_counter() - started < 5
     assert not (tmp_path / "out").exists()
+
+
+REPLAY_RUN = """name: interrupted
+model: {zoo: siamese}
+platform: cpu
+costs: profile
+profile: {repeats: 2, warmup: 0}
+solvers: [single, linear-clustering]
+lp_bounds: false
+replay: {repeats: 3000, rounds: 1, warmup: 0}
+output_dir: results
+"""
+
+
+@pytest.mark.parametrize("stage", ["[hetsched] costs: profile", "[hetsched] round 1/1: replay 1/"])
+def test_ctrl_c_during_profiling_and_replay_stops_at_once_and_leaves_nothing(tmp_path, stage):
+    """ONNX Runtime sessions and the executor's worker threads stop too; no results folder is left."""
+    (tmp_path / "run.yaml").write_text(REPLAY_RUN)
+    proc = subprocess.Popen([sys.executable, "-m", "scheduler", "run", "run.yaml"], cwd=tmp_path,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stderr:
+        if line.startswith(stage):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.perf_counter()
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip().endswith("hetsched: interrupted"), (proc.returncode, err)
+    assert time.perf_counter() - sent < 2.0
+    assert not (tmp_path / "results").exists() or not os.listdir(tmp_path / "results")
