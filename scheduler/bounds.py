@@ -45,6 +45,7 @@ from itertools import permutations
 
 import pulp
 
+from .deadline import OutOfTime, check_time, deadline_after
 from .problem import Problem
 
 
@@ -89,20 +90,6 @@ def _lp_scale(problem: Problem) -> float:
     return LP_UNITS / ref if ref > 0 else 1.0
 
 
-class _OutOfTime(Exception):
-    """An LP bound's budget ran out while building it."""
-
-
-def _deadline(time_limit: float | None) -> float | None:
-    return None if time_limit is None else time.perf_counter() + max(0.0, time_limit)
-
-
-def _check(deadline: float | None) -> None:
-    """Raise :class:`_OutOfTime` past ``deadline`` (called inside the model-building loops)."""
-    if deadline is not None and time.perf_counter() > deadline:
-        raise _OutOfTime
-
-
 def _lp_value(prob: pulp.LpProblem, deadline: float | None, scale: float) -> float | None:
     """The proven optimum of an LP in seconds (its model is in ``scale`` units per second), lowered to stay
     sound, or None when the solver did not prove it by ``deadline``."""
@@ -123,17 +110,17 @@ def _lp_value(prob: pulp.LpProblem, deadline: float | None, scale: float) -> flo
 def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | None
                   ) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable], pulp.LpVariable]:
     """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load (costs in ``scale`` units
-    per second); minimise T.  Raises :class:`_OutOfTime` past ``deadline``."""
+    per second); minimise T.  Raises :class:`OutOfTime` past ``deadline``."""
     prob = pulp.LpProblem(name, pulp.LpMinimize)
     x = {(t, d): prob.add_variable(f"x_{i}_{j}", 0, 1)
          for i, t in enumerate(problem.tasks) for j, d in enumerate(problem.devices) if d in problem.costs[t]}
     horizon = prob.add_variable("T", 0)
     prob += horizon
     for t in problem.tasks:
-        _check(deadline)
+        check_time(deadline)
         prob += pulp.lpSum(x[(t, d)] for d in problem.allowed(t)) == 1
     for r in problem.platform.resources:
-        _check(deadline)
+        check_time(deadline)
         terms = [problem.costs[t][d] * scale * v for (t, d), v in x.items()
                  if r in problem.platform.device[d].resources]
         if terms:
@@ -160,11 +147,11 @@ def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | N
 def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
     """Fractional placement minimising the largest resource load (None if the LP was not built and solved
     within ``time_limit`` seconds)."""
-    deadline = _deadline(time_limit)
+    deadline = deadline_after(time_limit)
     scale = _lp_scale(problem)
     try:
         prob, _, _ = _placement_lp(problem, "lp_load", scale, deadline)
-    except _OutOfTime:
+    except OutOfTime:
         return None
     value = _lp_value(prob, deadline, scale)
     return None if value is None else Bound("lp-load", value)
@@ -173,10 +160,10 @@ def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | 
 def lp_path_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
     """Fractional placement that must carry every path (with transfers) and every resource load (None if
     the LP was not built and solved within ``time_limit`` seconds)."""
-    deadline = _deadline(time_limit)
+    deadline = deadline_after(time_limit)
     try:
         prob, scale = _path_load_lp(problem, deadline)
-    except _OutOfTime:
+    except OutOfTime:
         return None
     value = _lp_value(prob, deadline, scale)
     return None if value is None else Bound("lp-path-load", value)
@@ -190,11 +177,11 @@ def _path_load_lp(problem: Problem, deadline: float | None) -> tuple[pulp.LpProb
     cost = {t: pulp.lpSum(problem.costs[t][d] * scale * x[(t, d)] for d in problem.allowed(t))
             for t in problem.tasks}
     for i, t in enumerate(problem.tasks):
-        _check(deadline)
+        check_time(deadline)
         prob += f[t] >= cost[t]
         prob += horizon >= f[t]
     for k, e in enumerate(problem.graph.edges):
-        _check(deadline)
+        check_time(deadline)
         pairs = [(a, b) for a, b in permutations(problem.devices, 2)
                  if a in problem.costs[e.src] and b in problem.costs[e.dst]]
         m = min((problem.transfer(e, a, b) for a, b in pairs), default=0.0) * scale
@@ -213,7 +200,7 @@ def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 
     ``time_limit`` seconds (one budget for both)."""
     out = list(classic_bounds(problem))
     if lp:
-        deadline = _deadline(time_limit)
+        deadline = deadline_after(time_limit)
         load = lp_load_bound(problem, time_limit)
         left = None if deadline is None else deadline - time.perf_counter()
         out += [b for b in (load, lp_path_load_bound(problem, left)) if b]

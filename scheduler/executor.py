@@ -103,6 +103,13 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.nda
     return feeds
 
 
+def pin_thread(cpus: Sequence[int]) -> None:
+    """Keep the calling thread on ``cpus`` (nothing when empty or unsupported): a device of one core keeps
+    its core; left to the OS, two workers can share one core of a busy host and run one after the other."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+
+
 def timed_runs(run: Callable[[], object], warmup: int, repeats: int,
                tick: Callable[[], None] = lambda: None) -> list[float]:
     """Call ``run`` ``warmup + repeats`` times; the wall times (s) of the repeats (``tick`` after each call).
@@ -216,11 +223,7 @@ class SegmentRunner:
             self._fail(exc)
 
     def _worker(self, device: str) -> None:
-        cpus = next(p.cpus for p in self.parts if p.device == device)
-        if cpus and hasattr(os, "sched_setaffinity"):
-            # a device of one core keeps its core: left to the OS, two workers can share one core of a
-            # busy host and run one after the other
-            os.sched_setaffinity(0, cpus)
+        pin_thread(next(p.cpus for p in self.parts if p.device == device))
         seen = 0
         while True:
             with self.lock:

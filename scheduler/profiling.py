@@ -55,7 +55,7 @@ from .costs import model_costs
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
-from .executor import timed_runs
+from .executor import pin_thread, timed_runs
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
@@ -451,8 +451,7 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
         start = threading.Barrier(workers)
 
         def worker(k: int) -> None:
-            if cpus.get(pair[k].name) and hasattr(os, "sched_setaffinity"):
-                os.sched_setaffinity(0, cpus[pair[k].name])
+            pin_thread(cpus.get(pair[k].name, ()))
             start.wait()
             times[k] = timed_runs(partial(sessions[k].run, None, feeds), warmup, repeats, tick if k == 0 else _noop)
 

@@ -64,12 +64,13 @@ from typing import Any, Mapping
 
 from ortools.sat.python import cp_model
 
+from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
-from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
+from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint,
                            objective_range, order_from_starts, placement_errors, throughput_answer, throughput_hint,
                            trivial_upper_bound)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from scheduler.bounds import Bound, best_bound, period_bounds
+from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
 from scheduler.problem import Problem
@@ -90,7 +91,7 @@ class ExactData:
 
 def exact_data(problem: Problem, *, with_pairs: bool = True, deadline: float | None = None) -> ExactData:
     """Build :class:`ExactData` (``with_pairs=False`` skips the quadratic pair scan, which raises
-    :class:`OutOfTime` past ``deadline``; :func:`with_pairs` adds it later)."""
+    :class:`~scheduler.deadline.OutOfTime` past ``deadline``; :func:`with_pairs_of` adds it later)."""
     order = problem.graph.topological_order
     index = {t: i for i, t in enumerate(order)}
     allowed: dict[str, tuple[str, ...]] = {}
@@ -111,7 +112,7 @@ def exact_data(problem: Problem, *, with_pairs: bool = True, deadline: float | N
 
 def with_pairs_of(problem: Problem, data: ExactData, deadline: float | None = None) -> ExactData:
     """``data`` with its disjunctive pairs: tasks with no path between them that could hold a common
-    resource.  Quadratic in the tasks: raises :class:`OutOfTime` past ``deadline``."""
+    resource.  Quadratic in the tasks: raises :class:`~scheduler.deadline.OutOfTime` past ``deadline``."""
     order, index, resources = data.order, data.index, data.resources
     reach: dict[str, int] = {}
     for t in reversed(order):
@@ -123,8 +124,7 @@ def with_pairs_of(problem: Problem, data: ExactData, deadline: float | None = No
     usable = {t: {r for d in data.allowed[t] if problem.costs[t][d] > 0 for r in resources[d]} for t in order}
     pairs: list[tuple[str, str, tuple[str, ...]]] = []
     for i, a in enumerate(order):
-        if deadline is not None and time.perf_counter() > deadline:
-            raise OutOfTime
+        check_time(deadline)
         for b in order[i + 1:]:
             if (reach[a] >> index[b]) & 1:
                 continue  # a path a -> b orders them already
@@ -317,16 +317,6 @@ class Budget:
         if self.time_limit is None:
             return None
         return self.started + self.time_limit - reserve
-
-
-class OutOfTime(Exception):
-    """Raised by a model builder that passed its deadline (caught inside the solver, never escapes)."""
-
-
-def check_time(deadline: float | None) -> None:
-    """Raise :class:`OutOfTime` when ``deadline`` (a ``time.perf_counter`` value) has passed."""
-    if deadline is not None and time.perf_counter() > deadline:
-        raise OutOfTime
 
 
 def check_options(solver: str, objective: str, replicas: int) -> None:

@@ -62,12 +62,13 @@ from typing import Any, Literal, Mapping
 
 import pulp
 
+from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
-from .exact_common import (Budget, ExactData, OutOfTime, Outcome, check_options, check_time, choice_vars,
+from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            objective_range, period_lower_bound, replicated_period, throughput_answer,
                            throughput_hint, with_pairs_of)

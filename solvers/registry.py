@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -89,9 +90,7 @@ def _checked(solver: str, key: str, annotation: Any, value: Any) -> Any:
     try:
         return TypeAdapter(annotation).validate_python(value, strict=True)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise SolverError(f"solver {solver!r}: option {key}={shown}: {err['msg']}") from None
+        raise SolverError(f"solver {solver!r}: option {key}={reprlib.repr(value)}: {exc.errors()[0]['msg']}") from None
 
 
 def check_run(solver: str, time_limit: Any, seed: Any) -> None:
