@@ -179,3 +179,34 @@ def test_zero_cost_tasks_hold_no_resource_and_resimulation_never_delays():
     assert validate(p, s) == []
     again = simulate(p, s.placement, s.order(p))
     assert again.makespan == 1.5 and validate(p, again) == []
+
+
+def test_insertion_search_equals_a_scan_of_every_busy_interval(monkeypatch):
+    """Timeline.earliest_start(insertion=True) looks only at the tails of the sorted busy lists from the
+    ready time on; HEFT's schedules equal those of a scan of every busy interval, on random problems."""
+    from scheduler.generate import random_platform, random_problem
+    from scheduler.schedule import Timeline
+    from solvers import get_solver
+
+    def scan(self, task, device, *, insertion=False):
+        ready = self.ready(task, device)
+        duration = self.problem.costs[task][device]
+        if duration == 0 or not insertion:
+            return fast(self, task, device, insertion=insertion)
+        t = ready
+        for s, f in sorted(iv for r in self.problem.platform.device[device].resources for iv in self._busy[r]):
+            if f > t and s < t + duration:
+                t = max(t, f)
+            elif s >= t + duration:
+                break
+        return t
+
+    fast = Timeline.earliest_start
+    for seed in range(40):
+        p = random_problem(25, seed=seed, edge_prob=0.15,
+                           platform=random_platform(3, seed=seed) if seed % 2 else "default")
+        a = get_solver("heft")(p)
+        with monkeypatch.context() as m:
+            m.setattr(Timeline, "earliest_start", scan)
+            b = get_solver("heft")(p)
+        assert a.placement == b.placement and a.makespan == b.makespan
