@@ -107,7 +107,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"  transfer classes: {plan.transfer_classes} (sizes x real device pairs), fitted links: {len(prof.links)}")
     if prof.executor is not None:
         calls = ", ".join(f"{d} {v * 1e6:.0f}" for d, v in prof.executor.call_s.items())
-        print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs")
+        print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs; "
+              f"contention between cores {prof.executor.contention:.1%}")
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))
