@@ -263,7 +263,11 @@ class SegmentRunner:
         finally:
             sys.setswitchinterval(switch)
         if self.errors:
-            raise RuntimeError(f"a segment failed in ONNX Runtime: {str(self.errors[0]).splitlines()[0]}")
+            first = self.errors[0]
+            if not isinstance(first, Exception):  # Ctrl-C or exit while a segment ran: not a segment failure
+                raise first
+            text = (str(first).splitlines() or [type(first).__name__])[0]
+            raise RuntimeError(f"a segment failed in ONNX Runtime: {text}")
         return self.tensors, self.timing, wall
 
     def close(self) -> None:

@@ -216,22 +216,26 @@ def test_run_refuses_a_problem_of_another_model_and_an_unwritable_output_before_
 
 
 REPLAY_RUN = """name: interrupted
-model: {zoo: siamese}
+model: {{zoo: siamese}}
 platform: cpu
 costs: profile
-profile: {repeats: 2, warmup: 0}
+profile: {{repeats: {profile}, warmup: 0}}
 solvers: [single, linear-clustering]
 lp_bounds: false
-replay: {repeats: 3000, rounds: 1, warmup: 0}
+replay: {{repeats: {replay}, rounds: 1, warmup: 0}}
 output_dir: results
 """
 
 
-@pytest.mark.parametrize("stage", ["[hetsched] costs: profile", "[hetsched] round 1/1: replay 1/"])
-def test_ctrl_c_during_profiling_and_replay_stops_at_once_and_leaves_nothing(tmp_path, stage):
-    """ONNX Runtime sessions and the executor's worker threads stop too; no results folder is left."""
-    (tmp_path / "run.yaml").write_text(REPLAY_RUN)
+@pytest.mark.parametrize("stage, profile, replay, later", [
+    ("[hetsched] costs: profile", 300, 3, "[hetsched] solving"),
+    ("[hetsched] round 1/1: replay 1/", 2, 3000, "[hetsched] round 1/1: replay 2/")])
+def test_ctrl_c_during_profiling_and_replay_stops_at_once_and_leaves_nothing(tmp_path, stage, profile, replay, later):
+    """ONNX Runtime sessions and the executor's worker threads stop too; no results folder is left.  The
+    interrupt must land inside the stage (no line of a ``later`` stage printed)."""
+    (tmp_path / "run.yaml").write_text(REPLAY_RUN.format(profile=profile, replay=replay))
     code, err, took = _interrupt(["run", "run.yaml"], stage, tmp_path, delay=0.3)
     assert code == 130 and err.strip().endswith("hetsched: interrupted"), (code, err)
+    assert later not in err and "Traceback" not in err, err
     assert took < 2.0
     assert not (tmp_path / "results").exists() or not os.listdir(tmp_path / "results")
