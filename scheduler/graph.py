@@ -220,10 +220,13 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
         if not tt.HasField("shape"):
             raise ModelError(f"input {name!r} has no shape; give one with --input-shape {name}=D1,D2,...")
         for d in tt.shape.dim:
-            if not d.HasField("dim_value") or d.dim_value <= 0:
-                label = d.dim_param or "?"
-                raise ModelError(
-                    f"input {name!r} has dynamic dimension {label!r}; fix it with --input-shape {name}=D1,D2,...")
+            if d.HasField("dim_value") and d.dim_value <= 0:
+                kind = f"a dimension of size {d.dim_value} (an empty tensor)"
+            elif not d.HasField("dim_value"):
+                kind = f"dynamic dimension {d.dim_param!r}" if d.dim_param else "a dynamic dimension without a name"
+            else:
+                continue
+            raise ModelError(f"input {name!r} has {kind}; fix it with --input-shape {name}=D1,D2,...")
     return out
 
 

@@ -210,8 +210,10 @@ def _number(where: str, key: str, value: Any, *, integer: bool = False, optional
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PlatformError(f"{where}: {key} must be a number, got {reprlib.repr(value)}")
     if integer:
-        if not math.isfinite(value) or float(value) != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise PlatformError(f"{where}: {key} must be a whole number, got {reprlib.repr(value)}")
+        if not 0 <= value < 2**63:
+            raise PlatformError(f"{where}: {key} must be from 0 to 2**63-1, got {float(value):.3g}")
         return int(value)
     return float(value)
 

@@ -164,9 +164,13 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
     g = full.graph
     nodes = {n.name: n for n in g.node}
     unknown = [t for t in problem.tasks if t not in nodes]
-    if unknown or len(nodes) != len(problem.tasks):
-        raise ReplayError(f"the schedule does not fit this model: task {unknown[0] if unknown else '?'!r} "
-                          f"is not a node of the model ({len(nodes)} nodes, {len(problem.tasks)} tasks)")
+    if unknown:
+        raise ReplayError(f"the schedule does not fit this model: task {unknown[0]!r} is not a node of the model "
+                          f"({len(nodes)} nodes, {len(problem.tasks)} tasks)")
+    missing = [n for n in nodes if n not in problem.tasks]
+    if missing:
+        raise ReplayError(f"the schedule does not fit this model: node {missing[0]!r} is not a task of the problem "
+                          f"({len(nodes)} nodes, {len(problem.tasks)} tasks)")
     if types is None:
         types = observed_types(full)
     inits = {i.name: i for i in g.initializer}

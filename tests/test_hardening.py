@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 
+import onnx
 import pytest
 
 from scheduler.bounds import Bound
@@ -47,6 +48,13 @@ def _problem_variants(tmp_path) -> dict[str, tuple[str, bytes]]:
     }
 
 
+def _relu_model(shape: list) -> onnx.ModelProto:
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, shape)
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
 def _files(tmp_path) -> dict[str, str]:
     """Hostile files, by placeholder."""
     files = {
@@ -58,6 +66,9 @@ def _files(tmp_path) -> dict[str, str]:
         "{latin1_suite}": ("latin1_suite.yaml", "name: caf\xe9\n".encode("latin-1")),
         "{deep}": ("deep.json", b"[" * 100_000 + b"]" * 100_000),
         "{bigint}": ("bigint.json", b'{"format": "hetsched-problem/1", "name": ' + b"9" * 5000 + b"}"),
+        "{bigmem}": ("bigmem.yaml", b"name: big\ndevices: [{name: cpu0, memory_bytes: " + b"1" + b"0" * 30 + b"}]\n"),
+        "{zerodim}": ("zerodim.onnx", _relu_model([0, 4]).SerializeToString()),
+        "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
     }
     out = {}
     for key, (name, data) in files.items():
@@ -74,6 +85,9 @@ def _files(tmp_path) -> dict[str, str]:
     (["solve", "{deep}", "--solver", "heft"], "nested too deeply"),
     (["solve", "{bigint}", "--solver", "heft"], "not valid JSON"),
     (["problem", "mlp", "--platform", "{infplat}", "-o", "x.json"], "peak_flops must be a finite number > 0"),
+    (["problem", "mlp", "--platform", "{bigmem}", "-o", "x.json"], "memory_bytes must be from 0 to 2**63-1, got 1e+30"),
+    (["problem", "{zerodim}", "-o", "x.json"], "input 'x' has a dimension of size 0 (an empty tensor)"),
+    (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),
     (["bound", "{huge}"], "must be 0 or from 1e-12 to 1e+09 seconds"),
     (["solve", "{denormal}", "--solver", "cpsat"], "must be 0 or from 1e-12 to 1e+09 seconds, got 5e-320"),
@@ -213,6 +227,20 @@ def test_run_refuses_a_problem_of_another_model_and_an_unwritable_output_before_
     assert main(["run", "--quiet", "--no-replay", "--output-dir", str(tmp_path / "afile" / "sub")]) == 2
     assert "cannot be written" in capsys.readouterr().err and time.perf_counter() - started < 5
     assert not (tmp_path / "out").exists()
+
+
+def test_a_problem_missing_a_node_of_the_model_names_that_node(tmp_path, capsys):
+    """A problem with one node of the model left out is refused at replay, naming the node."""
+    assert main(["problem", "mlp", "-o", str(tmp_path / "p.json")]) == 0
+    data = json.loads((tmp_path / "p.json").read_text())
+    dropped = data["tasks"].pop()["name"]
+    data["edges"] = [e for e in data["edges"] if e["dst"] != dropped]
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    assert main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
+    capsys.readouterr()
+    assert main(["replay", "mlp", "--problem", str(tmp_path / "p.json"), "--schedule", str(tmp_path / "s.json"),
+                 "--repeats", "1"]) == 2
+    assert f"node {dropped!r} is not a task of the problem (4 nodes, 3 tasks)" in capsys.readouterr().err
 
 
 REPLAY_RUN = """name: interrupted
