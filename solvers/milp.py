@@ -291,7 +291,8 @@ def parse_cbc_log(text: str) -> dict[str, Any]:
     more digits than "Lower bound:", the fallback), minus one unit in its last digit.
     """
     out: dict[str, Any] = {"result": None, "objective": None, "bound": None}
-    m = re.search(r"^Result - (.*)$", text, re.M) or re.search(r"^(Problem is infeasible)", text, re.M)
+    m = (re.search(r"^Result - (.*)$", text, re.M) or re.search(r"^(Problem is infeasible)", text, re.M)
+         or re.search(r"^(Pre-processing says infeasible.*)$", text, re.M))
     if m:
         out["result"] = m.group(1).strip()
     m = re.search(r"^Objective value:\s+" + _NUM, text, re.M)
@@ -345,8 +346,13 @@ def _cbc_command() -> pulp.COIN_CMD:
     raise SolverError(f"solver {NAME!r}: no CBC binary found (install it, or pip install 'pulp[cbc]')")
 
 
-def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool) -> BackendResult:
-    """Run the bundled CBC on the model's MPS file under a wall-clock watchdog; read its log for the verdict."""
+def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool,
+             preprocess: bool = True) -> BackendResult:
+    """Run the bundled CBC on the model's MPS file under a wall-clock watchdog; read its log for the verdict.
+
+    CBC's pre-processing can call a feasible model infeasible; its verdict is checked
+    by a second run without pre-processing, whose branch and bound is the proof.
+    """
     cmd = _cbc_command()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hetsched-cbc-") as tmp:
@@ -363,6 +369,8 @@ def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int,
             # CBC needs a moment after its own limit to stop and write the solution: ask for a bit less
             args += ["-sec", f"{max(0.01, left - min(0.25, 0.1 * left)):.3f}", "-timeMode", "elapsed"]
         args += ["-ratio", "0", "-allow", "1e-6", "-threads", str(threads)]
+        if not preprocess:
+            args += ["-preprocess", "off"]
         if seed:
             args += ["-randomCbcSeed", str(seed)]
         args += ["-solve", "-printingOptions", "all", "-solution", sol]
@@ -377,6 +385,8 @@ def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int,
         wall = time.perf_counter() - t0
         with open(log_path, encoding="utf-8", errors="replace") as fh:
             log = parse_cbc_log(fh.read())
+        if how == "finished" and preprocess and (log["result"] or "").startswith("Pre-processing"):
+            return _run_cbc(model, deadline, threads, seed, warm, preprocess=False)
         if how == "killed" or not os.path.exists(sol):
             return BackendResult(False, False, False, None, log["bound"], f"CBC {how}, no solution file", wall)
         status, values, _, _, _, sol_status = cmd.readsol_MPS(sol, model.prob, vs, vnames, cnames)

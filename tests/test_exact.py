@@ -293,6 +293,19 @@ def test_parse_cbc_log_takes_the_best_bound_rounded_down():
     assert out["result"] == "Stopped on time limit" and out["objective"] == 999.76111242
     assert out["bound"] == pytest.approx(845.77046) and out["bound"] < 845.77047
     assert parse_cbc_log("Problem is infeasible - 0.00 seconds\n")["result"] == "Problem is infeasible"
+    pre = "Cgl0000I Cut generators found to be infeasible! (or unbounded)\nPre-processing says infeasible or unbounded\n"
+    assert parse_cbc_log(pre)["result"] == "Pre-processing says infeasible or unbounded"
+
+
+def test_milp_checks_an_infeasible_verdict_of_cbc_preprocessing():
+    """CBC's pre-processing calls this one infeasible and stops with no result line; milp used to report
+    "timeout-no-solution".  The verdict is checked by a run without pre-processing (found by a 20000-example
+    run of the property test above)."""
+    p = random_problem(5, seed=8294, platform=random_platform(3, shared=True, seed=8294), edge_prob=0.5,
+                       unsupported=0.4, memory_fraction=0.4, colocate=0)
+    assert brute_force(p) is None
+    s = get_solver("milp")(p, time_limit=30)
+    assert s.status == "infeasible" and s.info["backend_status"] == "Problem is infeasible", s.info
 
 
 # ----------------------------------------------------------------------------- throughput
