@@ -261,7 +261,8 @@ def from_saga(network: Network, task_graph: SagaTaskGraph, *, name: str = "saga"
     ``cost / speed`` (as saga computes them); links with zero latency and bandwidth
     ``link speed * 2**k`` (None = infinite for an infinite speed), edges with
     ``bytes = size * 2**k``, where ``2**k`` is the smallest power of two making every
-    size whole (exact: transfer times equal saga's bit for bit).  Tasks keep saga's
+    size whole and every link at least 1 byte/s (exact: transfer times equal saga's
+    bit for bit).  Tasks keep saga's
     names, including any ``__super_source__`` / ``__super_sink__`` saga added.
 
     ``self_loops``: ``"strict"`` rejects a finite self-loop speed (our model has free
@@ -295,7 +296,9 @@ def from_saga(network: Network, task_graph: SagaTaskGraph, *, name: str = "saga"
     for d in task_graph.dependencies:
         if not (d.size >= 0 and math.isfinite(d.size)):
             raise ValueError(f"saga dependency {d.source}->{d.target} has size {d.size!r}")
-    k = _pow2_exponent(sizes)
+    # also large enough for every link to reach our floor of 1 byte/s (a power of two keeps times exact)
+    slowest = min((s for (a, b), s in speeds.items() if a != b and s != math.inf), default=1.0)
+    k = max(_pow2_exponent(sizes), max(0, -math.floor(math.log2(slowest))))
     devices = tuple(Device(n, kind="saga", resources=(n,)) for n in names)
     links = tuple(Link(a, b, 0.0, None if s == math.inf else math.ldexp(s, k))
                   for (a, b), s in sorted(speeds.items()) if a != b)
