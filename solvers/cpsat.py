@@ -119,6 +119,21 @@ def _memory(model: cp_model.CpModel, problem: Problem, data: ExactData,
             model.add(sum(m * v for m, v in terms) <= cap)
 
 
+def placement_exists(problem: Problem, data: ExactData, replicas: int = 1, limit: float | None = None) -> bool | None:
+    """Whether ``replicas`` copies can be placed within memory, op support and co-location (None: not decided
+    within ``limit`` s).  Every such placement has a schedule, so this decides the exact models' feasibility."""
+    model = cp_model.CpModel()
+    p: dict[tuple[int, str, str], cp_model.IntVar] = {}
+    for k in range(replicas):
+        p.update(_presence(model, problem, data, k))
+    _memory(model, problem, data, p, replicas)
+    solver = cp_model.CpSolver()
+    if limit is not None:
+        solver.parameters.max_time_in_seconds = max(0.01, limit)
+    status = cpsat_solve(solver, model)
+    return {cp_model.OPTIMAL: True, cp_model.FEASIBLE: True, cp_model.INFEASIBLE: False}.get(status)
+
+
 def _crossing(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, str, str], cp_model.IntVar],
               copy: int, i: int, tick: float) -> list[tuple[str, int, Any]]:
     """Edge i: (source device a, transfer ticks, literal "u on a and v on b") for each a != b with T > 0."""
