@@ -27,7 +27,7 @@ from .pipeline import (ProfileOptions, build_problem, format_replay, format_tabl
                        tqdm_progress)
 from .run import execute_run, format_candidates, solver_table, what_if_line
 from .replay import replay as replay_schedule
-from .profiling import plan_profiling, profile_paths
+from .profiling import DRIFT_LIMIT, plan_profiling, profile_paths
 from .problem import read_problem, write_problem
 from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
 
@@ -109,6 +109,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
         calls = ", ".join(f"{d} {v * 1e6:.0f}" for d, v in prof.executor.call_s.items())
         print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs; "
               f"contention between cores {prof.executor.contention:.1%}")
+    if prof.drift is not None:
+        print(f"  whole model re-timed at the end of profiling: {prof.drift:+.1%} against its node run "
+              f"(measured again beyond ±{DRIFT_LIMIT:.0%})")
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))

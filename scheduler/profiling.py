@@ -64,6 +64,7 @@ from .schedule import simulate
 
 PROFILE_FORMAT = "hetsched-profile/3"  # 2: links fitted from measured crossings; 3: contention between cores
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
+DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this while profiling is measured again
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class Profile:
     whole_run_s: Mapping[str, float]  # device -> median whole-model run time, profiler off
     traced_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiler's trace
     executor: ExecutorCosts | None = None  # fitted from the executor run (two or more real devices)
+    drift: float | None = None  # whole-model run at the end of profiling / at its node run - 1 (None: not re-timed)
 
     def cost(self, task: str, device: str) -> float | None:
         """The median cost of ``task`` on ``device``, if measured."""
@@ -367,8 +369,10 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     )
     if plan.executor_runs:
         tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
-        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
-        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
+        contention, alone = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
+        first = contention_pair(platform)
+        drift = alone / whole[first[0].name] - 1.0 if first is not None and whole.get(first[0].name) else None
+        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention), drift=drift)
         if len(real_devices(platform)) > 1:
             try:
                 prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
@@ -430,18 +434,19 @@ def contention_pair(platform: Platform) -> tuple[Device, Device] | None:
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                       tick: Callable[[], None] = lambda: None) -> float:
-    """How much slower the model runs on a device while another runs it beside it on other cores.
+                       tick: Callable[[], None] = lambda: None) -> tuple[float, float]:
+    """How much slower the model runs on a device while another runs it beside it on other cores; and the
+    median whole-model run on the first device alone (s), which re-times the node profile's whole run.
 
     The whole model on the two devices of :func:`contention_pair` at once, each
     worker pinned to its device's cores as the replay pins them, against the first
     device alone: median over median, minus 1, at least 0.  Two devices that
     share caches and memory bandwidth slow each other down; what the node
-    profile (one device at a time) cannot see.  0 without such a pair.
+    profile (one device at a time) cannot see.  (0, 0) without such a pair.
     """
     pair = contention_pair(platform)
     if pair is None:
-        return 0.0
+        return 0.0, 0.0
     cpus = core_map(platform)
     sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
     feeds = random_inputs(sessions[0], seed)
@@ -464,7 +469,7 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
 
     single = statistics.median(timed(1))
     both = statistics.median(timed(2))
-    return max(0.0, both / single - 1.0) if single > 0 else 0.0
+    return (max(0.0, both / single - 1.0) if single > 0 else 0.0), single
 
 
 def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
@@ -622,7 +627,8 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                        meta["whole_run_s"], meta["traced_run_s"],
                        None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
                                                                               meta["executor"]["switch_s"],
-                                                                              meta["executor"]["contention"]))
+                                                                              meta["executor"]["contention"]),
+                       None if meta.get("drift") is None else float(meta["drift"]))
     except (KeyError, ValueError, TypeError, AttributeError, pd.errors.ParserError) as exc:
         # a damaged store is not the user's input: say so and measure again (the new profile replaces it)
         print(f"hetsched: stored profile {csv_path} is damaged ({type(exc).__name__}: {exc}); measuring again",
@@ -641,6 +647,14 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
         if stored is not None:
             return stored, True
     prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+    if prof.drift is not None and abs(prof.drift) > DRIFT_LIMIT:  # the host's load changed while profiling
+        print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "
+              "profiling (the host's load changed); measuring once more", file=sys.stderr)
+        again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+        prof = min(prof, again, key=lambda p: abs(p.drift or 0.0))
+        if abs(prof.drift or 0.0) > DRIFT_LIMIT:
+            print(f"hetsched: warning: the profile still drifted by {prof.drift:+.0%}; its predictions are off "
+                  "by as much (profile again on a quieter host with --force)", file=sys.stderr)
     save_profile(prof, folder, label)
     return prof, False
 

@@ -170,6 +170,25 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
     assert not reused
 
 
+def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypatch, bert, bert_profile):
+    """The whole model re-timed at the end of profiling; beyond 20% drift the profile is measured again and
+    the steadier one is stored (with a warning when both drifted)."""
+    assert bert_profile.drift is not None and np.isfinite(bert_profile.drift)
+    model, graph = bert
+    plat = load_platform("default")
+    for drifts, kept, warned in [((0.5, 0.05), 0.05, False), ((-0.4, 0.3), 0.3, True), ((0.1,), 0.1, False)]:
+        made = iter(drifts)
+        monkeypatch.setattr("scheduler.profiling.profile_model",
+                            lambda *args, **kw: replace(bert_profile, drift=next(made)))
+        capsys.readouterr()
+        prof, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
+        err = capsys.readouterr().err
+        assert not reused and prof.drift == kept and next(made, None) is None  # measured len(drifts) times
+        assert ("measuring once more" in err) == (len(drifts) == 2) and ("warning" in err) == warned, err
+        stored, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5)
+        assert reused and stored.drift == kept
+
+
 @pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
 def test_a_damaged_stored_profile_is_measured_again(tmp_path, capsys, bert, damage):
     model, graph = bert

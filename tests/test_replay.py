@@ -16,6 +16,7 @@ from scheduler.pipeline import build_problem, load_graph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
+from scheduler.recommend import canonical_placement, mirror_classes, recommend, top_placements
 from scheduler.replay import ReplayError, build_segments, core_map, cut, is_convex, predict_segments, replay
 from scheduler.schedule import simulate
 from scheduler.zoo import list_models
@@ -189,7 +190,6 @@ def test_recommend_pools_rounds_that_time_every_candidate_in_turn():
     """The repeats are spread over rounds; each candidate's and each plain configuration's samples are pooled,
     and what is reported is their median; the recommendation is the fastest measured, plain ORT included."""
     from scheduler.pipeline import load_original
-    from scheduler.recommend import recommend
 
     model, _ = load_graph("randwire", {"nodes": 6})
     original, _ = load_original("randwire", {"nodes": 6})
@@ -207,3 +207,18 @@ def test_recommend_pools_rounds_that_time_every_candidate_in_turn():
     if r["solver"] is not None:  # a placement won: its samples are the two rounds pooled
         assert r["repeats"] == len(r["samples_s"]) == 4
         assert r["measured_makespan_s"] == pytest.approx(float(np.median(r["samples_s"])))
+
+
+def test_mirror_placements_count_once_among_the_candidates():
+    """Two towers swapped between two identical cores are one candidate, not two; a placement that differs
+    for real (a tower on the two-thread device) is another; cores with other costs are no mirrors."""
+    p = build_problem("siamese", platform="cpu")
+    assert mirror_classes(p) == (("cpu0", "cpu1"),)
+    tasks = p.tasks
+    a = {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(tasks)}
+    b = {t: ("cpu1", "cpu0")[i % 2] for i, t in enumerate(tasks)}
+    c = {t: ("cpu-par", "cpu0")[i % 2] for i, t in enumerate(tasks)}
+    assert canonical_placement(p, a, mirror_classes(p)) == canonical_placement(p, b, mirror_classes(p))
+    assert len(top_placements(p, [simulate(p, x) for x in (a, b, c)], 3)) == 2
+    slower = replace(p, costs={t: {**row, "cpu1": row["cpu1"] * 1.5} for t, row in p.costs.items()})
+    assert mirror_classes(slower) == () and len(top_placements(slower, [simulate(slower, x) for x in (a, b)], 3)) == 2
