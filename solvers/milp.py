@@ -347,7 +347,8 @@ def _cbc_command() -> pulp.COIN_CMD:
     raise SolverError(f"solver {NAME!r}: no CBC binary found (install it, or pip install 'pulp[cbc]')")
 
 
-def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool) -> BackendResult:
+def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool,
+             preprocess: bool = True) -> BackendResult:
     """Run the bundled CBC on the model's MPS file under a wall-clock watchdog; read its log for the verdict."""
     cmd = _cbc_command()
     t0 = time.perf_counter()
@@ -365,6 +366,8 @@ def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int,
             # CBC needs a moment after its own limit to stop and write the solution: ask for a bit less
             args += ["-sec", f"{max(0.01, left - min(0.25, 0.1 * left)):.3f}", "-timeMode", "elapsed"]
         args += ["-ratio", "0", "-allow", "1e-6", "-threads", str(threads)]
+        if not preprocess:
+            args += ["-preprocess", "off"]
         if seed:
             args += ["-randomCbcSeed", str(seed)]
         args += ["-solve", "-printingOptions", "all", "-solution", sol]
@@ -439,32 +442,37 @@ def _run_highs(model: BuiltModel, limit: float | None, threads: int, seed: int) 
     return BackendResult(has, optimal, infeasible, objective, bound, status, wall)
 
 
-def _check_preprocessing(problem: Problem, data: ExactData, replicas: int, res: BackendResult, budget: Budget,
-                         info: dict[str, Any]) -> BackendResult:
-    """CBC's pre-processing says "infeasible" and stops without a search; it can be wrong, and CBC 2.10
-    crashes when asked again without pre-processing.  The models are feasible exactly when a placement
-    exists, so CP-SAT decides that; CBC's verdict stands only when CP-SAT proves it."""
+def _check_infeasible(problem: Problem, data: ExactData, replicas: int, res: BackendResult, budget: Budget,
+                      info: dict[str, Any]) -> BackendResult:
+    """CBC says "infeasible" (or its pre-processing does, and stops); CBC 2.10's pre-processing can be
+    wrong (a 5-task case in the tests), and CBC crashes when asked again without it.  The models are
+    feasible exactly when a placement exists, so CP-SAT decides that; CBC's verdict stands only when
+    CP-SAT proves it."""
     exists = placement_exists(problem, data, replicas, budget.remaining())
     info["infeasibility_check"] = {True: "a placement exists", False: "CP-SAT: no placement",
                                    None: "undecided in time"}[exists]
     if exists is not False:
-        info["reason"] = (f"{NAME}: CBC's pre-processing called the model infeasible and stopped, but "
+        info["reason"] = (f"{NAME}: CBC called the model infeasible ({res.status_text}), but "
                           + ("a placement exists" if exists else "CP-SAT could not confirm it in time"))
-    return replace(res, infeasible=exists is False)
+    return replace(res, infeasible=exists is False, bound=None)
 
 
 def _check_start_proof(model: BuiltModel, res: BackendResult, deadline: float | None, threads: int, seed: int,
                        info: dict[str, Any]) -> BackendResult:
     """CBC proved its MIP start optimal.  CBC 2.10 can do that wrongly (it fathoms better solutions away
     after a start, with a bound above the optimum: a 5-task case in the tests), so the proof is redone
-    without the start; unconfirmed, the start is kept as a solution without a proof or a bound."""
-    again = _run_cbc(model, deadline, threads, seed, warm=False)
+    without the start and without pre-processing, the part that errs (with it, another 5-task case is
+    "proven infeasible").  Unconfirmed, the start is kept as a solution without a proof or a bound."""
+    values = {v.name: v.varValue for v in model.prob.variables()}
+    again = _run_cbc(model, deadline, threads, seed, warm=False, preprocess=False)
     info["start_proof_check"] = again.status_text
     if again.proven_optimal:
         return again
     if again.has_solution:  # the model's values are this run's now
         return replace(again, proven_optimal=False)
-    return replace(res, proven_optimal=False, bound=again.bound)
+    for v in model.prob.variables():  # a failed run may have written its last LP point into them
+        v.varValue = values[v.name]
+    return replace(res, proven_optimal=False, bound=None if again.infeasible else again.bound)
 
 
 def _run(model: BuiltModel, backend: str, deadline: float | None, threads: int, seed: int,
@@ -562,8 +570,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         info["disjunctive_pairs"] = len(data.pairs)
     warm = warm_start and (throughput if objective == "throughput" else latency) is not None
     res = _run(model, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
-    if res.status_text.startswith("Pre-processing says infeasible"):
-        res = _check_preprocessing(problem, data, replicas, res, budget, info)
+    if backend == "cbc" and (res.infeasible or res.status_text.startswith("Pre-processing says infeasible")):
+        res = _check_infeasible(problem, data, replicas, res, budget, info)
     elif warm and backend == "cbc" and res.proven_optimal and res.objective >= found * model.scale - 1e-6:
         res = _check_start_proof(model, res, budget.deadline(_read_reserve(model)), threads, seed, info)
     return answer(_outcome(model, data, res, info))
