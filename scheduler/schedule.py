@@ -146,7 +146,7 @@ class Timeline:
         duration = self.problem.costs[task][device]
         if duration == 0:  # a zero-length run holds no resource (as the validator sees it)
             return ready
-        if not insertion:
+        if not insertion or all(self._free[r] <= ready for r in res):  # no busy interval ends after ``ready``
             return max([ready] + [self._free[r] for r in res])
         # each resource's busy intervals are disjoint and sorted: only those from the last one starting
         # before ``ready`` on can matter; merge those tails instead of sorting everything (O(log n) + k)
