@@ -208,9 +208,13 @@ def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 
 
 
 def bound_budget(time_limit: float | None) -> float:
-    """Seconds for the LP bounds of a command whose solving is limited to ``time_limit``: a tenth of it
-    plus a second (at most 30 s), so that solving and bounding together stay near the user's budget."""
-    return 30.0 if time_limit is None else min(30.0, 0.1 * time_limit + 1.0)
+    """The LP bounds' share of a budget of ``time_limit`` s for solving and bounding together: a tenth
+    plus a second, at most a third and at most 30 s (30 s without a budget).
+
+    >>> bound_budget(5.0), bound_budget(1.0), bound_budget(None)
+    (1.5, 0.3333333333333333, 30.0)
+    """
+    return 30.0 if time_limit is None else min(30.0, 0.1 * time_limit + 1.0, time_limit / 3)
 
 
 def best_bound(problem: Problem, extra: tuple[Bound, ...] = ()) -> Bound:

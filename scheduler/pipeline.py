@@ -185,19 +185,27 @@ def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bo
 def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solver: GetSolver, *,
                 time_limit: float | None = None, seed: int = 0, progress: bool = False,
                 lp_bounds: bool = True) -> list[Schedule]:
-    """Run each solver on ``problem``; every schedule is validated again and certified with the best bound."""
+    """Run each solver on ``problem``; every schedule is validated again and certified with the best bound.
+
+    The time limits are budgets for solving and bounding together: the LP bounds' share
+    (:func:`~scheduler.bounds.bound_budget` of their sum) is taken from each in proportion.
+    """
     specs = [SolverSpec(name=s) if isinstance(s, str) else s for s in solvers]
+    limits = [spec.time_limit or time_limit for spec in specs]
+    total = None if None in limits else sum(limits)
+    budget = bound_budget(total)
+    share = 1.0 - budget / total if total else 1.0
     out = []
     bar = tqdm(specs, desc="solving", unit="solver", disable=not progress, leave=False)
-    for spec in bar:
+    for spec, limit in zip(bar, limits):
         bar.set_postfix_str(spec.name)
         solve = get_solver(spec.name, **spec.options)
-        sched = solve(problem, time_limit=spec.time_limit or time_limit, seed=seed)
+        sched = solve(problem, time_limit=None if limit is None else limit * share, seed=seed)
         errors = validate(problem, sched)
         if errors:
             raise HetschedError(f"solver {spec.name!r} returned an invalid schedule: {errors[0]}")
         out.append(sched)
-    return certify(problem, out, all_bounds(problem, lp=lp_bounds, time_limit=bound_budget(time_limit)))
+    return certify(problem, out, all_bounds(problem, lp=lp_bounds, time_limit=budget))
 
 
 def summary_table(schedules: Sequence[Schedule]) -> pd.DataFrame:
