@@ -27,7 +27,7 @@ from .pipeline import (ProfileOptions, build_problem, format_replay, format_tabl
                        tqdm_progress)
 from .run import execute_run, format_candidates, solver_table, what_if_line
 from .replay import replay as replay_schedule
-from .profiling import DRIFT_LIMIT, plan_profiling, profile_paths
+from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
 from .problem import read_problem, write_problem
 from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
 
@@ -98,7 +98,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
     measured = [n for n in prof.nodes if n.runs > 0]
     print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
-          f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor) "
+          f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor, "
+          f"{plan.check_runs} check) "
           f"x {prof.repeats} repeats")
     for run in plan.node_runs:
         print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}")
@@ -110,8 +111,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs; "
               f"contention between cores {prof.executor.contention:.1%}")
     if prof.drift is not None:
-        print(f"  whole model re-timed at the end of profiling: {prof.drift:+.1%} against its node run "
-              f"(measured again beyond ±{DRIFT_LIMIT:.0%})")
+        print(f"  whole model timed again at the end of profiling: {prof.drift:+.1%} against its node run "
+              f"(measured again beyond ±{DRIFT_LIMIT:.0%} on runs of {DRIFT_MIN_S * 1e3:g} ms or more)")
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))

@@ -14,7 +14,9 @@ ONNX Runtime settings (execution provider, threads) behave the same, so one
 profiling run serves them all (``cpu0`` and ``cpu1`` are both one-thread CPU
 sessions); one edge run measures the crossings of every pair of settings at a
 few sizes spanning the model's tensors.  On the default platform that is 2 node
-runs + 1 edge run for 3 real devices (the paper needed 3 + 1).
+runs + 1 edge run for 3 real devices (the paper needed 3 + 1).  What the paper
+did not measure costs 3 more: the executor, the contention between cores, and a
+check run that times the whole model again at the end (the profile's drift).
 
 Profiles are stored as CSV (one row per task and device) + JSON metadata in a
 folder (``profiles/`` by default) and reused when the model bytes, the real
@@ -65,6 +67,7 @@ from .schedule import simulate
 PROFILE_FORMAT = "hetsched-profile/3"  # 2: links fitted from measured crossings; 3: contention between cores
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this while profiling is measured again
+DRIFT_MIN_S = 1e-3  # ... unless the run is shorter than this: µs runs are call overhead and jitter (±40% here)
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,11 @@ class ProfilingPlan:
     edge_runs: tuple[EdgeRun, ...]
     transfer_classes: int  # distinct (bytes, src device, dst device) over edges and real pairs
     executor_runs: int = 0  # replays of a fine-grained placement that fit the executor's costs
+    check_runs: int = 0  # the first node run's whole model timed again at the end (the profile's drift)
 
     @property
     def runs(self) -> int:
-        return len(self.node_runs) + len(self.edge_runs) + self.executor_runs
+        return len(self.node_runs) + len(self.edge_runs) + self.executor_runs + self.check_runs
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     edge_runs = tuple(EdgeRun(sp, dp, tuple(pairs), sizes) for (sp, dp), pairs in pair_groups.items() if sizes)
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
     return ProfilingPlan(node_runs, edge_runs, classes,
-                         int(len(reals) > 1) + int(contention_pair(platform) is not None))
+                         int(len(reals) > 1) + int(contention_pair(platform) is not None), int(bool(node_runs)))
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -369,10 +373,8 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     )
     if plan.executor_runs:
         tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
-        contention, alone = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
-        first = contention_pair(platform)
-        drift = alone / whole[first[0].name] - 1.0 if first is not None and whole.get(first[0].name) else None
-        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention), drift=drift)
+        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
+        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
         if len(real_devices(platform)) > 1:
             try:
                 prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
@@ -380,6 +382,15 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                                                            progress=progress))
             except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
                 pass  # value): no call or switch costs then; placements are predicted by the schedule alone
+    if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
+        first = plan.node_runs[0]
+        plain = _session(data, first.provider, first.threads, None)
+        tick = progress("check", warmup + repeats) if progress else _noop
+        again = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed)), warmup, repeats,
+                                             tick))
+        del plain
+        before = whole[first.devices[0]]
+        prof = replace(prof, drift=again / before - 1.0 if before > 0 else None)
     return prof
 
 
@@ -434,19 +445,20 @@ def contention_pair(platform: Platform) -> tuple[Device, Device] | None:
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                       tick: Callable[[], None] = lambda: None) -> tuple[float, float]:
-    """How much slower the model runs on a device while another runs it beside it on other cores; and the
-    median whole-model run on the first device alone (s), which re-times the node profile's whole run.
+                       tick: Callable[[], None] = lambda: None) -> float:
+    """How much slower the model runs on a device while another runs it beside it on other cores.
 
     The whole model on the two devices of :func:`contention_pair` at once, each
     worker pinned to its device's cores as the replay pins them, against the first
     device alone: median over median, minus 1, at least 0.  Two devices that
     share caches and memory bandwidth slow each other down; what the node
-    profile (one device at a time) cannot see.  (0, 0) without such a pair.
+    profile (one device at a time) cannot see.  0 without such a pair.  The GIL is handed
+    over as quickly as the replay's executor hands it (else two threads calling ORT wait
+    for each other and a µs model looks several times slower beside another).
     """
     pair = contention_pair(platform)
     if pair is None:
-        return 0.0, 0.0
+        return 0.0
     cpus = core_map(platform)
     sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
     feeds = random_inputs(sessions[0], seed)
@@ -467,9 +479,14 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
             th.join()
         return [t for ts in times for t in ts]
 
-    single = statistics.median(timed(1))
-    both = statistics.median(timed(2))
-    return (max(0.0, both / single - 1.0) if single > 0 else 0.0), single
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        single = statistics.median(timed(1))
+        both = statistics.median(timed(2))
+    finally:
+        sys.setswitchinterval(switch)
+    return max(0.0, both / single - 1.0) if single > 0 else 0.0
 
 
 def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
@@ -636,6 +653,13 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
         return None
 
 
+def drifted(prof: Profile) -> bool:
+    """Whether the host's load changed while ``prof`` was measured: its whole-model run moved by more than
+    :data:`DRIFT_LIMIT`, on a model that runs for at least :data:`DRIFT_MIN_S`."""
+    return (prof.drift is not None and abs(prof.drift) > DRIFT_LIMIT
+            and min(prof.whole_run_s.values(), default=0.0) >= DRIFT_MIN_S)
+
+
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
                 label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
@@ -647,12 +671,12 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
         if stored is not None:
             return stored, True
     prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
-    if prof.drift is not None and abs(prof.drift) > DRIFT_LIMIT:  # the host's load changed while profiling
+    if drifted(prof):  # the host's load changed while profiling
         print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "
               "profiling (the host's load changed); measuring once more", file=sys.stderr)
         again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
         prof = min(prof, again, key=lambda p: abs(p.drift or 0.0))
-        if abs(prof.drift or 0.0) > DRIFT_LIMIT:
+        if drifted(prof):
             print(f"hetsched: warning: the profile still drifted by {prof.drift:+.0%}; its predictions are off "
                   "by as much (profile again on a quieter host with --force)", file=sys.stderr)
     save_profile(prof, folder, label)

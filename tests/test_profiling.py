@@ -55,8 +55,8 @@ def test_plan_is_minimal(bert, devices, node_runs, edge_runs):
 def test_default_platform_beats_the_papers_count(bert):
     plan = plan_profiling(bert[1], load_platform("default"))
     # 2 node runs (cpu0/cpu1 share one) + 1 edge run (the paper used 3 + 1); then what the paper did not
-    # measure: 1 executor run, 1 contention run (cpu0 and cpu1 at once)
-    assert (len(plan.node_runs), len(plan.edge_runs), plan.executor_runs, plan.runs) == (2, 1, 2, 5)
+    # measure: 1 executor run, 1 contention run (cpu0 and cpu1 at once), 1 check run (the drift)
+    assert (len(plan.node_runs), len(plan.edge_runs), plan.executor_runs, plan.check_runs, plan.runs) == (2, 1, 2, 1, 6)
     sizes = {e.bytes for e in bert[1].edges}
     assert plan.transfer_classes == len(sizes) * 6  # 3 real devices: 6 ordered pairs
 
@@ -171,15 +171,15 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
 
 
 def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypatch, bert, bert_profile):
-    """The whole model re-timed at the end of profiling; beyond 20% drift the profile is measured again and
-    the steadier one is stored (with a warning when both drifted)."""
+    """The whole model timed again at the end of profiling; beyond 20% drift (on a model of 1 ms or more)
+    the profile is measured again and the steadier one is stored (with a warning when both drifted)."""
     assert bert_profile.drift is not None and np.isfinite(bert_profile.drift)
     model, graph = bert
     plat = load_platform("default")
     for drifts, kept, warned in [((0.5, 0.05), 0.05, False), ((-0.4, 0.3), 0.3, True), ((0.1,), 0.1, False)]:
         made = iter(drifts)
-        monkeypatch.setattr("scheduler.profiling.profile_model",
-                            lambda *args, **kw: replace(bert_profile, drift=next(made)))
+        monkeypatch.setattr("scheduler.profiling.profile_model", lambda *args, **kw: replace(
+            bert_profile, drift=next(made), whole_run_s={d: 2e-3 for d in bert_profile.whole_run_s}))
         capsys.readouterr()
         prof, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
         err = capsys.readouterr().err
@@ -187,6 +187,11 @@ def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypa
         assert ("measuring once more" in err) == (len(drifts) == 2) and ("warning" in err) == warned, err
         stored, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5)
         assert reused and stored.drift == kept
+    # a model of µs: its drift is jitter, and it is not measured again
+    monkeypatch.setattr("scheduler.profiling.profile_model", lambda *args, **kw: replace(
+        bert_profile, drift=0.5, whole_run_s={d: 5e-5 for d in bert_profile.whole_run_s}))
+    prof, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
+    assert prof.drift == 0.5 and "measuring once more" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
@@ -220,7 +225,7 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     args = ["--set", "layers=2", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
     assert main(["profile", "mlp", *args]) == 0
     out = capsys.readouterr().out
-    assert "measured profile" in out and "5 runs (2 node, 1 edge, 2 executor)" in out and "noisy nodes" in out
+    assert "measured profile" in out and "6 runs (2 node, 1 edge, 2 executor, 1 check)" in out and "noisy nodes" in out
     assert main(["problem", "mlp", *args, "--costs", "profile", "-o", str(tmp_path / "p.json")]) == 0
     capsys.readouterr()
     assert main(["profile", "mlp", *args]) == 0
@@ -236,7 +241,7 @@ def test_presets_for_the_papers_scenarios(bert):
     gpus = load_platform("cpu2gpu")
     g0, g1 = gpus.device["gpu0"], gpus.device["gpu1"]
     assert g0.kind == g1.kind == "gpu" and g0.simulated and (g0.peak_flops, g0.mem_bandwidth) != (g1.peak_flops, g1.mem_bandwidth)
-    assert plan_profiling(bert[1], gpus).runs == 1  # only the CPU is real
+    assert plan_profiling(bert[1], gpus).runs == 2  # only the CPU is real: its node run and the check
     # PIM paper: one host thread drives all three devices, so execution is sequential
     pim = load_platform("pim-sequential")
     problem = Problem.from_graph(bert[1], pim)
