@@ -25,7 +25,7 @@ from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
                        tqdm_progress)
-from .run import execute_run, format_candidates, solver_table, what_if_line
+from .run import execute_run, format_candidates, profile_line, solver_table, what_if_line
 from .replay import replay as replay_schedule
 from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
 from .problem import read_problem, write_problem
@@ -255,8 +255,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recommended: {r['recommended']}: {r['measured_makespan_s'] * 1e3:.4f} ms measured, "
               f"{r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
               + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else ""))
-        if what_if_line(r):
-            print(what_if_line(r))
+        for line in (what_if_line(r), profile_line(config, r)):
+            if line:
+                print(line)
     print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 

@@ -274,6 +274,24 @@ def solver_table(config: RunConfig, table: pd.DataFrame) -> str:
     return format_throughput(table) if config.objective == "throughput" else format_table(table)
 
 
+PROFILE_MISMATCH = 0.2
+"""Plain ONNX Runtime measured this far from the profile's prediction of it: the profile is out of date."""
+
+
+def profile_line(config: RunConfig, replayed: Mapping[str, Any]) -> str | None:
+    """A warning when the run's plain ONNX Runtime timing is more than :data:`PROFILE_MISMATCH` off the
+    profile's prediction of it: the profile was measured under another load (a profile taken in one slow
+    minute drifts nowhere, so profiling's own check cannot see it), and every prediction is off alike."""
+    if config.costs != "profile":
+        return None
+    error = replayed["candidates"][-1].get("replay_prediction_error")  # the plain ORT row
+    if error is None or abs(error) <= PROFILE_MISMATCH:
+        return None
+    return (f"warning: plain ONNX Runtime measured {error:+.0%} against the profile's prediction of it; the host's "
+            "load differs from when the model was profiled, and every prediction is off by about as much "
+            "(set profile: {force: true} to measure it again)")
+
+
 def what_if_line(replayed: Mapping[str, Any]) -> str | None:
     """One sentence on the simulated devices' what-if (see :func:`scheduler.recommend.recommend`), if any."""
     what = replayed.get("what_if")
@@ -319,6 +337,9 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
         what = what_if_line(replayed)
         if what:
             lines += [what[0].upper() + what[1:] + ".", ""]
+        stale = profile_line(config, replayed)
+        if stale:
+            lines += [f"**{stale[0].upper() + stale[1:]}.**", ""]
         lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
         lines.append("")
     return "\n".join(lines)

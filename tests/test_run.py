@@ -13,7 +13,7 @@ import yaml
 
 from scheduler.cli import _solver_catalog, main
 from scheduler.config import load_config
-from scheduler.run import execute_run
+from scheduler.run import execute_run, profile_line
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 OUTPUTS = {"config.yaml", "problem.json", "schedules", "summary.csv", "report.md", "gantt.png", "gap.png"}
@@ -126,3 +126,15 @@ def test_replay_candidates_must_be_positive():
 
     with pytest.raises(ConfigError, match=r"replay\.candidates: Input should be greater than or equal to 1"):
         config_from_dict({"model": {"zoo": "mlp"}, "solvers": ["heft"], "replay": {"candidates": 0}})
+
+
+def test_a_profile_that_disagrees_with_the_runs_plain_ort_is_flagged():
+    """Plain ORT measured 35% below the profile's prediction of it: the profile is out of date and the run
+    says so; within 20%, or with modelled costs, nothing is said."""
+    catalog = _solver_catalog()
+    config = load_config(None, catalog)
+    assert config.costs == "profile"
+    stale = {"candidates": [{"replay_prediction_error": 0.05}, {"replay_prediction_error": -0.35}]}
+    assert "plain ONNX Runtime measured -35% against the profile's prediction" in profile_line(config, stale)
+    assert profile_line(config, {"candidates": [{"replay_prediction_error": 0.19}]}) is None
+    assert profile_line(config.model_copy(update={"costs": "model"}), stale) is None
