@@ -281,14 +281,14 @@ PROFILE_MISMATCH = 0.2
 def profile_line(config: RunConfig, replayed: Mapping[str, Any]) -> str | None:
     """A warning when the run's plain ONNX Runtime timing is more than :data:`PROFILE_MISMATCH` off the
     profile's prediction of it: the profile was measured under another load (a profile taken in one slow
-    minute drifts nowhere, so profiling's own check cannot see it), and every prediction is off alike."""
+    minute drifts nowhere, so profiling's own check cannot see it), and the predictions may be off alike."""
     if config.costs != "profile":
         return None
     error = replayed["candidates"][-1].get("replay_prediction_error")  # the plain ORT row
     if error is None or abs(error) <= PROFILE_MISMATCH:
         return None
     return (f"warning: plain ONNX Runtime measured {error:+.0%} against the profile's prediction of it; the host's "
-            "load differs from when the model was profiled, and every prediction is off by about as much "
+            "load differs from when the model was profiled, and the predictions may be off by as much "
             "(set profile: {force: true} to measure it again)")
 
 
