@@ -50,9 +50,10 @@ def _mirror(problem: Problem, a: str, b: str) -> bool:
     others = [c for c in problem.devices if c not in (a, b)]
     if any(plat.shares_resource(a, c) != plat.shares_resource(b, c) for c in others):
         return False
-    return all(problem.transfer(e, a, c) == problem.transfer(e, b, c) and problem.transfer(e, c, a) == problem.transfer(e, c, b)
-               for e in problem.graph.edges for c in others) and all(
-        problem.transfer(e, a, b) == problem.transfer(e, b, a) for e in problem.graph.edges)
+    edges = problem.graph.edges
+    return (all(problem.transfer(e, a, b) == problem.transfer(e, b, a) for e in edges)
+            and all(problem.transfer(e, a, c) == problem.transfer(e, b, c)
+                    and problem.transfer(e, c, a) == problem.transfer(e, c, b) for e in edges for c in others))
 
 
 def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:

@@ -167,7 +167,8 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
     if unknown:
         raise ReplayError(f"the schedule does not fit this model: task {unknown[0]!r} is not a node of the model "
                           f"({len(nodes)} nodes, {len(problem.tasks)} tasks)")
-    missing = [n for n in nodes if n not in problem.tasks]
+    tasks = set(problem.tasks)
+    missing = [n for n in nodes if n not in tasks]
     if missing:
         raise ReplayError(f"the schedule does not fit this model: node {missing[0]!r} is not a task of the problem "
                           f"({len(nodes)} nodes, {len(problem.tasks)} tasks)")

@@ -295,7 +295,8 @@ def test_parse_cbc_log_takes_the_best_bound_rounded_down():
     assert out["result"] == "Stopped on time limit" and out["objective"] == 999.76111242
     assert out["bound"] == pytest.approx(845.77046) and out["bound"] < 845.77047
     assert parse_cbc_log("Problem is infeasible - 0.00 seconds\n")["result"] == "Problem is infeasible"
-    pre = "Cgl0000I Cut generators found to be infeasible! (or unbounded)\nPre-processing says infeasible or unbounded\n"
+    pre = ("Cgl0000I Cut generators found to be infeasible! (or unbounded)\n"
+           "Pre-processing says infeasible or unbounded\n")
     assert parse_cbc_log(pre)["result"] == "Pre-processing says infeasible or unbounded"
 
 
@@ -344,7 +345,8 @@ def test_milp_checks_an_infeasible_verdict_of_cbc_preprocessing(monkeypatch):
     assert s.status == "infeasible" and s.info["infeasibility_check"] == "CP-SAT: no placement", s.info
     monkeypatch.setattr(milp, "placement_exists", lambda *args: True)
     s = get_solver("milp")(p, time_limit=30)
-    assert s.status == "timeout-no-solution" and "CBC called the model infeasible (Pre-processing says" in s.info["reason"]
+    assert s.status == "timeout-no-solution"
+    assert "CBC called the model infeasible (Pre-processing says" in s.info["reason"]
 
 
 # ----------------------------------------------------------------------------- throughput
