@@ -389,8 +389,9 @@ def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int,
         with open(log_path, encoding="utf-8", errors="replace") as fh:
             log = parse_cbc_log(fh.read())
         if how == "killed" or not os.path.exists(sol) or os.path.getsize(sol) == 0:
-            said = log["result"] or f"CBC {how}"
-            return BackendResult(False, False, False, None, log["bound"], f"{said}, no solution file", wall)
+            said = log["result"] or f"CBC {how}"  # "Pre-processing says infeasible ..." writes no solution
+            return BackendResult(False, False, how == "finished" and "infeasible" in said.lower(), None,
+                                 log["bound"], f"{said}, no solution file", wall)
         status, values, _, _, _, sol_status = cmd.readsol_MPS(sol, model.prob, vs, vnames, cnames)
     model.prob.assignVarsVals(values)
     model.prob.assignStatus(status, sol_status)
@@ -576,7 +577,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         info["disjunctive_pairs"] = len(data.pairs)
     warm = warm_start and (throughput if objective == "throughput" else latency) is not None
     res = _run(model, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
-    if backend == "cbc" and (res.infeasible or res.status_text.startswith("Pre-processing says infeasible")):
+    if backend == "cbc" and res.infeasible:
         res = _check_infeasible(problem, data, replicas, res, budget, info)
     elif warm and backend == "cbc" and res.proven_optimal and res.objective >= found * model.scale - 1e-6:
         res = _check_start_proof(model, res, budget.deadline(_read_reserve(model)), threads, seed, info)

@@ -326,11 +326,15 @@ def test_cpsat_proves_a_small_colocation_problem_for_every_seed():
         assert s.status == "optimal" and s.makespan == pytest.approx(best.makespan, rel=REL), (seed, s.info)
 
 
+def cbc_preprocessing_case() -> Problem:
+    """An infeasible problem that CBC's pre-processing calls infeasible and stops on, writing no solution."""
+    return random_problem(5, seed=8294, platform=random_platform(3, shared=True, seed=8294), edge_prob=0.5,
+                          unsupported=0.4, memory_fraction=0.4, colocate=0)
+
+
 @pytest.mark.parametrize("seed", [*TINY, 8294])
 def test_placement_exists_agrees_with_brute_force(seed):
-    p = tiny(seed) if seed != 8294 else random_problem(
-        5, seed=8294, platform=random_platform(3, shared=True, seed=8294), edge_prob=0.5, unsupported=0.4,
-        memory_fraction=0.4, colocate=0)
+    p = tiny(seed) if seed != 8294 else cbc_preprocessing_case()
     assert placement_exists(p, exact_data(p, with_pairs=False)) is (brute_force(p) is not None)
 
 
@@ -338,8 +342,7 @@ def test_milp_checks_an_infeasible_verdict_of_cbc_preprocessing(monkeypatch):
     """CBC's pre-processing calls this one infeasible and stops with no result line; milp used to report
     "timeout-no-solution" (found by a 20000-example run of the property test above).  The verdict is checked
     by CP-SAT on the placement alone, and when that finds a placement, milp does not say infeasible."""
-    p = random_problem(5, seed=8294, platform=random_platform(3, shared=True, seed=8294), edge_prob=0.5,
-                       unsupported=0.4, memory_fraction=0.4, colocate=0)
+    p = cbc_preprocessing_case()
     assert brute_force(p) is None
     s = get_solver("milp")(p, time_limit=30)
     assert s.status == "infeasible" and s.info["infeasibility_check"] == "CP-SAT: no placement", s.info
