@@ -174,7 +174,14 @@ def _stable_names(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
                    label: str = "model") -> dict[str, onnx.ValueInfoProto]:
-    """Type and shape of every graph input and node output, from one ONNX Runtime run.
+    """Type and shape of every graph input and node output, from one ONNX Runtime run (:func:`observed_run`)."""
+    return observed_run(model, feeds, seed, label)[0]
+
+
+def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+                 label: str = "model") -> tuple[dict[str, onnx.ValueInfoProto], dict[str, np.ndarray]]:
+    """One ONNX Runtime run of ``model``: the type and shape of every graph input and node output, and the
+    graph outputs' values (what a replay must reproduce).
 
     Every node output is exposed as a graph output (untyped: ORT infers it), the
     model runs once with optimisations off, and each value's dtype and shape are
@@ -196,8 +203,10 @@ def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | Non
     except Exception as exc:
         raise ModelError(f"ONNX Runtime cannot run model {label!r}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
+    outputs = {o.name for o in model.graph.output}
     # sequences and maps (lists, dicts) have no tensor type to give: they stay unknown
-    return {name: _value_info(name, v) for name, v in named if isinstance(v, np.ndarray)}
+    return ({name: _value_info(name, v) for name, v in named if isinstance(v, np.ndarray)},
+            {name: v for name, v in named if name in outputs})
 
 
 def _value_info(name: str, value: np.ndarray) -> onnx.ValueInfoProto:

@@ -30,10 +30,10 @@ from typing import Any, Callable, Mapping, Sequence
 import onnx
 
 from .bounds import critical_path_bound
-from .optimize import model_bytes, random_inputs, session
 from .problem import Problem
 from .deploy import export_placement, export_plain
-from .replay import plain_configs, plain_samples, predict_replay, replay, with_samples
+from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
+                     with_samples)
 from .schedule import Schedule, simulate
 
 
@@ -156,7 +156,9 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     # and the samples are pooled, so that a burst of load on this shared host hits them all alike
     rounds = max(1, min(rounds, repeats))
     per = -(-repeats // rounds)
-    feeds = random_inputs(session(model_bytes(original), label=problem.label), seed)
+    # one reference run and one cut per candidate, reused by every round (sessions are made anew per round)
+    reference = reference_run(model, seed, problem.label)
+    prepared = [prepare_replay(model, p, s, reference) for p, s in chosen]
     replays: list[dict[str, Any]] = [{} for _ in chosen]
     samples: list[list[float]] = [[] for _ in chosen]
     plain: dict[str, list[float]] = {}
@@ -165,14 +167,14 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
         for i in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
             if i == len(chosen):
                 stage(f"round {r + 1}/{rounds}: plain ONNX Runtime baselines ({per} repeats each)")
-                for label, times in plain_samples(original, feeds, repeats=per, warmup=warmup).items():
+                for label, times in plain_samples(original, reference.feeds, repeats=per, warmup=warmup).items():
                     plain.setdefault(label, []).extend(times)
                 continue
             p, s = chosen[i]
             stage(f"round {r + 1}/{rounds}: replay {i + 1}/{len(chosen)}: {s.solver} on {p.platform.name} "
                   f"({per} repeats)")
             replays[i] = replay(model, p, s, repeats=per, warmup=warmup, opt_level=opt_level,
-                                tolerance=tolerance, seed=seed, baselines=False, progress=progress)
+                                tolerance=tolerance, baselines=False, prepared=prepared[i], progress=progress)
             samples[i] += replays[i]["samples_s"]
     replays = [with_samples(res, times) for res, times in zip(replays, samples)]
     base = {label: statistics.median(times) for label, times in plain.items()}

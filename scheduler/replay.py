@@ -51,7 +51,7 @@ from onnx import helper
 from .errors import HetschedError
 from .executor import Part, SegmentRunner, timed_runs
 from .graph import name_nodes, node_reads
-from .optimize import IR_VERSION, model_bytes, observed_types, random_inputs, session
+from .optimize import IR_VERSION, model_bytes, observed_run, observed_types, random_inputs, session
 from .platform import Platform
 from .problem import Problem
 from .schedule import Schedule
@@ -377,25 +377,61 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
             "spread": (max(samples) - min(samples)) / statistics.median(samples) if statistics.median(samples) else 0.0}
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The whole model's run that replays check against: its inputs, its outputs, every tensor's type."""
+
+    feeds: Mapping[str, np.ndarray]
+    expected: Mapping[str, np.ndarray]
+    types: Mapping[str, onnx.ValueInfoProto]
+
+
+def reference_run(model: onnx.ModelProto, seed: int = 0, label: str = "model") -> Reference:
+    """Random inputs (``seed``) and one run of ``model`` on them (:func:`scheduler.optimize.observed_run`)."""
+    feeds = random_inputs(session(model_bytes(model), label=label), seed)
+    types, expected = observed_run(model, feeds, label=label)
+    return Reference(feeds, expected, types)
+
+
+@dataclass(frozen=True)
+class PreparedReplay:
+    """A schedule cut and built into segment models: what every round of timing it reuses (building a large
+    model's segments and running the reference took 28 s per candidate and round on GPT-2 small)."""
+
+    reference: Reference
+    segments: tuple[Segment, ...]
+    parts: tuple[SegmentModel, ...]
+
+
+def prepare_replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
+                   reference: Reference | None = None, seed: int = 0) -> PreparedReplay:
+    """Cut ``schedule`` and build its segments, against ``reference`` (one run of ``model``, made when not
+    given)."""
+    segments = cut(problem, schedule)
+    reference = reference or reference_run(model, seed, problem.label)
+    return PreparedReplay(reference, tuple(segments), tuple(build_segments(model, problem, segments,
+                                                                           reference.types)))
+
+
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
            opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-           original: onnx.ModelProto | None = None,
+           original: onnx.ModelProto | None = None, prepared: PreparedReplay | None = None,
            progress: Callable[[str, int], Callable[[], None]] | None = None) -> dict[str, Any]:
     """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
 
     ``model`` is the model the problem's task graph was built from (the optimised
     one, :mod:`scheduler.optimize`); the plain ORT baselines run ``original`` (the
-    user's model, default ``model``) at its best settings.  Raises ReplayError
-    when the schedule does not fit the model or when the replayed outputs differ
-    from the whole model's by more than ``tolerance``.
+    user's model, default ``model``) at its best settings.  ``prepared`` is the
+    schedule already cut and built (:func:`prepare_replay`); the sessions are made
+    anew on every call, so that no idle session's threads run beside other work.
+    Raises ReplayError when the schedule does not fit the model or when the
+    replayed outputs differ from the whole model's by more than ``tolerance``.
     """
     if repeats < 1 or warmup < 0:
         raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
-    segments = cut(problem, schedule)
-    reference = session(model_bytes(model), label=problem.label)
-    feeds = random_inputs(reference, seed)
-    expected = dict(zip([o.name for o in reference.get_outputs()], reference.run(None, feeds)))
-    parts = build_segments(model, problem, segments, observed_types(model, feeds))
+    prepared = prepared or prepare_replay(model, problem, schedule, seed=seed)
+    segments, parts = prepared.segments, prepared.parts
+    feeds, expected = prepared.reference.feeds, prepared.reference.expected
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
     sessions = [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],

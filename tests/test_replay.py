@@ -16,6 +16,7 @@ from scheduler.pipeline import build_problem, load_graph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
+from scheduler.optimize import observed_run
 from scheduler.recommend import canonical_placement, mirror_classes, recommend, top_placements
 from scheduler.replay import ReplayError, build_segments, core_map, cut, is_convex, predict_segments, replay
 from scheduler.schedule import simulate
@@ -186,11 +187,18 @@ def test_cli_replay_writes_result_and_export(tmp_path, capsys):
         onnx.checker.check_model(onnx.load(str(tmp_path / "seg" / entry["file"])))
 
 
-def test_recommend_pools_rounds_that_time_every_candidate_in_turn():
+def test_recommend_pools_rounds_that_time_every_candidate_in_turn(monkeypatch):
     """The repeats are spread over rounds; each candidate's and each plain configuration's samples are pooled,
-    and what is reported is their median; the recommendation is the fastest measured, plain ORT included."""
+    and what is reported is their median; the recommendation is the fastest measured, plain ORT included.
+    The model runs once for reference and each candidate is cut and built once, whatever the rounds."""
+    from scheduler import replay as replay_module
     from scheduler.pipeline import load_original
 
+    built = []
+    monkeypatch.setattr(replay_module, "observed_run",
+                        lambda *a, **k: built.append("reference") or observed_run(*a, **k))
+    monkeypatch.setattr(replay_module, "build_segments",
+                        lambda *a, **k: built.append("segments") or build_segments(*a, **k))
     model, _ = load_graph("randwire", {"nodes": 6})
     original, _ = load_original("randwire", {"nodes": 6})
     problem = build_problem("randwire", {"nodes": 6}, "cpu")
@@ -198,6 +206,7 @@ def test_recommend_pools_rounds_that_time_every_candidate_in_turn():
     stages: list[str] = []
     r = recommend(original, model, problem, schedules, candidates=2, repeats=4, rounds=2, warmup=0,
                   stage=stages.append)
+    assert built == ["reference", "segments", "segments"]
     assert sum("round 1/2" in s for s in stages) == sum("round 2/2" in s for s in stages) == 3
     assert stages[0].startswith("round 1/2: replay 1/2") and stages[3].startswith("round 2/2: replay 2/2")
     placements = [c for c in r["candidates"] if c["solver"]]
