@@ -21,7 +21,8 @@ check run that times the whole model again at the end (the profile's drift).
 Profiles are stored as CSV (one row per task and device) + JSON metadata in a
 folder (``profiles/`` by default) and reused when the model bytes, the real
 devices' settings, the ONNX Runtime version, the host's core count and the
-repeat count all match.
+repeat count all match, and while one run of the whole model still takes what it
+took when profiled (within 20%).
 
 Example
 -------
@@ -383,15 +384,24 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
                 pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
-        first = plan.node_runs[0]
-        plain = _session(data, first.provider, first.threads, None)
-        tick = progress("check", warmup + repeats) if progress else _noop
-        again = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed)), warmup, repeats,
-                                             tick))
-        del plain
-        before = whole[first.devices[0]]
-        prof = replace(prof, drift=again / before - 1.0 if before > 0 else None)
+        prof = replace(prof, drift=check_change(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
+                                                progress=progress))
     return prof
+
+
+def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int, seed: int = 0,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> float | None:
+    """The check run: the whole model timed now with the first node run's settings, against ``prof``'s
+    timing of it (``now / then - 1``; None when that was 0)."""
+    if not plan.node_runs:
+        return None
+    first = plan.node_runs[0]
+    plain = _session(data, first.provider, first.threads, None)
+    tick = progress("check", warmup + repeats) if progress else _noop
+    now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed)), warmup, repeats, tick))
+    del plain
+    then = prof.whole_run_s.get(first.devices[0], 0.0)
+    return now / then - 1.0 if then > 0 else None
 
 
 def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
@@ -653,23 +663,37 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
         return None
 
 
-def drifted(prof: Profile) -> bool:
-    """Whether the host's load changed while ``prof`` was measured: its whole-model run moved by more than
-    :data:`DRIFT_LIMIT`, on a model that runs for at least :data:`DRIFT_MIN_S`."""
-    return (prof.drift is not None and abs(prof.drift) > DRIFT_LIMIT
+def drifted(prof: Profile, change: float | None = None) -> bool:
+    """Whether the host's load changed while ``prof`` was measured (or, given ``change``, since): its
+    whole-model run moved by more than :data:`DRIFT_LIMIT`, on a model that runs for at least
+    :data:`DRIFT_MIN_S`."""
+    change = prof.drift if change is None else change
+    return (change is not None and abs(change) > DRIFT_LIMIT
             and min(prof.whole_run_s.values(), default=0.0) >= DRIFT_MIN_S)
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
                 label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
-    """A stored profile when it matches (``reused=True``), else a fresh one that is then stored."""
+    """A stored profile when it matches and still holds (``reused=True``), else a fresh one that is then stored.
+
+    A stored profile is checked by one run of the whole model (:func:`check_change`):
+    when the host runs it more than :data:`DRIFT_LIMIT` faster or slower than when
+    it was profiled (another load, another machine state), every cost in it is off
+    alike, and it is measured again.
+    """
     label = label or graph.name
-    sha = hashlib.sha256(model_bytes(model)).hexdigest()
+    data = model_bytes(model)
+    sha = hashlib.sha256(data).hexdigest()
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
         if stored is not None:
-            return stored, True
+            change = check_change(data, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
+                                  progress=progress)
+            if not drifted(stored, change):
+                return stored, True
+            print(f"hetsched: the whole model now runs {change:+.0%} against the stored profile of {stored.date} "
+                  "(the host's load changed since); measuring again", file=sys.stderr)
     prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
     if drifted(prof):  # the host's load changed while profiling
         print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "

@@ -176,6 +176,7 @@ def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypa
     assert bert_profile.drift is not None and np.isfinite(bert_profile.drift)
     model, graph = bert
     plat = load_platform("default")
+    monkeypatch.setattr("scheduler.profiling.check_change", lambda *args, **kw: 0.0)  # the stored one still holds
     for drifts, kept, warned in [((0.5, 0.05), 0.05, False), ((-0.4, 0.3), 0.3, True), ((0.1,), 0.1, False)]:
         made = iter(drifts)
         monkeypatch.setattr("scheduler.profiling.profile_model", lambda *args, **kw: replace(
@@ -192,6 +193,21 @@ def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypa
         bert_profile, drift=0.5, whole_run_s={d: 5e-5 for d in bert_profile.whole_run_s}))
     prof, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
     assert prof.drift == 0.5 and "measuring once more" not in capsys.readouterr().err
+
+
+def test_a_stored_profile_the_host_no_longer_matches_is_measured_again(tmp_path, capsys, bert):
+    """One run of the whole model checks a stored profile: far off what it measured then, it is redone."""
+    model, graph = bert
+    plat = load_platform("default")
+    first, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=3, warmup=1)
+    (meta,) = tmp_path.glob("*.json")
+    data = json.loads(meta.read_text())
+    data["whole_run_s"] = {d: 10.0 for d in data["whole_run_s"]}  # as if the host had been 1000x slower then
+    meta.write_text(json.dumps(data))
+    capsys.readouterr()
+    again, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=3, warmup=1)
+    assert not reused and "measuring again" in capsys.readouterr().err
+    assert again.whole_run_s == pytest.approx(first.whole_run_s, rel=0.9)  # stored anew, measured for real
 
 
 @pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
