@@ -176,7 +176,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     else:
         _stage(progress, f"costs: {config.costs}")
         model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,
-                                      costs=config.costs, progress=progress, optimization=config.graph_optimization,
+                                      costs=config.costs, progress=progress and sys.stderr.isatty(),
+                                      optimization=config.graph_optimization,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,
                                                              config.profile.warmup, config.profile.force))
         level = graph_level(config.graph_optimization, problem.platform)
