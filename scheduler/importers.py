@@ -11,6 +11,10 @@ devices (``cpu0``...), each on its own resource:
 * transfers: each edge's ``cost`` when it crosses between a CPU and an
   accelerator, twice that between two accelerators (through host memory), free
   between CPU cores (links with ``transfer_scale`` 1, 2 and 0);
+* throughput: the paper's max-load model.  Accelerators are ``staged``: one pays a
+  node's cost once for sending its output (however many devices read it) and once
+  for each node whose output it receives; CPU cores pay no communication
+  (``transfer_load: none``).  So a placement's period is the paper's max-load;
 * memory: ``maxSizePerFPGA`` per accelerator, node ``size`` as task memory;
 * co-location: every ``colorClass`` shared by several nodes is a group.
 
@@ -75,8 +79,8 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
     if cap is not None:
         cap = _num(f"{where}: maxSizePerFPGA", cap)
     accs = [Device(f"acc{i}", kind="accelerator", resources=(f"acc{i}",), simulated=True,
-                   memory_bytes=int(cap) if cap is not None else None) for i in range(k)]
-    cores = [Device(f"cpu{i}", kind="cpu", resources=(f"core{i}",)) for i in range(l_)]
+                   memory_bytes=int(cap) if cap is not None else None, transfer_load="staged") for i in range(k)]
+    cores = [Device(f"cpu{i}", kind="cpu", resources=(f"core{i}",), transfer_load="none") for i in range(l_)]
     links = [Link(a.name, b.name, transfer_scale=2.0) for i, a in enumerate(accs) for b in accs[i + 1:]]
     links += [Link(a.name, b.name, transfer_scale=1.0) for a in accs for b in cores]
     links += [Link(a.name, b.name, transfer_scale=0.0) for i, a in enumerate(cores) for b in cores[i + 1:]]

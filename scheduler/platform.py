@@ -36,6 +36,18 @@ from .fileio import check_keys, read_yaml
 from .ops import op_family
 
 
+TRANSFER_LOADS = ("send", "staged", "none")
+"""What moving tensors costs a device in a pipeline (the throughput objective's busy times):
+
+* ``send``: it drives what it sends: a tensor's transfer time once per device that reads it;
+* ``staged``: transfers go through host memory; it writes a tensor out once, however many
+  devices read it, and reads in once each tensor it receives, paying its share of each
+  transfer's time (half when both ends are staged: an accelerator-to-accelerator copy through
+  the host is two copies);
+* ``none``: it pays nothing (a host CPU that shares memory with the others).
+"""
+
+
 @dataclass(frozen=True)
 class Device:
     """A device: identity, the resources it holds, capacity, op support, model and replay settings."""
@@ -51,6 +63,7 @@ class Device:
     threads: int = 1
     execution_provider: str = "CPUExecutionProvider"
     simulated: bool = False
+    transfer_load: str = "send"  # what moving tensors costs this device in a pipeline (TRANSFER_LOADS)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -66,6 +79,9 @@ class Device:
             raise PlatformError(f"device {self.name!r}: overhead_s must be a finite number >= 0")
         if self.threads < 1:
             raise PlatformError(f"device {self.name!r}: threads must be >= 1")
+        if self.transfer_load not in TRANSFER_LOADS:
+            raise PlatformError(f"device {self.name!r}: transfer_load must be one of {', '.join(TRANSFER_LOADS)}, "
+                                f"got {reprlib.repr(self.transfer_load)}")
 
     def supports(self, op_type: str) -> bool:
         """Whether a task of this op type may run here (no list = everything).
@@ -241,7 +257,7 @@ def device_from_dict(data: Any, where: str = "device") -> Device:
     for key in ("memory_bytes", "threads"):
         if key in kw:
             kw[key] = _number(where, key, kw[key], integer=True, optional=key == "memory_bytes")
-    for key in ("name", "kind", "execution_provider"):
+    for key in ("name", "kind", "execution_provider", "transfer_load"):
         if key in kw and not isinstance(kw[key], str):
             raise PlatformError(f"{where}: {key} must be a string")
     if "simulated" in kw and not isinstance(kw["simulated"], bool):

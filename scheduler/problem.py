@@ -223,6 +223,28 @@ class Problem:
             return override * self.platform.link_table[(src_device, dst_device)].transfer_scale
         return self.platform.transfer_time(src_device, dst_device, edge.bytes)
 
+    def output_transfer(self, task: str, src_device: str, dst_device: str) -> float:
+        """Seconds to move ``task``'s output from ``src_device`` to ``dst_device``: its largest outgoing edge's
+        transfer (an output moves to a device once, however many of its readers are there)."""
+        return max((self.transfer(e, src_device, dst_device) for e in self.succs[task]), default=0.0)
+
+    def transfer_load(self, task: str, src_device: str, dst_device: str) -> tuple[float, float]:
+        """Busy seconds that moving ``task``'s output from ``src_device`` to ``dst_device`` costs the sender and
+        the receiver, per inference (the devices' ``transfer_load``, :data:`scheduler.platform.TRANSFER_LOADS`).
+
+        A ``staged`` sender pays its share once however many devices read the output
+        (:func:`scheduler.schedule.resource_loads` takes the largest); a ``send`` one pays it
+        for each of them.
+        """
+        sends, receives = (self.platform.device[src_device].transfer_load,
+                           self.platform.device[dst_device].transfer_load)
+        staged = (sends == "staged") + (receives == "staged")
+        if sends != "send" and not staged:
+            return 0.0, 0.0
+        time = self.output_transfer(task, src_device, dst_device)
+        share = time / staged if staged else 0.0
+        return time if sends == "send" else share if sends == "staged" else 0.0, share if receives == "staged" else 0.0
+
     def memory(self, task: str) -> int:
         """Bytes ``task`` keeps resident on its device."""
         return self.graph.task[task].memory_bytes

@@ -214,20 +214,29 @@ def simulate(problem: Problem, placement: Mapping[str, str], order: Sequence[str
 # ----------------------------------------------------------------------------- throughput
 
 def resource_loads(problem: Problem, placement: Mapping[str, str]) -> dict[str, float]:
-    """Busy seconds per resource for one inference of ``placement``: its tasks plus the transfers it drives.
+    """Busy seconds per resource for one inference of ``placement``: its tasks plus the transfers it pays.
 
-    A crossing edge's transfer is charged to every resource of the *source* device.
+    A task's output moves to each other device that reads it once, however many
+    readers it has there; what that costs the sender and the receiver (charged to
+    every resource of each) is :meth:`Problem.transfer_load`: by default the sender
+    pays the transfer for each such device; a ``staged`` sender pays the largest of
+    its shares once.
     """
     devices = problem.platform.device
     busy = {r: 0.0 for r in problem.platform.resources}
-    for t, d in placement.items():
-        for r in devices[d].resources:
-            busy[r] += problem.costs[t][d]
-    for e in problem.graph.edges:
-        a, b = placement[e.src], placement[e.dst]
-        if a != b:
-            for r in devices[a].resources:
-                busy[r] += problem.transfer(e, a, b)
+    for t, a in placement.items():
+        for r in devices[a].resources:
+            busy[r] += problem.costs[t][a]
+        readers = {placement[e.dst] for e in problem.succs[t]} - {a}
+        if not readers:
+            continue
+        loads = {b: problem.transfer_load(t, a, b) for b in readers}
+        sent = [send for send, _ in loads.values()]
+        for r in devices[a].resources:
+            busy[r] += max(sent) if devices[a].transfer_load == "staged" else sum(sent)
+        for b, (_, received) in loads.items():
+            for r in devices[b].resources:
+                busy[r] += received
     return busy
 
 

@@ -30,9 +30,11 @@ By default the tick is chosen so that the warm start's makespan spans
 critical path, far below the tolerance for graphs of a few hundred tasks.
 
 Throughput model (``objective="throughput"``, ``replicas=B``): literals per copy,
-booleans ``z >= p[u,a] and p[v,b]`` for device pairs of crossing edges (linear
-terms when an end has one device), ``P >=`` every resource's load summed over
-copies (task costs plus transfers its device drives), memory summed over copies.
+a boolean ``m >= p[u,a] and p[v,b]`` per output move (task u's output from a to b,
+any reader v of u allowed on b; a presence literal when that is exact), an integer
+``>= w * m`` per move for a staged sender that pays its largest move once, ``P >=``
+every resource's load summed over copies (task costs plus what moves cost its
+device), memory summed over copies.
 Rounding down again makes ``tick * bound`` a sound lower bound on the period.
 
 Search: with 2 or 3 ``workers`` the full-problem subsolvers are set to
@@ -74,10 +76,10 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule, simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
-from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars,
+from .exact_common import (Budget, ExactData, Outcome, OutputMove, check_options, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint,
-                           objective_range, order_from_starts, placement_errors, throughput_answer, throughput_hint,
-                           trivial_upper_bound)
+                           objective_range, order_from_starts, output_moves, placement_errors, throughput_answer,
+                           throughput_hint, trivial_upper_bound)
 
 NAME = "cpsat"
 HORIZON_TICKS = 10**8
@@ -139,28 +141,21 @@ def placement_exists(problem: Problem, data: ExactData, replicas: int = 1, limit
     return {cp_model.OPTIMAL: True, cp_model.FEASIBLE: True, cp_model.INFEASIBLE: False}.get(status)
 
 
-def _crossing(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, str, str], cp_model.IntVar],
-              copy: int, i: int, tick: float) -> list[tuple[str, int, Any]]:
-    """Edge i: (source device a, transfer ticks, literal "u on a and v on b") for each a != b with T > 0."""
-    e, tr = data.edges[i], data.transfers[i]
-    if data.leader[e.src] == data.leader[e.dst]:
-        return []
-    au, av = data.allowed[e.src], data.allowed[e.dst]
-    out: list[tuple[str, int, Any]] = []
-    for a in au:
-        for b in av:
-            w = 0 if a == b else ticks(tr[a, b], tick)
-            if w == 0:
-                continue
-            if len(au) == 1:
-                out.append((a, w, p[copy, e.dst, b]))
-            elif len(av) == 1:
-                out.append((a, w, p[copy, e.src, a]))
-            else:
-                z = model.new_bool_var(f"z_{copy}_{i}_{a}_{b}")
-                model.add_bool_or([p[copy, e.src, a].Not(), p[copy, e.dst, b].Not(), z])
-                out.append((a, w, z))
-    return out
+def _moved(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, str, str], cp_model.IntVar], copy: int,
+           move: OutputMove) -> Any:
+    """A literal that is true when ``move`` happens: its task on the source and a reader on the destination
+    (it may be true otherwise too: it only adds load, so the optimum sets it false)."""
+    u, a, b = move.task, move.src, move.dst
+    if len(move.readers) == 1:
+        v = move.readers[0]
+        if len(data.allowed[u]) == 1:
+            return p[copy, v, b]
+        if len(data.allowed[v]) == 1:
+            return p[copy, u, a]
+    z = model.new_bool_var(f"m_{copy}_{data.index[u]}_{a}_{b}")
+    for v in move.readers:
+        model.add_bool_or([p[copy, u, a].Not(), p[copy, v, b].Not(), z])
+    return z
 
 
 def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
@@ -222,6 +217,7 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: flo
     model = cp_model.CpModel()
     p: dict[tuple[int, str, str], cp_model.IntVar] = {}
     load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
+    moves = output_moves(problem, data)
     for k in range(replicas):
         p.update(_presence(model, problem, data, k))
         for t in data.order:
@@ -231,10 +227,26 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: flo
                 if w:
                     for r in data.resources[d]:
                         load[r].append(w * p[k, t, d])
-        for i in range(len(data.edges)):
-            for a, w, lit in _crossing(model, data, p, k, i, tick):
-                for r in data.resources[a]:
-                    load[r].append(w * lit)
+        once: dict[tuple[str, str], list[tuple[int, Any]]] = {}  # a staged sender pays its largest move
+        for move in moves:
+            w_send, w_receive = ticks(move.send, tick), ticks(move.receive, tick)
+            if not (w_send or w_receive):
+                continue
+            lit = _moved(model, data, p, k, move)
+            if w_send and move.once:
+                once.setdefault((move.task, move.src), []).append((w_send, lit))
+            elif w_send:
+                for r in data.resources[move.src]:
+                    load[r].append(w_send * lit)
+            if w_receive:
+                for r in data.resources[move.dst]:
+                    load[r].append(w_receive * lit)
+        for (u, a), terms in once.items():
+            paid = model.new_int_var(0, max(w for w, _ in terms), f"once_{k}_{data.index[u]}_{a}")
+            for w, lit in terms:
+                model.add(paid >= w * lit)
+            for r in data.resources[a]:
+                load[r].append(paid)
     per = model.new_int_var(0, ticks(upper, tick) + 1, "P")
     for terms in load.values():
         if terms:

@@ -17,11 +17,14 @@ Honesty rules both exact solvers follow (DESIGN.md, "Known pitfalls"):
   and no heuristic schedule exists either.
 
 Throughput (``objective="throughput"``): the period of a placement is the largest
-busy time of any resource per inference: the cost of every task on a device that
-holds the resource, plus the transfer time of every edge that crosses devices,
-charged to every resource of the *source* device (the transfers it drives).  With
-``replicas=B`` the graph is copied B times, each copy placed on its own, all copies
-share the resources (and the memory) and throughput = B / period.
+busy time of any resource per inference (:func:`scheduler.schedule.resource_loads`):
+the cost of every task on a device that holds the resource, plus what moving
+outputs costs the device: each task's output moves once to each other device that
+reads it, charged to the sender and the receiver by their ``transfer_load``
+(:meth:`scheduler.problem.Problem.transfer_load`; the models enumerate these moves
+with :func:`output_moves`).  With ``replicas=B`` the graph is copied B times, each
+copy placed on its own, all copies share the resources (and the memory) and
+throughput = B / period.
 
 Example
 -------
@@ -143,6 +146,37 @@ def makespan(schedule: Schedule) -> float:
     if schedule.makespan is None:
         raise SolverError(f"schedule of {schedule.solver!r} has no makespan")
     return schedule.makespan
+
+
+@dataclass(frozen=True)
+class OutputMove:
+    """``task``'s output moving from device ``src`` to ``dst`` in a pipeline: the readers that may sit on ``dst``
+    and the busy seconds the move costs each end (``once``: the sender pays only its largest such move)."""
+
+    task: str
+    src: str
+    dst: str
+    readers: tuple[str, ...]
+    send: float
+    receive: float
+    once: bool
+
+
+def output_moves(problem: Problem, data: ExactData) -> tuple[OutputMove, ...]:
+    """Every move an exact throughput model must charge: per task, allowed device and other device where one
+    of its readers (outside its co-location group) may run, when the move costs either end something."""
+    out = []
+    for u in data.order:
+        readers = [e.dst for e in problem.succs[u] if data.leader[e.dst] != data.leader[u]]
+        for a in data.allowed[u]:
+            once = problem.platform.device[a].transfer_load == "staged"
+            for b in problem.devices:
+                there = tuple(v for v in readers if b != a and b in data.allowed[v])
+                if there:
+                    send, receive = problem.transfer_load(u, a, b)
+                    if send > 0 or receive > 0:
+                        out.append(OutputMove(u, a, b, there, send, receive, once))
+    return tuple(out)
 
 
 def choice_vars(problem: Problem, data: ExactData, copy: int, new_var: Callable[[str, str], V],

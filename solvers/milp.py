@@ -21,9 +21,11 @@ big-M values and solver tolerances are on a fixed, well-conditioned scale):
   the mirror; ``M`` = warm start makespan (also imposed as ``C <= M``, valid since
   the warm start is feasible), so every relaxed constraint is slack.
 
-Throughput model (``objective="throughput"``, ``replicas=B``): ``x`` and ``z`` per
-copy, ``P >=`` load of every resource summed over copies (task costs plus the
-transfers each resource's device drives, via ``z``), memory summed over copies;
+Throughput model (``objective="throughput"``, ``replicas=B``): ``x`` per copy, a
+continuous ``m >= x[u,a] + x[v,b] - 1`` per output move (task u's output from a to
+b, for every reader v of u allowed on b), ``c >= w m`` per move of a staged sender
+(it pays its largest move once), ``P >=`` load of every resource summed over
+copies (task costs plus what moves cost its device), memory summed over copies;
 minimise ``P``.  No times, no disjunctions.
 
 Honesty.  PuLP reports ``LpStatus`` "Optimal" when CBC stops on the time limit with
@@ -77,7 +79,7 @@ from .common import Objective, Replicas, Workers
 from .cpsat import placement_exists
 from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
-                           objective_range, period_lower_bound, replicated_period, throughput_answer,
+                           objective_range, output_moves, period_lower_bound, replicated_period, throughput_answer,
                            throughput_hint, with_pairs_of)
 
 NAME = "milp"
@@ -206,6 +208,8 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: fl
     prob = pulp.LpProblem("hetsched_throughput", pulp.LpMinimize)
     x: dict[tuple[int, str, str], pulp.LpVariable] = {}
     load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
+    moves = output_moves(problem, data)
+    once: dict[tuple[int, str, str], pulp.LpVariable] = {}  # a staged sender pays its largest move
     for k in range(replicas):
         check_time(deadline)
         x.update(_placement_vars(prob, problem, data, k))
@@ -213,10 +217,24 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: fl
             for d in data.allowed[t]:
                 for r in data.resources[d]:
                     load[r].append(problem.costs[t][d] * scale * x[k, t, d])
-        for i in range(len(data.edges)):
-            for a, tr, v in _transfer_terms(prob, data, x, k, i, scale):
-                for r in data.resources[a]:
-                    load[r].append(tr * v)
+        for j, move in enumerate(moves):
+            moved = prob.add_variable(f"m_{k}_{j}", lowBound=0)  # >= 1 when the move happens; the optimum keeps it
+            for v in move.readers:                                # at 0 or 1 (more only adds load)
+                prob += moved >= x[k, move.task, move.src] + x[k, v, move.dst] - 1, f"mv_{k}_{j}_{data.index[v]}"
+            if move.send and move.once:
+                paid = once.get((k, move.task, move.src))
+                if paid is None:
+                    paid = once[k, move.task, move.src] = prob.add_variable(
+                        f"c_{k}_{data.index[move.task]}_{problem.devices.index(move.src)}", lowBound=0)
+                    for r in data.resources[move.src]:
+                        load[r].append(paid)
+                prob += paid >= move.send * scale * moved, f"once_{k}_{j}"
+            elif move.send:
+                for r in data.resources[move.src]:
+                    load[r].append(move.send * scale * moved)
+            if move.receive:
+                for r in data.resources[move.dst]:
+                    load[r].append(move.receive * scale * moved)
     per = prob.add_variable("P", lowBound=period_lower_bound(problem, replicas) * scale)
     prob += per
     for ri, r in enumerate(problem.platform.resources):
@@ -263,7 +281,15 @@ def _warm_throughput(model: BuiltModel, problem: Problem, data: ExactData,
     for (k, t, d), v in model.x.items():
         v.setInitialValue(1 if placements[k][t] == d else 0)
     model.objective.setInitialValue(replicated_period(problem, placements) * model.scale)
-    _warm_z(model, problem, data, list(placements), {v.name: v for v in model.prob.variables()})
+    names = {v.name: v for v in model.prob.variables()}
+    moves = output_moves(problem, data)
+    for k, placement in enumerate(placements):
+        for j, move in enumerate(moves):
+            happens = placement[move.task] == move.src and any(placement[v] == move.dst for v in move.readers)
+            names[f"m_{k}_{j}"].setInitialValue(1 if happens else 0)
+            paid = names.get(f"c_{k}_{data.index[move.task]}_{problem.devices.index(move.src)}")
+            if paid is not None and happens:
+                paid.setInitialValue(max(paid.varValue or 0.0, move.send * model.scale))
 
 
 # ----------------------------------------------------------------------------- backends

@@ -6,7 +6,9 @@ import functools
 import itertools
 import random
 import time
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,9 +19,8 @@ from scheduler.generate import random_platform, random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, validate
+from scheduler.schedule import Schedule, period, replicated_period, resource_loads, validate
 from solvers import SOLVERS, get_solver
-from scheduler.schedule import period, replicated_period
 from solvers.exact_common import (Outcome, exact_data, latency_answer, period_lower_bound, placement_errors,
                                   throughput_answer)
 from solvers import milp
@@ -370,6 +371,42 @@ def test_throughput_period_equals_brute_force(name, seed):
     assert s.info["period"] == pytest.approx(period(p, s.placement), rel=1e-12)
     assert s.info["period_lower_bound"] <= best * (1 + 1e-9)
     assert s.info["throughput"] == pytest.approx(1.0 / s.info["period"])
+
+
+def test_an_output_moves_to_a_device_once():
+    """a feeds b and c on B: one transfer from A (the default sender pays it per reading device); a staged
+    sender pays its largest share once for B and C together, a staged receiver its share of what it reads,
+    a device marked none nothing."""
+    plat = Platform("p", tuple(Device(n, resources=(n,)) for n in "ABC"), default_link=Link("*", "*", 1.0, None))
+    graph = TaskGraph("g", (Task("a"), Task("b"), Task("c")), (Edge("a", "b", 0), Edge("a", "c", 0)))
+    p = Problem(graph, plat, {t: {d: 1.0 for d in "ABC"} for t in "abc"})
+    assert resource_loads(p, {"a": "A", "b": "B", "c": "B"}) == {"A": 2.0, "B": 2.0, "C": 0.0}
+    assert resource_loads(p, {"a": "A", "b": "B", "c": "C"}) == {"A": 3.0, "B": 1.0, "C": 1.0}
+    modes = {"A": "staged", "B": "staged", "C": "none"}
+    staged = replace(p, platform=Platform("p", tuple(replace(d, transfer_load=modes[d.name]) for d in plat.devices),
+                                          default_link=plat.default_link))
+    # A pays the larger of its shares once: 1.0 to C (A alone is staged), not also 0.5 to B (both staged)
+    assert resource_loads(staged, {"a": "A", "b": "B", "c": "C"}) == {"A": 1.0 + 1.0, "B": 1.0 + 0.5, "C": 1.0}
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("name", EXACT)
+def test_throughput_with_staged_and_free_transfers_equals_brute_force(name, seed):
+    """Devices that pay for transfers in each way (send, staged, none), mixed at random."""
+    p = tiny(seed)
+    rng = np.random.default_rng(seed)
+    devices = tuple(replace(d, transfer_load=str(rng.choice(["send", "staged", "none"])))
+                    for d in p.platform.devices)
+    p = replace(p, platform=replace(p.platform, devices=devices))
+    best = brute_period(p)
+    s = get_solver(name, objective="throughput")(p, time_limit=30)
+    check(p, s)
+    if best is None:
+        assert s.status == "infeasible"
+        return
+    assert s.status == "optimal", s.info
+    assert s.info["period"] == pytest.approx(best, rel=REL)
+    assert s.info["period_lower_bound"] <= best * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("seed", range(6))

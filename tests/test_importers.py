@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from scheduler.cli import main
 from scheduler.errors import HetschedError
 from scheduler.importers import import_dnn_partitioning
-from scheduler.schedule import validate
+from scheduler.schedule import period, resource_loads, validate
 from solvers import get_solver
 
 
@@ -39,6 +40,48 @@ def test_tiny_workload_semantics(tmp_path):
     # a + c (110 bytes) do not fit one accelerator together: co-location forces them to a CPU
     s = get_solver("heft")(p)
     assert validate(p, s) == [] and s.placement["a"] == s.placement["c"] and s.placement["a"].startswith("cpu")
+
+
+def _paper_loads(data: dict, placement: dict[int, str]) -> dict[str, float]:
+    """The published model's load of every device, written out from its description (RESULTS.md): a
+    device's nodes' latencies, plus on an accelerator each crossing edge's source node's cost, once per
+    source node, whether the node is sent from here or received here."""
+    cost = {e["sourceId"]: e["cost"] for e in data["edges"]}
+    node = {n["id"]: n for n in data["nodes"]}
+    loads = {}
+    for dev in set(placement.values()):
+        inside = {i for i, d in placement.items() if d == dev}
+        acc = dev.startswith("acc")
+        load = sum(node[i]["fpgaLatency" if acc else "cpuLatency"] for i in inside)
+        if acc:
+            crossing = {e["sourceId"] for e in data["edges"] if (e["sourceId"] in inside) != (e["destId"] in inside)}
+            load += sum(cost[w] for w in crossing)
+        loads[dev] = load
+    return loads
+
+
+def test_the_period_is_the_published_max_load(tmp_path):
+    """By hand: x and z on acc0, y on acc1, w on the CPU.  acc0: 1 + 3 for its nodes, 0.5 for sending x (once,
+    to acc1 and the CPU) and 0.125 for z; acc1: 2 for y, 0.5 for receiving x, 0.25 for sending y; the CPU
+    pays no communication.  Then every placement of the workload against the model written out."""
+    data = {"maxSizePerFPGA": 100, "maxFPGAs": 2, "maxCPUs": 1, "nodes": [
+        {"id": 1, "name": "x", "supportedOnFpga": 1, "cpuLatency": 5.0, "fpgaLatency": 1.0},
+        {"id": 2, "name": "y", "supportedOnFpga": 1, "cpuLatency": 6.0, "fpgaLatency": 2.0},
+        {"id": 3, "name": "z", "supportedOnFpga": 1, "cpuLatency": 7.0, "fpgaLatency": 3.0},
+        {"id": 4, "name": "w", "supportedOnFpga": 1, "cpuLatency": 1.0, "fpgaLatency": 0.75},
+    ], "edges": [{"sourceId": 1, "destId": 2, "cost": 0.5}, {"sourceId": 1, "destId": 3, "cost": 0.5},
+                 {"sourceId": 1, "destId": 4, "cost": 0.5}, {"sourceId": 2, "destId": 4, "cost": 0.25},
+                 {"sourceId": 3, "destId": 4, "cost": 0.125}]}
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps(data))
+    p = import_dnn_partitioning(path, time_scale=1.0)
+    loads = resource_loads(p, {"x": "acc0", "y": "acc1", "z": "acc0", "w": "cpu0"})
+    assert loads == {"acc0": pytest.approx(4.625), "acc1": pytest.approx(2.75), "core0": pytest.approx(1.0)}
+    ids = {"x": 1, "y": 2, "z": 3, "w": 4}
+    for combo in itertools.product(p.devices, repeat=4):
+        placement = dict(zip(ids, combo))
+        expected = _paper_loads(data, {ids[t]: d for t, d in placement.items()})
+        assert period(p, placement) == pytest.approx(max(expected.values()), rel=1e-12), placement
 
 
 def test_device_counts_can_be_overridden(tmp_path):
