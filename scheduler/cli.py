@@ -25,7 +25,8 @@ from .optimize import LEVELS
 from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
                        load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
                        tqdm_progress)
-from .run import execute_run, format_candidates, profile_line, solver_table, what_if_line
+from .run import (execute_run, format_candidates, format_throughput, profile_line, solver_table, throughput_table,
+                  what_if_line)
 from .replay import replay as replay_schedule
 from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
 from .problem import read_problem, write_problem
@@ -144,7 +145,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     get_solver(args.solver, **options)  # fail fast on a bad name or option
     (sched,) = run_solvers(problem, [SolverSpec(name=args.solver, options=options)], get_solver,
                            time_limit=args.time_limit, seed=args.seed)
-    print(format_table(summary_table([sched])))
+    throughput = sched.objective == "throughput" and "period" in sched.info
+    print(format_throughput(throughput_table([sched])) if throughput else format_table(summary_table([sched])))
     if args.output:
         write_schedule(sched, args.output)
         print(f"wrote {args.output}")

@@ -392,10 +392,10 @@ def _report(suite: Suite, folder: str, table: pd.DataFrame, problems: dict[str, 
              f"x {len(suite.time_limits)} time limits x {len(suite.seeds)} seeds; gap = makespan / best lower "
              "bound - 1 (bound: the best of the classic and LP bounds of the instance and every proven bound an "
              "exact solver found for it).", "", "## Per solver", "",
-             _markdown(summary.round(4)), "",
+             markdown_table(summary.round(4)), "",
              "Wins count the cells where the solver matched the best makespan of its instance (ties count for each).",
              "", "## Per instance", "",
-             _markdown(table.assign(makespan=table["makespan"].map(_fmt), lower_bound=table["lower_bound"].map(_fmt),
+             markdown_table(table.assign(makespan=table["makespan"].map(_fmt), lower_bound=table["lower_bound"].map(_fmt),
                                     gap=table["gap"].map(lambda g: "-" if pd.isna(g) else f"{g:.1%}"),
                                     solve_s=table["solve_s"].map(lambda v: f"{v:.3f}"))), "",
              "## Plots", "", "![gap per solver](plots/gap_per_solver.png)", "",
@@ -410,7 +410,7 @@ def _fmt(v: Any) -> str:
     return "-" if v is None or pd.isna(v) else f"{v:.6g}"
 
 
-def _markdown(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
     """A pipe table (pandas' to_markdown needs tabulate, which is not a dependency)."""
     cols = [str(c) for c in df.columns]
     out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]

@@ -279,12 +279,17 @@ def latency_hint(problem: Problem, deadline: float | None = None) -> Schedule | 
 
 def throughput_hint(problem: Problem, data: ExactData, replicas: int,
                     latency: Schedule | None) -> tuple[dict[str, str], ...] | None:
-    """Placements (one per copy) with a small period: the better of HEFT's copied and a load-balancing greedy."""
+    """Placements (one per copy) with a small period: the best of HEFT's, ``dp-pipeline``'s (copied to every
+    copy) and a load-balancing greedy."""
+    from . import dp_pipeline  # it builds on this module
+
     candidates: list[tuple[dict[str, str], ...]] = []
-    if latency is not None:
-        copies = tuple(dict(latency.placement) for _ in range(replicas))
-        if not placement_errors(problem, copies):
-            candidates.append(copies)
+    split = dp_pipeline.solve(problem)
+    for s in (latency, split if split.found else None):
+        if s is not None:
+            copies = tuple(dict(s.placement) for _ in range(replicas))
+            if not placement_errors(problem, copies):
+                candidates.append(copies)
     devices = problem.platform.device
     used = {d: 0 for d in problem.devices}
     loads = {r: 0.0 for r in problem.platform.resources}

@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import cpsat, dp_chain, greedy, heft, linear_clustering, milp, single, split
+from . import cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, single, split
 
 SolveFn = Callable[..., Schedule]
 
@@ -55,6 +55,8 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
     SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
                dp_chain.solve),
+    SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
+               "(objective=throughput only)", dp_pipeline.solve),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "
