@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     from scheduler.fileio import write_text
     from solvers import SOLVERS, solver_names
 
-    our = [s for s in solver_names() if not args.solvers or s in args.solvers.split(",")]
+    our = [s for s in solver_names() if "latency" in SOLVERS[s].objectives
+           and (not args.solvers or s in args.solvers.split(","))]
     exact = {s for s in our if SOLVERS[s].exact}
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     log(f"anrg-saga {version('anrg-saga')}; our solvers: {', '.join(our)} (exact: {', '.join(sorted(exact)) or 'none'}"

@@ -65,7 +65,7 @@ def cmd_solvers(args: argparse.Namespace) -> int:
 
     for info in list_solvers():
         opts = f"  [options: {', '.join(info.options)}]" if info.options else ""
-        print(f"{info.name:<20} {info.summary}{opts}")
+        print(f"{info.name:<20} {info.summary}; optimises {' and '.join(info.objectives)}{opts}")
     return 0
 
 

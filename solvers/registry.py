@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, single, split
+from . import cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, single, split
 
 SolveFn = Callable[..., Schedule]
 
@@ -40,6 +40,7 @@ class SolverInfo:
     summary: str
     solve: SolveFn
     exact: bool = False
+    objectives: tuple[str, ...] = ("latency",)  # what it optimises (it refuses the others)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -53,18 +54,22 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
     SolverInfo("greedy", "topological order, each task where it finishes earliest "
                "(priority=[dev,...]: device-priority baseline)", greedy.solve),
     SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
+    SolverInfo("cpop", "CPoP: the critical path on its fastest device, the rest by priority to earliest finish",
+               cpop.solve),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
                dp_chain.solve),
     SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
-               "(objective=throughput only)", dp_pipeline.solve),
+               "(objective=throughput only)", dp_pipeline.solve, objectives=("throughput",)),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "
                "then windowed polish", split.solve),
     SolverInfo("milp", "exact MILP (DiviML style) in PuLP/CBC: proven bound, HEFT warm start; "
-               "objective=latency|throughput, replicas=B, backend=cbc|highs", milp.solve, exact=True),
+               "objective=latency|throughput, replicas=B, backend=cbc|highs", milp.solve, exact=True,
+               objectives=("latency", "throughput")),
     SolverInfo("cpsat", "exact CP-SAT model (intervals, NoOverlap per resource): proven bound, HEFT hint; "
-               "objective=latency|throughput, replicas=B, workers, resolution", cpsat.solve, exact=True),
+               "objective=latency|throughput, replicas=B, workers, resolution", cpsat.solve, exact=True,
+               objectives=("latency", "throughput")),
 )})
 
 
@@ -122,6 +127,9 @@ def get_solver(name: str, **options: Any) -> SolveFn:
         options = {**options, "device": arg}
     def checked(given: Mapping[str, Any]) -> dict[str, Any]:
         for key in given:
+            if key == "objective" and key not in info.options:
+                raise SolverError(f"solver {base!r} optimises {' and '.join(info.objectives)} only (it takes no "
+                                  f"objective option; milp and cpsat take both, dp-pipeline throughput)")
             if key not in info.options:
                 known = ", ".join(info.options) or "none"
                 raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from brute import brute_force
 from scheduler.errors import SolverError
-from scheduler.generate import random_problem
+from scheduler.generate import random_platform, random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem
 from scheduler.platform import Device, Link, Platform
@@ -124,3 +124,29 @@ def test_split_falls_back_when_cpsat_has_no_time():
     p = build_problem("randwire", {"nodes": 8})
     s = get_solver("split")(p, time_limit=0.001)
     assert s.found and validate(p, s) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_cpop_is_valid_and_runs_the_critical_path_on_one_device(seed):
+    """Shared resources, op support, memory and co-location respected; without memory and co-location limits,
+    every task of the critical path (largest upward + downward rank) is on one device, the one that runs the
+    path fastest."""
+    from solvers.cpop import downward_rank
+    from solvers.heft import upward_rank
+
+    limits = seed % 2 == 1
+    p = random_problem(15, seed=seed, platform=random_platform(3, shared=seed % 3 == 0, seed=seed), unsupported=0.2,
+                       memory_fraction=0.7 if limits else None, colocate=2 if limits else 0)
+    s = get_solver("cpop")(p)
+    if not s.found:
+        assert limits and "memory" in s.info["reason"]
+        return
+    assert validate(p, s) == []
+    if not limits:
+        up, down = upward_rank(p), downward_rank(p)
+        top = max(up[t] + down[t] for t in p.tasks)
+        critical = [t for t in p.tasks if up[t] + down[t] >= top * (1 - 1e-9)]
+        able = [d for d in p.devices if all(d in p.costs[t] for t in critical)]
+        if able:
+            fastest = min(able, key=lambda d: sum(p.costs[t][d] for t in critical))
+            assert {s.placement[t] for t in critical} == {fastest}

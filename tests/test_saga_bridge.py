@@ -149,3 +149,20 @@ def test_instance_builders_are_consistent_both_ways():
         ex, ex2 = sb.exec_times(inst.network, inst.task_graph), sb.exec_times(net, tg)
         assert max(_rel(ex[k], ex2[k]) for k in ex) < 1e-12
     assert math.isclose(sb.instance_ccr(zoo[0]), 1.0, rel_tol=1e-9)  # scaled to the target CCR
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_our_cpop_equals_saga_cpop_where_ranks_coincide(seed):
+    """As for HEFT: saga averages transfers over the self-loops too, and its downward rank divides a task's
+    cost by the mean speed where the upward rank averages the times.  Without data and with equal speeds
+    both ranks coincide, and so do the schedules."""
+    _, net, tg = _tiny("branching", seed)
+    same = saga.Network.create(nodes=[(n.name, 1.0) for n in net.nodes],
+                               edges=[(e.source, e.target, e.speed) for e in net.edges])
+    no_data = saga.TaskGraph.create(tasks=[(t.name, t.cost) for t in tg.tasks],
+                                    dependencies=[(d.source, d.target, 0.0) for d in tg.dependencies])
+    p = sb.from_saga(same, no_data)
+    out, _ = sb.run_saga_scheduler(next(s for s in sb.SAGA_SCHEDULERS if s.name == "CPoP"), same, no_data)
+    ours = get_solver("cpop")(p)
+    assert validate(p, ours) == []
+    assert ours.makespan == pytest.approx(out.makespan, rel=1e-9)

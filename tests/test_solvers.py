@@ -108,3 +108,17 @@ def test_registry_lists_and_rejects():
         get_solver("heft:cpu0")
     with pytest.raises(SolverError, match="unknown device 'gpu'"):
         get_solver("single:gpu")(random_problem(3))
+
+
+def test_every_solver_optimises_its_objectives_and_refuses_the_others():
+    """An objective a solver does not optimise is refused with a message that says what it does."""
+    p = random_problem(5, seed=3)
+    for info in list_solvers():
+        for objective in ("latency", "throughput"):
+            if objective in info.objectives:
+                s = get_solver(info.name, **({"objective": objective} if "objective" in info.options else {}))(
+                    p, time_limit=2)
+                assert s.found and s.objective == objective and validate(p, s) == []
+            else:
+                with pytest.raises(SolverError, match=f"{info.name}.*(optimises|only)"):
+                    get_solver(info.name, objective=objective)(p, time_limit=2)

@@ -1,0 +1,76 @@
+"""``cpop``: Critical Path On a Processor (Topcuoglu et al., 2002), HEFT's sibling.
+
+A task's priority is its upward rank plus its downward rank (mean costs and mean
+transfers, as in HEFT), so the tasks of the critical path share the largest
+priority.  The whole critical path goes to the one device that runs it fastest;
+the other tasks are taken ready-first by priority and go where they finish
+earliest (insertion policy).  It wins where one chain dominates (out-trees,
+branching and parallel-chain graphs in saga's benchmark), HEFT where work is even.
+Memory and co-location limits: a critical task that cannot go to the path's device
+goes where it finishes earliest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from statistics import fmean
+
+from scheduler.problem import Problem
+from scheduler.schedule import Schedule, Timeline
+
+from .common import Feasibility, finish, no_solution
+from .heft import upward_rank
+
+NAME = "cpop"
+CRITICAL_TOLERANCE = 1e-9
+"""A task is critical when its priority is within this relative distance of the largest."""
+
+
+def downward_rank(problem: Problem) -> dict[str, float]:
+    """The longest mean-cost path (with mean transfers) from an entry task to the task, the task excluded."""
+    pairs = list(itertools.permutations(problem.devices, 2))
+    rank: dict[str, float] = {}
+    for t in problem.graph.topological_order:
+        rank[t] = max((rank[e.src] + fmean(problem.costs[e.src].values())
+                       + (fmean(problem.transfer(e, a, b) for a, b in pairs) if pairs else 0.0)
+                       for e in problem.preds[t]), default=0.0)
+    return rank
+
+
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0) -> Schedule:
+    """CPoP with the insertion policy, under memory and co-location limits."""
+    started = time.perf_counter()
+    up, down = upward_rank(problem), downward_rank(problem)
+    priority = {t: up[t] + down[t] for t in problem.tasks}
+    top = max(priority.values(), default=0.0)
+    critical = {t for t, p in priority.items() if p >= top * (1 - CRITICAL_TOLERANCE)}
+    able = [d for d in problem.devices if all(d in problem.costs[t] for t in critical)]
+    path_device = min(able, key=lambda d: sum(problem.costs[t][d] for t in critical)) if able else None
+    topo = {t: i for i, t in enumerate(problem.graph.topological_order)}
+    waiting = {t: len(problem.preds[t]) for t in problem.tasks}
+    ready = [(-priority[t], topo[t], t) for t in problem.tasks if not waiting[t]]
+    heapq.heapify(ready)
+    timeline, feas = Timeline(problem), Feasibility(problem)
+    while ready:
+        _, _, t = heapq.heappop(ready)
+        cands = feas.candidates(t)
+        if not cands:
+            return no_solution(problem, solver=NAME, started=started,
+                               reason=f"no device left for task {t!r} within memory and co-location limits")
+        if t in critical and path_device in cands:
+            device = path_device
+            start = timeline.earliest_start(t, device, insertion=True)
+        else:
+            starts = {d: timeline.earliest_start(t, d, insertion=True) for d in cands}
+            device = min(cands, key=lambda d: (starts[d] + problem.costs[t][d], problem.costs[t][d]))
+            start = starts[device]
+        timeline.place(t, device, start)
+        feas.commit(t, device)
+        for e in problem.succs[t]:
+            waiting[e.dst] -= 1
+            if not waiting[e.dst]:
+                heapq.heappush(ready, (-priority[e.dst], topo[e.dst], e.dst))
+    placed = timeline.schedule()
+    return finish(problem, placed.placement, placed.order(problem), solver=NAME, started=started)
