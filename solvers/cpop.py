@@ -7,13 +7,12 @@ the other tasks are taken ready-first by priority and go where they finish
 earliest (insertion policy).  It wins where one chain dominates (out-trees,
 branching and parallel-chain graphs in saga's benchmark), HEFT where work is even.
 Memory and co-location limits: a critical task that cannot go to the path's device
-goes where it finishes earliest.
+goes where it finishes earliest.  ``transfer_mean`` as for ``heft``.
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import time
 from statistics import fmean
 
@@ -21,28 +20,27 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline
 
 from .common import Feasibility, finish, no_solution
-from .heft import upward_rank
+from .heft import TransferMean, mean_transfer, upward_rank
 
 NAME = "cpop"
 CRITICAL_TOLERANCE = 1e-9
 """A task is critical when its priority is within this relative distance of the largest."""
 
 
-def downward_rank(problem: Problem) -> dict[str, float]:
+def downward_rank(problem: Problem, transfer_mean: TransferMean = "pairs") -> dict[str, float]:
     """The longest mean-cost path (with mean transfers) from an entry task to the task, the task excluded."""
-    pairs = list(itertools.permutations(problem.devices, 2))
     rank: dict[str, float] = {}
     for t in problem.graph.topological_order:
-        rank[t] = max((rank[e.src] + fmean(problem.costs[e.src].values())
-                       + (fmean(problem.transfer(e, a, b) for a, b in pairs) if pairs else 0.0)
+        rank[t] = max((rank[e.src] + fmean(problem.costs[e.src].values()) + mean_transfer(problem, e, transfer_mean)
                        for e in problem.preds[t]), default=0.0)
     return rank
 
 
-def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0) -> Schedule:
+def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
+          transfer_mean: TransferMean = "pairs") -> Schedule:
     """CPoP with the insertion policy, under memory and co-location limits."""
     started = time.perf_counter()
-    up, down = upward_rank(problem), downward_rank(problem)
+    up, down = upward_rank(problem, transfer_mean), downward_rank(problem, transfer_mean)
     priority = {t: up[t] + down[t] for t in problem.tasks}
     top = max(priority.values(), default=0.0)
     critical = {t for t, p in priority.items() if p >= top * (1 - CRITICAL_TOLERANCE)}

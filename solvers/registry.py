@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, single, split
+from . import cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, minmin, portfolio, single, split
 
 SolveFn = Callable[..., Schedule]
 
@@ -54,12 +54,16 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
     SolverInfo("greedy", "topological order, each task where it finishes earliest "
                "(priority=[dev,...]: device-priority baseline)", greedy.solve),
     SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
+    SolverInfo("minmin", "batch-mode list scheduling: the ready task that finishes first (rule=max: last; "
+               "rule=sufferage: that loses most without its best device) to its best device", minmin.solve),
     SolverInfo("cpop", "CPoP: the critical path on its fastest device, the rest by priority to earliest finish",
                cpop.solve),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
                dp_chain.solve),
     SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
                "(objective=throughput only)", dp_pipeline.solve, objectives=("throughput",)),
+    SolverInfo("portfolio", "every list heuristic and variant above (HEFT and CPoP with both transfer means, "
+               "MinMin, MaxMin, Sufferage...), the shortest schedule", portfolio.solve),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "

@@ -150,3 +150,34 @@ def test_cpop_is_valid_and_runs_the_critical_path_on_one_device(seed):
         if able:
             fastest = min(able, key=lambda d: sum(p.costs[t][d] for t in critical))
             assert {s.placement[t] for t in critical} == {fastest}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_minmin_rules_and_the_portfolio_are_valid_and_the_portfolio_is_the_best_of_its_members(seed):
+    from solvers.portfolio import MEMBERS
+
+    limits = seed % 2 == 1
+    p = random_problem(14, seed=seed, platform=random_platform(3, shared=seed % 3 == 0, seed=seed), unsupported=0.2,
+                       memory_fraction=0.7 if limits else None, colocate=2 if limits else 0)
+    runs = {label: member(p, time_limit=None, seed=0) for label, member in MEMBERS}
+    for label, s in runs.items():
+        assert validate(p, s) == [], label
+    best = get_solver("portfolio")(p)
+    found = [s.makespan for s in runs.values() if s.found]
+    if not found:
+        assert not best.found and "memory" in best.info["reason"]
+        return
+    assert validate(p, best) == [] and best.makespan == min(found)
+    assert runs[best.info["chosen"]].makespan == best.makespan
+
+
+def test_minmin_rules_pick_what_they_say():
+    """Three independent tasks (1, 2 and 4 s on A; twice that on B): the first pick takes A from time 0:
+    MinMin the shortest, MaxMin the longest, Sufferage the one that loses most on B (the longest, 4 s)."""
+    plat = Platform("p", (Device("A"), Device("B")), default_link=Link("*", "*", 0.0, None))
+    p = Problem(TaskGraph("g", (Task("s"), Task("m"), Task("l")), ()),
+                plat, {"s": {"A": 1.0, "B": 2.0}, "m": {"A": 2.0, "B": 4.0}, "l": {"A": 4.0, "B": 8.0}})
+    for rule, first in (("min", "s"), ("max", "l"), ("sufferage", "l")):
+        s = get_solver("minmin", rule=rule)(p)
+        assert validate(p, s) == []
+        assert [t.name for t in s.tasks if t.device == "A" and t.start == 0.0] == [first], rule
