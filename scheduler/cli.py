@@ -37,7 +37,8 @@ def _solver_catalog() -> SolverCatalog:
     from solvers import SOLVERS, get_solver, solver_names
 
     return SolverCatalog(names=solver_names(), check=lambda name, options: get_solver(name, **options) and None,
-                         get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options)
+                         get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options,
+                         objectives=lambda name: SOLVERS[name.partition(":")[0]].objectives)
 
 
 def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:

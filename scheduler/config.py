@@ -31,13 +31,15 @@ class SolverCatalog:
 
     ``names``: registered solvers; ``check(name, options)`` raises on a bad name or
     option; ``get(name, **options)`` returns the solve function; ``options(name)``
-    lists the solver's own options.
+    lists the solver's own options; ``objectives(name)`` what it optimises
+    (``solvers: all`` leaves throughput-only solvers out of a latency run).
     """
 
     names: tuple[str, ...]
     check: Callable[[str, dict[str, Any]], None]
     get: Callable[..., Callable[..., Any]]
     options: Callable[[str], tuple[str, ...]]
+    objectives: Callable[[str], tuple[str, ...]] = lambda name: ("latency", "throughput")
 
 
 class _Strict(BaseModel):
@@ -137,8 +139,12 @@ class RunConfig(_Strict):
     @field_validator("solvers", mode="before")
     @classmethod
     def _expand(cls, value: Any, info: ValidationInfo) -> Any:
-        if value in (None, "all"):
-            return [{"name": n} for n in (info.context or {}).get("solver_names", ())]
+        if value in (None, "all"):  # a throughput-only solver has no place in a latency run; in a throughput
+            context = info.context or {}  # run every placement has a period, so every solver takes part
+            objective = info.data.get("objective", "latency")
+            optimises = context.get("solver_objectives", lambda name: (objective,))
+            return [{"name": n} for n in context.get("solver_names", ())
+                    if objective == "throughput" or objective in optimises(n)]
         if not isinstance(value, list):
             raise ValueError("solvers must be 'all' or a list of solver names / {name, options, time_limit}")
         return [{"name": v} if isinstance(v, str) else v for v in value]
@@ -169,7 +175,8 @@ def config_from_dict(data: Any, where: str = "config", solvers: SolverCatalog | 
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: the config must be a mapping of keys to values")
-    context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names}
+    context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names,
+                                          "solver_objectives": solvers.objectives}
     try:
         return RunConfig.model_validate(data, context=context)
     except ValidationError as exc:

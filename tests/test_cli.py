@@ -56,8 +56,15 @@ def test_embedded_default_config_is_valid():
     from scheduler.config import load_config
     from solvers import solver_names
 
-    cfg = load_config(None, _solver_catalog())
-    assert [s.name for s in cfg.solvers] == list(solver_names())
+    from scheduler.config import config_from_dict
+    from solvers import SOLVERS
+
+    cfg = load_config(None, _solver_catalog())  # a latency run: every solver but the throughput-only ones
+    assert [s.name for s in cfg.solvers] == [n for n in solver_names() if "latency" in SOLVERS[n].objectives]
+    assert "dp-pipeline" not in [s.name for s in cfg.solvers]
+    pipelined = config_from_dict({"model": {"zoo": "mlp"}, "objective": "throughput", "solvers": "all"},
+                                 solvers=_solver_catalog())
+    assert [s.name for s in pipelined.solvers] == list(solver_names())  # any placement has a period
 
 
 def test_run_writes_every_output(tmp_path, capsys):
