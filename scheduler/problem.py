@@ -38,7 +38,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
@@ -271,6 +271,66 @@ class Problem:
 
     __hash__ = None  # type: ignore[assignment]
 
+
+
+def _mirror(problem: Problem, a: str, b: str) -> bool:
+    """Whether swapping devices ``a`` and ``b`` maps the problem onto itself: same settings, costs, memory,
+    transfers to, from and between them, and resource sharing with every other device."""
+    plat = problem.platform
+    da, db = plat.device[a], plat.device[b]
+    if (da.threads, da.execution_provider, da.simulated, da.kind, da.memory_bytes, da.transfer_load) != (
+            db.threads, db.execution_provider, db.simulated, db.kind, db.memory_bytes, db.transfer_load):
+        return False
+    if any(problem.costs[t].get(a) != problem.costs[t].get(b) for t in problem.tasks):
+        return False
+    others = [c for c in problem.devices if c not in (a, b)]
+    if any(plat.shares_resource(a, c) != plat.shares_resource(b, c) for c in others):
+        return False
+    edges = problem.graph.edges
+    return (all(problem.transfer(e, a, b) == problem.transfer(e, b, a) for e in edges)
+            and all(problem.transfer(e, a, c) == problem.transfer(e, b, c)
+                    and problem.transfer(e, c, a) == problem.transfer(e, c, b) for e in edges for c in others))
+
+
+def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:
+    """Devices that can stand in for one another (two identical cores, say), in classes of two or more."""
+    classes: list[list[str]] = []
+    for d in problem.devices:
+        home = next((c for c in classes if _mirror(problem, c[0], d)), None)
+        if home is None:
+            classes.append([d])
+        else:
+            home.append(d)
+    return tuple(tuple(c) for c in classes if len(c) > 1)
+
+
+def mirror_renaming(problem: Problem, placements: Sequence[Mapping[str, str]],
+                    classes: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Names for the devices of each mirror class in the order the tasks first use them (the tasks of
+    ``placements[0]`` in problem order, then of the next copy...): applied to every copy, it gives mirror
+    images one form, and the form the exact solvers' symmetry breaking asks for."""
+    rename: dict[str, str] = {}
+    unused = {}  # device -> its class's names not yet given out (one list per class)
+    for c in classes:
+        names = list(c)
+        unused.update({d: names for d in c})
+    for placement in placements:
+        for t in problem.tasks:
+            d = placement[t]
+            if d in unused and d not in rename:
+                rename[d] = unused[d].pop(0)
+    for d, names in unused.items():  # devices no task uses take the names left, in order
+        if d not in rename:
+            rename[d] = names.pop(0)
+    return rename
+
+
+def canonical_placement(problem: Problem, placement: Mapping[str, str],
+                        classes: Sequence[Sequence[str]]) -> tuple[str, ...]:
+    """The placement with the devices of each mirror class renamed in the order the tasks first use them:
+    mirror images (two towers swapped between two identical cores) get one form."""
+    rename = mirror_renaming(problem, [placement], classes)
+    return tuple(rename.get(placement[t], placement[t]) for t in problem.tasks)
 
 def host_problem(problem: Problem) -> Problem | None:
     """The problem on the platform's real devices alone: what can be measured on this host.

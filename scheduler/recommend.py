@@ -25,63 +25,16 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import onnx
 
 from .bounds import critical_path_bound
-from .problem import Problem
+from .problem import Problem, canonical_placement, mirror_classes
 from .deploy import export_placement, export_plain
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
 from .schedule import Schedule, simulate
-
-
-def _mirror(problem: Problem, a: str, b: str) -> bool:
-    """Whether swapping devices ``a`` and ``b`` maps the problem onto itself: same settings, costs, memory,
-    transfers to, from and between them, and resource sharing with every other device."""
-    plat = problem.platform
-    da, db = plat.device[a], plat.device[b]
-    if (da.threads, da.execution_provider, da.simulated, da.kind, da.memory_bytes) != (
-            db.threads, db.execution_provider, db.simulated, db.kind, db.memory_bytes):
-        return False
-    if any(problem.costs[t].get(a) != problem.costs[t].get(b) for t in problem.tasks):
-        return False
-    others = [c for c in problem.devices if c not in (a, b)]
-    if any(plat.shares_resource(a, c) != plat.shares_resource(b, c) for c in others):
-        return False
-    edges = problem.graph.edges
-    return (all(problem.transfer(e, a, b) == problem.transfer(e, b, a) for e in edges)
-            and all(problem.transfer(e, a, c) == problem.transfer(e, b, c)
-                    and problem.transfer(e, c, a) == problem.transfer(e, c, b) for e in edges for c in others))
-
-
-def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:
-    """Devices that can stand in for one another (two identical cores, say), in classes of two or more."""
-    classes: list[list[str]] = []
-    for d in problem.devices:
-        home = next((c for c in classes if _mirror(problem, c[0], d)), None)
-        if home is None:
-            classes.append([d])
-        else:
-            home.append(d)
-    return tuple(tuple(c) for c in classes if len(c) > 1)
-
-
-def canonical_placement(problem: Problem, placement: Mapping[str, str],
-                        classes: Sequence[Sequence[str]]) -> tuple[str, ...]:
-    """The placement with the devices of each mirror class renamed in the order the tasks first use them:
-    mirror images (two towers swapped between two identical cores) get one form."""
-    rename: dict[str, str] = {}
-    unused = {}  # device -> its class's names not yet given out (one list per class)
-    for c in classes:
-        names = list(c)
-        unused.update({d: names for d in c})
-    for t in problem.tasks:
-        d = placement[t]
-        if d in unused and d not in rename:
-            rename[d] = unused[d].pop(0)
-    return tuple(rename.get(placement[t], placement[t]) for t in problem.tasks)
 
 
 def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,

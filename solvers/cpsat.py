@@ -72,7 +72,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
-from scheduler.problem import Problem
+from scheduler.problem import Problem, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule, simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
@@ -206,8 +206,36 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
         if load:
             model.add(c_max >= sum(w * lit for w, lit in load))
     _memory(model, problem, data, p, 1)
+    _break_symmetry(model, problem, data, p, 1)
     model.minimize(c_max)
     return BuiltModel(model, tick, p, s, c_max, 1)
+
+
+def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
+                    p: Mapping[tuple[int, str, str], cp_model.IntVar], replicas: int) -> None:
+    """Interchangeable devices (:func:`scheduler.problem.mirror_classes`) are used in order: a task may go to
+    the next device of a class only if an earlier task (problem order, copy 0 first) is on the one before.
+    Every placement has a renamed twin that does this (:func:`scheduler.problem.mirror_renaming`) with the
+    same makespan and period, so the optimum stays; the k! mirror images of each placement go."""
+    order = [(k, t) for k in range(replicas) for t in problem.tasks]
+    for devices in mirror_classes(problem):
+        for a, b in zip(devices, devices[1:]):
+            before = None  # a literal true when some earlier task is on a
+            for k, t in order:
+                if (k, t, b) in p:
+                    if before is None:
+                        model.add(p[k, t, b] == 0)
+                    else:
+                        model.add_implication(p[k, t, b], before)
+                if (k, t, a) in p:
+                    if before is None:
+                        before = p[k, t, a]
+                    else:
+                        either = model.new_bool_var("")
+                        model.add_bool_or([before, p[k, t, a], either.Not()])
+                        model.add_implication(before, either)
+                        model.add_implication(p[k, t, a], either)
+                        before = either
 
 
 def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float,
@@ -252,23 +280,26 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: flo
         if terms:
             model.add(per >= sum(terms))
     _memory(model, problem, data, p, replicas)
+    _break_symmetry(model, problem, data, p, replicas)
     model.minimize(per)
     return BuiltModel(model, tick, p, {}, per, replicas)
 
 
-def _hint_placements(built: BuiltModel, placements: list[Mapping[str, str]]) -> None:
-    """Hint the presence literals (once each: co-located tasks share theirs)."""
+def _hint_placements(built: BuiltModel, problem: Problem, placements: list[Mapping[str, str]]) -> None:
+    """Hint the presence literals (once each: co-located tasks share theirs), interchangeable devices renamed
+    as the symmetry breaking asks."""
+    rename = mirror_renaming(problem, placements, mirror_classes(problem))
     seen: set[int] = set()
     for (k, t, d), lit in built.p.items():
         if lit.index not in seen:
             seen.add(lit.index)
-            built.model.add_hint(lit, placements[k][t] == d)
+            built.model.add_hint(lit, rename.get(placements[k][t], placements[k][t]) == d)
 
 
-def _hint_latency(built: BuiltModel, hint: Schedule) -> None:
+def _hint_latency(built: BuiltModel, problem: Problem, hint: Schedule) -> None:
     """Hint a valid schedule: its rounded-down starts satisfy the rounded model (see module docstring)."""
     m, tick = built.model, built.tick
-    _hint_placements(built, [hint.placement])
+    _hint_placements(built, problem, [hint.placement])
     for t, v in built.s.items():
         m.add_hint(v, ticks(hint.by_name[t].start, tick))
 
@@ -404,11 +435,11 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
         if objective == "throughput":
             built = build_throughput(problem, data, replicas, tick, upper, deadline=budget.deadline())
             if hint and throughput is not None:
-                _hint_placements(built, list(throughput))
+                _hint_placements(built, problem, list(throughput))
         else:
             built = build_latency(problem, data, tick, upper, deadline=budget.deadline())
             if hint and latency is not None:
-                _hint_latency(built, latency)
+                _hint_latency(built, problem, latency)
     except OutOfTime:
         info["reason"] = f"time limit reached while building the model ({time.perf_counter() - t0:.2f} s)"
         return answer(nothing)

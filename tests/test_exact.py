@@ -373,6 +373,35 @@ def test_throughput_period_equals_brute_force(name, seed):
     assert s.info["throughput"] == pytest.approx(1.0 / s.info["period"])
 
 
+def identical_devices(seed: int) -> Problem:
+    """A random graph on one device x and three interchangeable ones y0..y2 (same costs, links, memory)."""
+    base = random_problem(4 + seed % 3, seed=seed, edge_prob=0.2)  # wide: the optimum needs several y
+    rng = np.random.default_rng(seed)
+    devices = (Device("x", resources=("rx",)),) + tuple(
+        Device(f"y{i}", resources=(f"ry{i}",), memory_bytes=None if seed % 2 else 10**6) for i in range(3))
+    plat = Platform("p", devices, default_link=Link("*", "*", float(rng.uniform(0, 2e-4)), 1e9))
+    costs = {t: {"x": float(rng.uniform(1e-3, 3e-3)), **dict.fromkeys(("y0", "y1", "y2"),
+                                                                       float(rng.uniform(1e-4, 1e-3)))}
+             for t in base.tasks}
+    return Problem(base.graph, plat, costs)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_symmetry_breaking_keeps_the_optimum(seed):
+    """cpsat uses interchangeable devices in order; the optimum (latency and period) is still brute force's."""
+    from scheduler.problem import mirror_classes
+
+    p = identical_devices(seed)
+    assert mirror_classes(p) == (("y0", "y1", "y2"),)
+    s = get_solver("cpsat")(p, time_limit=30)
+    check(p, s)
+    best = brute_force(p)
+    assert s.status == "optimal" and s.makespan == pytest.approx(best.makespan, rel=REL)
+    assert len({d for d in best.placement.values() if d.startswith("y")}) >= 2  # a case the breaking touches
+    t = get_solver("cpsat", objective="throughput")(p, time_limit=30)
+    assert t.status == "optimal" and t.info["period"] == pytest.approx(brute_period(p), rel=REL)
+
+
 def test_an_output_moves_to_a_device_once():
     """a feeds b and c on B: one transfer from A (the default sender pays it per reading device); a staged
     sender pays its largest share once for B and C together, a staged receiver its share of what it reads,
