@@ -37,6 +37,12 @@ every resource's load summed over copies (task costs plus what moves cost its
 device), memory summed over copies.
 Rounding down again makes ``tick * bound`` a sound lower bound on the period.
 
+Symmetry: interchangeable devices (same costs, memory, links and resource
+sharing, :func:`scheduler.problem.mirror_classes`: six identical accelerators make
+720 copies of every placement) are used in order of first use, in both models
+(:func:`_break_symmetry`); hints are renamed to match.  On the published
+bert24 training layer graph the proof took 7 s instead of 39.
+
 Search: with 2 or 3 ``workers`` the full-problem subsolvers are set to
 ``default_lp`` and ``no_lp`` (CP-SAT's own choice for 2 workers is ``default_lp``
 plus interleaved LNS, for 3 ``default_lp`` and ``fixed``).  Measured on the issue's
