@@ -218,8 +218,9 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: fl
                 for r in data.resources[d]:
                     load[r].append(problem.costs[t][d] * scale * x[k, t, d])
         for j, move in enumerate(moves):
-            moved = prob.add_variable(f"m_{k}_{j}", lowBound=0)  # >= 1 when the move happens; the optimum keeps it
-            for v in move.readers:                                # at 0 or 1 (more only adds load)
+            # >= 1 when the move happens; the optimum keeps it at 0 or 1 (more only adds load)
+            moved = prob.add_variable(f"m_{k}_{j}", lowBound=0)
+            for v in move.readers:
                 prob += moved >= x[k, move.task, move.src] + x[k, v, move.dst] - 1, f"mv_{k}_{j}_{data.index[v]}"
             if move.send and move.once:
                 paid = once.get((k, move.task, move.src))

@@ -27,7 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, minmin, portfolio, single, split
+from . import (cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, minmin, portfolio, single,
+               split)
 
 SolveFn = Callable[..., Schedule]
 
@@ -62,7 +63,7 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
                dp_chain.solve),
     SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
                "(objective=throughput only)", dp_pipeline.solve, objectives=("throughput",)),
-    SolverInfo("portfolio", "every list heuristic and variant above (HEFT and CPoP with both transfer means, "
+    SolverInfo("portfolio", "every list heuristic and its variants (HEFT and CPoP with both transfer means, "
                "MinMin, MaxMin, Sufferage...), the shortest schedule", portfolio.solve),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
