@@ -26,7 +26,7 @@ import pandas as pd
 from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
 from scheduler.recommend import recommend
-from solvers import get_solver, solver_names
+from solvers import SOLVERS, get_solver, solver_names
 
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "mobilenetv2", "resnet50", "bert-base",
           "gpt2-small", "siamese-lstm"]
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--profile-repeats", type=int, default=10)
     ap.add_argument("--time-limit", type=float, default=10.0, help="per solver")
     ap.add_argument("--platform", default="cpu")
-    ap.add_argument("--solvers", nargs="*", default=None, help="default: every registered solver")
+    ap.add_argument("--solvers", nargs="*", default=None, help="default: every latency solver")
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--out", default="results/bench_replay")
     args = ap.parse_args()
@@ -52,7 +52,8 @@ def main() -> None:
                                       profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
         level = graph_level("auto", problem.platform)
         original, _ = load_original(name)
-        schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or solver_names()]
+        schedules = [get_solver(s)(problem, time_limit=args.time_limit)
+                     for s in args.solvers or [n for n in solver_names() if "latency" in SOLVERS[n].objectives]]
         found = [s for s in schedules if s.found]
         r = recommend(original, model, problem, found, candidates=len(found), repeats=args.repeats,
                       rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
