@@ -41,6 +41,17 @@ def _solver_catalog() -> SolverCatalog:
                          objectives=lambda name: SOLVERS[name.partition(":")[0]].objectives)
 
 
+class _Once(argparse.Action):
+    """An option that may be given once (argparse would keep the last of several, silently)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: typing.Any,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice; this command runs one solver (compare several with a run "
+                         "config or a suite)")
+        setattr(namespace, self.dest, values)
+
+
 def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
     shapes: dict[str, list[int]] = {}
     for item in items:
@@ -325,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     so = sub.add_parser("solve", help="solve a problem file with one solver")
     so.add_argument("problem")
-    so.add_argument("--solver", required=True)
+    so.add_argument("--solver", required=True, action=_Once, help="one solver (given twice: an error)")
     so.add_argument("--time-limit", type=float, default=None)
     so.add_argument("--seed", type=int, default=0)
     so.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="solver option")

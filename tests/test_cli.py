@@ -106,6 +106,16 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, text):
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "results").exists()
 
 
+def test_solve_refuses_a_second_solver(tmp_path, capsys):
+    """argparse would keep the last --solver silently; the command says it runs one."""
+    main(["problem", "mlp", "-o", str(tmp_path / "p.json")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["solve", str(tmp_path / "p.json"), "--solver", "heft", "--solver", "cpsat"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--solver given twice" in err and err.count("\n") == 1
+
+
 def test_console_script_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "scheduler.cli", "run", str(tmp_path / "none.yaml")],
                           capture_output=True, text=True)
