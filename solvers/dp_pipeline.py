@@ -63,11 +63,11 @@ MIN_BLOCKS, BLOCK_WORK = 100, 2_000_000
 MAX_RANDOM_ORDERS = 200
 """With a time limit, at most this many further orders (shuffled walks back from the sinks) are split."""
 MAX_DEVICE_SETS = 8
+"""At most this many sets of resource-disjoint devices are tried (the largest first)."""
 SPLIT_SHARE = 0.6
 """With a time limit, splitting further orders stops after this share of it; local search gets the rest."""
 MAX_MOVES = 500
 """At most this many local-search moves after the split."""
-"""At most this many sets of resource-disjoint devices are tried (the largest first)."""
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,16 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             if best is not None:
                 placement = _split(problem, blocks, classes, index, best[0])
             else:  # no period known yet: guess one, from twice the bound up, to prune the stages
-                placement, upper = None, 2 * period_lower_bound(problem)
-                while placement is None:
-                    upper = upper * 2 if upper < most else math.inf
+                placement, upper = None, max(period_lower_bound(problem), most / 1024)
+                while placement is None and upper < math.inf:
+                    upper = upper * 2 if 0 < upper < most else math.inf
                     placement = _split(problem, blocks, classes, index, upper)
-                    if upper == math.inf:
-                        break
             if placement is not None and not placement_errors(problem, [placement]):
                 value = period(problem, placement)
                 if best is None or value < best[0]:
                     best = (value, placement)
     if best is not None:
-        best = _improve(problem, best[1], [m for _, m in units[:1]][0], deadline)
+        best = _improve(problem, best[1], units[0][1], deadline)
     if best is None:
         return replace(no_solution(problem, solver=NAME, started=started,
                                    reason="no contiguous split fits the devices' memory and op support"),
