@@ -89,3 +89,16 @@ def test_exact_solvers_start_from_it(dnn_files):
     split = get_solver("dp-pipeline")(p)
     exact = get_solver("cpsat", objective="throughput")(p, time_limit=2)
     assert exact.found and exact.info["period"] <= split.info["period"] * (1 + 1e-9)
+
+
+def test_a_graph_of_free_tasks():
+    """Every cost 0: the period bound is 0, and the first guess of a period must not loop on it."""
+    from scheduler.graph import Edge, Task, TaskGraph
+    from scheduler.platform import Device, Link, Platform
+    from scheduler.problem import Problem
+
+    plat = Platform("p", (Device("A"), Device("B")), default_link=Link("*", "*", 0.0, None))
+    p = Problem(TaskGraph("g", (Task("a"), Task("b")), (Edge("a", "b", 0),)), plat,
+                {t: {"A": 0.0, "B": 0.0} for t in "ab"})
+    s = get_solver("dp-pipeline")(p, time_limit=5)
+    assert s.found and s.info["period"] == 0.0 and validate(p, s) == []
