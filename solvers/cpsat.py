@@ -111,6 +111,7 @@ class BuiltModel:
     s: Mapping[str, cp_model.IntVar]  # latency only
     objective: cp_model.IntVar
     replicas: int
+    mirrors: tuple[tuple[str, ...], ...] = ()  # interchangeable devices, used in order (_break_symmetry)
 
 
 def _presence(model: cp_model.CpModel, problem: Problem, data: ExactData,
@@ -212,19 +213,22 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
         if load:
             model.add(c_max >= sum(w * lit for w, lit in load))
     _memory(model, problem, data, p, 1)
-    _break_symmetry(model, problem, data, p, 1)
+    mirrors = _break_symmetry(model, problem, data, p, 1)
     model.minimize(c_max)
-    return BuiltModel(model, tick, p, s, c_max, 1)
+    return BuiltModel(model, tick, p, s, c_max, 1, mirrors)
 
 
 def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
-                    p: Mapping[tuple[int, str, str], cp_model.IntVar], replicas: int) -> None:
+                    p: Mapping[tuple[int, str, str], cp_model.IntVar],
+                    replicas: int) -> tuple[tuple[str, ...], ...]:
     """Interchangeable devices (:func:`scheduler.problem.mirror_classes`) are used in order: a task may go to
     the next device of a class only if an earlier task (problem order, copy 0 first) is on the one before.
     Every placement has a renamed twin that does this (:func:`scheduler.problem.mirror_renaming`) with the
-    same makespan and period, so the optimum stays; the k! mirror images of each placement go."""
+    same makespan and period, so the optimum stays; the k! mirror images of each placement go.  Returns the
+    classes."""
     order = [(k, t) for k in range(replicas) for t in problem.tasks]
-    for devices in mirror_classes(problem):
+    mirrors = mirror_classes(problem)
+    for devices in mirrors:
         for a, b in zip(devices, devices[1:]):
             before = None  # a literal true when some earlier task is on a
             for k, t in order:
@@ -242,6 +246,7 @@ def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
                         model.add_implication(before, either)
                         model.add_implication(p[k, t, a], either)
                         before = either
+    return mirrors
 
 
 def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float,
@@ -286,15 +291,15 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: flo
         if terms:
             model.add(per >= sum(terms))
     _memory(model, problem, data, p, replicas)
-    _break_symmetry(model, problem, data, p, replicas)
+    mirrors = _break_symmetry(model, problem, data, p, replicas)
     model.minimize(per)
-    return BuiltModel(model, tick, p, {}, per, replicas)
+    return BuiltModel(model, tick, p, {}, per, replicas, mirrors)
 
 
 def _hint_placements(built: BuiltModel, problem: Problem, placements: list[Mapping[str, str]]) -> None:
     """Hint the presence literals (once each: co-located tasks share theirs), interchangeable devices renamed
     as the symmetry breaking asks."""
-    rename = mirror_renaming(problem, placements, mirror_classes(problem))
+    rename = mirror_renaming(problem, placements, built.mirrors)
     seen: set[int] = set()
     for (k, t, d), lit in built.p.items():
         if lit.index not in seen:
