@@ -102,7 +102,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
     rng = random.Random(seed)
     orders_until = started + SPLIT_SHARE * time_limit if time_limit else math.inf  # the rest: local search
     for devices in _device_sets(problem):
-        classes = _classes(problem, devices, index)
+        classes = _classes(problem, devices)
         for order, members in _more(splits, units, rng, orders_until):
             if tried and time.perf_counter() > orders_until:
                 break
@@ -141,15 +141,14 @@ def _improve(problem: Problem, placement: dict[str, str], members: dict[str, lis
     unit_of = {tasks[x]: u for u, xs in members.items() for x in xs}
     devices = problem.platform.device
 
-    def score(p: dict[str, str]) -> tuple[float, float]:
-        loads = resource_loads(problem, p).values()
-        return max(loads, default=0.0), sum(v * v for v in loads)
+    def score(p: dict[str, str]) -> tuple[tuple[float, float], dict[str, float]]:
+        loads = resource_loads(problem, p)
+        return (max(loads.values(), default=0.0), sum(v * v for v in loads.values())), loads
 
-    current = score(placement)
+    current, loads = score(placement)
     for _ in range(MAX_MOVES):
         if time.perf_counter() > deadline:
             break
-        loads = resource_loads(problem, placement)
         busiest = max(loads, key=loads.get)
         moved = False
         for u in dict.fromkeys(unit_of[t] for t in tasks
@@ -164,9 +163,9 @@ def _improve(problem: Problem, placement: dict[str, str], members: dict[str, lis
                 trial = {**placement, **dict.fromkeys(unit, d)}
                 if any(d not in problem.costs[t] for t in unit) or placement_errors(problem, [trial]):
                     continue
-                value = score(trial)
+                value, trial_loads = score(trial)
                 if value < current:
-                    placement, current, moved = trial, value, True
+                    placement, current, loads, moved = trial, value, trial_loads, True
                     break
             if moved:
                 break
@@ -195,7 +194,7 @@ def _device_sets(problem: Problem) -> list[tuple[str, ...]]:
     return sorted(sets, key=lambda s: (-len(s), s))[:MAX_DEVICE_SETS]
 
 
-def _classes(problem: Problem, devices: Sequence[str], index: dict[str, int]) -> list[_Class]:
+def _classes(problem: Problem, devices: Sequence[str]) -> list[_Class]:
     """The devices of one set grouped into classes of identical ones, with per-task loads."""
     out: dict[tuple, list[str]] = {}
     rows: dict[tuple, tuple[list[float], list[float], list[float], int | None]] = {}
@@ -338,7 +337,8 @@ def _split(problem: Problem, blocks: list[list[int]], classes: list[_Class], ind
     start = np.full(n + 1, math.inf)
     start[0] = 0.0
     value = {states[0]: start}
-    back: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}  # state -> (class used or -1 unused, cut j)
+    # state -> per prefix: (c when a device of class c took the last stage, -c-2 when one was left unused; cut j)
+    back: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
     for u in states[1:]:
         best = np.full(n + 1, math.inf)
         how_c = np.full(n + 1, -2)
@@ -349,7 +349,7 @@ def _split(problem: Problem, blocks: list[list[int]], classes: list[_Class], ind
             prev = value[u[:c] + (u[c] - 1,) + u[c + 1:]]
             better = prev < best  # this class's device left unused
             best = np.where(better, prev, best)
-            how_c = np.where(better, -1 - c - 1, how_c)
+            how_c = np.where(better, -c - 2, how_c)
             options = np.maximum(prev[:, None], loads[c])
             j = np.argmin(options, axis=0)
             cand = options[j, np.arange(n + 1)]
