@@ -77,7 +77,7 @@ from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
 from .cpsat import placement_exists
-from .exact_common import (Budget, ExactData, Outcome, check_options, choice_vars,
+from .exact_common import (Budget, ExactData, Outcome, OutputMove, check_options, choice_vars,
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            objective_range, output_moves, period_lower_bound, replicated_period, throughput_answer,
                            throughput_hint, with_pairs_of)
@@ -99,6 +99,7 @@ class BuiltModel:
     s: Mapping[str, pulp.LpVariable]  # start per task (latency only)
     objective: pulp.LpVariable
     replicas: int
+    moves: tuple[OutputMove, ...] = ()  # throughput only: the output moves the model charges
 
 
 # ----------------------------------------------------------------------------- model building
@@ -242,7 +243,7 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: fl
         if load[r]:
             prob += per >= pulp.lpSum(load[r]), f"load_{ri}"
     _memory(prob, problem, data, x, replicas)
-    return BuiltModel(prob, scale, x, {}, per, replicas)
+    return BuiltModel(prob, scale, x, {}, per, replicas, moves)
 
 
 # ----------------------------------------------------------------------------- warm start
@@ -283,9 +284,8 @@ def _warm_throughput(model: BuiltModel, problem: Problem, data: ExactData,
         v.setInitialValue(1 if placements[k][t] == d else 0)
     model.objective.setInitialValue(replicated_period(problem, placements) * model.scale)
     names = {v.name: v for v in model.prob.variables()}
-    moves = output_moves(problem, data)
     for k, placement in enumerate(placements):
-        for j, move in enumerate(moves):
+        for j, move in enumerate(model.moves):
             happens = placement[move.task] == move.src and any(placement[v] == move.dst for v in move.readers)
             names[f"m_{k}_{j}"].setInitialValue(1 if happens else 0)
             paid = names.get(f"c_{k}_{data.index[move.task]}_{problem.devices.index(move.src)}")

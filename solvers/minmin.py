@@ -69,7 +69,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, r
         timeline.place(t, device, begin)
         feas.commit(t, device)
         del finishes[t]
-        touched = [d for d in plat.device if plat.shares_resource(d, device) or d == device]
+        touched = [d for d in plat.device if plat.shares_resource(d, device)]  # the device itself included
         for other in finishes:  # only devices on the placed task's resources have a new timeline
             evaluate(other, [d for d in touched if d in finishes[other]])
         for e in problem.succs[t]:
