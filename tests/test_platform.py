@@ -223,7 +223,7 @@ def test_missing_link_endpoint_is_rejected():
         ("memory_bytes", -1), ("memory_bytes", 2.5), ("memory_bytes", float("inf")),
         ("peak_flops", "fast"), ("peak_flops", True), ("peak_flops", [1]),
         ("resources", 3), ("resources", [1, 2]), ("supported_ops", "Add"),
-        ("kind", 5), ("simulated", "yes"),
+        ("kind", 5), ("simulated", "yes"), ("transfer_load", "sometimes"), ("transfer_load", 1),
     ],
 )
 def test_bad_device_values_are_rejected(field, value):
