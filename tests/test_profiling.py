@@ -207,7 +207,9 @@ def test_a_stored_profile_the_host_no_longer_matches_is_measured_again(tmp_path,
     capsys.readouterr()
     again, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=3, warmup=1)
     assert not reused and "measuring again" in capsys.readouterr().err
-    assert again.whole_run_s == pytest.approx(first.whole_run_s, rel=0.9)  # stored anew, measured for real
+    # measured for real (a bert layer runs in µs or ms, nowhere near the 10 s written above) and stored anew
+    assert set(again.whole_run_s) == set(first.whole_run_s) and max(again.whole_run_s.values()) < 1.0
+    assert json.loads(meta.read_text())["whole_run_s"] == again.whole_run_s
 
 
 @pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
