@@ -25,20 +25,18 @@ another, never jointly, so the status is ``heuristic``.
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Annotated, Any, Mapping, Sequence
+from typing import Annotated, Sequence
 
 import networkx as nx
-from ortools.sat.python import cp_model
 from pydantic import Field
 
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
-from .common import Feasibility, Positive, Workers, cpsat_solve, finish, no_solution
-from .cpsat import ticks
+from .common import Feasibility, Positive, Workers, finish, no_solution
 from .exact_common import latency_hint
+from .window import place_earliest, place_in_order, solve_window
 
 NAME = "split"
 DEFAULT_MODULE_TIME = 2.0  # seconds per module when no time limit is given
@@ -78,108 +76,6 @@ def modules(problem: Problem, *, max_module: int = 40, resolution: float = 1.0, 
     return [pieces[n] for n in order]
 
 
-def _solve_module(problem: Problem, tl: Timeline, feas: Feasibility, members: Sequence[str], limit: float,
-                  workers: int, seed: int) -> Mapping[str, str] | None:
-    """Place ``members`` on ``tl`` (earlier tasks fixed) minimising their latest finish; returns their devices."""
-    inside = set(members)
-    allowed = {t: feas.candidates(t) for t in members}
-    if any(not a for a in allowed.values()):
-        return None
-    free = {r: tl.free_at(r) for r in problem.platform.resources}
-    horizon_s = max(free.values(), default=0.0) + sum(max(problem.costs[t][d] for d in allowed[t]) for t in members)
-    horizon_s += sum(max((problem.transfer(e, a, b) for a in problem.devices for b in problem.devices), default=0.0)
-                     for t in members for e in problem.preds[t])
-    tick = max(horizon_s, 1e-12) / 10**7
-    horizon = ticks(horizon_s, tick) + 2
-    m = cp_model.CpModel()
-    p = {}
-    group_lit: dict[str, dict[str, Any]] = {}
-    for t in members:
-        g = problem.colocate.get(t)
-        if g is not None and g in group_lit:
-            p.update({(t, d): group_lit[g][d] for d in allowed[t]})
-            continue
-        for d in allowed[t]:
-            p[t, d] = m.new_bool_var(f"p_{t}_{d}")
-        m.add_exactly_one(p[t, d] for d in allowed[t])
-        if g is not None:
-            group_lit[g] = {d: p[t, d] for d in allowed[t]}
-    dur = {(t, d): ticks(problem.costs[t][d], tick) for t in members for d in allowed[t]}
-    s = {t: m.new_int_var(0, horizon, f"s_{t}") for t in members}
-    end = {t: m.new_int_var(0, horizon, f"e_{t}") for t in members}
-    on: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
-    for t in members:
-        m.add(end[t] == s[t] + sum(dur[t, d] * p[t, d] for d in allowed[t]))
-        for d in allowed[t]:
-            for r in problem.platform.device[d].resources:
-                m.add(s[t] >= math.ceil(free[r] / tick)).only_enforce_if(p[t, d])
-            if dur[t, d]:
-                iv = m.new_optional_fixed_size_interval_var(s[t], dur[t, d], p[t, d], f"i_{t}_{d}")
-                for r in problem.platform.device[d].resources:
-                    on[r].append(iv)
-        for e in problem.preds[t]:
-            if e.src in inside:
-                m.add(s[t] >= end[e.src])
-                for a in allowed[e.src]:
-                    for b in allowed[t]:
-                        w = ticks(problem.transfer(e, a, b), tick)
-                        if a != b and w:
-                            z = m.new_bool_var("")
-                            m.add_bool_or([p[e.src, a].Not(), p[t, b].Not(), z])
-                            m.add(s[t] >= end[e.src] + w).only_enforce_if(z)
-            else:
-                for b in allowed[t]:
-                    arrival = tl.finish[e.src] + problem.transfer(e, tl.device_of[e.src], b)
-                    m.add(s[t] >= math.ceil(arrival / tick)).only_enforce_if(p[t, b])
-    for ivs in on.values():
-        if len(ivs) > 1:
-            m.add_no_overlap(ivs)
-    for d in problem.devices:
-        cap = problem.platform.device[d].memory_bytes
-        terms = [(feas.need(t), p[t, d]) for t in members if d in allowed[t] and feas.need(t)]
-        if cap is not None and terms:
-            seen, uniq = set(), []
-            for w, lit in terms:
-                if lit.index not in seen:
-                    seen.add(lit.index)
-                    uniq.append((w, lit))
-            m.add(sum(w * lit for w, lit in uniq) <= cap - feas.used[d])
-    c = m.new_int_var(0, horizon, "C")
-    m.add_max_equality(c, list(end.values()))
-    m.minimize(c)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, limit)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    status = cpsat_solve(solver, m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    chosen = {t: next(d for d in allowed[t] if solver.boolean_value(p[t, d])) for t in members}
-    start = {t: solver.value(s[t]) for t in members}
-    return dict(sorted(chosen.items(), key=lambda kv: (start[kv[0]], members.index(kv[0]))))
-
-
-def _fallback(problem: Problem, tl: Timeline, feas: Feasibility, members: Sequence[str]) -> bool:
-    """Place a module task by task where each finishes earliest (when CP-SAT found nothing in its time)."""
-    for t in members:
-        cands = feas.candidates(t)
-        if not cands:
-            return False
-        d = min(cands, key=lambda x: tl.earliest_start(t, x) + problem.costs[t][x])
-        tl.place(t, d)
-        feas.commit(t, d)
-    return True
-
-
-def _place(problem: Problem, tl: Timeline, feas: Feasibility, chosen: Mapping[str, str]) -> None:
-    """Append ``chosen`` (task -> device, in placing order) to the timeline."""
-    for t, d in chosen.items():
-        if d not in feas.candidates(t):
-            d = min(feas.candidates(t), key=lambda x: tl.earliest_start(t, x) + problem.costs[t][x])
-        tl.place(t, d)
-        feas.commit(t, d)
-
-
 def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, solve_to: int,
            prev: Schedule | None, budget: float, workers: int, seed: int) -> tuple[Timeline, int, float] | None:
     """Modules before ``solve_from`` replayed from ``prev``, [solve_from, solve_to) solved, the rest from ``prev``.
@@ -192,7 +88,7 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
     pos = {t: i for i, t in enumerate(order)}
     solved = 0
     fixed_before = [t for mod in mods[:solve_from] for t in mod]
-    _place(problem, tl, feas, {t: prev.placement[t] for t in sorted(fixed_before, key=pos.__getitem__)})
+    place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(fixed_before, key=pos.__getitem__)})
     window = [t for mod in mods[solve_from:solve_to] for t in mod] if solve_to > solve_from else []
     todo = [window] if prev is not None else [list(mod) for mod in mods[solve_from:solve_to]]
     total = sum(len(w) for w in todo) or 1
@@ -204,18 +100,19 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
         members = sorted(members, key=topo.__getitem__)
         share = budget * len(members) / total
         # past the budget, the remaining modules are placed greedily, not by CP-SAT
-        chosen = _solve_module(problem, tl, feas, members, share, workers, seed) if share >= MIN_MODULE_S else None
+        found = solve_window(problem, tl, feas, members, share, workers=workers, seed=seed) \
+            if share >= MIN_MODULE_S else None
         in_cpsat += time.perf_counter() - started
-        if chosen is None:
-            if not _fallback(problem, tl, feas, members):
+        if found is None:
+            if not place_earliest(problem, tl, feas, members):
                 return None
         else:
             solved += 1
-            _place(problem, tl, feas, chosen)
+            place_in_order(problem, tl, feas, found.chosen)
         budget -= time.perf_counter() - started
         total -= len(members)
     rest = [t for mod in mods[solve_to:] for t in mod] if prev is not None else []
-    _place(problem, tl, feas, {t: prev.placement[t] for t in sorted(rest, key=pos.__getitem__)})
+    place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(rest, key=pos.__getitem__)})
     return tl, solved, time.perf_counter() - began - in_cpsat
 
 
