@@ -36,7 +36,7 @@ from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
 def _solver_catalog() -> SolverCatalog:
     from solvers import SOLVERS, get_solver, solver_names
 
-    return SolverCatalog(names=solver_names(), check=lambda name, options: get_solver(name, **options) and None,
+    return SolverCatalog(names=solver_names(dispatchers=False), check=lambda name, options: get_solver(name, **options) and None,
                          get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options,
                          objectives=lambda name: SOLVERS[name.partition(":")[0]].objectives)
 

@@ -27,8 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import (cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, milp, minmin, portfolio, single,
-               split)
+from . import (auto, cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, lns, milp, minmin, portfolio,
+               single, split)
 
 SolveFn = Callable[..., Schedule]
 
@@ -42,6 +42,7 @@ class SolverInfo:
     solve: SolveFn
     exact: bool = False
     objectives: tuple[str, ...] = ("latency",)  # what it optimises (it refuses the others)
+    dispatcher: bool = False  # it runs another registered solver: ``solvers: all`` leaves it out (a repeat)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -69,6 +70,11 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
                linear_clustering.solve),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "
                "then windowed polish", split.solve),
+    SolverInfo("lns", "anytime large-neighbourhood search: windows of the best heuristic schedule re-solved by "
+               "CP-SAT until the time limit", lns.solve),
+    SolverInfo("auto", "picks the solver for the size and time budget: cpsat when small, lns when large, portfolio "
+               "under 1 s (throughput: cpsat, dp-pipeline under 1 s)", auto.solve, objectives=("latency", "throughput"),
+               dispatcher=True),
     SolverInfo("milp", "exact MILP (DiviML style) in PuLP/CBC: proven bound, HEFT warm start; "
                "objective=latency|throughput, replicas=B, backend=cbc|highs", milp.solve, exact=True,
                objectives=("latency", "throughput")),
@@ -78,9 +84,9 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
 )})
 
 
-def solver_names() -> tuple[str, ...]:
-    """Names of every registered solver."""
-    return tuple(SOLVERS)
+def solver_names(*, dispatchers: bool = True) -> tuple[str, ...]:
+    """Names of every registered solver (``dispatchers=False``: without those that run another one)."""
+    return tuple(name for name, info in SOLVERS.items() if dispatchers or not info.dispatcher)
 
 
 def list_solvers() -> tuple[SolverInfo, ...]:
@@ -134,7 +140,7 @@ def get_solver(name: str, **options: Any) -> SolveFn:
         for key in given:
             if key == "objective" and key not in info.options:
                 raise SolverError(f"solver {base!r} optimises {' and '.join(info.objectives)} only (it takes no "
-                                  f"objective option; milp and cpsat take both, dp-pipeline throughput)")
+                                  f"objective option; milp, cpsat and auto take both, dp-pipeline throughput)")
             if key not in info.options:
                 known = ", ".join(info.options) or "none"
                 raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")

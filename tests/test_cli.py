@@ -60,11 +60,13 @@ def test_embedded_default_config_is_valid():
     from solvers import SOLVERS
 
     cfg = load_config(None, _solver_catalog())  # a latency run: every solver but the throughput-only ones
-    assert [s.name for s in cfg.solvers] == [n for n in solver_names() if "latency" in SOLVERS[n].objectives]
+    assert [s.name for s in cfg.solvers] == [n for n in solver_names(dispatchers=False)
+                                             if "latency" in SOLVERS[n].objectives]
     assert "dp-pipeline" not in [s.name for s in cfg.solvers]
+    assert "auto" not in [s.name for s in cfg.solvers] and "auto" in solver_names()  # it would repeat another
     pipelined = config_from_dict({"model": {"zoo": "mlp"}, "objective": "throughput", "solvers": "all"},
                                  solvers=_solver_catalog())
-    assert [s.name for s in pipelined.solvers] == list(solver_names())  # any placement has a period
+    assert [s.name for s in pipelined.solvers] == list(solver_names(dispatchers=False))  # any placement has a period
 
 
 def test_run_writes_every_output(tmp_path, capsys):

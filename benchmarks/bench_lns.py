@@ -1,0 +1,145 @@
+"""lns, the anytime search, against cpsat at ten times its time and against split.
+
+Two parts (issue 13's latency targets):
+
+* ``random``: random DAGs of 100-300 tasks on ``default`` and ``cpu2gpu``; ``lns`` with
+  ``--lns-limit`` s against ``cpsat`` with ``--cpsat-limit`` s (target: within 3% in at
+  most a tenth of the time), ``split`` with lns's limit and ``portfolio`` beside them.
+* ``published``: the latency graphs of the dnn-partitioning workloads
+  (``shared/benchmarks/dnn-partitioning/latency-inputs``, ms); ``lns``, ``split`` and
+  ``cpsat`` with ``--published-limit`` s each, and the best bound (classic, LP
+  bounds within 30 s, cpsat's own).  Target: the gap of lns to the bound half that of
+  the best of split and cpsat.
+
+Every makespan in one run, so ratios are comparable on a noisy host.
+
+    python benchmarks/bench_lns.py                       # both parts (about 45 minutes), results/bench_lns_*.md
+    python benchmarks/bench_lns.py --parts random --sizes 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scheduler.bounds import all_bounds
+from scheduler.compare import markdown_table
+from scheduler.fileio import write_text
+from scheduler.generate import random_problem
+from scheduler.importers import import_dnn_partitioning
+from scheduler.problem import Problem
+from solvers import get_solver
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("HETSCHED_BENCHMARKS", ROOT.parent / "shared" / "benchmarks")) / "dnn-partitioning"
+
+
+def timed(name: str, problem: Problem, limit: float | None, seed: int = 0) -> tuple[float, float, str, float]:
+    """(makespan, seconds, status, lower bound) of one solve."""
+    t0 = time.perf_counter()
+    s = get_solver(name)(problem, time_limit=limit, seed=seed)
+    return s.makespan, time.perf_counter() - t0, s.status, s.lower_bound or 0.0
+
+
+def random_part(args: argparse.Namespace) -> pd.DataFrame:
+    rows = []
+    for n in args.sizes:
+        for seed in args.seeds:
+            for plat in ("default", "cpu2gpu"):
+                p = random_problem(n, seed=seed, platform=plat)
+                lns_ms, lns_s, _, _ = timed("lns", p, args.lns_limit, seed=seed)
+                split_ms, split_s, _, _ = timed("split", p, args.lns_limit, seed=seed)
+                port_ms, _, _, _ = timed("portfolio", p, None)
+                cp_ms, cp_s, cp_status, _ = timed("cpsat", p, args.cpsat_limit, seed=seed)
+                rows.append({"instance": f"random{n}-s{seed}@{plat}", "tasks": n, "portfolio_ms": port_ms * 1e3,
+                             "split_ms": split_ms * 1e3, "lns_ms": lns_ms * 1e3, "lns_s": round(lns_s, 1),
+                             "cpsat_ms": cp_ms * 1e3, "cpsat_s": round(cp_s, 1), "cpsat_status": cp_status,
+                             "lns_vs_cpsat": lns_ms / cp_ms, "split_vs_cpsat": split_ms / cp_ms,
+                             "lns_s_over_cpsat_limit": lns_s / args.cpsat_limit})
+                r = rows[-1]
+                print(f"{r['instance']:<24} lns {r['lns_ms']:.4f} ms in {lns_s:.1f} s, cpsat {r['cpsat_ms']:.4f} "
+                      f"({cp_status}, {cp_s:.1f} s): {r['lns_vs_cpsat']:.4f}x; split {r['split_vs_cpsat']:.4f}x",
+                      flush=True)
+    return pd.DataFrame(rows)
+
+
+def published_part(args: argparse.Namespace) -> pd.DataFrame:
+    rows = []
+    root = DATA / "latency-inputs"
+    for path in sorted(root.rglob("*.json")):
+        p = import_dnn_partitioning(path, time_scale=1.0)
+        row: dict[str, Any] = {"file": str(path.relative_to(root)).removesuffix(".json"), "tasks": len(p.tasks),
+                               "devices": len(p.devices)}
+        row["heft"] = timed("heft", p, None)[0]
+        bounds = [b.value for b in all_bounds(p, time_limit=30.0)]
+        for name in ("split", "cpsat", "lns"):
+            value, _, status, bound = timed(name, p, args.published_limit)
+            row[name], row[f"{name}_status"] = value, status
+            bounds.append(bound)
+        row["bound"] = max(bounds)
+        before = min(row["split"], row["cpsat"])
+        row["gap_before"] = before / row["bound"] - 1
+        row["gap_lns"] = row["lns"] / row["bound"] - 1
+        row["gap_ratio"] = row["gap_lns"] / row["gap_before"] if row["gap_before"] > 1e-6 else math.nan
+        rows.append(row)
+        print(f"{row['file']:<36} heft {row['heft']:.2f} split {row['split']:.2f} cpsat {row['cpsat']:.2f} "
+              f"lns {row['lns']:.2f} bound {row['bound']:.2f}: gap {row['gap_before']:.1%} -> {row['gap_lns']:.1%}",
+              flush=True)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", nargs="*", choices=["random", "published"], default=["random", "published"])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[100, 200, 300])
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--lns-limit", type=float, default=6.0)
+    ap.add_argument("--cpsat-limit", type=float, default=60.0)
+    ap.add_argument("--published-limit", type=float, default=60.0)
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench_lns"), help="results/bench_lns_<part>.md, .csv")
+    args = ap.parse_args()
+    if "random" in args.parts:
+        write_part(args.out, "random", random_part(args), args)
+    if "published" in args.parts:
+        write_part(args.out, "published", published_part(args), args)
+
+
+def summary(part: str, table: pd.DataFrame, args: argparse.Namespace) -> list[str]:
+    """The markdown report of one part: title, command, table, what the targets say."""
+    stamp = f"on {time.strftime('%Y-%m-%d')}"
+    if part == "random":
+        within = int((table["lns_vs_cpsat"] <= 1.03).sum())
+        return [f"# lns {args.lns_limit:g} s against cpsat {args.cpsat_limit:g} s on random DAGs\n\n"
+                f"`python benchmarks/bench_lns.py --parts random` {stamp} (makespans in ms).\n\n",
+                markdown_table(table.round(4)), "\n\n",
+                f"lns within 3% of cpsat on {within} of {len(table)} instances (target: all), geometric mean "
+                f"{math.exp(table['lns_vs_cpsat'].map(math.log).mean()):.4f}x, worst "
+                f"{table['lns_vs_cpsat'].max():.4f}x, in {table['lns_s_over_cpsat_limit'].max():.2f}x cpsat's "
+                f"limit at most (target <= 0.1; cpsat_s: when cpsat stopped, earlier where it proved optimality).\n"]
+    open_gaps = table["gap_ratio"].dropna()  # NaN: split or cpsat already met the bound
+    return [f"# lns, split and cpsat on the published latency graphs, {args.published_limit:g} s each\n\n"
+            f"`python benchmarks/bench_lns.py --parts published` {stamp} (makespans in ms; bound: the best of "
+            f"the classic and LP bounds and the solvers' own).\n\n",
+            markdown_table(table.round(4)), "\n\n",
+            f"gap to the best bound halved (lns against the best of split and cpsat) on "
+            f"{int((open_gaps <= 0.5).sum())} of the {len(open_gaps)} files with an open gap (target: all); "
+            f"lns shorter than both on {int((table['lns'] < table[['split', 'cpsat']].min(axis=1)).sum())} of "
+            f"{len(table)}.\n"]
+
+
+def write_part(out: str, part: str, table: pd.DataFrame, args: argparse.Namespace) -> None:
+    """``<out>_<part>.csv`` and ``.md``; the summary printed too."""
+    base = Path(out).with_suffix("")
+    text = summary(part, table, args)
+    write_text(f"{base}_{part}.csv", table.to_csv(index=False))
+    write_text(f"{base}_{part}.md", "".join(text))
+    print(text[-1])
+
+if __name__ == "__main__":
+    main()
