@@ -107,10 +107,45 @@ def _lp_value(prob: pulp.LpProblem, deadline: float | None, scale: float) -> flo
     return max(0.0, (float(pulp.value(prob.objective) or 0.0) - LP_SLACK) / scale * (1 - LP_SAFETY))
 
 
-def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | None
+def _transfer_terms(problem: Problem, prob: pulp.LpProblem, x: dict[tuple[str, str], pulp.LpVariable],
+                    scale: float, deadline: float | None) -> dict[str, list[pulp.LpAffineExpression]]:
+    """Per resource, what moving outputs costs it per inference (:meth:`Problem.transfer_load`), fractionally.
+
+    ``s[t, d] >= x[t, d] - x[v, d]`` for every reader ``v`` of ``t``: at least the share of ``t`` on ``d``
+    whose output leaves ``d``, which then pays at least the cheapest send to another device; ``r[t, d] >=
+    x[v, d] - x[t, d]``: at least the share of a reader on ``d`` while ``t`` is elsewhere, and ``d`` pays at
+    least the cheapest receive.  A placement sets them to 0 or 1 exactly as it pays, so it stays feasible.
+    """
+    devices = problem.platform.device
+    terms: dict[str, list[pulp.LpAffineExpression]] = {r: [] for r in problem.platform.resources}
+    for i, t in enumerate(problem.tasks):
+        check_time(deadline)
+        readers = {e.dst for e in problem.succs[t]}
+        for j, d in enumerate(problem.devices):
+            away = [b for b in problem.devices if b != d and any(b in problem.costs[v] for v in readers)]
+            send = min((problem.transfer_load(t, d, b)[0] for b in away), default=0.0) if (t, d) in x else 0.0
+            if send > 0:
+                s = prob.add_variable(f"s_{i}_{j}", 0, 1)
+                for v in readers:
+                    prob += s >= x[(t, d)] - (x[(v, d)] if (v, d) in x else 0)
+                for r in devices[d].resources:
+                    terms[r].append(send * scale * s)
+            here = [v for v in readers if (v, d) in x]
+            receive = min((problem.transfer_load(t, a, d)[1] for a in problem.allowed(t) if a != d), default=0.0)
+            if here and receive > 0:
+                got = prob.add_variable(f"r_{i}_{j}", 0, 1)
+                for v in here:
+                    prob += got >= x[(v, d)] - (x[(t, d)] if (t, d) in x else 0)
+                for r in devices[d].resources:
+                    terms[r].append(receive * scale * got)
+    return terms
+
+
+def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | None, *, transfers: bool = False
                   ) -> tuple[pulp.LpProblem, dict[tuple[str, str], pulp.LpVariable], pulp.LpVariable]:
     """Fractional placement x[t, d] (rows sum to 1) and T >= every resource's load (costs in ``scale`` units
-    per second); minimise T.  Raises :class:`OutOfTime` past ``deadline``."""
+    per second; ``transfers``: with what moving outputs costs each device per inference, as a period
+    counts it); minimise T.  Raises :class:`OutOfTime` past ``deadline``."""
     prob = pulp.LpProblem(name, pulp.LpMinimize)
     x = {(t, d): prob.add_variable(f"x_{i}_{j}", 0, 1)
          for i, t in enumerate(problem.tasks) for j, d in enumerate(problem.devices) if d in problem.costs[t]}
@@ -119,10 +154,11 @@ def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | N
     for t in problem.tasks:
         check_time(deadline)
         prob += pulp.lpSum(x[(t, d)] for d in problem.allowed(t)) == 1
+    moves = _transfer_terms(problem, prob, x, scale, deadline) if transfers else {}
     for r in problem.platform.resources:
         check_time(deadline)
         terms = [problem.costs[t][d] * scale * v for (t, d), v in x.items()
-                 if r in problem.platform.device[d].resources]
+                 if r in problem.platform.device[d].resources] + moves.get(r, [])
         if terms:
             prob += pulp.lpSum(terms) <= horizon
     for d in problem.devices:  # memory: every placement fits, so the fractional one does too
@@ -144,13 +180,13 @@ def _placement_lp(problem: Problem, name: str, scale: float, deadline: float | N
     return prob, x, horizon
 
 
-def lp_load_bound(problem: Problem, time_limit: float | None = 30.0) -> Bound | None:
+def lp_load_bound(problem: Problem, time_limit: float | None = 30.0, *, transfers: bool = False) -> Bound | None:
     """Fractional placement minimising the largest resource load (None if the LP was not built and solved
-    within ``time_limit`` seconds)."""
+    within ``time_limit`` seconds); ``transfers``: loads include moving outputs, as a period's do."""
     deadline = deadline_after(time_limit)
     scale = _lp_scale(problem)
     try:
-        prob, _, _ = _placement_lp(problem, "lp_load", scale, deadline)
+        prob, _, _ = _placement_lp(problem, "lp_load", scale, deadline, transfers=transfers)
     except OutOfTime:
         return None
     value = _lp_value(prob, deadline, scale)
@@ -229,15 +265,18 @@ def period_bounds(problem: Problem, replicas: int = 1, *, lp: bool = True,
     ``period-area``: least total resource-time of all copies over the resources;
     ``period-task``: the dearest task at its cheapest device (it runs on some
     resource every period); ``period-lp-load``: ``replicas`` x the fractional
-    load bound (the average of the copies' placements is a fractional placement,
-    so the busiest resource carries at least that).  Transfers only add load.
+    load bound with the transfers' loads (the average of the copies' placements is
+    a fractional placement, so the busiest resource carries at least that).
     """
     devices = problem.platform.device
     area = sum(min(c * len(devices[d].resources) for d, c in problem.costs[t].items()) for t in problem.tasks)
     out = [Bound("period-area", replicas * area / len(problem.platform.resources)),
            Bound("period-task", max((min(problem.costs[t].values()) for t in problem.tasks), default=0.0))]
     if lp:
-        load = lp_load_bound(problem, time_limit)
+        deadline = deadline_after(time_limit)
+        load = lp_load_bound(problem, time_limit, transfers=True)
+        if load is None:  # the larger LP ran out of time: the plain one may still fit in what is left
+            load = lp_load_bound(problem, None if deadline is None else deadline - time.perf_counter())
         if load is not None:
             out.append(Bound("period-lp-load", replicas * load.value))
     return tuple(out)

@@ -457,6 +457,42 @@ def test_throughput_with_two_replicas_equals_brute_force(name, seed):
     assert s.placement == s.info["placements"][0]
 
 
+@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("scale", [1e-2, 1.0, 1e3])
+def test_period_lp_bound_with_transfers_is_sound_and_no_weaker(seed, scale):
+    """The fractional load bound with the transfers' loads never exceeds the brute-force period (send, staged
+    and free transfers mixed; one and two copies; costs of µs, ms and s), and never falls below the bound
+    without them."""
+    from scheduler.bounds import lp_load_bound, period_bounds
+
+    n = 3 + seed % 3
+    p = random_problem(n, seed=seed, platform=random_platform(2 + seed % 2, shared=seed % 3 == 0, seed=seed),
+                       edge_prob=0.6, memory_fraction=(None, 0.8)[seed % 2], colocate=seed % 2, time_scale=scale)
+    rng = np.random.default_rng(seed)
+    p = replace(p, platform=replace(p.platform, devices=tuple(
+        replace(d, transfer_load=str(rng.choice(["send", "staged", "none"]))) for d in p.platform.devices)))
+    replicas = 1 + (seed % 4 == 0 and n <= 3)
+    best = brute_period(p, replicas)
+    if best is None:
+        return
+    bounds = {b.name: b.value for b in period_bounds(p, replicas)}
+    assert max(bounds.values()) <= best * (1 + 1e-9), (bounds, best)
+    plain = lp_load_bound(p)
+    assert bounds["period-lp-load"] >= replicas * plain.value * (1 - 1e-6)
+
+
+def test_period_lp_bound_counts_what_a_sender_pays():
+    """a (only on A) -> b (only on B), 1 s each, the transfer 3 s paid by the sender: A is busy 4 s.  The
+    bound without transfers says 1; with them, 4."""
+    from scheduler.bounds import lp_load_bound, period_bounds
+
+    plat = Platform("p", tuple(Device(n, resources=(n,)) for n in "AB"), default_link=Link("*", "*", 3.0, None))
+    p = Problem(TaskGraph("g", (Task("a"), Task("b")), (Edge("a", "b", 0),)), plat, {"a": {"A": 1.0}, "b": {"B": 1.0}})
+    assert brute_period(p) == 4.0
+    assert lp_load_bound(p).value == pytest.approx(1.0, rel=1e-5)
+    assert max(b.value for b in period_bounds(p)) == pytest.approx(4.0, rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- registry and options
 
 def test_registered_as_exact_with_their_options():
