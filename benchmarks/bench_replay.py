@@ -52,8 +52,8 @@ def main() -> None:
                                       profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
         level = graph_level("auto", problem.platform)
         original, _ = load_original(name)
-        schedules = [get_solver(s)(problem, time_limit=args.time_limit)
-                     for s in args.solvers or [n for n in solver_names() if "latency" in SOLVERS[n].objectives]]
+        latency = [n for n in solver_names(dispatchers=False) if "latency" in SOLVERS[n].objectives]
+        schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or latency]
         found = [s for s in schedules if s.found]
         r = recommend(original, model, problem, found, candidates=len(found), repeats=args.repeats,
                       rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))

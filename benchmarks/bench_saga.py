@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     from scheduler.fileio import write_text
     from solvers import SOLVERS, solver_names
 
-    our = [s for s in solver_names() if "latency" in SOLVERS[s].objectives
+    our = [s for s in solver_names(dispatchers=False) if "latency" in SOLVERS[s].objectives
            and (not args.solvers or s in args.solvers.split(","))]
     exact = {s for s in our if SOLVERS[s].exact}
     log = lambda msg: print(msg, flush=True)  # noqa: E731
