@@ -176,7 +176,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
     sweeps = 0  # module windows taken so far: they sweep the modules in order, like split's polish
     while len(problem.tasks) > 1 and (left := deadline - time.perf_counter()) > WINDOW_SECONDS[0]:
         kind = rng.choices(kinds, weights=[weight[k] for k in kinds])[0]
-        q = tails(problem, current)
+        q = tails(problem, current) if kind == "slice" else {}  # only slices use the tails
         order, lo, hi = _window(problem, current, q, kind, int(size), mods, sweeps, rng)
         sweeps += kind == "modules"
         members = sorted(order[lo:hi], key=topo.__getitem__)
