@@ -18,7 +18,7 @@ from pydantic import Field
 from scheduler.bounds import Bound, best_bound
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, simulate, validate
+from scheduler.schedule import Schedule, Timeline, simulate, validate
 
 
 # Option types: the registry checks every option against these (types and ranges) before a solve.
@@ -128,3 +128,20 @@ class Feasibility:
         group = self.problem.colocate.get(task)
         if group is not None:
             self.group_device.setdefault(group, device)
+
+
+def place_in_order(problem: Problem, tl: Timeline, feas: Feasibility, chosen: Mapping[str, str | None], *,
+                   insertion: bool = False) -> bool:
+    """Place the tasks of ``chosen`` in its order, each on its device; where that is None or has no room left
+    (memory, co-location), on the candidate where it finishes earliest (``insertion``: each into the first
+    idle gap it fits).  False when a task has no device left (the timeline then holds the tasks before it).
+    """
+    for t, d in chosen.items():
+        cands = feas.candidates(t)
+        if not cands:
+            return False
+        if d not in cands:
+            d = min(cands, key=lambda x: tl.earliest_start(t, x, insertion=insertion) + problem.costs[t][x])
+        tl.place(t, d, insertion=insertion)
+        feas.commit(t, d)
+    return True

@@ -101,6 +101,12 @@ def ticks(value: float, tick: float) -> int:
     return max(0, math.floor(value / tick * _DOWN))
 
 
+def seconds_below(bound: float, tick: float) -> float | None:
+    """CP-SAT's objective bound ``bound`` (ticks) in seconds, rounded down (never up, even by float error);
+    None when it is not finite."""
+    return max(0.0, math.floor(bound) * tick * _DOWN) if math.isfinite(bound) else None
+
+
 @dataclass(frozen=True)
 class BuiltModel:
     """A CP-SAT model plus what is needed to read its solution back."""
@@ -345,10 +351,8 @@ def _outcome(built: BuiltModel, data: ExactData, solver: cp_model.CpSolver, stat
         info["reason"] = f"{NAME}: CP-SAT proved that no placement satisfies memory, support and co-location"
         return Outcome(None, None, None, True, info)
     has = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    bound_ticks = math.floor(solver.best_objective_bound) if has or status == cp_model.UNKNOWN else None
-    if bound_ticks is not None and not math.isfinite(solver.best_objective_bound):
-        bound_ticks = None
-    bound = max(0.0, bound_ticks * tick * _DOWN) if bound_ticks is not None else None
+    bound = seconds_below(solver.best_objective_bound, tick) if has or status == cp_model.UNKNOWN else None
+    bound_ticks = math.floor(solver.best_objective_bound) if bound is not None else None
     info.update(objective=solver.objective_value * tick if has else None,
                 best_bound=bound, proven_bound=bound, objective_ticks=solver.objective_value if has else None,
                 bound_ticks=bound_ticks)

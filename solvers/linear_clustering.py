@@ -25,7 +25,7 @@ import networkx as nx
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline
 
-from .common import Feasibility, Positive, finish, no_solution
+from .common import Feasibility, Positive, finish, no_solution, place_in_order
 from .heft import upward_rank
 
 MAX_MAPPINGS = 720
@@ -95,16 +95,8 @@ def merge_clusters(problem: Problem, clusters: list[list[str]], target: int) -> 
 
 def _realise(problem: Problem, preferred: dict[str, str], order: list[str]) -> Timeline | None:
     """Place tasks in ``order`` on their preferred device when allowed, else where they finish earliest."""
-    tl, feas = Timeline(problem), Feasibility(problem)
-    for t in order:
-        cands = feas.candidates(t)
-        if not cands:
-            return None
-        d = preferred[t] if preferred[t] in cands else min(
-            cands, key=lambda x: tl.earliest_start(t, x) + problem.costs[t][x])
-        tl.place(t, d)
-        feas.commit(t, d)
-    return tl
+    tl = Timeline(problem)
+    return tl if place_in_order(problem, tl, Feasibility(problem), {t: preferred[t] for t in order}) else None
 
 
 def _mappings(problem: Problem, groups: list[list[str]], device_sets: list[tuple[str, ...]]) -> list[dict[str, str]]:

@@ -51,9 +51,9 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
 from . import portfolio, split
-from .common import Feasibility, Positive, Workers, finish, no_solution
+from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
 from .exact_common import OPTIMALITY_TOLERANCE
-from .window import place_in_order, solve_window
+from .window import solve_window
 
 NAME = "lns"
 DEFAULT_SECONDS_PER_TASK = 0.05  # without a time limit: this much per task, at least 2 s
@@ -90,7 +90,7 @@ def tails(problem: Problem, current: Schedule) -> dict[str, float]:
 
 
 def window_tails(problem: Problem, current: Schedule, order: tuple[str, ...], lo: int, hi: int,
-                 q: Mapping[str, float], allowed: Mapping[str, tuple[str, ...]]) -> dict[str, dict[str, float]]:
+                 q: Mapping[str, float]) -> dict[str, dict[str, float]]:
     """Per task of the window ``order[lo:hi]`` and device, seconds from its finish to the end through the tasks
     after the window: its data successors there, and the earliest of them on each resource the device holds."""
     by = current.by_name
@@ -106,7 +106,7 @@ def window_tails(problem: Problem, current: Schedule, order: tuple[str, ...], lo
         succs = [e for e in problem.succs[t] if e.dst in later]
         out[t] = {d: max([problem.transfer(e, d, by[e.dst].device) + q[e.dst] for e in succs]
                          + [first_on.get(r, 0.0) for r in problem.platform.device[d].resources], default=0.0)
-                  for d in allowed[t]}
+                  for d in problem.allowed(t)}
     return out
 
 
@@ -122,10 +122,8 @@ def _rebuild(problem: Problem, current: Schedule, order: tuple[str, ...], hi: in
     ``order[hi:]`` after it on their devices in their order (``insertion``: each in the first idle gap it
     fits); simulated again.  None when a later task finds no device with room left (memory)."""
     tl, feas = before
-    try:
-        place_in_order(problem, tl, feas, chosen)
-        place_in_order(problem, tl, feas, {t: current.placement[t] for t in order[hi:]}, insertion=insertion)
-    except ValueError:
+    if not (place_in_order(problem, tl, feas, chosen)
+            and place_in_order(problem, tl, feas, {t: current.placement[t] for t in order[hi:]}, insertion=insertion)):
         return None
     return simulate(problem, tl.device_of, tl.schedule().order(problem))
 
@@ -182,12 +180,12 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
         members = sorted(order[lo:hi], key=topo.__getitem__)
         tl, feas = Timeline(problem), Feasibility(problem)
         sliced = kind == "slice"
+        # the tasks before the window on their own devices, which had room for them: this cannot fail
         place_in_order(problem, tl, feas, {t: current.placement[t] for t in order[:lo]}, insertion=sliced)
-        allowed = {t: feas.candidates(t) for t in members}
         by = current.by_name
         limit = min(WINDOW_SECONDS[1], max(WINDOW_SECONDS[0], left / WINDOW_SHARE)) if sliced else MODULE_SECONDS
         found = solve_window(problem, tl, feas, members, limit, workers=workers, seed=seed + tried,
-                             tails=window_tails(problem, current, order, lo, hi, q, allowed) if sliced else None,
+                             tails=window_tails(problem, current, order, lo, hi, q) if sliced else None,
                              hint={t: (by[t].device, by[t].start) for t in members} if sliced else None)
         tried += 1
         proved += found is not None and found.optimal

@@ -34,9 +34,9 @@ from pydantic import Field
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
-from .common import Feasibility, Positive, Workers, finish, no_solution
+from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
 from .exact_common import latency_hint
-from .window import place_earliest, place_in_order, solve_window
+from .window import solve_window
 
 NAME = "split"
 DEFAULT_MODULE_TIME = 2.0  # seconds per module when no time limit is given
@@ -88,7 +88,8 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
     pos = {t: i for i, t in enumerate(order)}
     solved = 0
     fixed_before = [t for mod in mods[:solve_from] for t in mod]
-    place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(fixed_before, key=pos.__getitem__)})
+    if not place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(fixed_before, key=pos.__getitem__)}):
+        return None
     window = [t for mod in mods[solve_from:solve_to] for t in mod] if solve_to > solve_from else []
     todo = [window] if prev is not None else [list(mod) for mod in mods[solve_from:solve_to]]
     total = sum(len(w) for w in todo) or 1
@@ -104,15 +105,17 @@ def _build(problem: Problem, mods: Sequence[Sequence[str]], solve_from: int, sol
             if share >= MIN_MODULE_S else None
         in_cpsat += time.perf_counter() - started
         if found is None:
-            if not place_earliest(problem, tl, feas, members):
+            if not place_in_order(problem, tl, feas, dict.fromkeys(members)):  # each where it finishes earliest
                 return None
         else:
             solved += 1
-            place_in_order(problem, tl, feas, found.chosen)
+            if not place_in_order(problem, tl, feas, found.chosen):
+                return None
         budget -= time.perf_counter() - started
         total -= len(members)
     rest = [t for mod in mods[solve_to:] for t in mod] if prev is not None else []
-    place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(rest, key=pos.__getitem__)})
+    if not place_in_order(problem, tl, feas, {t: prev.placement[t] for t in sorted(rest, key=pos.__getitem__)}):
+        return None
     return tl, solved, time.perf_counter() - began - in_cpsat
 
 

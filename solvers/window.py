@@ -24,7 +24,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Timeline
 
 from .common import Feasibility, cpsat_solve
-from .cpsat import _DOWN, ticks
+from .cpsat import seconds_below, ticks
 
 TICKS = 10**7  # ticks over the window's horizon
 
@@ -137,28 +137,4 @@ def solve_window(problem: Problem, tl: Timeline, feas: Feasibility, members: Seq
     start = {t: solver.value(s[t]) for t in members}
     return Window(dict(sorted(chosen.items(), key=lambda kv: (start[kv[0]], members.index(kv[0])))),
                   optimal=status == cp_model.OPTIMAL,
-                  bound=max(0.0, math.floor(solver.best_objective_bound) * tick * _DOWN))
-
-
-def place_earliest(problem: Problem, tl: Timeline, feas: Feasibility, members: Sequence[str]) -> bool:
-    """Place ``members`` task by task where each finishes earliest (False when one has no device left)."""
-    for t in members:
-        cands = feas.candidates(t)
-        if not cands:
-            return False
-        d = min(cands, key=lambda x: tl.earliest_start(t, x) + problem.costs[t][x])
-        tl.place(t, d)
-        feas.commit(t, d)
-    return True
-
-
-def place_in_order(problem: Problem, tl: Timeline, feas: Feasibility, chosen: Mapping[str, str], *,
-                   insertion: bool = False) -> None:
-    """Append ``chosen`` (task -> device, in placing order) to the timeline (``insertion``: into an idle gap
-    where one fits); a task whose device has no room left (memory, co-location) goes where it finishes
-    earliest."""
-    for t, d in chosen.items():
-        if d not in feas.candidates(t):
-            d = min(feas.candidates(t), key=lambda x: tl.earliest_start(t, x, insertion=insertion) + problem.costs[t][x])
-        tl.place(t, d, insertion=insertion)
-        feas.commit(t, d)
+                  bound=seconds_below(solver.best_objective_bound, tick) or 0.0)
