@@ -122,8 +122,9 @@ def _transfer_terms(problem: Problem, prob: pulp.LpProblem, x: dict[tuple[str, s
         check_time(deadline)
         readers = {e.dst for e in problem.succs[t]}
         for j, d in enumerate(problem.devices):
-            away = [b for b in problem.devices if b != d and any(b in problem.costs[v] for v in readers)]
-            send = min((problem.transfer_load(t, d, b)[0] for b in away), default=0.0) if (t, d) in x else 0.0
+            away = [b for b in problem.devices if b != d and any(b in problem.costs[v] for v in readers)] \
+                if (t, d) in x else []
+            send = min((problem.transfer_load(t, d, b)[0] for b in away), default=0.0)
             if send > 0:
                 s = prob.add_variable(f"s_{i}_{j}", 0, 1)
                 for v in readers:
