@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
+import networkx as nx
+
 from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
 from .graph import Edge, Task, TaskGraph
@@ -350,14 +352,53 @@ def host_problem(problem: Problem) -> Problem | None:
     real = [d.name for d in problem.platform.devices if not d.simulated]
     if not real or len(real) == len(problem.devices):
         return None
-    costs = {t: {d: c for d, c in row.items() if d in real} for t, row in problem.costs.items()}
+    return sub_problem(problem, real, f"{problem.platform.name}:host")
+
+
+def sub_problem(problem: Problem, devices: Sequence[str], platform_name: str) -> Problem | None:
+    """``problem`` with only ``devices`` (and the links between them) on a platform named ``platform_name``;
+    None when some task (or co-location group) could then run nowhere."""
+    keep = set(devices)
+    costs = {t: {d: c for d, c in row.items() if d in keep} for t, row in problem.costs.items()}
     if not all(costs.values()) or any(not set.intersection(*(set(costs[t]) for t in members))
                                       for members in problem.groups.values()):
         return None
     executor = problem.executor and replace(problem.executor,
-                                            call_s={d: c for d, c in problem.executor.call_s.items() if d in real})
-    return Problem(problem.graph, problem.platform.subset(real, f"{problem.platform.name}:host"), costs,
+                                            call_s={d: c for d, c in problem.executor.call_s.items() if d in keep})
+    return Problem(problem.graph, problem.platform.subset(list(devices), platform_name), costs,
                    problem.transfer_override, problem.colocate, problem.name, executor)
+
+
+def disjoint_problems(problem: Problem) -> list[Problem]:
+    """``problem`` on each largest set of its real devices that share no resource (core), when that
+    is fewer devices than it has: placements that never pass a core from one device to another.
+
+    On platform ``cpu`` (``cpu0``, ``cpu1`` and ``cpu-par`` on both cores) that is
+    ``cpu0`` + ``cpu1``: solvers given all three mix ``cpu-par`` in, and each hand-over
+    of a core between a two-thread and a one-thread session costs the replay more
+    than the task-level schedule sees (the executor's ``switch_s``), so the best
+    placement on the two separate cores is a candidate of its own.  Sets of one
+    device are left out: the ``single`` solver covers them.
+
+    >>> from scheduler.zoo import build
+    >>> from scheduler.graph import task_graph_from_onnx
+    >>> from scheduler.platform import load_platform
+    >>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("cpu"))
+    >>> [(q.platform.name, q.devices) for q in disjoint_problems(p)]
+    [('cpu:cpu0+cpu1', ('cpu0', 'cpu1'))]
+    """
+    platform = problem.platform
+    real = [d.name for d in platform.devices if not d.simulated]
+    apart = nx.Graph()
+    apart.add_nodes_from(real)
+    apart.add_edges_from((a, b) for i, a in enumerate(real) for b in real[i + 1:]
+                         if not platform.shares_resource(a, b))
+    if apart.number_of_edges() == len(real) * (len(real) - 1) // 2:
+        return []  # no two real devices share a resource: the problem itself is the only such set
+    sets = sorted((sorted(c, key=real.index) for c in nx.find_cliques(apart) if len(c) > 1),
+                  key=lambda c: [real.index(d) for d in c])
+    subs = [sub_problem(problem, c, f"{platform.name}:{'+'.join(c)}") for c in sets]
+    return [q for q in subs if q is not None]
 
 
 # ----------------------------------------------------------------------------- file I/O

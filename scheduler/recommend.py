@@ -30,11 +30,12 @@ from typing import Any, Callable, Sequence
 import onnx
 
 from .bounds import critical_path_bound
+from .errors import HetschedError
 from .problem import Problem, canonical_placement, mirror_classes
 from .deploy import export_placement, export_plain
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
-from .schedule import Schedule, simulate
+from .schedule import Schedule, simulate, validate
 
 
 def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
@@ -51,6 +52,27 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
             out.append(s)
         if len(out) == k:
             break
+    return out
+
+
+def as_candidate(problem: Problem, sub: Problem, schedule: Schedule) -> Schedule:
+    """A schedule solved on ``sub`` (``problem`` on fewer devices, :func:`scheduler.problem.disjoint_problems`)
+    as a schedule of ``problem``: the same placement and order, named after the devices it was
+    limited to, a heuristic for ``problem`` whatever it proved for ``sub``.
+
+    >>> from scheduler.pipeline import build_problem
+    >>> from scheduler.problem import disjoint_problems
+    >>> p = build_problem("mlp", platform="cpu")
+    >>> sub = disjoint_problems(p)[0]
+    >>> as_candidate(p, sub, simulate(sub, {t: "cpu1" for t in sub.tasks}, solver="single")).solver
+    'single on cpu0+cpu1'
+    """
+    out = simulate(problem, schedule.placement, schedule.order(problem),
+                   solver=f"{schedule.solver} on {'+'.join(sub.devices)}", status="heuristic",
+                   solve_seconds=schedule.solve_seconds)
+    errors = validate(problem, out)
+    if errors:
+        raise HetschedError(f"{out.solver}: not a schedule of {problem.label!r}: {errors[0]}")
     return out
 
 

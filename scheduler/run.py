@@ -2,8 +2,10 @@
 
 Stages: build the model and its problem (modelled, profiled, or read from a
 problem file), check memory feasibility, compute the lower bounds once, run every
-solver (exact solvers get the objective and replicas), replay the best schedule on
-ONNX Runtime, and write ``<output_dir>/<run-id>/``: the resolved ``config.yaml``,
+solver (exact solvers get the objective and replicas), solve again on the real
+devices alone and on each set of them that shares no core (latency; more
+candidates for the replay), replay the best placements on ONNX Runtime against
+plain ONNX Runtime, and write ``<output_dir>/<run-id>/``: the resolved ``config.yaml``,
 ``problem.json``, ``schedules/``, ``summary.csv``, ``report.md`` with the Gantt
 chart of the best schedule and the gap chart, and ``replay.json``.  Everything is
 written into a hidden folder renamed into place at the end, so a failed run
@@ -29,9 +31,9 @@ from .errors import HetschedError
 from .fileio import write_json, write_text
 from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_graph, load_original, load_problem,
                        optimized_cache, safe_name, summary_table, tqdm_progress)
-from .recommend import recommend
+from .recommend import as_candidate, recommend
 from .plots import gantt, gap_chart
-from .problem import Problem, host_problem, read_problem, write_problem
+from .problem import Problem, disjoint_problems, host_problem, read_problem, write_problem
 from .schedule import Schedule, period, validate, write_schedule
 
 
@@ -97,6 +99,11 @@ def format_throughput(table: pd.DataFrame) -> str:
     return shown[cols + (["note"] if shown["note"].astype(bool).any() else [])].to_string(index=False)
 
 
+def _names_device(spec: SolverSpec, names: set[str]) -> bool:
+    """Whether a solver spec names one of the devices ``names``: in its options, or as ``single:<device>``."""
+    return _names_any(spec.options, names) or _names_any(spec.name.partition(":")[2], names)
+
+
 def _names_any(value: Any, names: set[str]) -> bool:
     """Whether a solver option value (a device name, or lists / mappings of them) names one of ``names``."""
     if isinstance(value, str):
@@ -131,6 +138,24 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
         schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
     table = throughput_table(schedules) if config.objective == "throughput" else summary_table(schedules)
     return schedules, bounds, table
+
+
+def _disjoint_candidates(problem: Problem, config: RunConfig, catalog: SolverCatalog,
+                         progress: bool) -> list[Schedule]:
+    """Every solver's schedule on each set of ``problem``'s real devices that share no core
+    (:func:`scheduler.problem.disjoint_problems`), as replay candidates of ``problem``; latency only
+    (solvers whose options name a device left out do not run there)."""
+    out = []
+    for sub in disjoint_problems(problem) if config.objective == "latency" else []:
+        where = f" on {'+'.join(sub.devices)}"
+        left_out = set(problem.devices) - set(sub.devices)
+        for s in (s for s in config.solvers if not _names_device(s, left_out)):
+            _stage(progress, f"solving{where}: {s.name}")
+            sched = _solver_call(s, config, catalog)(sub, time_limit=s.time_limit or config.time_limit,
+                                                     seed=config.seed)
+            if sched.found:
+                out.append(as_candidate(problem, sub, sched))
+    return out
 
 
 def _best(schedules: Sequence[Schedule], config: RunConfig) -> Schedule:
@@ -194,7 +219,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         # the recommendation must run for real: solve again on the real devices alone; the platform's
         # simulated devices stay a what-if (solvers whose options name one cannot run here)
         simulated = set(problem.devices) - set(host.devices)
-        specs = [s for s in config.solvers if not _names_any(s.options, simulated)]
+        specs = [s for s in config.solvers if not _names_device(s, simulated)]
         host_schedules, _, host_table = _solve(host, config, catalog, specs, progress, " on the real devices")
         host_best = _best(host_schedules, config)
     throughput = config.objective == "throughput"
@@ -207,7 +232,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     try:
         if config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
-            replayed = recommend(original, model, host or problem, host_schedules if host else schedules,
+            apart = _disjoint_candidates(host or problem, config, catalog, progress)
+            replayed = recommend(original, model, host or problem, (host_schedules if host else schedules) + apart,
                                  simulated=(problem, schedules) if host else None,
                                  candidates=config.replay.candidates,
                                  key=(lambda s: s.info["period"]) if throughput else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from scheduler.costs import model_costs, task_cost
 from scheduler.errors import HetschedError, ProblemError
 from scheduler.graph import Edge, Task, TaskGraph, task_graph_from_onnx
 from scheduler.platform import Device, Platform, load_platform
-from scheduler.problem import (FORMAT, ExecutorCosts, Problem, host_problem, problem_from_dict, problem_to_dict,
-                              read_problem, write_problem)
+from scheduler.problem import (FORMAT, ExecutorCosts, Problem, disjoint_problems, host_problem, problem_from_dict,
+                              problem_to_dict, read_problem, write_problem)
 
 
 @pytest.fixture(scope="module")
@@ -371,6 +372,21 @@ def test_host_problem_is_none_when_a_task_needs_a_simulated_device():
     data["tasks"][1]["cost"] = {"cpu": 1.0, "acc": 0.5}  # b and c must share a device: only acc is common
     data["tasks"][2]["cost"] = {"par": 0.7, "acc": 0.7}
     assert host_problem(_with_simulated_acc(data)) is None
+
+
+def test_disjoint_problems_keep_devices_that_share_no_resource():
+    """cpu and par share core0, acc shares nothing: the sets are cpu+acc and par+acc, and par+acc is left
+    out because d may only run on cpu (and b, c must share a device); without the shared core, no set."""
+    p = problem_from_dict(minimal())
+    p = replace(p, executor=ExecutorCosts({"cpu": 1e-5, "par": 2e-5, "acc": 3e-5}, 4e-6))
+    (sub,) = disjoint_problems(p)
+    assert sub.devices == ("cpu", "acc") and sub.platform.name == f"{p.platform.name}:cpu+acc"
+    assert sub.costs["a"] == {"cpu": 3.0, "acc": 1.0} and sub.costs["c"] == {"cpu": 1.0}
+    assert sub.platform.link_table[("cpu", "acc")] == p.platform.link_table[("cpu", "acc")]
+    assert sub.executor == ExecutorCosts({"cpu": 1e-5, "acc": 3e-5}, 4e-6) and sub.graph is p.graph
+    data = minimal()
+    data["devices"][1]["resources"] = ["core1"]
+    assert disjoint_problems(problem_from_dict(data)) == []
 
 
 def test_roofline_cost_of_a_hand_computed_task(default):

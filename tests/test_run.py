@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from scheduler.cli import _solver_catalog, main
-from scheduler.config import load_config
-from scheduler.run import execute_run, profile_line
+from scheduler.config import config_from_dict, load_config
+from scheduler.pipeline import build_problem
+from scheduler.run import _disjoint_candidates, execute_run, profile_line
+from scheduler.schedule import validate
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
 OUTPUTS = {"config.yaml", "problem.json", "schedules", "summary.csv", "report.md", "gantt.png", "gap.png"}
@@ -121,7 +123,6 @@ def test_bad_configs_fail_with_one_line_and_no_run_folder(text, error, tmp_path,
 
 
 def test_replay_candidates_must_be_positive():
-    from scheduler.config import config_from_dict
     from scheduler.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"replay\.candidates: Input should be greater than or equal to 1"):
@@ -138,3 +139,18 @@ def test_a_profile_that_disagrees_with_the_runs_plain_ort_is_flagged():
     assert "plain ONNX Runtime measured -35% against the profile's prediction" in profile_line(config, stale)
     assert profile_line(config, {"candidates": [{"replay_prediction_error": 0.19}]}) is None
     assert profile_line(config.model_copy(update={"costs": "model"}), stale) is None
+
+
+def test_disjoint_candidates_solve_on_the_separate_cores_as_schedules_of_the_whole_platform():
+    """On platform cpu the solvers run again on cpu0 + cpu1 (no core passed between sessions), each answer a
+    valid schedule of the whole problem; a solver whose options name cpu-par does not run there."""
+    catalog = _solver_catalog()
+    config = config_from_dict({"model": {"zoo": "siamese"}, "platform": "cpu", "costs": "model",
+                               "solvers": ["heft", "single:cpu-par"]}, solvers=catalog)
+    problem = build_problem("siamese", platform="cpu")
+    found = _disjoint_candidates(problem, config, catalog, False)
+    assert [s.solver for s in found] == ["heft on cpu0+cpu1"]
+    assert set(found[0].placement.values()) <= {"cpu0", "cpu1"} and validate(problem, found[0]) == []
+    throughput = config_from_dict({"model": {"zoo": "siamese"}, "platform": "cpu", "costs": "model",
+                                   "objective": "throughput", "solvers": ["cpsat"]}, solvers=catalog)
+    assert _disjoint_candidates(problem, throughput, catalog, False) == []
