@@ -393,9 +393,8 @@ def disjoint_problems(problem: Problem) -> list[Problem]:
     apart.add_nodes_from(real)
     apart.add_edges_from((a, b) for i, a in enumerate(real) for b in real[i + 1:]
                          if not platform.shares_resource(a, b))
-    if apart.number_of_edges() == len(real) * (len(real) - 1) // 2:
-        return []  # no two real devices share a resource: the problem itself is the only such set
-    sets = sorted((sorted(c, key=real.index) for c in nx.find_cliques(apart) if len(c) > 1),
+    # every real device in one set: none shares a resource, and the problem itself is that set
+    sets = sorted((sorted(c, key=real.index) for c in nx.find_cliques(apart) if 1 < len(c) < len(real)),
                   key=lambda c: [real.index(d) for d in c])
     subs = [sub_problem(problem, c, f"{platform.name}:{'+'.join(c)}") for c in sets]
     return [q for q in subs if q is not None]

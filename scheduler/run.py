@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import yaml
@@ -55,14 +55,15 @@ def _stage(progress: bool, text: str) -> None:
         print(f"[hetsched] {text}", file=sys.stderr, flush=True)
 
 
-def _solver_call(spec: SolverSpec, config: RunConfig, catalog: SolverCatalog) -> Callable[..., Schedule]:
-    """The solver with its options, plus the objective and replicas for solvers that take them."""
+def _run_solver(spec: SolverSpec, problem: Problem, config: RunConfig, catalog: SolverCatalog) -> Schedule:
+    """``spec``'s schedule of ``problem`` within its time limit (the run's unless it has its own), with the
+    run's objective and replicas for solvers that take them."""
     options = dict(spec.options)
-    accepted = catalog.options(spec.name)
-    if config.objective == "throughput" and "objective" in accepted:
+    if config.objective == "throughput" and "objective" in catalog.options(spec.name):
         options.setdefault("objective", "throughput")
         options.setdefault("replicas", config.replicas)
-    return catalog.get(spec.name, **options)
+    return catalog.get(spec.name, **options)(problem, time_limit=spec.time_limit or config.time_limit,
+                                             seed=config.seed)
 
 
 def _with_period(problem: Problem, s: Schedule, replicas: int, bound: float) -> Schedule:
@@ -124,8 +125,7 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
     schedules = []
     for s in specs:
         _stage(progress, f"solving{where}: {s.name}")
-        sched = _solver_call(s, config, catalog)(problem, time_limit=s.time_limit or config.time_limit,
-                                                 seed=config.seed)
+        sched = _run_solver(s, problem, config, catalog)
         errors = validate(problem, sched)
         if errors:
             raise HetschedError(f"solver {s.name!r} returned an invalid schedule: {errors[0]}")
@@ -151,8 +151,7 @@ def _disjoint_candidates(problem: Problem, config: RunConfig, catalog: SolverCat
         left_out = set(problem.devices) - set(sub.devices)
         for s in (s for s in config.solvers if not _names_device(s, left_out)):
             _stage(progress, f"solving{where}: {s.name}")
-            sched = _solver_call(s, config, catalog)(sub, time_limit=s.time_limit or config.time_limit,
-                                                     seed=config.seed)
+            sched = _run_solver(s, sub, config, catalog)
             if sched.found:
                 out.append(as_candidate(problem, sub, sched))
     return out
