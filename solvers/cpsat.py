@@ -76,6 +76,7 @@ from typing import Any, Mapping
 
 from ortools.sat.python import cp_model
 
+from scheduler.bounds import cheap_bounds
 from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem, mirror_classes, mirror_renaming
@@ -437,10 +438,12 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     def answer(out: Outcome) -> Schedule:
         if objective == "throughput":
             return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
-        return latency_answer(problem, out, latency, solver=NAME, started=started, hint_is_exact=coarse)
+        return latency_answer(problem, out, latency, solver=NAME, started=started, hint_is_exact=coarse,
+                              known=known)
 
     nothing = Outcome(None, None, None, False, info)
-    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput)
+    known = cheap_bounds(problem) if objective == "latency" else ()
+    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput, known)
     if found is not None and found <= lower * (1 + 1e-6):
         info["note_skip"] = "the warm start meets the lower bound; no model solved"
         return answer(nothing)

@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from scheduler.bounds import Bound, best_bound, period_bounds
+from scheduler.bounds import Bound, classic_bounds, period_bounds
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
@@ -402,15 +402,17 @@ def empty_answer(problem: Problem, *, solver: str, started: float, status: str, 
 
 
 def objective_range(problem: Problem, data: ExactData, objective: str, replicas: int, latency: Schedule | None,
-                    throughput: tuple[Mapping[str, str], ...] | None) -> tuple[float, float | None, float]:
-    """(sound lower bound, warm start's value or None, a feasible upper value) of the objective."""
+                    throughput: tuple[Mapping[str, str], ...] | None,
+                    known: tuple[Bound, ...] = ()) -> tuple[float, float | None, float]:
+    """(sound lower bound, warm start's value or None, a feasible upper value) of the objective; ``known``:
+    latency bounds already computed (:func:`scheduler.bounds.cheap_bounds`), else the classic ones."""
     if objective == "throughput":
         lower = period_lower_bound(problem, replicas)
         found = replicated_period(problem, throughput) if throughput is not None else None
         return lower, found, found if found is not None else replicas * trivial_upper_bound(problem, data)
     found = latency.makespan if latency is not None else None
     trivial = trivial_upper_bound(problem, data)
-    return best_bound(problem).value, found, trivial if found is None else min(found, trivial)
+    return max(b.value for b in known or classic_bounds(problem)), found, trivial if found is None else min(found, trivial)
 
 
 def _trust_hint_over_infeasible(outcome: Outcome, has_hint: bool, info: dict[str, Any], solver: str) -> Outcome:
@@ -434,18 +436,19 @@ def _adopt(problem: Problem, hint: Schedule, *, solver: str, started: float, inf
 
 
 def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *, solver: str,
-                   started: float, hint_is_exact: bool = False) -> Schedule:
+                   started: float, hint_is_exact: bool = False, known: tuple[Bound, ...] = ()) -> Schedule:
     """The final latency Schedule: the better of the backend's and the hint's, with an honest status.
 
     ``hint_is_exact``: the hint came from the exact solver itself (a coarse first
-    pass), so returning it is ``feasible``, not a heuristic fallback.
+    pass), so returning it is ``feasible``, not a heuristic fallback.  ``known``:
+    bounds computed before solving (a schedule that meets one is optimal too).
     """
     info = dict(outcome.info)
     outcome = _trust_hint_over_infeasible(outcome, hint is not None, info, solver)
     if outcome.infeasible:
         return empty_answer(problem, solver=solver, started=started, status="infeasible", objective="latency",
                             reason=info.get("reason", f"{solver} proved the problem infeasible"), info=info)
-    extra = (Bound(f"{solver}-dual", outcome.bound),) if outcome.bound is not None else ()
+    extra = tuple(known) + ((Bound(f"{solver}-dual", outcome.bound),) if outcome.bound is not None else ())
     mine: Schedule | None = None
     if outcome.placements is not None:
         placement = outcome.placements[0]

@@ -26,11 +26,11 @@
    when it is no longer than the current one (equal ones let the search move).
 
 The answer is the best schedule found, certified like every solver's (the classic
-bounds; ``hetsched`` adds the LP bounds in ``certify``).  It is a heuristic: no
-window proves the whole schedule optimal, except one that holds every task (small
-problems): its CP-SAT bound is a bound on the makespan, and the search stops once
-CP-SAT proves that window optimal (``status="optimal"`` when the makespan meets the
-bound).
+bounds and the path-segments bound; ``hetsched`` adds the LP bounds in ``certify``).
+It is a heuristic: no window proves the whole schedule optimal, except one that
+holds every task (small problems): its CP-SAT bound is a bound on the makespan, and
+the search stops once CP-SAT proves that window optimal, or once the schedule meets
+the path-segments bound (``status="optimal"`` when the makespan meets a bound).
 
 >>> from scheduler.generate import random_problem
 >>> p = random_problem(30, seed=2)
@@ -46,7 +46,7 @@ import time
 from dataclasses import replace
 from typing import Mapping
 
-from scheduler.bounds import Bound
+from scheduler.bounds import Bound, path_segments_bound
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, Timeline, simulate
 
@@ -163,6 +163,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
     if not first.found:
         return no_solution(problem, solver=NAME, started=started, reason=first.info.get("reason", first.status))
     current = simulate(problem, first.placement, first.order(problem))
+    path = path_segments_bound(problem)  # once: a schedule that meets it is optimal
     rng = random.Random(seed)
     size = float(min(max(window, MIN_WINDOW), len(problem.tasks)))
     tried = kept = improved = proved = 0
@@ -172,7 +173,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
     kinds = KINDS if len(mods) > 1 else KINDS[:1]
     weight = dict.fromkeys(kinds, 1.0)
     sweeps = 0  # module windows taken so far: they sweep the modules in order, like split's polish
-    while len(problem.tasks) > 1 and (left := deadline - time.perf_counter()) > WINDOW_SECONDS[0]:
+    while (len(problem.tasks) > 1 and current.makespan > path.value * (1 + OPTIMALITY_TOLERANCE)
+           and (left := deadline - time.perf_counter()) > WINDOW_SECONDS[0]):
         kind = rng.choices(kinds, weights=[weight[k] for k in kinds])[0]
         q = tails(problem, current) if kind == "slice" else {}  # only slices use the tails
         order, lo, hi = _window(problem, current, q, kind, int(size), mods, sweeps, rng)
@@ -204,7 +206,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
         weight[kind] = max(MIN_WEIGHT, (1 - REACTION) * weight[kind] + REACTION * gain)
         if everything and found.optimal:  # no window can do better (but for rounding to ticks)
             break
-    extra = (Bound("lns-whole-window", whole),) if whole > 0 else ()
+    extra = (path,) + ((Bound("lns-whole-window", whole),) if whole > 0 else ())
     s = finish(problem, current.placement, current.order(problem), solver=NAME, started=started, extra_bounds=extra,
                info={"start": first.info.get("chosen", first.solver), "start_makespan": first.makespan,
                      "windows": tried, "windows_proved": proved, "windows_kept": kept, "improvements": improved,

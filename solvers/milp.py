@@ -70,6 +70,7 @@ from typing import Any, Literal, Mapping
 
 import pulp
 
+from scheduler.bounds import cheap_bounds
 from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
@@ -576,10 +577,11 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     def answer(out: Outcome) -> Schedule:
         if objective == "throughput":
             return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
-        return latency_answer(problem, out, latency, solver=NAME, started=started)
+        return latency_answer(problem, out, latency, solver=NAME, started=started, known=known)
 
     nothing = Outcome(None, None, None, False, info)
-    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput)
+    known = cheap_bounds(problem) if objective == "latency" else ()
+    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput, known)
     if found is not None and found <= lower * (1 + 1e-6):
         info["note_skip"] = "the warm start meets the lower bound; no MILP solved"
         return answer(nothing)

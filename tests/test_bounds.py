@@ -7,8 +7,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from brute import brute_force
-from scheduler.bounds import all_bounds, classic_bounds, lp_load_bound, lp_path_load_bound
+from scheduler.bounds import (all_bounds, classic_bounds, critical_path_bound, lp_load_bound, lp_path_load_bound,
+                              path_segments_bound)
 from scheduler.generate import random_platform, random_problem
+from scheduler.graph import Edge, Task, TaskGraph
+from scheduler.platform import Device, Link, Platform
+from scheduler.problem import Problem
 from solvers import get_solver
 
 
@@ -71,3 +75,45 @@ def test_lp_bounds_are_tighter_on_a_zoo_model():
     path = lp_path_load_bound(p)
     assert path is not None and path.value > classic * 1.05
     assert lp_load_bound(p).value > 0
+
+
+def _memory_chain(scale: float, colocated: bool = False) -> Problem:
+    """a -> b -> c -> d, 60 bytes each, on two accelerators of 130 bytes: at most two tasks fit each, so the
+    chain changes device at least once.  With ``colocated`` a 90-byte side task x (a's reader) joins b's
+    group and the accelerators hold 190 bytes.
+    Costs 1 unit per task, 5 units per crossing, a unit being ``scale`` ms."""
+    unit = scale * 1e-3
+    names = ["a", "b", "c", "d"] + (["x"] if colocated else [])
+    tasks = tuple(Task(n, memory_bytes=90 if n == "x" else 60) for n in names)
+    edges = tuple(Edge(u, v, 1) for u, v in zip("abc", "bcd")) + ((Edge("a", "x", 1),) if colocated else ())
+    accs = tuple(Device(f"acc{i}", resources=(f"acc{i}",), memory_bytes=130 if not colocated else 190)
+                 for i in range(2))
+    plat = Platform("two-accs", accs, (Link("acc0", "acc1", latency=5 * unit),))
+    return Problem(TaskGraph("chain", tasks, edges), plat, {n: {"acc0": unit, "acc1": unit} for n in names},
+                   colocate={"b": "g", "x": "g"} if colocated else {})
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_path_segments_bound_counts_the_crossings_memory_forces(scale):
+    """Two tasks fit one accelerator: the chain's 4 units of work need a 5-unit crossing, which the
+    critical path ignores.  With x co-located with b, b's device holds 150 bytes before a or c join it, so
+    neither does: two crossings.  Both equal the brute-force optimum."""
+    unit = scale * 1e-3
+    for colocated, expected in ((False, 9 * unit), (True, 14 * unit)):
+        p = _memory_chain(scale, colocated)
+        assert critical_path_bound(p).value == pytest.approx(4 * unit)
+        assert path_segments_bound(p).value == pytest.approx(expected, rel=1e-6)
+        assert brute_force(p).makespan == pytest.approx(expected, rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 5), fraction=st.sampled_from([0.35, 0.5, 0.7]),
+       colocate=st.integers(0, 2), scale=st.sampled_from(SCALES), shared=st.booleans())
+def test_path_segments_bound_is_sound_under_tight_memory(seed, n, fraction, colocate, scale, shared):
+    """Devices that hold a third to two thirds of the model: the bound bites and stays below the optimum."""
+    p = random_problem(n, seed=seed, platform=random_platform(3, shared=shared, seed=seed), edge_prob=0.6,
+                       memory_fraction=fraction, colocate=colocate, time_scale=scale)
+    best = brute_force(p)
+    assume(best is not None)
+    assert path_segments_bound(p).value <= best.makespan * (1 + 1e-9)
+    assert path_segments_bound(p).value >= critical_path_bound(p).value * (1 - 1e-8)
