@@ -45,13 +45,13 @@ from __future__ import annotations
 import tempfile
 import time
 import warnings
-from collections import deque
 from dataclasses import dataclass
 from itertools import permutations
 
 import numpy as np
 import pulp
 
+from .chain import longest_path, split_chain
 from .deadline import OutOfTime, check_time, deadline_after
 from .problem import Problem
 
@@ -93,22 +93,6 @@ def classic_bounds(problem: Problem) -> tuple[Bound, ...]:
     return (critical_path_bound(problem), resource_load_bound(problem))
 
 
-def _longest_path(problem: Problem, weight: dict[str, float]) -> list[str]:
-    """The tasks of a path with the largest total ``weight``, first to last."""
-    total: dict[str, float] = {}
-    prev: dict[str, str | None] = {}
-    for t in problem.graph.topological_order:
-        before = max(problem.preds[t], key=lambda e: total[e.src], default=None)
-        total[t] = weight[t] + (total[before.src] if before is not None else 0.0)
-        prev[t] = before.src if before is not None else None
-    out: list[str] = []
-    t: str | None = max(total, key=total.__getitem__) if total else None
-    while t is not None:
-        out.append(t)
-        t = prev[t]
-    return out[::-1]
-
-
 def _segment_memory(problem: Problem, path: list[str]) -> np.ndarray:
     """Bytes each path task brings to its device: its own, plus at the first path task of a co-location
     group the members off the path (they sit on the same device), so no task is counted twice."""
@@ -124,52 +108,26 @@ def _segment_memory(problem: Problem, path: list[str]) -> np.ndarray:
 
 
 def _path_dp(problem: Problem, path: list[str], moves: dict[tuple[str, str], np.ndarray]) -> float:
-    """The least time to run ``path`` as consecutive segments, each on one device (see
-    :func:`path_segments_bound`); ``inf`` when no device sequence fits.
-
-    ``g[j, d]``: the least finish of ``path[j]`` when the segment ending at ``j`` is on
-    ``d``.  A segment ``[i..j]`` on ``d`` costs its tasks' costs there (prefix sums);
-    it may start at ``i`` when its memory fits ``d`` and ``d`` runs all its tasks, so
-    the feasible starts form a window that only moves right: a monotone deque per
-    device keeps the window's minimum, and the whole DP is ``O(len(path) x devices²)``.
-    A segment follows one on another device, paying that edge's transfer, or on the
-    same device when it has no memory limit (one longer segment).  ``moves`` caches
-    each edge's transfer matrix across the paths tried.
+    """The least time to run ``path`` as consecutive segments, each on one device
+    (:func:`scheduler.chain.split_chain`; ``inf`` when no device sequence fits).  A segment
+    follows one on another device, paying that edge's transfer, or on the same
+    device when it has no memory limit (one longer segment).  ``moves`` caches each
+    edge's transfer matrix across the paths tried.
     """
     devs = problem.devices
     cap = np.array([problem.platform.device[d].memory_bytes or np.inf for d in devs], dtype=float)
     cost = np.array([[problem.costs[t].get(d, np.inf) for d in devs] for t in path], dtype=float)
-    prefix = np.vstack([np.zeros(len(devs)), np.cumsum(np.where(np.isfinite(cost), cost, 0.0), axis=0)])
-    mem = np.concatenate([[0.0], np.cumsum(_segment_memory(problem, path))])
     stay = np.where(np.isfinite(cap), np.inf, 0.0)  # a capped device's segments are maximal runs
-    g = np.full(len(devs), np.inf)
-    windows: list[deque[tuple[int, float]]] = [deque() for _ in devs]
-    barred = np.full(len(devs), -1)  # the last path position each device cannot run
-    for j, t in enumerate(path):
-        if j == 0:
-            enter = np.zeros(len(devs))
-        else:
-            pair = (path[j - 1], t)
-            if pair not in moves:
-                edges = [e for e in problem.succs[pair[0]] if e.dst == t]
-                moves[pair] = np.array([[max(problem.transfer(e, a, b) for e in edges) for b in devs] for a in devs])
-                np.fill_diagonal(moves[pair], stay)
-            enter = (g[:, None] + moves[pair]).min(axis=0)
-        g = np.full(len(devs), np.inf)
-        for d, window in enumerate(windows):
-            if not np.isfinite(cost[j, d]):
-                barred[d] = j
-                window.clear()
-                continue
-            value = enter[d] - prefix[j, d]
-            while window and window[-1][1] >= value:
-                window.pop()
-            window.append((j, value))
-            while window and (window[0][0] <= barred[d] or mem[j + 1] - mem[window[0][0]] > cap[d]):
-                window.popleft()
-            if window:
-                g[d] = window[0][1] + prefix[j + 1, d]
-    return float(g.min())
+
+    def boundary(j: int) -> np.ndarray:
+        pair = (path[j - 1], path[j])
+        if pair not in moves:
+            edges = [e for e in problem.succs[pair[0]] if e.dst == pair[1]]
+            moves[pair] = np.array([[max(problem.transfer(e, a, b) for e in edges) for b in devs] for a in devs])
+            np.fill_diagonal(moves[pair], stay)
+        return moves[pair]
+
+    return split_chain(cost, _segment_memory(problem, path), cap, boundary)[0]
 
 
 def path_segments_bound(problem: Problem) -> Bound:
@@ -195,7 +153,7 @@ def path_segments_bound(problem: Problem) -> Bound:
     grouped = {t: sum(problem.memory(m) for m in problem.groups[problem.colocate[t]]) if t in problem.colocate
                else problem.memory(t) for t in problem.tasks}
     unit = sum(cheapest.values()) / len(problem.tasks) / min(caps) if caps and any(grouped.values()) else 0.0
-    paths = {tuple(_longest_path(problem, {t: cheapest[t] + w * unit * grouped[t] for t in problem.tasks}))
+    paths = {tuple(longest_path(problem, {t: cheapest[t] + w * unit * grouped[t] for t in problem.tasks}))
              for w in (PATH_MEMORY_WEIGHTS if unit > 0 else (0.0,))}
     moves: dict[tuple[str, str], np.ndarray] = {}
     value = max((_path_dp(problem, list(p), moves) for p in paths), default=0.0)

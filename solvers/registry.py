@@ -27,8 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import (auto, cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, lns, milp, minmin, portfolio,
-               single, split)
+from . import (auto, chain_cut, cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, lns, milp, minmin,
+               portfolio, single, split)
 
 SolveFn = Callable[..., Schedule]
 
@@ -62,10 +62,12 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
                cpop.solve),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
                dp_chain.solve),
+    SolverInfo("chain-cut", "the critical path's blocks cut into device segments that fit memory, by DP "
+               "(boundary=path|crossing|both)", chain_cut.solve),
     SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
                "(objective=throughput only)", dp_pipeline.solve, objectives=("throughput",)),
     SolverInfo("portfolio", "every list heuristic and its variants (HEFT and CPoP with both transfer means, "
-               "MinMin, MaxMin, Sufferage...), the shortest schedule", portfolio.solve),
+               "MinMin, MaxMin, Sufferage...) and chain-cut, the shortest schedule", portfolio.solve),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
                linear_clustering.solve),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "

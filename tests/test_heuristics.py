@@ -181,3 +181,62 @@ def test_minmin_rules_pick_what_they_say():
         s = get_solver("minmin", rule=rule)(p)
         assert validate(p, s) == []
         assert [t.name for t in s.tasks if t.device == "A" and t.start == 0.0] == [first], rule
+
+
+def _accelerator_chain(n: int, accelerators: int, scale: float = 1.0) -> Problem:
+    """A chain of ``n`` 60-byte tasks on identical accelerators of 130 bytes (two tasks each) and a slow CPU;
+    1 unit per task on an accelerator, 20 on the CPU, 5 per crossing between accelerators, 2 to or from the
+    CPU (a unit: ``scale`` ms)."""
+    unit = scale * 1e-3
+    tasks = tuple(Task(f"t{i}", memory_bytes=60) for i in range(n))
+    edges = tuple(Edge(f"t{i}", f"t{i + 1}", 1) for i in range(n - 1))
+    accs = [Device(f"acc{i}", resources=(f"acc{i}",), memory_bytes=130) for i in range(accelerators)]
+    links = [Link(a.name, b.name, latency=5 * unit) for i, a in enumerate(accs) for b in accs[i + 1:]]
+    links += [Link(a.name, "cpu", latency=2 * unit) for a in accs]
+    plat = Platform("accs", (*accs, Device("cpu", resources=("cpu",))), tuple(links))
+    costs = {t.name: {**{a.name: unit for a in accs}, "cpu": 20 * unit} for t in tasks}
+    return Problem(TaskGraph("chain", tasks, edges), plat, costs)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_chain_cut_splits_a_chain_over_identical_accelerators_optimally(scale):
+    """Six tasks, two per accelerator: three accelerators, two crossings (16 units), the brute-force optimum
+    on a 4-task version too.  The DP may alternate two accelerators; the segments still get three distinct
+    ones, so memory holds."""
+    unit = scale * 1e-3
+    p = _accelerator_chain(6, 3, scale)
+    s = get_solver("chain-cut")(p)
+    assert validate(p, s) == [] and s.makespan == pytest.approx(16 * unit)
+    assert len({t.device for t in s.tasks}) == 3
+    small = _accelerator_chain(4, 2, scale)
+    assert get_solver("chain-cut")(small).makespan == pytest.approx(brute_force(small).makespan)
+
+
+def test_chain_cut_says_why_when_no_split_fits():
+    """Seven tasks, two accelerators of two tasks: the CPU takes what does not fit (a valid schedule).
+    Without the CPU the segments have nowhere to go, and with a task too large for every device no split
+    fits: the answer says so."""
+    p = _accelerator_chain(7, 2)
+    s = get_solver("chain-cut")(p)
+    assert s.found and validate(p, s) == [] and {t.device for t in s.tasks} >= {"cpu"}
+    costs = {t: {d: c for d, c in row.items() if d != "cpu"} for t, row in p.costs.items()}
+    stuck = Problem(p.graph, p.platform, costs)
+    s = get_solver("chain-cut")(stuck)
+    assert not s.found and s.status == "no-solution" and "no device has room" in s.info["reason"]
+    big = Problem(TaskGraph("big", (Task("t0", memory_bytes=200),), ()), p.platform, {"t0": costs["t0"]})
+    s = get_solver("chain-cut")(big)
+    assert not s.found and "fits memory" in s.info["reason"]
+    with pytest.raises(SolverError, match="boundary"):
+        get_solver("chain-cut", boundary="edges")
+
+
+def test_chain_cut_shortens_the_published_operator_graphs(dnn_files):
+    """BERT-12 and ResNet-50 operator graphs (latency inputs): memory forces them over 5-7 accelerators and
+    HEFT crowds one; chain-cut's segments take them below 75% and 30% of HEFT's makespan."""
+    from conftest import DNN
+    from scheduler.importers import import_dnn_partitioning
+
+    for name, ratio in (("bert_l-12_inference", 0.75), ("resnet50_inference", 0.3)):
+        p = import_dnn_partitioning(DNN / "latency-inputs" / "OperatorGraphs" / f"{name}.json")
+        s, heft = get_solver("chain-cut")(p), get_solver("heft")(p)
+        assert validate(p, s) == [] and s.makespan < ratio * heft.makespan, (name, s.makespan, heft.makespan)
