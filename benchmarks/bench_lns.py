@@ -9,8 +9,8 @@ Two parts (issue 13's latency targets):
   (``shared/benchmarks/dnn-partitioning/latency-inputs``, ms); ``lns``, ``split`` and
   ``cpsat`` with ``--published-limit`` s each, and the best bound (classic,
   path-segments, LP bounds within 30 s, the solvers' own).  Target: the gap of the best
-  schedule to the best bound half what it is against the bounds the issue measured
-  with (``bound_before``: all but path-segments, and cpsat's proven bound).
+  schedule to the best bound half the gap of an earlier run (``--before``, by default
+  the results file this run replaces).
 
 Every makespan in one run, so ratios are comparable on a noisy host.
 
@@ -72,7 +72,9 @@ def random_part(args: argparse.Namespace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def published_part(args: argparse.Namespace) -> pd.DataFrame:
+def published_part(args: argparse.Namespace, before: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per latency file; ``prev_*`` from ``before`` (an earlier run's CSV) where it has the file."""
+    earlier = {} if before is None else {r["file"]: r for r in before.to_dict("records")}
     rows = []
     root = DATA / "latency-inputs"
     for path in sorted(root.rglob("*.json")):
@@ -84,17 +86,18 @@ def published_part(args: argparse.Namespace) -> pd.DataFrame:
         solved = {name: timed(name, p, args.published_limit)[0] for name in ("split", "cpsat", "lns")}
         for name, s in solved.items():
             row[name], row[f"{name}_status"] = s.makespan, s.status
-        row["bound_before"] = max([b.value for b in bounds if b.name != "path-segments"]
-                                  + [solved["cpsat"].info.get("proven_bound") or 0.0])
+        row["best"] = min(s.makespan for s in solved.values())
         row["bound"] = max([b.value for b in bounds] + [s.lower_bound or 0.0 for s in solved.values()])
-        best = min(s.makespan for s in solved.values())
-        row["gap_before"] = best / row["bound_before"] - 1
-        row["gap"] = best / row["bound"] - 1
-        row["gap_ratio"] = row["gap"] / row["gap_before"] if row["gap_before"] > 1e-6 else math.nan
+        row["gap"] = row["best"] / row["bound"] - 1
+        prev = earlier.get(row["file"], {})
+        row["prev_best"] = min((prev[k] for k in ("split", "cpsat", "lns") if pd.notna(prev.get(k))), default=math.nan)
+        row["prev_bound"] = prev.get("bound", math.nan)
+        row["prev_gap"] = row["prev_best"] / row["prev_bound"] - 1
+        row["gap_ratio"] = row["gap"] / row["prev_gap"] if row["prev_gap"] > 1e-6 else math.nan
         rows.append(row)
         print(f"{row['file']:<36} heft {row['heft']:.2f} split {row['split']:.2f} cpsat {row['cpsat']:.2f} "
-              f"lns {row['lns']:.2f} bound {row['bound_before']:.2f} -> {row['bound']:.2f}: gap "
-              f"{row['gap_before']:.1%} -> {row['gap']:.1%}", flush=True)
+              f"lns {row['lns']:.2f} bound {row['bound']:.2f}: gap {row['prev_gap']:.1%} before, {row['gap']:.1%} "
+              "now", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -107,11 +110,15 @@ def main() -> None:
     ap.add_argument("--cpsat-limit", type=float, default=60.0)
     ap.add_argument("--published-limit", type=float, default=60.0)
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_lns"), help="results/bench_lns_<part>.md, .csv")
+    ap.add_argument("--before", default=None, help="an earlier run's published CSV to compare gaps with "
+                    "(default: <out>_published.csv as it is before this run)")
     args = ap.parse_args()
     if "random" in args.parts:
         write_part(args.out, "random", random_part(args), args)
     if "published" in args.parts:
-        write_part(args.out, "published", published_part(args), args)
+        before = Path(args.before or f"{Path(args.out).with_suffix('')}_published.csv")
+        earlier = pd.read_csv(before) if before.is_file() else None
+        write_part(args.out, "published", published_part(args, earlier), args)
 
 
 def summary(part: str, table: pd.DataFrame, args: argparse.Namespace) -> list[str]:
@@ -126,15 +133,15 @@ def summary(part: str, table: pd.DataFrame, args: argparse.Namespace) -> list[st
                 f"{math.exp(table['lns_vs_cpsat'].map(math.log).mean()):.4f}x, worst "
                 f"{table['lns_vs_cpsat'].max():.4f}x, in {table['lns_s_over_cpsat_limit'].max():.2f}x cpsat's "
                 f"limit at most (target <= 0.1; cpsat_s: when cpsat stopped, earlier where it proved optimality).\n"]
-    open_gaps = table["gap_ratio"].dropna()  # NaN: the best schedule already met the bound before
+    open_gaps = table["gap_ratio"].dropna()  # NaN: no earlier run, or it had closed the gap
     return [f"# lns, split and cpsat on the published latency graphs, {args.published_limit:g} s each\n\n"
-            f"`python benchmarks/bench_lns.py --parts published` {stamp} (makespans in ms; `bound`: the best of "
-            f"the classic, path-segments and LP bounds and the solvers' own; `bound_before`: the same without "
-            f"path-segments, as the issue measured; gaps of the best of the three schedules).\n\n",
+            f"`python benchmarks/bench_lns.py --parts published` {stamp} (makespans in ms; `best`: the best of "
+            f"the three; `bound`: the best of the classic, path-segments and LP bounds and the solvers' own; "
+            f"`prev_*`: the earlier run compared with).\n\n",
             markdown_table(table.round(4)), "\n\n",
-            f"gap of the best schedule to the best bound halved on {int((open_gaps <= 0.5).sum())} of the "
-            f"{len(open_gaps)} files with an open gap before (target: all); closed on "
-            f"{int((table['gap'] <= 1e-6).sum())} of {len(table)}; lns shorter than split and cpsat on "
+            f"gap of the best schedule to the best bound at most half the earlier run's on "
+            f"{int((open_gaps <= 0.5).sum())} of the {len(open_gaps)} files where that was open (target: all); "
+            f"closed on {int((table['gap'] <= 1e-6).sum())} of {len(table)}; lns shorter than split and cpsat on "
             f"{int((table['lns'] < table[['split', 'cpsat']].min(axis=1)).sum())} of {len(table)}.\n"]
 
 

@@ -140,8 +140,8 @@ def path_segments_bound(problem: Problem) -> Bound:
     The cheapest such sequence of segments (:func:`_path_dp`) is at most the
     makespan, for any path; this tries the critical path and the longest paths
     by cost plus memory (:data:`PATH_MEMORY_WEIGHTS`), and keeps the largest.  It
-    is at least the critical path, and on the published operator graphs, where
-    memory forces the model across 4-14 accelerators, 3-8x more.
+    is at least the critical path, and up to 8x more on the published latency
+    graphs, where memory forces a model across 4-14 accelerators.
 
     >>> from scheduler.generate import random_problem
     >>> p = random_problem(12, seed=1)
@@ -153,8 +153,8 @@ def path_segments_bound(problem: Problem) -> Bound:
     grouped = {t: sum(problem.memory(m) for m in problem.groups[problem.colocate[t]]) if t in problem.colocate
                else problem.memory(t) for t in problem.tasks}
     unit = sum(cheapest.values()) / len(problem.tasks) / min(caps) if caps and any(grouped.values()) else 0.0
-    paths = {tuple(longest_path(problem, {t: cheapest[t] + w * unit * grouped[t] for t in problem.tasks}))
-             for w in (PATH_MEMORY_WEIGHTS if unit > 0 else (0.0,))}
+    paths = dict.fromkeys(tuple(longest_path(problem, {t: cheapest[t] + w * unit * grouped[t] for t in problem.tasks}))
+                          for w in (PATH_MEMORY_WEIGHTS if unit > 0 else (0.0,)))
     moves: dict[tuple[str, str], np.ndarray] = {}
     value = max((_path_dp(problem, list(p), moves) for p in paths), default=0.0)
     return Bound("path-segments", value * (1 - PATH_SAFETY) if np.isfinite(value) else 0.0)

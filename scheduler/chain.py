@@ -1,5 +1,7 @@
 """The cheapest split of a chain into device segments: a dynamic programme shared by a bound and a heuristic.
 
+Both follow a long path of the task graph (:func:`longest_path`).
+
 A chain is a sequence of items (tasks of a path, or blocks of tasks) with a cost
 per device (``inf`` where the device cannot run the item) and a memory each.  A
 split cuts it into consecutive segments, each on one device, whose items' memory

@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from scheduler.chain import longest_path, split_chain
+from scheduler.graph import Edge
 from scheduler.problem import Problem, mirror_classes
 from scheduler.schedule import Schedule
 
@@ -61,17 +62,17 @@ def blocks(problem: Problem, path: list[str]) -> dict[str, int]:
     return out
 
 
-def _boundaries(problem: Problem, path: list[str], block: dict[str, int], kind: str) -> list[list]:
+def _boundaries(problem: Problem, path: list[str], block: dict[str, int], kind: str) -> list[list[Edge]]:
     """Per boundary before block ``j``, the edges whose transfer it costs: the path edge, or the crossing edges
     with the largest explicit transfer and the most bytes (a transfer grows with either)."""
     if kind == "path":
         return [[]] + [[e for e in problem.succs[a] if e.dst == b] for a, b in zip(path, path[1:])]
-    best: list[dict[bool, tuple[float, object]]] = [{} for _ in path]
+    best: list[dict[bool, tuple[float, Edge]]] = [{} for _ in path]
     for e in problem.graph.edges:
         override = problem.transfer_override.get((e.src, e.dst))
         key, size = override is not None, override if override is not None else float(e.bytes)
         for j in range(block[e.src] + 1, block[e.dst] + 1):
-            if size > best[j].get(key, (-1.0, None))[0]:
+            if key not in best[j] or size > best[j][key][0]:
                 best[j][key] = (size, e)
     return [[e for _, e in b.values()] for b in best]
 
@@ -118,10 +119,14 @@ def _placement(problem: Problem, kind: str) -> tuple[dict[str, str] | None, str]
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
           boundary: Boundary = "both") -> Schedule:
-    """The shorter schedule of the boundary models asked for (see the module docstring)."""
+    """The shorter schedule of the boundary models asked for (see the module docstring); once one has a
+    schedule, the next starts only if it fits in what is left of ``time_limit`` (taking as long)."""
     started = time.perf_counter()
     best, reasons = None, []
     for kind in (("path", "crossing") if boundary == "both" else (boundary,)):
+        spent = time.perf_counter() - started
+        if best is not None and time_limit is not None and 2 * spent > time_limit:
+            break
         placement, why = _placement(problem, kind)
         if placement is None:
             reasons.append(f"boundary={kind}: {why}")

@@ -210,6 +210,7 @@ def test_chain_cut_splits_a_chain_over_identical_accelerators_optimally(scale):
     assert len({t.device for t in s.tasks}) == 3
     small = _accelerator_chain(4, 2, scale)
     assert get_solver("chain-cut")(small).makespan == pytest.approx(brute_force(small).makespan)
+    assert get_solver("chain-cut")(p, time_limit=0.0).info["boundary"] == "path"  # no time for the second model
 
 
 def test_chain_cut_says_why_when_no_split_fits():
