@@ -316,14 +316,14 @@ def _path_load_lp(problem: Problem, deadline: float | None) -> tuple[pulp.LpProb
 
 
 def all_bounds(problem: Problem, *, lp: bool = True, time_limit: float | None = 30.0) -> tuple[Bound, ...]:
-    """Every bound this module knows: the LP ones only when ``lp`` and built and solved within
-    ``time_limit`` seconds (one budget for both)."""
+    """Every bound this module knows: the LP ones only when ``lp`` and built and solved within what is
+    left of ``time_limit`` seconds after the bounds that need no LP (one budget for all)."""
+    deadline = deadline_after(time_limit)
     out = list(cheap_bounds(problem))
     if lp:
-        deadline = deadline_after(time_limit)
-        load = lp_load_bound(problem, time_limit)
-        left = None if deadline is None else deadline - time.perf_counter()
-        out += [b for b in (load, lp_path_load_bound(problem, left)) if b]
+        for bound in (lp_load_bound, lp_path_load_bound):
+            b = bound(problem, None if deadline is None else deadline - time.perf_counter())
+            out += [b] if b else []
     return tuple(out)
 
 
