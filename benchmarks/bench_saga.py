@@ -16,8 +16,8 @@ Steps, all in one run:
    ``--exact-max-tasks`` tasks) solves the same instance;
 3. report makespan ratios ours / best valid saga schedule, solve times, a summary per
    solver (geometric mean ratio, wins / ties / losses, ties within 1e-6 relative),
-   and whether our best heuristic is no worse than the best saga scheduler on every
-   instance and better on average (the issue's target).
+   and whether our best heuristic is no worse than the best saga scheduler on at least
+   95% of the instances and at least 3% better on geometric mean (issue 13's target).
 
 Writes ``--out`` (CSV, one row per instance and solver) and a Markdown summary next
 to it, atomically.  saga's schedulers break ties by iterating frozensets, whose
@@ -205,8 +205,9 @@ def summaries(df: pd.DataFrame, our_solvers: list[str], exact: set[str]) -> tupl
     gm = _geomean(list(pi.best_heuristic_ratio))
     losses = pi[[v == "loss" for v in hv]]
     ok_all = len(losses) == 0
-    lines = [f"Target: our best heuristic no worse than the best saga scheduler on every instance, and better "
-             f"on average -> {'MET' if ok_all and gm < 1 - TIE else 'NOT MET'}",
+    met = len(losses) <= 0.05 * len(hv) and gm <= 0.97
+    lines = [f"Target: our best heuristic no worse than the best saga scheduler on at least 95% of the instances, "
+             f"and at least 3% better on geometric mean -> {'MET' if met else 'NOT MET'}",
              f"  no worse on every instance: {'yes' if ok_all else 'no'} ({hv.count('win')} better, "
              f"{hv.count('tie')} tied, {hv.count('loss')} worse of {len(hv)}); geometric mean ratio {gm:.4f}"]
     for _, r in losses.sort_values("best_heuristic_ratio", ascending=False).iterrows():
