@@ -11,8 +11,14 @@ within 60 s", on ``random_problem(40, platform=random_platform(D, shared=...))``
 for ``--target-seeds`` seeds with and without a shared resource, and reports how
 many were proved and how long each took.
 
+``--symmetry`` measures what the symmetry breaking saves: random DAGs of ``--sizes``
+tasks on a CPU and four identical accelerators (:func:`scheduler.problem.mirror_classes`),
+each exact solver with ``symmetry=True`` and ``False``, and how many each proves and
+how fast.
+
     python benchmarks/bench_exact.py --sizes 20 50 --time-limit 10
     python benchmarks/bench_exact.py --target --time-limit 60 --target-seeds 10
+    python benchmarks/bench_exact.py --symmetry --sizes 12 16 --time-limit 60 --target-seeds 3
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scheduler.fileio import write_text
 from scheduler.generate import random_platform, random_problem
 from scheduler.pipeline import build_problem
+from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from solvers import get_solver
 
@@ -56,6 +64,23 @@ def target_instances(seeds: int, devices: int = 4) -> list[Instance]:
         for s in range(seeds):
             p = random_problem(40, seed=s, platform=random_platform(devices, shared=shared, seed=s))
             out.append(Instance(f"r40-{'shared' if shared else 'separate'}-{s}", "target", p))
+    return out
+
+
+def mirror_instances(sizes: list[int], seeds: int, accelerators: int = 4) -> list[Instance]:
+    """Random DAGs on a CPU and ``accelerators`` identical ones (costs 0.1-1 ms there, 1-3 ms on the CPU)."""
+    devices = (Device("cpu", resources=("cpu",)),) + tuple(
+        Device(f"acc{i}", kind="accelerator", resources=(f"acc{i}",)) for i in range(accelerators))
+    out = []
+    for n in sizes:
+        for s in range(seeds):
+            base = random_problem(n, seed=s, edge_prob=0.3)
+            rng = np.random.default_rng(s)
+            plat = Platform("mirrors", devices, default_link=Link("*", "*", float(rng.uniform(0, 2e-4)), 1e9))
+            costs = {t: {"cpu": float(rng.uniform(1e-3, 3e-3)),
+                         **dict.fromkeys((d.name for d in devices[1:]), float(rng.uniform(1e-4, 1e-3)))}
+                     for t in base.tasks}
+            out.append(Instance(f"mirrors{n}-s{s}", "mirrors", Problem(base.graph, plat, costs)))
     return out
 
 
@@ -104,24 +129,33 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="CP-SAT workers")
     ap.add_argument("--target", action="store_true", help="run the 40-task CP-SAT target instead")
     ap.add_argument("--target-devices", type=int, default=4, help="devices of the target instances")
-    ap.add_argument("--target-seeds", type=int, default=5, help="seeds per platform kind (shared / separate)")
+    ap.add_argument("--target-seeds", type=int, default=5, help="seeds per platform kind (shared / separate), "
+                    "or per size with --symmetry")
+    ap.add_argument("--symmetry", action="store_true", help="each exact solver with and without symmetry breaking "
+                    "on identical accelerators")
     ap.add_argument("--out", default=None, help="CSV path (default results/bench_exact.csv, "
                                                 "results/bench_exact_target.csv with --target)")
     args = ap.parse_args()
 
     if args.target:
         insts, solvers = target_instances(args.target_seeds, args.target_devices), ["cpsat"]
+    elif args.symmetry:
+        insts, solvers = mirror_instances(args.sizes, args.target_seeds), args.solvers
     else:
         insts, solvers = instances(args.models, args.sizes, args.seed), args.solvers
-    out = args.out or ("results/bench_exact_target.csv" if args.target else "results/bench_exact.csv")
+    out = args.out or ("results/bench_exact_target.csv" if args.target else
+                       "results/bench_symmetry.csv" if args.symmetry else "results/bench_exact.csv")
     rows = []
     for inst in insts:
         for solver in solvers:
-            options = {"workers": args.workers} if solver == "cpsat" else {}
-            for r in range(args.repeats):
-                row = run_one(inst, solver, args.time_limit, r, options)
-                rows.append(row)
-                print(f"  {inst.name:<22} {solver:<6} {row['status']:<10} {row['time_s']:7.2f} s", flush=True)
+            for symmetry in ((True, False) if args.symmetry else (True,)):
+                options = {"workers": args.workers} if solver == "cpsat" else {}
+                options["symmetry"] = symmetry
+                for r in range(args.repeats):
+                    row = {**run_one(inst, solver, args.time_limit, r, options), "symmetry": symmetry}
+                    rows.append(row)
+                    print(f"  {inst.name:<22} {solver:<6} symmetry={symmetry!s:<5} {row['status']:<10} "
+                          f"{row['time_s']:7.2f} s", flush=True)
     table = pd.DataFrame(rows)
     write_text(out, table.to_csv(index=False))
     print()
@@ -137,6 +171,12 @@ def main() -> None:
                  else "")
               + (f"; open gaps: {', '.join(f'{g * 100:.1f}%' for g in table[table['status'] != 'optimal']['gap'])}"
                  if len(proved) < len(table) else ""))
+    if args.symmetry:
+        summary = table.groupby(["solver", "symmetry"]).agg(
+            instances=("status", "size"), proved=("status", lambda v: int((v == "optimal").sum())),
+            median_s=("time_s", "median"), max_s=("time_s", "max")).reset_index()
+        print("\nwith and without symmetry breaking (time_s: to proof, or the limit):\n"
+              + summary.to_string(index=False))
     print(f"wrote {out}")
 
 

@@ -15,8 +15,6 @@ transfers: the time the chain takes when its items run one after another.
 makespan; ``solvers.chain_cut`` turns the segments into a placement.
 
 >>> import numpy as np
-
-from .problem import Problem
 >>> cost = np.array([[1.0, 9.0], [1.0, 9.0], [1.0, 8.0]])  # three items, two devices
 >>> move = np.array([[np.inf, 5.0], [5.0, np.inf]])  # both devices keep their segments maximal
 >>> split_chain(cost, np.array([2.0, 2.0, 2.0]), np.array([4.0, 4.0]), lambda j: move)  # two items fit a device

@@ -173,8 +173,9 @@ def _moved(model: cp_model.CpModel, data: ExactData, p: Mapping[tuple[int, str, 
 
 
 def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
-                  deadline: float | None = None) -> BuiltModel:
-    """The makespan model at ``tick`` seconds per tick; ``upper``: a feasible makespan (seconds).
+                  deadline: float | None = None, symmetry: bool = True) -> BuiltModel:
+    """The makespan model at ``tick`` seconds per tick; ``upper``: a feasible makespan (seconds);
+    ``symmetry``: interchangeable devices used in order (:func:`_break_symmetry`).
     Raises :class:`OutOfTime` past ``deadline``."""
     model = cp_model.CpModel()
     horizon = ticks(upper, tick) + 1
@@ -220,7 +221,7 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
         if load:
             model.add(c_max >= sum(w * lit for w, lit in load))
     _memory(model, problem, data, p, 1)
-    mirrors = _break_symmetry(model, problem, data, p, 1)
+    mirrors = _break_symmetry(model, problem, data, p, 1) if symmetry else ()
     model.minimize(c_max)
     return BuiltModel(model, tick, p, s, c_max, 1, mirrors)
 
@@ -257,9 +258,9 @@ def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
 
 
 def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: float, upper: float,
-                     deadline: float | None = None) -> BuiltModel:
-    """The period model over ``replicas`` copies; ``upper``: a feasible period (seconds).
-    Raises :class:`OutOfTime` past ``deadline``."""
+                     deadline: float | None = None, symmetry: bool = True) -> BuiltModel:
+    """The period model over ``replicas`` copies; ``upper``: a feasible period (seconds); ``symmetry``: as
+    :func:`build_latency`.  Raises :class:`OutOfTime` past ``deadline``."""
     model = cp_model.CpModel()
     p: dict[tuple[int, str, str], cp_model.IntVar] = {}
     load: dict[str, list[Any]] = {r: [] for r in problem.platform.resources}
@@ -298,7 +299,7 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, tick: flo
         if terms:
             model.add(per >= sum(terms))
     _memory(model, problem, data, p, replicas)
-    mirrors = _break_symmetry(model, problem, data, p, replicas)
+    mirrors = _break_symmetry(model, problem, data, p, replicas) if symmetry else ()
     model.minimize(per)
     return BuiltModel(model, tick, p, {}, per, replicas, mirrors)
 
@@ -408,12 +409,13 @@ def _reserve(limit: float | None) -> float:
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: Objective = "latency",
           replicas: Replicas = 1, workers: Workers = 2, resolution: Seconds | None = None,
-          hint: bool = True) -> Schedule:
+          hint: bool = True, symmetry: bool = True) -> Schedule:
     """Solve the placement exactly with CP-SAT (latency, or ``objective="throughput"`` with ``replicas``).
 
     ``workers``: CP-SAT search workers (2 suits a 2-core host); ``resolution``:
     seconds per tick (default: the warm start's objective / :data:`HORIZON_TICKS`);
-    ``hint``: warm-start from the better of HEFT and greedy.
+    ``hint``: warm-start from the better of HEFT and greedy; ``symmetry``: use interchangeable devices in
+    order (False: to measure what that saves).
     """
     started = time.perf_counter()
     check_options(NAME, objective, replicas)
@@ -451,11 +453,12 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     t0 = time.perf_counter()
     try:
         if objective == "throughput":
-            built = build_throughput(problem, data, replicas, tick, upper, deadline=budget.deadline())
+            built = build_throughput(problem, data, replicas, tick, upper, deadline=budget.deadline(),
+                                     symmetry=symmetry)
             if hint and throughput is not None:
                 _hint_placements(built, problem, list(throughput))
         else:
-            built = build_latency(problem, data, tick, upper, deadline=budget.deadline())
+            built = build_latency(problem, data, tick, upper, deadline=budget.deadline(), symmetry=symmetry)
             if hint and latency is not None:
                 _hint_latency(built, problem, latency)
     except OutOfTime:

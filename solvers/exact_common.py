@@ -412,7 +412,8 @@ def objective_range(problem: Problem, data: ExactData, objective: str, replicas:
         return lower, found, found if found is not None else replicas * trivial_upper_bound(problem, data)
     found = latency.makespan if latency is not None else None
     trivial = trivial_upper_bound(problem, data)
-    return max(b.value for b in known or classic_bounds(problem)), found, trivial if found is None else min(found, trivial)
+    lower = max(b.value for b in known or classic_bounds(problem))
+    return lower, found, trivial if found is None else min(found, trivial)
 
 
 def _trust_hint_over_infeasible(outcome: Outcome, has_hint: bool, info: dict[str, Any], solver: str) -> Outcome:

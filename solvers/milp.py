@@ -66,14 +66,14 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import pulp
 
 from scheduler.bounds import cheap_bounds
 from scheduler.deadline import OutOfTime, check_time
 from scheduler.errors import SolverError
-from scheduler.problem import Problem
+from scheduler.problem import Problem, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
@@ -101,6 +101,7 @@ class BuiltModel:
     objective: pulp.LpVariable
     replicas: int
     moves: tuple[OutputMove, ...] = ()  # throughput only: the output moves the model charges
+    mirrors: tuple[tuple[str, ...], ...] = ()  # interchangeable devices, used in order (_break_symmetry)
 
 
 # ----------------------------------------------------------------------------- model building
@@ -158,8 +159,9 @@ def _memory(prob: pulp.LpProblem, problem: Problem, data: ExactData,
 
 
 def build_latency(problem: Problem, data: ExactData, upper: float, lower: float, *,
-                  deadline: float | None = None) -> BuiltModel:
-    """The makespan MILP with big-M = ``upper`` (a feasible makespan) and C >= ``lower`` (a sound bound).
+                  deadline: float | None = None, symmetry: bool = True) -> BuiltModel:
+    """The makespan MILP with big-M = ``upper`` (a feasible makespan) and C >= ``lower`` (a sound bound);
+    ``symmetry``: interchangeable devices used in order (:func:`_break_symmetry`).
 
     Raises :class:`OutOfTime` when building runs past ``deadline``.
     """
@@ -197,12 +199,36 @@ def build_latency(problem: Problem, data: ExactData, upper: float, lower: float,
             prob += s[b] >= s[a] + p[a] - big_m * (1 - y) - big_m * both, f"dj_{k}_{ri}_a"
             prob += s[a] >= s[b] + p[b] - big_m * y - big_m * both, f"dj_{k}_{ri}_b"
     _memory(prob, problem, data, x, 1)
-    return BuiltModel(prob, scale, x, s, c_max, 1)
+    mirrors = _break_symmetry(prob, problem, x, 1) if symmetry else ()
+    return BuiltModel(prob, scale, x, s, c_max, 1, mirrors=mirrors)
+
+
+def _break_symmetry(prob: pulp.LpProblem, problem: Problem, x: Mapping[tuple[int, str, str], pulp.LpVariable],
+                    replicas: int) -> tuple[tuple[str, ...], ...]:
+    """Interchangeable devices (:func:`scheduler.problem.mirror_classes`) are used in order, as in ``cpsat``: a
+    task may go to the next device of a class only if an earlier task (problem order, copy 0 first) is on
+    the one before.  ``u`` (in [0, 1]) is at most "some task so far is on it": ``u_i <= u_(i-1) + x[i, a]``,
+    and ``x[i, b] <= u_(i-1)``.  Every placement has a renamed twin that obeys this with the same objective
+    (:func:`scheduler.problem.mirror_renaming`), so the optimum stays.  Returns the classes."""
+    order = [(k, t) for k in range(replicas) for t in problem.tasks]
+    mirrors = mirror_classes(problem)
+    for c, devices in enumerate(mirrors):
+        for j, (a, b) in enumerate(zip(devices, devices[1:])):
+            used: Any = 0  # 1 at most once some earlier task is on a
+            for i, (k, t) in enumerate(order):
+                if (k, t, b) in x:
+                    prob += x[k, t, b] <= used, f"sym_{c}_{j}_{i}"
+                if (k, t, a) in x:
+                    later = prob.add_variable(f"u_{c}_{j}_{i}", lowBound=0, upBound=1)
+                    prob += later <= used + x[k, t, a], f"used_{c}_{j}_{i}"
+                    used = later
+    return mirrors
 
 
 def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: float, *,
-                     deadline: float | None = None) -> BuiltModel:
-    """The period MILP over ``replicas`` copies (``upper``: a feasible period, for scaling).
+                     deadline: float | None = None, symmetry: bool = True) -> BuiltModel:
+    """The period MILP over ``replicas`` copies (``upper``: a feasible period, for scaling; ``symmetry``: as
+    :func:`build_latency`).
 
     Raises :class:`OutOfTime` when building runs past ``deadline``.
     """
@@ -244,17 +270,37 @@ def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: fl
         if load[r]:
             prob += per >= pulp.lpSum(load[r]), f"load_{ri}"
     _memory(prob, problem, data, x, replicas)
-    return BuiltModel(prob, scale, x, {}, per, replicas, moves)
+    return BuiltModel(prob, scale, x, {}, per, replicas, moves,
+                      _break_symmetry(prob, problem, x, replicas) if symmetry else ())
 
 
 # ----------------------------------------------------------------------------- warm start
 
-def _warm_latency(model: BuiltModel, problem: Problem, data: ExactData, hint: Schedule) -> None:
-    """Initial values from a valid schedule (every variable set, so CBC can check it)."""
+def _warm_placements(model: BuiltModel, problem: Problem,
+                     placements: Sequence[Mapping[str, str]]) -> tuple[dict[str, str], ...]:
+    """Every variable at its lower bound, then ``placements`` with interchangeable devices renamed as the
+    symmetry breaking asks (and its ``u`` variables set to match); returns the renamed placements."""
     for v in model.prob.variables():
         v.setInitialValue(v.lowBound or 0, check=False)
-    for (_, t, d), v in model.x.items():
-        v.setInitialValue(1 if hint.placement[t] == d else 0)
+    rename = mirror_renaming(problem, placements, model.mirrors)
+    renamed = tuple({t: rename.get(d, d) for t, d in placement.items()} for placement in placements)
+    for (k, t, d), v in model.x.items():
+        v.setInitialValue(1 if renamed[k][t] == d else 0)
+    names = {v.name: v for v in model.prob.variables()}
+    order = [(k, t) for k in range(model.replicas) for t in problem.tasks]
+    for c, devices in enumerate(model.mirrors):
+        for j, a in enumerate(devices[:-1]):
+            seen = False
+            for i, (k, t) in enumerate(order):
+                seen = seen or renamed[k][t] == a
+                if f"u_{c}_{j}_{i}" in names:
+                    names[f"u_{c}_{j}_{i}"].setInitialValue(1 if seen else 0)
+    return renamed
+
+
+def _warm_latency(model: BuiltModel, problem: Problem, data: ExactData, hint: Schedule) -> None:
+    """Initial values from a valid schedule (every variable set, so CBC can check it)."""
+    placement = _warm_placements(model, problem, [hint.placement])[0]
     by = hint.by_name
     for t, v in model.s.items():
         v.setInitialValue(by[t].start * model.scale)
@@ -262,7 +308,7 @@ def _warm_latency(model: BuiltModel, problem: Problem, data: ExactData, hint: Sc
     names = {v.name: v for v in model.prob.variables()}
     for k, (a, b, _) in enumerate(data.pairs):
         names[f"y_{k}"].setInitialValue(1 if by[a].finish <= by[b].start + 1e-12 * max(1.0, makespan(hint)) else 0)
-    _warm_z(model, problem, data, [hint.placement], names)
+    _warm_z(model, problem, data, [placement], names)
 
 
 def _warm_z(model: BuiltModel, problem: Problem, data: ExactData, placements: list[Mapping[str, str]],
@@ -279,10 +325,7 @@ def _warm_z(model: BuiltModel, problem: Problem, data: ExactData, placements: li
 
 def _warm_throughput(model: BuiltModel, problem: Problem, data: ExactData,
                      placements: tuple[Mapping[str, str], ...]) -> None:
-    for v in model.prob.variables():
-        v.setInitialValue(v.lowBound or 0, check=False)
-    for (k, t, d), v in model.x.items():
-        v.setInitialValue(1 if placements[k][t] == d else 0)
+    placements = _warm_placements(model, problem, placements)
     model.objective.setInitialValue(replicated_period(problem, placements) * model.scale)
     names = {v.name: v for v in model.prob.variables()}
     for k, placement in enumerate(placements):
@@ -551,12 +594,13 @@ def _outcome(model: BuiltModel, data: ExactData, res: BackendResult, info: dict[
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, objective: Objective = "latency",
           replicas: Replicas = 1, backend: Literal["cbc", "highs"] = "cbc", threads: Workers = 2,
-          warm_start: bool = True) -> Schedule:
+          warm_start: bool = True, symmetry: bool = True) -> Schedule:
     """Solve the placement exactly with a MILP (latency, or ``objective="throughput"`` with ``replicas``).
 
     ``backend``: ``cbc`` (bundled with PuLP) or ``highs`` (needs ``highspy<1.15``;
     PuLP's HiGHS interface takes no warm start).  ``threads``: CBC/HiGHS threads.
-    ``warm_start``: start from the better of HEFT and greedy.
+    ``warm_start``: start from the better of HEFT and greedy; ``symmetry``: use interchangeable devices in
+    order (False: to measure what that saves).
     """
     started = time.perf_counter()
     check_options(NAME, objective, replicas)
@@ -589,12 +633,13 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     t0 = time.perf_counter()
     try:
         if objective == "throughput":
-            model = build_throughput(problem, data, replicas, upper, deadline=budget.deadline())
+            model = build_throughput(problem, data, replicas, upper, deadline=budget.deadline(),
+                                     symmetry=symmetry)
             if warm_start and throughput is not None:
                 _warm_throughput(model, problem, data, throughput)
         else:
             data = with_pairs_of(problem, data, budget.deadline())
-            model = build_latency(problem, data, upper, lower, deadline=budget.deadline())
+            model = build_latency(problem, data, upper, lower, deadline=budget.deadline(), symmetry=symmetry)
             if warm_start and latency is not None:
                 _warm_latency(model, problem, data, latency)
     except OutOfTime:
