@@ -27,8 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 from scheduler.errors import SolverError
 from scheduler.schedule import Schedule
 
-from . import (auto, chain_cut, cpop, cpsat, dp_chain, dp_pipeline, greedy, heft, linear_clustering, lns, milp, minmin,
-               portfolio, single, split)
+from . import (auto, chain_cut, cpop, cpsat, dp_chain, dp_pipeline, dps, greedy, heft, linear_clustering, lns, milp,
+               minmin, portfolio, single, split)
 
 SolveFn = Callable[..., Schedule]
 
@@ -60,6 +60,8 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
                "rule=sufferage: that loses most without its best device) to its best device", minmin.solve),
     SolverInfo("cpop", "CPoP: the critical path on its fastest device, the rest by priority to earliest finish",
                cpop.solve),
+    SolverInfo("dps", "Dynamic Priority Scheduling: the ready task of highest bottom level minus top level, "
+               "levels recomputed after each placement, to its earliest-finish device", dps.solve),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
                dp_chain.solve),
     SolverInfo("chain-cut", "the critical path's blocks cut into device segments that fit memory, by DP "

@@ -241,3 +241,20 @@ def test_chain_cut_shortens_the_published_operator_graphs(dnn_files):
         p = import_dnn_partitioning(DNN / "latency-inputs" / "OperatorGraphs" / f"{name}.json")
         s, heft = get_solver("chain-cut")(p), get_solver("heft")(p)
         assert validate(p, s) == [] and s.makespan < ratio * heft.makespan, (name, s.makespan, heft.makespan)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dps_priorities_peak_on_the_critical_path_and_its_schedules_are_valid(seed):
+    """Before any placement, bottom minus top level is the mean-cost critical path's length on that path and
+    less off it; the schedule is valid with levels recomputed and with them frozen (time limit 0)."""
+    from solvers.dps import levels
+    from solvers.heft import mean_transfer, upward_rank
+
+    p = random_problem(25, seed=seed, platform=random_platform(3, seed=seed), memory_fraction=0.6, colocate=1)
+    mean_cost = {t: sum(p.costs[t].values()) / len(p.costs[t]) for t in p.tasks}
+    prio = levels(p, {}, mean_cost, {(e.src, e.dst): mean_transfer(p, e) for e in p.graph.edges})
+    longest = max(upward_rank(p).values())
+    assert max(prio.values()) == pytest.approx(longest) and all(v <= longest * (1 + 1e-9) for v in prio.values())
+    for limit in (None, 0.0):
+        s = get_solver("dps")(p, time_limit=limit)
+        assert s.found and validate(p, s) == [] and s.solver == "dps"

@@ -16,7 +16,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Timeline, validate
 from solvers import get_solver, list_solvers, solver_names
 
-SOLVERS = ["single", "greedy", "heft", "dp-chain", "linear-clustering", "chain-cut"]
+SOLVERS = ["single", "greedy", "heft", "dp-chain", "linear-clustering", "chain-cut", "dps"]
 
 
 @st.composite
