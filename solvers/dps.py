@@ -32,7 +32,7 @@ from .common import Feasibility, finish, no_solution
 from .heft import mean_transfer
 
 NAME = "dps"
-DEFAULT_SECONDS_PER_TASK = 0.005  # without a time limit, levels are recomputed for this long per task (>= 2 s)
+DEFAULT_SECONDS_PER_TASK = 0.005  # without a time limit: the budget per task (at least 2 s); levels use half
 
 
 def levels(problem: Problem, placed: dict[str, str], mean_cost: dict[str, float],
