@@ -85,7 +85,8 @@ def main() -> None:
                         "best_plain_ms": best_plain * 1e3, "best_plain": r["best_baseline"],
                         "recommended": r["recommended"], "recommended_ms": r["measured_makespan_s"] * 1e3,
                         "speedup": r["speedup_vs_best_baseline"], "headroom": r["headroom"],
-                        "captured": r["headroom_captured"], "devices": len({g["device"] for g in r["segments"]}), "median_abs_error": statistics.median(errors),
+                        "captured": r["headroom_captured"], "devices": len({g["device"] for g in r["segments"]}),
+                        "median_abs_error": statistics.median(errors),
                         "worst_abs_error": max(errors), "median_abs_segment_error": statistics.median(seg_errors),
                         "worst_abs_segment_error": max(seg_errors), "best_placement_vs_plain":
                             max(best_plain / c["measured_makespan_s"] for c in r["candidates"] if c["solver"]),

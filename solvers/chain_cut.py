@@ -28,6 +28,7 @@ graphs it finds 763 and 603 ms where HEFT finds 1094 and 2500.  It costs
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -77,8 +78,18 @@ def _boundaries(problem: Problem, path: list[str], block: dict[str, int], kind: 
     return [[e for _, e in b.values()] for b in best]
 
 
-def _placement(problem: Problem, kind: str) -> tuple[dict[str, str] | None, str]:
-    """One boundary model's placement, or None and why not."""
+@dataclass(frozen=True)
+class Chain:
+    """The critical path, each task's block on it, and each block's cost per device and memory."""
+
+    path: list[str]
+    block: dict[str, int]
+    cost: np.ndarray  # blocks x devices
+    memory: np.ndarray  # per block
+
+
+def chain_of(problem: Problem) -> Chain:
+    """The chain both boundary models cut (built once per solve)."""
     devs = problem.devices
     path = longest_path(problem, {t: min(problem.costs[t].values()) for t in problem.tasks})
     block = blocks(problem, path)
@@ -87,6 +98,13 @@ def _placement(problem: Problem, kind: str) -> tuple[dict[str, str] | None, str]
     for t, b in block.items():
         memory[b] += problem.memory(t)
         cost[b] += [problem.costs[t].get(d, np.inf) for d in devs]
+    return Chain(path, block, cost, memory)
+
+
+def _placement(problem: Problem, chain: Chain, kind: str) -> tuple[dict[str, str] | None, str]:
+    """One boundary model's placement of ``chain``, or None and why not."""
+    devs = problem.devices
+    path, block, cost, memory = chain.path, chain.block, chain.cost, chain.memory
     cap = np.array([problem.platform.device[d].memory_bytes or np.inf for d in devs], dtype=float)
     stay = np.where(np.isfinite(cap), np.inf, 0.0)
     crossing = _boundaries(problem, path, block, kind)
@@ -97,7 +115,7 @@ def _placement(problem: Problem, kind: str) -> tuple[dict[str, str] | None, str]
         np.fill_diagonal(m, stay)
         return m
 
-    value, segments = split_chain(cost, memory, cap, moves)
+    _, segments = split_chain(cost, memory, cap, moves)
     if not segments:
         return None, "no split of the critical-path chain fits memory and support"
     mirrors = {d: c for c in mirror_classes(problem) for d in c}
@@ -123,11 +141,12 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
     schedule, the next starts only if it fits in what is left of ``time_limit`` (taking as long)."""
     started = time.perf_counter()
     best, reasons = None, []
+    chain = chain_of(problem)
     for kind in (("path", "crossing") if boundary == "both" else (boundary,)):
         spent = time.perf_counter() - started
         if best is not None and time_limit is not None and 2 * spent > time_limit:
             break
-        placement, why = _placement(problem, kind)
+        placement, why = _placement(problem, chain, kind)
         if placement is None:
             reasons.append(f"boundary={kind}: {why}")
             continue
