@@ -504,7 +504,7 @@ def test_registered_as_exact_with_their_options():
     for name in EXACT:
         info = SOLVERS[name]
         assert info.exact and info.summary
-        assert {"objective", "replicas"} <= set(info.options)
+        assert {"objective", "replicas", "symmetry"} <= set(info.options)
     assert {"backend", "threads", "warm_start"} <= set(SOLVERS["milp"].options)
     assert {"workers", "resolution", "hint"} <= set(SOLVERS["cpsat"].options)
 
@@ -518,6 +518,8 @@ def test_bad_options_are_rejected(name):
         get_solver(name, objective="throughput", replicas=0)(p)
     with pytest.raises(SolverError, match="replicas applies to objective='throughput' only"):
         get_solver(name, replicas=2)(p)
+    with pytest.raises(SolverError, match="symmetry='maybe': Input should be a valid boolean"):
+        get_solver(name, symmetry="maybe")
 
 
 def test_milp_backend_checks():
