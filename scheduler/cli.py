@@ -2,7 +2,10 @@
 
 Every user error prints one line ``hetsched: error: ...`` and exits with code 2;
 ``validate`` exits 1 when the schedule is invalid.  This module is the composition
-root: it is the one place in ``scheduler/`` that imports the solver registry.
+root: it is the one place in ``scheduler/`` that imports the solver registry.  It
+imports what a command needs when the command runs, so that ``hetsched --help`` and
+``hetsched solvers`` start without onnx, ONNX Runtime, pandas, matplotlib, OR-Tools or
+PuLP (a test checks it).
 """
 
 from __future__ import annotations
@@ -11,30 +14,21 @@ import argparse
 import os
 import sys
 import typing
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from . import __version__, zoo
-from .config import SolverCatalog, SolverSpec, load_config
-from .bounds import all_bounds
-from .compare import load_suite, run_suite
+from . import __version__
 from .errors import HetschedError
-from .importers import import_dnn_partitioning
-from .deploy import export_placement
-from .fileio import load_yaml, write_bytes, write_json
-from .optimize import LEVELS
-from .pipeline import (ProfileOptions, build_problem, format_replay, format_table, graph_level, load_graph,
-                       load_original, load_problem, measure, optimized_cache, run_solvers, summary_table,
-                       tqdm_progress)
-from .run import (execute_run, format_candidates, format_throughput, profile_line, solver_table, throughput_table,
-                  what_if_line)
-from .replay import replay as replay_schedule
-from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
-from .problem import read_problem, write_problem
-from .schedule import read_schedule, schedule_to_dict, validate, write_schedule
+from .levels import LEVELS
+
+if TYPE_CHECKING:
+    from .config import SolverCatalog
+    from .pipeline import ProfileOptions
 
 
 def _solver_catalog() -> SolverCatalog:
     from solvers import SOLVERS, get_solver, solver_names
+
+    from .config import SolverCatalog
 
     return SolverCatalog(names=solver_names(dispatchers=False), check=lambda name, options: get_solver(name, **options) and None,
                          get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options,
@@ -68,6 +62,9 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, list[int]]:
 
 def _parse_options(items: Sequence[str]) -> dict[str, object]:
     """``KEY=VALUE`` solver options, typed as YAML reads them (numbers, booleans, lists)."""
+    from . import zoo
+    from .fileio import load_yaml
+
     return {key: load_yaml(value, f"--option {key}")
             for key, value in zoo.parse_params(items, "solver option (--option)").items()}
 
@@ -82,6 +79,8 @@ def cmd_solvers(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
+    from . import zoo
+
     for m in zoo.list_models():
         params = ", ".join(f"{k}={v}" for k, v in m.defaults.items())
         print(f"{m.name:<10} {m.description}\n{'':<10} defaults: {params}")
@@ -92,6 +91,9 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo_export(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .fileio import write_bytes
+
     model = zoo.build(args.name, **zoo.parse_params(args.set))
     write_bytes(args.output, model.SerializeToString())
     print(f"wrote {args.output} ({len(model.graph.node)} nodes)")
@@ -99,10 +101,16 @@ def cmd_zoo_export(args: argparse.Namespace) -> int:
 
 
 def _profile_options(args: argparse.Namespace) -> ProfileOptions:
+    from .pipeline import ProfileOptions
+
     return ProfileOptions(folder=args.profiles, repeats=args.repeats, warmup=args.warmup, force=args.force)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .pipeline import measure
+    from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
+
     params = zoo.parse_params(args.set) if args.set else None
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
                                             _profile_options(args), progress=sys.stderr.isatty(),
@@ -138,6 +146,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_problem(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .pipeline import build_problem
+    from .problem import write_problem
+
     params = zoo.parse_params(args.set) if args.set else None
     problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
                             profile=_profile_options(args), progress=sys.stderr.isatty(),
@@ -151,6 +163,12 @@ def cmd_problem(args: argparse.Namespace) -> int:
 
 def cmd_solve(args: argparse.Namespace) -> int:
     from solvers import get_solver
+
+    from .config import SolverSpec
+    from .pipeline import format_table, run_solvers, summary_table
+    from .problem import read_problem
+    from .run import format_throughput, throughput_table
+    from .schedule import write_schedule
 
     problem = read_problem(args.problem)
     options = _parse_options(args.option)
@@ -166,6 +184,15 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .deploy import export_placement
+    from .fileio import write_json
+    from .pipeline import format_replay, graph_level, load_graph, load_original, load_problem, optimized_cache, \
+        tqdm_progress
+    from .problem import read_problem
+    from .replay import replay as replay_schedule
+    from .schedule import read_schedule
+
     params = zoo.parse_params(args.set) if args.set else None
     shapes = _parse_shapes(args.input_shape)
     if args.problem:
@@ -192,6 +219,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from .importers import import_dnn_partitioning
+    from .problem import write_problem
+
     problem = import_dnn_partitioning(args.file, accelerators=args.accelerators, cpus=args.cpus,
                                       time_scale=args.time_scale)
     write_problem(problem, args.output)
@@ -202,6 +232,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from solvers import get_solver
+
+    from .compare import load_suite, run_suite
 
     suite = load_suite(args.suite, _solver_catalog())
     updates = {k: v for k, v in (("workers", args.workers), ("output_dir", args.output_dir)) if v is not None}
@@ -218,6 +250,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bound(args: argparse.Namespace) -> int:
+    from .bounds import all_bounds
+    from .problem import read_problem
+
     problem = read_problem(args.problem)
     if args.time_limit is not None and not 0 <= args.time_limit < float("inf"):
         raise HetschedError(f"--time-limit must be a finite number of seconds >= 0, got {args.time_limit}")
@@ -229,6 +264,9 @@ def cmd_bound(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .problem import read_problem
+    from .schedule import read_schedule, schedule_to_dict, validate
+
     problem = read_problem(args.problem)
     sched = read_schedule(args.schedule)
     errors = validate(problem, sched)
@@ -245,6 +283,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .run import execute_run, format_candidates, profile_line, solver_table, what_if_line
+
     catalog = _solver_catalog()
     config = load_config(args.config, catalog)
     updates: dict[str, object] = {}

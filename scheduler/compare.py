@@ -45,7 +45,7 @@ from .fileio import read_json, read_yaml, write_json, write_text
 from .generate import random_problem
 from .importers import import_dnn_partitioning
 from .pipeline import GetSolver, build_problem, safe_name
-from .plots import gantt
+from .plots import gantt, gap_chart, ratio_chart, time_chart
 from .problem import Problem, read_problem, write_problem
 from .schedule import schedule_from_dict, schedule_to_dict, validate
 
@@ -334,13 +334,6 @@ def _geomean(values: Iterable[float]) -> float:
 
 def _report(suite: Suite, folder: str, table: pd.DataFrame, problems: dict[str, Problem],
             results: dict[str, dict[str, Any]], cells: Sequence[Cell]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import _save
-
     found = table[table["makespan"].notna()].copy()
     found["best"] = found.groupby(["instance", "time_limit", "seed"])["makespan"].transform("min")
     found["win"] = found["makespan"] <= found["best"] * (1 + 1e-9)
@@ -352,30 +345,13 @@ def _report(suite: Suite, folder: str, table: pd.DataFrame, problems: dict[str, 
     summary = summary.sort_values("geomean_gap")
     plots = os.path.join(folder, "plots")
     if len(summary):
-        fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(summary) + 2), 3))
-        ax.bar(summary["solver"], summary["geomean_gap"] * 100, color="steelblue")
-        ax.set_ylabel("geometric-mean gap (%)")
-        ax.tick_params(axis="x", rotation=30)
-        ax.set_title(f"{suite.name}: gap to the lower bound per solver", fontsize=9)
-        _save(fig, os.path.join(plots, "gap_per_solver.png"))
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for solver, grp in found.groupby("solver"):
-            ax.scatter(grp["tasks"], grp["solve_s"].clip(lower=1e-5), label=solver, s=14)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("tasks")
-        ax.set_ylabel("solve time (s)")
-        ax.legend(fontsize=7)
-        ax.set_title(f"{suite.name}: solve time vs graph size", fontsize=9)
-        _save(fig, os.path.join(plots, "solve_time_vs_size.png"))
-        pivot = found.assign(norm=found["makespan"] / found["lower_bound"]).pivot_table(
-            index="instance", columns="solver", values="norm", aggfunc="min")
-        ax = pivot.plot(kind="bar", figsize=(max(6, 0.6 * len(pivot) * max(1, len(pivot.columns)) / 2), 4))
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_ylabel("makespan / lower bound")
-        ax.legend(fontsize=7)
-        ax.set_title(f"{suite.name}: makespan normalised to the bound", fontsize=9)
-        _save(ax.get_figure(), os.path.join(plots, "makespan_over_bound.png"))
+        gap_chart(list(summary["solver"]), list(summary["geomean_gap"]), os.path.join(plots, "gap_per_solver.png"),
+                  title=f"{suite.name}: geometric-mean gap to the lower bound per solver")
+        time_chart(found, os.path.join(plots, "solve_time_vs_size.png"),
+                   title=f"{suite.name}: solve time vs graph size")
+        ratio_chart(found.assign(norm=found["makespan"] / found["lower_bound"]).pivot_table(
+            index="instance", columns="solver", values="norm", aggfunc="min"),
+            os.path.join(plots, "makespan_over_bound.png"), title=f"{suite.name}: makespan normalised to the bound")
     gantts = []
     if suite.gantt == "best":
         for instance, grp in found.groupby("instance"):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from .errors import ConfigError, HetschedError
 from .fileio import load_yaml
+from .levels import Level
 
 DEFAULT_CONFIG = "default.yaml"
 
@@ -110,7 +111,7 @@ class RunConfig(_Strict):
     name: str = "run"
     model: ModelSpec
     platform: str | dict[str, Any] = "default"
-    graph_optimization: Literal["auto", "none", "basic", "extended", "all"] = "auto"
+    graph_optimization: Literal["auto", Level] = "auto"
     costs: Literal["model", "profile", "problem"] = "model"
     problem: str | None = None
     profile: ProfileSpec = Field(default_factory=ProfileSpec)

@@ -44,9 +44,9 @@ from .errors import HetschedError, ModelError
 from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
 from .graph import name_nodes
+from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
-LEVELS = tuple(ORT_LEVELS)
 
 
 def ort_level(level: str) -> ort.GraphOptimizationLevel:

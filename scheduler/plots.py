@@ -4,6 +4,11 @@
   as arrows from the producer's end to the consumer's row; the title carries
   makespan, bound and gap.
 * :func:`gap_chart`: gap to the lower bound per solver.
+* :func:`time_chart`, :func:`ratio_chart`: a suite's solve times against graph size,
+  and its makespans over the bound per instance.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects, never through pyplot:
+no backend is chosen and no global figure state is kept.
 
 Example
 -------
@@ -20,17 +25,17 @@ import tempfile
 from typing import Sequence
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch  # noqa: E402
-
-from .problem import Problem  # noqa: E402
-from .schedule import Schedule  # noqa: E402
+from .problem import Problem
+from .schedule import Schedule
 
 
-def _save(fig: plt.Figure, path: str) -> str:
-    """Save atomically (temporary file + rename) and close the figure."""
+def _save(fig: Figure, path: str) -> str:
+    """Save atomically (temporary file + rename).  Figures are made without pyplot, so nothing is
+    registered to close and no backend is chosen: a program that imports this module keeps its own."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
@@ -39,7 +44,6 @@ def _save(fig: plt.Figure, path: str) -> str:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
@@ -61,9 +65,10 @@ def gantt(problem: Problem, schedule: Schedule, path: str, *, title: str | None 
     devices = list(problem.devices)
     row = {d: i for i, d in enumerate(devices)}
     ops = sorted({problem.graph.task[t.name].op_type or "task" for t in schedule.tasks})
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
     colour = {op: cmap(i % 20) for i, op in enumerate(ops)}
-    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.6 * len(devices)))
+    fig = Figure(figsize=(12, 1.0 + 0.6 * len(devices)))
+    ax = fig.subplots()
     by = schedule.by_name
     for st in schedule.tasks:
         op = problem.graph.task[st.name].op_type or "task"
@@ -87,7 +92,7 @@ def gantt(problem: Problem, schedule: Schedule, path: str, *, title: str | None 
         if schedule.gap is not None else ""
     ax.set_title(title or f"{problem.label}: {schedule.solver} ({schedule.status}), makespan "
                           f"{schedule.makespan * factor:.4g} {unit}{gap}; {len(crossing)} transfers", fontsize=9)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colour[o]) for o in ops[:20]]
+    handles = [Rectangle((0, 0), 1, 1, color=colour[o]) for o in ops[:20]]
     ax.legend(handles, ops[:20], fontsize=6, ncol=min(10, len(handles)), loc="upper center",
               bbox_to_anchor=(0.5, -0.25), frameon=False)
     return _save(fig, path)
@@ -95,10 +100,39 @@ def gantt(problem: Problem, schedule: Schedule, path: str, *, title: str | None 
 
 def gap_chart(labels: Sequence[str], gaps: Sequence[float], path: str, *, title: str = "gap to lower bound") -> str:
     """Bar chart of each solver's gap (fraction) to the lower bound."""
-    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(labels) + 2), 3))
+    fig = Figure(figsize=(max(4, 0.8 * len(labels) + 2), 3))
+    ax = fig.subplots()
     bars = ax.bar(range(len(labels)), [g * 100 for g in gaps], color="steelblue")
     ax.bar_label(bars, [f"{g:.1%}" for g in gaps], fontsize=7)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("gap (%)")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def time_chart(results: pd.DataFrame, path: str, *, title: str) -> str:
+    """Solve time against graph size (log-log), one colour per solver (``results``: columns solver, tasks,
+    solve_s)."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    for solver, grp in results.groupby("solver"):
+        ax.scatter(grp["tasks"], grp["solve_s"].clip(lower=1e-5), label=solver, s=14)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("tasks")
+    ax.set_ylabel("solve time (s)")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def ratio_chart(ratios: pd.DataFrame, path: str, *, title: str) -> str:
+    """Grouped bars of makespan / lower bound (``ratios``: instances x solvers), a line at 1."""
+    fig = Figure(figsize=(max(6, 0.6 * len(ratios) * max(1, len(ratios.columns)) / 2), 4))
+    ax = fig.subplots()
+    ratios.plot(kind="bar", ax=ax)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_ylabel("makespan / lower bound")
+    ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)

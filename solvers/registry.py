@@ -4,6 +4,11 @@
 Every solver has the signature ``solve(problem, *, time_limit=None, seed=0, **options)``
 and returns a validated :class:`~scheduler.schedule.Schedule`.
 
+The registry names each solver's module and options instead of importing it: listing
+solvers (``hetsched solvers``, ``--help``) then costs no import of OR-Tools, PuLP or
+the models' libraries; a solver's module is imported when it is first asked to solve
+or to check its options (a test keeps the declared options equal to the signatures).
+
 Example
 -------
 >>> from solvers import get_solver, solver_names
@@ -15,75 +20,79 @@ True
 from __future__ import annotations
 
 import functools
-import inspect
+import importlib
 import reprlib
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from scheduler.errors import SolverError
-from scheduler.schedule import Schedule
 
-from . import (auto, chain_cut, cpop, cpsat, dp_chain, dp_pipeline, dps, greedy, heft, linear_clustering, lns, milp,
-               minmin, portfolio, single, split)
+if TYPE_CHECKING:
+    from scheduler.schedule import Schedule
 
-SolveFn = Callable[..., Schedule]
+SolveFn = Callable[..., "Schedule"]
 
 
 @dataclass(frozen=True)
 class SolverInfo:
-    """A registered solver: its name, one-line summary, function, and whether it is exact."""
+    """A registered solver: its name, one-line summary, module (holding ``solve``), option names (besides
+    time_limit and seed, in the signature's order), what it optimises, and whether it is exact."""
 
     name: str
     summary: str
-    solve: SolveFn
+    module: str
+    options: tuple[str, ...] = ()
     exact: bool = False
     objectives: tuple[str, ...] = ("latency",)  # what it optimises (it refuses the others)
     dispatcher: bool = False  # it runs another registered solver: ``solvers: all`` leaves it out (a repeat)
 
     @property
-    def options(self) -> tuple[str, ...]:
-        """Solver-specific option names (besides time_limit and seed)."""
-        params = inspect.signature(self.solve).parameters
-        return tuple(p for p in params if p not in ("problem", "time_limit", "seed"))
+    def solve(self) -> SolveFn:
+        """The module's ``solve`` (imported on first use)."""
+        return importlib.import_module(self.module).solve
 
 
 SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info in (
-    SolverInfo("single", "all tasks on the best single device (option device=NAME, or single:NAME)", single.solve),
+    SolverInfo("single", "all tasks on the best single device (option device=NAME, or single:NAME)",
+               "solvers.single", ("device",)),
     SolverInfo("greedy", "topological order, each task where it finishes earliest "
-               "(priority=[dev,...]: device-priority baseline)", greedy.solve),
-    SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", heft.solve),
+               "(priority=[dev,...]: device-priority baseline)", "solvers.greedy", ("priority",)),
+    SolverInfo("heft", "HEFT: upward rank, insertion-based earliest finish time", "solvers.heft", ("transfer_mean",)),
     SolverInfo("minmin", "batch-mode list scheduling: the ready task that finishes first (rule=max: last; "
-               "rule=sufferage: that loses most without its best device) to its best device", minmin.solve),
+               "rule=sufferage: that loses most without its best device) to its best device", "solvers.minmin",
+               ("rule",)),
     SolverInfo("cpop", "CPoP: the critical path on its fastest device, the rest by priority to earliest finish",
-               cpop.solve),
+               "solvers.cpop", ("transfer_mean",)),
     SolverInfo("dps", "Dynamic Priority Scheduling: the ready task of highest bottom level minus top level, "
-               "levels recomputed after each placement, to its earliest-finish device", dps.solve),
+               "levels recomputed after each placement, to its earliest-finish device", "solvers.dps"),
     SolverInfo("dp-chain", "PIM paper's DP over a topological chain (exact on chains, sequential execution)",
-               dp_chain.solve),
+               "solvers.dp_chain"),
     SolverInfo("chain-cut", "the critical path's blocks cut into device segments that fit memory, by DP "
-               "(boundary=path|crossing|both)", chain_cut.solve),
+               "(boundary=path|crossing|both)", "solvers.chain_cut", ("boundary",)),
     SolverInfo("dp-pipeline", "throughput: pipeline stages by DP over contiguous splits of a few task orders "
-               "(objective=throughput only)", dp_pipeline.solve, objectives=("throughput",)),
+               "(objective=throughput only)", "solvers.dp_pipeline", ("objective", "replicas"),
+               objectives=("throughput",)),
     SolverInfo("portfolio", "every list heuristic and its variants (HEFT and CPoP with both transfer means, "
-               "MinMin, MaxMin, Sufferage...) and chain-cut, the shortest schedule", portfolio.solve),
+               "MinMin, MaxMin, Sufferage...) and chain-cut, the shortest schedule", "solvers.portfolio"),
     SolverInfo("linear-clustering", "Ramiel: critical-path linear clusters merged and mapped to parallel devices",
-               linear_clustering.solve),
+               "solvers.linear_clustering", ("clusters",)),
     SolverInfo("split", "DiviML modularity splitting: convex modules solved by CP-SAT in topological order, "
-               "then windowed polish", split.solve),
+               "then windowed polish", "solvers.split",
+               ("max_module", "resolution", "polish", "polish_window", "workers")),
     SolverInfo("lns", "anytime large-neighbourhood search: windows of the best heuristic schedule re-solved by "
-               "CP-SAT until the time limit", lns.solve),
+               "CP-SAT until the time limit", "solvers.lns", ("window", "workers")),
     SolverInfo("auto", "picks the solver for the size and time budget: cpsat when small, lns when large, portfolio "
-               "under 1 s (throughput: cpsat, dp-pipeline under 1 s)", auto.solve, objectives=("latency", "throughput"),
-               dispatcher=True),
+               "under 1 s (throughput: cpsat, dp-pipeline under 1 s)", "solvers.auto", ("objective", "replicas"),
+               objectives=("latency", "throughput"), dispatcher=True),
     SolverInfo("milp", "exact MILP (DiviML style) in PuLP/CBC: proven bound, HEFT warm start; "
-               "objective=latency|throughput, replicas=B, backend=cbc|highs", milp.solve, exact=True,
+               "objective=latency|throughput, replicas=B, backend=cbc|highs", "solvers.milp",
+               ("objective", "replicas", "backend", "threads", "warm_start", "symmetry"), exact=True,
                objectives=("latency", "throughput")),
     SolverInfo("cpsat", "exact CP-SAT model (intervals, NoOverlap per resource): proven bound, HEFT hint; "
-               "objective=latency|throughput, replicas=B, workers, resolution", cpsat.solve, exact=True,
+               "objective=latency|throughput, replicas=B, workers, resolution", "solvers.cpsat",
+               ("objective", "replicas", "workers", "resolution", "hint", "symmetry"), exact=True,
                objectives=("latency", "throughput")),
 )})
 
@@ -109,6 +118,8 @@ def _hints(info: SolverInfo) -> Mapping[str, Any]:
 
 def _checked(solver: str, key: str, annotation: Any, value: Any) -> Any:
     """``value`` validated strictly against ``annotation`` (types and ranges), else a one-line SolverError."""
+    from pydantic import TypeAdapter, ValidationError
+
     try:
         return TypeAdapter(annotation).validate_python(value, strict=True)
     except ValidationError as exc:

@@ -140,3 +140,17 @@ def test_bound_command_and_certified_gap(tmp_path, capsys):
     assert main(["solve", str(prob), "--solver", "heft", "-o", str(tmp_path / "s.json")]) == 0
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["info"]["bound"] == best and data["gap"] == data["makespan"] / data["lower_bound"] - 1
+
+
+HEAVY = ("onnx", "onnxruntime", "numpy", "pandas", "matplotlib", "ortools", "pulp", "networkx", "pydantic", "scipy")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["solvers"], ["run", "--help"]])
+def test_light_commands_import_no_heavy_library(argv):
+    """``--help`` and ``solvers`` start in a fresh interpreter without the heavy libraries (what made the CLI
+    take 1.3-2.1 s to print its help)."""
+    code = ("import sys\nfrom scheduler.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+    assert "usage: hetsched" in done.stdout or "heft" in done.stdout

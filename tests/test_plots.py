@@ -26,3 +26,15 @@ def test_gantt_and_gap_chart(tmp_path):
     one = gantt(p, single, str(tmp_path / "single.png"))
     assert open(one, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(one) > 1000
     assert open(one, "rb").read() != open(path, "rb").read()  # a different schedule, a different chart
+
+
+def test_drawing_keeps_the_programs_backend(tmp_path):
+    """The charts are drawn without pyplot: importing and drawing leave the backend a program chose."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib\nmatplotlib.use('svg')\nfrom scheduler.plots import gap_chart\n"
+            f"gap_chart(['a'], [0.1], {str(tmp_path / 'gap.png')!r})\nprint(matplotlib.get_backend())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "svg", done.stderr
+    assert (tmp_path / "gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

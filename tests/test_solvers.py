@@ -122,3 +122,24 @@ def test_every_solver_optimises_its_objectives_and_refuses_the_others():
             else:
                 with pytest.raises(SolverError, match=f"{info.name}.*(optimises|only)"):
                     get_solver(info.name, objective=objective)(p, time_limit=2)
+
+
+def test_registry_declares_each_solvers_options_and_module():
+    """The registry lists solvers without importing them: what it declares must be what each module's
+    ``solve`` takes."""
+    import importlib
+    import inspect
+
+    for info in list_solvers():
+        module = importlib.import_module(info.module)
+        params = tuple(p for p in inspect.signature(module.solve).parameters if p not in ("problem", "time_limit",
+                                                                                          "seed"))
+        assert info.options == params, info.name
+        assert info.solve is module.solve
+
+
+def test_levels_match_onnxruntimes():
+    from scheduler.executor import ORT_LEVELS
+    from scheduler.levels import LEVELS
+
+    assert tuple(ORT_LEVELS) == LEVELS
