@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -45,6 +46,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from scheduler import hf
 from scheduler.errors import ModelError
 
 __all__ = ["PRESETS", "ZooError", "ZooModel", "build", "get_model", "list_models", "parse_params"]
@@ -79,15 +81,20 @@ class ZooModel:
     defaults : Mapping[str, int | float | str]
         Every parameter the builder accepts with its default; the default's
         type is the type string values are coerced to.  Read-only.
-    builder : Callable[..., onnx.GraphProto]
+    builder : Callable[..., onnx.GraphProto | onnx.ModelProto]
         Takes every parameter as a keyword argument (already coerced) and
-        returns the graph; :func:`build` wraps it in a model.
+        returns the graph, which :func:`build` wraps in a model, or a whole
+        model (an exporter's: the ``hf-*`` models of :mod:`scheduler.hf`).
+    extra : str or None
+        The optional dependency (``pip install 'hetsched[extra]'``) the builder
+        needs; None for the models built with onnx alone.
     """
 
     name: str
     description: str
     defaults: Mapping[str, ParamValue]
-    builder: Callable[..., onnx.GraphProto] = field(repr=False, compare=False)
+    builder: Callable[..., onnx.GraphProto | onnx.ModelProto] = field(repr=False, compare=False)
+    extra: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.defaults, MappingProxyType):
@@ -333,6 +340,14 @@ def _build_gpt2(
     g.op("MatMul", "lm_head_matmul", [x, head], output="logits")
     g.output("logits", TensorProto.FLOAT, [1, seq_len, vocab])
     return g.graph("gpt2")
+
+
+def _build_hf(family: str, *, layers: int, hidden: int, heads: int, seq_len: int, intermediate: int, vocab: int,
+              batch: int, seed: int) -> onnx.ModelProto:
+    _check_transformer(layers, hidden, heads, seq_len, intermediate, vocab)
+    _positive(batch=batch)
+    return hf.export(family, layers=layers, hidden=hidden, heads=heads, seq_len=seq_len, intermediate=intermediate,
+                     vocab=vocab, batch=batch, seed=seed)
 
 
 _RANDWIRE_GRAPHS = ("ws", "er", "ba")
@@ -638,6 +653,12 @@ _MODELS: dict[str, ZooModel] = {
             {"layers": 4, "width": 64, "batch": 1, "seed": 0},
             _build_mlp,
         ),
+        *(ZooModel(f"hf-{family}", f"{label} from Hugging Face Transformers, random weights, exported by torch's "
+                   "dynamo exporter (needs the torch extra)", {**_TRANSFORMER_DEFAULTS, "vocab": 512, "batch": 1,
+                                                               "seed": 0},
+                   functools.partial(_build_hf, family), extra="torch")
+          for family, label in (("bert", "BERT encoder"), ("roberta", "RoBERTa encoder"),
+                                ("gpt2", "GPT-2 decoder (no key/value cache)"))),
     )
 }
 
@@ -654,6 +675,12 @@ PRESETS: Mapping[str, tuple[str, Mapping[str, ParamValue]]] = MappingProxyType({
     "randwire-imagenet": ("randwire", {"nodes": 32, "channels": 64, "image": 56, "classes": 1000}),
     "siamese-lstm": ("siamese", {"layers": 2, "hidden": 128, "embed": 128, "seq_len": 256, "vocab": 30000,
                                  "proj": 2048, "head": 2}),
+    "hf-bert-base": ("hf-bert", {"layers": 12, "hidden": 768, "heads": 12, "seq_len": 128, "intermediate": 3072,
+                                 "vocab": 30522}),
+    "hf-roberta-base": ("hf-roberta", {"layers": 12, "hidden": 768, "heads": 12, "seq_len": 128,
+                                       "intermediate": 3072, "vocab": 50265}),
+    "hf-gpt2-small": ("hf-gpt2", {"layers": 12, "hidden": 768, "heads": 12, "seq_len": 128, "intermediate": 3072,
+                                  "vocab": 50257}),
 })
 """Models at real sizes: name -> (zoo model, parameters).  ``build("bert-base", seq_len=64)`` overrides one.
 
@@ -774,14 +801,18 @@ def build(name: str, **params: object) -> onnx.ModelProto:
     if "seed" in values and values["seed"] < 0:
         raise ZooError(f"zoo model {name!r}: parameter 'seed' must be >= 0, got {values['seed']}")
     try:
-        graph = entry.builder(**values)
+        built = entry.builder(**values)
     except _ParamError as exc:
         raise ZooError(f"zoo model {name!r}: {exc}") from None
 
     params_json = json.dumps(values, sort_keys=True)
-    graph.doc_string = f"scheduler.zoo model {name!r}: {entry.description}"
+    if isinstance(built, onnx.ModelProto):  # an exporter's model, with its own opsets and shapes
+        built.doc_string = f"scheduler.zoo model {name!r} built with {params_json}"
+        helper.set_model_props(built, {"zoo.name": name, "zoo.params": params_json})
+        return built
+    built.doc_string = f"scheduler.zoo model {name!r}: {entry.description}"
     model = helper.make_model(
-        graph,
+        built,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="scheduler.zoo",
         doc_string=f"scheduler.zoo model {name!r} built with {params_json}",
