@@ -28,10 +28,8 @@ b, for every reader v of u allowed on b), ``c >= w m`` per move of a staged send
 copies (task costs plus what moves cost its device), memory summed over copies;
 minimise ``P``.  No times, no disjunctions.
 
-Honesty.  PuLP reports ``LpStatus`` "Optimal" when CBC stops on the time limit with
-an incumbent; this module reads CBC's own log instead ("Result - Optimal solution
-found" vs "Stopped on time limit", "Objective value", "Lower bound") and never uses
-``LpStatus``.  The proven bound is converted to seconds after subtracting an
+Honesty.  The backends' verdicts come from CBC's own log, never from PuLP's
+``LpStatus`` (:mod:`solvers.mip_backends`).  The proven bound is converted to seconds after subtracting an
 absolute slack of :data:`BOUND_SLACK` model units (1e-7 of the warm start's value,
 covering CBC's cutoff increment 1e-5 and LP feasibility tolerances), so it can
 only err low; status ``optimal`` then follows :mod:`solvers.exact_common`.
@@ -57,13 +55,6 @@ Example
 
 from __future__ import annotations
 
-import importlib.metadata
-import math
-import os
-import re
-import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping, Sequence
@@ -82,6 +73,7 @@ from .exact_common import (Budget, ExactData, Outcome, OutputMove, check_options
                            empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
                            objective_range, output_moves, period_lower_bound, replicated_period, throughput_answer,
                            throughput_hint, with_pairs_of)
+from .mip_backends import BackendResult, highs_available, run, run_cbc
 
 NAME = "milp"
 UNITS = 1000.0
@@ -337,188 +329,7 @@ def _warm_throughput(model: BuiltModel, problem: Problem, data: ExactData,
                 paid.setInitialValue(max(paid.varValue or 0.0, move.send * model.scale))
 
 
-# ----------------------------------------------------------------------------- backends
-
-@dataclass(frozen=True)
-class BackendResult:
-    """What a backend run says, before interpretation (values in model units)."""
-
-    has_solution: bool
-    proven_optimal: bool
-    infeasible: bool
-    objective: float | None
-    bound: float | None
-    status_text: str
-    wall: float
-
-
-_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
-
-
-def _printed_floor(text: str) -> float:
-    """A printed number minus one unit in its last printed digit (CBC rounds what it prints)."""
-    mantissa, _, exponent = text.lower().partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    return float(text) - 10.0 ** (-decimals + (int(exponent) if exponent else 0))
-
-
-def parse_cbc_log(text: str) -> dict[str, Any]:
-    """CBC's verdict from its log: result line, objective, and a lower bound rounded down (None where absent).
-
-    The bound is the largest "best possible" printed (every one is valid; they carry
-    more digits than "Lower bound:", the fallback), minus one unit in its last digit.
-    """
-    out: dict[str, Any] = {"result": None, "objective": None, "bound": None}
-    m = (re.search(r"^Result - (.*)$", text, re.M) or re.search(r"^(Problem is infeasible)", text, re.M)
-         or re.search(r"^(Pre-processing says infeasible.*)$", text, re.M))
-    if m:
-        out["result"] = m.group(1).strip()
-    m = re.search(r"^Objective value:\s+" + _NUM, text, re.M)
-    if m:
-        out["objective"] = float(m.group(1))
-    found = re.findall(r"best possible " + _NUM, text)
-    if found:
-        out["bound"] = max(_printed_floor(v) for v in found)
-    else:
-        m = re.search(r"^Lower bound:\s+" + _NUM, text, re.M)
-        if m:
-            out["bound"] = _printed_floor(m.group(1))
-    return out
-
-
-GRACE_S = 0.1
-"""Seconds past the deadline before CBC is interrupted (SIGINT: it stops and writes its incumbent)."""
-INTERRUPT_WAIT_S = 0.5
-"""Seconds CBC gets to answer SIGINT before it is killed (then nothing it found is used)."""
-
-
-def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> str:
-    """Wait for CBC, interrupting it past ``deadline`` (CBC misses its own limit in long root nodes)."""
-    if deadline is None:
-        proc.wait()
-        return "finished"
-    try:
-        proc.wait(timeout=max(0.0, deadline + GRACE_S - time.perf_counter()))
-        return "finished"
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=INTERRUPT_WAIT_S)
-        return "interrupted"
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return "killed"
-
-
-def _cbc_command() -> pulp.COIN_CMD:
-    """A CBC command: one on the PATH (or from ``pulp[cbc]``), else the binary bundled with PuLP 3."""
-    cmd = pulp.COIN_CMD(msg=False)
-    if cmd.available():
-        return cmd
-    bundled = getattr(pulp.apis.coin_api, "pulp_cbc_path", None)
-    if bundled:
-        cmd = pulp.COIN_CMD(msg=False, path=bundled)
-        if cmd.available():
-            return cmd
-    raise SolverError(f"solver {NAME!r}: no CBC binary found (install it, or pip install 'pulp[cbc]')")
-
-
-def _run_cbc(model: BuiltModel, deadline: float | None, threads: int, seed: int, warm: bool,
-             preprocess: bool = True) -> BackendResult:
-    """Run the bundled CBC on the model's MPS file under a wall-clock watchdog; read its log for the verdict."""
-    cmd = _cbc_command()
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hetsched-cbc-") as tmp:
-        mps, mst, sol, log_path = (os.path.join(tmp, f) for f in ("m.mps", "m.mst", "m.sol", "cbc.log"))
-        vs, vnames, cnames, _ = model.prob.writeMPS(mps, rename=1)
-        args = [cmd.path, mps]
-        if warm:
-            cmd.writesol(mst, model.prob, vs, vnames, cnames)
-            args += ["-mips", mst]
-        if deadline is not None:
-            left = deadline - time.perf_counter()
-            if left <= 0.01:
-                return BackendResult(False, False, False, None, None, "not started: time limit spent", 0.0)
-            # CBC needs a moment after its own limit to stop and write the solution: ask for a bit less
-            args += ["-sec", f"{max(0.01, left - min(0.25, 0.1 * left)):.3f}", "-timeMode", "elapsed"]
-        args += ["-ratio", "0", "-allow", "1e-6", "-threads", str(threads)]
-        if not preprocess:
-            args += ["-preprocess", "off"]
-        if seed:
-            args += ["-randomCbcSeed", str(seed)]
-        args += ["-solve", "-printingOptions", "all", "-solution", sol]
-        with open(log_path, "w") as log_fh:
-            proc = subprocess.Popen(args, stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            try:
-                how = _wait(proc, deadline)
-            except BaseException:  # Ctrl-C: CBC must not outlive us (nor write into a removed folder)
-                proc.kill()
-                proc.wait()
-                raise
-        wall = time.perf_counter() - t0
-        with open(log_path, encoding="utf-8", errors="replace") as fh:
-            log = parse_cbc_log(fh.read())
-        if how == "killed" or not os.path.exists(sol) or os.path.getsize(sol) == 0:
-            said = log["result"] or f"CBC {how}"  # "Pre-processing says infeasible ..." writes no solution
-            return BackendResult(False, False, how == "finished" and "infeasible" in said.lower(), None,
-                                 log["bound"], f"{said}, no solution file", wall)
-        status, values, _, _, _, sol_status = cmd.readsol_MPS(sol, model.prob, vs, vnames, cnames)
-    model.prob.assignVarsVals(values)
-    model.prob.assignStatus(status, sol_status)
-    result = log["result"] or "no result line"
-    if how != "finished":
-        result = f"{result} ({how} by the watchdog)"
-    has = sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
-    optimal = (how == "finished" and result.startswith("Optimal solution found")
-               and sol_status == pulp.LpSolutionOptimal)
-    # CBC's result line ("Problem proven infeasible", "Linear relaxation infeasible") is the proof;
-    # the solution file says "Integer infeasible", which PuLP maps to no status at all
-    infeasible = how == "finished" and not has and ("infeasible" in result.lower()
-                                                    or sol_status == pulp.LpSolutionInfeasible)
-    objective = log["objective"] if has else None
-    if objective is None and has:
-        objective = model.objective.value()
-    bound = log["bound"]
-    if optimal and objective is not None:
-        proven = objective - 1e-6  # CBC stops within allowableGap (1e-6 units) of its bound
-        bound = proven if bound is None else max(bound, proven)
-    return BackendResult(has, optimal, infeasible, objective, bound, result, wall)
-
-
-def _highs_available() -> str | None:
-    """None when HiGHS can be used here, else why not (never imports a highspy that breaks OR-Tools)."""
-    try:
-        version = importlib.metadata.version("highspy")
-    except importlib.metadata.PackageNotFoundError:
-        return "highspy is not installed (pip install 'highspy<1.15')"
-    major_minor = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
-    if major_minor >= (1, 15):
-        return f"highspy {version} cannot share a process with OR-Tools 9.15; install 'highspy<1.15'"
-    if not pulp.HiGHS().available():
-        return "PuLP cannot load highspy"
-    return None
-
-
-def _run_highs(model: BuiltModel, limit: float | None, threads: int, seed: int) -> BackendResult:
-    params: dict[str, Any] = {"random_seed": seed, "mip_abs_gap": 1e-6, "mip_rel_gap": 0.0}
-    cmd = pulp.HiGHS(msg=False, timeLimit=None if limit is None else max(limit, 0.01), threads=threads, **params)
-    t0 = time.perf_counter()
-    model.prob.solve(cmd)
-    wall = time.perf_counter() - t0
-    h = model.prob.solverModel
-    info = h.getInfo()
-    status = h.modelStatusToString(h.getModelStatus())
-    has = info.primal_solution_status == 2 and model.prob.sol_status in (pulp.LpSolutionOptimal,
-                                                                           pulp.LpSolutionIntegerFeasible)
-    optimal = status.lower() == "optimal" and has
-    infeasible = status.lower() == "infeasible"
-    objective = info.objective_function_value if has else None
-    bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
-    if optimal and bound is None:
-        bound = objective
-    return BackendResult(has, optimal, infeasible, objective, bound, status, wall)
-
+# ----------------------------------------------------------------------------- backend verdicts
 
 def _check_infeasible(problem: Problem, data: ExactData, replicas: int, res: BackendResult, budget: Budget,
                       info: dict[str, Any]) -> BackendResult:
@@ -542,7 +353,7 @@ def _check_start_proof(model: BuiltModel, res: BackendResult, deadline: float | 
     without the start and without pre-processing, the part that errs (with it, another 5-task case is
     "proven infeasible").  Unconfirmed, the start is kept as a solution without a proof or a bound."""
     values = {v.name: v.varValue for v in model.prob.variables()}
-    again = _run_cbc(model, deadline, threads, seed, warm=False, preprocess=False)
+    again = run_cbc(model.prob, model.objective, deadline, threads, seed, warm=False, preprocess=False)
     info["start_proof_check"] = again.status_text
     if again.proven_optimal:
         return again
@@ -551,16 +362,6 @@ def _check_start_proof(model: BuiltModel, res: BackendResult, deadline: float | 
     for v in model.prob.variables():  # a failed run may have written its last LP point into them
         v.varValue = values[v.name]
     return replace(res, proven_optimal=False, bound=None if again.infeasible else again.bound)
-
-
-def _run(model: BuiltModel, backend: str, deadline: float | None, threads: int, seed: int,
-         warm: bool) -> BackendResult:
-    if backend == "highs":
-        left = None if deadline is None else deadline - time.perf_counter()
-        if left is not None and left <= 0.01:
-            return BackendResult(False, False, False, None, None, "not started: time limit spent", 0.0)
-        return _run_highs(model, left, threads, seed)
-    return _run_cbc(model, deadline, threads, seed, warm)
 
 
 # ----------------------------------------------------------------------------- solve
@@ -605,7 +406,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     started = time.perf_counter()
     check_options(NAME, objective, replicas)
     if backend == "highs":
-        why = _highs_available()
+        why = highs_available()
         if why:
             raise SolverError(f"solver {NAME!r}: backend 'highs' unavailable: {why}")
     budget = Budget(started, time_limit)
@@ -650,7 +451,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     if objective == "latency":
         info["disjunctive_pairs"] = len(data.pairs)
     warm = warm_start and (throughput if objective == "throughput" else latency) is not None
-    res = _run(model, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
+    res = run(model.prob, model.objective, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
     if backend == "cbc" and res.infeasible:
         res = _check_infeasible(problem, data, replicas, res, budget, info)
     elif warm and backend == "cbc" and res.proven_optimal and res.objective >= found * model.scale - 1e-6:

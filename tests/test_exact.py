@@ -25,7 +25,7 @@ from solvers.exact_common import (Outcome, exact_data, latency_answer, period_lo
                                   throughput_answer)
 from solvers import milp
 from solvers.cpsat import placement_exists
-from solvers.milp import parse_cbc_log
+from solvers.mip_backends import parse_cbc_log
 
 EXACT = ["milp", "cpsat"]
 REL = 1e-6
