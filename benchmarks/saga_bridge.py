@@ -14,7 +14,7 @@ schedules a task graph on a network of *related machines*:
   (no latency, no contention); a node runs one task at a time;
 * ``saga.Schedule.mapping``: node name -> list of ``ScheduledTask(node, name, start, end)``.
 
-That is a special case of our model (DESIGN.md): each device on its own resource,
+That is a special case of our model (docs/semantics.md): each device on its own resource,
 ``costs[t][d] = w_t / speed_d``, ``transfer = bytes / bandwidth`` with zero latency
 and a symmetric bandwidth, same-device data free, no memory limit, no co-location,
 every task allowed everywhere.  This module converts both ways within that case

@@ -280,7 +280,7 @@ def link_from_dict(data: Any, where: str = "link", *, endpoints: bool = True) ->
 
 
 def platform_from_dict(data: Any, where: str = "platform") -> Platform:
-    """Build a Platform from the YAML/JSON structure documented in DESIGN.md."""
+    """Build a Platform from its YAML/JSON structure (README, "Platforms")."""
     data = _check_keys(where, data, _PLATFORM_KEYS, {"devices"})
     devices = data["devices"]
     if not isinstance(devices, list):

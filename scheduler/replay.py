@@ -54,7 +54,7 @@ from .graph import name_nodes, node_reads
 from .optimize import IR_VERSION, model_bytes, observed_run, observed_types, random_inputs, session
 from .platform import Platform
 from .problem import Problem
-from .schedule import Schedule
+from .schedule import Schedule, segment_timeline
 
 EPS = 1e-12
 
@@ -281,36 +281,11 @@ def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
 
 def _timeline(problem: Problem, segments: Sequence[Segment],
               durations: Mapping[int, float]) -> dict[int, tuple[float, float]]:
-    """Compose segment durations into (start, finish) per segment under the common semantics, segments as tasks.
-
-    A segment starts when its resources are free (plus the executor's switch cost
-    when a resource passes between devices) and its inputs from other segments
-    have arrived (the problem's transfer times, less the executor's share that
-    links carry for the task-level solvers).
-    """
-    ex = problem.executor
-    switch = ex.switch_s if ex is not None else 0.0
-    owner = {t: seg.index for seg in segments for t in seg.tasks}
-    device_of = {seg.index: seg.device for seg in segments}
-    span: dict[int, tuple[float, float]] = {}
-    free: dict[str, tuple[float, str]] = {}  # resource -> (free at, last device)
-    for seg in sorted(segments, key=lambda q: q.start):
-        resources = problem.platform.device[seg.device].resources
-        start = max([0.0] + [at + (switch if dev != seg.device else 0.0)
-                             for at, dev in (free[r] for r in resources if r in free)])
-        for t in seg.tasks:
-            for e in problem.preds[t]:
-                src = owner[e.src]
-                if src != seg.index:
-                    a, b = device_of[src], seg.device
-                    # links carry the executor's share of a crossing (what the solvers see); here the
-                    # executor is charged per segment and per switch instead, so take that share out
-                    share = ex.edge_s(problem.platform, a, b) if ex is not None else 0.0
-                    start = max(start, span[src][1] + max(0.0, problem.transfer(e, a, b) - share))
-        span[seg.index] = (start, start + durations[seg.index])
-        for r in resources:
-            free[r] = (span[seg.index][1], seg.device)
-    return span
+    """(start, finish) per segment index: :func:`scheduler.schedule.segment_timeline` in scheduled order."""
+    ordered = sorted(segments, key=lambda q: q.start)
+    spans = segment_timeline(problem, [(seg.device, seg.tasks) for seg in ordered],
+                             [durations[seg.index] for seg in ordered])
+    return {seg.index: span for seg, span in zip(ordered, spans)}
 
 
 def predict_replay(problem: Problem, schedule: Schedule) -> float:

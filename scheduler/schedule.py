@@ -1,6 +1,7 @@
 """Schedule: a placement with start/finish times, its simulator and its validator.
 
-The one execution semantics (DESIGN.md) lives here and nowhere else:
+The execution semantics (docs/semantics.md, which lists every place that restates it) is
+simulated here:
 
 * a task runs non-preemptively on one device and holds all of that device's
   resources while it runs;
@@ -209,6 +210,40 @@ def simulate(problem: Problem, placement: Mapping[str, str], order: Sequence[str
     for t in seq:
         tl.place(t, placement[t])
     return tl.schedule(**schedule_fields)
+
+
+def segment_timeline(problem: Problem, segments: Sequence[tuple[str, Sequence[str]]],
+                     durations: Sequence[float]) -> list[tuple[float, float]]:
+    """(start, finish) of runs of tasks executed as units (a replay's segments: one session call each), in the
+    given order, under the same rules, plus what the problem's executor costs add.
+
+    A segment ``(device, tasks)`` lasting ``durations[i]`` starts when its device's
+    resources are free, plus the executor's switch cost on a resource that passes
+    between devices, and when the inputs of its tasks from other segments have
+    arrived: the problem's transfer times less the executor's share of a crossing,
+    which links carry for the task-level solvers (:class:`~scheduler.problem.ExecutorCosts`)
+    and the replay charges per segment and per switch instead.
+    """
+    ex = problem.executor
+    switch = ex.switch_s if ex is not None else 0.0
+    owner = {t: i for i, (_, tasks) in enumerate(segments) for t in tasks}
+    span: list[tuple[float, float]] = []
+    free: dict[str, tuple[float, str]] = {}  # resource -> (free at, last device)
+    for i, (device, tasks) in enumerate(segments):
+        resources = problem.platform.device[device].resources
+        start = max([0.0] + [at + (switch if dev != device else 0.0)
+                             for at, dev in (free[r] for r in resources if r in free)])
+        for t in tasks:
+            for e in problem.preds[t]:
+                src = owner[e.src]
+                if src != i:
+                    a = segments[src][0]
+                    share = ex.edge_s(problem.platform, a, device) if ex is not None else 0.0
+                    start = max(start, span[src][1] + max(0.0, problem.transfer(e, a, device) - share))
+        span.append((start, start + durations[i]))
+        for r in resources:
+            free[r] = (span[i][1], device)
+    return span
 
 
 # ----------------------------------------------------------------------------- throughput

@@ -124,7 +124,8 @@ class BuiltModel:
 def _presence(model: cp_model.CpModel, problem: Problem, data: ExactData,
               copy: int) -> dict[tuple[int, str, str], cp_model.IntVar]:
     """Literals p[copy, t, d], shared inside co-location groups, exactly one per task."""
-    return choice_vars(problem, data, copy, lambda t, d: model.new_bool_var(f"p_{copy}_{data.index[t]}_{d}"),
+    return choice_vars(problem, data.order, data.allowed, copy,
+                       lambda t, d: model.new_bool_var(f"p_{copy}_{data.index[t]}_{d}"),
                        lambda t, lits: model.add_exactly_one(lits))
 
 

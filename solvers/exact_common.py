@@ -1,6 +1,6 @@
 """Pieces the exact solvers (``milp``, ``cpsat``) share: instance data, the period, honest status.
 
-Honesty rules both exact solvers follow (DESIGN.md, "Known pitfalls"):
+Honesty rules both exact solvers follow:
 
 * Every answer is re-simulated and validated (:func:`solvers.common.finish`); the
   makespan (or period) reported is the simulated one, never the solver's value.
@@ -179,25 +179,27 @@ def output_moves(problem: Problem, data: ExactData) -> tuple[OutputMove, ...]:
     return tuple(out)
 
 
-def choice_vars(problem: Problem, data: ExactData, copy: int, new_var: Callable[[str, str], V],
+def choice_vars(problem: Problem, order: Sequence[str], allowed: Mapping[str, Sequence[str]], copy: int,
+                new_var: Callable[[str, str], V],
                 exactly_one: Callable[[str, list[V]], None]) -> dict[tuple[int, str, str], V]:
-    """One 0/1 variable per allowed (task, device) of a copy, shared inside co-location groups.
+    """One 0/1 variable per allowed (task, device) of a copy, for the tasks of ``order``, shared inside
+    co-location groups (the exact models, and a window of ``lns`` / ``split``).
 
     ``new_var(task, device)`` makes a variable; ``exactly_one(task, vars)`` adds the
-    one-device constraint (once per group: its members share the leader's variables).
+    one-device constraint (once per group: its members share the first member's variables).
     """
     out: dict[tuple[int, str, str], V] = {}
     shared: dict[str, dict[str, V]] = {}
-    for t in data.order:
+    for t in order:
         group = problem.colocate.get(t)
         if group is not None and group in shared:
-            out.update({(copy, t, d): shared[group][d] for d in data.allowed[t]})
+            out.update({(copy, t, d): shared[group][d] for d in allowed[t]})
             continue
-        for d in data.allowed[t]:
+        for d in allowed[t]:
             out[copy, t, d] = new_var(t, d)
         if group is not None:
-            shared[group] = {d: out[copy, t, d] for d in data.allowed[t]}
-        exactly_one(t, [out[copy, t, d] for d in data.allowed[t]])
+            shared[group] = {d: out[copy, t, d] for d in allowed[t]}
+        exactly_one(t, [out[copy, t, d] for d in allowed[t]])
     return out
 
 

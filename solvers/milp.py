@@ -104,7 +104,7 @@ def _placement_vars(prob: pulp.LpProblem, problem: Problem, data: ExactData,
     def one(t: str, xs: list[pulp.LpVariable]) -> None:
         prob.addConstraint(pulp.lpSum(xs) == 1, f"one_{copy}_{data.index[t]}")
 
-    return choice_vars(problem, data, copy, lambda t, d: prob.add_variable(
+    return choice_vars(problem, data.order, data.allowed, copy, lambda t, d: prob.add_variable(
         f"x_{copy}_{data.index[t]}_{problem.devices.index(d)}", cat="Binary"), one)
 
 

@@ -25,6 +25,7 @@ from scheduler.schedule import Timeline
 
 from .common import Feasibility, cpsat_solve
 from .cpsat import seconds_below, ticks
+from .exact_common import choice_vars
 
 TICKS = 10**7  # ticks over the window's horizon
 
@@ -61,18 +62,9 @@ def solve_window(problem: Problem, tl: Timeline, feas: Feasibility, members: Seq
     tick = max(horizon_s, 1e-12) / TICKS
     horizon = ticks(horizon_s, tick) + 2
     m = cp_model.CpModel()
-    p = {}
-    group_lit: dict[str, dict[str, Any]] = {}
-    for t in members:
-        g = problem.colocate.get(t)
-        if g is not None and g in group_lit:
-            p.update({(t, d): group_lit[g][d] for d in allowed[t]})
-            continue
-        for d in allowed[t]:
-            p[t, d] = m.new_bool_var(f"p_{t}_{d}")
-        m.add_exactly_one(p[t, d] for d in allowed[t])
-        if g is not None:
-            group_lit[g] = {d: p[t, d] for d in allowed[t]}
+    p = {(t, d): lit for (_, t, d), lit in choice_vars(problem, members, allowed, 0,
+                                                        lambda t, d: m.new_bool_var(f"p_{t}_{d}"),
+                                                        lambda t, lits: m.add_exactly_one(lits)).items()}
     dur = {(t, d): ticks(problem.costs[t][d], tick) for t in members for d in allowed[t]}
     s = {t: m.new_int_var(0, horizon, f"s_{t}") for t in members}
     end = {t: m.new_int_var(0, horizon, f"e_{t}") for t in members}
