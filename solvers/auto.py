@@ -30,7 +30,7 @@ from scheduler.schedule import Schedule
 
 from . import cpsat, dp_pipeline, lns, portfolio
 from .common import Objective, Replicas
-from .exact_common import check_options
+from .exact_solve import check_options
 
 NAME = "auto"
 EXACT_SIZE = 160  # tasks x devices: 40 tasks on 4 devices

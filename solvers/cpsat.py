@@ -23,7 +23,7 @@ ticks (``floor(v / tick)``).  Any real schedule with starts ``S`` maps to ticks
 ``tick * (its optimum or proven bound)`` is a lower bound on the true optimum in
 seconds.  Its solutions are re-simulated with real times (they may come out a few
 ticks later than the model says), and ``optimal`` is claimed only when the
-re-simulated makespan is within :data:`~solvers.exact_common.OPTIMALITY_TOLERANCE`
+re-simulated makespan is within :data:`~solvers.exact_solve.OPTIMALITY_TOLERANCE`
 of that bound, i.e. when the gap closes in real seconds, not merely in ticks.
 By default the tick is chosen so that the warm start's makespan spans
 :data:`HORIZON_TICKS` ticks; rounding then costs at most ~2 ticks per task on the
@@ -76,17 +76,15 @@ from typing import Any, Mapping
 
 from ortools.sat.python import cp_model
 
-from scheduler.bounds import cheap_bounds
-from scheduler.deadline import OutOfTime, check_time
+from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule, simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
-from .exact_common import (Budget, ExactData, Outcome, OutputMove, check_options, choice_vars,
-                           empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint,
-                           objective_range, order_from_starts, output_moves, placement_errors, throughput_answer,
-                           throughput_hint, trivial_upper_bound)
+from .exact_common import (ExactData, OutputMove, choice_vars, order_from_starts, output_moves, placement_errors,
+                           trivial_upper_bound)
+from .exact_solve import Budget, Outcome, Start, solve_exact
 
 NAME = "cpsat"
 HORIZON_TICKS = 10**8
@@ -418,59 +416,36 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     ``hint``: warm-start from the better of HEFT and greedy; ``symmetry``: use interchangeable devices in
     order (False: to measure what that saves).
     """
-    started = time.perf_counter()
-    check_options(NAME, objective, replicas)
-    budget = Budget(started, time_limit)
-    data = exact_data(problem, with_pairs=False)
-    info: dict[str, Any] = {"backend": "cp-sat", "objective_kind": objective, "workers": workers}
-    reason = infeasibility_reason(problem, data)
-    if reason:
-        return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
-                            reason=reason, info=info)
-    latency = latency_hint(problem, budget.deadline())
-    throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
-    coarse = False
-    if latency is None and objective == "latency":
-        latency, infeasible = _first_schedule(problem, data, budget, workers, seed, info)
-        if infeasible:
-            info["reason"] = f"{NAME}: CP-SAT proved that no placement satisfies memory, support and co-location"
-            return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
-                                reason=info["reason"], info=info)
-        coarse = latency is not None
 
-    def answer(out: Outcome) -> Schedule:
+    def run(start: Start) -> Outcome:
+        info, budget = start.info, start.budget
+        tick = _tick(resolution, start.upper)
+        t0 = time.perf_counter()
         if objective == "throughput":
-            return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
-        return latency_answer(problem, out, latency, solver=NAME, started=started, hint_is_exact=coarse,
-                              known=known)
-
-    nothing = Outcome(None, None, None, False, info)
-    known = cheap_bounds(problem) if objective == "latency" else ()
-    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput, known)
-    if found is not None and found <= lower * (1 + 1e-6):
-        info["note_skip"] = "the warm start meets the lower bound; no model solved"
-        return answer(nothing)
-    tick = _tick(resolution, upper)
-    t0 = time.perf_counter()
-    try:
-        if objective == "throughput":
-            built = build_throughput(problem, data, replicas, tick, upper, deadline=budget.deadline(),
+            built = build_throughput(problem, start.data, replicas, tick, start.upper, deadline=budget.deadline(),
                                      symmetry=symmetry)
-            if hint and throughput is not None:
-                _hint_placements(built, problem, list(throughput))
+            if hint and start.throughput is not None:
+                _hint_placements(built, problem, list(start.throughput))
         else:
-            built = build_latency(problem, data, tick, upper, deadline=budget.deadline(), symmetry=symmetry)
-            if hint and latency is not None:
-                _hint_latency(built, problem, latency)
-    except OutOfTime:
-        info["reason"] = f"time limit reached while building the model ({time.perf_counter() - t0:.2f} s)"
-        return answer(nothing)
-    proto = built.model.proto
-    info.update(build_s=time.perf_counter() - t0, resolution_s=tick, variables=len(proto.variables),
-                constraints=len(proto.constraints))
-    limit = budget.remaining(_reserve(time_limit))
-    if limit is not None and limit <= 0.01:
-        info["reason"] = "time limit spent before CP-SAT could start"
-        return answer(nothing)
-    solver, status = _solve_model(built, limit, workers, seed)
-    return answer(_outcome(built, data, solver, status, info))
+            built = build_latency(problem, start.data, tick, start.upper, deadline=budget.deadline(),
+                                  symmetry=symmetry)
+            if hint and start.latency is not None:
+                _hint_latency(built, problem, start.latency)
+        proto = built.model.proto
+        info.update(build_s=time.perf_counter() - t0, resolution_s=tick, variables=len(proto.variables),
+                    constraints=len(proto.constraints))
+        limit = budget.remaining(_reserve(time_limit))
+        if limit is not None and limit <= 0.01:
+            info["reason"] = "time limit spent before CP-SAT could start"
+            return Outcome(None, None, None, False, info)
+        solver, status = _solve_model(built, limit, workers, seed)
+        return _outcome(built, start.data, solver, status, info)
+
+    def first(data: ExactData, budget: Budget, info: dict[str, Any]) -> tuple[Schedule | None, str | None]:
+        schedule, infeasible = _first_schedule(problem, data, budget, workers, seed, info)
+        proof = f"{NAME}: CP-SAT proved that no placement satisfies memory, support and co-location"
+        return schedule, proof if infeasible else None
+
+    return solve_exact(problem, solver=NAME, time_limit=time_limit, objective=objective, replicas=replicas,
+                       info={"backend": "cp-sat", "objective_kind": objective, "workers": workers}, run=run,
+                       first_schedule=first)

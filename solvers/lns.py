@@ -52,7 +52,7 @@ from scheduler.schedule import Schedule, Timeline, simulate
 
 from . import portfolio, split
 from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
-from .exact_common import OPTIMALITY_TOLERANCE
+from .exact_solve import OPTIMALITY_TOLERANCE
 from .window import solve_window
 
 NAME = "lns"

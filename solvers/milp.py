@@ -32,7 +32,7 @@ Honesty.  The backends' verdicts come from CBC's own log, never from PuLP's
 ``LpStatus`` (:mod:`solvers.mip_backends`).  The proven bound is converted to seconds after subtracting an
 absolute slack of :data:`BOUND_SLACK` model units (1e-7 of the warm start's value,
 covering CBC's cutoff increment 1e-5 and LP feasibility tolerances), so it can
-only err low; status ``optimal`` then follows :mod:`solvers.exact_common`.
+only err low; status ``optimal`` then follows :mod:`solvers.exact_solve`.
 The returned placement and order (by MILP start, ties topological) are re-simulated.
 CBC 2.10 itself errs, about once in 5000 random 5-task problems (found by a
 property run against brute force): its pre-processing calls feasible models
@@ -61,18 +61,16 @@ from typing import Any, Literal, Mapping, Sequence
 
 import pulp
 
-from scheduler.bounds import cheap_bounds
-from scheduler.deadline import OutOfTime, check_time
+from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
 from .cpsat import placement_exists
-from .exact_common import (Budget, ExactData, Outcome, OutputMove, check_options, choice_vars,
-                           empty_answer, exact_data, infeasibility_reason, latency_answer, latency_hint, makespan,
-                           objective_range, output_moves, period_lower_bound, replicated_period, throughput_answer,
-                           throughput_hint, with_pairs_of)
+from .exact_common import (ExactData, OutputMove, choice_vars, makespan, output_moves, period_lower_bound,
+                           replicated_period, with_pairs_of)
+from .exact_solve import Budget, Outcome, Start, solve_exact
 from .mip_backends import BackendResult, highs_available, run, run_cbc
 
 NAME = "milp"
@@ -403,57 +401,35 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     ``warm_start``: start from the better of HEFT and greedy; ``symmetry``: use interchangeable devices in
     order (False: to measure what that saves).
     """
-    started = time.perf_counter()
-    check_options(NAME, objective, replicas)
     if backend == "highs":
         why = highs_available()
         if why:
             raise SolverError(f"solver {NAME!r}: backend 'highs' unavailable: {why}")
-    budget = Budget(started, time_limit)
-    data = exact_data(problem, with_pairs=False)  # the pairs (quadratic) come inside the time limit below
-    info: dict[str, Any] = {"backend": backend, "objective_kind": objective}
-    reason = infeasibility_reason(problem, data)
-    if reason:
-        return empty_answer(problem, solver=NAME, started=started, status="infeasible", objective=objective,
-                            reason=reason, info=info)
-    latency = latency_hint(problem, budget.deadline())
-    throughput = throughput_hint(problem, data, replicas, latency) if objective == "throughput" else None
 
-    def answer(out: Outcome) -> Schedule:
+    def run_model(start: Start) -> Outcome:
+        data, budget, info = start.data, start.budget, start.info
+        upper = start.upper * (1 + 1e-6) + 1e-12
+        t0 = time.perf_counter()
         if objective == "throughput":
-            return throughput_answer(problem, out, throughput, solver=NAME, started=started, replicas=replicas)
-        return latency_answer(problem, out, latency, solver=NAME, started=started, known=known)
-
-    nothing = Outcome(None, None, None, False, info)
-    known = cheap_bounds(problem) if objective == "latency" else ()
-    lower, found, upper = objective_range(problem, data, objective, replicas, latency, throughput, known)
-    if found is not None and found <= lower * (1 + 1e-6):
-        info["note_skip"] = "the warm start meets the lower bound; no MILP solved"
-        return answer(nothing)
-    upper = upper * (1 + 1e-6) + 1e-12
-    t0 = time.perf_counter()
-    try:
-        if objective == "throughput":
-            model = build_throughput(problem, data, replicas, upper, deadline=budget.deadline(),
-                                     symmetry=symmetry)
-            if warm_start and throughput is not None:
-                _warm_throughput(model, problem, data, throughput)
+            model = build_throughput(problem, data, replicas, upper, deadline=budget.deadline(), symmetry=symmetry)
+            if warm_start and start.throughput is not None:
+                _warm_throughput(model, problem, data, start.throughput)
         else:
             data = with_pairs_of(problem, data, budget.deadline())
-            model = build_latency(problem, data, upper, lower, deadline=budget.deadline(), symmetry=symmetry)
-            if warm_start and latency is not None:
-                _warm_latency(model, problem, data, latency)
-    except OutOfTime:
-        info["reason"] = f"time limit reached while building the MILP ({time.perf_counter() - t0:.2f} s)"
-        return answer(nothing)
-    info.update(build_s=time.perf_counter() - t0, variables=model.prob.numVariables(),
-                constraints=model.prob.numConstraints())
-    if objective == "latency":
-        info["disjunctive_pairs"] = len(data.pairs)
-    warm = warm_start and (throughput if objective == "throughput" else latency) is not None
-    res = run(model.prob, model.objective, backend, budget.deadline(_read_reserve(model)), threads, seed, warm)
-    if backend == "cbc" and res.infeasible:
-        res = _check_infeasible(problem, data, replicas, res, budget, info)
-    elif warm and backend == "cbc" and res.proven_optimal and res.objective >= found * model.scale - 1e-6:
-        res = _check_start_proof(model, res, budget.deadline(_read_reserve(model)), threads, seed, info)
-    return answer(_outcome(model, data, res, info))
+            model = build_latency(problem, data, upper, start.lower, deadline=budget.deadline(), symmetry=symmetry)
+            if warm_start and start.latency is not None:
+                _warm_latency(model, problem, data, start.latency)
+            info["disjunctive_pairs"] = len(data.pairs)
+        info.update(build_s=time.perf_counter() - t0, variables=model.prob.numVariables(),
+                    constraints=model.prob.numConstraints())
+        warm = warm_start and (start.throughput if objective == "throughput" else start.latency) is not None
+        deadline = budget.deadline(_read_reserve(model))
+        res = run(model.prob, model.objective, backend, deadline, threads, seed, warm)
+        if backend == "cbc" and res.infeasible:
+            res = _check_infeasible(problem, data, replicas, res, budget, info)
+        elif warm and backend == "cbc" and res.proven_optimal and res.objective >= start.found * model.scale - 1e-6:
+            res = _check_start_proof(model, res, deadline, threads, seed, info)
+        return _outcome(model, data, res, info)
+
+    return solve_exact(problem, solver=NAME, time_limit=time_limit, objective=objective, replicas=replicas,
+                       info={"backend": backend, "objective_kind": objective}, run=run_model)

@@ -21,8 +21,8 @@ from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule, period, replicated_period, resource_loads, validate
 from solvers import SOLVERS, get_solver
-from solvers.exact_common import (Outcome, exact_data, latency_answer, period_lower_bound, placement_errors,
-                                  throughput_answer)
+from solvers.exact_common import exact_data, period_lower_bound, placement_errors
+from solvers.exact_solve import Outcome, latency_answer, throughput_answer
 from solvers import milp
 from solvers.cpsat import placement_exists
 from solvers.mip_backends import parse_cbc_log
