@@ -21,7 +21,8 @@ import pandas as pd
 from scheduler.fileio import write_text
 from scheduler.pipeline import load_graph
 from scheduler.platform import load_platform
-from scheduler.profiling import NOISY_CV, plan_profiling, profile_model
+from scheduler.profile_runs import profile_model
+from scheduler.profiling import NOISY_CV, plan_profiling
 
 MODELS = {"bert": {}, "gpt2": {}, "bert-seq64": {"seq_len": 64},
           "bert-base-layer": {"layers": 1, "hidden": 768, "heads": 12, "intermediate": 3072, "seq_len": 128}}

@@ -109,7 +109,8 @@ def _profile_options(args: argparse.Namespace) -> ProfileOptions:
 def cmd_profile(args: argparse.Namespace) -> int:
     from . import zoo
     from .pipeline import measure
-    from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling, profile_paths
+    from .profile_store import profile_paths
+    from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling
 
     params = zoo.parse_params(args.set) if args.set else None
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),

@@ -29,7 +29,8 @@ from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_gra
 from .optimize import observed_types, optimize_model, resolve_level
 from .platform import Platform, load_platform
 from .problem import Problem
-from .profiling import Profile, get_profile, problem_from_profile, real_devices
+from .profile_store import get_profile
+from .profiling import Profile, problem_from_profile, real_devices
 from .schedule import Schedule, validate
 
 GetSolver = Callable[..., Callable[..., Schedule]]

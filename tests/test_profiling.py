@@ -15,8 +15,9 @@ from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
 from scheduler.optimize import session
-from scheduler.profiling import (_fit_link, _pingpong_s, crossing_points, get_profile, plan_profiling,
-                                 problem_from_profile, profile_model, real_devices)
+from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, profile_model
+from scheduler.profile_store import get_profile
+from scheduler.profiling import plan_profiling, problem_from_profile, real_devices
 from scheduler.zoo import build
 
 
@@ -176,10 +177,10 @@ def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypa
     assert bert_profile.drift is not None and np.isfinite(bert_profile.drift)
     model, graph = bert
     plat = load_platform("default")
-    monkeypatch.setattr("scheduler.profiling.check_change", lambda *args, **kw: 0.0)  # the stored one still holds
+    monkeypatch.setattr("scheduler.profile_store.check_change", lambda *args, **kw: 0.0)  # the stored one still holds
     for drifts, kept, warned in [((0.5, 0.05), 0.05, False), ((-0.4, 0.3), 0.3, True), ((0.1,), 0.1, False)]:
         made = iter(drifts)
-        monkeypatch.setattr("scheduler.profiling.profile_model", lambda *args, **kw: replace(
+        monkeypatch.setattr("scheduler.profile_store.profile_model", lambda *args, **kw: replace(
             bert_profile, drift=next(made), whole_run_s={d: 2e-3 for d in bert_profile.whole_run_s}))
         capsys.readouterr()
         prof, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
@@ -189,7 +190,7 @@ def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypa
         stored, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5)
         assert reused and stored.drift == kept
     # a model of µs: its drift is jitter, and it is not measured again
-    monkeypatch.setattr("scheduler.profiling.profile_model", lambda *args, **kw: replace(
+    monkeypatch.setattr("scheduler.profile_store.profile_model", lambda *args, **kw: replace(
         bert_profile, drift=0.5, whole_run_s={d: 5e-5 for d in bert_profile.whole_run_s}))
     prof, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=5, force=True)
     assert prof.drift == 0.5 and "measuring once more" not in capsys.readouterr().err

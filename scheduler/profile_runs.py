@@ -1,0 +1,390 @@
+"""The ONNX Runtime runs that measure a profile (:mod:`scheduler.profiling` says what one is and plans them).
+
+Node costs come from ONNX Runtime's profiler (``<node>_kernel_time`` events, µs) in
+sessions with graph optimisations disabled, so that every event maps to a model
+node; crossings between real devices are timed the way replay hands tensors over
+(:func:`crossing_points`) and fitted as ``latency + bytes / bandwidth``; the
+executor's per-segment call and switch costs come from replays of a fine-grained
+placement (:func:`fit_executor`), the contention between cores from a model run
+on both at once (:func:`measure_contention`), and the profile's drift from timing
+the whole model again at the end (:func:`check_change`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from functools import partial
+from typing import Callable, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from .errors import HetschedError
+from .executor import pin_thread, timed_runs
+from .graph import TaskGraph
+from .optimize import IR_VERSION, model_bytes, random_inputs, session
+from .platform import Device, Platform
+from .problem import ExecutorCosts, Problem
+from .profiling import (EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair, plan_profiling,
+                        platform_key, problem_from_profile, real_devices)
+from .replay import ReplayError, core_map, cut, predict_segments, replay, segment_durations
+from .schedule import simulate
+
+
+def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
+             spinning: str = "always") -> ort.InferenceSession:
+    """A profiling session with optimisations off.
+
+    Node costs are measured as a device runs alone (idle threads spinning, like
+    plain ORT and a one-device replay); what a multi-device replay loses by
+    stopping them between runs is part of the crossings and the executor's costs.
+    """
+    return session(data, "none", threads, provider, spinning=spinning,
+                   profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
+
+
+def _end_trace(session: ort.InferenceSession) -> list[dict]:
+    """Stop profiling and return the trace events (the trace file is removed)."""
+    path = session.end_profiling()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    finally:
+        os.remove(path)
+
+
+def _node_durations(events: Sequence[dict], repeats: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times."""
+    per_node: dict[str, list[float]] = {}
+    runs = []
+    for ev in events:
+        name = ev.get("name", "")
+        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+            per_node.setdefault(name[: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
+        elif ev.get("cat") == "Session" and name == "model_run":
+            runs.append(ev["dur"] * 1e-6)
+    return {k: v[-repeats:] for k, v in per_node.items()}, runs[-repeats:]
+
+
+def _noop() -> None:
+    return None
+
+
+def _stats(task: str, device: str, samples: Sequence[float], note: str = "") -> NodeStat:
+    med = statistics.median(samples)
+    mean = statistics.fmean(samples)
+    cv = statistics.pstdev(samples) / mean if mean > 0 and len(samples) > 1 else 0.0
+    return NodeStat(task, device, med, min(samples), max(samples), cv, len(samples), note)
+
+
+def _relu_chain(elements: int, length: int) -> onnx.ModelProto:
+    """``length`` Relus in a chain on a float tensor of ``elements`` values (one read and one write each)."""
+    names = ["x"] + [f"r{i}" for i in range(length)]
+    nodes = [helper.make_node("Relu", [names[i]], [names[i + 1]], name=f"relu{i}") for i in range(length)]
+    graph = helper.make_graph(nodes, "crossing", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [elements])],
+                              [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [elements])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]:
+    """Least-squares ``latency + bytes / bandwidth`` (both clipped to be physical)."""
+    x = np.array([p[0] for p in points], dtype=float)
+    y = np.array([p[1] for p in points], dtype=float)
+    if len(points) < 2 or np.ptp(x) == 0:
+        return float(max(0.0, y.mean())), None
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 0:
+        return float(max(0.0, y.mean())), None
+    return float(max(0.0, intercept)), float(1.0 / slope)
+
+
+def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
+                  warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None
+                  ) -> Profile:
+    """Measure every node on every real device and every transfer class, following the plan.
+
+    ``model`` must be the model ``graph`` was imported from (with fixed input shapes).
+    ``progress(label, total)`` may return a callable that is ticked once per ORT run.
+    """
+    if repeats < 1 or warmup < 0:
+        raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
+    plan = plan_profiling(graph, platform)
+    data = model_bytes(model)
+    task_names = {t.name for t in graph.tasks}
+    nodes: list[NodeStat] = []
+    whole: dict[str, float] = {}
+    traced: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
+        for run in plan.node_runs:
+            sess = _session(data, run.provider, run.threads, tmp)
+            tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
+                            warmup + repeats) if progress else _noop
+            feeds = random_inputs(sess, seed)
+            timed_runs(partial(sess.run, None, feeds), warmup, repeats, tick)
+            per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
+            del sess  # its (spinning) threads must not run beside the next session
+            # the profiler slows runs down: time the whole model again with it off
+            plain = _session(data, run.provider, run.threads, None)
+            wall = timed_runs(partial(plain.run, None, feeds), warmup, repeats)
+            del plain
+            for dev in run.devices:
+                whole[dev] = statistics.median(wall)
+                traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")
+                for task in graph.tasks:
+                    samples = per_node.get(task.name)
+                    if samples:
+                        nodes.append(_stats(task.name, dev, samples))
+                    else:
+                        nodes.append(NodeStat(task.name, dev, 0.0, 0.0, 0.0, 0.0, 0,
+                                              "not in the ONNX Runtime trace (constant or folded at load): cost 0"))
+            unknown = set(per_node) - task_names
+            if unknown:
+                raise HetschedError(f"profiling trace names nodes not in the model: {sorted(unknown)[:3]}")
+        links = []
+        for erun in plan.edge_runs:
+            if (erun.src_provider, erun.dst_provider) != ("CPUExecutionProvider", "CPUExecutionProvider"):
+                raise HetschedError(f"transfer profiling between {erun.src_provider} and {erun.dst_provider} "
+                                    "is not supported yet; give that link in the platform and mark one side simulated")
+            links += _profile_transfers(erun, platform, repeats, warmup, progress)
+    prof = Profile(
+        model_sha256=hashlib.sha256(data).hexdigest(),
+        platform_key=platform_key(platform),
+        platform_name=platform.name,
+        ort_version=ort.__version__,
+        repeats=repeats,
+        warmup=warmup,
+        date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        host_cores=os.cpu_count() or 1,
+        runs=plan.runs,
+        nodes=tuple(nodes),
+        links=tuple(links),
+        whole_run_s=whole,
+        traced_run_s=traced,
+    )
+    if plan.executor_runs:
+        tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
+        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
+        prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
+        if len(real_devices(platform)) > 1:
+            try:
+                prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
+                                                           repeats=repeats, warmup=warmup, seed=seed,
+                                                           progress=progress))
+            except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
+                pass  # value): no call or switch costs then; placements are predicted by the schedule alone
+    if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
+        prof = replace(prof, drift=check_change(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
+                                                progress=progress))
+    return prof
+
+
+def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int, seed: int = 0,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> float | None:
+    """The check run: the whole model timed now with the first node run's settings, against ``prof``'s
+    timing of it (``now / then - 1``; None when that was 0)."""
+    if not plan.node_runs:
+        return None
+    first = plan.node_runs[0]
+    plain = _session(data, first.provider, first.threads, None)
+    tick = progress("check", warmup + repeats) if progress else _noop
+    now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed)), warmup, repeats, tick))
+    del plain
+    then = prof.whole_run_s.get(first.devices[0], 0.0)
+    return now / then - 1.0 if then > 0 else None
+
+
+def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> ExecutorCosts:
+    """Fit the executor's per-segment costs from one replay of a random placement over the real devices.
+
+    A random placement cuts the model into many segments on every device and
+    passes cores between devices often.  Each device's call cost is the median of
+    its segments' measured minus predicted time (:func:`scheduler.replay.segment_durations`
+    without calls: the problem's contention stays); the switch cost is then the one
+    that makes :func:`scheduler.replay.predict_segments` meet the measured makespan
+    (found by bisection; the prediction grows with it).
+    """
+    reals = {d.name for d in real_devices(problem.platform)}
+    rng = np.random.default_rng(seed)
+    placement = {}
+    for t in problem.tasks:
+        allowed = [d for d in problem.allowed(t) if d in reals] or list(problem.allowed(t))
+        placement[t] = allowed[int(rng.integers(len(allowed)))]
+    schedule = simulate(problem, placement)
+    segments = cut(problem, schedule)
+    result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
+                    progress=(lambda label, total: progress("executor", total)) if progress else None)
+    contention = problem.executor.contention if problem.executor is not None else 0.0
+    work = segment_durations(problem, segments, calls=False)
+    call = {}
+    for d in sorted(reals):
+        excess = [g["measured_median_s"] - work[g["index"]] for g in result["segments"] if g["device"] == d]
+        call[d] = max(0.0, statistics.median(excess)) if excess else 0.0
+    measured = result["measured_makespan_s"]
+
+    def predicted(switch: float) -> float:
+        return predict_segments(replace(problem, executor=ExecutorCosts(call, switch, contention)), segments)
+
+    lo, hi = 0.0, 1e-4
+    if predicted(0.0) >= measured:
+        return ExecutorCosts(call, 0.0, contention)
+    while predicted(hi) < measured and hi < 1.0:
+        lo, hi = hi, 2 * hi
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if predicted(mid) < measured else (lo, mid)
+    return ExecutorCosts(call, hi, contention)
+
+
+def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
+                       tick: Callable[[], None] = lambda: None) -> float:
+    """How much slower the model runs on a device while another runs it beside it on other cores.
+
+    The whole model on the two devices of :func:`contention_pair` at once, each
+    worker pinned to its device's cores as the replay pins them, against the first
+    device alone: median over median, minus 1, at least 0.  Two devices that
+    share caches and memory bandwidth slow each other down; what the node
+    profile (one device at a time) cannot see.  0 without such a pair.  The GIL is handed
+    over as quickly as the replay's executor hands it (else two threads calling ORT wait
+    for each other and a µs model looks several times slower beside another).
+    """
+    pair = contention_pair(platform)
+    if pair is None:
+        return 0.0
+    cpus = core_map(platform)
+    sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
+    feeds = random_inputs(sessions[0], seed)
+
+    def timed(workers: int) -> list[float]:
+        times: list[list[float]] = [[] for _ in range(workers)]
+        start = threading.Barrier(workers)
+
+        def worker(k: int) -> None:
+            pin_thread(cpus.get(pair[k].name, ()))
+            start.wait()
+            times[k] = timed_runs(partial(sessions[k].run, None, feeds), warmup, repeats, tick if k == 0 else _noop)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return [t for ts in times for t in ts]
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    try:
+        single = statistics.median(timed(1))
+        both = statistics.median(timed(2))
+    finally:
+        sys.setswitchinterval(switch)
+    return max(0.0, both / single - 1.0) if single > 0 else 0.0
+
+
+def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:
+    """Seconds per hop of passing ``x`` back and forth between two worker threads, as replay hands over.
+
+    Each hop is one run of the worker's own session on the tensor the other worker
+    produced, then a condition-variable wake-up of the other worker.
+    """
+    cond = threading.Condition()
+    state: dict[str, object] = {"turn": 0, "left": hops, "value": x}
+    start = threading.Barrier(3)
+
+    def worker(me: int) -> None:
+        start.wait()
+        while True:
+            with cond:
+                while state["turn"] != me and state["left"] > 0:  # type: ignore[operator]
+                    cond.wait()
+                if state["left"] <= 0:  # type: ignore[operator]
+                    return
+                value = state["value"]
+            out = sessions[me].run(None, {"x": value})[0]
+            with cond:
+                state.update(value=out, left=state["left"] - 1, turn=1 - me)  # type: ignore[operator]
+                cond.notify_all()
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for th in workers:
+        th.start()
+    start.wait()  # thread start-up is not timed
+    t0 = time.perf_counter()
+    for th in workers:
+        th.join()
+    return (time.perf_counter() - t0) / hops
+
+
+def crossing_points(src: Device, dst: Device, sizes: Sequence[int], warmup: int, repeats: int,
+                    tick: Callable[[], None] = lambda: None, hops: int = 16) -> tuple[tuple[int, float], ...]:
+    """What handing a tensor of each size over between ``src``'s and ``dst``'s workers adds (s).
+
+    Per size: a ping-pong of one Relu per hop between a session with ``src``'s
+    settings and one with ``dst``'s (threads spinning during runs only, as in a multi-device replay), minus
+    the same Relus run as a chain inside one session of each (what the profiled
+    node costs already hold).  The difference is the session call, the worker
+    wake-up and reading data another core wrote: what a segment boundary costs.
+    """
+    points = []
+    for n in sizes:
+        elements = max(1, n // 4)
+        x = np.random.default_rng(0).standard_normal(elements).astype(np.float32)
+        one = model_bytes(_relu_chain(elements, 1))
+        chain = model_bytes(_relu_chain(elements, hops))
+        pair = [_session(one, d.execution_provider, d.threads, None, spinning="during-run") for d in (src, dst)]
+        inside = []
+        for d in (src, dst):
+            sess = _session(chain, d.execution_provider, d.threads, None)
+            walls = timed_runs(partial(sess.run, None, {"x": x}), warmup, repeats)
+            inside.append(statistics.median(walls) / hops)
+            del sess
+        hop = []
+        for i in range(warmup + repeats):
+            t = _pingpong_s(pair, x, hops)
+            if i >= warmup:
+                hop.append(t)
+            tick()
+        points.append((n, max(0.0, statistics.median(hop) - statistics.fmean(inside))))
+    return tuple(points)
+
+
+def _crossing_sizes(sizes: Sequence[int], cap: int = 16 << 20) -> tuple[int, ...]:
+    """A few transfer sizes spanning the model's (smallest, median, largest; capped), for the crossing fit."""
+    s = sorted(sizes)
+    return tuple(sorted({min(cap, max(4, v)) for v in (s[0], s[len(s) // 2], s[-1])}))
+
+
+def _profile_transfers(erun: EdgeRun, platform: Platform, repeats: int, warmup: int,
+                       progress: Callable[[str, int], Callable[[], None]] | None) -> list[LinkFit]:
+    """Fit ``latency + bytes / bandwidth`` per device pair from measured crossings (:func:`crossing_points`).
+
+    Host-memory devices share tensors without a copy, so what a transfer costs is
+    the crossing itself.  Pairs with the same settings (provider, threads, both
+    ways) share one measurement.
+    """
+    sizes = _crossing_sizes(erun.sizes)
+    dev = platform.device
+
+    def settings(a: str, b: str) -> tuple[tuple[str, int], ...]:
+        return tuple(sorted((dev[d].execution_provider, dev[d].threads) for d in (a, b)))
+
+    classes = {settings(a, b): (a, b) for a, b in erun.pairs}
+    tick = progress("transfers", len(classes) * len(sizes) * (warmup + repeats)) if progress else _noop
+    points = {key: crossing_points(dev[a], dev[b], sizes, warmup, repeats, tick) for key, (a, b) in classes.items()}
+    out = []
+    for a, b in erun.pairs:
+        measured = points[settings(a, b)]
+        out.append(LinkFit(a, b, *_fit_link(measured), measured[0][1], measured))
+    return out

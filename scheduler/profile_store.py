@@ -1,0 +1,123 @@
+"""Stored profiles: a CSV table (one row per task and device) and JSON metadata per (model, platform).
+
+A stored profile is reused when the model bytes, the real devices' settings, the
+ONNX Runtime version, the host's core count and the repeat count all match, and
+while one run of the whole model still takes what it took when profiled (within
+:data:`~scheduler.profiling.DRIFT_LIMIT`); :func:`get_profile` measures and stores
+a new one otherwise.  A damaged store is said on stderr and measured again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import asdict
+from typing import Callable
+
+import onnx
+import onnxruntime as ort
+import pandas as pd
+
+from .errors import HetschedError
+from .fileio import read_json, write_json, write_text
+from .graph import TaskGraph
+from .optimize import model_bytes
+from .platform import Platform
+from .problem import ExecutorCosts
+from .profile_runs import check_change, profile_model
+from .profiling import PROFILE_FORMAT, LinkFit, NodeStat, Profile, drifted, plan_profiling, platform_key
+
+
+_CSV_COLUMNS = ["task", "device", "median_s", "min_s", "max_s", "cv", "runs", "note"]
+
+
+def profile_paths(folder: str, label: str, model_sha256: str, key: str) -> tuple[str, str]:
+    """CSV and JSON paths of a stored profile."""
+    stem = os.path.join(folder, f"{label}-{model_sha256[:12]}-{key[:8]}")
+    return f"{stem}.csv", f"{stem}.json"
+
+
+def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
+    """Write the profile's table (CSV) and metadata (JSON) atomically; returns their paths."""
+    csv_path, json_path = profile_paths(folder, label, profile.model_sha256, profile.platform_key)
+    table = pd.DataFrame([asdict(n) for n in profile.nodes], columns=_CSV_COLUMNS)
+    write_text(csv_path, table.to_csv(index=False))
+    meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
+    meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
+    meta["executor"] = None if profile.executor is None else {"call_s": dict(profile.executor.call_s),
+                                                              "switch_s": profile.executor.switch_s,
+                                                              "contention": profile.executor.contention}
+    meta["format"] = PROFILE_FORMAT
+    meta["table"] = os.path.basename(csv_path)
+    write_json(json_path, meta)
+    return csv_path, json_path
+
+
+def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int) -> Profile | None:
+    """The stored profile when everything it depends on matches, else None."""
+    csv_path, json_path = profile_paths(folder, label, model_sha256, platform_key(platform))
+    if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
+        return None
+    try:
+        meta = read_json(json_path, "profile metadata")
+    except HetschedError as exc:
+        meta = {}
+        print(f"hetsched: stored profile {json_path} is damaged ({exc}); measuring again", file=sys.stderr)
+    if (not isinstance(meta, dict) or meta.get("format") != PROFILE_FORMAT or meta.get("model_sha256") != model_sha256
+            or meta.get("platform_key") != platform_key(platform) or meta.get("ort_version") != ort.__version__
+            or meta.get("host_cores") != (os.cpu_count() or 1) or meta.get("repeats") != repeats):
+        return None
+    try:
+        table = pd.read_csv(csv_path, keep_default_na=False)
+        nodes = tuple(NodeStat(str(r.task), str(r.device), float(r.median_s), float(r.min_s), float(r.max_s),
+                               float(r.cv), int(r.runs), str(r.note)) for r in table.itertuples(index=False))
+        links = tuple(LinkFit(l["src"], l["dst"], l["latency"], l["bandwidth"], l["boundary_overhead_s"],
+                              tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
+        return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
+                       meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
+                       meta["whole_run_s"], meta["traced_run_s"],
+                       None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
+                                                                              meta["executor"]["switch_s"],
+                                                                              meta["executor"]["contention"]),
+                       None if meta.get("drift") is None else float(meta["drift"]))
+    except (KeyError, ValueError, TypeError, AttributeError, pd.errors.ParserError) as exc:
+        # a damaged store is not the user's input: say so and measure again (the new profile replaces it)
+        print(f"hetsched: stored profile {csv_path} is damaged ({type(exc).__name__}: {exc}); measuring again",
+              file=sys.stderr)
+        return None
+
+
+def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
+                label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
+                progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
+    """A stored profile when it matches and still holds (``reused=True``), else a fresh one that is then stored.
+
+    A stored profile is checked by one run of the whole model (:func:`~scheduler.profile_runs.check_change`):
+    when the host runs it more than :data:`DRIFT_LIMIT` faster or slower than when
+    it was profiled (another load, another machine state), every cost in it is off
+    alike, and it is measured again.
+    """
+    label = label or graph.name
+    data = model_bytes(model)
+    sha = hashlib.sha256(data).hexdigest()
+    if not force:
+        stored = load_profile(folder, label, sha, platform, repeats)
+        if stored is not None:
+            change = check_change(data, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
+                                  progress=progress)
+            if not drifted(stored, change):
+                return stored, True
+            print(f"hetsched: the whole model now runs {change:+.0%} against the stored profile of {stored.date} "
+                  "(the host's load changed since); measuring again", file=sys.stderr)
+    prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+    if drifted(prof):  # the host's load changed while profiling
+        print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "
+              "profiling (the host's load changed); measuring once more", file=sys.stderr)
+        again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+        prof = min(prof, again, key=lambda p: abs(p.drift or 0.0))
+        if drifted(prof):
+            print(f"hetsched: warning: the profile still drifted by {prof.drift:+.0%}; its predictions are off "
+                  "by as much (profile again on a quieter host with --force)", file=sys.stderr)
+    save_profile(prof, folder, label)
+    return prof, False
