@@ -30,7 +30,8 @@ def _solver_catalog() -> SolverCatalog:
 
     from .config import SolverCatalog
 
-    return SolverCatalog(names=solver_names(dispatchers=False), check=lambda name, options: get_solver(name, **options) and None,
+    return SolverCatalog(names=solver_names(dispatchers=False),
+                         check=lambda name, options: get_solver(name, **options) and None,
                          get=get_solver, options=lambda name: SOLVERS[name.partition(":")[0]].options,
                          objectives=lambda name: SOLVERS[name.partition(":")[0]].objectives)
 
@@ -141,7 +142,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     traced = prof.sum_over_whole(traced=True)
     for dev, ratio in prof.sum_over_whole().items():
         print(f"  {dev}: sum of node medians = {traced[dev]:.2f} x the traced run "
-              f"({prof.traced_run_s[dev] * 1e3:.3f} ms), {ratio:.2f} x the plain run ({prof.whole_run_s[dev] * 1e3:.3f} ms)")
+              f"({prof.traced_run_s[dev] * 1e3:.3f} ms), {ratio:.2f} x the plain run "
+              f"({prof.whole_run_s[dev] * 1e3:.3f} ms)")
     print(f"table: {csv_path}\nmetadata: {json_path}")
     return 0
 
@@ -158,7 +160,8 @@ def cmd_problem(args: argparse.Namespace) -> int:
     write_problem(problem, args.output)
     g = problem.graph
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
-          + (f" ({len(g.unknown_shape_tensors)} tensors of unknown shape counted as 0 bytes)" if g.unknown_shape_tensors else ""))
+          + (f" ({len(g.unknown_shape_tensors)} tensors of unknown shape counted as 0 bytes)"
+             if g.unknown_shape_tensors else ""))
     return 0
 
 
@@ -357,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--platform", default="default", help="preset name or platform YAML file")
         parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
-        parser.add_argument(*profile_flags, "--profiles", default="profiles", type=_path, help="folder of stored profiles")
+        parser.add_argument(*profile_flags, "--profiles", default="profiles", type=_path,
+                            help="folder of stored profiles")
         parser.add_argument("--repeats", type=int, default=20, help="profiling repeats per run")
         parser.add_argument("--warmup", type=int, default=3, help="profiling warm-up runs")
         parser.add_argument("--force", action="store_true", help="re-measure even if a stored profile matches")

@@ -259,7 +259,8 @@ def test_presets_for_the_papers_scenarios(bert):
     assert {"default", "cpu2gpu", "pim-sequential"} <= set(preset_names())
     gpus = load_platform("cpu2gpu")
     g0, g1 = gpus.device["gpu0"], gpus.device["gpu1"]
-    assert g0.kind == g1.kind == "gpu" and g0.simulated and (g0.peak_flops, g0.mem_bandwidth) != (g1.peak_flops, g1.mem_bandwidth)
+    assert g0.kind == g1.kind == "gpu" and g0.simulated
+    assert (g0.peak_flops, g0.mem_bandwidth) != (g1.peak_flops, g1.mem_bandwidth)
     assert plan_profiling(bert[1], gpus).runs == 2  # only the CPU is real: its node run and the check
     # PIM paper: one host thread drives all three devices, so execution is sequential
     pim = load_platform("pim-sequential")
