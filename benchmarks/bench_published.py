@@ -62,12 +62,12 @@ def main() -> None:
         t0 = time.perf_counter()
         cp = get_solver("cpsat", objective="throughput")(problem, time_limit=args.time_limit)
         cp_s = time.perf_counter() - t0
-        best = min(s.info["period"] for s in (cp,) if s.found)
-        bound = max(s.info.get("period_lower_bound") or 0.0 for s in (dp, cp))
+        best = min(s.period.value for s in (cp,) if s.found)
+        bound = max(s.period.bound or 0.0 for s in (dp, cp) if s.period is not None)
         figure = figures.get(name)
         rows.append({"file": name, "tasks": len(problem.tasks), "devices": len(problem.devices),
-                     "published_dp": figure, "dp_pipeline": dp.info["period"], "dp_pipeline_s": dp_s,
-                     "cpsat": cp.info["period"], "cpsat_status": cp.status, "cpsat_s": cp_s,
+                     "published_dp": figure, "dp_pipeline": dp.period.value, "dp_pipeline_s": dp_s,
+                     "cpsat": cp.period.value, "cpsat_status": cp.status, "cpsat_s": cp_s,
                      "best_vs_dp": best / figure if figure else None, "bound": bound,
                      "gap": best / bound - 1 if bound > 0 else None})
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)

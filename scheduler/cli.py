@@ -179,8 +179,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     get_solver(args.solver, **options)  # fail fast on a bad name or option
     (sched,) = run_solvers(problem, [SolverSpec(name=args.solver, options=options)], get_solver,
                            time_limit=args.time_limit, seed=args.seed)
-    throughput = sched.objective == "throughput" and "period" in sched.info
-    print(format_throughput(throughput_table([sched])) if throughput else format_table(summary_table([sched])))
+    print(format_throughput(throughput_table([sched])) if sched.period is not None
+          else format_table(summary_table([sched])))
     if args.output:
         write_schedule(sched, args.output)
         print(f"wrote {args.output}")

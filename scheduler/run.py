@@ -34,7 +34,7 @@ from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_
 from .recommend import as_candidate, recommend
 from .plots import gantt, gap_chart
 from .problem import Problem, disjoint_problems, host_problem, read_problem, write_problem
-from .schedule import Schedule, period, validate, write_schedule
+from .schedule import Period, Schedule, period, validate, write_schedule
 
 
 @dataclass(frozen=True)
@@ -67,22 +67,21 @@ def _run_solver(spec: SolverSpec, problem: Problem, config: RunConfig, catalog: 
 
 
 def _with_period(problem: Problem, s: Schedule, replicas: int, bound: float) -> Schedule:
-    """Attach the throughput view: period (``replicas`` copies of the placement unless the solver placed
-    copies itself), the best period bound, and the period gap."""
+    """Attach the throughput view: the period (``replicas`` copies of the placement unless the solver placed
+    copies itself) with the best period bound known."""
     if not s.found:
         return s
-    per = s.info["period"] if "period" in s.info else period(problem, s.placement) * replicas
-    bound = max(bound, s.info.get("period_lower_bound") or 0.0)
-    return replace(s, info={**s.info, "period": per, "throughput": replicas / per if per else None,
-                            "period_lower_bound": bound, "period_gap": per / bound - 1 if bound > 0 else None})
+    if s.period is not None:
+        return replace(s, period=replace(s.period, bound=max(bound, s.period.bound or 0.0)))
+    return replace(s, period=Period(period(problem, s.placement) * replicas, bound, replicas))
 
 
 def throughput_table(schedules: Sequence[Schedule]) -> pd.DataFrame:
     """One row per solver for a throughput run: period, its bound and gap, throughput, latency of copy 0."""
     return pd.DataFrame([{
-        "solver": s.solver, "status": s.status, "period_s": s.info.get("period"),
-        "period_bound_s": s.info.get("period_lower_bound"), "period_gap": s.info.get("period_gap"),
-        "throughput_per_s": s.info.get("throughput"), "makespan_s": s.makespan, "solve_s": s.solve_seconds,
+        "solver": s.solver, "status": s.status, "period_s": s.period and s.period.value,
+        "period_bound_s": s.period and s.period.bound, "period_gap": s.period and s.period.gap,
+        "throughput_per_s": s.period and s.period.throughput, "makespan_s": s.makespan, "solve_s": s.solve_seconds,
         "note": s.info.get("reason", ""),
     } for s in schedules])
 
@@ -134,7 +133,7 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
     if config.objective == "throughput":
         pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds, time_limit=budget),
                      key=lambda b: b.value).value
-        pbound = max([pbound] + [s.info.get("period_lower_bound") or 0.0 for s in schedules])
+        pbound = max([pbound] + [s.period.bound or 0.0 for s in schedules if s.period is not None])
         schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
     table = throughput_table(schedules) if config.objective == "throughput" else summary_table(schedules)
     return schedules, bounds, table
@@ -164,7 +163,7 @@ def _best(schedules: Sequence[Schedule], config: RunConfig) -> Schedule:
     if not found:
         reasons = "; ".join(f"{s.solver}: {s.info.get('reason', s.status)}" for s in schedules)
         raise HetschedError(f"{config.name}: no solver found a schedule ({reasons})")
-    value = (lambda s: s.info["period"]) if config.objective == "throughput" else (lambda s: s.makespan)
+    value = (lambda s: s.period.value) if config.objective == "throughput" else (lambda s: s.makespan)
     return min(found, key=lambda s: (value(s), s.status != "optimal"))  # a tie goes to a proven optimum
 
 
@@ -235,7 +234,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
             replayed = recommend(original, model, host or problem, (host_schedules if host else schedules) + apart,
                                  simulated=(problem, schedules) if host else None,
                                  candidates=config.replay.candidates,
-                                 key=(lambda s: s.info["period"]) if throughput else None,
+                                 key=(lambda s: s.period.value) if throughput else None,
                                  repeats=config.replay.repeats, rounds=config.replay.rounds,
                                  warmup=config.replay.warmup,
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
@@ -256,7 +255,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         write_text(os.path.join(tmp, "summary.csv"), table.to_csv(index=False))
         gantt(problem, best, os.path.join(tmp, "gantt.png"))
         found = [s for s in schedules if s.found]
-        gaps = [(s.info.get("period_gap") if throughput else s.gap) or 0.0 for s in found]
+        gaps = [((s.period and s.period.gap) if throughput else s.gap) or 0.0 for s in found]
         gap_chart([s.solver for s in found], gaps, os.path.join(tmp, "gap.png"),
                   title=f"{problem.label}: {'period' if throughput else 'makespan'} gap to the lower bound")
         if host is not None:

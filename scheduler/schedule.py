@@ -59,6 +59,32 @@ class ScheduledTask:
 
 
 @dataclass(frozen=True)
+class Period:
+    """A throughput answer: the steady-state period (s) of ``replicas`` pipelined copies of the graph, a sound
+    lower bound on it, and each copy's placement when the copies differ (copy 0's is the schedule's own).
+
+    >>> p = Period(0.004, bound=0.003, replicas=2)
+    >>> round(p.throughput), round(p.gap, 3)
+    (500, 0.333)
+    """
+
+    value: float
+    bound: float | None = None
+    replicas: int = 1
+    placements: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def throughput(self) -> float:
+        """Inferences per second: ``replicas / value``."""
+        return self.replicas / self.value if self.value > 0 else math.inf
+
+    @property
+    def gap(self) -> float | None:
+        """``value / bound - 1`` when the bound is known and positive."""
+        return max(0.0, self.value / self.bound - 1.0) if self.bound else None
+
+
+@dataclass(frozen=True)
 class Schedule:
     """A solver's answer: times per task plus status and certificate data.
 
@@ -76,6 +102,7 @@ class Schedule:
     solve_seconds: float = 0.0
     objective: str = "latency"
     info: Mapping[str, Any] = field(default_factory=dict)
+    period: Period | None = None  # the throughput answer (objective "throughput"); makespan is copy 0's latency
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -392,6 +419,10 @@ def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
         "gap": schedule.gap,
         "solve_seconds": schedule.solve_seconds,
         "info": dict(schedule.info),
+        "period": None if schedule.period is None else {
+            "value": schedule.period.value, "bound": schedule.period.bound, "replicas": schedule.period.replicas,
+            "throughput": schedule.period.throughput, "gap": schedule.period.gap,
+            "placements": [dict(p) for p in schedule.period.placements]},
         "tasks": [{"name": t.name, "device": t.device, "start": t.start, "finish": t.finish} for t in schedule.tasks],
     }
 
@@ -404,9 +435,29 @@ def _num(where: str, value: Any, optional: bool = False) -> float | None:
     return float(value)
 
 
+def _period_from(data: Any, where: str) -> Period | None:
+    """A schedule file's ``period`` object (None stays None); throughput and gap are derived, not read."""
+    if data is None:
+        return None
+    keys = {"value", "bound", "replicas", "throughput", "gap", "placements"}
+    if not isinstance(data, dict) or not {"value"} <= set(data) <= keys:
+        raise ScheduleError(f"{where} must be an object with value and optionally {', '.join(sorted(keys - {'value'}))}")
+    replicas = data.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
+        raise ScheduleError(f"{where}.replicas must be an integer >= 1, got {replicas!r}")
+    placements = data.get("placements", [])
+    if not isinstance(placements, list) or not all(
+            isinstance(p, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in p.items())
+            for p in placements):
+        raise ScheduleError(f"{where}.placements must be a list of task -> device objects")
+    return Period(_num(f"{where}.value", data["value"]), _num(f"{where}.bound", data.get("bound"), optional=True),
+                  replicas, tuple(dict(p) for p in placements))
+
+
 def schedule_from_dict(data: Any, where: str = "schedule") -> Schedule:
     """Parse the ``hetsched-schedule/1`` structure; unknown keys are rejected."""
-    allowed = {"format", "solver", "status", "objective", "makespan", "lower_bound", "gap", "solve_seconds", "info", "tasks"}
+    allowed = {"format", "solver", "status", "objective", "makespan", "lower_bound", "gap", "solve_seconds", "info",
+               "period", "tasks"}
     if not isinstance(data, dict):
         raise ScheduleError(f"{where}: expected an object")
     for k in data:
@@ -435,6 +486,7 @@ def schedule_from_dict(data: Any, where: str = "schedule") -> Schedule:
             solve_seconds=_num(f"{where}: solve_seconds", data.get("solve_seconds", 0.0)) or 0.0,
             objective=str(data.get("objective", "latency")),
             info=dict(data.get("info") or {}),
+            period=_period_from(data.get("period"), f"{where}: period"),
         )
     except HetschedError as exc:
         raise ScheduleError(f"{where}: {exc}") from None

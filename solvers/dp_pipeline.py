@@ -26,13 +26,13 @@ in 3 s).  A local search then moves single units off the busiest device.
   memory and op support are respected per stage.
 
 The result is a heuristic (``status="heuristic"``) with the combinatorial period
-bound; ``info["period"]`` is the exact period of the placement.
+bound; ``period`` holds the exact period of the placement and that bound.
 
 Example
 -------
 >>> from scheduler.generate import random_problem
 >>> s = solve(random_problem(8, seed=1))
->>> s.objective, s.info["period"] > 0
+>>> s.objective, s.period.value > 0
 ('throughput', True)
 """
 
@@ -50,7 +50,7 @@ import numpy as np
 
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, period, resource_loads
+from scheduler.schedule import Period, Schedule, period, resource_loads
 
 from .common import Objective, Replicas, finish, no_solution
 from .exact_common import period_lower_bound, placement_errors
@@ -127,10 +127,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                        objective="throughput")
     value, placement = best
     bound = period_lower_bound(problem)
-    info = {"period": value, "period_lower_bound": bound,
-            "period_gap": max(0.0, value / bound - 1.0) if bound > 0 else None,
-            "throughput": 1.0 / value if value > 0 else float("inf"), "replicas": 1, "splits_tried": tried}
-    return replace(finish(problem, placement, solver=NAME, started=started, info=info), objective="throughput")
+    return replace(finish(problem, placement, solver=NAME, started=started, info={"splits_tried": tried}),
+                   objective="throughput", period=Period(value, bound))
 
 
 def _improve(problem: Problem, placement: dict[str, str], members: dict[str, list[int]],

@@ -43,7 +43,7 @@ from scheduler.bounds import Bound, cheap_bounds, classic_bounds
 from scheduler.deadline import OutOfTime
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, replicated_period
+from scheduler.schedule import Period, Schedule, replicated_period
 
 from .common import finish, no_solution
 from .exact_common import (ExactData, exact_data, infeasibility_reason, latency_hint, makespan, order_from_starts,
@@ -198,7 +198,8 @@ def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *,
 
 def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[str, str], ...] | None, *,
                       solver: str, started: float, replicas: int) -> Schedule:
-    """The final throughput Schedule: ``info["period"]`` is the objective; ``makespan`` is copy 0's latency."""
+    """The final throughput Schedule: ``period`` is the objective (with every copy's placement when there are
+    several); ``makespan`` is copy 0's latency."""
     info = dict(outcome.info)
     outcome = _trust_hint_over_infeasible(outcome, hint is not None, info, solver)
     if outcome.infeasible:
@@ -223,13 +224,9 @@ def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[st
     if not from_solver:
         info["fallback"] = "load-greedy/heft"
         info["note"] = f"{solver} found no placement better than its heuristic warm start; this is the heuristic's"
-    info.update(period=value, period_lower_bound=bound,
-                period_gap=(max(0.0, value / bound - 1.0) if bound > 0 else None),
-                throughput=(replicas / value if value > 0 else float("inf")), replicas=replicas)
-    if replicas > 1:
-        info["placements"] = [dict(p) for p in placements]
     s = finish(problem, placements[0], None, solver=solver, started=started, info=info)
-    return replace(s, objective="throughput", status=_status(value, bound, from_solver))
+    per = Period(value, bound, replicas, tuple(dict(p) for p in placements) if replicas > 1 else ())
+    return replace(s, objective="throughput", status=_status(value, bound, from_solver), period=per)
 
 
 # ----------------------------------------------------------------------------- the steps

@@ -43,13 +43,13 @@ def test_on_chains_it_is_at_least_as_good_as_every_contiguous_split(tmp_path, se
     p = published_chain(tmp_path, 3 + seed % 4, seed)
     s = get_solver("dp-pipeline")(p)
     assert s.found and validate(p, s) == [] and placement_errors(p, [s.placement]) == []
-    assert s.objective == "throughput" and s.info["period"] == pytest.approx(period(p, s.placement), rel=1e-12)
+    assert s.objective == "throughput" and s.period.value == pytest.approx(period(p, s.placement), rel=1e-12)
     feasible = [dict(zip(p.tasks, c)) for c in itertools.product(p.devices, repeat=len(p.tasks))]
     feasible = [x for x in feasible if not placement_errors(p, [x])]
     best = min(period(p, x) for x in feasible)
     best_contiguous = min(period(p, x) for x in feasible if contiguous(p, x))
-    assert best * (1 - 1e-12) <= s.info["period"] <= best_contiguous * (1 + 1e-12)
-    assert s.info["period_lower_bound"] <= best * (1 + 1e-12)
+    assert best * (1 - 1e-12) <= s.period.value <= best_contiguous * (1 + 1e-12)
+    assert s.period.bound <= best * (1 + 1e-12)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -60,7 +60,7 @@ def test_valid_on_random_problems(seed):
     s = get_solver("dp-pipeline")(p, time_limit=2)
     if s.found:
         assert validate(p, s) == [] and placement_errors(p, [s.placement]) == []
-        assert s.info["period"] == pytest.approx(period(p, s.placement))
+        assert s.period.value == pytest.approx(period(p, s.placement))
     else:
         assert s.status == "no-solution" and "memory" in s.info["reason"]
 
@@ -72,7 +72,7 @@ def test_matches_the_published_dp_figures(dnn_files, name, figure):
     """RESULTS.md's DP max-load (6 significant digits), reached in well under a second."""
     p = import_dnn_partitioning(DNN / "throughput-inputs" / name, time_scale=1.0)
     s = get_solver("dp-pipeline")(p)
-    assert validate(p, s) == [] and s.info["period"] <= figure * (1 + 1e-5)
+    assert validate(p, s) == [] and s.period.value <= figure * (1 + 1e-5)
 
 
 def test_it_refuses_what_it_does_not_do():
@@ -88,7 +88,7 @@ def test_exact_solvers_start_from_it(dnn_files):
     p = import_dnn_partitioning(DNN / "throughput-inputs" / "LayerGraphs/bert24_inference.json", time_scale=1.0)
     split = get_solver("dp-pipeline")(p)
     exact = get_solver("cpsat", objective="throughput")(p, time_limit=2)
-    assert exact.found and exact.info["period"] <= split.info["period"] * (1 + 1e-9)
+    assert exact.found and exact.period.value <= split.period.value * (1 + 1e-9)
 
 
 def test_a_graph_of_free_tasks():
@@ -101,4 +101,4 @@ def test_a_graph_of_free_tasks():
     p = Problem(TaskGraph("g", (Task("a"), Task("b")), (Edge("a", "b", 0),)), plat,
                 {t: {"A": 0.0, "B": 0.0} for t in "ab"})
     s = get_solver("dp-pipeline")(p, time_limit=5)
-    assert s.found and s.info["period"] == 0.0 and validate(p, s) == []
+    assert s.found and s.period.value == 0.0 and validate(p, s) == []

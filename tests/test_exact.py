@@ -368,10 +368,10 @@ def test_throughput_period_equals_brute_force(name, seed):
         assert s.status == "infeasible" and not s.tasks
         return
     assert s.status == "optimal", s.info
-    assert s.info["period"] == pytest.approx(best, rel=REL)
-    assert s.info["period"] == pytest.approx(period(p, s.placement), rel=1e-12)
-    assert s.info["period_lower_bound"] <= best * (1 + 1e-9)
-    assert s.info["throughput"] == pytest.approx(1.0 / s.info["period"])
+    assert s.period.value == pytest.approx(best, rel=REL)
+    assert s.period.value == pytest.approx(period(p, s.placement), rel=1e-12)
+    assert s.period.bound <= best * (1 + 1e-9)
+    assert s.period.throughput == pytest.approx(1.0 / s.period.value)
 
 
 def identical_devices(seed: int) -> Problem:
@@ -404,7 +404,7 @@ def test_symmetry_breaking_keeps_the_optimum(seed, solver):
     first = [next((i for i, t in enumerate(p.tasks) if s.placement[t] == d), len(p.tasks)) for d in ("y0", "y1", "y2")]
     assert first == sorted(first) or s.info.get("fallback")  # a heuristic warm start kept as it is
     t = get_solver(solver, objective="throughput")(p, time_limit=30)
-    assert t.status == "optimal" and t.info["period"] == pytest.approx(brute_period(p), rel=REL)
+    assert t.status == "optimal" and t.period.value == pytest.approx(brute_period(p), rel=REL)
 
 
 def test_an_output_moves_to_a_device_once():
@@ -439,8 +439,8 @@ def test_throughput_with_staged_and_free_transfers_equals_brute_force(name, seed
         assert s.status == "infeasible"
         return
     assert s.status == "optimal", s.info
-    assert s.info["period"] == pytest.approx(best, rel=REL)
-    assert s.info["period_lower_bound"] <= best * (1 + 1e-9)
+    assert s.period.value == pytest.approx(best, rel=REL)
+    assert s.period.bound <= best * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -455,11 +455,11 @@ def test_throughput_with_two_replicas_equals_brute_force(name, seed):
         assert s.status == "infeasible"
         return
     assert s.status == "optimal"
-    assert s.info["period"] == pytest.approx(best, rel=REL)
-    assert s.info["period"] == pytest.approx(replicated_period(p, s.info["placements"]), rel=1e-12)
-    assert placement_errors(p, s.info["placements"]) == []
-    assert s.info["throughput"] == pytest.approx(2.0 / s.info["period"])
-    assert s.placement == s.info["placements"][0]
+    assert s.period.value == pytest.approx(best, rel=REL)
+    assert s.period.value == pytest.approx(replicated_period(p, s.period.placements), rel=1e-12)
+    assert placement_errors(p, s.period.placements) == []
+    assert s.period.throughput == pytest.approx(2.0 / s.period.value)
+    assert s.placement == s.period.placements[0]
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -554,7 +554,7 @@ def test_throughput_on_a_zoo_model_is_valid(name):
     p = build_problem("mlp", {"layers": "3"})
     s = get_solver(name, objective="throughput", replicas=2)(p, time_limit=30)
     check(p, s)
-    assert s.info["period"] >= s.info["period_lower_bound"] * (1 - 1e-9)
+    assert s.period.value >= s.period.bound * (1 - 1e-9)
 
 
 def test_a_reported_infeasible_never_beats_a_valid_warm_start():

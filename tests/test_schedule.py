@@ -10,7 +10,7 @@ from scheduler.errors import ScheduleError
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.schedule import (Schedule, ScheduledTask, read_schedule, schedule_from_dict, simulate, validate,
+from scheduler.schedule import (Period, Schedule, ScheduledTask, read_schedule, schedule_from_dict, simulate, validate,
                                 write_schedule)
 
 
@@ -154,6 +154,11 @@ def test_schedule_file_round_trip(tmp_path):
     write_schedule(s, tmp_path / "s.json")
     back = read_schedule(tmp_path / "s.json")
     assert back == s and back.gap == pytest.approx(5.5 / 4.0 - 1)
+    copies = ({"x": "A", "y": "A"}, {"x": "B", "y": "B"})
+    t = replace(s, objective="throughput", period=Period(3.0, 2.5, replicas=2, placements=copies))
+    write_schedule(t, tmp_path / "t.json")
+    back = read_schedule(tmp_path / "t.json")
+    assert back == t and back.period.throughput == pytest.approx(2 / 3.0) and back.period.gap == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -162,6 +167,12 @@ def test_schedule_file_round_trip(tmp_path):
     ({"format": "hetsched-schedule/1", "tasks": [{"name": "a"}]}, "exactly name, device, start, finish"),
     ({"format": "hetsched-schedule/1", "makespan": "x", "tasks": []}, "makespan must be a finite number"),
     ({"format": "hetsched-schedule/1", "status": "great", "makespan": 1.0, "tasks": []}, "unknown schedule status"),
+    ({"format": "hetsched-schedule/1", "period": {"bound": 1.0}, "tasks": []}, "period must be an object with value"),
+    ({"format": "hetsched-schedule/1", "period": {"value": 1.0, "replicas": 0}, "tasks": []},
+     "period.replicas must be an integer >= 1"),
+    ({"format": "hetsched-schedule/1", "period": {"value": "x"}, "tasks": []}, "period.value must be a finite"),
+    ({"format": "hetsched-schedule/1", "period": {"value": 1.0, "placements": [["a"]]}, "tasks": []},
+     "period.placements must be a list"),
 ])
 def test_schedule_file_errors(data, expected):
     with pytest.raises(ScheduleError, match=expected):

@@ -30,5 +30,8 @@ def test_every_solvers_schedule_is_its_re_simulation(problem):
             assert math.isclose(mine.start, ref.start, rel_tol=1e-12, abs_tol=1e-15), (info.name, mine, ref)
             assert math.isclose(mine.finish, ref.finish, rel_tol=1e-12, abs_tol=1e-15), (info.name, mine, ref)
         assert math.isclose(s.makespan, again.makespan, rel_tol=1e-12, abs_tol=1e-15), info.name
-        if s.objective == "throughput" and "period" in s.info:
-            assert math.isclose(s.info["period"], period(problem, s.placement), rel_tol=1e-9), info.name
+        if s.objective == "throughput":
+            assert s.period is not None and s.period.replicas == 1, info.name
+            assert math.isclose(s.period.value, period(problem, s.placement), rel_tol=1e-9), info.name
+        else:
+            assert s.period is None, info.name
