@@ -24,7 +24,7 @@ the same name, except for the graph outputs.  Initializers are named
 Examples
 --------
 >>> from scheduler import zoo
->>> [m.name for m in zoo.list_models()]
+>>> [m.name for m in zoo.list_models() if m.extra is None]  # the hf-* ones need the torch extra
 ['bert', 'gpt2', 'randwire', 'inception', 'resnet', 'squeezenet', 'mobilenet', 'siamese', 'mlp']
 >>> model = zoo.build("bert", **zoo.parse_params(["layers=1", "seq_len=8"]))
 >>> model.graph.input[0].name, model.graph.output[0].name
