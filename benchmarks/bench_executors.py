@@ -39,7 +39,7 @@ from scheduler.fileio import write_bytes, write_text
 from scheduler.optimize import model_bytes
 from scheduler.pipeline import load_problem
 from scheduler.replay import replay
-from scheduler.schedule import simulate
+from scheduler.semantics import simulate
 
 
 def two_chains(n: int = 512, length: int = 8) -> onnx.ModelProto:

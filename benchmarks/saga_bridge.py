@@ -68,7 +68,8 @@ from saga import schedulers as S
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, ScheduledTask, simulate, validate
+from scheduler.schedule import Schedule, ScheduledTask, validate
+from scheduler.semantics import simulate
 
 SUPER_NODES = ("__super_source__", "__super_sink__")
 RTOL = 1e-9

@@ -13,7 +13,7 @@ no backend is chosen and no global figure state is kept.
 Example
 -------
 >>> from scheduler.pipeline import build_problem
->>> from scheduler.schedule import simulate
+>>> from scheduler.semantics import simulate
 >>> p = build_problem("mlp")
 >>> gantt(p, simulate(p, {t: "cpu0" for t in p.tasks}), "/tmp/gantt.png")  # doctest: +SKIP
 """

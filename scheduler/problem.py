@@ -235,7 +235,7 @@ class Problem:
         the receiver, per inference (the devices' ``transfer_load``, :data:`scheduler.platform.TRANSFER_LOADS`).
 
         A ``staged`` sender pays its share once however many devices read the output
-        (:func:`scheduler.schedule.resource_loads` takes the largest); a ``send`` one pays it
+        (:func:`scheduler.semantics.resource_loads` takes the largest); a ``send`` one pays it
         for each of them.
         """
         sends, receives = (self.platform.device[src_device].transfer_load,

@@ -38,7 +38,7 @@ from .problem import ExecutorCosts, Problem
 from .profiling import (EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair, plan_profiling,
                         platform_key, problem_from_profile, real_devices)
 from .replay import ReplayError, core_map, cut, predict_segments, replay, segment_durations
-from .schedule import simulate
+from .semantics import simulate
 
 
 def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,

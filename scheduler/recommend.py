@@ -14,7 +14,7 @@ cores)``, and how much of it the recommendation captured.
 Example
 -------
 >>> from scheduler.pipeline import build_problem, load_original
->>> from scheduler.schedule import simulate
+>>> from scheduler.semantics import simulate
 >>> p = build_problem("mlp", platform="cpu")
 >>> s = [simulate(p, {t: "cpu0" for t in p.tasks}), simulate(p, {t: "cpu0" for t in p.tasks})]
 >>> len(top_placements(p, s, 3))
@@ -35,7 +35,8 @@ from .problem import Problem, canonical_placement, mirror_classes
 from .deploy import export_placement, export_plain
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
-from .schedule import Schedule, simulate, validate
+from .schedule import Schedule, validate
+from .semantics import simulate
 
 
 def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,

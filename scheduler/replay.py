@@ -27,7 +27,7 @@ segments, modelled ones for simulated segments and their links).
 Example
 -------
 >>> from scheduler.pipeline import build_problem, load_graph
->>> from scheduler.schedule import simulate
+>>> from scheduler.semantics import simulate
 >>> model, graph = load_graph("mlp")
 >>> problem = build_problem("mlp")
 >>> s = simulate(problem, {t: "cpu0" for t in problem.tasks})
@@ -54,7 +54,8 @@ from .graph import name_nodes, node_reads
 from .optimize import IR_VERSION, model_bytes, observed_run, observed_types, random_inputs, session
 from .platform import Platform
 from .problem import Problem
-from .schedule import Schedule, segment_timeline
+from .schedule import Schedule
+from .semantics import segment_timeline
 
 EPS = 1e-12
 
@@ -281,7 +282,7 @@ def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:
 
 def _timeline(problem: Problem, segments: Sequence[Segment],
               durations: Mapping[int, float]) -> dict[int, tuple[float, float]]:
-    """(start, finish) per segment index: :func:`scheduler.schedule.segment_timeline` in scheduled order."""
+    """(start, finish) per segment index: :func:`scheduler.semantics.segment_timeline` in scheduled order."""
     ordered = sorted(segments, key=lambda q: q.start)
     spans = segment_timeline(problem, [(seg.device, seg.tasks) for seg in ordered],
                              [durations[seg.index] for seg in ordered])

@@ -34,7 +34,8 @@ from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_
 from .recommend import as_candidate, recommend
 from .plots import gantt, gap_chart
 from .problem import Problem, disjoint_problems, host_problem, read_problem, write_problem
-from .schedule import Period, Schedule, period, validate, write_schedule
+from .schedule import Period, Schedule, validate, write_schedule
+from .semantics import period
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from pydantic import Field
 from scheduler.bounds import Bound, best_bound
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline, simulate, validate
+from scheduler.schedule import Schedule, validate
+from scheduler.semantics import Timeline, simulate
 
 
 # Option types: the registry checks every option against these (types and ranges) before a solve.

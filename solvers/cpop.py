@@ -17,7 +17,8 @@ import time
 from statistics import fmean
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, finish, no_solution
 from .heft import TransferMean, mean_transfer, upward_rank

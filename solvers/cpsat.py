@@ -79,7 +79,8 @@ from ortools.sat.python import cp_model
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem, mirror_classes, mirror_renaming
-from scheduler.schedule import Schedule, simulate
+from scheduler.schedule import Schedule
+from scheduler.semantics import simulate
 
 from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
 from .exact_common import (ExactData, OutputMove, choice_vars, order_from_starts, output_moves, placement_errors,

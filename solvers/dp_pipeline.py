@@ -50,7 +50,8 @@ import numpy as np
 
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Period, Schedule, period, resource_loads
+from scheduler.schedule import Period, Schedule
+from scheduler.semantics import period, resource_loads
 
 from .common import Objective, Replicas, finish, no_solution
 from .exact_common import period_lower_bound, placement_errors

@@ -26,7 +26,8 @@ import time
 from statistics import fmean
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, finish, no_solution
 from .heft import mean_transfer

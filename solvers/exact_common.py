@@ -2,7 +2,7 @@
 bound, warm starts.  The steps of a solve and the honest answer: :mod:`solvers.exact_solve`.
 
 Throughput (``objective="throughput"``): the period of a placement is the largest
-busy time of any resource per inference (:func:`scheduler.schedule.resource_loads`):
+busy time of any resource per inference (:func:`scheduler.semantics.resource_loads`):
 the cost of every task on a device that holds the resource, plus what moving
 outputs costs the device: each task's output moves once to each other device that
 reads it, charged to the sender and the receiver by their ``transfer_load``
@@ -15,7 +15,7 @@ Example
 -------
 >>> from scheduler.generate import random_problem
 >>> p = random_problem(4, seed=1)
->>> from scheduler.schedule import period
+>>> from scheduler.semantics import period
 >>> period(p, {t: "cpu0" for t in p.tasks}) == sum(p.costs[t]["cpu0"] for t in p.tasks)
 True
 """
@@ -32,7 +32,8 @@ from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.graph import Edge
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, replicated_period
+from scheduler.schedule import Schedule
+from scheduler.semantics import replicated_period
 
 from . import greedy, heft, single
 

@@ -43,7 +43,8 @@ from scheduler.bounds import Bound, cheap_bounds, classic_bounds
 from scheduler.deadline import OutOfTime
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Period, Schedule, replicated_period
+from scheduler.schedule import Period, Schedule
+from scheduler.semantics import replicated_period
 
 from .common import finish, no_solution
 from .exact_common import (ExactData, exact_data, infeasibility_reason, latency_hint, makespan, order_from_starts,

@@ -15,7 +15,8 @@ from typing import Sequence
 
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, finish, no_solution
 

@@ -15,7 +15,8 @@ from typing import Literal
 
 from scheduler.graph import Edge
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, finish, no_solution
 

@@ -23,7 +23,8 @@ from statistics import fmean
 import networkx as nx
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, Positive, finish, no_solution, place_in_order
 from .heft import upward_rank

@@ -48,7 +48,8 @@ from typing import Mapping
 
 from scheduler.bounds import Bound, path_segments_bound
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline, simulate
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline, simulate
 
 from . import portfolio, split
 from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order

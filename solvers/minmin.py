@@ -20,7 +20,8 @@ import time
 from typing import Literal
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, finish, no_solution
 

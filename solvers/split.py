@@ -11,7 +11,7 @@
    alone: what earlier modules placed is fixed, so each module sees the time every
    resource becomes free and the time each input arrives on each device; the
    module's latest finish is minimised.  Each module's answer is appended to a
-   :class:`~scheduler.schedule.Timeline` with real costs.
+   :class:`~scheduler.semantics.Timeline` with real costs.
 4. Polish (optional): start from the shorter of that schedule and the best of
    HEFT, greedy and the best single device (the exact solvers' warm start), slide a
    window over neighbouring modules, re-solve the window with everything before
@@ -32,7 +32,8 @@ import networkx as nx
 from pydantic import Field
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, Timeline, simulate
+from scheduler.schedule import Schedule
+from scheduler.semantics import Timeline, simulate
 
 from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
 from .exact_common import latency_hint

@@ -2,7 +2,7 @@
 
 ``split`` solves its modules one after another this way and ``lns`` re-solves
 windows of its current schedule.  The tasks already on the
-:class:`~scheduler.schedule.Timeline` are fixed: the model sees when each resource
+:class:`~scheduler.semantics.Timeline` are fixed: the model sees when each resource
 becomes free and when each input reaches each device; the window's tasks get a
 device and a start, with the common semantics inside the window.
 
@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 from ortools.sat.python import cp_model
 
 from scheduler.problem import Problem
-from scheduler.schedule import Timeline
+from scheduler.semantics import Timeline
 
 from .common import Feasibility, cpsat_solve
 from .cpsat import seconds_below, ticks

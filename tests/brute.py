@@ -11,7 +11,8 @@ import itertools
 import networkx as nx
 
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, simulate
+from scheduler.schedule import Schedule
+from scheduler.semantics import simulate
 
 
 def feasible_placement(problem: Problem, placement: dict[str, str]) -> bool:

@@ -15,7 +15,7 @@ from scheduler.deploy import export_placement, export_plain
 from scheduler.optimize import model_bytes, random_inputs, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import core_map
-from scheduler.schedule import simulate
+from scheduler.semantics import simulate
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH, script folder only): load the runner,
 # run it on saved inputs, save the outputs, and fail if anything beyond numpy/onnxruntime got imported.

@@ -12,7 +12,8 @@ from conftest import DNN
 from scheduler.errors import SolverError
 from scheduler.generate import random_platform, random_problem
 from scheduler.importers import import_dnn_partitioning
-from scheduler.schedule import period, validate
+from scheduler.schedule import validate
+from scheduler.semantics import period
 from solvers import get_solver
 from solvers.exact_common import placement_errors
 

@@ -19,7 +19,8 @@ from scheduler.generate import random_platform, random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.schedule import Schedule, period, replicated_period, resource_loads, validate
+from scheduler.schedule import Schedule, validate
+from scheduler.semantics import period, replicated_period, resource_loads
 from solvers import SOLVERS, get_solver
 from solvers.exact_common import exact_data, period_lower_bound, placement_errors
 from solvers.exact_solve import Outcome, latency_answer, throughput_answer

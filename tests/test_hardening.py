@@ -19,7 +19,8 @@ from scheduler.errors import HetschedError
 from scheduler.generate import random_problem
 from scheduler.pipeline import certify
 from scheduler.problem import read_problem
-from scheduler.schedule import simulate, write_schedule
+from scheduler.schedule import write_schedule
+from scheduler.semantics import simulate
 from scheduler.zoo import build
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

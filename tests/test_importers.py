@@ -10,7 +10,8 @@ import pytest
 from scheduler.cli import main
 from scheduler.errors import HetschedError
 from scheduler.importers import import_dnn_partitioning
-from scheduler.schedule import period, resource_loads, validate
+from scheduler.schedule import validate
+from scheduler.semantics import period, resource_loads
 from solvers import get_solver
 
 

@@ -10,7 +10,8 @@ from brute import brute_force
 from scheduler.bounds import classic_bounds
 from scheduler.errors import SolverError
 from scheduler.generate import random_platform, random_problem
-from scheduler.schedule import simulate, validate
+from scheduler.schedule import validate
+from scheduler.semantics import simulate
 from solvers import get_solver
 from solvers.auto import EXACT_SIZE, choose
 from solvers.lns import critical_tasks, tails
@@ -109,7 +110,7 @@ def test_auto_refuses_replicas_for_latency():
 def test_window_with_co_located_tasks_and_a_hint():
     """Co-located tasks share their device literals: hinting each once keeps the model valid (hinting one
     literal twice made CP-SAT refuse it), and the group stays on one device."""
-    from scheduler.schedule import Timeline
+    from scheduler.semantics import Timeline
     from solvers.common import Feasibility
     from solvers.window import solve_window
 

@@ -18,7 +18,8 @@ from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_o
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
 from scheduler.replay import replay
-from scheduler.schedule import simulate, validate
+from scheduler.schedule import validate
+from scheduler.semantics import simulate
 from solvers import get_solver
 
 F = TensorProto.FLOAT

@@ -8,7 +8,8 @@ import pytest
 
 from scheduler.pipeline import build_problem
 from scheduler.plots import gantt, gap_chart
-from scheduler.schedule import Schedule, simulate
+from scheduler.schedule import Schedule
+from scheduler.semantics import simulate
 from solvers import get_solver
 
 

@@ -254,7 +254,7 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
 def test_presets_for_the_papers_scenarios(bert):
     from scheduler.platform import preset_names
     from scheduler.problem import Problem
-    from scheduler.schedule import simulate
+    from scheduler.semantics import simulate
 
     assert {"default", "cpu2gpu", "pim-sequential"} <= set(preset_names())
     gpus = load_platform("cpu2gpu")

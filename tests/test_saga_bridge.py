@@ -23,7 +23,8 @@ from scheduler.generate import random_problem  # noqa: E402
 from scheduler.graph import Edge, Task, TaskGraph  # noqa: E402
 from scheduler.platform import Device, Link, Platform  # noqa: E402
 from scheduler.problem import Problem  # noqa: E402
-from scheduler.schedule import Timeline, validate  # noqa: E402
+from scheduler.schedule import validate
+from scheduler.semantics import Timeline
 from solvers import get_solver  # noqa: E402
 
 HEFT = next(s for s in sb.SAGA_SCHEDULERS if s.name == "HEFT")

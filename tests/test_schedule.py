@@ -10,8 +10,9 @@ from scheduler.errors import ScheduleError
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
-from scheduler.schedule import (Period, Schedule, ScheduledTask, read_schedule, schedule_from_dict, simulate, validate,
+from scheduler.schedule import (Period, Schedule, ScheduledTask, read_schedule, schedule_from_dict, validate,
                                 write_schedule)
+from scheduler.semantics import simulate
 
 
 def two_device_problem(**kw) -> Problem:
@@ -196,7 +197,7 @@ def test_insertion_search_equals_a_scan_of_every_busy_interval(monkeypatch):
     """Timeline.earliest_start(insertion=True) looks only at the tails of the sorted busy lists from the
     ready time on; HEFT's schedules equal those of a scan of every busy interval, on random problems."""
     from scheduler.generate import random_platform, random_problem
-    from scheduler.schedule import Timeline
+    from scheduler.semantics import Timeline
     from solvers import get_solver
 
     def scan(self, task, device, *, insertion=False):

@@ -7,7 +7,8 @@ import math
 
 from hypothesis import HealthCheck, given, settings
 
-from scheduler.schedule import period, simulate, validate
+from scheduler.schedule import validate
+from scheduler.semantics import period, simulate
 from solvers import get_solver, list_solvers
 from test_solvers import problems
 

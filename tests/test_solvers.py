@@ -13,7 +13,8 @@ from scheduler.generate import random_platform, random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Platform, Link
 from scheduler.problem import Problem
-from scheduler.schedule import Timeline, validate
+from scheduler.schedule import validate
+from scheduler.semantics import Timeline
 from solvers import get_solver, list_solvers, solver_names
 
 SOLVERS = ["single", "greedy", "heft", "dp-chain", "linear-clustering", "chain-cut", "dps"]
