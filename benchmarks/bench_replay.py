@@ -27,7 +27,7 @@ import pandas as pd
 
 from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
-from scheduler.problem import disjoint_problems
+from scheduler.problem_views import disjoint_problems
 from scheduler.recommend import as_candidate, recommend
 from solvers import SOLVERS, get_solver, solver_names
 

@@ -1,6 +1,6 @@
 """Peer comparison: our solvers against every scheduler of anrg-saga, on identical instances.
 
-Instances (see ``saga_bridge``): saga's own random generators (branching, chain,
+Instances (see ``saga_instances``): saga's own random generators (branching, chain,
 trees, parallel chains, riotbench pipelines; tiny diamond / fork ones where saga's
 BruteForce and SMT also run), related-machine versions of our zoo models, and
 related-machine versions of the dnn-partitioning workloads.  Each instance exists
@@ -68,19 +68,20 @@ def _verdict(ratio: float) -> str:
 def run_instance(inst, our_solvers, exact, args, log) -> list[dict]:
     """All saga schedulers and all our solvers on one instance; one row each."""
     import saga_bridge as sb
+    import saga_instances as si
     from solvers import get_solver
     from scheduler.schedule import validate
 
     base = {"instance": inst.name, "family": inst.family, "tasks": inst.n_tasks, "devices": inst.n_devices,
-            "ccr": round(sb.instance_ccr(inst), 4)}
+            "ccr": round(si.instance_ccr(inst), 4)}
     rows = []
-    for sched in sb.SAGA_SCHEDULERS:
+    for sched in si.SAGA_SCHEDULERS:
         row = {**base, "side": "saga", "solver": sched.name}
-        if not sb.applicable(sched, inst.network, inst.task_graph):
+        if not si.applicable(sched, inst.network, inst.task_graph):
             rows.append({**row, "status": "skipped (size)"})
             continue
         try:
-            out, secs = sb.run_saga_scheduler(sched, inst.network, inst.task_graph, seed=args.seed)
+            out, secs = si.run_saga_scheduler(sched, inst.network, inst.task_graph, seed=args.seed)
         except Exception as exc:  # a peer's failure is data, not a crash
             rows.append({**row, "status": "error", "error": f"{type(exc).__name__}: {exc}"[:200]})
             continue
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from importlib.metadata import version
 
-    import saga_bridge as sb
+    import saga_instances as si
     from scheduler.fileio import write_text
     from solvers import SOLVERS, solver_names
 
@@ -286,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"not registered (skipped): {', '.join(missing)}")
 
     started = time.perf_counter()
-    instances = (sb.saga_random_instances(args.quick, seed=args.seed) + sb.zoo_instances(args.quick)
-                 + sb.dnn_instances(args.dnn_root, args.quick))
+    instances = (si.saga_random_instances(args.quick, seed=args.seed) + si.zoo_instances(args.quick)
+                 + si.dnn_instances(args.dnn_root, args.quick))
     log(f"{len(instances)} instances ({time.perf_counter() - started:.1f}s to build)")
     rows = []
     for inst in instances:

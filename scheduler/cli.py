@@ -191,8 +191,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from . import zoo
     from .deploy import export_placement
     from .fileio import write_json
-    from .pipeline import format_replay, graph_level, load_graph, load_original, load_problem, optimized_cache, \
-        tqdm_progress
+    from .pipeline import (format_replay, graph_level, load_graph, load_original, load_problem, optimized_cache,
+                           tqdm_progress)
     from .problem import read_problem
     from .replay import replay as replay_schedule
     from .schedule import read_schedule

@@ -31,7 +31,8 @@ import onnx
 
 from .bounds import critical_path_bound
 from .errors import HetschedError
-from .problem import Problem, canonical_placement, mirror_classes
+from .problem import Problem
+from .problem_views import canonical_placement, mirror_classes
 from .deploy import export_placement, export_plain
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
@@ -57,12 +58,12 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
 
 
 def as_candidate(problem: Problem, sub: Problem, schedule: Schedule) -> Schedule:
-    """A schedule solved on ``sub`` (``problem`` on fewer devices, :func:`scheduler.problem.disjoint_problems`)
+    """A schedule solved on ``sub`` (``problem`` on fewer devices, :func:`scheduler.problem_views.disjoint_problems`)
     as a schedule of ``problem``: the same placement and order, named after the devices it was
     limited to, a heuristic for ``problem`` whatever it proved for ``sub``.
 
     >>> from scheduler.pipeline import build_problem
-    >>> from scheduler.problem import disjoint_problems
+    >>> from scheduler.problem_views import disjoint_problems
     >>> p = build_problem("mlp", platform="cpu")
     >>> sub = disjoint_problems(p)[0]
     >>> as_candidate(p, sub, simulate(sub, {t: "cpu1" for t in sub.tasks}, solver="single")).solver
@@ -115,7 +116,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     pooled (one burst of load on a shared host would otherwise hit one candidate).
 
     ``simulated`` is the what-if: the same model on a platform that adds simulated
-    devices to ``problem``'s real ones (:func:`scheduler.problem.host_problem`),
+    devices to ``problem``'s real ones (:func:`scheduler.problem_views.host_problem`),
     with its schedules.  Its best placement by prediction that uses a simulated
     device is replayed too, listed on its virtual timeline and summed up under
     ``what_if``; it is never recommended.

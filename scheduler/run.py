@@ -33,7 +33,8 @@ from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_
                        optimized_cache, safe_name, summary_table, tqdm_progress)
 from .recommend import as_candidate, recommend
 from .plots import gantt, gap_chart
-from .problem import Problem, disjoint_problems, host_problem, read_problem, write_problem
+from .problem import Problem, read_problem, write_problem
+from .problem_views import disjoint_problems, host_problem
 from .schedule import Period, Schedule, validate, write_schedule
 from .semantics import period
 
@@ -143,7 +144,7 @@ def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: S
 def _disjoint_candidates(problem: Problem, config: RunConfig, catalog: SolverCatalog,
                          progress: bool) -> list[Schedule]:
     """Every solver's schedule on each set of ``problem``'s real devices that share no core
-    (:func:`scheduler.problem.disjoint_problems`), as replay candidates of ``problem``; latency only
+    (:func:`scheduler.problem_views.disjoint_problems`), as replay candidates of ``problem``; latency only
     (solvers whose options name a device left out do not run there)."""
     out = []
     for sub in disjoint_problems(problem) if config.objective == "latency" else []:

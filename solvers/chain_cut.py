@@ -11,7 +11,7 @@ transfer of the path edge there (``boundary=path``) or of the heaviest edges tha
 cross it (``boundary=crossing``).  By default both run and the shorter simulated
 schedule wins.  The DP sees each segment's memory, not each device's: a segment
 whose device is already full goes to an interchangeable one
-(:func:`scheduler.problem.mirror_classes`), else to the device with room that
+(:func:`scheduler.problem_views.mirror_classes`), else to the device with room that
 runs it soonest.
 
 It is made for models that memory forces across several accelerators, where list
@@ -35,7 +35,8 @@ import numpy as np
 
 from scheduler.chain import longest_path, split_chain
 from scheduler.graph import Edge
-from scheduler.problem import Problem, mirror_classes
+from scheduler.problem import Problem
+from scheduler.problem_views import mirror_classes
 from scheduler.schedule import Schedule
 
 from .common import finish, no_solution

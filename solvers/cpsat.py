@@ -38,7 +38,7 @@ device), memory summed over copies.
 Rounding down again makes ``tick * bound`` a sound lower bound on the period.
 
 Symmetry: interchangeable devices (same costs, memory, links and resource
-sharing, :func:`scheduler.problem.mirror_classes`: six identical accelerators make
+sharing, :func:`scheduler.problem_views.mirror_classes`: six identical accelerators make
 720 copies of every placement) are used in order of first use, in both models
 (:func:`_break_symmetry`); hints are renamed to match.  On the published
 bert24 training layer graph the proof took 7 s instead of 39.
@@ -78,7 +78,8 @@ from ortools.sat.python import cp_model
 
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
-from scheduler.problem import Problem, mirror_classes, mirror_renaming
+from scheduler.problem import Problem
+from scheduler.problem_views import mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 from scheduler.semantics import simulate
 
@@ -229,9 +230,9 @@ def build_latency(problem: Problem, data: ExactData, tick: float, upper: float,
 def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
                     p: Mapping[tuple[int, str, str], cp_model.IntVar],
                     replicas: int) -> tuple[tuple[str, ...], ...]:
-    """Interchangeable devices (:func:`scheduler.problem.mirror_classes`) are used in order: a task may go to
+    """Interchangeable devices (:func:`scheduler.problem_views.mirror_classes`) are used in order: a task may go to
     the next device of a class only if an earlier task (problem order, copy 0 first) is on the one before.
-    Every placement has a renamed twin that does this (:func:`scheduler.problem.mirror_renaming`) with the
+    Every placement has a renamed twin that does this (:func:`scheduler.problem_views.mirror_renaming`) with the
     same makespan and period, so the optimum stays; the k! mirror images of each placement go.  Returns the
     classes."""
     order = [(k, t) for k in range(replicas) for t in problem.tasks]

@@ -63,7 +63,8 @@ import pulp
 
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
-from scheduler.problem import Problem, mirror_classes, mirror_renaming
+from scheduler.problem import Problem
+from scheduler.problem_views import mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
@@ -195,11 +196,11 @@ def build_latency(problem: Problem, data: ExactData, upper: float, lower: float,
 
 def _break_symmetry(prob: pulp.LpProblem, problem: Problem, x: Mapping[tuple[int, str, str], pulp.LpVariable],
                     replicas: int) -> tuple[tuple[str, ...], ...]:
-    """Interchangeable devices (:func:`scheduler.problem.mirror_classes`) are used in order, as in ``cpsat``: a
+    """Interchangeable devices (:func:`scheduler.problem_views.mirror_classes`) are used in order, as in ``cpsat``: a
     task may go to the next device of a class only if an earlier task (problem order, copy 0 first) is on
     the one before.  ``u`` (in [0, 1]) is at most "some task so far is on it": ``u_i <= u_(i-1) + x[i, a]``,
     and ``x[i, b] <= u_(i-1)``.  Every placement has a renamed twin that obeys this with the same objective
-    (:func:`scheduler.problem.mirror_renaming`), so the optimum stays.  Returns the classes."""
+    (:func:`scheduler.problem_views.mirror_renaming`), so the optimum stays.  Returns the classes."""
     order = [(k, t) for k in range(replicas) for t in problem.tasks]
     mirrors = mirror_classes(problem)
     for c, devices in enumerate(mirrors):

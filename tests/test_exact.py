@@ -393,7 +393,7 @@ def identical_devices(seed: int) -> Problem:
 def test_symmetry_breaking_keeps_the_optimum(seed, solver):
     """The exact solvers use interchangeable devices in order; the optimum (latency and period) is still brute
     force's, and the placement uses y0 before y1 before y2."""
-    from scheduler.problem import mirror_classes
+    from scheduler.problem_views import mirror_classes
 
     p = identical_devices(seed)
     assert mirror_classes(p) == (("y0", "y1", "y2"),)

@@ -15,8 +15,9 @@ from scheduler.costs import model_costs, task_cost
 from scheduler.errors import HetschedError, ProblemError
 from scheduler.graph import Edge, Task, TaskGraph, task_graph_from_onnx
 from scheduler.platform import Device, Platform, load_platform
-from scheduler.problem import (FORMAT, ExecutorCosts, Problem, disjoint_problems, host_problem, problem_from_dict,
-                              problem_to_dict, read_problem, write_problem)
+from scheduler.problem import (ExecutorCosts, FORMAT, Problem, problem_from_dict, problem_to_dict, read_problem,
+                               write_problem)
+from scheduler.problem_views import disjoint_problems, host_problem
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The anrg-saga bridge (benchmarks/saga_bridge.py): conversions, schedule checks, HEFT against saga's HEFT.
+"""The anrg-saga bridge (benchmarks/saga_bridge.py, saga_instances.py): conversions, schedule checks, HEFT against saga's HEFT.
 
 Skipped where saga (``pip install -e .[bench]``) is not installed.
 """
@@ -16,6 +16,7 @@ saga = pytest.importorskip("saga")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import saga_bridge as sb  # noqa: E402
+import saga_instances as si  # noqa: E402
 from saga.schedulers.heft import heft_rank_sort  # noqa: E402
 from saga.utils import random_graphs as rg  # noqa: E402
 
@@ -27,12 +28,12 @@ from scheduler.schedule import validate
 from scheduler.semantics import Timeline
 from solvers import get_solver  # noqa: E402
 
-HEFT = next(s for s in sb.SAGA_SCHEDULERS if s.name == "HEFT")
+HEFT = next(s for s in si.SAGA_SCHEDULERS if s.name == "HEFT")
 
 
 def _tiny(kind: str, seed: int):
     """A tiny instance from saga's own generators (weights U(0.1, 1)), self-loops made free."""
-    u = sb._Uniform(np.random.default_rng(seed))
+    u = si._Uniform(np.random.default_rng(seed))
     raw = rg.get_network(3, weight_distribution=u)
     graph = {"diamond": lambda: rg.get_diamond_dag(weight_distribution=u),
              "fork": lambda: rg.get_fork_dag(weight_distribution=u),
@@ -102,7 +103,7 @@ def test_to_saga_accepts_related_machines_and_names_what_is_not():
 def test_saga_heft_schedule_is_valid_and_our_simulator_agrees(kind, seed):
     _, net, tg = _tiny(kind, seed)
     p = sb.from_saga(net, tg, name=kind)
-    out, _ = sb.run_saga_scheduler(HEFT, net, tg)
+    out, _ = si.run_saga_scheduler(HEFT, net, tg)
     chk = sb.check_saga_schedule(p, out)
     assert chk.errors == ()
     assert chk.makespan == pytest.approx(out.makespan, rel=1e-12)
@@ -115,7 +116,7 @@ def test_our_timeline_in_saga_heft_order_reproduces_saga_heft(kind, seed):
     """Same priority list + insertion EFT -> the same schedule: the engines agree."""
     _, net, tg = _tiny(kind, seed)
     p = sb.from_saga(net, tg, name=kind)
-    out, _ = sb.run_saga_scheduler(HEFT, net, tg)
+    out, _ = si.run_saga_scheduler(HEFT, net, tg)
     tl = Timeline(p)
     for t in heft_rank_sort(net, tg):
         starts = {d: tl.earliest_start(t, d, insertion=True) for d in p.devices}
@@ -137,19 +138,19 @@ def test_our_heft_equals_saga_heft_where_ranks_coincide(seed):
     _, net_c, chain = _tiny("chain", seed)
     for n, g in ((net, no_data), (net_c, chain)):
         p = sb.from_saga(n, g)
-        out, _ = sb.run_saga_scheduler(HEFT, n, g)
+        out, _ = si.run_saga_scheduler(HEFT, n, g)
         ours = get_solver("heft")(p)
         assert validate(p, ours) == []
         assert ours.makespan == pytest.approx(out.makespan, rel=1e-9)
 
 
 def test_instance_builders_are_consistent_both_ways():
-    zoo = sb.zoo_instances(quick=True)[:1]
-    for inst in sb.saga_random_instances(quick=True)[:3] + zoo:
+    zoo = si.zoo_instances(quick=True)[:1]
+    for inst in si.saga_random_instances(quick=True)[:3] + zoo:
         net, tg = sb.to_saga(inst.problem)
         ex, ex2 = sb.exec_times(inst.network, inst.task_graph), sb.exec_times(net, tg)
         assert max(_rel(ex[k], ex2[k]) for k in ex) < 1e-12
-    assert math.isclose(sb.instance_ccr(zoo[0]), 1.0, rel_tol=1e-9)  # scaled to the target CCR
+    assert math.isclose(si.instance_ccr(zoo[0]), 1.0, rel_tol=1e-9)  # scaled to the target CCR
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -163,7 +164,7 @@ def test_our_cpop_equals_saga_cpop_where_ranks_coincide(seed):
     no_data = saga.TaskGraph.create(tasks=[(t.name, t.cost) for t in tg.tasks],
                                     dependencies=[(d.source, d.target, 0.0) for d in tg.dependencies])
     p = sb.from_saga(same, no_data)
-    out, _ = sb.run_saga_scheduler(next(s for s in sb.SAGA_SCHEDULERS if s.name == "CPoP"), same, no_data)
+    out, _ = si.run_saga_scheduler(next(s for s in si.SAGA_SCHEDULERS if s.name == "CPoP"), same, no_data)
     ours = get_solver("cpop")(p)
     assert validate(p, ours) == []
     assert ours.makespan == pytest.approx(out.makespan, rel=1e-9)
