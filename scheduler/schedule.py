@@ -8,16 +8,11 @@ hide itself.
 
 Example
 -------
->>> from scheduler.zoo import build
->>> from scheduler.graph import task_graph_from_onnx
->>> from scheduler.platform import load_platform
->>> from scheduler.problem import Problem
+>>> from scheduler.generate import random_problem
 >>> from scheduler.semantics import simulate
->>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("default"))
->>> s = simulate(p, {t: "cpu0" for t in p.tasks})
->>> validate(p, s)
-[]
-"""
+>>> p = random_problem(5, seed=1)
+>>> validate(p, simulate(p, {t: "cpu0" for t in p.tasks}))
+[]"""
 
 from __future__ import annotations
 

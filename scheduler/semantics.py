@@ -13,21 +13,19 @@ The rules (``docs/semantics.md``, which lists every place that restates them):
   a task's output moving once to each other device that reads it.
 
 :func:`simulate` turns a placement and a task order into times (each task starts
-as early as possible after the tasks before it in the order: no insertion),; the
+as early as possible after the tasks before it in the order: no insertion); the
 validator (:func:`scheduler.schedule.validate`) is independent code.  Sorting any
 valid schedule by start time and re-simulating it never makes it later, so
 placement + order can express every optimal schedule.
 
 Example
 -------
->>> from scheduler.zoo import build
->>> from scheduler.graph import task_graph_from_onnx
->>> from scheduler.platform import load_platform
->>> from scheduler.problem import Problem
->>> p = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), load_platform("default"))
->>> s = simulate(p, {t: "cpu0" for t in p.tasks})
->>> s.makespan == sum(p.costs[t]["cpu0"] for t in p.tasks)
-True
+>>> from scheduler.graph import Edge, Task, TaskGraph
+>>> from scheduler.platform import Device, Link, Platform
+>>> plat = Platform("two", (Device("a"), Device("b")), (Link("a", "b", latency=0.5),))
+>>> p = Problem(TaskGraph("g", (Task("x"), Task("y")), (Edge("x", "y", 0),)), plat, {"x": {"a": 1.0}, "y": {"b": 2.0}})
+>>> [(t.name, t.device, t.start, t.finish) for t in simulate(p, {"x": "a", "y": "b"}).tasks]
+[('x', 'a', 0.0, 1.0), ('y', 'b', 1.5, 3.5)]
 """
 
 from __future__ import annotations
