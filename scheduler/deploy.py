@@ -28,7 +28,8 @@ from . import __version__, executor
 from .fileio import write_bytes, write_json, write_text
 from .optimize import model_bytes
 from .problem import Problem
-from .replay import SegmentModel, build_segments, cut, plain_configs, runner_parts, session_settings
+from .replay import plain_configs, runner_parts, session_settings
+from .segments import SegmentModel, build_segments, cut
 from .schedule import Schedule
 
 

@@ -37,7 +37,8 @@ from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair, plan_profiling,
                         platform_key, problem_from_profile, real_devices)
-from .replay import ReplayError, core_map, cut, predict_segments, replay, segment_durations
+from .replay import core_map, predict_segments, replay, segment_durations
+from .segments import ReplayError, cut
 from .semantics import simulate
 
 

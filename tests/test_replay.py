@@ -18,7 +18,8 @@ from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
 from scheduler.recommend import canonical_placement, mirror_classes, recommend, top_placements
-from scheduler.replay import ReplayError, build_segments, core_map, cut, is_convex, predict_segments, replay
+from scheduler.replay import core_map, predict_segments, replay
+from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
 from scheduler.zoo import list_models
 from solvers import get_solver, solver_names
