@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from scheduler.bounds import all_bounds
-from scheduler.compare import markdown_table
+from scheduler.compare_report import markdown_table
 from scheduler.fileio import write_text
 from scheduler.generate import random_problem
 from scheduler.importers import import_dnn_partitioning
