@@ -131,6 +131,15 @@ class Feasibility:
             self.group_device.setdefault(group, device)
 
 
+def earliest_finish(problem: Problem, timeline: Timeline, task: str, devices: Sequence[str], *,
+                    insertion: bool) -> tuple[str, float]:
+    """The device of ``devices`` where ``task`` finishes earliest (ties: the one where it costs less), and its
+    start there (``insertion``: in the first idle gap it fits, else after the device's last task)."""
+    starts = {d: timeline.earliest_start(task, d, insertion=insertion) for d in devices}
+    device = min(devices, key=lambda d: (starts[d] + problem.costs[task][d], problem.costs[task][d]))
+    return device, starts[device]
+
+
 def place_in_order(problem: Problem, tl: Timeline, feas: Feasibility, chosen: Mapping[str, str | None], *,
                    insertion: bool = False) -> bool:
     """Place the tasks of ``chosen`` in its order, each on its device; where that is None or has no room left

@@ -20,7 +20,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, earliest_finish, finish, no_solution
 from .heft import TransferMean, mean_transfer, upward_rank
 
 NAME = "cpop"
@@ -62,9 +62,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             device = path_device
             start = timeline.earliest_start(t, device, insertion=True)
         else:
-            starts = {d: timeline.earliest_start(t, d, insertion=True) for d in cands}
-            device = min(cands, key=lambda d: (starts[d] + problem.costs[t][d], problem.costs[t][d]))
-            start = starts[device]
+            device, start = earliest_finish(problem, timeline, t, cands, insertion=True)
         timeline.place(t, device, start)
         feas.commit(t, device)
         for e in problem.succs[t]:

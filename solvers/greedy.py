@@ -18,7 +18,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, earliest_finish, finish, no_solution
 
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
@@ -46,7 +46,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
         if rank:
             device = min(cands, key=rank.__getitem__)
         else:
-            device = min(cands, key=lambda d: (timeline.earliest_start(t, d) + problem.costs[t][d], problem.costs[t][d]))
+            device, _ = earliest_finish(problem, timeline, t, cands, insertion=False)
         timeline.place(t, device)
         feas.commit(t, device)
     return finish(problem, timeline.device_of, topo, solver=name, started=started)

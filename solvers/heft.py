@@ -18,7 +18,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, earliest_finish, finish, no_solution
 
 
 TransferMean = Literal["pairs", "all"]
@@ -57,9 +57,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
         if not cands:
             return no_solution(problem, solver="heft", started=started,
                                reason=f"no device left for task {t!r} within memory and co-location limits")
-        starts = {d: timeline.earliest_start(t, d, insertion=True) for d in cands}
-        device = min(cands, key=lambda d: (starts[d] + problem.costs[t][d], problem.costs[t][d]))
-        timeline.place(t, device, starts[device])
+        device, start = earliest_finish(problem, timeline, t, cands, insertion=True)
+        timeline.place(t, device, start)
         feas.commit(t, device)
     placed = timeline.schedule()
     return finish(problem, placed.placement, placed.order(problem), solver="heft", started=started)
