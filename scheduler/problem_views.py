@@ -50,6 +50,13 @@ def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(c) for c in classes if len(c) > 1)
 
 
+def first_use_order(problem: Problem, copies: int = 1) -> list[tuple[int, str]]:
+    """(copy, task) in the order that decides which device of a mirror class counts as used first: copy 0's
+    tasks in problem order, then copy 1's...  The renaming below and the exact models' symmetry breaking
+    must agree on it."""
+    return [(k, t) for k in range(copies) for t in problem.tasks]
+
+
 def mirror_renaming(problem: Problem, placements: Sequence[Mapping[str, str]],
                     classes: Sequence[Sequence[str]]) -> dict[str, str]:
     """Names for the devices of each mirror class in the order the tasks first use them (the tasks of
@@ -60,11 +67,10 @@ def mirror_renaming(problem: Problem, placements: Sequence[Mapping[str, str]],
     for c in classes:
         names = list(c)
         unused.update({d: names for d in c})
-    for placement in placements:
-        for t in problem.tasks:
-            d = placement[t]
-            if d in unused and d not in rename:
-                rename[d] = unused[d].pop(0)
+    for k, t in first_use_order(problem, len(placements)):
+        d = placements[k][t]
+        if d in unused and d not in rename:
+            rename[d] = unused[d].pop(0)
     for d, names in unused.items():  # devices no task uses take the names left, in order
         if d not in rename:
             rename[d] = names.pop(0)

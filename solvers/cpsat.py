@@ -79,7 +79,7 @@ from ortools.sat.python import cp_model
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.problem_views import mirror_classes, mirror_renaming
+from scheduler.problem_views import first_use_order, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 from scheduler.semantics import simulate
 
@@ -235,7 +235,7 @@ def _break_symmetry(model: cp_model.CpModel, problem: Problem, data: ExactData,
     Every placement has a renamed twin that does this (:func:`scheduler.problem_views.mirror_renaming`) with the
     same makespan and period, so the optimum stays; the k! mirror images of each placement go.  Returns the
     classes."""
-    order = [(k, t) for k in range(replicas) for t in problem.tasks]
+    order = first_use_order(problem, replicas)
     mirrors = mirror_classes(problem)
     for devices in mirrors:
         for a, b in zip(devices, devices[1:]):

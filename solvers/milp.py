@@ -64,7 +64,7 @@ import pulp
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.problem_views import mirror_classes, mirror_renaming
+from scheduler.problem_views import first_use_order, mirror_classes, mirror_renaming
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
@@ -201,7 +201,7 @@ def _break_symmetry(prob: pulp.LpProblem, problem: Problem, x: Mapping[tuple[int
     the one before.  ``u`` (in [0, 1]) is at most "some task so far is on it": ``u_i <= u_(i-1) + x[i, a]``,
     and ``x[i, b] <= u_(i-1)``.  Every placement has a renamed twin that obeys this with the same objective
     (:func:`scheduler.problem_views.mirror_renaming`), so the optimum stays.  Returns the classes."""
-    order = [(k, t) for k in range(replicas) for t in problem.tasks]
+    order = first_use_order(problem, replicas)
     mirrors = mirror_classes(problem)
     for c, devices in enumerate(mirrors):
         for j, (a, b) in enumerate(zip(devices, devices[1:])):
