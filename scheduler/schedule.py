@@ -40,6 +40,15 @@ class ScheduledTask:
     finish: float
 
 
+def _gap(value: float, bound: float | None) -> float | None:
+    """``value / bound - 1`` for a positive bound (None otherwise); negative only when the bound is unsound,
+    but for rounding: a bound equal to the value within 1e-9 relative is a 0 gap."""
+    if not bound:
+        return None
+    gap = value / bound - 1.0
+    return 0.0 if -1e-9 < gap < 0 else gap
+
+
 @dataclass(frozen=True)
 class Period:
     """A throughput answer: the steady-state period (s) of ``replicas`` pipelined copies of the graph, a sound
@@ -62,8 +71,8 @@ class Period:
 
     @property
     def gap(self) -> float | None:
-        """``value / bound - 1`` when the bound is known and positive."""
-        return max(0.0, self.value / self.bound - 1.0) if self.bound else None
+        """``value / bound - 1`` when the bound is known and positive, read like :attr:`Schedule.gap`."""
+        return _gap(self.value, self.bound)
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,7 @@ class Schedule:
     def gap(self) -> float | None:
         """``makespan / lower_bound - 1`` when both are known and the bound is positive (negative only
         when the bound is unsound, which :func:`scheduler.pipeline.certify` refuses)."""
-        if self.makespan is None or not self.lower_bound:
-            return None
-        gap = self.makespan / self.lower_bound - 1.0
-        return 0.0 if -1e-9 < gap < 0 else gap  # a bound equal to the makespan but for rounding is a 0 gap
+        return None if self.makespan is None else _gap(self.makespan, self.lower_bound)
 
     @cached_property
     def placement(self) -> Mapping[str, str]:
