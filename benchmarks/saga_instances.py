@@ -218,16 +218,13 @@ def saga_random_instances(quick: bool = False, seed: int = 0) -> list[Instance]:
     out.append(_instance(f"saga-chain-{n_chain}", "saga-random", rg.get_network(4, weight_distribution=u),
                          rg.get_chain_dag(num_nodes=n_chain, weight_distribution=u)))
     trees = [(3, 2)] if quick else [(5, 2), (3, 4)]
+    kinds = (("outtree", sdr.gen_out_trees, 30),) + (() if quick else (("intree", sdr.gen_in_trees, 40),))
     for i, (levels, bf) in enumerate(trees):
-        u, f = rngs(30 + i)
-        net = sdr.gen_random_networks(1, 4, get_node_weight=f, get_edge_weight=f)[0]
-        out.append(_instance(f"saga-outtree-L{levels}B{bf}", "saga-random", net,
-                             sdr.gen_out_trees(1, levels, bf, get_task_weight=f, get_dependency_weight=f)[0]))
-        if not quick:
-            u, f = rngs(40 + i)
+        for kind, make_trees, base in kinds:
+            u, f = rngs(base + i)
             net = sdr.gen_random_networks(1, 4, get_node_weight=f, get_edge_weight=f)[0]
-            out.append(_instance(f"saga-intree-L{levels}B{bf}", "saga-random", net,
-                                 sdr.gen_in_trees(1, levels, bf, get_task_weight=f, get_dependency_weight=f)[0]))
+            out.append(_instance(f"saga-{kind}-L{levels}B{bf}", "saga-random", net,
+                                 make_trees(1, levels, bf, get_task_weight=f, get_dependency_weight=f)[0]))
     chains = [(3, 4)] if quick else [(4, 10), (8, 12)]
     for i, (nc, length) in enumerate(chains):
         u, f = rngs(50 + i)
