@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Literal, Sequence
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from .bounds import Bound, all_bounds
 from .compare_report import suite_report
-from .config import SolverCatalog, SolverSpec, one_line_error
+from .config import SolverCatalog, SolverSpec
 from .errors import ConfigError, HetschedError
 from .fileio import read_json, read_yaml, write_json, write_text
 from .generate import random_problem
@@ -47,13 +47,10 @@ from .importers import import_dnn_partitioning
 from .pipeline import GetSolver, build_problem, safe_name
 from .problem import Problem, read_problem, write_problem
 from .schedule import schedule_to_dict, validate
+from .schema import FileModel, parse
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Instance(_Strict):
+class Instance(FileModel):
     """One instance: a zoo model, an ONNX file, a problem file, an imported workload, or a random DAG."""
 
     label: str | None = None
@@ -96,7 +93,7 @@ class Instance(_Strict):
         return base + extra
 
 
-class Suite(_Strict):
+class Suite(FileModel):
     """A comparison suite (see the module docstring)."""
 
     name: str
@@ -129,10 +126,7 @@ def load_suite(path: str, solvers: SolverCatalog | None = None) -> Suite:
             if isinstance(inst, dict) and isinstance(inst.get(key), str):
                 inst[key] = os.path.normpath(os.path.join(base, inst[key]))
     context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names}
-    try:
-        return Suite.model_validate(data, context=context)
-    except ValidationError as exc:
-        raise ConfigError(one_line_error(exc, path)) from None
+    return parse(Suite, data, path, ConfigError, context=context)
 
 
 # ------------------------------------------------------------------------------ cells

@@ -17,11 +17,12 @@ from importlib import resources as ilr
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .errors import ConfigError, HetschedError
 from .fileio import load_yaml
 from .levels import Level
+from .schema import FileModel, parse
 
 DEFAULT_CONFIG = "default.yaml"
 
@@ -43,11 +44,7 @@ class SolverCatalog:
     objectives: Callable[[str], tuple[str, ...]] = lambda name: ("latency", "throughput")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelSpec(_Strict):
+class ModelSpec(FileModel):
     """Which model: a zoo name with parameters, or an ONNX file with fixed input shapes."""
 
     zoo: str | None = None
@@ -64,7 +61,7 @@ class ModelSpec(_Strict):
         return self
 
 
-class SolverSpec(_Strict):
+class SolverSpec(FileModel):
     """One solver run: registry name, options, and optionally its own time limit."""
 
     name: str
@@ -82,7 +79,7 @@ class SolverSpec(_Strict):
         return self
 
 
-class ProfileSpec(_Strict):
+class ProfileSpec(FileModel):
     """How measured costs are obtained when ``costs: profile``."""
 
     folder: str = "profiles"
@@ -91,7 +88,7 @@ class ProfileSpec(_Strict):
     force: bool = False
 
 
-class ReplaySpec(_Strict):
+class ReplaySpec(FileModel):
     """Replay of the best ``candidates`` schedules on ONNX Runtime, against plain ORT (the fastest measured wins)."""
 
     enabled: bool = True
@@ -105,7 +102,7 @@ class ReplaySpec(_Strict):
     baselines: bool = True
 
 
-class RunConfig(_Strict):
+class RunConfig(FileModel):
     """A whole run: model, platform, costs, objective, solvers, limits, replay, output."""
 
     name: str = "run"
@@ -158,16 +155,6 @@ class RunConfig(_Strict):
         return value
 
 
-def one_line_error(exc: ValidationError, where: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{where}: {loc or 'config'}: {msg}{more}"
-
-
 def config_from_dict(data: Any, where: str = "config", solvers: SolverCatalog | None = None) -> RunConfig:
     """Validate a config mapping; the first error names its key.
 
@@ -178,10 +165,7 @@ def config_from_dict(data: Any, where: str = "config", solvers: SolverCatalog | 
         raise ConfigError(f"{where}: the config must be a mapping of keys to values")
     context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names,
                                           "solver_objectives": solvers.objectives}
-    try:
-        return RunConfig.model_validate(data, context=context)
-    except ValidationError as exc:
-        raise ConfigError(one_line_error(exc, where)) from None
+    return parse(RunConfig, data, where, ConfigError, context=context)
 
 
 def default_config_text() -> str:

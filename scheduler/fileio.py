@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import tempfile
-from typing import Any, Collection
+from typing import Any
 
 import yaml
 
@@ -123,17 +123,3 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text atomically."""
     write_bytes(path, text.encode("utf-8"))
-
-
-def check_keys(where: str, data: Any, allowed: Collection[str], required: Collection[str] = (),
-               error: type[HetschedError] = HetschedError) -> dict[str, Any]:
-    """``data`` as a mapping with only ``allowed`` keys and every ``required`` one, else ``error`` naming the key."""
-    if not isinstance(data, dict):
-        raise error(f"{where}: expected a mapping (an object), got {type(data).__name__}")
-    for key in data:
-        if key not in allowed:
-            raise error(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-    for key in required:
-        if key not in data:
-            raise error(f"{where}: missing key {key!r}")
-    return data

@@ -25,40 +25,50 @@ Example
 
 from __future__ import annotations
 
-import math
-import reprlib
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+
+from pydantic import ConfigDict
 
 from .errors import HetschedError
 from .fileio import read_json
 from .graph import Edge, Task, TaskGraph
 from .platform import Device, Link, Platform
 from .problem import Problem
+from .schema import FileModel, Ident, NonNegative, Switch, Text, parse, whole
 
-_NODE_KEYS = {"id", "name", "supportedOnFpga", "cpuLatency", "fpgaLatency", "isBackwardNode", "colorClass",
-              "size", "layerId"}
-_EDGE_KEYS = {"sourceId", "destId", "cost", "size"}
+DeviceCount = whole(0, 1024)
 
-
-def _num(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise HetschedError(f"{where} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
-def _count(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
-        raise HetschedError(f"{where} must be a whole number from 0 to 1024, got {reprlib.repr(value)}")
-    return value
+class DnnNode(FileModel):
+    id: Ident
+    name: Text | None = None
+    supportedOnFpga: Switch = False
+    cpuLatency: NonNegative = 0.0
+    fpgaLatency: NonNegative = 0.0
+    isBackwardNode: Switch = False
+    colorClass: Ident | None = None
+    size: NonNegative = 0.0
+    layerId: Ident | None = None
 
 
-def _ident(where: str, value: Any) -> int | str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise HetschedError(f"{where} must be a number or a name, got {reprlib.repr(value)}")
-    return value
+class DnnEdge(FileModel):
+    sourceId: Ident
+    destId: Ident
+    cost: NonNegative = 0.0
+    size: NonNegative = 0.0
+
+
+class DnnWorkload(FileModel):
+    """One dnn-partitioning file (its README); unknown top-level keys are kept by the format, so ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    nodes: list[DnnNode]
+    edges: list[DnnEdge]
+    maxFPGAs: DeviceCount = 1
+    maxCPUs: DeviceCount = 1
+    maxSizePerFPGA: NonNegative | None = None
 
 
 def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int | None = None,
@@ -66,18 +76,12 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
     """A problem from one dnn-partitioning JSON file (device counts default to the file's)."""
     where = os.fspath(path)
     data = read_json(where, "workload")
-    if not isinstance(data, dict) or not {"nodes", "edges"} <= set(data):
-        raise HetschedError(f"{where}: not a dnn-partitioning workload (needs 'nodes' and 'edges')")
-    for key in ("nodes", "edges"):
-        if not isinstance(data[key], list):
-            raise HetschedError(f"{where}: {key} must be a list")
-    k = _count(f"{where}: maxFPGAs", accelerators if accelerators is not None else data.get("maxFPGAs", 1))
-    l_ = _count(f"{where}: maxCPUs", cpus if cpus is not None else data.get("maxCPUs", 1))
-    if k < 0 or l_ < 0 or k + l_ == 0:
+    if isinstance(data, dict):  # the arguments replace the file's device counts, and are checked alike
+        data = {**data, **{k: v for k, v in (("maxFPGAs", accelerators), ("maxCPUs", cpus)) if v is not None}}
+    w = parse(DnnWorkload, data, where, HetschedError)
+    k, l_, cap = w.maxFPGAs, w.maxCPUs, w.maxSizePerFPGA
+    if k + l_ == 0:
         raise HetschedError(f"{where}: need at least one device (accelerators={k}, cpus={l_})")
-    cap = data.get("maxSizePerFPGA")
-    if cap is not None:
-        cap = _num(f"{where}: maxSizePerFPGA", cap)
     accs = [Device(f"acc{i}", kind="accelerator", resources=(f"acc{i}",), simulated=True,
                    memory_bytes=int(cap) if cap is not None else None, transfer_load="staged") for i in range(k)]
     cores = [Device(f"cpu{i}", kind="cpu", resources=(f"core{i}",), transfer_load="none") for i in range(l_)]
@@ -86,44 +90,30 @@ def import_dnn_partitioning(path: str | os.PathLike[str], *, accelerators: int |
     links += [Link(a.name, b.name, transfer_scale=0.0) for i, a in enumerate(cores) for b in cores[i + 1:]]
     platform = Platform(Path(where).stem, tuple(accs + cores), tuple(links))
 
-    names: dict[int, str] = {}
-    counts = Counter(str(n.get("name", "")) for n in data["nodes"] if isinstance(n, dict))
+    names: dict[int | str, str] = {}
+    counts = Counter(n.name or "" for n in w.nodes)
     tasks, costs, colors = [], {}, {}
-    for i, node in enumerate(data["nodes"]):
-        at = f"{where}: nodes[{i}]"
-        if not isinstance(node, dict) or "id" not in node:
-            raise HetschedError(f"{at}: a node must be an object with an 'id'")
-        unknown = set(node) - _NODE_KEYS
-        if unknown:
-            raise HetschedError(f"{at}: unknown key {sorted(unknown)[0]!r}")
-        nid = _ident(f"{at}.id", node["id"])
-        if nid in names:
-            raise HetschedError(f"{at}: node id {nid!r} is used twice")
-        label = str(node.get("name") or "")
-        name = label if label and counts[label] == 1 else f"n{nid}"
-        names[nid] = name
-        row = {c.name: _num(f"{at}.cpuLatency", node.get("cpuLatency", 0.0)) * time_scale for c in cores}
-        if node.get("supportedOnFpga") in (True, 1):
-            row.update({a.name: _num(f"{at}.fpgaLatency", node.get("fpgaLatency", 0.0)) * time_scale for a in accs})
-        costs[name] = row
-        tasks.append(Task(name, "backward" if node.get("isBackwardNode") else "forward",
-                          memory_bytes=int(_num(f"{at}.size", node.get("size", 0.0)))))
-        if node.get("colorClass") is not None:
-            colors[name] = str(node["colorClass"])
+    for i, node in enumerate(w.nodes):
+        if node.id in names:
+            raise HetschedError(f"{where}: nodes[{i}]: node id {node.id!r} is used twice")
+        name = node.name if node.name and counts[node.name] == 1 else f"n{node.id}"
+        names[node.id] = name
+        costs[name] = {c.name: node.cpuLatency * time_scale for c in cores}
+        if node.supportedOnFpga:
+            costs[name].update({a.name: node.fpgaLatency * time_scale for a in accs})
+        tasks.append(Task(name, "backward" if node.isBackwardNode else "forward", memory_bytes=int(node.size)))
+        if node.colorClass is not None:
+            colors[name] = str(node.colorClass)
     shared = Counter(colors.values())
     colocate = {t: g for t, g in colors.items() if shared[g] > 1}
 
     edges, transfer = {}, {}
-    for i, e in enumerate(data["edges"]):
-        at = f"{where}: edges[{i}]"
-        if not isinstance(e, dict) or set(e) - _EDGE_KEYS or not {"sourceId", "destId"} <= set(e):
-            raise HetschedError(f"{at}: an edge needs sourceId and destId (and optionally cost, size)")
-        _ident(f"{at}.sourceId", e["sourceId"]), _ident(f"{at}.destId", e["destId"])
-        if e["sourceId"] not in names or e["destId"] not in names:
-            raise HetschedError(f"{at}: edge names unknown node id {e['sourceId'] if e['sourceId'] not in names else e['destId']!r}")
-        key = (names[e["sourceId"]], names[e["destId"]])
-        nbytes = int(_num(f"{at}.size", e.get("size", 0.0)))
-        cost = _num(f"{at}.cost", e.get("cost", 0.0)) * time_scale
+    for i, e in enumerate(w.edges):
+        unknown = [n for n in (e.sourceId, e.destId) if n not in names]
+        if unknown:
+            raise HetschedError(f"{where}: edges[{i}]: edge names unknown node id {unknown[0]!r}")
+        key = (names[e.sourceId], names[e.destId])
+        nbytes, cost = int(e.size), e.cost * time_scale
         if key in edges:  # parallel edges: one dependency carrying both
             nbytes += edges[key].bytes
             cost += transfer[key]

@@ -27,12 +27,14 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from importlib import resources as ilr
-from typing import Any, Mapping, Sequence
+from typing import Annotated, Any, Mapping, Sequence
 
 import yaml
+from pydantic import BeforeValidator
 
 from .errors import PlatformError
-from .fileio import check_keys, read_yaml
+from .fileio import read_yaml
+from .schema import Count, FileModel, Finite, Flag, Name, Text, parse
 from .ops import op_family
 
 
@@ -205,96 +207,75 @@ class Platform:
 
 # ------------------------------------------------------------------------ YAML / dict I/O
 
-_DEVICE_KEYS = {f.name for f in fields(Device)}
-_LINK_KEYS = {"src", "dst", "latency", "bandwidth", "transfer_scale"}
-_PLATFORM_KEYS = {"name", "devices", "links", "default_link"}
+_DEFAULT = {f.name: f.default for f in fields(Device)}
 
 
-def _check_keys(where: str, data: Any, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    return check_keys(where, data, allowed, required, PlatformError)
+def _names(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
 
 
-def _number(where: str, key: str, value: Any, *, integer: bool = False, optional: bool = False) -> Any:
-    """``value`` as a number (None only where ``optional``), else a one-line PlatformError naming ``key``."""
-    if value is None and optional:
-        return None
-    if isinstance(value, str):  # YAML 1.1 reads 2.0e10 (no exponent sign) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PlatformError(f"{where}: {key} must be a number, got {reprlib.repr(value)}")
-    if integer:
-        if not math.isfinite(value) or value != int(value):
-            raise PlatformError(f"{where}: {key} must be a whole number, got {reprlib.repr(value)}")
-        if not 0 <= value < 2**63:
-            raise PlatformError(f"{where}: {key} must be from 0 to 2**63-1, got {float(value):.3g}")
-        return int(value)
-    return float(value)
+class DeviceRecord(FileModel):
+    """A device as platform and problem files write it: the fields of :class:`Device` (``resources`` may be
+    one name)."""
+
+    name: Name
+    kind: Text = _DEFAULT["kind"]
+    resources: Annotated[tuple[Text, ...], BeforeValidator(_names)] = ()
+    memory_bytes: Count | None = None
+    supported_ops: tuple[Text, ...] | None = None
+    peak_flops: Finite = _DEFAULT["peak_flops"]
+    mem_bandwidth: Finite = _DEFAULT["mem_bandwidth"]
+    overhead_s: Finite = _DEFAULT["overhead_s"]
+    threads: Count = _DEFAULT["threads"]
+    execution_provider: Text = _DEFAULT["execution_provider"]
+    simulated: Flag = _DEFAULT["simulated"]
+    transfer_load: Text = _DEFAULT["transfer_load"]
+
+    def device(self) -> Device:
+        ops = self.supported_ops
+        return Device(**{**dict(self), "supported_ops": None if ops is None else frozenset(ops)})
 
 
-def device_from_dict(data: Any, where: str = "device") -> Device:
-    """Build a Device from a mapping, naming any unknown key or bad value."""
-    data = _check_keys(where, data, _DEVICE_KEYS, {"name"})
-    where = f"device {data['name']!r}"
-    kw: dict[str, Any] = dict(data)
-    if "resources" in kw:
-        res = kw["resources"]
-        if isinstance(res, str):
-            res = [res]
-        if not isinstance(res, list) or not all(isinstance(r, str) for r in res):
-            raise PlatformError(f"{where}: resources must be a list of names")
-        kw["resources"] = tuple(res)
-    if kw.get("supported_ops") is not None:
-        ops = kw["supported_ops"]
-        if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
-            raise PlatformError(f"{where}: supported_ops must be a list of op types")
-        kw["supported_ops"] = frozenset(ops)
-    for key in ("peak_flops", "mem_bandwidth", "overhead_s"):
-        if key in kw:
-            kw[key] = _number(where, key, kw[key])
-    for key in ("memory_bytes", "threads"):
-        if key in kw:
-            kw[key] = _number(where, key, kw[key], integer=True, optional=key == "memory_bytes")
-    for key in ("name", "kind", "execution_provider", "transfer_load"):
-        if key in kw and not isinstance(kw[key], str):
-            raise PlatformError(f"{where}: {key} must be a string")
-    if "simulated" in kw and not isinstance(kw["simulated"], bool):
-        raise PlatformError(f"{where}: simulated must be true or false")
-    return Device(**kw)
+class DefaultLinkRecord(FileModel):
+    """``default_link``: a link without endpoints."""
+
+    latency: Finite = 0.0
+    bandwidth: Finite | None = None
+    transfer_scale: Finite | None = 1.0
+
+    def link(self, src: str = "*", dst: str = "*") -> Link:
+        return Link(src, dst, self.latency, self.bandwidth,
+                    1.0 if self.transfer_scale is None else self.transfer_scale)
 
 
-def link_from_dict(data: Any, where: str = "link", *, endpoints: bool = True) -> Link:
-    """Build a Link from a mapping (``default_link`` has no endpoints)."""
-    data = _check_keys(where, data, _LINK_KEYS if endpoints else _LINK_KEYS - {"src", "dst"},
-                       {"src", "dst"} if endpoints else set())
-    scale = _number(where, "transfer_scale", data.get("transfer_scale", 1.0))
-    return Link(
-        src=str(data.get("src", "*")),
-        dst=str(data.get("dst", "*")),
-        latency=_number(where, "latency", data.get("latency", 0.0)),
-        bandwidth=_number(where, "bandwidth", data.get("bandwidth"), optional=True),
-        transfer_scale=1.0 if scale is None else scale,
-    )
+class LinkRecord(DefaultLinkRecord):
+    """A link between two named devices."""
+
+    src: Text
+    dst: Text
+
+    def link(self, src: str = "", dst: str = "") -> Link:
+        return super().link(self.src, self.dst)
+
+
+class PlatformRecord(FileModel):
+    """A platform file (README, "Platforms")."""
+
+    name: Text = "platform"
+    devices: list[DeviceRecord]
+    links: list[LinkRecord] | None = None
+    default_link: DefaultLinkRecord | None = None
 
 
 def platform_from_dict(data: Any, where: str = "platform") -> Platform:
-    """Build a Platform from its YAML/JSON structure (README, "Platforms")."""
-    data = _check_keys(where, data, _PLATFORM_KEYS, {"devices"})
-    devices = data["devices"]
-    if not isinstance(devices, list):
-        raise PlatformError(f"{where}: devices must be a list")
-    links = data.get("links") or []
-    if not isinstance(links, list):
-        raise PlatformError(f"{where}: links must be a list")
-    default = data.get("default_link")
-    return Platform(
-        name=str(data.get("name", "platform")),
-        devices=tuple(device_from_dict(d, f"{where}: devices[{i}]") for i, d in enumerate(devices)),
-        links=tuple(link_from_dict(l, f"{where}: links[{i}]") for i, l in enumerate(links)),
-        default_link=link_from_dict(default, f"{where}: default_link", endpoints=False) if default else None,
-    )
+    """Build a Platform from its YAML/JSON structure; every error names the file and the key."""
+    record = parse(PlatformRecord, data, where, PlatformError)
+    try:
+        return Platform(name=record.name, devices=tuple(d.device() for d in record.devices),
+                        links=tuple(l.link() for l in record.links or ()),
+                        default_link=None if record.default_link is None else record.default_link.link())
+    except PlatformError as exc:
+        raise PlatformError(f"{where}: {exc}") from None
 
 
 def platform_to_dict(platform: Platform) -> dict[str, Any]:

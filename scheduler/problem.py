@@ -33,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -43,8 +42,9 @@ from typing import Any, Mapping
 from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
 from .graph import Edge, Task, TaskGraph
-from .fileio import check_keys, read_json, write_json
-from .platform import Platform, device_from_dict, link_from_dict, link_to_dict, platform_to_dict
+from .fileio import read_json, write_json
+from .platform import DeviceRecord, LinkRecord, Platform, link_to_dict, platform_to_dict
+from .schema import Count, FileModel, Name, NonNegative, Text, exactly, parse
 
 FORMAT = "hetsched-problem/1"
 
@@ -304,70 +304,54 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
     return out
 
 
-def _keys(where: str, data: Any, allowed: set[str], required: set[str]) -> dict[str, Any]:
-    return check_keys(where, data, allowed, required, ProblemError)
+class TaskRecord(FileModel):
+    name: Name
+    op_type: Text = ""
+    cost: dict[Text, NonNegative]
+    memory_bytes: Count = 0
+    colocate: Text | None = None
 
 
-def _nonneg(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ProblemError(f"{where} must be a finite number >= 0, got {value!r}")
-    return value
+class EdgeRecord(FileModel):
+    src: Text
+    dst: Text
+    bytes: Count = 0
+    transfer: NonNegative | None = None
+
+
+class ExecutorRecord(FileModel):
+    call_s: dict[Text, NonNegative]
+    switch_s: NonNegative
+    contention: NonNegative = 0.0
+
+
+class ProblemRecord(FileModel):
+    """A ``hetsched-problem/1`` file (the module docstring)."""
+
+    format: exactly(FORMAT)  # type: ignore[valid-type]
+    name: Text = ""
+    devices: list[DeviceRecord]
+    links: list[LinkRecord] = []
+    tasks: list[TaskRecord]
+    edges: list[EdgeRecord] = []
+    executor: ExecutorRecord | None = None
 
 
 def problem_from_dict(data: Any, where: str = "problem") -> Problem:
-    """Parse the ``hetsched-problem/1`` structure; every error names where it is."""
-    data = _keys(where, data, {"format", "name", "devices", "links", "tasks", "edges", "executor"},
-                 {"format", "devices", "tasks"})
-    if data["format"] != FORMAT:
-        raise ProblemError(f"{where}: format must be {FORMAT!r}, got {data['format']!r}")
-    for key in ("devices", "tasks", "edges", "links"):
-        if not isinstance(data.get(key, []), list):
-            raise ProblemError(f"{where}: {key} must be a list")
+    """Parse the ``hetsched-problem/1`` structure; every error names the file and the key."""
+    record = parse(ProblemRecord, data, where, ProblemError)
+    graph_name = record.name or "problem"
+    tasks = tuple(Task(name=t.name, op_type=t.op_type, memory_bytes=t.memory_bytes, onnx_nodes=(t.name,))
+                  for t in record.tasks)
+    ex = record.executor
     try:
-        platform = Platform(
-            name=str(data.get("name", "problem")),
-            devices=tuple(device_from_dict(d, f"{where}: devices[{i}]") for i, d in enumerate(data["devices"])),
-            links=tuple(link_from_dict(l, f"{where}: links[{i}]") for i, l in enumerate(data.get("links", []))),
-        )
-    except HetschedError as exc:
-        raise ProblemError(f"{where}: {exc}") from None
-    tasks, costs, colocate = [], {}, {}
-    for i, row in enumerate(data["tasks"]):
-        row = _keys(f"{where}: tasks[{i}]", row, {"name", "op_type", "cost", "memory_bytes", "colocate"}, {"name", "cost"})
-        name = row["name"]
-        if not isinstance(name, str) or not name:
-            raise ProblemError(f"{where}: tasks[{i}].name must be a non-empty string")
-        if not isinstance(row["cost"], dict):
-            raise ProblemError(f"{where}: task {name!r}: cost must be an object {{device: seconds}}")
-        costs[name] = {d: _nonneg(f"{where}: task {name!r} cost on {d!r}", c) for d, c in row["cost"].items()}
-        mem = _nonneg(f"{where}: task {name!r} memory_bytes", row.get("memory_bytes", 0))
-        if mem != int(mem):
-            raise ProblemError(f"{where}: task {name!r} memory_bytes must be a whole number, got {mem!r}")
-        tasks.append(Task(name=name, op_type=str(row.get("op_type", "")), memory_bytes=int(mem), onnx_nodes=(name,)))
-        if row.get("colocate") is not None:
-            colocate[name] = str(row["colocate"])
-    edges, override = [], {}
-    for i, row in enumerate(data.get("edges", [])):
-        row = _keys(f"{where}: edges[{i}]", row, {"src", "dst", "bytes", "transfer"}, {"src", "dst"})
-        nbytes = _nonneg(f"{where}: edge {row['src']}->{row['dst']} bytes", row.get("bytes", 0))
-        edges.append(Edge(str(row["src"]), str(row["dst"]), int(nbytes)))
-        if row.get("transfer") is not None:
-            override[(edges[-1].src, edges[-1].dst)] = _nonneg(f"{where}: edge {row['src']}->{row['dst']} transfer", row["transfer"])
-    try:
-        graph = TaskGraph(name=str(data.get("name", "problem")), tasks=tuple(tasks), edges=tuple(edges))
-    except HetschedError as exc:
-        raise ProblemError(f"{where}: {exc}") from None
-    executor = None
-    if data.get("executor") is not None:
-        ex = _keys(f"{where}: executor", data["executor"], {"call_s", "switch_s", "contention"},
-                   {"call_s", "switch_s"})
-        if not isinstance(ex["call_s"], dict):
-            raise ProblemError(f"{where}: executor.call_s must be an object {{device: seconds}}")
-        executor = ExecutorCosts({d: _nonneg(f"{where}: executor call cost on {d!r}", v) for d, v in ex["call_s"].items()},
-                                 _nonneg(f"{where}: executor.switch_s", ex["switch_s"]),
-                                 _nonneg(f"{where}: executor.contention", ex.get("contention", 0.0)))
-    try:
-        return Problem(graph, platform, costs, override, colocate, name=str(data.get("name", "")), executor=executor)
+        platform = Platform(name=graph_name, devices=tuple(d.device() for d in record.devices),
+                            links=tuple(l.link() for l in record.links))
+        graph = TaskGraph(name=graph_name, tasks=tasks, edges=tuple(Edge(e.src, e.dst, e.bytes) for e in record.edges))
+        return Problem(graph, platform, {t.name: dict(t.cost) for t in record.tasks},
+                       {(e.src, e.dst): e.transfer for e in record.edges if e.transfer is not None},
+                       {t.name: t.colocate for t in record.tasks if t.colocate is not None}, name=record.name,
+                       executor=None if ex is None else ExecutorCosts(dict(ex.call_s), ex.switch_s, ex.contention))
     except HetschedError as exc:
         raise ProblemError(f"{where}: {exc}") from None
 

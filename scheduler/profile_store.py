@@ -24,9 +24,10 @@ from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
 from .optimize import model_bytes
 from .platform import Platform
-from .problem import ExecutorCosts
+from .problem import ExecutorCosts, ExecutorRecord
 from .profile_runs import check_change, profile_model
 from .profiling import PROFILE_FORMAT, LinkFit, NodeStat, Profile, drifted, plan_profiling, platform_key
+from .schema import Count, FileModel, Finite, Text, exactly, parse
 
 
 _CSV_COLUMNS = ["task", "device", "median_s", "min_s", "max_s", "cv", "runs", "note"]
@@ -54,38 +55,74 @@ def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
     return csv_path, json_path
 
 
+class _NodeRecord(FileModel):
+    """A row of the CSV table."""
+
+    task: Text
+    device: Text
+    median_s: Finite
+    min_s: Finite
+    max_s: Finite
+    cv: Finite
+    runs: Count
+    note: Text
+
+
+class _LinkRecord(FileModel):
+    src: Text
+    dst: Text
+    latency: Finite
+    bandwidth: Finite | None
+    boundary_overhead_s: Finite
+    points: list[tuple[Count, Finite]]
+
+
+class _ProfileRecord(FileModel):
+    """The JSON metadata (what :func:`save_profile` writes)."""
+
+    format: exactly(PROFILE_FORMAT)  # type: ignore[valid-type]
+    table: Text
+    model_sha256: Text
+    platform_key: Text
+    platform_name: Text
+    ort_version: Text
+    repeats: Count
+    warmup: Count
+    date: Text
+    host_cores: Count
+    runs: Count
+    links: list[_LinkRecord]
+    whole_run_s: dict[Text, Finite]
+    traced_run_s: dict[Text, Finite]
+    executor: ExecutorRecord | None = None
+    drift: Finite | None = None
+
+
 def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int) -> Profile | None:
-    """The stored profile when everything it depends on matches, else None."""
+    """The stored profile when everything it depends on matches, else None (a damaged store is said on stderr)."""
     csv_path, json_path = profile_paths(folder, label, model_sha256, platform_key(platform))
     if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
         return None
     try:
-        meta = read_json(json_path, "profile metadata")
-    except HetschedError as exc:
-        meta = {}
-        print(f"hetsched: stored profile {json_path} is damaged ({exc}); measuring again", file=sys.stderr)
-    if (not isinstance(meta, dict) or meta.get("format") != PROFILE_FORMAT or meta.get("model_sha256") != model_sha256
-            or meta.get("platform_key") != platform_key(platform) or meta.get("ort_version") != ort.__version__
-            or meta.get("host_cores") != (os.cpu_count() or 1) or meta.get("repeats") != repeats):
-        return None
-    try:
-        table = pd.read_csv(csv_path, keep_default_na=False)
-        nodes = tuple(NodeStat(str(r.task), str(r.device), float(r.median_s), float(r.min_s), float(r.max_s),
-                               float(r.cv), int(r.runs), str(r.note)) for r in table.itertuples(index=False))
-        links = tuple(LinkFit(l["src"], l["dst"], l["latency"], l["bandwidth"], l["boundary_overhead_s"],
-                              tuple((int(a), float(b)) for a, b in l["points"])) for l in meta["links"])
-        return Profile(meta["model_sha256"], meta["platform_key"], meta["platform_name"], meta["ort_version"],
-                       meta["repeats"], meta["warmup"], meta["date"], meta["host_cores"], meta["runs"], nodes, links,
-                       meta["whole_run_s"], meta["traced_run_s"],
-                       None if meta.get("executor") is None else ExecutorCosts(meta["executor"]["call_s"],
-                                                                              meta["executor"]["switch_s"],
-                                                                              meta["executor"]["contention"]),
-                       None if meta.get("drift") is None else float(meta["drift"]))
-    except (KeyError, ValueError, TypeError, AttributeError, pd.errors.ParserError) as exc:
+        data = read_json(json_path, "profile metadata")
+        if isinstance(data, dict) and data.get("format") != PROFILE_FORMAT:
+            return None  # another version's store
+        meta = parse(_ProfileRecord, data, json_path, HetschedError)
+        if (meta.model_sha256, meta.platform_key, meta.ort_version, meta.host_cores, meta.repeats) != (
+                model_sha256, platform_key(platform), ort.__version__, os.cpu_count() or 1, repeats):
+            return None
+        table = pd.read_csv(csv_path, keep_default_na=False, dtype={"task": str, "device": str, "note": str})
+        rows = parse(list[_NodeRecord], table.to_dict("records"), csv_path, HetschedError)
+    except (HetschedError, ValueError, pd.errors.ParserError) as exc:
         # a damaged store is not the user's input: say so and measure again (the new profile replaces it)
-        print(f"hetsched: stored profile {csv_path} is damaged ({type(exc).__name__}: {exc}); measuring again",
-              file=sys.stderr)
+        print(f"hetsched: stored profile is damaged ({exc}); measuring again", file=sys.stderr)
         return None
+    ex = meta.executor
+    return Profile(meta.model_sha256, meta.platform_key, meta.platform_name, meta.ort_version, meta.repeats,
+                   meta.warmup, meta.date, meta.host_cores, meta.runs, tuple(NodeStat(**dict(r)) for r in rows),
+                   tuple(LinkFit(**{**dict(l), "points": tuple(l.points)}) for l in meta.links),
+                   dict(meta.whole_run_s), dict(meta.traced_run_s),
+                   None if ex is None else ExecutorCosts(dict(ex.call_s), ex.switch_s, ex.contention), meta.drift)
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 from .errors import HetschedError, ScheduleError
 from .fileio import read_json, write_json
 from .problem import Problem
+from .schema import FileModel, Finite, Positive, Text, exactly, parse
 
 FORMAT = "hetsched-schedule/1"
 STATUSES = ("optimal", "feasible", "heuristic", "infeasible", "timeout-no-solution", "no-solution")
@@ -235,66 +236,52 @@ def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
     }
 
 
-def _num(where: str, value: Any, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ScheduleError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
+class TaskTimesRecord(FileModel):
+    name: Text
+    device: Text
+    start: Finite
+    finish: Finite
 
 
-def _period_from(data: Any, where: str) -> Period | None:
-    """A schedule file's ``period`` object (None stays None); throughput and gap are derived, not read."""
-    if data is None:
-        return None
-    keys = {"value", "bound", "replicas", "throughput", "gap", "placements"}
-    if not isinstance(data, dict) or not {"value"} <= set(data) <= keys:
-        raise ScheduleError(f"{where} must be an object with value and optionally {', '.join(sorted(keys - {'value'}))}")
-    replicas = data.get("replicas", 1)
-    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-        raise ScheduleError(f"{where}.replicas must be an integer >= 1, got {replicas!r}")
-    placements = data.get("placements", [])
-    if not isinstance(placements, list) or not all(
-            isinstance(p, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in p.items())
-            for p in placements):
-        raise ScheduleError(f"{where}.placements must be a list of task -> device objects")
-    return Period(_num(f"{where}.value", data["value"]), _num(f"{where}.bound", data.get("bound"), optional=True),
-                  replicas, tuple(dict(p) for p in placements))
+class PeriodRecord(FileModel):
+    """A schedule file's ``period``; throughput and gap are derived from it, never read."""
+
+    value: Finite
+    bound: Finite | None = None
+    replicas: Positive = 1
+    throughput: Finite | None = None
+    gap: Finite | None = None
+    placements: list[dict[Text, Text]] = []
+
+
+class ScheduleRecord(FileModel):
+    """A ``hetsched-schedule/1`` file (``gap`` is derived, never read)."""
+
+    format: exactly(FORMAT)  # type: ignore[valid-type]
+    solver: Text = ""
+    status: Text = "feasible"
+    objective: Text = "latency"
+    makespan: Finite | None = None
+    lower_bound: Finite | None = None
+    gap: Finite | None = None
+    solve_seconds: Finite | None = None
+    info: dict[Text, Any] | None = None
+    period: PeriodRecord | None = None
+    tasks: list[TaskTimesRecord] = []
 
 
 def schedule_from_dict(data: Any, where: str = "schedule") -> Schedule:
-    """Parse the ``hetsched-schedule/1`` structure; unknown keys are rejected."""
-    allowed = {"format", "solver", "status", "objective", "makespan", "lower_bound", "gap", "solve_seconds", "info",
-               "period", "tasks"}
-    if not isinstance(data, dict):
-        raise ScheduleError(f"{where}: expected an object")
-    for k in data:
-        if k not in allowed:
-            raise ScheduleError(f"{where}: unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
-    if data.get("format") != FORMAT:
-        raise ScheduleError(f"{where}: format must be {FORMAT!r}, got {data.get('format')!r}")
-    if not isinstance(data.get("tasks", []), list):
-        raise ScheduleError(f"{where}: tasks must be a list")
-    if not isinstance(data.get("info") or {}, dict):
-        raise ScheduleError(f"{where}: info must be an object")
-    tasks = []
-    for i, row in enumerate(data.get("tasks", [])):
-        if not isinstance(row, dict) or set(row) != {"name", "device", "start", "finish"}:
-            raise ScheduleError(f"{where}: tasks[{i}] must have exactly name, device, start, finish")
-        tasks.append(ScheduledTask(str(row["name"]), str(row["device"]),
-                                   _num(f"{where}: tasks[{i}].start", row["start"]),
-                                   _num(f"{where}: tasks[{i}].finish", row["finish"])))
+    """Parse the ``hetsched-schedule/1`` structure; every error names the file and the key."""
+    record = parse(ScheduleRecord, data, where, ScheduleError)
+    period = record.period
     try:
         return Schedule(
-            tasks=tuple(tasks),
-            makespan=_num(f"{where}: makespan", data.get("makespan"), optional=True),
-            solver=str(data.get("solver", "")),
-            status=str(data.get("status", "feasible")),
-            lower_bound=_num(f"{where}: lower_bound", data.get("lower_bound"), optional=True),
-            solve_seconds=_num(f"{where}: solve_seconds", data.get("solve_seconds", 0.0)) or 0.0,
-            objective=str(data.get("objective", "latency")),
-            info=dict(data.get("info") or {}),
-            period=_period_from(data.get("period"), f"{where}: period"),
+            tasks=tuple(ScheduledTask(t.name, t.device, t.start, t.finish) for t in record.tasks),
+            makespan=record.makespan, solver=record.solver, status=record.status,
+            lower_bound=record.lower_bound, solve_seconds=record.solve_seconds or 0.0,
+            objective=record.objective, info=dict(record.info or {}),
+            period=None if period is None else Period(period.value, period.bound, period.replicas,
+                                                      tuple(dict(p) for p in period.placements)),
         )
     except HetschedError as exc:
         raise ScheduleError(f"{where}: {exc}") from None

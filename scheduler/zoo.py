@@ -36,10 +36,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -48,6 +48,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler import hf
 from scheduler.errors import ModelError
+from scheduler.schema import Finite, Integer, Text, parse
 
 __all__ = ["PRESETS", "ZooError", "ZooModel", "build", "get_model", "list_models", "parse_params"]
 
@@ -716,50 +717,14 @@ def get_model(name: str) -> ZooModel:
         raise ZooError(f"unknown zoo model {name!r}; known: {', '.join(_MODELS)}") from None
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+_PARAM_TYPES: dict[type, Any] = {bool: bool, int: Integer, float: Finite, str: Text}
 
 
 def _coerce(model: str, key: str, value: object, default: ParamValue) -> ParamValue:
-    """Convert ``value`` (often a CLI string) to the type of ``default``."""
-    expected = type(default).__name__
-    bad = ZooError(f"zoo model {model!r}: parameter {key!r} expects {expected}, got {value!r}")
-    if isinstance(default, bool):
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, numbers.Integral) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise bad
-    if isinstance(default, int):
-        if isinstance(value, (bool, np.bool_)):
-            raise bad
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if isinstance(default, float):
-        if isinstance(value, (bool, np.bool_)):
-            raise bad
-        if isinstance(value, (numbers.Real, str)):
-            try:
-                result = float(value.strip() if isinstance(value, str) else value)
-            except ValueError:
-                raise bad from None
-            if not math.isfinite(result):
-                raise bad
-            return result
-        raise bad
-    if isinstance(value, str):
-        return value
-    raise bad
+    """``value`` (often a CLI string) as the type of ``default``: ``"3"`` is 3, ``"yes"`` is True, ``true`` is
+    not a number."""
+    value = value.strip() if isinstance(value, str) else value
+    return parse(_PARAM_TYPES[type(default)], value, f"zoo model {model!r}", ZooError, key=f"parameter {key}")
 
 
 def build(name: str, **params: object) -> onnx.ModelProto:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import reprlib
 import typing
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -118,12 +117,9 @@ def _hints(info: SolverInfo) -> Mapping[str, Any]:
 
 def _checked(solver: str, key: str, annotation: Any, value: Any) -> Any:
     """``value`` validated strictly against ``annotation`` (types and ranges), else a one-line SolverError."""
-    from pydantic import TypeAdapter, ValidationError
+    from scheduler.schema import parse
 
-    try:
-        return TypeAdapter(annotation).validate_python(value, strict=True)
-    except ValidationError as exc:
-        raise SolverError(f"solver {solver!r}: option {key}={reprlib.repr(value)}: {exc.errors()[0]['msg']}") from None
+    return parse(annotation, value, f"solver {solver!r}", SolverError, key=f"option {key}", strict=True)
 
 
 def check_run(solver: str, time_limit: Any, seed: Any) -> None:

@@ -65,7 +65,7 @@ def test_worker_processes_give_the_same_results(tmp_path):
 
 
 @pytest.mark.parametrize("text, error", [
-    (SUITE.replace("platforms", "platformz"), "platformz: unknown key"),
+    (SUITE.replace("platforms", "platformz"), "unknown key 'platformz'"),
     (SUITE.replace("heft, greedy", "heft, nope"), "unknown solver 'nope'"),
     (SUITE.replace("{random: 12, seed: 3}", "{random: 12, zoo: mlp}"), "exactly one of"),
 ])

@@ -513,19 +513,19 @@ def test_registered_as_exact_with_their_options():
 @pytest.mark.parametrize("name", EXACT)
 def test_bad_options_are_rejected(name):
     p = random_problem(3, seed=0)
-    with pytest.raises(SolverError, match="objective='energy': Input should be 'latency' or 'throughput'"):
+    with pytest.raises(SolverError, match="option objective must be 'latency' or 'throughput', got 'energy'"):
         get_solver(name, objective="energy")(p)
-    with pytest.raises(SolverError, match="replicas=0: Input should be greater than or equal to 1"):
+    with pytest.raises(SolverError, match="option replicas must be greater than or equal to 1, got 0"):
         get_solver(name, objective="throughput", replicas=0)(p)
     with pytest.raises(SolverError, match="replicas applies to objective='throughput' only"):
         get_solver(name, replicas=2)(p)
-    with pytest.raises(SolverError, match="symmetry='maybe': Input should be a valid boolean"):
+    with pytest.raises(SolverError, match="option symmetry must be a valid boolean, got 'maybe'"):
         get_solver(name, symmetry="maybe")
 
 
 def test_milp_backend_checks():
     p = random_problem(3, seed=0)
-    with pytest.raises(SolverError, match="backend='gurobi': Input should be 'cbc' or 'highs'"):
+    with pytest.raises(SolverError, match="option backend must be 'cbc' or 'highs', got 'gurobi'"):
         get_solver("milp", backend="gurobi")(p)
     try:
         import importlib.metadata

@@ -165,15 +165,15 @@ def test_schedule_file_round_trip(tmp_path):
 @pytest.mark.parametrize("data, expected", [
     ({"format": "nope", "tasks": []}, "format must be"),
     ({"format": "hetsched-schedule/1", "tasks": [], "extra": 1}, "unknown key 'extra'"),
-    ({"format": "hetsched-schedule/1", "tasks": [{"name": "a"}]}, "exactly name, device, start, finish"),
+    ({"format": "hetsched-schedule/1", "tasks": [{"name": "a"}]}, r"tasks\[0\] \(task 'a'\): missing key 'device'"),
     ({"format": "hetsched-schedule/1", "makespan": "x", "tasks": []}, "makespan must be a finite number"),
     ({"format": "hetsched-schedule/1", "status": "great", "makespan": 1.0, "tasks": []}, "unknown schedule status"),
-    ({"format": "hetsched-schedule/1", "period": {"bound": 1.0}, "tasks": []}, "period must be an object with value"),
+    ({"format": "hetsched-schedule/1", "period": {"bound": 1.0}, "tasks": []}, "period: missing key 'value'"),
     ({"format": "hetsched-schedule/1", "period": {"value": 1.0, "replicas": 0}, "tasks": []},
-     "period.replicas must be an integer >= 1"),
+     "period.replicas must be a whole number from 1"),
     ({"format": "hetsched-schedule/1", "period": {"value": "x"}, "tasks": []}, "period.value must be a finite"),
     ({"format": "hetsched-schedule/1", "period": {"value": 1.0, "placements": [["a"]]}, "tasks": []},
-     "period.placements must be a list"),
+     r"period.placements\[0\] must be an object"),
 ])
 def test_schedule_file_errors(data, expected):
     with pytest.raises(ScheduleError, match=expected):

@@ -179,6 +179,7 @@ def test_string_params_are_coerced() -> None:
     assert not any(n.op_type == "BatchNormalization" for n in without.graph.node)
 
 
+
 # --------------------------------------------------------------------------- model specifics
 
 
@@ -293,7 +294,7 @@ def test_unknown_parameter() -> None:
     ("name", "params", "mentions"),
     [
         ("bert", {"layers": 0}, "layers"),
-        ("bert", {"layers": "two"}, "layers"),
+        ("bert", {"layers": "two"}, "parameter layers must be a whole number, got 'two'"),
         ("bert", {"layers": 2.5}, "layers"),
         ("bert", {"hidden": 60, "heads": 8}, "heads"),
         ("gpt2", {"seq_len": -1}, "seq_len"),
@@ -302,11 +303,11 @@ def test_unknown_parameter() -> None:
         ("randwire", {"k": 8}, "'k'"),
         ("randwire", {"graph": "ba", "m": 0}, "'m'"),
         ("randwire", {"graph": "er", "er_p": 1.5}, "er_p"),
-        ("randwire", {"p": "inf"}, "'p'"),
+        ("randwire", {"p": "inf"}, "parameter p must be a finite number, got inf"),
         ("randwire", {"batchnorm": "maybe"}, "batchnorm"),
         ("inception", {"channels": 0}, "channels"),
         ("mlp", {"seed": -1}, "seed"),
-        ("mlp", {"width": True}, "width"),
+        ("mlp", {"width": True}, "parameter width must be a whole number, got True"),
     ],
 )
 def test_bad_values(name: str, params: dict[str, object], mentions: str) -> None:
