@@ -50,7 +50,7 @@ def child(name: str, path: str, time_limit: float) -> None:
 
     problem = read_problem(path)
     t0 = time.perf_counter()
-    (sched,) = run_solvers(problem, [name], get_solver, time_limit=time_limit)
+    (sched,), _ = run_solvers(problem, [name], get_solver, time_limit=time_limit)
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"status": sched.status, "solve_s": round(sched.solve_seconds, 3),

@@ -169,18 +169,17 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from solvers import get_solver
 
     from .config import SolverSpec
-    from .pipeline import format_table, run_solvers, summary_table
+    from .pipeline import run_solvers
     from .problem import read_problem
-    from .run import format_throughput, throughput_table
     from .schedule import write_schedule
+    from .tables import format_table, summary_table
 
     problem = read_problem(args.problem)
     options = _parse_options(args.option)
     get_solver(args.solver, **options)  # fail fast on a bad name or option
-    (sched,) = run_solvers(problem, [SolverSpec(name=args.solver, options=options)], get_solver,
-                           time_limit=args.time_limit, seed=args.seed)
-    print(format_throughput(throughput_table([sched])) if sched.period is not None
-          else format_table(summary_table([sched])))
+    (sched,), _ = run_solvers(problem, [SolverSpec(name=args.solver, options=options)], get_solver,
+                              time_limit=args.time_limit, seed=args.seed)
+    print(format_table(summary_table([sched], "throughput" if sched.period is not None else "latency")))
     if args.output:
         write_schedule(sched, args.output)
         print(f"wrote {args.output}")
@@ -191,11 +190,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from . import zoo
     from .deploy import export_placement
     from .fileio import write_json
-    from .pipeline import (format_replay, graph_level, load_graph, load_original, load_problem, optimized_cache,
-                           tqdm_progress)
+    from .pipeline import graph_level, load_graph, load_original, load_problem, optimized_cache, tqdm_progress
     from .problem import read_problem
     from .replay import replay as replay_schedule
     from .schedule import read_schedule
+    from .tables import format_replay
 
     params = zoo.parse_params(args.set) if args.set else None
     shapes = _parse_shapes(args.input_shape)
@@ -288,7 +287,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .run import execute_run, format_candidates, profile_line, solver_table, what_if_line
+    from .run import execute_run, profile_line, what_if_line
+    from .tables import format_candidates, format_table
 
     catalog = _solver_catalog()
     config = load_config(args.config, catalog)
@@ -304,10 +304,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     g = result.problem.graph
     print(f"{config.name}: model {result.problem.label} ({len(g.tasks)} tasks, {len(g.edges)} edges) "
           f"on {len(result.problem.devices)} devices ({', '.join(result.problem.devices)})")
-    print(solver_table(config, result.table))
+    print(format_table(result.table))
     if result.host_table is not None:
         print("on the real devices alone (the recommendation is chosen from these):")
-        print(solver_table(config, result.host_table))
+        print(format_table(result.host_table))
     if result.replay is not None:
         r = result.replay
         print(format_candidates(r).strip("`\n"))

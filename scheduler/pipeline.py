@@ -7,7 +7,8 @@ Example
 -------
 >>> from solvers import get_solver
 >>> p = build_problem("mlp", {"layers": "2"})
->>> [s.solver for s in run_solvers(p, ["greedy"], get_solver, time_limit=5)]
+>>> schedules, bounds = run_solvers(p, ["greedy"], get_solver, time_limit=5)
+>>> [s.solver for s in schedules]
 ['greedy']
 """
 
@@ -18,11 +19,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import onnx
-import pandas as pd
 from tqdm import tqdm
 
 from . import zoo
-from .bounds import Bound, all_bounds, bound_budget
+from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
@@ -31,7 +31,8 @@ from .platform import Platform, load_platform
 from .problem import Problem
 from .profile_store import get_profile
 from .profiling import Profile, problem_from_profile, real_devices
-from .schedule import Schedule, validate
+from .schedule import Period, Schedule, validate
+from .semantics import period
 
 GetSolver = Callable[..., Callable[..., Schedule]]
 
@@ -160,12 +161,17 @@ BOUND_TOLERANCE = 1e-9
 """Relative excess of a bound over a makespan that is still taken as float rounding, not unsoundness."""
 
 
-def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:
+def _unsound(bound: float, value: float) -> bool:
+    return bound > value * (1 + BOUND_TOLERANCE) + 1e-15
+
+
+def certify_schedules(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bound]) -> list[Schedule]:
     """Give every schedule the best lower bound known for the problem, and say which it is.
 
     Sound bounds on the optimum hold for every schedule of the problem, so the
     best of ``bounds`` and of every schedule's own (e.g. an exact solver's proven
-    bound) serves them all.
+    bound) serves them all.  (A solver certifies its own placement with the classic
+    bounds: :func:`solvers.common.certify_placement`.)
 
     A bound above a schedule's makespan is a bug, never a result: it raises
     (a gap rounded up to 0 would hide it).
@@ -176,85 +182,65 @@ def certify(problem: Problem, schedules: Sequence[Schedule], bounds: Sequence[Bo
     for s in schedules:
         if best is not None and (s.lower_bound is None or best.value > s.lower_bound):
             s = replace(s, lower_bound=best.value, info={**s.info, "bound": best.name})
-        if s.found and best is not None and best.value > s.makespan * (1 + BOUND_TOLERANCE) + 1e-15:
+        if s.found and best is not None and _unsound(best.value, s.makespan):
             raise HetschedError(f"internal error: lower bound {best.name} ({best.value:.9g} s) is above the "
                                 f"makespan of {s.solver} ({s.makespan:.9g} s); the bound is unsound, please report")
         out.append(s)
     return out
 
 
+def certify_periods(problem: Problem, schedules: Sequence[Schedule], replicas: int,
+                    bounds: Sequence[Bound]) -> list[Schedule]:
+    """Give every schedule found its period (``replicas`` copies of its placement, unless the solver placed
+    copies itself) and the best period bound known: of ``bounds`` and of every solver's own; an unsound
+    one raises, as in :func:`certify_schedules`."""
+    best = max([b.value for b in bounds] + [s.period.bound or 0.0 for s in schedules if s.period is not None],
+               default=0.0)
+    out = []
+    for s in schedules:
+        if s.found:
+            own = s.period or Period(period(problem, s.placement) * replicas, None, replicas)
+            s = replace(s, period=replace(own, bound=max(best, own.bound or 0.0)))
+            if _unsound(s.period.bound, s.period.value):
+                raise HetschedError(f"internal error: period bound {s.period.bound:.9g} s is above the period of "
+                                    f"{s.solver} ({s.period.value:.9g} s); the bound is unsound, please report")
+        out.append(s)
+    return out
+
+
 def run_solvers(problem: Problem, solvers: Sequence[str | SolverSpec], get_solver: GetSolver, *,
-                time_limit: float | None = None, seed: int = 0, progress: bool = False,
-                lp_bounds: bool = True) -> list[Schedule]:
+                time_limit: float | None = None, seed: int = 0, lp_bounds: bool = True, replicas: int | None = None,
+                stage: Callable[[str], None] | None = None) -> tuple[list[Schedule], list[Bound]]:
     """Run each solver on ``problem``; every schedule is validated again and certified with the best bound.
+    Returns the schedules and the problem's bounds.
 
     The time limits are budgets for solving and bounding together: the LP bounds' share
     (:func:`~scheduler.bounds.bound_budget` of their sum) is taken from each in proportion.
+    ``replicas`` makes it a throughput run (:func:`certify_periods`; the LP bounds' share is
+    split between the makespan and the period bound).  ``stage(name)`` is called before each solver.
     """
     specs = [SolverSpec(name=s) if isinstance(s, str) else s for s in solvers]
     limits = [spec.time_limit or time_limit for spec in specs]
     total = None if None in limits else sum(limits)
-    budget = bound_budget(total)
+    budget = bound_budget(total) if lp_bounds else 0.0
     share = 1.0 - budget / total if total else 1.0
     out = []
-    bar = tqdm(specs, desc="solving", unit="solver", disable=not progress, leave=False)
-    for spec, limit in zip(bar, limits):
-        bar.set_postfix_str(spec.name)
+    for spec, limit in zip(specs, limits):
+        if stage is not None:
+            stage(spec.name)
         solve = get_solver(spec.name, **spec.options)
         sched = solve(problem, time_limit=None if limit is None else limit * share, seed=seed)
         errors = validate(problem, sched)
         if errors:
             raise HetschedError(f"solver {spec.name!r} returned an invalid schedule: {errors[0]}")
         out.append(sched)
-    return certify(problem, out, all_bounds(problem, lp=lp_bounds, time_limit=budget))
-
-
-def summary_table(schedules: Sequence[Schedule]) -> pd.DataFrame:
-    """One row per solver: makespan, bound, gap, status, solve time."""
-    rows = [{
-        "solver": s.solver,
-        "status": s.status,
-        "makespan_s": s.makespan,
-        "lower_bound_s": s.lower_bound,
-        "gap": s.gap,
-        "solve_s": s.solve_seconds,
-        "note": s.info.get("reason", ""),
-    } for s in schedules]
-    return pd.DataFrame(rows)
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The summary table for a terminal: times in ms, gap in %."""
-    shown = table.copy()
-    for col in ("makespan_s", "lower_bound_s"):
-        shown[col.replace("_s", "_ms")] = shown.pop(col).map(lambda v: "-" if pd.isna(v) else f"{v * 1e3:.4f}")
-    shown["gap"] = table["gap"].map(lambda v: "-" if pd.isna(v) else f"{v * 100:.1f}%")
-    shown["solve_s"] = table["solve_s"].map(lambda v: f"{v:.3f}")
-    cols = ["solver", "status", "makespan_ms", "lower_bound_ms", "gap", "solve_s"]
-    if shown["note"].astype(bool).any():
-        cols.append("note")
-    return shown[cols].to_string(index=False)
-
-
-def format_replay(result: Mapping[str, Any]) -> str:
-    """A replay result for a terminal: segments, measured vs predicted, baselines and speedup."""
-    lines = [f"replay of {result['solver'] or 'schedule'}: {len(result['segments'])} segments, "
-             f"outputs match (max abs diff {result['max_abs_diff']:.2e}), {result['timeline']} timeline"]
-    seg = pd.DataFrame([{"segment": s["index"], "device": s["device"], "tasks": s["tasks"],
-                         "predicted_ms": s["predicted_s"] * 1e3, "measured_ms": s["measured_median_s"] * 1e3}
-                        for s in result["segments"]])
-    lines.append(seg.round(4).to_string(index=False))
-    m = result["measured"]
-    lines.append(f"makespan: measured {result['measured_makespan_s'] * 1e3:.4f} ms (median of {result['repeats']}, "
-                 f"spread {m['spread']:.0%}), predicted {result['predicted_makespan_s'] * 1e3:.4f} ms "
-                 f"(error {result['prediction_error']:+.1%}), by segment with the executor's costs "
-                 f"{result['predicted_replay_s'] * 1e3:.4f} ms (error {result['replay_prediction_error']:+.1%})")
-    if result.get("baselines"):
-        for label, v in result["baselines"].items():
-            lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms")
-        lines.append(f"speedup over the best plain ORT ({result['best_baseline']}): "
-                     f"{result['speedup_vs_best_baseline']:.2f}x")
-    return "\n".join(lines)
+    split = 1 if replicas is None else 2
+    bounds = all_bounds(problem, lp=lp_bounds, time_limit=budget / split)
+    out = certify_schedules(problem, out, bounds)
+    if replicas is not None:
+        out = certify_periods(problem, out, replicas,
+                              period_bounds(problem, replicas, lp=lp_bounds, time_limit=budget / split))
+    return out, bounds
 
 
 def safe_name(name: str) -> str:

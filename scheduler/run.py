@@ -19,24 +19,23 @@ import secrets
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import yaml
 
-from .bounds import all_bounds, bound_budget, period_bounds
 from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
-from .pipeline import (ProfileOptions, certify, format_table, graph_level, load_graph, load_original, load_problem,
-                       optimized_cache, safe_name, summary_table, tqdm_progress)
+from .pipeline import (ProfileOptions, graph_level, load_graph, load_original, load_problem, optimized_cache,
+                       run_solvers, safe_name, tqdm_progress)
 from .recommend import as_candidate, recommend
 from .plots import gantt, gap_chart
 from .problem import Problem, read_problem, write_problem
 from .problem_views import disjoint_problems, host_problem
-from .schedule import Period, Schedule, validate, write_schedule
-from .semantics import period
+from .schedule import Schedule, write_schedule
+from .tables import format_candidates, format_table, summary_table
 
 
 @dataclass(frozen=True)
@@ -57,48 +56,12 @@ def _stage(progress: bool, text: str) -> None:
         print(f"[hetsched] {text}", file=sys.stderr, flush=True)
 
 
-def _run_solver(spec: SolverSpec, problem: Problem, config: RunConfig, catalog: SolverCatalog) -> Schedule:
-    """``spec``'s schedule of ``problem`` within its time limit (the run's unless it has its own), with the
-    run's objective and replicas for solvers that take them."""
-    options = dict(spec.options)
-    if config.objective == "throughput" and "objective" in catalog.options(spec.name):
-        options.setdefault("objective", "throughput")
-        options.setdefault("replicas", config.replicas)
-    return catalog.get(spec.name, **options)(problem, time_limit=spec.time_limit or config.time_limit,
-                                             seed=config.seed)
-
-
-def _with_period(problem: Problem, s: Schedule, replicas: int, bound: float) -> Schedule:
-    """Attach the throughput view: the period (``replicas`` copies of the placement unless the solver placed
-    copies itself) with the best period bound known."""
-    if not s.found:
-        return s
-    if s.period is not None:
-        return replace(s, period=replace(s.period, bound=max(bound, s.period.bound or 0.0)))
-    return replace(s, period=Period(period(problem, s.placement) * replicas, bound, replicas))
-
-
-def throughput_table(schedules: Sequence[Schedule]) -> pd.DataFrame:
-    """One row per solver for a throughput run: period, its bound and gap, throughput, latency of copy 0."""
-    return pd.DataFrame([{
-        "solver": s.solver, "status": s.status, "period_s": s.period and s.period.value,
-        "period_bound_s": s.period and s.period.bound, "period_gap": s.period and s.period.gap,
-        "throughput_per_s": s.period and s.period.throughput, "makespan_s": s.makespan, "solve_s": s.solve_seconds,
-        "note": s.info.get("reason", ""),
-    } for s in schedules])
-
-
-def format_throughput(table: pd.DataFrame) -> str:
-    """The throughput table for a terminal: times in ms, gap in %."""
-    shown = table.copy()
-    for col in ("period_s", "period_bound_s", "makespan_s"):
-        shown[col.replace("_s", "_ms")] = shown.pop(col).map(lambda v: "-" if pd.isna(v) else f"{v * 1e3:.4f}")
-    shown["period_gap"] = table["period_gap"].map(lambda v: "-" if pd.isna(v) else f"{v * 100:.1f}%")
-    shown["throughput_per_s"] = table["throughput_per_s"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
-    shown["solve_s"] = table["solve_s"].map(lambda v: f"{v:.3f}")
-    cols = ["solver", "status", "period_ms", "period_bound_ms", "period_gap", "throughput_per_s", "makespan_ms",
-            "solve_s"]
-    return shown[cols + (["note"] if shown["note"].astype(bool).any() else [])].to_string(index=False)
+def _for_objective(spec: SolverSpec, config: RunConfig, catalog: SolverCatalog) -> SolverSpec:
+    """``spec`` with the run's objective and replicas for a solver that takes them (its own options win)."""
+    if config.objective != "throughput" or "objective" not in catalog.options(spec.name):
+        return spec
+    return spec.model_copy(update={"options": {"objective": "throughput", "replicas": config.replicas,
+                                               **spec.options}})
 
 
 def _names_device(spec: SolverSpec, names: set[str]) -> bool:
@@ -118,43 +81,27 @@ def _names_any(value: Any, names: set[str]) -> bool:
 
 
 def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: Sequence[SolverSpec], progress: bool,
-           where: str = "") -> tuple[list[Schedule], list[Any], pd.DataFrame]:
-    """Bound, solve with every spec, validate and certify (and the throughput view): schedules, bounds, table."""
-    _stage(progress, f"bounds for {len(problem.tasks)} tasks on {len(problem.devices)} devices{where}")
-    budget = bound_budget(config.time_limit * len(specs))  # the LP bounds' share of the run's solving time
-    bounds = all_bounds(problem, lp=config.lp_bounds, time_limit=budget)
-    schedules = []
-    for s in specs:
-        _stage(progress, f"solving{where}: {s.name}")
-        sched = _run_solver(s, problem, config, catalog)
-        errors = validate(problem, sched)
-        if errors:
-            raise HetschedError(f"solver {s.name!r} returned an invalid schedule: {errors[0]}")
-        schedules.append(sched)
-    schedules = certify(problem, schedules, bounds)
-    if config.objective == "throughput":
-        pbound = max(period_bounds(problem, config.replicas, lp=config.lp_bounds, time_limit=budget),
-                     key=lambda b: b.value).value
-        pbound = max([pbound] + [s.period.bound or 0.0 for s in schedules if s.period is not None])
-        schedules = [_with_period(problem, s, config.replicas, pbound) for s in schedules]
-    table = throughput_table(schedules) if config.objective == "throughput" else summary_table(schedules)
-    return schedules, bounds, table
+           where: str = "", lp_bounds: bool | None = None) -> tuple[list[Schedule], list[Any]]:
+    """Solve with every spec, validate, bound and certify in the run's objective: schedules and bounds."""
+    _stage(progress, f"{len(problem.tasks)} tasks on {len(problem.devices)} devices{where}")
+    return run_solvers(problem, [_for_objective(s, config, catalog) for s in specs], catalog.get,
+                       time_limit=config.time_limit, seed=config.seed,
+                       lp_bounds=config.lp_bounds if lp_bounds is None else lp_bounds,
+                       replicas=config.replicas if config.objective == "throughput" else None,
+                       stage=lambda name: _stage(progress, f"solving{where}: {name}"))
 
 
 def _disjoint_candidates(problem: Problem, config: RunConfig, catalog: SolverCatalog,
                          progress: bool) -> list[Schedule]:
     """Every solver's schedule on each set of ``problem``'s real devices that share no core
     (:func:`scheduler.problem_views.disjoint_problems`), as replay candidates of ``problem``; latency only
-    (solvers whose options name a device left out do not run there)."""
+    (solvers whose options name a device left out do not run there; no LP bounds: only the placements count)."""
     out = []
     for sub in disjoint_problems(problem) if config.objective == "latency" else []:
-        where = f" on {'+'.join(sub.devices)}"
         left_out = set(problem.devices) - set(sub.devices)
-        for s in (s for s in config.solvers if not _names_device(s, left_out)):
-            _stage(progress, f"solving{where}: {s.name}")
-            sched = _run_solver(s, sub, config, catalog)
-            if sched.found:
-                out.append(as_candidate(problem, sub, sched))
+        specs = [s for s in config.solvers if not _names_device(s, left_out)]
+        schedules, _ = _solve(sub, config, catalog, specs, progress, f" on {'+'.join(sub.devices)}", lp_bounds=False)
+        out += [as_candidate(problem, sub, s) for s in schedules if s.found]
     return out
 
 
@@ -211,7 +158,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
-    schedules, bounds, table = _solve(problem, config, catalog, config.solvers, progress)
+    schedules, bounds = _solve(problem, config, catalog, config.solvers, progress)
+    table = summary_table(schedules, config.objective)
     best = _best(schedules, config)
     host = host_problem(problem) if config.replay.enabled else None
     host_schedules: list[Schedule] = []
@@ -220,7 +168,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         # simulated devices stay a what-if (solvers whose options name one cannot run here)
         simulated = set(problem.devices) - set(host.devices)
         specs = [s for s in config.solvers if not _names_device(s, simulated)]
-        host_schedules, _, host_table = _solve(host, config, catalog, specs, progress, " on the real devices")
+        host_schedules, _ = _solve(host, config, catalog, specs, progress, " on the real devices")
+        host_table = summary_table(host_schedules, config.objective)
         host_best = _best(host_schedules, config)
     throughput = config.objective == "throughput"
     replayed = None
@@ -276,31 +225,6 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                      host_table if host is not None else None)
 
 
-def format_candidates(replayed: Mapping[str, Any]) -> str:
-    """The replayed candidates as a table: predicted (schedule, and by segment with the executor's costs)
-    vs measured, errors, outputs' difference."""
-    def ms(v: float | None) -> float | None:
-        return None if v is None else v * 1e3
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:+.1%}"
-
-    table = pd.DataFrame([{
-        "candidate": c["candidate"], "segments": c["segments"],
-        "timeline": "real" if c.get("timeline", "wall-clock") == "wall-clock" else "virtual",
-        "schedule_ms": ms(c["predicted_makespan_s"]), "by_segment_ms": ms(c.get("predicted_replay_s")),
-        "measured_ms": ms(c["measured_makespan_s"]),
-        "error": pct(c["prediction_error"]), "segment_error": pct(c.get("replay_prediction_error")),
-        "max_abs_diff": f"{c['max_abs_diff']:.1e}",
-    } for c in replayed["candidates"]])
-    return "```\n" + table.round(4).to_string(index=False) + "\n```"
-
-
-def solver_table(config: RunConfig, table: pd.DataFrame) -> str:
-    """A solver table for a terminal, in the run's objective."""
-    return format_throughput(table) if config.objective == "throughput" else format_table(table)
-
-
 PROFILE_MISMATCH = 0.2
 """Plain ONNX Runtime measured this far from the profile's prediction of it: the profile is out of date."""
 
@@ -338,7 +262,7 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
              f"Model `{problem.label}`: {len(g.tasks)} tasks, {len(g.edges)} edges; platform "
              f"`{problem.platform.name}` ({', '.join(problem.devices)}); costs: {config.costs}; objective: "
              f"{config.objective}" + (f" with {config.replicas} replicas" if config.replicas > 1 else "") + ".", "",
-             "## Solvers", "", "```", solver_table(config, table), "```", "",
+             "## Solvers", "", "```", format_table(table), "```", "",
              "Lower bounds: " + ", ".join(f"{b.name} {b.value * 1e3:.4f} ms" for b in bounds) + ".", "",
              f"## Best schedule: `{best.solver}` ({best.status})", "", "![gantt](gantt.png)", "",
              "![gap to the lower bound](gap.png)", ""]
@@ -346,7 +270,7 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
         lines += ["## On the real devices alone", "",
                   f"A placement that uses a simulated device cannot be measured, so the solvers ran again on "
                   f"platform `{host[0].platform.name}` ({', '.join(host[0].devices)}); the recommendation is "
-                  "chosen from these (files under `host/`).", "", "```", solver_table(config, host[1]), "```", "",
+                  "chosen from these (files under `host/`).", "", "```", format_table(host[1]), "```", "",
                   "![gantt of the best placement on the real devices](host/gantt.png)", ""]
     if replayed is not None:
         lines += ["## Replay on ONNX Runtime and the recommendation", "",

@@ -103,7 +103,7 @@ class Schedule:
     @property
     def gap(self) -> float | None:
         """``makespan / lower_bound - 1`` when both are known and the bound is positive (negative only
-        when the bound is unsound, which :func:`scheduler.pipeline.certify` refuses)."""
+        when the bound is unsound, which :func:`scheduler.pipeline.certify_schedules` refuses)."""
         return None if self.makespan is None else _gap(self.makespan, self.lower_bound)
 
     @cached_property

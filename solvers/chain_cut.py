@@ -39,7 +39,7 @@ from scheduler.problem import Problem
 from scheduler.problem_views import mirror_classes
 from scheduler.schedule import Schedule
 
-from .common import finish, no_solution
+from .common import certify_placement, no_solution
 
 NAME = "chain-cut"
 Boundary = Literal["path", "crossing", "both"]
@@ -151,7 +151,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
         if placement is None:
             reasons.append(f"boundary={kind}: {why}")
             continue
-        s = finish(problem, placement, solver=NAME, started=started, info={"boundary": kind})
+        s = certify_placement(problem, placement, solver=NAME, started=started, info={"boundary": kind})
         if best is None or s.makespan < best.makespan:
             best = s
     return best if best is not None else no_solution(problem, solver=NAME, started=started, reason="; ".join(reasons))

@@ -30,10 +30,11 @@ Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Objective = Literal["latency", "throughput"]
 
 
-def finish(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None, *,
+def certify_placement(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None, *,
            solver: str, started: float, status: str = "heuristic", info: Mapping[str, Any] | None = None,
            extra_bounds: tuple[Bound, ...] = ()) -> Schedule:
-    """Simulate, validate and certify a solver's placement (+ order) as a Schedule."""
+    """A solver's placement (+ order) as a Schedule: simulated, validated, and given the best classic bound
+    (the run then gives every schedule the best bound of all: :func:`scheduler.pipeline.certify_schedules`)."""
     sched = simulate(problem, placement, order)
     errors = validate(problem, sched)
     if errors:

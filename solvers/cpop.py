@@ -20,7 +20,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, earliest_finish, finish, no_solution
+from .common import Feasibility, earliest_finish, certify_placement, no_solution
 from .heft import TransferMean, mean_transfer, upward_rank
 
 NAME = "cpop"
@@ -70,4 +70,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             if not waiting[e.dst]:
                 heapq.heappush(ready, (-priority[e.dst], topo[e.dst], e.dst))
     placed = timeline.schedule()
-    return finish(problem, placed.placement, placed.order(problem), solver=NAME, started=started)
+    return certify_placement(problem, placed.placement, placed.order(problem), solver=NAME, started=started)

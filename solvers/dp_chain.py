@@ -21,7 +21,7 @@ from scheduler.bounds import Bound
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
-from .common import finish, no_solution
+from .common import certify_placement, no_solution
 
 
 def is_sequential_chain(problem: Problem) -> bool:
@@ -92,7 +92,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0) -
     best_j = min(range(k), key=value.__getitem__)
     placement = {t: devs[place[best_j][i]] for i, t in enumerate(order)}
     exact = is_sequential_chain(problem)
-    return finish(problem, placement, order, solver="dp-chain", started=started,
+    return certify_placement(problem, placement, order, solver="dp-chain", started=started,
                   status="optimal" if exact else "heuristic",
                   info={"dp_value": value[best_j], "exact_case": exact},
                   extra_bounds=(Bound("dp-chain-exact", value[best_j]),) if exact else ())

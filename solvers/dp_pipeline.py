@@ -53,7 +53,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Period, Schedule
 from scheduler.semantics import period, resource_loads
 
-from .common import Objective, Replicas, finish, no_solution
+from .common import Objective, Replicas, certify_placement, no_solution
 from .exact_common import period_lower_bound, placement_errors
 
 NAME = "dp-pipeline"
@@ -128,7 +128,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                        objective="throughput")
     value, placement = best
     bound = period_lower_bound(problem)
-    return replace(finish(problem, placement, solver=NAME, started=started, info={"splits_tried": tried}),
+    return replace(certify_placement(problem, placement, solver=NAME, started=started, info={"splits_tried": tried}),
                    objective="throughput", period=Period(value, bound))
 
 

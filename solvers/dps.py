@@ -29,7 +29,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, earliest_finish, finish, no_solution
+from .common import Feasibility, earliest_finish, certify_placement, no_solution
 from .heft import mean_transfer
 
 NAME = "dps"
@@ -88,4 +88,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0) -
         if time.perf_counter() < deadline:
             priority = levels(problem, placed, mean_cost, mean_move)
     done = timeline.schedule()
-    return finish(problem, done.placement, done.order(problem), solver=NAME, started=started)
+    return certify_placement(problem, done.placement, done.order(problem), solver=NAME, started=started)

@@ -46,7 +46,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Period, Schedule
 from scheduler.semantics import replicated_period
 
-from .common import finish, no_solution
+from .common import certify_placement, no_solution
 from .exact_common import (ExactData, exact_data, infeasibility_reason, latency_hint, makespan, order_from_starts,
                            period_lower_bound, placement_errors, throughput_hint, trivial_upper_bound)
 
@@ -146,7 +146,7 @@ def _adopt(problem: Problem, hint: Schedule, *, solver: str, started: float, inf
     """The hint as this solver's answer.  A heuristic's hint was simulated, validated and bounded when it
     was made: only the solver's own bound is added (simulating 20000 tasks again costs a second)."""
     if hint.lower_bound is None:  # a coarse first pass: not certified yet
-        return finish(problem, hint.placement, hint.order(problem), solver=solver, started=started,
+        return certify_placement(problem, hint.placement, hint.order(problem), solver=solver, started=started,
                       status="heuristic", info=info, extra_bounds=extra_bounds)
     bound = max((Bound(hint.info.get("bound", "classic"), hint.lower_bound), *extra_bounds), key=lambda b: b.value)
     return replace(hint, solver=solver, status="heuristic", lower_bound=bound.value,
@@ -175,7 +175,7 @@ def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *,
             info["rejected_solution"] = errs[0]
         else:
             order = order_from_starts(problem, outcome.starts or {t: 0.0 for t in problem.tasks})
-            mine = finish(problem, placement, order, solver=solver, started=started, status="feasible",
+            mine = certify_placement(problem, placement, order, solver=solver, started=started, status="feasible",
                           info=info, extra_bounds=extra)
     theirs: Schedule | None = None
     if hint is not None and (mine is None or makespan(hint) < makespan(mine) * (1 - 1e-12)):
@@ -225,7 +225,7 @@ def throughput_answer(problem: Problem, outcome: Outcome, hint: tuple[Mapping[st
     if not from_solver:
         info["fallback"] = "load-greedy/heft"
         info["note"] = f"{solver} found no placement better than its heuristic warm start; this is the heuristic's"
-    s = finish(problem, placements[0], None, solver=solver, started=started, info=info)
+    s = certify_placement(problem, placements[0], None, solver=solver, started=started, info=info)
     per = Period(value, bound, replicas, tuple(dict(p) for p in placements) if replicas > 1 else ())
     return replace(s, objective="throughput", status=_status(value, bound, from_solver), period=per)
 

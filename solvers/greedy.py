@@ -18,7 +18,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, earliest_finish, finish, no_solution
+from .common import Feasibility, earliest_finish, certify_placement, no_solution
 
 
 def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
@@ -49,4 +49,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             device, _ = earliest_finish(problem, timeline, t, cands, insertion=False)
         timeline.place(t, device)
         feas.commit(t, device)
-    return finish(problem, timeline.device_of, topo, solver=name, started=started)
+    return certify_placement(problem, timeline.device_of, topo, solver=name, started=started)

@@ -18,7 +18,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, earliest_finish, finish, no_solution
+from .common import Feasibility, earliest_finish, certify_placement, no_solution
 
 
 TransferMean = Literal["pairs", "all"]
@@ -61,4 +61,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
         timeline.place(t, device, start)
         feas.commit(t, device)
     placed = timeline.schedule()
-    return finish(problem, placed.placement, placed.order(problem), solver="heft", started=started)
+    return certify_placement(problem, placed.placement, placed.order(problem), solver="heft", started=started)

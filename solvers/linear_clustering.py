@@ -26,7 +26,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, Positive, finish, no_solution, place_in_order
+from .common import Feasibility, Positive, certify_placement, no_solution, place_in_order
 from .heft import upward_rank
 
 MAX_MAPPINGS = 720
@@ -151,5 +151,5 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
         return no_solution(problem, solver="linear-clustering", started=started,
                            reason="no mapping of the clusters keeps memory and co-location limits")
     _, tl, count = best
-    return finish(problem, tl.device_of, order, solver="linear-clustering", started=started,
+    return certify_placement(problem, tl.device_of, order, solver="linear-clustering", started=started,
                   info={"clusters": count, "mappings_tried": len(candidates)})

@@ -26,7 +26,7 @@
    when it is no longer than the current one (equal ones let the search move).
 
 The answer is the best schedule found, certified like every solver's (the classic
-bounds and the path-segments bound; ``hetsched`` adds the LP bounds in ``certify``).
+bounds and the path-segments bound; ``hetsched`` adds the LP bounds in ``certify_schedules``).
 It is a heuristic: no window proves the whole schedule optimal, except one that
 holds every task (small problems): its CP-SAT bound is a bound on the makespan, and
 the search stops once CP-SAT proves that window optimal, or once the schedule meets
@@ -52,7 +52,7 @@ from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline, simulate
 
 from . import portfolio, split
-from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
+from .common import Feasibility, Positive, Workers, certify_placement, no_solution, place_in_order
 from .exact_solve import OPTIMALITY_TOLERANCE
 from .window import solve_window
 
@@ -208,7 +208,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
         if everything and found.optimal:  # no window can do better (but for rounding to ticks)
             break
     extra = (path,) + ((Bound("lns-whole-window", whole),) if whole > 0 else ())
-    s = finish(problem, current.placement, current.order(problem), solver=NAME, started=started, extra_bounds=extra,
+    s = certify_placement(problem, current.placement, current.order(problem), solver=NAME, started=started, extra_bounds=extra,
                info={"start": first.info.get("chosen", first.solver), "start_makespan": first.makespan,
                      "windows": tried, "windows_proved": proved, "windows_kept": kept, "improvements": improved,
                      "final_window": int(size), "kind_weights": {k: round(w, 3) for k, w in weight.items()}})

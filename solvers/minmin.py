@@ -23,7 +23,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, finish, no_solution
+from .common import Feasibility, certify_placement, no_solution
 
 NAME = "minmin"
 Rule = Literal["min", "max", "sufferage"]
@@ -78,4 +78,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, r
             if not waiting[e.dst]:
                 add_ready(e.dst)
     placed = timeline.schedule()
-    return finish(problem, placed.placement, placed.order(problem), solver=name, started=started)
+    return certify_placement(problem, placed.placement, placed.order(problem), solver=name, started=started)

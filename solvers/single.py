@@ -12,7 +12,7 @@ from scheduler.errors import SolverError
 from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 
-from .common import finish, no_solution
+from .common import certify_placement, no_solution
 
 
 def _fits(problem: Problem, device: str) -> str | None:
@@ -40,7 +40,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, d
         if why:
             reasons.append(why)
             continue
-        sched = finish(problem, {t: d for t in problem.tasks}, solver=name, started=started, info={"device": d})
+        sched = certify_placement(problem, {t: d for t in problem.tasks}, solver=name, started=started, info={"device": d})
         if best is None or sched.makespan < best.makespan:
             best = sched
     if best is None:

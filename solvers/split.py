@@ -35,7 +35,7 @@ from scheduler.problem import Problem
 from scheduler.schedule import Schedule
 from scheduler.semantics import Timeline, simulate
 
-from .common import Feasibility, Positive, Workers, finish, no_solution, place_in_order
+from .common import Feasibility, Positive, Workers, certify_placement, no_solution, place_in_order
 from .exact_common import latency_hint
 from .window import solve_window
 
@@ -160,7 +160,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, m
             cand = simulate(problem, again[0].device_of, again[0].schedule().order(problem))
             if cand.makespan < best.makespan * (1 - 1e-9):
                 best, windows_kept, improved = cand, windows_kept + 1, True
-    return finish(problem, best.placement, best.order(problem), solver=NAME, started=started,
+    return certify_placement(problem, best.placement, best.order(problem), solver=NAME, started=started,
                   info={"modules": len(mods), "largest_module": max(len(m) for m in mods), "polished": start_from,
                         "modules_solved_by_cpsat": solved, "polish_sweeps": sweeps, "polish_windows": windows_tried,
                         "polish_improvements": windows_kept})

@@ -17,7 +17,7 @@ from scheduler.bounds import Bound
 from scheduler.cli import main
 from scheduler.errors import HetschedError
 from scheduler.generate import random_problem
-from scheduler.pipeline import certify
+from scheduler.pipeline import certify_schedules
 from scheduler.problem import read_problem
 from scheduler.schedule import write_schedule
 from scheduler.semantics import simulate
@@ -161,9 +161,9 @@ def test_every_float_spelling_is_a_number(tmp_path, capsys):
 def test_a_bound_above_a_makespan_is_an_error_not_a_zero_gap():
     p = random_problem(4, seed=3)
     s = simulate(p, {t: p.allowed(t)[0] for t in p.tasks})
-    assert certify(p, [s], [Bound("honest", s.makespan * 0.5)])[0].gap == pytest.approx(1.0)
+    assert certify_schedules(p, [s], [Bound("honest", s.makespan * 0.5)])[0].gap == pytest.approx(1.0)
     with pytest.raises(HetschedError, match="lower bound broken .* is above the makespan"):
-        certify(p, [s], [Bound("broken", s.makespan * 1.01)])
+        certify_schedules(p, [s], [Bound("broken", s.makespan * 1.01)])
 
 
 def _interrupt(argv: list[str], stage: str, cwd, delay: float = 1.0) -> tuple[int, str, float]:
