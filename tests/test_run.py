@@ -6,15 +6,17 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 import yaml
 
+from scheduler.bounds import bound_budget
 from scheduler.cli import _solver_catalog, main
 from scheduler.config import config_from_dict, load_config
 from scheduler.pipeline import build_problem
-from scheduler.run import _disjoint_candidates, execute_run, profile_line
+from scheduler.run import _disjoint_candidates, _solve, execute_run, profile_line
 from scheduler.schedule import validate
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -154,3 +156,31 @@ def test_disjoint_candidates_solve_on_the_separate_cores_as_schedules_of_the_who
     throughput = config_from_dict({"model": {"zoo": "siamese"}, "platform": "cpu", "costs": "model",
                                    "objective": "throughput", "solvers": ["cpsat"]}, solvers=catalog)
     assert _disjoint_candidates(problem, throughput, catalog, False) == []
+
+
+@pytest.mark.parametrize("objective", ["latency", "throughput"])
+def test_a_runs_solvers_and_bounds_share_its_time_limit(objective):
+    """``hetsched run``'s solvers get their limits less the LP bounds' share (bound_budget of their sum), so
+    solving and bounding together stay within the limits; a throughput run certifies every period."""
+    catalog = _solver_catalog()
+    asked: list[float] = []
+
+    def get(name, **options):
+        solve = catalog.get(name, **options)
+
+        def recorded(problem, time_limit=None, seed=0):
+            asked.append(time_limit)
+            return solve(problem, time_limit=time_limit, seed=seed)
+        return recorded
+
+    config = config_from_dict({"model": {"zoo": "mlp"}, "objective": objective, "time_limit": 4,
+                               "solvers": ["heft", {"name": "greedy", "time_limit": 2}]}, solvers=catalog)
+    problem = build_problem("mlp", platform="cpu")
+    schedules, bounds = _solve(problem, config, replace(catalog, get=get), config.solvers, False)
+    share = 1 - bound_budget(6.0) / 6.0
+    assert asked == pytest.approx([4 * share, 2 * share]) and bounds
+    assert all(validate(problem, s) == [] and s.gap is not None and s.gap >= 0 for s in schedules)
+    if objective == "throughput":
+        assert all(s.period is not None and s.period.bound is not None and s.period.gap >= 0 for s in schedules)
+    else:
+        assert all(s.period is None for s in schedules)
