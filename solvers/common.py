@@ -1,6 +1,6 @@
-"""Helpers every solver shares: finishing a schedule and tracking constraints while placing.
+"""Helpers every solver shares: certifying a placement, running CP-SAT, and tracking constraints while placing.
 
-A solver's answer always goes through :func:`finish`, which re-simulates the
+A solver's answer always goes through :func:`certify_placement`, which re-simulates the
 placement under the one execution semantics, validates it (an invalid schedule is
 a bug and raises), and attaches the lower bound and the solve time.
 """
@@ -45,7 +45,27 @@ def certify_placement(problem: Problem, placement: Mapping[str, str], order: Seq
                    info={**(info or {}), "bound": bound.name})
 
 
-def cpsat_solve(solver: cp_model.CpSolver, model: cp_model.CpModel) -> Any:
+def run_cpsat(model: cp_model.CpModel, limit: float | None = None, *, minimum: float = 0.01,
+              workers: int | None = None, seed: int | None = None, first: bool = False,
+              subsolvers: Sequence[str] = ()) -> tuple[cp_model.CpSolver, Any]:
+    """CP-SAT on ``model`` (every CP-SAT model of the exact solvers and the windows): at most ``limit`` s but
+    at least ``minimum``, with ``workers`` and ``seed`` (None: CP-SAT's defaults), ``first``: stop at the
+    first solution, ``subsolvers``: the full searches of the portfolio; returns the solver and the status."""
+    solver = cp_model.CpSolver()
+    solver.parameters.stop_after_first_solution = first
+    if workers is not None:
+        solver.parameters.num_workers = workers
+    if seed is not None:
+        solver.parameters.random_seed = seed
+    if subsolvers:
+        solver.parameters.num_full_subsolvers = len(subsolvers)
+        solver.parameters.subsolvers.extend(subsolvers)
+    if limit is not None:
+        solver.parameters.max_time_in_seconds = max(minimum, limit)
+    return solver, _solve_interruptibly(solver, model)
+
+
+def _solve_interruptibly(solver: cp_model.CpSolver, model: cp_model.CpModel) -> Any:
     """``solver.solve(model)`` that Ctrl-C stops at once, with Python's own handling of it.
 
     CP-SAT would otherwise catch SIGINT itself (the search ends quietly and the

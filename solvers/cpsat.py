@@ -83,7 +83,7 @@ from scheduler.problem_views import first_use_order, mirror_classes, mirror_rena
 from scheduler.schedule import Schedule
 from scheduler.semantics import simulate
 
-from .common import Objective, Replicas, Seconds, Workers, cpsat_solve
+from .common import Objective, Replicas, Seconds, Workers, run_cpsat
 from .exact_common import (ExactData, OutputMove, choice_vars, order_from_starts, output_moves, placement_errors,
                            trivial_upper_bound)
 from .exact_solve import Budget, Outcome, Start, solve_exact
@@ -149,10 +149,7 @@ def placement_exists(problem: Problem, data: ExactData, replicas: int = 1, limit
     for k in range(replicas):
         p.update(_presence(model, problem, data, k))
     _memory(model, problem, data, p, replicas)
-    solver = cp_model.CpSolver()
-    if limit is not None:
-        solver.parameters.max_time_in_seconds = max(0.01, limit)
-    status = cpsat_solve(solver, model)
+    _, status = run_cpsat(model, limit)
     return {cp_model.OPTIMAL: True, cp_model.FEASIBLE: True, cp_model.INFEASIBLE: False}.get(status)
 
 
@@ -327,19 +324,11 @@ def _hint_latency(built: BuiltModel, problem: Problem, hint: Schedule) -> None:
 def _solve_model(built: BuiltModel, limit: float | None, workers: int, seed: int,
                  first: bool = False) -> tuple[cp_model.CpSolver, Any]:
     """Run CP-SAT (``first``: stop at the first solution)."""
-    solver = cp_model.CpSolver()
-    solver.parameters.stop_after_first_solution = first
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    if workers in (2, 3) and len({t for _, t, _ in built.p}) > SMALL_MODEL_TASKS:
-        # CP-SAT's default portfolio for 2-3 workers runs one full search (default_lp) plus LNS;
-        # the propagation-only search (no_lp) is what proves these models optimal (see module docstring)
-        solver.parameters.num_full_subsolvers = 2
-        solver.parameters.subsolvers.extend(["default_lp", "no_lp"])
-    if limit is not None:
-        solver.parameters.max_time_in_seconds = max(limit, 0.01)
-    status = cpsat_solve(solver, built.model)
-    return solver, status
+    # CP-SAT's default portfolio for 2-3 workers runs one full search (default_lp) plus LNS;
+    # the propagation-only search (no_lp) is what proves these models optimal (see module docstring)
+    portfolio = workers in (2, 3) and len({t for _, t, _ in built.p}) > SMALL_MODEL_TASKS
+    return run_cpsat(built.model, limit, workers=workers, seed=seed, first=first,
+                     subsolvers=("default_lp", "no_lp") if portfolio else ())
 
 
 def _outcome(built: BuiltModel, data: ExactData, solver: cp_model.CpSolver, status: Any,

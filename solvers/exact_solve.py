@@ -16,9 +16,17 @@
 5. turns the outcome and the warm start into the answer with an honest status
    (:func:`latency_answer`, :func:`throughput_answer`).
 
+The windowed re-solves of ``split`` and ``lns`` (:mod:`solvers.window`) take the
+same steps on a window of tasks with the rest fixed: their model is built from the
+same pieces (:func:`~solvers.exact_common.choice_vars`, ticks that round durations
+down), warm-started from the current schedule, solved by the same
+:func:`~solvers.common.run_cpsat`, and read back as a placement and a bound; the
+search that calls them gives the answer, through
+:func:`~solvers.common.certify_placement` like every heuristic.
+
 Honesty rules both exact solvers follow:
 
-* Every answer is re-simulated and validated (:func:`solvers.common.finish`); the
+* Every answer is re-simulated and validated (:func:`solvers.common.certify_placement`); the
   makespan (or period) reported is the simulated one, never the solver's value.
 * ``optimal`` is claimed only when the re-simulated objective is within
   :data:`OPTIMALITY_TOLERANCE` (relative) of a *sound* lower bound: the classic

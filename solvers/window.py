@@ -23,7 +23,7 @@ from ortools.sat.python import cp_model
 from scheduler.problem import Problem
 from scheduler.semantics import Timeline
 
-from .common import Feasibility, cpsat_solve
+from .common import Feasibility, run_cpsat
 from .cpsat import seconds_below, ticks
 from .exact_common import choice_vars
 
@@ -118,11 +118,7 @@ def solve_window(problem: Problem, tl: Timeline, feas: Feasibility, members: Seq
                     m.add_hint(p[t, x], x == d)
             m.add_hint(s[t], min(horizon, math.ceil(start / tick)))
     m.minimize(c)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, limit)
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
-    status = cpsat_solve(solver, m)
+    solver, status = run_cpsat(m, limit, minimum=0.05, workers=workers, seed=seed)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     chosen = {t: next(d for d in allowed[t] if solver.boolean_value(p[t, d])) for t in members}
