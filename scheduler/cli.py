@@ -208,10 +208,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                       optimization=args.graph_optimization)
     schedule = read_schedule(args.schedule)
     original = load_original(args.model, params, shapes)[0]
-    result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
-                             opt_level=args.opt_level, tolerance=args.tolerance, original=original,
-                             progress=tqdm_progress(sys.stderr.isatty()))
-    print(format_replay(result))
+    if args.stream is not None:
+        from .stream import format_stream, replay_stream
+
+        result = replay_stream(model, problem, schedule, inferences=args.stream, warmup=args.warmup,
+                               opt_level=args.opt_level, tolerance=args.tolerance, original=original)
+        print(format_stream(result))
+    else:
+        result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
+                                 opt_level=args.opt_level, tolerance=args.tolerance, original=original,
+                                 progress=tqdm_progress(sys.stderr.isatty()))
+        print(format_replay(result))
     if args.export:
         export_placement(model, problem, schedule, args.export, graph_level(args.graph_optimization, problem.platform))
         print(f"wrote {args.export}: segments, manifest.json and runner.py (numpy + onnxruntime only)")
@@ -288,6 +295,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .run import execute_run, profile_line, what_if_line
+    from .stream import format_stream_candidates
     from .tables import format_candidates, format_table
 
     catalog = _solver_catalog()
@@ -297,6 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         updates["output_dir"] = args.output_dir
     if args.no_replay and args.export:
         raise HetschedError("--export writes the recommendation the replay measures: drop --no-replay")
+    if args.export and config.objective == "throughput":
+        raise HetschedError("--export writes a latency runner: it applies to objective: latency only")
     if args.no_replay or args.export:
         updates["replay"] = config.replay.model_copy(update={"enabled": not args.no_replay, "export": args.export})
     config = config.model_copy(update=updates)
@@ -317,6 +327,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in (what_if_line(r), profile_line(config, r)):
             if line:
                 print(line)
+    if result.stream is not None:
+        r = result.stream
+        print(format_stream_candidates(r).strip("`\n"))
+        print(f"recommended: {r['recommended']}: {r['measured_period_s'] * 1e3:.4f} ms per inference measured, "
+              f"{r['speedup_vs_best_baseline']:.2f}x the throughput of the best plain ONNX Runtime")
     print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 
@@ -400,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs the whole model")
     rp.add_argument("--export", default=None, metavar="DIR", type=_path,
                     help="write the placement for production: segments, manifest.json and a stand-alone runner.py")
-    rp.add_argument("-o", "--output", default=None, type=_path, help="write replay.json here")
+    rp.add_argument("--stream", type=int, default=None, metavar="N",
+                    help="measure throughput instead: N inferences pipelined across the devices (the first --warmup "
+                         "of them fill the pipeline), against plain ORT on the same stream")
+    rp.add_argument("-o", "--output", default=None, type=_path, help="write replay.json (stream.json) here")
     rp.set_defaults(func=cmd_replay)
 
     im = sub.add_parser("import", help="convert a published workload into a problem file")

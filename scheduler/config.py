@@ -89,10 +89,15 @@ class ProfileSpec(FileModel):
 
 
 class ReplaySpec(FileModel):
-    """Replay of the best ``candidates`` schedules on ONNX Runtime, against plain ORT (the fastest measured wins)."""
+    """Replay of the best ``candidates`` schedules on ONNX Runtime, against plain ORT (the fastest measured wins).
+
+    A throughput run streams them instead: ``inferences`` pipelined inferences, the
+    first fifth of them filling the pipeline (:mod:`scheduler.stream`).
+    """
 
     enabled: bool = True
     candidates: int = Field(default=3, ge=1)
+    inferences: int = Field(default=40, ge=5)
     repeats: int = Field(default=10, ge=1)
     rounds: int = Field(default=3, ge=1)  # the repeats spread over rounds that time every candidate in turn
     warmup: int = Field(default=2, ge=0)
@@ -132,6 +137,8 @@ class RunConfig(FileModel):
             raise ValueError("costs: problem needs 'problem: FILE.json', and 'problem' needs costs: problem")
         if self.replicas > 1 and self.objective != "throughput":
             raise ValueError("replicas applies to objective: throughput only")
+        if self.replay.export and self.objective == "throughput":
+            raise ValueError("replay.export writes a latency runner: it applies to objective: latency only")
         return self
 
     @field_validator("solvers", mode="before")

@@ -238,7 +238,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
             except RuntimeError as exc:
                 raise ReplayError(str(exc)) from None
             if i == 0:
-                max_diff = _max_abs_diff(expected, tensors)
+                max_diff = max_abs_diff(expected, tensors)
                 if max_diff > tolerance:
                     raise ReplayError(f"replayed outputs differ from the whole model's by {max_diff:.3g} "
                                       f"(tolerance {tolerance:g})")
@@ -278,7 +278,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     return result
 
 
-def _max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+def max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
     """Largest absolute difference over every graph output (missing or misshapen output: error)."""
     worst = 0.0
     for name, ref in expected.items():

@@ -35,6 +35,7 @@ from .plots import gantt, gap_chart
 from .problem import Problem, read_problem, write_problem
 from .problem_views import disjoint_problems, host_problem
 from .schedule import Schedule, write_schedule
+from .stream import format_stream_candidates, recommend_stream
 from .tables import format_candidates, format_table, summary_table
 
 
@@ -49,6 +50,7 @@ class RunResult:
     best: Schedule
     replay: Mapping[str, Any] | None
     host_table: pd.DataFrame | None = None  # the solvers on the real devices alone, when the platform has others
+    stream: Mapping[str, Any] | None = None  # a throughput run's streamed candidates (scheduler.stream)
 
 
 def _stage(progress: bool, text: str) -> None:
@@ -178,8 +180,16 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     final = os.path.join(config.output_dir, run_id)
     tmp = os.path.join(config.output_dir, f".tmp-{run_id}")
     os.makedirs(tmp)
+    streamed = None
     try:
-        if config.replay.enabled:
+        if config.replay.enabled and throughput:
+            streamed = recommend_stream(original, model, host or problem, host_schedules if host else schedules,
+                                        candidates=config.replay.candidates, inferences=config.replay.inferences,
+                                        warmup=config.replay.inferences // 5, opt_level=config.replay.opt_level,
+                                        tolerance=config.replay.tolerance, seed=config.seed,
+                                        stage=lambda text: _stage(progress, text))
+            write_json(os.path.join(tmp, "stream.json"), streamed)
+        elif config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
             apart = _disjoint_candidates(host or problem, config, catalog, progress)
             replayed = recommend(original, model, host or problem, (host_schedules if host else schedules) + apart,
@@ -216,13 +226,13 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
             write_text(os.path.join(tmp, "host", "summary.csv"), host_table.to_csv(index=False))
             gantt(host, host_best, os.path.join(tmp, "host", "gantt.png"))
         write_text(os.path.join(tmp, "report.md"), _report(config, problem, table, best, bounds, replayed,
-                                                           (host, host_table) if host else None))
+                                                           (host, host_table) if host else None, streamed))
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return RunResult(final, problem, tuple(schedules), table, best, replayed,
-                     host_table if host is not None else None)
+                     host_table if host is not None else None, streamed)
 
 
 PROFILE_MISMATCH = 0.2
@@ -256,7 +266,8 @@ def what_if_line(replayed: Mapping[str, Any]) -> str | None:
 
 
 def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Schedule, bounds: Sequence[Any],
-            replayed: Mapping[str, Any] | None, host: tuple[Problem, pd.DataFrame] | None = None) -> str:
+            replayed: Mapping[str, Any] | None, host: tuple[Problem, pd.DataFrame] | None = None,
+            streamed: Mapping[str, Any] | None = None) -> str:
     g = problem.graph
     lines = [f"# Run `{config.name}`", "",
              f"Model `{problem.label}`: {len(g.tasks)} tasks, {len(g.edges)} edges; platform "
@@ -293,4 +304,14 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
             lines += [f"**{stale[0].upper() + stale[1:]}.**", ""]
         lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
         lines.append("")
+    if streamed is not None:
+        lines += ["## Throughput on ONNX Runtime: streamed placements and the recommendation", "",
+                  f"Streamed the best {len(streamed['candidates'])} placement(s) by predicted period, "
+                  f"{streamed['inferences']} inferences each after {streamed['warmup']} that fill the pipeline, and "
+                  "plain ONNX Runtime on the same inputs (ms per inference).", "",
+                  format_stream_candidates(streamed), "",
+                  f"**Recommended: {streamed['recommended']}**, {streamed['measured_period_s'] * 1e3:.4f} ms per "
+                  f"inference ({streamed['measured_throughput_per_s']:.1f}/s), "
+                  f"{streamed['speedup_vs_best_baseline']:.2f}x the throughput of the best plain ONNX Runtime "
+                  f"({streamed['best_baseline']}).", ""]
     return "\n".join(lines)

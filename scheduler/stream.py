@@ -1,0 +1,382 @@
+"""Throughput on real cores: a stream of inferences pipelined across devices, against plain ONNX Runtime's.
+
+A throughput schedule promises a period: the largest busy time of any resource when
+every device works on a different inference at once (``docs/semantics.md``).  Here
+that is measured.  The model is cut by each placement (one per data-parallel copy;
+inference ``i`` runs copy ``i mod R``) and one worker thread per device runs, from all
+the inferences in flight, the oldest segment whose inputs exist; a segment holds its
+device's cores while it runs, so devices that share a core take turns (what the
+period charges).  The measured period is the time between the completions of the
+inferences after the warm-up ones, over their number.
+
+Plain ONNX Runtime runs the same stream two ways: one session, inference after
+inference, in each configuration of :func:`scheduler.replay.plain_configs` (its
+best is 1 / the best latency); and as many single-threaded sessions as the host
+has cores, each running its share of the stream at once (data parallel).
+
+Example
+-------
+>>> from scheduler.pipeline import build_problem, load_graph
+>>> from scheduler.semantics import simulate
+>>> model, _ = load_graph("mlp")
+>>> problem = build_problem("mlp", platform="cpu")
+>>> s = simulate(problem, {t: "cpu0" for t in problem.tasks})
+>>> r = replay_stream(model, problem, s, inferences=6, warmup=2, baselines=False)
+>>> r["inferences"], r["max_abs_diff"] == 0.0
+(4, True)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+
+from .executor import Part, pin_thread
+from .optimize import model_bytes, session
+from .problem import Problem
+from .recommend import top_placements
+from .replay import (max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts, segment_durations,
+                     session_settings)
+from .schedule import Schedule
+from .segments import ReplayError
+from .semantics import replicated_period, simulate
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One copy's segments: the executor's parts and their sessions (inference ``i`` runs plan ``i mod R``)."""
+
+    parts: tuple[Part, ...]
+    sessions: tuple[ort.InferenceSession, ...]
+
+
+class StreamRunner:
+    """Runs a stream of inferences through per-device worker threads, several inferences in flight.
+
+    Each device's worker takes, among the inferences in flight, the oldest whose next
+    segment on this device is ready (its inputs exist, the segments it must follow
+    are done); it holds the device's resources (a lock each, taken in one order)
+    while the segment runs.  At most ``in_flight`` inferences are started and not
+    yet finished, which bounds the tensors held.
+    """
+
+    def __init__(self, plans: Sequence[Plan], resources: Mapping[str, Sequence[str]], in_flight: int) -> None:
+        self.plans = list(plans)
+        self.devices = sorted({p.device for plan in plans for p in plan.parts})
+        self.queue = [{d: [k for k, p in enumerate(plan.parts) if p.device == d] for d in self.devices}
+                      for plan in plans]
+        self.position = [{p.index: k for k, p in enumerate(plan.parts)} for plan in plans]
+        self.locks = {r: threading.Lock() for d in self.devices for r in resources[d]}
+        self.held = {d: [self.locks[r] for r in sorted(resources[d])] for d in self.devices}
+        self.in_flight = max(1, in_flight)
+        self.lock = threading.Lock()
+        self.wake = {d: threading.Condition(self.lock) for d in self.devices}
+
+    def _next(self, device: str) -> tuple[int, int] | None:
+        """(inference, part position) of the oldest ready segment of ``device`` (lock held)."""
+        for i in range(self.first, min(self.total, self.first + self.in_flight)):
+            plan = i % len(self.plans)
+            queue = self.queue[plan][device]
+            n = self.cursor[i].get(device, 0)
+            if n >= len(queue):
+                continue
+            k = queue[n]
+            part = self.plans[plan].parts[k]
+            if (all(x in self.tensors[i] for x in part.inputs)
+                    and all(self.position[plan][q] in self.done[i] for q in part.after)):
+                return i, k
+        return None
+
+    def _worker(self, device: str, cpus: Sequence[int]) -> None:
+        pin_thread(cpus)
+        try:
+            while True:
+                with self.lock:
+                    while not self.errors and self.completed < self.total and (item := self._next(device)) is None:
+                        self.wake[device].wait()
+                    if self.errors or self.completed >= self.total:
+                        return
+                    i, k = item
+                    self.cursor[i][device] = self.cursor[i].get(device, 0) + 1
+                    plan = self.plans[i % len(self.plans)]
+                    part = plan.parts[k]
+                    feed = {x: self.tensors[i][x] for x in part.inputs}
+                for held in self.held[device]:
+                    held.acquire()
+                try:
+                    begin = time.perf_counter() - self.t0
+                    result = plan.sessions[k].run(list(part.outputs), feed)
+                    end = time.perf_counter() - self.t0
+                finally:
+                    for held in reversed(self.held[device]):
+                        held.release()
+                with self.lock:
+                    self.spans.append((i, part.index, begin, end))
+                    self.tensors[i].update(zip(part.outputs, result))
+                    self.done[i].add(k)
+                    if len(self.done[i]) == len(plan.parts):
+                        self.finish[i] = time.perf_counter() - self.t0
+                        self.completed += 1
+                        while self.first < self.total and self.first in self.finish:
+                            self.first += 1
+                    self._wake_ready(device)
+        except BaseException as exc:  # reported by run()
+            with self.lock:
+                self.errors.append(exc)
+                self._wake_ready(None)
+
+    def _wake_ready(self, me: str | None) -> None:
+        """Wake the other workers that have a segment ready now, every one when the stream ends or fails (lock
+        held): a wake-up for all at every hand-over would make the workers fight for the GIL and the cores."""
+        over = self.errors or self.completed >= self.total
+        for d, cond in self.wake.items():
+            if d != me and (over or self._next(d) is not None):
+                cond.notify()
+
+    def run(self, feeds: Sequence[Mapping[str, Any]], outputs: Sequence[str],
+            cpus: Mapping[str, Sequence[int]]) -> tuple[list[dict[str, Any]], list[float]]:
+        """Run inference ``i`` on ``feeds[i]``; its ``outputs`` and completion time (s from the start) each."""
+        self.total, self.first, self.completed, self.errors = len(feeds), 0, 0, []
+        self.tensors = [dict(f) for f in feeds]
+        self.done: list[set[int]] = [set() for _ in feeds]
+        self.cursor: list[dict[str, int]] = [{} for _ in feeds]
+        self.finish: dict[int, float] = {}
+        self.spans: list[tuple[int, int, float, float]] = []  # (inference, segment index, begin, end)
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
+        threads = [threading.Thread(target=self._worker, args=(d, cpus.get(d, ())), daemon=True)
+                   for d in self.devices]
+        try:
+            self.t0 = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        finally:
+            sys.setswitchinterval(switch)
+        if self.errors:
+            first = self.errors[0]
+            if not isinstance(first, Exception):
+                raise first
+            raise ReplayError(f"a segment failed in ONNX Runtime: {(str(first).splitlines() or [''])[0]}")
+        return [{x: t[x] for x in outputs} for t in self.tensors], [self.finish[i] for i in range(self.total)]
+
+
+def period_of(finish: Sequence[float], warmup: int) -> float:
+    """Seconds per inference once the pipeline is full: the time between the completion of inference
+    ``warmup - 1`` (0 without warm-up) and the last one, over the inferences completed in it.
+
+    >>> period_of([1.0, 2.0, 3.0, 4.0], 2)
+    1.0
+    """
+    done = sorted(finish)
+    start = done[warmup - 1] if warmup else 0.0
+    return (done[-1] - start) / (len(done) - warmup)
+
+
+def predicted_stream_period(problem: Problem, segments_by_copy: Sequence[Sequence[Any]]) -> float:
+    """The period the stream should show: per resource, the segment durations of every copy on it (tasks,
+    the contention and the session call of :func:`scheduler.replay.segment_durations`), the largest."""
+    busy: dict[str, float] = {}
+    for segments in segments_by_copy:
+        durations = segment_durations(problem, segments)
+        for seg in segments:
+            for r in problem.platform.device[seg.device].resources:
+                busy[r] = busy.get(r, 0.0) + durations[seg.index]
+    return max(busy.values(), default=0.0)
+
+
+def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], warmup: int,
+                 cores: int) -> dict[str, float]:
+    """Period (s per inference) of plain ONNX Runtime on the stream: one session per configuration of
+    :func:`~scheduler.replay.plain_configs`, and ``cores`` single-threaded sessions at once."""
+    data = model_bytes(model)
+    out = {}
+    for label, (threads, opt, parallel) in plain_configs(cores).items():
+        sess = session(data, opt, threads, parallel=parallel)
+        finish, t0 = [], time.perf_counter()
+        for f in feeds:
+            sess.run(None, f)
+            finish.append(time.perf_counter() - t0)
+        out[label] = period_of(finish, warmup)
+        del sess
+    sessions = [session(data, "all", 1) for _ in range(cores)]
+    finish: list[float] = []
+    lock = threading.Lock()
+
+    def serve(k: int) -> None:
+        for f in feeds[k::cores]:
+            sessions[k].run(None, f)
+            with lock:
+                finish.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=serve, args=(k,), daemon=True) for k in range(cores)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    out[f"{cores}_sessions_at_once_optimised"] = period_of(finish, warmup)
+    return out
+
+
+def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """``count`` inputs like ``reference_feeds``: the first is it, the others drawn alike (random floats,
+    integers within the range of the reference's, the rest copied)."""
+    rng = np.random.default_rng(seed + 1)
+    out = [dict(reference_feeds)]
+    for _ in range(count - 1):
+        feed = {}
+        for name, x in reference_feeds.items():
+            if np.issubdtype(x.dtype, np.floating):
+                feed[name] = rng.standard_normal(x.shape).astype(x.dtype)
+            elif np.issubdtype(x.dtype, np.integer) and x.size:  # ids: within the range the reference used
+                feed[name] = rng.integers(x.min(), x.max(), x.shape, endpoint=True).astype(x.dtype)
+            else:
+                feed[name] = x.copy()
+        out.append(feed)
+    return out
+
+
+def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, inferences: int = 60,
+                  warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
+                  tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
+                  original: onnx.ModelProto | None = None,
+                  stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Measure the throughput of ``schedule``'s placements (every copy of its period, else its placement)
+    pipelined on real devices, against plain ONNX Runtime's on the same stream (the ``hetsched-stream/1``
+    structure).  The first inference's outputs must equal the whole model's within ``tolerance``; every
+    device must be real (a simulated one has no wall clock)."""
+    if inferences <= warmup or warmup < 0:
+        raise ReplayError("a stream needs inferences > warmup >= 0")
+    placements = list(schedule.period.placements) if schedule.period and schedule.period.placements \
+        else [schedule.placement]
+    devices = problem.platform.device
+    used = sorted({d for p in placements for d in p.values()})
+    if any(devices[d].simulated for d in used):
+        raise ReplayError(f"a stream runs on real devices only; {', '.join(d for d in used if devices[d].simulated)} "
+                          "is simulated")
+    reference = reference_run(model, seed, problem.label)
+    stage(f"stream of {inferences} inferences over {len(placements)} cop{'y' if len(placements) == 1 else 'ies'}")
+    prepared = [prepare_replay(model, problem, schedule if placement == schedule.placement else
+                               simulate(problem, placement), reference) for placement in placements]
+    plans = []
+    for prep in prepared:
+        settings = session_settings(problem, prep.parts)
+        settings = [{**s, "spinning": "during-run"} for s in settings]  # workers share the host's cores
+        plans.append(Plan(tuple(runner_parts(problem, prep.parts)),
+                          tuple(session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
+                                        spinning=s["spinning"], label=f"segment {p.segment.index}")
+                                for p, s in zip(prep.parts, settings))))
+    feeds = stream_feeds(reference.feeds, inferences, seed)
+    outputs = list(reference.expected)
+    cpus = {p.device: p.cpus for plan in plans for p in plan.parts}
+    runner = StreamRunner(plans, {d: devices[d].resources for d in used}, in_flight or 2 * len(used))
+    got, finish = runner.run(feeds, outputs, cpus)
+    del runner, plans  # their sessions' threads must not run beside the baselines
+    max_diff = max_abs_diff(reference.expected, got[0])
+    if max_diff > tolerance:
+        raise ReplayError(f"streamed outputs differ from the whole model's by {max_diff:.3g} (tolerance {tolerance:g})")
+    measured = period_of(finish, warmup)
+    predicted = schedule.period.value if schedule.period else replicated_period(problem, placements)
+    by_segment = predicted_stream_period(problem, [p.segments for p in prepared])
+    result: dict[str, Any] = {
+        "format": "hetsched-stream/1", "solver": schedule.solver, "copies": len(placements),
+        "inferences": inferences - warmup, "warmup": warmup, "in_flight": in_flight or 2 * len(used),
+        "max_abs_diff": max_diff, "tolerance": tolerance,
+        "predicted_period_s": predicted, "predicted_segment_period_s": by_segment,
+        "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured if measured > 0 else None,
+        "prediction_error": (measured - predicted) / predicted if predicted else None,
+        "segment_prediction_error": (measured - by_segment) / by_segment if by_segment else None,
+        "latency_first_s": finish[0],
+    }
+    if baselines:
+        stage("plain ONNX Runtime on the same stream")
+        cores = os.cpu_count() or 1
+        base = plain_stream(original if original is not None else model, feeds, warmup, cores)
+        best = min(base, key=base.get)
+        single = min((v for k, v in base.items() if not k.endswith("_at_once_optimised")))
+        result.update(baselines_period_s=base, best_baseline=best,
+                      speedup_vs_best_baseline=base[best] / measured if measured > 0 else None,
+                      speedup_vs_one_session=single / measured if measured > 0 else None)
+    return result
+
+
+def _period(problem: Problem, schedule: Schedule) -> float:
+    if schedule.period is not None:
+        return schedule.period.value
+    return replicated_period(problem, [schedule.placement])
+
+
+def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,
+                     schedules: Sequence[Schedule], *, candidates: int = 3, inferences: int = 40, warmup: int = 8,
+                     opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
+                     stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+    """Stream the ``candidates`` placements with the best predicted period (mirror images once) and plain ONNX
+    Runtime on the same inputs; recommend the shortest measured period, a plain configuration when it wins.
+
+    Returns the ``hetsched-stream-recommendation/1`` structure: every candidate's
+    :func:`replay_stream` result (without baselines), the plain periods, the
+    recommendation and its throughput against the best plain stream.
+    """
+    top = top_placements(problem, schedules, candidates, lambda s: _period(problem, s))
+    reference = reference_run(model, seed, problem.label)
+    stage("plain ONNX Runtime on the stream")
+    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed), warmup, os.cpu_count() or 1)
+    rows = []
+    for k, s in enumerate(top, 1):
+        stage(f"stream {k}/{len(top)}: placement of {s.solver}")
+        rows.append({**replay_stream(model, problem, s, inferences=inferences, warmup=warmup, opt_level=opt_level,
+                                     tolerance=tolerance, seed=seed, baselines=False),
+                     "candidate": f"placement of {s.solver}"})
+    best_plain = min(plain, key=plain.get)
+    best = min(rows, key=lambda r: r["measured_period_s"], default=None)
+    placed = best is not None and best["measured_period_s"] < plain[best_plain]
+    measured = best["measured_period_s"] if placed else plain[best_plain]
+    return {"format": "hetsched-stream-recommendation/1", "inferences": inferences - warmup, "warmup": warmup,
+            "candidates": rows, "baselines_period_s": plain, "best_baseline": best_plain,
+            "recommended": best["candidate"] if placed else f"plain ONNX Runtime ({best_plain})",
+            "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured,
+            "speedup_vs_best_baseline": plain[best_plain] / measured}
+
+
+def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
+    """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference)."""
+    rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
+             "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
+             "segment_error": f"{r['segment_prediction_error']:+.1%}", "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
+            for r in streamed["candidates"]]
+    rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
+             for label, v in streamed["baselines_period_s"].items()]
+    table = pd.DataFrame(rows).round(4)
+    return "```\n" + table.astype(object).where(table.notna(), "-").to_string(index=False) + "\n```"
+
+
+def format_stream(result: Mapping[str, Any]) -> str:
+    """A stream result for a terminal."""
+    lines = [f"stream of {result['solver'] or 'schedule'} ({result['copies']} cop"
+             f"{'y' if result['copies'] == 1 else 'ies'}): {result['inferences']} inferences after "
+             f"{result['warmup']} warm-up, outputs match (max abs diff {result['max_abs_diff']:.2e})",
+             f"period: measured {result['measured_period_s'] * 1e3:.4f} ms "
+             f"({result['measured_throughput_per_s']:.1f} inferences/s), predicted "
+             f"{result['predicted_period_s'] * 1e3:.4f} ms (error {result['prediction_error']:+.1%}), by segment "
+             f"with the executor's costs {result['predicted_segment_period_s'] * 1e3:.4f} ms "
+             f"(error {result['segment_prediction_error']:+.1%})"]
+    if result.get("baselines_period_s"):
+        for label, v in result["baselines_period_s"].items():
+            lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms per inference")
+        lines.append(f"throughput against the best plain ORT ({result['best_baseline']}): "
+                     f"{result['speedup_vs_best_baseline']:.2f}x; against one session: "
+                     f"{result['speedup_vs_one_session']:.2f}x")
+    return "\n".join(lines)
+
+
