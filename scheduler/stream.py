@@ -185,13 +185,20 @@ def period_of(finish: Sequence[float], warmup: int) -> float:
 
 def predicted_stream_period(problem: Problem, segments_by_copy: Sequence[Sequence[Any]]) -> float:
     """The period the stream should show: per resource, the segment durations of every copy on it (tasks,
-    the contention and the session call of :func:`scheduler.replay.segment_durations`), the largest."""
+    the contention and the session call of :func:`scheduler.replay.segment_durations`) and a switch cost
+    (``problem.executor.switch_s``) each time the resource passes to another device, going round each copy's
+    segments in schedule order (the next inference follows the last); the largest."""
+    switch = problem.executor.switch_s if problem.executor is not None else 0.0
     busy: dict[str, float] = {}
     for segments in segments_by_copy:
         durations = segment_durations(problem, segments)
-        for seg in segments:
+        users: dict[str, list[str]] = {}
+        for seg in sorted(segments, key=lambda q: q.start):
             for r in problem.platform.device[seg.device].resources:
                 busy[r] = busy.get(r, 0.0) + durations[seg.index]
+                users.setdefault(r, []).append(seg.device)
+        for r, devices in users.items():
+            busy[r] += switch * sum(a != b for a, b in zip(devices, devices[1:] + devices[:1]))
     return max(busy.values(), default=0.0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,13 +13,15 @@ import pytest
 from scheduler.cli import _solver_catalog, main
 from scheduler.config import config_from_dict
 from scheduler.errors import HetschedError
+from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.optimize import model_bytes, session
 from scheduler.pipeline import build_problem, load_graph
+from scheduler.platform import Device, Link, Platform
+from scheduler.problem import ExecutorCosts, Problem, read_problem
 from scheduler.replay import prepare_replay, runner_parts, session_settings
 from scheduler.run import execute_run
-from scheduler.problem import read_problem
 from scheduler.schedule import write_schedule
-from scheduler.segments import ReplayError
+from scheduler.segments import ReplayError, cut
 from scheduler.semantics import simulate
 from scheduler.stream import Plan, StreamRunner, predicted_stream_period, replay_stream, stream_feeds
 from solvers import get_solver
@@ -109,3 +112,19 @@ def test_a_throughput_run_streams_its_best_placements_and_recommends_by_measured
     with pytest.raises(HetschedError, match="applies to objective: latency only"):
         config_from_dict({"model": {"zoo": "mlp"}, "objective": "throughput", "solvers": ["single"],
                           "replay": {"export": True}}, solvers=catalog)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_the_stream_period_charges_each_resource_its_segments_calls_and_switches(scale):
+    """Resource a runs x (A) and y (AB), b runs y (AB) and z (B): each is busy with its segments, their session
+    calls, and a switch each time it passes to another device, round the inference (x follows z); µs to s."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",)),
+                          Device("AB", resources=("a", "b"))), (), default_link=Link("*", "*", 0.0, None))
+    graph = TaskGraph("g", (Task("x"), Task("y"), Task("z")), (Edge("x", "y", 4), Edge("y", "z", 4)))
+    p = Problem(graph, plat, {t: {"A": 2 * scale, "B": 3 * scale, "AB": 1 * scale} for t in "xyz"})
+    segments = cut(p, simulate(p, {"x": "A", "y": "AB", "z": "B"}))
+    assert predicted_stream_period(p, [segments]) == pytest.approx(4 * scale)  # b: y 1 + z 3
+    ex = ExecutorCosts({"B": 0.5 * scale}, 0.125 * scale)  # a and b each pass A->AB->A or AB->B->AB: 2 switches
+    assert predicted_stream_period(replace(p, executor=ex), [segments]) == pytest.approx((4 + 0.5 + 0.25) * scale)
+    assert predicted_stream_period(replace(p, executor=ex), [segments, segments]) == pytest.approx(
+        2 * (4 + 0.5 + 0.25) * scale)  # two copies share the resources
