@@ -70,6 +70,7 @@ def main() -> None:
         for s in schedules:
             r = replay_stream(model, problem, s, inferences=args.inferences, warmup=args.warmup, baselines=False)
             rows.append({"model": name, "tasks": len(problem.tasks), "solver": s.solver, "copies": r["copies"],
+                         "segments": r["segments"],
                          "devices": len({d for p in (s.period.placements if s.period and s.period.placements
                                                      else (s.placement,)) for d in p.values()}),
                          "predicted_ms": r["predicted_period_s"] * 1e3,
@@ -88,16 +89,20 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     write_text(f"{args.out}.csv", table.to_csv(index=False))
     summary = table.loc[table.groupby("model")["measured_ms"].idxmin()][
-        ["model", "tasks", "solver", "copies", "devices", "by_segment_ms", "measured_ms", "segment_error",
+        ["model", "tasks", "solver", "copies", "segments", "devices", "by_segment_ms", "measured_ms", "segment_error",
          "one_session_ms", "best_plain", "best_plain_ms", "vs_one_session", "vs_best_plain"]]
     errors = table["segment_error"].abs()
+    few = table["segments"] <= 20
+    by_size = (f" Placements of at most 20 segments ({few.sum()}): median {errors[few].median():.1%}, worst "
+               f"{errors[few].max():.1%}; of more ({(~few).sum()}): median {errors[~few].median():.1%}, worst "
+               f"{errors[~few].max():.1%}." if few.any() and (~few).any() else "")
     text = (f"# Stream benchmark (`python benchmarks/bench_stream.py --inferences {args.inferences} "
             f"--warmup {args.warmup}`)\n\nPeriods in ms per inference on platform `{args.platform}`, "
             f"{time.strftime('%Y-%m-%d %H:%M')}; the best measured placement per model, against plain ONNX "
             "Runtime on the same stream (one session in its best configuration; one single-threaded session per "
             f"core at once).\n\n{markdown_table(summary.round(3))}\n\nSegment-level period prediction over "
             f"all {len(table)} placements: median |error| {statistics.median(errors):.1%}, worst {errors.max():.1%}."
-            "\n\nAll placements:\n\n" + markdown_table(table.drop(columns=["best_plain"]).round(3)) + "\n")
+            + by_size + "\n\nAll placements:\n\n" + markdown_table(table.drop(columns=["best_plain"]).round(3)) + "\n")
     write_text(f"{args.out}.md", text)
     print(text)
 

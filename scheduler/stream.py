@@ -4,9 +4,9 @@ A throughput schedule promises a period: the largest busy time of any resource w
 every device works on a different inference at once (``docs/semantics.md``).  Here
 that is measured.  The model is cut by each placement (one per data-parallel copy;
 inference ``i`` runs copy ``i mod R``) and one worker thread per device runs, from all
-the inferences in flight, the oldest segment whose inputs exist; a segment holds its
-device's cores while it runs, so devices that share a core take turns (what the
-period charges).  The measured period is the time between the completions of the
+the inferences in flight, the oldest segment whose inputs exist (the oldest inference
+first across devices that share a core); a segment holds its device's cores while it
+runs, so devices that share a core take turns (what the period charges).  The measured period is the time between the completions of the
 inferences after the warm-up ones, over their number.
 
 Plain ONNX Runtime runs the same stream two ways: one session, inference after
@@ -64,8 +64,9 @@ class StreamRunner:
 
     Each device's worker takes, among the inferences in flight, the oldest whose next
     segment on this device is ready (its inputs exist, the segments it must follow
-    are done); it holds the device's resources (a lock each, taken in one order)
-    while the segment runs.  At most ``in_flight`` inferences are started and not
+    are done), unless a device sharing a core has a ready segment of an older one;
+    it holds the device's resources (a lock each, taken in one order) while the
+    segment runs.  At most ``in_flight`` inferences are started and not
     yet finished, which bounds the tensors held.
     """
 
@@ -77,11 +78,24 @@ class StreamRunner:
         self.position = [{p.index: k for k, p in enumerate(plan.parts)} for plan in plans]
         self.locks = {r: threading.Lock() for d in self.devices for r in resources[d]}
         self.held = {d: [self.locks[r] for r in sorted(resources[d])] for d in self.devices}
+        self.rivals = {d: [e for e in self.devices if e != d and set(resources[d]) & set(resources[e])]
+                       for d in self.devices}
         self.in_flight = max(1, in_flight)
         self.lock = threading.Lock()
         self.wake = {d: threading.Condition(self.lock) for d in self.devices}
 
     def _next(self, device: str) -> tuple[int, int] | None:
+        """(inference, part position) of the segment ``device`` runs next: its oldest ready one, unless a device
+        that shares a core with it has a ready segment of an older inference (lock held).  The oldest inference
+        goes first everywhere: otherwise the one-core devices keep their cores busy with later inferences and a
+        device that needs both waits for them to run dry."""
+        item = self._ready(device)
+        if item is None or any((other := self._ready(rival)) is not None and other[0] < item[0]
+                               for rival in self.rivals[device]):
+            return None
+        return item
+
+    def _ready(self, device: str) -> tuple[int, int] | None:
         """(inference, part position) of the oldest ready segment of ``device`` (lock held)."""
         for i in range(self.first, min(self.total, self.first + self.in_flight)):
             plan = i % len(self.plans)
@@ -298,6 +312,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     by_segment = predicted_stream_period(problem, [p.segments for p in prepared])
     result: dict[str, Any] = {
         "format": "hetsched-stream/1", "solver": schedule.solver, "copies": len(placements),
+        "segments": sum(len(p.segments) for p in prepared),
         "inferences": inferences - warmup, "warmup": warmup, "in_flight": in_flight or 2 * len(used),
         "max_abs_diff": max_diff, "tolerance": tolerance,
         "predicted_period_s": predicted, "predicted_segment_period_s": by_segment,
