@@ -207,6 +207,29 @@ def period(problem: Problem, placement: Mapping[str, str]) -> float:
     return max(resource_loads(problem, placement).values(), default=0.0)
 
 
+def segment_period(problem: Problem, copies: Sequence[Sequence[tuple[str, float]]]) -> float:
+    """Period of pipelined inferences run as segments: ``copies`` holds, per data-parallel copy, its
+    segments as (device, duration) in schedule order.  Each resource is busy with the segments of every
+    copy on it and a switch (``problem.executor.switch_s``) each time it passes to another device, going
+    round each copy (the next inference follows the last segment); the period is the largest.
+
+    >>> from scheduler.generate import random_problem
+    >>> segment_period(random_problem(3, seed=1), [[("cpu0", 2.0), ("cpu1", 1.0), ("cpu0", 0.5)]])
+    2.5
+    """
+    switch = problem.executor.switch_s if problem.executor is not None else 0.0
+    busy: dict[str, float] = {}
+    for segments in copies:
+        users: dict[str, list[str]] = {}
+        for device, duration in segments:
+            for r in problem.platform.device[device].resources:
+                busy[r] = busy.get(r, 0.0) + duration
+                users.setdefault(r, []).append(device)
+        for r, devices in users.items():
+            busy[r] += switch * sum(a != b for a, b in zip(devices, devices[1:] + devices[:1]))
+    return max(busy.values(), default=0.0)
+
+
 def replicated_period(problem: Problem, placements: Sequence[Mapping[str, str]]) -> float:
     """Period when each placement is one data-parallel copy of the graph, all sharing the resources.
 

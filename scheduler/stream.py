@@ -47,8 +47,8 @@ from .recommend import top_placements
 from .replay import (max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts, segment_durations,
                      session_settings)
 from .schedule import Schedule
-from .segments import ReplayError
-from .semantics import replicated_period, simulate
+from .segments import ReplayError, Segment
+from .semantics import replicated_period, segment_period, simulate
 
 
 @dataclass(frozen=True)
@@ -197,23 +197,15 @@ def period_of(finish: Sequence[float], warmup: int) -> float:
     return (done[-1] - start) / (len(done) - warmup)
 
 
-def predicted_stream_period(problem: Problem, segments_by_copy: Sequence[Sequence[Any]]) -> float:
-    """The period the stream should show: per resource, the segment durations of every copy on it (tasks,
-    the contention and the session call of :func:`scheduler.replay.segment_durations`) and a switch cost
-    (``problem.executor.switch_s``) each time the resource passes to another device, going round each copy's
-    segments in schedule order (the next inference follows the last); the largest."""
-    switch = problem.executor.switch_s if problem.executor is not None else 0.0
-    busy: dict[str, float] = {}
+def predicted_stream_period(problem: Problem, segments_by_copy: Sequence[Sequence[Segment]]) -> float:
+    """The period the stream should show: :func:`scheduler.semantics.segment_period` of each copy's segments
+    in schedule order, each lasting what the replay predicts (tasks, contention and session call,
+    :func:`scheduler.replay.segment_durations`)."""
+    copies = []
     for segments in segments_by_copy:
         durations = segment_durations(problem, segments)
-        users: dict[str, list[str]] = {}
-        for seg in sorted(segments, key=lambda q: q.start):
-            for r in problem.platform.device[seg.device].resources:
-                busy[r] = busy.get(r, 0.0) + durations[seg.index]
-                users.setdefault(r, []).append(seg.device)
-        for r, devices in users.items():
-            busy[r] += switch * sum(a != b for a, b in zip(devices, devices[1:] + devices[:1]))
-    return max(busy.values(), default=0.0)
+        copies.append([(seg.device, durations[seg.index]) for seg in sorted(segments, key=lambda q: q.start)])
+    return segment_period(problem, copies)
 
 
 def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], warmup: int,
