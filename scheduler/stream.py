@@ -293,7 +293,8 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     feeds = stream_feeds(reference.feeds, inferences, seed)
     outputs = list(reference.expected)
     cpus = {p.device: p.cpus for plan in plans for p in plan.parts}
-    runner = StreamRunner(plans, {d: devices[d].resources for d in used}, in_flight or 2 * len(used))
+    in_flight = in_flight or 2 * len(used)
+    runner = StreamRunner(plans, {d: devices[d].resources for d in used}, in_flight)
     got, finish = runner.run(feeds, outputs, cpus)
     del runner, plans  # their sessions' threads must not run beside the baselines
     max_diff = max_abs_diff(reference.expected, got[0])
@@ -305,7 +306,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     result: dict[str, Any] = {
         "format": "hetsched-stream/1", "solver": schedule.solver, "copies": len(placements),
         "segments": sum(len(p.segments) for p in prepared),
-        "inferences": inferences - warmup, "warmup": warmup, "in_flight": in_flight or 2 * len(used),
+        "inferences": inferences - warmup, "warmup": warmup, "in_flight": in_flight,
         "max_abs_diff": max_diff, "tolerance": tolerance,
         "predicted_period_s": predicted, "predicted_segment_period_s": by_segment,
         "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured if measured > 0 else None,
