@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from .batch import MAX_BATCH
 from .errors import ConfigError, HetschedError
 from .fileio import load_yaml
 from .levels import Level
@@ -51,6 +52,7 @@ class ModelSpec(FileModel):
     path: str | None = None
     params: dict[str, int | float | str] = Field(default_factory=dict)
     input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    batch: int = Field(default=1, ge=1, le=MAX_BATCH)  # independent inferences: copies of the model side by side
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":

@@ -22,6 +22,7 @@ import onnx
 from tqdm import tqdm
 
 from . import zoo
+from .batch import batch_copies
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
@@ -76,10 +77,13 @@ class ProfileOptions:
 
 
 def load_original(spec: str, params: Mapping[str, Any] | None = None,
-                  input_shapes: Mapping[str, Sequence[int]] | None = None) -> tuple[onnx.ModelProto, str]:
-    """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label."""
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, *,
+                  batch: int = 1) -> tuple[onnx.ModelProto, str]:
+    """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label;
+    ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`)."""
     model, label = resolve_model(spec, params)
-    return fix_input_shapes(name_nodes(model), input_shapes), label
+    model = batch_copies(fix_input_shapes(name_nodes(model), input_shapes), batch)
+    return model, label if batch == 1 else f"{label}-batch{batch}"
 
 
 def optimized_cache(profile_folder: str) -> str:
@@ -89,14 +93,14 @@ def optimized_cache(profile_folder: str) -> str:
 
 def load_graph(spec: str, params: Mapping[str, Any] | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None, optimization: str = "none",
-               cache_dir: str | None = None) -> tuple[onnx.ModelProto, TaskGraph]:
+               cache_dir: str | None = None, *, batch: int = 1) -> tuple[onnx.ModelProto, TaskGraph]:
     """The model ORT runs at ``optimization`` and its task graph (dynamic input dimensions fixed by ``input_shapes``).
 
     The returned model is the one to profile, cut and replay (with ORT's
     optimisations off); tensor shapes come from a run of it.  A model ORT cannot
     load is refused here with one line naming the problem.
     """
-    model, label = load_original(spec, params, input_shapes)
+    model, label = load_original(spec, params, input_shapes, batch=batch)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
     return model, task_graph_from_onnx(model, name=label, types=observed_types(model, label=label))
 
@@ -109,18 +113,21 @@ def graph_level(optimization: str, platform: Platform) -> str:
 def measure(spec: str, params: Mapping[str, Any] | None = None,
             platform: str | Mapping[str, Any] | Platform = "default",
             input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
-            progress: bool = False, optimization: str = "none") -> tuple[TaskGraph, Platform, Profile, bool]:
+            progress: bool = False, optimization: str = "none", *,
+            batch: int = 1) -> tuple[TaskGraph, Platform, Profile, bool]:
     """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
-    return _load(spec, params, platform, input_shapes, options, progress, optimization, profiled=True)[1:]
+    return _load(spec, params, platform, input_shapes, options, progress, optimization, profiled=True,
+                 batch=batch)[1:]
 
 
 def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[str, Any] | Platform,
           input_shapes: Mapping[str, Sequence[int]] | None, options: ProfileOptions, progress: bool,
-          optimization: str, profiled: bool) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
+          optimization: str, profiled: bool,
+          batch: int = 1) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
     """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
     model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
-                              optimized_cache(options.folder))
+                              optimized_cache(options.folder), batch=batch)
     if not profiled:
         return model, graph, plat, None, False
     prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
@@ -132,17 +139,18 @@ def load_problem(spec: str, params: Mapping[str, Any] | None = None,
                  platform: str | Mapping[str, Any] | Platform = "default",
                  input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                  profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                 optimization: str = "none") -> tuple[onnx.ModelProto, Problem]:
+                 optimization: str = "none", *, batch: int = 1) -> tuple[onnx.ModelProto, Problem]:
     """The model to replay and its problem on a platform, with modelled (``costs="model"``) or measured
     (``"profile"``) costs.
 
     ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
-    ORT graph optimisation level whose output becomes the task graph (and the model returned).
+    ORT graph optimisation level whose output becomes the task graph (and the model returned);
+    ``batch`` > 1 makes the model that many copies of itself (:mod:`scheduler.batch`).
     """
     if costs not in ("model", "profile"):
         raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
     model, graph, plat, prof, _ = _load(spec, params, platform, input_shapes, profile, progress, optimization,
-                                        profiled=costs == "profile")
+                                        profiled=costs == "profile", batch=batch)
     if prof is None:
         return model, Problem.from_graph(graph, plat, name=graph.name)
     return model, problem_from_profile(graph, plat, prof)
@@ -152,9 +160,9 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   platform: str | Mapping[str, Any] | Platform = "default",
                   input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                   profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                  optimization: str = "none") -> Problem:
+                  optimization: str = "none", *, batch: int = 1) -> Problem:
     """The problem alone of :func:`load_problem`."""
-    return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization)[1]
+    return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization, batch=batch)[1]
 
 
 BOUND_TOLERANCE = 1e-9
