@@ -13,7 +13,7 @@ Example
 >>> from scheduler.zoo import build
 >>> m = batch_copies(build("mlp", layers=2), 3)
 >>> [i.name for i in m.graph.input]
-['b0/input', 'b1/input', 'b2/input']
+['b0/x', 'b1/x', 'b2/x']
 """
 
 from __future__ import annotations

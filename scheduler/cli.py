@@ -116,7 +116,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
                                             _profile_options(args), progress=sys.stderr.isatty(),
-                                            optimization=args.graph_optimization, batch=args.batch)
+                                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
     plan = plan_profiling(graph, platform)
     csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
     measured = [n for n in prof.nodes if n.runs > 0]
@@ -156,7 +156,7 @@ def cmd_problem(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
                             profile=_profile_options(args), progress=sys.stderr.isatty(),
-                            optimization=args.graph_optimization, batch=args.batch)
+                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
     write_problem(problem, args.output)
     g = problem.graph
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
@@ -201,11 +201,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.problem:
         problem = read_problem(args.problem)
         level = graph_level(args.graph_optimization, problem.platform)
-        model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles), batch=args.batch)
+        model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles), batch=args.batch,
+                              clone=args.clone)
     else:
         model, problem = load_problem(args.model, params, args.platform, shapes, costs=args.costs,
                                       profile=_profile_options(args), progress=sys.stderr.isatty(),
-                                      optimization=args.graph_optimization, batch=args.batch)
+                                      optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
     schedule = read_schedule(args.schedule)
     original = load_original(args.model, params, shapes, batch=args.batch)[0]
     if args.stream is not None:
@@ -377,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
         parser.add_argument("--batch", type=int, default=1, metavar="B",
                             help="B independent inferences: B copies of the model side by side, one makespan")
+        parser.add_argument("--clone", action="store_true",
+                            help="copy cheap shared nodes once per reader (Ramiel's cloning), after ORT's optimisation")
         parser.add_argument(*profile_flags, "--profiles", default="profiles", type=_path,
                             help="folder of stored profiles")
         parser.add_argument("--repeats", type=int, default=20, help="profiling repeats per run")

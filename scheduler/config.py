@@ -53,6 +53,7 @@ class ModelSpec(FileModel):
     params: dict[str, int | float | str] = Field(default_factory=dict)
     input_shapes: dict[str, list[int]] = Field(default_factory=dict)
     batch: int = Field(default=1, ge=1, le=MAX_BATCH)  # independent inferences: copies of the model side by side
+    clone: bool = False  # copy cheap shared nodes once per reader (scheduler.clone)
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import zoo
 from .batch import batch_copies
+from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
@@ -93,15 +94,19 @@ def optimized_cache(profile_folder: str) -> str:
 
 def load_graph(spec: str, params: Mapping[str, Any] | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None, optimization: str = "none",
-               cache_dir: str | None = None, *, batch: int = 1) -> tuple[onnx.ModelProto, TaskGraph]:
+               cache_dir: str | None = None, *, batch: int = 1,
+               clone: bool = False) -> tuple[onnx.ModelProto, TaskGraph]:
     """The model ORT runs at ``optimization`` and its task graph (dynamic input dimensions fixed by ``input_shapes``).
 
     The returned model is the one to profile, cut and replay (with ORT's
-    optimisations off); tensor shapes come from a run of it.  A model ORT cannot
+    optimisations off); tensor shapes come from a run of it.  ``clone`` copies its
+    cheap shared nodes once per reader (:mod:`scheduler.clone`).  A model ORT cannot
     load is refused here with one line naming the problem.
     """
     model, label = load_original(spec, params, input_shapes, batch=batch)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
+    if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies
+        model = clone_producers(model)
     return model, task_graph_from_onnx(model, name=label, types=observed_types(model, label=label))
 
 
@@ -113,21 +118,21 @@ def graph_level(optimization: str, platform: Platform) -> str:
 def measure(spec: str, params: Mapping[str, Any] | None = None,
             platform: str | Mapping[str, Any] | Platform = "default",
             input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
-            progress: bool = False, optimization: str = "none", *,
-            batch: int = 1) -> tuple[TaskGraph, Platform, Profile, bool]:
+            progress: bool = False, optimization: str = "none", *, batch: int = 1,
+            clone: bool = False) -> tuple[TaskGraph, Platform, Profile, bool]:
     """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
     return _load(spec, params, platform, input_shapes, options, progress, optimization, profiled=True,
-                 batch=batch)[1:]
+                 batch=batch, clone=clone)[1:]
 
 
 def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[str, Any] | Platform,
           input_shapes: Mapping[str, Sequence[int]] | None, options: ProfileOptions, progress: bool,
-          optimization: str, profiled: bool,
-          batch: int = 1) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
+          optimization: str, profiled: bool, batch: int = 1,
+          clone: bool = False) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
     """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
     model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
-                              optimized_cache(options.folder), batch=batch)
+                              optimized_cache(options.folder), batch=batch, clone=clone)
     if not profiled:
         return model, graph, plat, None, False
     prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
@@ -139,18 +144,20 @@ def load_problem(spec: str, params: Mapping[str, Any] | None = None,
                  platform: str | Mapping[str, Any] | Platform = "default",
                  input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                  profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                 optimization: str = "none", *, batch: int = 1) -> tuple[onnx.ModelProto, Problem]:
+                 optimization: str = "none", *, batch: int = 1,
+                 clone: bool = False) -> tuple[onnx.ModelProto, Problem]:
     """The model to replay and its problem on a platform, with modelled (``costs="model"``) or measured
     (``"profile"``) costs.
 
     ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
     ORT graph optimisation level whose output becomes the task graph (and the model returned);
-    ``batch`` > 1 makes the model that many copies of itself (:mod:`scheduler.batch`).
+    ``batch`` > 1 makes the model that many copies of itself (:mod:`scheduler.batch`); ``clone`` copies its
+    cheap shared nodes once per reader (:mod:`scheduler.clone`).
     """
     if costs not in ("model", "profile"):
         raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
     model, graph, plat, prof, _ = _load(spec, params, platform, input_shapes, profile, progress, optimization,
-                                        profiled=costs == "profile", batch=batch)
+                                        profiled=costs == "profile", batch=batch, clone=clone)
     if prof is None:
         return model, Problem.from_graph(graph, plat, name=graph.name)
     return model, problem_from_profile(graph, plat, prof)
@@ -160,9 +167,10 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   platform: str | Mapping[str, Any] | Platform = "default",
                   input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                   profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                  optimization: str = "none", *, batch: int = 1) -> Problem:
+                  optimization: str = "none", *, batch: int = 1, clone: bool = False) -> Problem:
     """The problem alone of :func:`load_problem`."""
-    return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization, batch=batch)[1]
+    return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization, batch=batch,
+                        clone=clone)[1]
 
 
 BOUND_TOLERANCE = 1e-9

@@ -142,7 +142,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         problem = read_problem(config.problem)
         level = graph_level(config.graph_optimization, problem.platform)
         model, graph = load_graph(spec, config.model.params, config.model.input_shapes, level,
-                                  optimized_cache(config.profile.folder), batch=config.model.batch)
+                                  optimized_cache(config.profile.folder), batch=config.model.batch,
+                                  clone=config.model.clone)
         missing = set(problem.tasks) ^ {t.name for t in graph.tasks}
         if missing:
             raise HetschedError(f"{config.problem}: the problem's tasks are not the nodes of model {spec!r} "
@@ -152,6 +153,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,
                                       costs=config.costs, progress=progress and sys.stderr.isatty(),
                                       optimization=config.graph_optimization, batch=config.model.batch,
+                                      clone=config.model.clone,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,
                                                              config.profile.warmup, config.profile.force))
         level = graph_level(config.graph_optimization, problem.platform)
