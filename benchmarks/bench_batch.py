@@ -15,13 +15,12 @@ run).  Writes ``results/bench_batch.csv`` and ``results/bench_batch.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import pandas as pd
 
+from bench_io import save
 from scheduler.compare_report import markdown_table
-from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.recommend import recommend
 from scheduler.replay import plain_baselines, reference_run
@@ -68,8 +67,6 @@ def main() -> None:
                   f"{plain_best * 1e3:.2f} ms, {b} single calls {b * one_best * 1e3:.2f} ms "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     table = pd.DataFrame(rows)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    write_text(f"{args.out}.csv", table.to_csv(index=False))
     shown = table[["model", "batch", "tasks", "recommended", "measured_ms", "plain_one_call_ms", "plain_one_call",
                    "b_single_calls_ms", "vs_one_call", "vs_b_calls"]].round(3)
     text = (f"# Batch benchmark (`python benchmarks/bench_batch.py --batches {' '.join(map(str, args.batches))}`)"
@@ -77,8 +74,7 @@ def main() -> None:
             "recommendation (every solver's placement of the B-copy model and plain ORT, fastest measured) "
             "against plain ONNX Runtime running the B copies in one call (its best configuration) and B calls "
             "of the single model.\n\n" + markdown_table(shown) + "\n")
-    write_text(f"{args.out}.md", text)
-    print(text)
+    save(args.out, table, text)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ candidate in turn, plain ONNX Runtime in the same run).  Writes
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import pandas as pd
 
+from bench_io import save
 from scheduler.compare_report import markdown_table
-from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.recommend import recommend
@@ -66,8 +65,6 @@ def main() -> None:
             print(f"{name}{' cloned' if clone else ''}: {len(problem.tasks)} tasks, "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
     table = pd.DataFrame(rows)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    write_text(f"{args.out}.csv", table.to_csv(index=False))
     changed = table[table["solver"] != "(nothing to clone)"]
     wide = changed.pivot_table(index=["model", "solver"], columns="clone",
                                values=["predicted_ms", "measured_ms"]).round(3)
@@ -80,8 +77,7 @@ def main() -> None:
             + ", ".join(f"{m} {g['tasks'].iloc[0]}" + (" cloned" if c else "") for (m, c), g in
                         table.groupby(["model", "clone"])) + "; best plain ONNX Runtime: "
             + ", ".join(f"{m} {g['best_plain_ms'].min():.2f} ms" for m, g in changed.groupby("model")) + ".\n")
-    write_text(f"{args.out}.md", text)
-    print(text)
+    save(args.out, table, text)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,12 @@ and CPU-parallel first.  Writes ``results/bench_pim.csv`` and ``results/bench_pi
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import pandas as pd
 
+from bench_io import save
 from scheduler.compare_report import markdown_table
-from scheduler.fileio import write_text
 from scheduler.pipeline import build_problem
 from solvers import get_solver
 
@@ -59,8 +58,6 @@ def main() -> None:
                   f"{row['best_baseline_x']:.2f}x, worst {row['worst_baseline_x']:.2f}x "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     table = pd.DataFrame(rows)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    write_text(f"{args.out}.csv", table.to_csv(index=False))
     shown = table[["model", "seq_len", "tasks", "dp_chain_ms", "dp_on_pim"]
                   + [f"{label}_x" for label in BASELINES] + ["best_baseline_x"]].round(3)
     text = (f"# PIM paper's range (`python benchmarks/bench_pim.py --seq-lens {' '.join(map(str, args.seq_lens))}"
@@ -71,8 +68,7 @@ def main() -> None:
             f"{table['best_baseline_x'].max():.2f}x faster; against every baseline "
             f"{table[[f'{label}_x' for label in BASELINES]].min().min():.2f}-"
             f"{table[[f'{label}_x' for label in BASELINES]].max().max():.2f}x (paper: 1.1-3.0x).\n")
-    write_text(f"{args.out}.md", text)
-    print(text)
+    save(args.out, table, text)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import time
 
 import pandas as pd
 
+from bench_io import save
 from scheduler.compare_report import markdown_table
-from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import reference_run
 from scheduler.stream import plain_stream, replay_stream, stream_feeds
@@ -86,8 +86,6 @@ def main() -> None:
                   flush=True)
         print(f"  {name} took {time.perf_counter() - t0:.0f} s", flush=True)
     table = pd.DataFrame(rows)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    write_text(f"{args.out}.csv", table.to_csv(index=False))
     summary = table.loc[table.groupby("model")["measured_ms"].idxmin()][
         ["model", "tasks", "solver", "copies", "segments", "devices", "by_segment_ms", "measured_ms", "segment_error",
          "one_session_ms", "best_plain", "best_plain_ms", "vs_one_session", "vs_best_plain"]]
@@ -103,8 +101,7 @@ def main() -> None:
             f"core at once).\n\n{markdown_table(summary.round(3))}\n\nSegment-level period prediction over "
             f"all {len(table)} placements: median |error| {statistics.median(errors):.1%}, worst {errors.max():.1%}."
             + by_size + "\n\nAll placements:\n\n" + markdown_table(table.drop(columns=["best_plain"]).round(3)) + "\n")
-    write_text(f"{args.out}.md", text)
-    print(text)
+    save(args.out, table, text)
 
 
 if __name__ == "__main__":
