@@ -72,8 +72,9 @@ def main() -> None:
     text = (f"# Cloning benchmark (`python benchmarks/bench_clone.py`)\n\nPlatform `cpu`, profiled, "
             f"{time.strftime('%Y-%m-%d %H:%M')}: each solver's makespan (predicted) and replayed time (measured, "
             "median) on the model as it is and with its cheap shared nodes cloned; unmeasured: a placement "
-            "that equals another's.\n\n" + markdown_table(wide.reset_index()) + "\n\nNothing to clone: "
-            + ", ".join(sorted(set(table["model"]) - set(changed["model"]))) + ".\n\nTasks: "
+            "that equals another's.\n\n" + markdown_table(wide.reset_index()) + "\n\n"
+            + "".join(f"Nothing to clone: {', '.join(sorted(unchanged))}.\n\n" for unchanged in
+                      [set(table["model"]) - set(changed["model"])] if unchanged) + "Tasks: "
             + ", ".join(f"{m} {g['tasks'].iloc[0]}" + (" cloned" if c else "") for (m, c), g in
                         table.groupby(["model", "clone"])) + "; best plain ONNX Runtime: "
             + ", ".join(f"{m} {g['best_plain_ms'].min():.2f} ms" for m, g in changed.groupby("model")) + ".\n")
