@@ -34,7 +34,7 @@ from pydantic import BeforeValidator
 
 from .errors import PlatformError
 from .fileio import read_yaml
-from .schema import Count, FileModel, Finite, Flag, Name, Text, parse
+from .schema import Count, FileModel, Finite, Flag, Name, Text, parse, whole
 from .ops import op_family
 
 
@@ -195,6 +195,27 @@ class Platform:
         return Platform(name or self.name, tuple(d for d in self.devices if d.name in keep),
                         tuple(l for l in self.links if l.src in keep and l.dst in keep), self.default_link)
 
+    def servers(self, count: int, network: Link) -> "Platform":
+        """``count`` copies of this platform as servers (DiviML's setting): device and resource ``x`` of server
+        ``k`` is ``x@s<k>``; links within a server are this platform's, every pair across servers takes
+        ``network`` (its endpoints are ignored).
+
+        >>> two = load_platform("cpu2gpu").servers(2, Link("*", "*", 5e-5, 1.25e9))
+        >>> [d.name for d in two.devices], two.transfer_time("gpu0@s0", "gpu0@s1", 0) == 5e-5
+        (['cpu@s0', 'gpu0@s0', 'gpu1@s0', 'cpu@s1', 'gpu0@s1', 'gpu1@s1'], True)
+        """
+        if count < 1:
+            raise PlatformError(f"platform {self.name!r}: servers must be >= 1, got {count}")
+        if count == 1:
+            return self
+        at = [lambda x, k=k: f"{x}@s{k}" for k in range(count)]
+        devices = tuple(replace(d, name=on(d.name), resources=tuple(on(r) for r in d.resources))
+                        for on in at for d in self.devices)
+        links = [replace(l, src=on(a), dst=on(b)) for on in at for (a, b), l in self.link_table.items()]
+        links += [replace(network, src=at[i](a.name), dst=at[j](b.name)) for i in range(count)
+                  for j in range(i + 1, count) for a in self.devices for b in self.devices]
+        return Platform(f"{self.name}-x{count}", devices, tuple(links))
+
     @cached_property
     def resources(self) -> tuple[str, ...]:
         """All resource names, in device order."""
@@ -258,6 +279,13 @@ class LinkRecord(DefaultLinkRecord):
         return super().link(self.src, self.dst)
 
 
+class ServersRecord(FileModel):
+    """``servers``: the platform is one server of ``count`` identical ones, joined by ``network``."""
+
+    count: whole(1, 64)  # type: ignore[valid-type]
+    network: DefaultLinkRecord
+
+
 class PlatformRecord(FileModel):
     """A platform file (README, "Platforms")."""
 
@@ -265,15 +293,19 @@ class PlatformRecord(FileModel):
     devices: list[DeviceRecord]
     links: list[LinkRecord] | None = None
     default_link: DefaultLinkRecord | None = None
+    servers: ServersRecord | None = None
 
 
 def platform_from_dict(data: Any, where: str = "platform") -> Platform:
     """Build a Platform from its YAML/JSON structure; every error names the file and the key."""
     record = parse(PlatformRecord, data, where, PlatformError)
     try:
-        return Platform(name=record.name, devices=tuple(d.device() for d in record.devices),
-                        links=tuple(l.link() for l in record.links or ()),
-                        default_link=None if record.default_link is None else record.default_link.link())
+        platform = Platform(name=record.name, devices=tuple(d.device() for d in record.devices),
+                            links=tuple(l.link() for l in record.links or ()),
+                            default_link=None if record.default_link is None else record.default_link.link())
+        if record.servers is None:
+            return platform
+        return platform.servers(record.servers.count, record.servers.network.link())
     except PlatformError as exc:
         raise PlatformError(f"{where}: {exc}") from None
 

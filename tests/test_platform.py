@@ -351,3 +351,27 @@ def test_link_table_is_symmetric_when_one_way_only():
     assert (ab.latency, ab.bandwidth) == (ba.latency, ba.bandwidth)
     assert p.transfer_time("a", "b", 12345) == p.transfer_time("b", "a", 12345)
     assert math.isclose(p.transfer_time("a", "b", 1e9), 1e-6 + 1.0)
+
+
+def test_servers_copy_the_platform_and_join_the_copies_by_the_network():
+    base = load_platform("cpu2gpu")
+    two = load_platform("cpu2gpu-x2")
+    assert two.name == "cpu2gpu-x2" and len(two.devices) == 2 * len(base.devices)
+    assert two.device["gpu1@s1"].resources == ("gpu1@s1",) and two.device["gpu1@s1"].simulated
+    for k in (0, 1):
+        for (a, b), link in base.link_table.items():
+            assert two.transfer_time(f"{a}@s{k}", f"{b}@s{k}", 1e6) == link.time(1e6)
+    assert two.transfer_time("cpu@s0", "gpu1@s1", 1.25e9) == pytest.approx(5e-5 + 1.0)
+    assert platform_from_dict(platform_to_dict(two)) == two
+    with pytest.raises(PlatformError, match=r"servers.count must be a whole number from 1 to 64, got 0"):
+        platform_from_dict({**platform_to_dict(base), "servers": {"count": 0, "network": {}}}, "p.yaml")
+
+
+def test_a_problem_on_two_servers_is_solved_and_validated():
+    from scheduler.pipeline import build_problem
+    from scheduler.schedule import validate
+    from solvers import get_solver
+
+    problem = build_problem("gpt2", {"layers": "2"}, platform="cpu2gpu-x2")
+    for solver in ("heft", "single:gpu0@s1"):
+        assert validate(problem, get_solver(solver)(problem)) == []

@@ -68,6 +68,8 @@ SMALL = {
     "diviml_cpu2gpu_throughput.yaml": {"model": {"zoo": "randwire", "params": {"nodes": 6}},
                                        "solvers": ["single", "heft", "cpsat", "milp"]},
     "ramiel_cpu.yaml": {"model": {"zoo": "inception", "params": {"blocks": 1, "channels": 8, "image": 16}}},
+    "diviml_multiserver.yaml": {"model": {"zoo": "gpt2", "params": {"layers": 2}},
+                                "solvers": ["single", "heft", "cpsat"]},
 }
 
 
