@@ -49,6 +49,7 @@ from .replay import (max_abs_diff, plain_configs, prepare_replay, reference_run,
 from .schedule import Schedule
 from .segments import ReplayError, Segment
 from .semantics import replicated_period, segment_period, simulate
+from .tables import percent
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
     """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference)."""
     rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
              "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
-             "segment_error": f"{r['segment_prediction_error']:+.1%}", "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
+             "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
             for r in streamed["candidates"]]
     rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
              for label, v in streamed["baselines_period_s"].items()]
@@ -383,9 +384,9 @@ def format_stream(result: Mapping[str, Any]) -> str:
              f"{result['warmup']} warm-up, outputs match (max abs diff {result['max_abs_diff']:.2e})",
              f"period: measured {result['measured_period_s'] * 1e3:.4f} ms "
              f"({result['measured_throughput_per_s']:.1f} inferences/s), predicted "
-             f"{result['predicted_period_s'] * 1e3:.4f} ms (error {result['prediction_error']:+.1%}), by segment "
+             f"{result['predicted_period_s'] * 1e3:.4f} ms (error {percent(result['prediction_error'])}), by segment "
              f"with the executor's costs {result['predicted_segment_period_s'] * 1e3:.4f} ms "
-             f"(error {result['segment_prediction_error']:+.1%})"]
+             f"(error {percent(result['segment_prediction_error'])})"]
     if result.get("baselines_period_s"):
         for label, v in result["baselines_period_s"].items():
             lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms per inference")

@@ -41,6 +41,15 @@ def summary_table(schedules: Sequence[Schedule], objective: str = "latency") -> 
     return pd.DataFrame(rows, columns=_COLUMNS[objective])
 
 
+def percent(v: float | None) -> str:
+    """A relative error for people, ``-`` when there is none (nothing predicted).
+
+    >>> percent(0.0412), percent(None)
+    ('+4.1%', '-')
+    """
+    return "-" if v is None else f"{v:+.1%}"
+
+
 def _cell(column: str, value: Any) -> str:
     if column in ("solver", "status", "note"):
         return str(value)
@@ -90,15 +99,12 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
     def ms(v: float | None) -> float | None:
         return None if v is None else v * 1e3
 
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:+.1%}"
-
     table = pd.DataFrame([{
         "candidate": c["candidate"], "segments": c["segments"],
         "timeline": "real" if c.get("timeline", "wall-clock") == "wall-clock" else "virtual",
         "schedule_ms": ms(c["predicted_makespan_s"]), "by_segment_ms": ms(c.get("predicted_replay_s")),
         "measured_ms": ms(c["measured_makespan_s"]),
-        "error": pct(c["prediction_error"]), "segment_error": pct(c.get("replay_prediction_error")),
+        "error": percent(c["prediction_error"]), "segment_error": percent(c.get("replay_prediction_error")),
         "max_abs_diff": f"{c['max_abs_diff']:.1e}",
     } for c in replayed["candidates"]])
     return "```\n" + table.round(4).to_string(index=False) + "\n```"
