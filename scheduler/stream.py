@@ -6,8 +6,9 @@ that is measured.  The model is cut by each placement (one per data-parallel cop
 inference ``i`` runs copy ``i mod R``) and one worker thread per device runs, from all
 the inferences in flight, the oldest segment whose inputs exist (the oldest inference
 first across devices that share a core); a segment holds its device's cores while it
-runs, so devices that share a core take turns (what the period charges).  The measured period is the time between the completions of the
-inferences after the warm-up ones, over their number.
+runs, so devices that share a core take turns (what the period charges).  The
+measured period is the time between the completions of the inferences after the
+warm-up ones, over their number.
 
 Plain ONNX Runtime runs the same stream two ways: one session, inference after
 inference, in each configuration of :func:`scheduler.replay.plain_configs` (its
