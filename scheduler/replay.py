@@ -62,6 +62,15 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
     return out
 
 
+def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level: str = "disable",
+                     spinning: str | None = None) -> list[Any]:
+    """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
+    theirs)."""
+    return [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
+                    spinning=spinning or s["spinning"], label=f"segment {p.segment.index}")
+            for p, s in zip(parts, session_settings(problem, parts))]
+
+
 def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
     """OS CPUs per real CPU-provider device that owns some of the host's cores but not all.
 
@@ -223,9 +232,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     feeds, expected = prepared.reference.feeds, prepared.reference.expected
     devices = problem.platform.device
     simulated = any(devices[p.segment.device].simulated for p in parts)
-    sessions = [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
-                        spinning=s["spinning"], label=f"segment {p.segment.index}")
-                for p, s in zip(parts, session_settings(problem, parts))]
+    sessions = segment_sessions(problem, parts, opt_level)
 
     tick = progress("replay", warmup + repeats) if progress else (lambda: None)
     walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}

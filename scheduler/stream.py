@@ -45,8 +45,8 @@ from .executor import Part, pin_thread
 from .optimize import model_bytes, session
 from .problem import Problem
 from .recommend import top_placements
-from .replay import (max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts, segment_durations,
-                     session_settings)
+from .replay import (Reference, max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts,
+                     segment_durations, segment_sessions)
 from .schedule import Schedule
 from .segments import ReplayError, Segment
 from .semantics import replicated_period, segment_period, simulate
@@ -77,7 +77,6 @@ class StreamRunner:
         self.devices = sorted({p.device for plan in plans for p in plan.parts})
         self.queue = [{d: [k for k, p in enumerate(plan.parts) if p.device == d] for d in self.devices}
                       for plan in plans]
-        self.position = [{p.index: k for k, p in enumerate(plan.parts)} for plan in plans]
         self.locks = {r: threading.Lock() for d in self.devices for r in resources[d]}
         self.held = {d: [self.locks[r] for r in sorted(resources[d])] for d in self.devices}
         self.rivals = {d: [e for e in self.devices if e != d and set(resources[d]) & set(resources[e])]
@@ -108,7 +107,7 @@ class StreamRunner:
             k = queue[n]
             part = self.plans[plan].parts[k]
             if (all(x in self.tensors[i] for x in part.inputs)
-                    and all(self.position[plan][q] in self.done[i] for q in part.after)):
+                    and all(q in self.done[i] for q in part.after)):
                 return i, k
         return None
 
@@ -129,16 +128,13 @@ class StreamRunner:
                 for held in self.held[device]:
                     held.acquire()
                 try:
-                    begin = time.perf_counter() - self.t0
                     result = plan.sessions[k].run(list(part.outputs), feed)
-                    end = time.perf_counter() - self.t0
                 finally:
                     for held in reversed(self.held[device]):
                         held.release()
                 with self.lock:
-                    self.spans.append((i, part.index, begin, end))
                     self.tensors[i].update(zip(part.outputs, result))
-                    self.done[i].add(k)
+                    self.done[i].add(part.index)
                     if len(self.done[i]) == len(plan.parts):
                         self.finish[i] = time.perf_counter() - self.t0
                         self.completed += 1
@@ -163,10 +159,9 @@ class StreamRunner:
         """Run inference ``i`` on ``feeds[i]``; its ``outputs`` and completion time (s from the start) each."""
         self.total, self.first, self.completed, self.errors = len(feeds), 0, 0, []
         self.tensors = [dict(f) for f in feeds]
-        self.done: list[set[int]] = [set() for _ in feeds]
+        self.done: list[set[int]] = [set() for _ in feeds]  # segment indices done, per inference
         self.cursor: list[dict[str, int]] = [{} for _ in feeds]
         self.finish: dict[int, float] = {}
-        self.spans: list[tuple[int, int, float, float]] = []  # (inference, segment index, begin, end)
         switch = sys.getswitchinterval()
         sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers
         threads = [threading.Thread(target=self._worker, args=(d, cpus.get(d, ())), daemon=True)
@@ -210,6 +205,10 @@ def predicted_stream_period(problem: Problem, segments_by_copy: Sequence[Sequenc
     return segment_period(problem, copies)
 
 
+AT_ONCE = "_sessions_at_once_optimised"
+"""The label's end of plain ONNX Runtime's data-parallel stream (one single-threaded session per core)."""
+
+
 def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], warmup: int,
                  cores: int) -> dict[str, float]:
     """Period (s per inference) of plain ONNX Runtime on the stream: one session per configuration of
@@ -240,7 +239,7 @@ def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray
         th.start()
     for th in threads:
         th.join()
-    out[f"{cores}_sessions_at_once_optimised"] = period_of(finish, warmup)
+    out[f"{cores}{AT_ONCE}"] = period_of(finish, warmup)
     return out
 
 
@@ -265,33 +264,27 @@ def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: in
 def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, inferences: int = 60,
                   warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-                  original: onnx.ModelProto | None = None,
+                  original: onnx.ModelProto | None = None, reference: Reference | None = None,
                   stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
-    """Measure the throughput of ``schedule``'s placements (every copy of its period, else its placement)
-    pipelined on real devices, against plain ONNX Runtime's on the same stream (the ``hetsched-stream/1``
-    structure).  The first inference's outputs must equal the whole model's within ``tolerance``; every
-    device must be real (a simulated one has no wall clock)."""
+    """Measure the throughput of ``schedule``'s placements (:func:`copies`) pipelined on real devices, against
+    plain ONNX Runtime's on the same stream (the ``hetsched-stream/1`` structure).  The first inference's
+    outputs must equal the whole model's within ``tolerance`` (``reference``: one run of the model, made when
+    not given); every device must be real (a simulated one has no wall clock)."""
     if inferences <= warmup or warmup < 0:
         raise ReplayError("a stream needs inferences > warmup >= 0")
-    placements = list(schedule.period.placements) if schedule.period and schedule.period.placements \
-        else [schedule.placement]
+    placements = copies(schedule)
     devices = problem.platform.device
     used = sorted({d for p in placements for d in p.values()})
     if any(devices[d].simulated for d in used):
         raise ReplayError(f"a stream runs on real devices only; {', '.join(d for d in used if devices[d].simulated)} "
                           "is simulated")
-    reference = reference_run(model, seed, problem.label)
+    reference = reference or reference_run(model, seed, problem.label)
     stage(f"stream of {inferences} inferences over {len(placements)} cop{'y' if len(placements) == 1 else 'ies'}")
     prepared = [prepare_replay(model, problem, schedule if placement == schedule.placement else
                                simulate(problem, placement), reference) for placement in placements]
-    plans = []
-    for prep in prepared:
-        settings = session_settings(problem, prep.parts)
-        settings = [{**s, "spinning": "during-run"} for s in settings]  # workers share the host's cores
-        plans.append(Plan(tuple(runner_parts(problem, prep.parts)),
-                          tuple(session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
-                                        spinning=s["spinning"], label=f"segment {p.segment.index}")
-                                for p, s in zip(prep.parts, settings))))
+    plans = [Plan(tuple(runner_parts(problem, prep.parts)),  # the copies' workers share the host's cores
+                  tuple(segment_sessions(problem, prep.parts, opt_level, spinning="during-run")))
+             for prep in prepared]
     feeds = stream_feeds(reference.feeds, inferences, seed)
     outputs = list(reference.expected)
     cpus = {p.device: p.cpus for plan in plans for p in plan.parts}
@@ -303,7 +296,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     if max_diff > tolerance:
         raise ReplayError(f"streamed outputs differ from the whole model's by {max_diff:.3g} (tolerance {tolerance:g})")
     measured = period_of(finish, warmup)
-    predicted = schedule.period.value if schedule.period else replicated_period(problem, placements)
+    predicted = predicted_period(problem, schedule)
     by_segment = predicted_stream_period(problem, [p.segments for p in prepared])
     result: dict[str, Any] = {
         "format": "hetsched-stream/1", "solver": schedule.solver, "copies": len(placements),
@@ -321,17 +314,22 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
         cores = os.cpu_count() or 1
         base = plain_stream(original if original is not None else model, feeds, warmup, cores)
         best = min(base, key=base.get)
-        single = min((v for k, v in base.items() if not k.endswith("_at_once_optimised")))
+        single = min(v for k, v in base.items() if not k.endswith(AT_ONCE))
         result.update(baselines_period_s=base, best_baseline=best,
                       speedup_vs_best_baseline=base[best] / measured if measured > 0 else None,
                       speedup_vs_one_session=single / measured if measured > 0 else None)
     return result
 
 
-def _period(problem: Problem, schedule: Schedule) -> float:
-    if schedule.period is not None:
-        return schedule.period.value
-    return replicated_period(problem, [schedule.placement])
+def copies(schedule: Schedule) -> list[Mapping[str, str]]:
+    """The placement of every data-parallel copy of a schedule: its period's, else its own placement."""
+    return list(schedule.period.placements) if schedule.period and schedule.period.placements \
+        else [schedule.placement]
+
+
+def predicted_period(problem: Problem, schedule: Schedule) -> float:
+    """The period a schedule promises: its own, else that of its placement (one copy)."""
+    return schedule.period.value if schedule.period else replicated_period(problem, copies(schedule))
 
 
 def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,
@@ -345,7 +343,7 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     :func:`replay_stream` result (without baselines), the plain periods, the
     recommendation and its throughput against the best plain stream.
     """
-    top = top_placements(problem, schedules, candidates, lambda s: _period(problem, s))
+    top = top_placements(problem, schedules, candidates, lambda s: predicted_period(problem, s))
     reference = reference_run(model, seed, problem.label)
     stage("plain ONNX Runtime on the stream")
     plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed), warmup, os.cpu_count() or 1)
@@ -353,7 +351,7 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     for k, s in enumerate(top, 1):
         stage(f"stream {k}/{len(top)}: placement of {s.solver}")
         rows.append({**replay_stream(model, problem, s, inferences=inferences, warmup=warmup, opt_level=opt_level,
-                                     tolerance=tolerance, seed=seed, baselines=False),
+                                     tolerance=tolerance, seed=seed, baselines=False, reference=reference),
                      "candidate": f"placement of {s.solver}"})
     best_plain = min(plain, key=plain.get)
     best = min(rows, key=lambda r: r["measured_period_s"], default=None)
