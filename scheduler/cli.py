@@ -294,23 +294,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_config
+    from .config import config_from_dict, load_config
     from .run import execute_run, profile_line, what_if_line
     from .stream import format_stream_candidates
     from .tables import format_candidates, format_table
 
     catalog = _solver_catalog()
     config = load_config(args.config, catalog)
-    updates: dict[str, object] = {}
-    if args.output_dir:
-        updates["output_dir"] = args.output_dir
     if args.no_replay and args.export:
         raise HetschedError("--export writes the recommendation the replay measures: drop --no-replay")
-    if args.export and config.objective == "throughput":
-        raise HetschedError("--export writes a latency runner: it applies to objective: latency only")
+    data = config.model_dump(mode="json")  # the options go through the config's own checks
+    if args.output_dir:
+        data["output_dir"] = args.output_dir
     if args.no_replay or args.export:
-        updates["replay"] = config.replay.model_copy(update={"enabled": not args.no_replay, "export": args.export})
-    config = config.model_copy(update=updates)
+        data["replay"].update(enabled=not args.no_replay, export=args.export)
+    config = config_from_dict(data, f"{args.config or 'the embedded config'} with the command-line options", catalog)
     result = execute_run(config, catalog, progress=not args.quiet)
     g = result.problem.graph
     print(f"{config.name}: model {result.problem.label} ({len(g.tasks)} tasks, {len(g.edges)} edges) "

@@ -128,3 +128,12 @@ def test_the_stream_period_charges_each_resource_its_segments_calls_and_switches
     assert predicted_stream_period(replace(p, executor=ex), [segments]) == pytest.approx((4 + 0.5 + 0.25) * scale)
     assert predicted_stream_period(replace(p, executor=ex), [segments, segments]) == pytest.approx(
         2 * (4 + 0.5 + 0.25) * scale)  # two copies share the resources
+
+
+def test_cli_export_of_a_throughput_run_is_refused_by_the_configs_own_check(tmp_path, capsys):
+    (tmp_path / "t.yaml").write_text("model: {zoo: mlp}\nplatform: cpu\nobjective: throughput\nsolvers: [single]\n")
+    assert main(["run", str(tmp_path / "t.yaml"), "--export", "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "with the command-line options: replay.export writes a latency runner" in err
+    assert not (tmp_path / "out").exists()
