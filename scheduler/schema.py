@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Callable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
@@ -75,34 +75,13 @@ def _whole(value: Any, *, low: int = 0, high: int = 2**63 - 1) -> int:
     return int(value)
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _fail("must be a string", value)
-    return value
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail("must be a non-empty string", value)
-    return value
-
-
-def _flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail("must be true or false", value)
-    return value
-
-
-def _switch(value: Any) -> bool:
-    if value not in (True, False) or not isinstance(value, (bool, int)):
-        raise _fail("must be true, false, 1 or 0", value)
-    return bool(value)
-
-
-def _ident(value: Any) -> int | str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _fail("must be a number or a name", value)
-    return value
+def _accept(kind: Any, ok: Callable[[Any], bool], text: str, convert: Callable[[Any], Any] = lambda v: v) -> Any:
+    """A value type of ``kind`` that takes the values ``ok`` accepts (``convert``-ed), else says ``text``."""
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise _fail(text, value)
+        return convert(value)
+    return Annotated[kind, PlainValidator(check)]
 
 
 Finite = Annotated[float, PlainValidator(_finite)]
@@ -110,6 +89,8 @@ Finite = Annotated[float, PlainValidator(_finite)]
 NonNegative = Annotated[float, PlainValidator(lambda v: _finite(v, minimum=0.0,
                                                                 text="must be a finite number >= 0"))]
 """A finite number >= 0: a time in seconds, a byte count read as a number."""
+
+
 def whole(low: int = 0, high: int = 2**63 - 1) -> Any:
     """A whole number from ``low`` to ``high`` (``3.0`` is 3; ``3.5`` and ``true`` are errors)."""
     return Annotated[int, PlainValidator(lambda v: _whole(v, low=low, high=high))]
@@ -121,25 +102,23 @@ Count = whole()
 """A whole number from 0 to 2**63-1 (``3.0`` is 3; ``3.5`` and ``true`` are errors)."""
 Positive = whole(1)
 """A whole number >= 1 (threads, replicas)."""
-Text = Annotated[str, PlainValidator(_text)]
+Text = _accept(str, lambda v: isinstance(v, str), "must be a string")
 """A string, never a number turned into one."""
-Name = Annotated[str, PlainValidator(_name)]
+Name = _accept(str, lambda v: isinstance(v, str) and v != "", "must be a non-empty string")
 """A non-empty string."""
-Flag = Annotated[bool, PlainValidator(_flag)]
+Flag = _accept(bool, lambda v: isinstance(v, bool), "must be true or false")
 """true or false, never ``1`` or ``"yes"``."""
-Switch = Annotated[bool, PlainValidator(_switch)]
+Switch = _accept(bool, lambda v: isinstance(v, (bool, int)) and v in (True, False), "must be true, false, 1 or 0",
+                 bool)
 """true or false, or 1 or 0 (as other tools' JSON writes flags)."""
-Ident = Annotated[int | str, PlainValidator(_ident)]
+Ident = _accept(int | str, lambda v: not isinstance(v, bool) and isinstance(v, (int, str)),
+                "must be a number or a name")
 """An identifier: a whole number or a name."""
 
 
 def exactly(expected: str) -> Any:
     """A field that must equal ``expected`` (a file's ``format`` tag)."""
-    def check(value: Any) -> str:
-        if value != expected:
-            raise _fail(f"must be {expected!r}", value)
-        return value
-    return Annotated[str, PlainValidator(check)]
+    return _accept(str, lambda v: v == expected, f"must be {expected!r}")
 
 
 _OBJECT = "an object (a mapping of keys to values)"
