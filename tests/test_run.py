@@ -112,6 +112,9 @@ BAD = [
     ("model: {zoo: mlp}\nsolvers: [heft]\ncosts: problem\n", "costs: problem needs"),
     ("model: {zoo: mlp}\nsolvers: [heft]\ngraph_optimization: fast\n", "graph_optimization must be 'auto', 'none'"),
     ("model: {zoo: resnet50, params: {depth: 3}}\nsolvers: [heft]\n", "unknown parameter 'depth'"),
+    ("model: {zoo: mlp, batch: 0}\nsolvers: [heft]\n", "model.batch must be greater than or equal to 1, got 0"),
+    ("model: {zoo: mlp}\nsolvers: [heft]\nplatform: {devices: [{name: cpu0}], servers: {count: 99, network: {}}}\n",
+     "servers.count must be a whole number from 1 to 64, got 99"),
 ]
 
 

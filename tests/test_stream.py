@@ -90,6 +90,10 @@ def test_cli_stream_reports_the_period_against_plain_ort(tmp_path, capsys):
     assert "period: measured" in out and "_sessions_at_once_optimised" in out
     result = json.loads(out_file.read_text())
     assert result["format"] == "hetsched-stream/1" and result["inferences"] == 6
+    assert main(["replay", "mlp", "--problem", str(tmp_path / "p.json"), "--schedule", str(tmp_path / "s.json"),
+                 "--stream", "3", "--warmup", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a stream needs inferences > warmup >= 0" in err
     assert result["best_baseline"] in result["baselines_period_s"] and result["speedup_vs_best_baseline"] > 0
 
 
