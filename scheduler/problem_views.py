@@ -1,7 +1,7 @@
-"""Views of a problem through its devices: devices that can stand in for one another (mirror classes), and
-the same problem on fewer devices (the real ones alone, or those that share no core).
+"""Views of a problem through its devices: devices that can stand in for one another (mirror classes, and
+whole servers), and the same problem on fewer devices (the real ones alone, or those that share no core).
 
-Mirror classes let the exact solvers break symmetry and the replay count mirror
+The symmetries let the exact solvers break them and the replay count mirror
 images of a placement once; the problems on fewer devices are what a host can
 measure (:func:`host_problem`) and the replay's cores-apart candidates
 (:func:`disjoint_problems`).
@@ -9,6 +9,7 @@ measure (:func:`host_problem`) and the replay's cores-apart candidates
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Mapping, Sequence
 
@@ -19,30 +20,43 @@ from .problem import Problem
 
 # ----------------------------------------------------------------------------- interchangeable devices
 
-def _mirror(problem: Problem, a: str, b: str) -> bool:
-    """Whether swapping devices ``a`` and ``b`` maps the problem onto itself: same settings, costs, memory,
-    transfers to, from and between them, and resource sharing with every other device."""
+Symmetry = tuple[tuple[str, ...], ...]
+"""Blocks of devices that can stand in for one another as wholes, position by position: permuting the blocks
+maps the problem onto itself.  A mirror class (two identical cores) is a symmetry of one-device blocks; the
+servers of a multi-server platform are one of whole servers."""
+
+_SERVER = re.compile(r"^(.+)@s(\d+)$")  # device x of server k, as Platform.servers names it
+
+
+def _automorphism(problem: Problem, perm: Mapping[str, str]) -> bool:
+    """Whether renaming devices by ``perm`` (a permutation of some of them) maps the problem onto itself:
+    same settings, costs, memory, transfers between any two devices, and resource sharing."""
     plat = problem.platform
-    da, db = plat.device[a], plat.device[b]
-    if (da.threads, da.execution_provider, da.simulated, da.kind, da.memory_bytes, da.transfer_load) != (
-            db.threads, db.execution_provider, db.simulated, db.kind, db.memory_bytes, db.transfer_load):
+
+    def image(d: str) -> str:
+        return perm.get(d, d)
+
+    def settings(d: str) -> tuple:
+        x = plat.device[d]
+        return x.threads, x.execution_provider, x.simulated, x.kind, x.memory_bytes, x.transfer_load
+
+    if any(settings(d) != settings(image(d)) for d in perm):
         return False
-    if any(problem.costs[t].get(a) != problem.costs[t].get(b) for t in problem.tasks):
+    if any(row.get(d) != row.get(image(d)) for row in problem.costs.values() for d in perm):
         return False
-    others = [c for c in problem.devices if c not in (a, b)]
-    if any(plat.shares_resource(a, c) != plat.shares_resource(b, c) for c in others):
+    pairs = [(a, b) for a in problem.devices for b in problem.devices if a != b and (a in perm or b in perm)]
+    if any(plat.shares_resource(a, b) != plat.shares_resource(image(a), image(b)) for a, b in pairs):
         return False
-    edges = problem.graph.edges
-    return (all(problem.transfer(e, a, b) == problem.transfer(e, b, a) for e in edges)
-            and all(problem.transfer(e, a, c) == problem.transfer(e, b, c)
-                    and problem.transfer(e, c, a) == problem.transfer(e, c, b) for e in edges for c in others))
+    kinds = {(problem.transfer_override.get((e.src, e.dst)), e.bytes): e for e in problem.graph.edges}
+    return all(problem.transfer(e, a, b) == problem.transfer(e, image(a), image(b))
+               for e in kinds.values() for a, b in pairs)
 
 
 def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:
     """Devices that can stand in for one another (two identical cores, say), in classes of two or more."""
     classes: list[list[str]] = []
     for d in problem.devices:
-        home = next((c for c in classes if _mirror(problem, c[0], d)), None)
+        home = next((c for c in classes if _automorphism(problem, {c[0]: d, d: c[0]})), None)
         if home is None:
             classes.append([d])
         else:
@@ -50,39 +64,78 @@ def mirror_classes(problem: Problem) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(c) for c in classes if len(c) > 1)
 
 
+def server_blocks(problem: Problem) -> Symmetry:
+    """The servers of a multi-server platform (:meth:`scheduler.platform.Platform.servers`: device ``x`` of
+    server ``k`` is ``x@s<k>``) as blocks of devices in one order, when there are two or more and swapping
+    any two of them maps the problem onto itself; else ().
+
+    >>> from scheduler.generate import random_problem
+    >>> from scheduler.platform import Link, load_platform
+    >>> p = random_problem(4, seed=1)
+    >>> two = load_platform("cpu2gpu").servers(2, Link("*", "*", 5e-5, 1.25e9))
+    >>> server_blocks(Problem.from_graph(p.graph, two))
+    (('cpu@s0', 'gpu0@s0', 'gpu1@s0'), ('cpu@s1', 'gpu0@s1', 'gpu1@s1'))
+    """
+    parts = [_SERVER.match(d) for d in problem.devices]
+    if not all(parts):
+        return ()
+    servers: dict[int, list[str]] = {}
+    for m in parts:
+        servers.setdefault(int(m.group(2)), []).append(m.group(1))
+    inner = next(iter(servers.values()))
+    if len(servers) < 2 or sorted(servers) != list(range(len(servers))) or \
+            any(sorted(v) != sorted(inner) for v in servers.values()):
+        return ()
+    blocks = tuple(tuple(f"{x}@s{k}" for x in inner) for k in range(len(servers)))
+    # adjacent swaps generate every permutation of the servers
+    if all(_automorphism(problem, {**dict(zip(a, b)), **dict(zip(b, a))}) for a, b in zip(blocks, blocks[1:])):
+        return blocks
+    return ()
+
+
+def symmetries(problem: Problem) -> tuple[Symmetry, ...]:
+    """Every symmetry the exact solvers break and the replay counts once: the servers as wholes (if any),
+    then each mirror class (split by server, so that renaming a class keeps every task on its server)."""
+    servers = server_blocks(problem)
+    home = {d: k for k, block in enumerate(servers) for d in block}
+    classes = [[d for d in c if home.get(d) == k] for c in mirror_classes(problem)
+               for k in sorted({home.get(d) for d in c}, key=str)]
+    return ((servers,) if servers else ()) + tuple(tuple((d,) for d in c) for c in classes if len(c) > 1)
+
+
 def first_use_order(problem: Problem, copies: int = 1) -> list[tuple[int, str]]:
-    """(copy, task) in the order that decides which device of a mirror class counts as used first: copy 0's
+    """(copy, task) in the order that decides which block of a symmetry counts as used first: copy 0's
     tasks in problem order, then copy 1's...  The renaming below and the exact models' symmetry breaking
     must agree on it."""
     return [(k, t) for k in range(copies) for t in problem.tasks]
 
 
 def mirror_renaming(problem: Problem, placements: Sequence[Mapping[str, str]],
-                    classes: Sequence[Sequence[str]]) -> dict[str, str]:
-    """Names for the devices of each mirror class in the order the tasks first use them (the tasks of
-    ``placements[0]`` in problem order, then of the next copy...): applied to every copy, it gives mirror
-    images one form, and the form the exact solvers' symmetry breaking asks for."""
-    rename: dict[str, str] = {}
-    unused = {}  # device -> its class's names not yet given out (one list per class)
-    for c in classes:
-        names = list(c)
-        unused.update({d: names for d in c})
-    for k, t in first_use_order(problem, len(placements)):
-        d = placements[k][t]
-        if d in unused and d not in rename:
-            rename[d] = unused[d].pop(0)
-    for d, names in unused.items():  # devices no task uses take the names left, in order
-        if d not in rename:
-            rename[d] = names.pop(0)
+                    symmetry: Sequence[Symmetry]) -> dict[str, str]:
+    """Device names that put the blocks of each symmetry in the order the tasks first use them (the tasks of
+    ``placements[0]`` in problem order, then of the next copy...), one symmetry after the other: applied to
+    every copy, it gives mirror images one form, and the form the exact solvers' symmetry breaking asks for.
+    Unused blocks take the names left, in order."""
+    rename = {d: d for d in problem.devices}
+    for blocks in symmetry:
+        block_of = {d: i for i, block in enumerate(blocks) for d in block}
+        order: list[int] = []  # blocks by first use
+        for k, t in first_use_order(problem, len(placements)):
+            i = block_of.get(rename[placements[k][t]])
+            if i is not None and i not in order:
+                order.append(i)
+        order += [i for i in range(len(blocks)) if i not in order]
+        step = {d: blocks[new][pos] for new, old in enumerate(order) for pos, d in enumerate(blocks[old])}
+        rename = {d: step.get(x, x) for d, x in rename.items()}
     return rename
 
 
 def canonical_placement(problem: Problem, placement: Mapping[str, str],
-                        classes: Sequence[Sequence[str]]) -> tuple[str, ...]:
-    """The placement with the devices of each mirror class renamed in the order the tasks first use them:
-    mirror images (two towers swapped between two identical cores) get one form."""
-    rename = mirror_renaming(problem, [placement], classes)
-    return tuple(rename.get(placement[t], placement[t]) for t in problem.tasks)
+                        symmetry: Sequence[Symmetry]) -> tuple[str, ...]:
+    """The placement renamed by :func:`mirror_renaming`: mirror images (two towers swapped between two
+    identical cores, two servers swapped) get one form."""
+    rename = mirror_renaming(problem, [placement], symmetry)
+    return tuple(rename[placement[t]] for t in problem.tasks)
 
 
 # ----------------------------------------------------------------------------- problems on fewer devices

@@ -32,7 +32,7 @@ import onnx
 from .bounds import critical_path_bound
 from .errors import HetschedError
 from .problem import Problem
-from .problem_views import canonical_placement, mirror_classes
+from .problem_views import canonical_placement, symmetries
 from .deploy import export_placement, export_plain
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
@@ -44,11 +44,11 @@ def top_placements(problem: Problem, schedules: Sequence[Schedule], k: int,
                    key: Callable[[Schedule], float] = lambda s: s.makespan) -> list[Schedule]:
     """The ``k`` best schedules by ``key`` with pairwise distinct placements, mirror images counted once
     (ties keep the given order)."""
-    classes = mirror_classes(problem)
+    found = symmetries(problem)
     seen: set[tuple[str, ...]] = set()
     out = []
     for s in sorted((s for s in schedules if s.found), key=key):
-        placement = canonical_placement(problem, s.placement, classes)
+        placement = canonical_placement(problem, s.placement, found)
         if placement not in seen:
             seen.add(placement)
             out.append(s)

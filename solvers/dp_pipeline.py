@@ -9,8 +9,9 @@ orders of the tasks (the graph's topological order, a depth-first one that keeps
 branches together, one that puts each task just after its inputs, and, within a
 time limit, shuffled variants of the last), and neighbouring tasks are merged into
 at most :data:`MAX_BLOCKS` blocks, so one programme costs at most ``MAX_BLOCKS^2``
-per device class and finishes on every published graph (the largest, 2012 tasks,
-in 3 s).  A local search then moves single units off the busiest device.
+per device class and state (fewer blocks where the states are many:
+:data:`PROGRAMME_WORK`) and finishes on every published graph (the largest, 2012
+tasks, in 3 s).  A local search then moves single units off the busiest device.
 
 * A stage's load on a device: its tasks' costs, plus for each task whose output
   leaves the stage what sending costs the device, and for each output entering it
@@ -61,6 +62,10 @@ MAX_BLOCKS = 1000
 """At most this many blocks of consecutive tasks per order: the programme is quadratic in it."""
 MIN_BLOCKS, BLOCK_WORK = 100, 2_000_000
 """Fewer blocks on large graphs: at most BLOCK_WORK // tasks of them (but MIN_BLOCKS)."""
+PROGRAMME_WORK = 400_000_000
+"""Fewer blocks where the devices form many classes: the programme costs (states x classes) x blocks^2, so at
+most sqrt(PROGRAMME_WORK / (states x classes)) blocks (but 8).  Twelve devices that are all different make
+4096 states: 90 blocks, about a second, where 1000 took half a minute per order."""
 MAX_RANDOM_ORDERS = 200
 """With a time limit, at most this many further orders (shuffled walks back from the sinks) are split."""
 MAX_DEVICE_SETS = 8
@@ -104,11 +109,13 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
     orders_until = started + SPLIT_SHARE * time_limit if time_limit else math.inf  # the rest: local search
     for devices in _device_sets(problem):
         classes = _classes(problem, devices)
+        steps = math.prod(len(c.devices) + 1 for c in classes) * len(classes)
+        cap = max(8, math.isqrt(PROGRAMME_WORK // steps))
         for order, members in _more(splits, units, rng, orders_until):
             if tried and time.perf_counter() > orders_until:
                 break
             tried += 1
-            blocks = _blocks(order, members, len(index))
+            blocks = _blocks(problem, order, members, cap)
             if best is not None:
                 placement = _split(problem, blocks, classes, index, best[0])
             else:  # no period known yet: guess one, from twice the bound up, to prune the stages
@@ -279,11 +286,18 @@ def _inputs(dag: nx.DiGraph, u: str, rng: random.Random | None) -> list[str]:
     return preds
 
 
-def _blocks(order: Sequence[str], members: dict[str, list[int]], tasks: int) -> list[list[int]]:
+def _blocks(problem: Problem, order: Sequence[str], members: dict[str, list[int]], cap: int) -> list[list[int]]:
     """The order as blocks of task indices, neighbouring units merged so that there are at most MAX_BLOCKS, and
-    fewer on large graphs (the stage loads cost blocks x tasks)."""
-    per = -(-len(order) // min(MAX_BLOCKS, max(MIN_BLOCKS, BLOCK_WORK // max(1, tasks))))
-    return [[x for u in order[i:i + per] for x in members[u]] for i in range(0, len(order), per)]
+    fewer on large graphs (the stage loads cost blocks x tasks) and for many device classes (at most ``cap``).
+    A block also ends where the devices the units may run on change, when that happens less than ``cap / 2``
+    times: a block that mixes tasks of two devices only (a hierarchical solve's servers) fits no stage."""
+    tasks = problem.tasks
+    most = min(MAX_BLOCKS, cap, max(MIN_BLOCKS, BLOCK_WORK // max(1, len(tasks))))
+    per = -(-len(order) // most)
+    allowed = [frozenset.intersection(*(frozenset(problem.costs[tasks[x]]) for x in members[u])) for u in order]
+    changes = [i for i in range(1, len(order)) if allowed[i] != allowed[i - 1]]
+    ends = sorted({*range(per, len(order), per), *(changes if len(changes) < cap // 2 else ()), len(order)})
+    return [[x for u in order[i:j] for x in members[u]] for i, j in zip([0, *ends], ends)]
 
 
 def _loads(problem: Problem, blocks: list[list[int]], classes: list[_Class], index: dict[str, int],

@@ -64,7 +64,7 @@ import pulp
 from scheduler.deadline import check_time
 from scheduler.errors import SolverError
 from scheduler.problem import Problem
-from scheduler.problem_views import first_use_order, mirror_classes, mirror_renaming
+from scheduler.problem_views import Symmetry, first_use_order, mirror_renaming, symmetries
 from scheduler.schedule import Schedule
 
 from .common import Objective, Replicas, Workers
@@ -92,7 +92,7 @@ class BuiltModel:
     objective: pulp.LpVariable
     replicas: int
     moves: tuple[OutputMove, ...] = ()  # throughput only: the output moves the model charges
-    mirrors: tuple[tuple[str, ...], ...] = ()  # interchangeable devices, used in order (_break_symmetry)
+    mirrors: tuple[Symmetry, ...] = ()  # blocks used in order (_break_symmetry)
 
 
 # ----------------------------------------------------------------------------- model building
@@ -152,7 +152,7 @@ def _memory(prob: pulp.LpProblem, problem: Problem, data: ExactData,
 def build_latency(problem: Problem, data: ExactData, upper: float, lower: float, *,
                   deadline: float | None = None, symmetry: bool = True) -> BuiltModel:
     """The makespan MILP with big-M = ``upper`` (a feasible makespan) and C >= ``lower`` (a sound bound);
-    ``symmetry``: interchangeable devices used in order (:func:`_break_symmetry`).
+    ``symmetry``: interchangeable devices and servers used in order (:func:`_break_symmetry`).
 
     Raises :class:`OutOfTime` when building runs past ``deadline``.
     """
@@ -195,25 +195,28 @@ def build_latency(problem: Problem, data: ExactData, upper: float, lower: float,
 
 
 def _break_symmetry(prob: pulp.LpProblem, problem: Problem, x: Mapping[tuple[int, str, str], pulp.LpVariable],
-                    replicas: int) -> tuple[tuple[str, ...], ...]:
-    """Interchangeable devices (:func:`scheduler.problem_views.mirror_classes`) are used in order, as in ``cpsat``: a
-    task may go to the next device of a class only if an earlier task (problem order, copy 0 first) is on
-    the one before.  ``u`` (in [0, 1]) is at most "some task so far is on it": ``u_i <= u_(i-1) + x[i, a]``,
-    and ``x[i, b] <= u_(i-1)``.  Every placement has a renamed twin that obeys this with the same objective
-    (:func:`scheduler.problem_views.mirror_renaming`), so the optimum stays.  Returns the classes."""
+                    replicas: int) -> tuple[Symmetry, ...]:
+    """The blocks of each symmetry (:func:`scheduler.problem_views.symmetries`: whole servers, then
+    interchangeable devices) are used in order, as in ``cpsat``: a task may go to the next block only if an
+    earlier task (problem order, copy 0 first) is on the one before.  ``u`` (in [0, 1]) is at most "some task
+    so far is on block a": ``u_i <= u_(i-1) + sum_(d in a) x[i, d]``, and ``x[i, d] <= u_(i-1)`` for d in
+    the next block.  Every placement has a renamed twin that obeys this with the same objective
+    (:func:`scheduler.problem_views.mirror_renaming`), so the optimum stays.  Returns the symmetries."""
     order = first_use_order(problem, replicas)
-    mirrors = mirror_classes(problem)
-    for c, devices in enumerate(mirrors):
-        for j, (a, b) in enumerate(zip(devices, devices[1:])):
-            used: Any = 0  # 1 at most once some earlier task is on a
+    found = symmetries(problem)
+    for c, blocks in enumerate(found):
+        for j, (a, b) in enumerate(zip(blocks, blocks[1:])):
+            used: Any = 0  # 1 at most once some earlier task is on block a
             for i, (k, t) in enumerate(order):
-                if (k, t, b) in x:
-                    prob += x[k, t, b] <= used, f"sym_{c}_{j}_{i}"
-                if (k, t, a) in x:
+                for n, d in enumerate(b):
+                    if (k, t, d) in x:
+                        prob += x[k, t, d] <= used, f"sym_{c}_{j}_{i}_{n}"
+                on = [x[k, t, d] for d in a if (k, t, d) in x]
+                if on:
                     later = prob.add_variable(f"u_{c}_{j}_{i}", lowBound=0, upBound=1)
-                    prob += later <= used + x[k, t, a], f"used_{c}_{j}_{i}"
+                    prob += later <= used + pulp.lpSum(on), f"used_{c}_{j}_{i}"
                     used = later
-    return mirrors
+    return found
 
 
 def build_throughput(problem: Problem, data: ExactData, replicas: int, upper: float, *,
@@ -278,12 +281,12 @@ def _warm_placements(model: BuiltModel, problem: Problem,
     for (k, t, d), v in model.x.items():
         v.setInitialValue(1 if renamed[k][t] == d else 0)
     names = {v.name: v for v in model.prob.variables()}
-    order = [(k, t) for k in range(model.replicas) for t in problem.tasks]
-    for c, devices in enumerate(model.mirrors):
-        for j, a in enumerate(devices[:-1]):
+    order = first_use_order(problem, model.replicas)
+    for c, blocks in enumerate(model.mirrors):
+        for j, a in enumerate(blocks[:-1]):
             seen = False
             for i, (k, t) in enumerate(order):
-                seen = seen or renamed[k][t] == a
+                seen = seen or renamed[k][t] in a
                 if f"u_{c}_{j}_{i}" in names:
                     names[f"u_{c}_{j}_{i}"].setInitialValue(1 if seen else 0)
     return renamed
@@ -399,8 +402,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
 
     ``backend``: ``cbc`` (bundled with PuLP) or ``highs`` (needs ``highspy<1.15``;
     PuLP's HiGHS interface takes no warm start).  ``threads``: CBC/HiGHS threads.
-    ``warm_start``: start from the better of HEFT and greedy; ``symmetry``: use interchangeable devices in
-    order (False: to measure what that saves).
+    ``warm_start``: start from the better of HEFT and greedy; ``symmetry``: use interchangeable
+    devices and servers in order (False: to measure what that saves).
     """
     if backend == "highs":
         why = highs_available()

@@ -85,6 +85,10 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
     SolverInfo("auto", "picks the solver for the size and time budget: cpsat when small, lns when large, portfolio "
                "under 1 s (throughput: cpsat, dp-pipeline under 1 s)", "solvers.auto", ("objective", "replicas"),
                objectives=("latency", "throughput"), dispatcher=True),
+    SolverInfo("hierarchical", "DiviML's multi-server solve: the graph's copies and tasks split among identical "
+               "servers, then each server's devices by the inner solver (inner=auto|cpsat|lns|...)",
+               "solvers.hierarchical", ("objective", "replicas", "inner"), objectives=("latency", "throughput"),
+               dispatcher=True),
     SolverInfo("milp", "exact MILP (DiviML style) in PuLP/CBC: proven bound, HEFT warm start; "
                "objective=latency|throughput, replicas=B, backend=cbc|highs", "solvers.milp",
                ("objective", "replicas", "backend", "threads", "warm_start", "symmetry"), exact=True,
@@ -150,8 +154,9 @@ def get_solver(name: str, **options: Any) -> SolveFn:
     def checked(given: Mapping[str, Any]) -> dict[str, Any]:
         for key in given:
             if key == "objective" and key not in info.options:
+                both = ", ".join(n for n, i in SOLVERS.items() if len(i.objectives) > 1)
                 raise SolverError(f"solver {base!r} optimises {' and '.join(info.objectives)} only (it takes no "
-                                  f"objective option; milp, cpsat and auto take both, dp-pipeline throughput)")
+                                  f"objective option; {both} take both, dp-pipeline throughput)")
             if key not in info.options:
                 known = ", ".join(info.options) or "none"
                 raise SolverError(f"solver {base!r} has no option {key!r} (options: {known})")

@@ -17,7 +17,8 @@ from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
-from scheduler.recommend import canonical_placement, mirror_classes, recommend, top_placements
+from scheduler.problem_views import canonical_placement, mirror_classes, symmetries
+from scheduler.recommend import recommend, top_placements
 from scheduler.replay import core_map, predict_segments, replay
 from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
@@ -228,7 +229,7 @@ def test_mirror_placements_count_once_among_the_candidates():
     a = {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(tasks)}
     b = {t: ("cpu1", "cpu0")[i % 2] for i, t in enumerate(tasks)}
     c = {t: ("cpu-par", "cpu0")[i % 2] for i, t in enumerate(tasks)}
-    assert canonical_placement(p, a, mirror_classes(p)) == canonical_placement(p, b, mirror_classes(p))
+    assert canonical_placement(p, a, symmetries(p)) == canonical_placement(p, b, symmetries(p))
     assert len(top_placements(p, [simulate(p, x) for x in (a, b, c)], 3)) == 2
     slower = replace(p, costs={t: {**row, "cpu1": row["cpu1"] * 1.5} for t, row in p.costs.items()})
     assert mirror_classes(slower) == () and len(top_placements(slower, [simulate(slower, x) for x in (a, b)], 3)) == 2
