@@ -83,3 +83,26 @@ def random_problem(n: int, *, seed: int = 0, platform: Platform | str = "default
         if common:
             groups[str(a)] = groups[str(b)] = f"g{g}"
     return Problem(graph, plat, costs, colocate=groups, name=graph.name)
+
+
+def random_servers_problem(n: int, *, seed: int = 0, servers: int = 2, twins: bool = True) -> Problem:
+    """``n`` random tasks on ``servers`` identical servers of a CPU and two GPUs (``twins``: the GPUs are
+    identical too), fast links within a server and a slow network between them; costs of µs (seed % 3 == 0),
+    ms or tens of ms.
+
+    >>> random_servers_problem(4, seed=1).devices
+    ('c@s0', 'g0@s0', 'g1@s0', 'c@s1', 'g0@s1', 'g1@s1')
+    """
+    rng = np.random.default_rng(seed)
+    scale = (1e-2, 1.0, 10.0)[seed % 3]
+    server = Platform("server", (Device("c", resources=("c",)), Device("g0", resources=("g0",)),
+                                 Device("g1", resources=("g1",))),
+                      default_link=Link("*", "*", float(rng.uniform(0, 1e-4)) * scale, 1e9))
+    plat = server.servers(servers, Link("*", "*", float(rng.uniform(2e-4, 1e-3)) * scale, 1e8))
+    graph = random_dag(n, edge_prob=0.4, seed=seed)
+    costs = {}
+    for t in graph.tasks:
+        c, g = (float(x) * scale for x in rng.uniform(1e-4, 1e-3, 2))
+        g1 = g if twins else g * float(rng.uniform(1.2, 2.0))
+        costs[t.name] = {f"{d}@s{k}": v for k in range(servers) for d, v in (("c", c), ("g0", g), ("g1", g1))}
+    return Problem(graph, plat, costs)

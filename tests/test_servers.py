@@ -6,14 +6,12 @@ from __future__ import annotations
 import itertools
 import random
 
-import numpy as np
 import pytest
 from ortools.sat.python import cp_model
 
 from brute import brute_force
 from scheduler.errors import SolverError
-from scheduler.generate import random_dag
-from scheduler.platform import Device, Link, Platform
+from scheduler.generate import random_servers_problem
 from scheduler.problem import Problem
 from scheduler.problem_views import mirror_renaming, server_blocks, symmetries
 from scheduler.schedule import validate
@@ -25,21 +23,7 @@ REL = 1e-6
 
 
 def servers_problem(seed: int, count: int = 2, tasks: int = 4, twins: bool = True) -> Problem:
-    """``tasks`` random tasks on ``count`` servers of a CPU and two GPUs (``twins``: identical GPUs), fast links
-    within a server and a slow network between them; costs from µs to ms."""
-    rng = np.random.default_rng(seed)
-    scale = (1e-2, 1.0, 10.0)[seed % 3]
-    server = Platform("srv", (Device("c", resources=("c",)), Device("g0", resources=("g0",)),
-                              Device("g1", resources=("g1",))),
-                      default_link=Link("*", "*", float(rng.uniform(0, 1e-4)) * scale, 1e9))
-    plat = server.servers(count, Link("*", "*", float(rng.uniform(2e-4, 1e-3)) * scale, 1e8))
-    graph = random_dag(tasks, edge_prob=0.4, seed=seed)
-    costs = {}
-    for t in graph.tasks:
-        c, g = (float(x) * scale for x in rng.uniform(1e-4, 1e-3, 2))
-        g1 = g if twins else g * float(rng.uniform(1.2, 2.0))
-        costs[t.name] = {f"{d}@s{k}": v for k in range(count) for d, v in (("c", c), ("g0", g), ("g1", g1))}
-    return Problem(graph, plat, costs)
+    return random_servers_problem(tasks, seed=seed, servers=count, twins=twins)
 
 
 def first_uses(problem: Problem, placement, blocks) -> list[int]:
