@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from scheduler.fileio import write_text
-from scheduler.compare import markdown_table
+from scheduler.compare_report import markdown_table
 from scheduler.importers import import_dnn_partitioning
 from solvers import get_solver
 
