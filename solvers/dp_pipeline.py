@@ -289,14 +289,15 @@ def _inputs(dag: nx.DiGraph, u: str, rng: random.Random | None) -> list[str]:
 def _blocks(problem: Problem, order: Sequence[str], members: dict[str, list[int]], cap: int) -> list[list[int]]:
     """The order as blocks of task indices, neighbouring units merged so that there are at most MAX_BLOCKS, and
     fewer on large graphs (the stage loads cost blocks x tasks) and for many device classes (at most ``cap``).
-    A block also ends where the devices the units may run on change, when that happens less than ``cap / 2``
-    times: a block that mixes tasks of two devices only (a hierarchical solve's servers) fits no stage."""
+    A block also ends where the devices the units may run on change, when that happens for less than half
+    the blocks: a block that mixes tasks of two devices only (a hierarchical solve's servers) fits no stage."""
     tasks = problem.tasks
-    most = min(MAX_BLOCKS, cap, max(MIN_BLOCKS, BLOCK_WORK // max(1, len(tasks))))
-    per = -(-len(order) // most)
+    limit = min(MAX_BLOCKS, cap)
     allowed = [frozenset.intersection(*(frozenset(problem.costs[tasks[x]]) for x in members[u])) for u in order]
     changes = [i for i in range(1, len(order)) if allowed[i] != allowed[i - 1]]
-    ends = sorted({*range(per, len(order), per), *(changes if len(changes) < cap // 2 else ()), len(order)})
+    changes = changes if len(changes) < limit // 2 else []
+    per = -(-len(order) // min(limit - len(changes), max(MIN_BLOCKS, BLOCK_WORK // max(1, len(tasks)))))
+    ends = sorted({*range(per, len(order), per), *changes, len(order)})
     return [[x for u in order[i:j] for x in members[u]] for i, j in zip([0, *ends], ends)]
 
 

@@ -50,6 +50,8 @@ from .registry import SOLVERS, get_solver
 
 NAME = "hierarchical"
 Inner = Literal["auto", "cpsat", "milp", "lns", "split", "portfolio", "heft", "dp-pipeline"]
+ONE_COPY = {"dp-pipeline"}
+"""Inner solvers that place one copy of the graph (throughput): each server runs its copies alike."""
 COARSE_SHARE = 0.2
 """The share of the time limit the split across servers may take; the devices get the rest."""
 
@@ -85,7 +87,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
                            reason=f"{inner} found nothing on one server group: {answer.info.get('reason', '')}")
     found = answer.period.placements if answer.period and answer.period.placements else (answer.placement,)
     width = len(group)
-    placements = [_moved(found[i], servers[:width], servers[g * width:(g + 1) * width]) for g, i in copies]
+    placements = [_moved(found[i % len(found)], servers[:width], servers[g * width:(g + 1) * width])
+                  for g, i in copies]
     info: dict[str, Any] = {"servers": n, "group": width, "split": split, "inner": inner,
                             "inner_status": answer.status}
     if objective == "throughput":
@@ -98,7 +101,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
 def _inner(problem: Problem, inner: str, objective: str, replicas: int, deadline: float | None,
            seed: int) -> Schedule:
     """The inner solver on ``problem`` until ``deadline``."""
-    options = {"objective": objective, "replicas": replicas} if "objective" in SOLVERS[inner].options else {}
+    copies = 1 if inner in ONE_COPY else replicas  # the answer's one placement then serves every copy
+    options = {"objective": objective, "replicas": copies} if "objective" in SOLVERS[inner].options else {}
     limit = None if deadline is None else max(0.05, deadline - time.perf_counter())
     return get_solver(inner, **options)(problem, time_limit=limit, seed=seed)
 

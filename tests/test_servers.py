@@ -137,6 +137,16 @@ def test_hierarchical_throughput_runs_each_copy_on_its_own_server(count):
     assert s.period.bound <= s.period.value * (1 + 1e-9)
 
 
+def test_hierarchical_copies_a_one_copy_inner_answer_to_each_copy_of_a_server():
+    """Four copies on two servers with dp-pipeline inside (one copy only): each server runs its two copies
+    alike, and the period is twice that of one copy on one server."""
+    p = servers_problem(1, tasks=6)
+    s = get_solver("hierarchical", objective="throughput", replicas=4, inner="dp-pipeline")(p, time_limit=5)
+    copies = s.period.placements
+    assert len(copies) == 4 and copies[0] == copies[1] and copies[2] == copies[3] and copies[0] != copies[2]
+    assert s.period.value == pytest.approx(2 * period(p, copies[0]), rel=1e-12)
+
+
 def test_hierarchical_splits_a_pipeline_across_servers_when_that_pays():
     """One copy of a long chain, throughput, on two servers: half the chain on each beats one server."""
     p = servers_problem(5, tasks=12)
