@@ -146,7 +146,9 @@ def host_problem(problem: Problem) -> Problem | None:
     None when that is no different problem or none at all: the platform has no
     simulated device, or no real one, or some task (or co-location group) only a
     simulated device may run.  The platform keeps its links between real devices
-    and is named ``<platform>:host``.
+    and is named ``<platform>:host``.  On a multi-server platform this host is one
+    server: the real devices of the first server alone (those of the others would
+    run on the same cores).
 
     >>> from scheduler.zoo import build
     >>> from scheduler.graph import task_graph_from_onnx
@@ -156,6 +158,10 @@ def host_problem(problem: Problem) -> Problem | None:
     ('cpu0', 'cpu1', 'cpu-par')
     """
     real = [d.name for d in problem.platform.devices if not d.simulated]
+    servers = {m.group(2) for m in map(_SERVER.match, problem.devices) if m}
+    if len(servers) > 1:
+        first = min(servers, key=int)
+        real = [d for d in real if (m := _SERVER.match(d)) and m.group(2) == first]
     if not real or len(real) == len(problem.devices):
         return None
     return sub_problem(problem, real, f"{problem.platform.name}:host")

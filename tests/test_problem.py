@@ -365,6 +365,20 @@ def test_host_problem_keeps_the_real_devices_their_links_and_everything_else():
     assert host.graph is sim.graph and host.label == sim.label
 
 
+def test_host_problem_of_several_servers_is_one_server():
+    """This host is one server: the real devices of the first server alone, whether the others are simulated
+    (cpu2gpu) or all real (cpu)."""
+    from scheduler.generate import random_problem
+    from scheduler.platform import Link, load_platform
+
+    graph = random_problem(4, seed=1).graph
+    network = Link("*", "*", 5e-5, 1.25e9)
+    gpus = Problem.from_graph(graph, load_platform("cpu2gpu").servers(2, network))
+    assert host_problem(gpus).devices == ("cpu@s0",)
+    cores = Problem.from_graph(graph, load_platform("cpu").servers(3, network))
+    assert host_problem(cores).devices == ("cpu0@s0", "cpu1@s0", "cpu-par@s0")
+
+
 def test_host_problem_is_none_when_a_task_needs_a_simulated_device():
     data = minimal()
     data["tasks"][0]["cost"] = {"acc": 1.0}  # a only on the simulated acc
