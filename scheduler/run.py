@@ -85,7 +85,8 @@ def _names_any(value: Any, names: set[str]) -> bool:
 def _solve(problem: Problem, config: RunConfig, catalog: SolverCatalog, specs: Sequence[SolverSpec], progress: bool,
            where: str = "", lp_bounds: bool | None = None) -> tuple[list[Schedule], list[Any]]:
     """Solve with every spec, validate, bound and certify in the run's objective: schedules and bounds."""
-    _stage(progress, f"{len(problem.tasks)} tasks on {len(problem.devices)} devices{where}")
+    n = len(problem.devices)
+    _stage(progress, f"{len(problem.tasks)} tasks on {n} device{'s' * (n != 1)}{where}")
     return run_solvers(problem, [_for_objective(s, config, catalog) for s in specs], catalog.get,
                        time_limit=config.time_limit, seed=config.seed,
                        lp_bounds=config.lp_bounds if lp_bounds is None else lp_bounds,
