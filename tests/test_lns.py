@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from brute import brute_force
 from scheduler.bounds import classic_bounds
 from scheduler.errors import SolverError
-from scheduler.generate import random_platform, random_problem
+from scheduler.generate import random_platform, random_problem, random_servers_problem
 from scheduler.schedule import validate
 from scheduler.semantics import simulate
 from solvers import get_solver
@@ -88,6 +88,9 @@ def test_auto_chooses_by_size_and_budget():
     assert choose(large, 0.5, "throughput")[0] == "dp-pipeline"
     assert choose(large, 0.5, "throughput", replicas=2)[0] == "cpsat"
     assert choose(large, 10, "throughput")[0] == "cpsat"
+    servers = random_servers_problem(60, seed=1)  # 60 tasks x 6 devices
+    assert choose(servers, 10)[0] == choose(servers, 10, "throughput", replicas=2)[0] == "hierarchical"
+    assert choose(servers, 0.5)[0] == "portfolio" and choose(random_servers_problem(20, seed=1), 10)[0] == "cpsat"
 
 
 @pytest.mark.parametrize("n, limit, objective, chosen", [
