@@ -165,3 +165,13 @@ def test_hierarchical_without_servers_is_its_inner_solver_and_checks_the_inner_o
         get_solver("hierarchical", objective="throughput", inner="heft")(q)
     with pytest.raises(SolverError, match="option inner must be"):
         get_solver("hierarchical", inner="nope")
+
+
+def test_placements_mirrored_across_servers_count_once_among_the_candidates():
+    from scheduler.recommend import top_placements
+
+    p = servers_problem(3, tasks=5)
+    a = {t: ("c@s0", "g0@s0", "c@s1")[i % 3] for i, t in enumerate(p.tasks)}
+    b = {t: ("c@s1", "g1@s1", "c@s0")[i % 3] for i, t in enumerate(p.tasks)}  # servers and twin GPUs swapped
+    c = {t: ("c@s0", "g0@s0", "g0@s1")[i % 3] for i, t in enumerate(p.tasks)}
+    assert len(top_placements(p, [simulate(p, x) for x in (a, b, c)], 3)) == 2
