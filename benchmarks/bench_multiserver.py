@@ -8,11 +8,15 @@ joined by a 10 Gb/s network (50 us, 1.25 GB/s; :meth:`scheduler.platform.Platfor
   interchangeable devices), and ``hierarchical`` (servers first, then devices within).
   Throughput with one copy (a pipeline) and with one copy per server.  DiviML reports
   >3x latency and 2.9x throughput over one GPU on one server.
+* Branchy models (``--branchy``, latency only, 1 and 2 servers): where one inference
+  has parallel work (RandWire, Inception at ImageNet size), what the placements gain
+  over the fastest single device, DiviML's latency setting.
 * Proofs (``--proof-seeds``): time for ``cpsat`` and ``milp`` to prove random small
   multi-server instances (:func:`scheduler.generate.random_servers_problem`) optimal
   with and without the breaking.
 
-Writes ``results/bench_multiserver.csv`` / ``.md`` and ``results/bench_multiserver_proofs.csv``.
+Writes ``results/bench_multiserver.csv`` / ``.md``, ``results/bench_multiserver_branchy.csv`` and
+``results/bench_multiserver_proofs.csv``.
 
     python benchmarks/bench_multiserver.py --layers 24 --time-limit 20
 """
@@ -70,6 +74,24 @@ def scenario(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def branchy(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for model in args.branchy:
+        for n in (1, 2):
+            platform = load_platform("cpu2gpu").servers(n, Link("*", "*", 5e-5, 1.25e9))
+            problem = build_problem(model, platform=platform)
+            base = get_solver("single")(problem).makespan
+            for name, options in LATENCY:
+                t0 = time.perf_counter()
+                s = get_solver(name, **options)(problem, time_limit=args.time_limit)
+                rows.append({"model": model, "servers": n, "tasks": len(problem.tasks),
+                             "solver": label(name, options), "status": s.status, "makespan_ms": s.makespan * 1e3,
+                             "vs_single": base / s.makespan, "gap": s.gap, "solve_s": time.perf_counter() - t0})
+                print(f"{model} on {n} servers, {label(name, options)}: {s.makespan * 1e3:.3f} ms ({s.status}), "
+                      f"{base / s.makespan:.2f}x the best single device", flush=True)
+    return rows
+
+
 def proofs(args: argparse.Namespace) -> list[dict]:
     rows = []
     for solver, objective, copies, tasks, servers in PROOFS:
@@ -107,11 +129,13 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--servers", nargs="*", type=int, default=[1, 2, 4])
     ap.add_argument("--time-limit", type=float, default=20.0)
+    ap.add_argument("--branchy", nargs="*", default=["randwire-imagenet", "inception-imagenet"])
     ap.add_argument("--proof-seeds", type=int, default=5)
     ap.add_argument("--proof-limit", type=float, default=60.0)
     ap.add_argument("--out", default="results/bench_multiserver")
     args = ap.parse_args()
     table = pd.DataFrame(scenario(args))
+    wide = pd.DataFrame(branchy(args))
     raw = pd.DataFrame(proofs(args)) if args.proof_seeds else pd.DataFrame()
     text = (f"# Multi-server benchmark (`python benchmarks/bench_multiserver.py --layers {args.layers} "
             f"--time-limit {args.time_limit:g} --proof-seeds {args.proof_seeds}`)\n\nGPT-2-like stack "
@@ -120,6 +144,10 @@ def main() -> None:
             "makespan (latency) or the period over the copies (throughput); `vs_single`: the fastest single "
             "device's makespan over it (one device runs one inference at a time, so its period is its "
             "makespan). `how`: the hierarchical solve's choice.\n\n" + markdown_table(table.round(3)) + "\n")
+    if not wide.empty:
+        text += ("\n## Branchy models, latency\n\nOne inference with parallel work, on one and two `cpu2gpu` "
+                 f"servers ({args.time_limit:g} s per solve).\n\n" + markdown_table(wide.round(3)) + "\n")
+        write_text(f"{args.out}_branchy.csv", wide.to_csv(index=False))
     if not raw.empty:
         text += ("\n## Proof times with and without the symmetry breaking\n\nRandom DAGs on servers of a CPU "
                  "and two identical GPUs (`scheduler.generate.random_servers_problem`), "
