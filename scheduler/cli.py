@@ -210,7 +210,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     schedule = read_schedule(args.schedule)
     original = load_original(args.model, params, shapes, batch=args.batch)[0]
     if args.stream is not None:
-        from .stream import format_stream, replay_stream
+        from .stream import replay_stream
+        from .tables import format_stream
 
         result = replay_stream(model, problem, schedule, inferences=args.stream, warmup=args.warmup,
                                opt_level=args.opt_level, tolerance=args.tolerance, original=original)
@@ -296,8 +297,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import config_from_dict, load_config
     from .run import execute_run, profile_line, what_if_line
-    from .stream import format_stream_candidates
-    from .tables import format_candidates, format_table
+    from .tables import format_candidates, format_stream_candidates, format_table
 
     catalog = _solver_catalog()
     config = load_config(args.config, catalog)

@@ -35,8 +35,8 @@ from .plots import gantt, gap_chart
 from .problem import Problem, read_problem, write_problem
 from .problem_views import disjoint_problems, host_problem
 from .schedule import Schedule, write_schedule
-from .stream import format_stream_candidates, recommend_stream
-from .tables import format_candidates, format_table, summary_table
+from .stream import recommend_stream
+from .tables import format_candidates, format_stream_candidates, format_table, summary_table
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pandas as pd
 
 from .executor import Part, pin_thread
 from .optimize import model_bytes, session
@@ -53,7 +52,6 @@ from .replay import (Reference, max_abs_diff, plain_configs, prepare_replay, ref
 from .schedule import Schedule
 from .segments import ReplayError, Segment
 from .semantics import replicated_period, segment_period, simulate
-from .tables import percent
 
 
 PASSES = 2
@@ -370,36 +368,3 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
             "recommended": best["candidate"] if placed else f"plain ONNX Runtime ({best_plain})",
             "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured,
             "speedup_vs_best_baseline": plain[best_plain] / measured}
-
-
-def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
-    """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference)."""
-    rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
-             "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
-             "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
-            for r in streamed["candidates"]]
-    rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
-             for label, v in streamed["baselines_period_s"].items()]
-    table = pd.DataFrame(rows).round(4)
-    return "```\n" + table.astype(object).where(table.notna(), "-").to_string(index=False) + "\n```"
-
-
-def format_stream(result: Mapping[str, Any]) -> str:
-    """A stream result for a terminal."""
-    lines = [f"stream of {result['solver'] or 'schedule'} ({result['copies']} cop"
-             f"{'y' if result['copies'] == 1 else 'ies'}): {result['inferences']} inferences after "
-             f"{result['warmup']} warm-up, outputs match (max abs diff {result['max_abs_diff']:.2e})",
-             f"period: measured {result['measured_period_s'] * 1e3:.4f} ms "
-             f"({result['measured_throughput_per_s']:.1f} inferences/s), predicted "
-             f"{result['predicted_period_s'] * 1e3:.4f} ms (error {percent(result['prediction_error'])}), by segment "
-             f"with the executor's costs {result['predicted_segment_period_s'] * 1e3:.4f} ms "
-             f"(error {percent(result['segment_prediction_error'])})"]
-    if result.get("baselines_period_s"):
-        for label, v in result["baselines_period_s"].items():
-            lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms per inference")
-        lines.append(f"throughput against the best plain ORT ({result['best_baseline']}): "
-                     f"{result['speedup_vs_best_baseline']:.2f}x; against one session: "
-                     f"{result['speedup_vs_one_session']:.2f}x")
-    return "\n".join(lines)
-
-

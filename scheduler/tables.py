@@ -1,4 +1,4 @@
-"""Tables for people: solver results in the objective that was solved, and replay results.
+"""Tables for people: solver results in the objective that was solved, and replay and stream results.
 
 One row per solver: makespan, its lower bound and gap (latency); or period, its
 bound and gap, throughput and the makespan of copy 0 (throughput).  For a terminal
@@ -83,8 +83,8 @@ def format_replay(result: Mapping[str, Any]) -> str:
     m = result["measured"]
     lines.append(f"makespan: measured {result['measured_makespan_s'] * 1e3:.4f} ms (median of {result['repeats']}, "
                  f"spread {m['spread']:.0%}), predicted {result['predicted_makespan_s'] * 1e3:.4f} ms "
-                 f"(error {result['prediction_error']:+.1%}), by segment with the executor's costs "
-                 f"{result['predicted_replay_s'] * 1e3:.4f} ms (error {result['replay_prediction_error']:+.1%})")
+                 f"(error {percent(result['prediction_error'])}), by segment with the executor's costs "
+                 f"{result['predicted_replay_s'] * 1e3:.4f} ms (error {percent(result['replay_prediction_error'])})")
     if result.get("baselines"):
         for label, v in result["baselines"].items():
             lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms")
@@ -108,3 +108,34 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
         "max_abs_diff": f"{c['max_abs_diff']:.1e}",
     } for c in replayed["candidates"]])
     return "```\n" + table.round(4).to_string(index=False) + "\n```"
+
+
+def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
+    """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference)."""
+    rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
+             "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
+             "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
+            for r in streamed["candidates"]]
+    rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
+             for label, v in streamed["baselines_period_s"].items()]
+    table = pd.DataFrame(rows).round(4)
+    return "```\n" + table.astype(object).where(table.notna(), "-").to_string(index=False) + "\n```"
+
+
+def format_stream(result: Mapping[str, Any]) -> str:
+    """A stream result for a terminal."""
+    lines = [f"stream of {result['solver'] or 'schedule'} ({result['copies']} cop"
+             f"{'y' if result['copies'] == 1 else 'ies'}): {result['inferences']} inferences after "
+             f"{result['warmup']} warm-up, outputs match (max abs diff {result['max_abs_diff']:.2e})",
+             f"period: measured {result['measured_period_s'] * 1e3:.4f} ms "
+             f"({result['measured_throughput_per_s']:.1f} inferences/s), predicted "
+             f"{result['predicted_period_s'] * 1e3:.4f} ms (error {percent(result['prediction_error'])}), by segment "
+             f"with the executor's costs {result['predicted_segment_period_s'] * 1e3:.4f} ms "
+             f"(error {percent(result['segment_prediction_error'])})"]
+    if result.get("baselines_period_s"):
+        for label, v in result["baselines_period_s"].items():
+            lines.append(f"  plain ORT {label}: {v * 1e3:.4f} ms per inference")
+        lines.append(f"throughput against the best plain ORT ({result['best_baseline']}): "
+                     f"{result['speedup_vs_best_baseline']:.2f}x; against one session: "
+                     f"{result['speedup_vs_one_session']:.2f}x")
+    return "\n".join(lines)
