@@ -31,8 +31,8 @@ Objective = Literal["latency", "throughput"]
 
 
 def certify_placement(problem: Problem, placement: Mapping[str, str], order: Sequence[str] | None = None, *,
-           solver: str, started: float, status: str = "heuristic", info: Mapping[str, Any] | None = None,
-           extra_bounds: tuple[Bound, ...] = ()) -> Schedule:
+                      solver: str, started: float, status: str = "heuristic",
+                      info: Mapping[str, Any] | None = None, extra_bounds: tuple[Bound, ...] = ()) -> Schedule:
     """A solver's placement (+ order) as a Schedule: simulated, validated, and given the best classic bound
     (the run then gives every schedule the best bound of all: :func:`scheduler.pipeline.certify_schedules`)."""
     sched = simulate(problem, placement, order)

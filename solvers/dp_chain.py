@@ -93,6 +93,6 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0) -
     placement = {t: devs[place[best_j][i]] for i, t in enumerate(order)}
     exact = is_sequential_chain(problem)
     return certify_placement(problem, placement, order, solver="dp-chain", started=started,
-                  status="optimal" if exact else "heuristic",
-                  info={"dp_value": value[best_j], "exact_case": exact},
-                  extra_bounds=(Bound("dp-chain-exact", value[best_j]),) if exact else ())
+                             status="optimal" if exact else "heuristic",
+                             info={"dp_value": value[best_j], "exact_case": exact},
+                             extra_bounds=(Bound("dp-chain-exact", value[best_j]),) if exact else ())

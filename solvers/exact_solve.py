@@ -155,7 +155,7 @@ def _adopt(problem: Problem, hint: Schedule, *, solver: str, started: float, inf
     was made: only the solver's own bound is added (simulating 20000 tasks again costs a second)."""
     if hint.lower_bound is None:  # a coarse first pass: not certified yet
         return certify_placement(problem, hint.placement, hint.order(problem), solver=solver, started=started,
-                      status="heuristic", info=info, extra_bounds=extra_bounds)
+                                 status="heuristic", info=info, extra_bounds=extra_bounds)
     bound = max((Bound(hint.info.get("bound", "classic"), hint.lower_bound), *extra_bounds), key=lambda b: b.value)
     return replace(hint, solver=solver, status="heuristic", lower_bound=bound.value,
                    solve_seconds=time.perf_counter() - started, info={**info, "bound": bound.name})
@@ -184,7 +184,7 @@ def latency_answer(problem: Problem, outcome: Outcome, hint: Schedule | None, *,
         else:
             order = order_from_starts(problem, outcome.starts or {t: 0.0 for t in problem.tasks})
             mine = certify_placement(problem, placement, order, solver=solver, started=started, status="feasible",
-                          info=info, extra_bounds=extra)
+                                     info=info, extra_bounds=extra)
     theirs: Schedule | None = None
     if hint is not None and (mine is None or makespan(hint) < makespan(mine) * (1 - 1e-12)):
         if hint_is_exact:

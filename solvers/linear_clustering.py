@@ -152,4 +152,4 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
                            reason="no mapping of the clusters keeps memory and co-location limits")
     _, tl, count = best
     return certify_placement(problem, tl.device_of, order, solver="linear-clustering", started=started,
-                  info={"clusters": count, "mappings_tried": len(candidates)})
+                             info={"clusters": count, "mappings_tried": len(candidates)})

@@ -208,9 +208,11 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, w
         if everything and found.optimal:  # no window can do better (but for rounding to ticks)
             break
     extra = (path,) + ((Bound("lns-whole-window", whole),) if whole > 0 else ())
-    s = certify_placement(problem, current.placement, current.order(problem), solver=NAME, started=started, extra_bounds=extra,
-               info={"start": first.info.get("chosen", first.solver), "start_makespan": first.makespan,
-                     "windows": tried, "windows_proved": proved, "windows_kept": kept, "improvements": improved,
-                     "final_window": int(size), "kind_weights": {k: round(w, 3) for k, w in weight.items()}})
+    s = certify_placement(problem, current.placement, current.order(problem), solver=NAME, started=started,
+                          extra_bounds=extra,
+                          info={"start": first.info.get("chosen", first.solver), "start_makespan": first.makespan,
+                                "windows": tried, "windows_proved": proved, "windows_kept": kept,
+                                "improvements": improved, "final_window": int(size),
+                                "kind_weights": {k: round(w, 3) for k, w in weight.items()}})
     proven = s.lower_bound is not None and s.makespan <= s.lower_bound * (1 + OPTIMALITY_TOLERANCE)
     return replace(s, status="optimal" if proven else "heuristic")

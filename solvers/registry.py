@@ -83,8 +83,8 @@ SOLVERS: Mapping[str, SolverInfo] = MappingProxyType({info.name: info for info i
     SolverInfo("lns", "anytime large-neighbourhood search: windows of the best heuristic schedule re-solved by "
                "CP-SAT until the time limit", "solvers.lns", ("window", "workers")),
     SolverInfo("auto", "picks the solver for the size and time budget: cpsat when small, lns when large, portfolio "
-               "under 1 s (throughput: cpsat, dp-pipeline under 1 s; hierarchical on several servers)", "solvers.auto", ("objective", "replicas"),
-               objectives=("latency", "throughput"), dispatcher=True),
+               "under 1 s (throughput: cpsat, dp-pipeline under 1 s; hierarchical on several servers)", "solvers.auto",
+               ("objective", "replicas"), objectives=("latency", "throughput"), dispatcher=True),
     SolverInfo("hierarchical", "DiviML's multi-server solve: the graph's copies and tasks split among identical "
                "servers, then each server's devices by the inner solver (inner=auto|cpsat|lns|...)",
                "solvers.hierarchical", ("objective", "replicas", "inner"), objectives=("latency", "throughput"),

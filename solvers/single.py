@@ -40,7 +40,8 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, d
         if why:
             reasons.append(why)
             continue
-        sched = certify_placement(problem, {t: d for t in problem.tasks}, solver=name, started=started, info={"device": d})
+        sched = certify_placement(problem, {t: d for t in problem.tasks}, solver=name, started=started,
+                                  info={"device": d})
         if best is None or sched.makespan < best.makespan:
             best = sched
     if best is None:

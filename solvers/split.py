@@ -161,6 +161,6 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, m
             if cand.makespan < best.makespan * (1 - 1e-9):
                 best, windows_kept, improved = cand, windows_kept + 1, True
     return certify_placement(problem, best.placement, best.order(problem), solver=NAME, started=started,
-                  info={"modules": len(mods), "largest_module": max(len(m) for m in mods), "polished": start_from,
-                        "modules_solved_by_cpsat": solved, "polish_sweeps": sweeps, "polish_windows": windows_tried,
-                        "polish_improvements": windows_kept})
+                             info={"modules": len(mods), "largest_module": max(len(m) for m in mods),
+                                   "polished": start_from, "modules_solved_by_cpsat": solved, "polish_sweeps": sweeps,
+                                   "polish_windows": windows_tried, "polish_improvements": windows_kept})
