@@ -104,6 +104,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
     tried = 0
     most = sum(max(problem.costs[t].values()) for t in problem.tasks)  # no stage does more work
     units = _units(problem, index)
+    allowed = [frozenset(problem.costs[t]) for t in tasks]  # per task index: the devices it may run on
     splits = [(order, members) for dag, members in units for order in _orders(dag)]
     rng = random.Random(seed)
     orders_until = started + SPLIT_SHARE * time_limit if time_limit else math.inf  # the rest: local search
@@ -115,7 +116,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0,
             if tried and time.perf_counter() > orders_until:
                 break
             tried += 1
-            blocks = _blocks(problem, order, members, cap)
+            blocks = _blocks(order, members, allowed, cap)
             if best is not None:
                 placement = _split(problem, blocks, classes, index, best[0])
             else:  # no period known yet: guess one, from twice the bound up, to prune the stages
@@ -286,17 +287,18 @@ def _inputs(dag: nx.DiGraph, u: str, rng: random.Random | None) -> list[str]:
     return preds
 
 
-def _blocks(problem: Problem, order: Sequence[str], members: dict[str, list[int]], cap: int) -> list[list[int]]:
+def _blocks(order: Sequence[str], members: dict[str, list[int]], allowed: Sequence[frozenset[str]],
+            cap: int) -> list[list[int]]:
     """The order as blocks of task indices, neighbouring units merged so that there are at most MAX_BLOCKS, and
     fewer on large graphs (the stage loads cost blocks x tasks) and for many device classes (at most ``cap``).
     A block also ends where the devices the units may run on change, when that happens for less than half
-    the blocks: a block that mixes tasks of two devices only (a hierarchical solve's servers) fits no stage."""
-    tasks = problem.tasks
+    the blocks: a block that mixes tasks of two devices only (a hierarchical solve's servers) fits no stage.
+    ``allowed``: per task index, the devices it may run on."""
     limit = min(MAX_BLOCKS, cap)
-    allowed = [frozenset.intersection(*(frozenset(problem.costs[tasks[x]]) for x in members[u])) for u in order]
-    changes = [i for i in range(1, len(order)) if allowed[i] != allowed[i - 1]]
+    where = [frozenset.intersection(*(allowed[x] for x in members[u])) for u in order]
+    changes = [i for i in range(1, len(order)) if where[i] != where[i - 1]]
     changes = changes if len(changes) < limit // 2 else []
-    per = -(-len(order) // min(limit - len(changes), max(MIN_BLOCKS, BLOCK_WORK // max(1, len(tasks)))))
+    per = -(-len(order) // min(limit - len(changes), max(MIN_BLOCKS, BLOCK_WORK // max(1, len(allowed)))))
     ends = sorted({*range(per, len(order), per), *changes, len(order)})
     return [[x for u in order[i:j] for x in members[u]] for i, j in zip([0, *ends], ends)]
 
