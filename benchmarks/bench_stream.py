@@ -30,7 +30,7 @@ from bench_io import save
 from scheduler.compare_report import markdown_table
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import reference_run
-from scheduler.stream import AT_ONCE, copies, plain_stream, replay_stream, stream_feeds
+from scheduler.stream import AT_ONCE, plain_stream, replay_stream, stream_feeds
 from solvers import SOLVERS, get_solver, solver_names
 
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm"]
@@ -57,7 +57,7 @@ def main() -> None:
         for n in solver_names(dispatchers=False):  # every placement has a period: the latency solvers' too
             options = {"objective": "throughput"} if "objective" in SOLVERS[n].options else {}
             s = get_solver(n, **options)(problem, time_limit=args.time_limit)
-            key = tuple(tuple(p[t] for t in problem.tasks) for p in copies(s))
+            key = tuple(tuple(p[t] for t in problem.tasks) for p in s.copies)
             if s.found and key not in seen:
                 seen.add(key)
                 schedules.append(s)
@@ -72,7 +72,7 @@ def main() -> None:
                               reference=reference)
             rows.append({"model": name, "tasks": len(problem.tasks), "solver": s.solver, "copies": r["copies"],
                          "segments": r["segments"],
-                         "devices": len({d for p in copies(s) for d in p.values()}),
+                         "devices": len({d for p in s.copies for d in p.values()}),
                          "predicted_ms": r["predicted_period_s"] * 1e3,
                          "by_segment_ms": r["predicted_segment_period_s"] * 1e3,
                          "measured_ms": r["measured_period_s"] * 1e3,

@@ -111,6 +111,11 @@ class Schedule:
         """Task -> device."""
         return {t.name: t.device for t in self.tasks}
 
+    @property
+    def copies(self) -> tuple[Mapping[str, str], ...]:
+        """The placement of every data-parallel copy: its period's, else its own placement (one copy)."""
+        return tuple(self.period.placements) if self.period and self.period.placements else (self.placement,)
+
     @cached_property
     def by_name(self) -> Mapping[str, ScheduledTask]:
         """Task -> its entry."""

@@ -271,13 +271,13 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
                   original: onnx.ModelProto | None = None, reference: Reference | None = None,
                   stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
-    """Measure the throughput of ``schedule``'s placements (:func:`copies`) pipelined on real devices, against
-    plain ONNX Runtime's on the same stream (the ``hetsched-stream/1`` structure).  The first inference's
+    """Measure the throughput of ``schedule``'s placements (:attr:`Schedule.copies`) pipelined on real devices,
+    against plain ONNX Runtime's on the same stream (the ``hetsched-stream/1`` structure).  The first inference's
     outputs must equal the whole model's within ``tolerance`` (``reference``: one run of the model, made when
     not given); every device must be real (a simulated one has no wall clock)."""
     if inferences <= warmup or warmup < 0:
         raise ReplayError("a stream needs inferences > warmup >= 0")
-    placements = copies(schedule)
+    placements = schedule.copies
     devices = problem.platform.device
     used = sorted({d for p in placements for d in p.values()})
     if any(devices[d].simulated for d in used):
@@ -327,15 +327,9 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     return result
 
 
-def copies(schedule: Schedule) -> list[Mapping[str, str]]:
-    """The placement of every data-parallel copy of a schedule: its period's, else its own placement."""
-    return list(schedule.period.placements) if schedule.period and schedule.period.placements \
-        else [schedule.placement]
-
-
 def predicted_period(problem: Problem, schedule: Schedule) -> float:
     """The period a schedule promises: its own, else that of its placement (one copy)."""
-    return schedule.period.value if schedule.period else replicated_period(problem, copies(schedule))
+    return schedule.period.value if schedule.period else replicated_period(problem, schedule.copies)
 
 
 def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,

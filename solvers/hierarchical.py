@@ -85,7 +85,7 @@ def solve(problem: Problem, *, time_limit: float | None = None, seed: int = 0, o
     if not answer.found:
         return no_solution(problem, solver=NAME, started=started,
                            reason=f"{inner} found nothing on one server group: {answer.info.get('reason', '')}")
-    found = answer.period.placements if answer.period and answer.period.placements else (answer.placement,)
+    found = answer.copies
     width = len(group)
     placements = [_moved(found[i % len(found)], servers[:width], servers[g * width:(g + 1) * width])
                   for g, i in copies]
