@@ -57,8 +57,10 @@ def main() -> None:
         for n in solver_names(dispatchers=False):  # every placement has a period: the latency solvers' too
             options = {"objective": "throughput"} if "objective" in SOLVERS[n].options else {}
             s = get_solver(n, **options)(problem, time_limit=args.time_limit)
+            if not s.found:
+                continue
             key = tuple(tuple(p[t] for t in problem.tasks) for p in s.copies)
-            if s.found and key not in seen:
+            if key not in seen:
                 seen.add(key)
                 schedules.append(s)
         print(f"{name}: {len(problem.tasks)} tasks, {len(schedules)} distinct placements", flush=True)
