@@ -63,8 +63,12 @@ SPINNING = ("always", "during-run")
 
 
 def session_options(level: str = "none", threads: int = 1, *, parallel: bool = False,
-                    spinning: str = "always") -> ort.SessionOptions:
+                    spinning: str = "always", cpus: Sequence[int] = ()) -> ort.SessionOptions:
     """ORT settings: ``threads`` intra-op threads (inter-op too when ``parallel``), optimisation ``level``.
+
+    ``cpus`` (one OS CPU per thread) keeps the session's pool threads on the
+    device's cores: the calling thread takes the first (:func:`pin_thread`), its
+    pool the others, so that two devices on parts of the host do not meet on one core.
 
     Idle pool threads busy-wait for work (``spinning="always"``, ORT's default:
     right for a device alone).  ``"during-run"`` stops them when a run returns
@@ -83,6 +87,11 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
     so.log_severity_level = 3
     if spinning == "during-run":
         so.add_session_config_entry("session.force_spinning_stop", "1")
+    if cpus:
+        if len(cpus) != threads:
+            raise ValueError(f"cpus must name one CPU per thread ({threads}), got {list(cpus)}")
+        if threads > 1:  # ORT numbers logical processors from 1 and leaves the calling thread alone
+            so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cpus[1:]))
     return so
 
 
@@ -305,7 +314,8 @@ class Deployment:
 
     @staticmethod
     def _session(folder: str, file: str, s: Mapping[str, Any]) -> ort.InferenceSession:
-        so = session_options(s["graph_optimization"], s["threads"], parallel=s["parallel"], spinning=s["spinning"])
+        so = session_options(s["graph_optimization"], s["threads"], parallel=s["parallel"], spinning=s["spinning"],
+                             cpus=s.get("cpus", ()))
         return ort.InferenceSession(os.path.join(folder, file), so, providers=[s["execution_provider"]])
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ import os
 import platform as _host
 import re
 import tempfile
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -84,8 +84,9 @@ def _ort_message(exc: Exception) -> str:
 
 
 def session(data: bytes, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
-            parallel: bool = False, spinning: str = "always", profile_prefix: str | None = None,
-            optimized_path: str | None = None, label: str = "model") -> ort.InferenceSession:
+            parallel: bool = False, spinning: str = "always", cpus: Sequence[int] = (),
+            profile_prefix: str | None = None, optimized_path: str | None = None,
+            label: str = "model") -> ort.InferenceSession:
     """An ORT session with :func:`scheduler.executor.session_options`, after checking ``level``.
 
     ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
@@ -95,7 +96,8 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
         raise HetschedError(f"execution provider {provider!r} is not available here "
                             f"(available: {', '.join(ort.get_available_providers())})")
     ort_level(level)  # an unknown level is a ModelError naming it
-    so = session_options("none" if level == "disable" else level, threads, parallel=parallel, spinning=spinning)
+    so = session_options("none" if level == "disable" else level, threads, parallel=parallel, spinning=spinning,
+                         cpus=cpus)
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix

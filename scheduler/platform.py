@@ -340,10 +340,52 @@ def link_to_dict(link: Link) -> dict[str, Any]:
     return row
 
 
+CORES = "cores"
+"""The preset made from this machine's cores when it is loaded (:func:`cores_platform`)."""
+
+
+def usable_cpus() -> tuple[int, ...]:
+    """The OS CPUs this process may run on (all of ``os.cpu_count()`` where affinity is unknown)."""
+    if hasattr(os, "sched_getaffinity"):
+        return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(range(os.cpu_count() or 1))
+
+
+def cores_platform(count: int) -> Platform:
+    """A host of ``count`` cores as a platform: its quarters, its halves and the whole, all real.
+
+    Each device is one ONNX Runtime session with a thread per core it holds, so
+    the solvers choose between running an operator on the whole host and running
+    independent operators side by side on parts of it.  Parts of one core are
+    ``cpu<k>``, the whole host ``cpu-par``, other parts ``cpu<a>-<b>`` (cores a to b):
+    on two cores this is the ``cpu`` preset.  Cost-model numbers are analytic
+    guesses that profiling replaces: a thread's 20 GFLOP/s at 90% parallel
+    efficiency per doubling, memory bandwidth 1.5x per doubling.
+
+    >>> [(d.name, d.resources) for d in cores_platform(2).devices]
+    [('cpu0', ('core0',)), ('cpu1', ('core1',)), ('cpu-par', ('core0', 'core1'))]
+    >>> [d.name for d in cores_platform(8).devices]
+    ['cpu0-1', 'cpu2-3', 'cpu4-5', 'cpu6-7', 'cpu0-3', 'cpu4-7', 'cpu-par']
+    """
+    if count < 1:
+        raise PlatformError(f"a host needs at least one core, got {count}")
+    parts = [2 ** level for level in (2, 1, 0) if 2 ** level <= count]
+    devices = []
+    for n in parts:
+        bounds = [round(i * count / n) for i in range(n + 1)]
+        for a, b in zip(bounds, bounds[1:]):
+            threads, doublings = b - a, math.log2(b - a)
+            name = "cpu-par" if threads == count > 1 else f"cpu{a}" if threads == 1 else f"cpu{a}-{b - 1}"
+            devices.append(Device(name, "cpu", tuple(f"core{c}" for c in range(a, b)), threads=threads,
+                                  peak_flops=2e10 * threads * 0.9 ** doublings,
+                                  mem_bandwidth=1e10 * 1.5 ** doublings, overhead_s=4e-6 * (1 + doublings)))
+    return Platform(CORES, tuple(devices), default_link=Link("*", "*", 2e-6, 2e10))
+
+
 def preset_names() -> tuple[str, ...]:
-    """Names of the platforms shipped with hetsched."""
+    """Names of the platforms shipped with hetsched (``cores`` is made from this machine when loaded)."""
     folder = ilr.files("scheduler") / "data" / "platforms"
-    return tuple(sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")))
+    return tuple(sorted([CORES, *(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))]))
 
 
 def load_platform(source: str | os.PathLike[str] | Mapping[str, Any] | Platform = "default") -> Platform:
@@ -356,6 +398,8 @@ def load_platform(source: str | os.PathLike[str] | Mapping[str, Any] | Platform 
     if os.path.isfile(src):
         where = src
         data = read_yaml(src, PlatformError)
+    elif src == CORES:
+        return cores_platform(len(usable_cpus()))
     elif src in preset_names():
         where = f"preset {src!r}"
         data = yaml.safe_load((ilr.files("scheduler") / "data" / "platforms" / f"{src}.yaml").read_text("utf-8"))

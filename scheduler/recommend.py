@@ -23,7 +23,6 @@ Example
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any, Callable, Sequence
 
@@ -34,6 +33,7 @@ from .errors import HetschedError
 from .problem import Problem
 from .problem_views import canonical_placement, symmetries
 from .deploy import export_placement, export_plain
+from .platform import usable_cpus
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
 from .schedule import Schedule, validate
@@ -180,7 +180,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
         "segments": [], "tolerance": tolerance}
     result.update({k: rows[win][k] for k in keys})
     measured = result["measured_makespan_s"]
-    cores = os.cpu_count() or 1
+    cores = len(usable_cpus())
     one_thread = min(v for k, v in base.items() if "_1_thread" in k)
     ideal = max(critical_path_bound(problem).value, one_thread / cores)
     headroom = base[best_plain] / ideal if ideal > 0 else None

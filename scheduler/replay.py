@@ -25,7 +25,6 @@ True
 
 from __future__ import annotations
 
-import os
 import statistics
 from dataclasses import dataclass
 from functools import partial
@@ -36,7 +35,7 @@ import onnx
 
 from .executor import Part, SegmentRunner, timed_runs
 from .optimize import model_bytes, observed_run, random_inputs, session
-from .platform import Platform
+from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
 from .segments import ReplayError, Segment, SegmentModel, build_segments, cut
@@ -49,16 +48,23 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
     """Per segment, the ORT settings it runs with (in replay, and in an exported runner).
 
     Its device's threads and execution provider (a simulated device: one CPU
-    thread, for the values only).  Idle ORT threads spin (busy-wait) by default:
-    right for one device alone, wrong between runs when devices share cores (a
-    spinning pool steals the core another device's worker needs).
+    thread, for the values only), and the CPUs of a device that holds some of
+    the host's cores (:func:`core_map`) when it has a thread on each.  Idle ORT
+    threads spin (busy-wait) by default: right for one device alone, wrong
+    between runs when devices share cores (a spinning pool steals the core
+    another device's worker needs).
     """
     spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"
+    cpus = core_map(problem.platform)
     out = []
     for p in parts:
         dev = problem.platform.device[p.segment.device]
-        out.append({"threads": 1 if dev.simulated else dev.threads, "spinning": spinning,
-                    "execution_provider": "CPUExecutionProvider" if dev.simulated else dev.execution_provider})
+        settings: dict[str, Any] = {"threads": 1 if dev.simulated else dev.threads, "spinning": spinning,
+                                    "execution_provider": "CPUExecutionProvider" if dev.simulated
+                                    else dev.execution_provider}
+        if len(cpus.get(dev.name, ())) == settings["threads"] > 1:
+            settings["cpus"] = list(cpus[dev.name])
+        out.append(settings)
     return out
 
 
@@ -67,7 +73,7 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
     theirs)."""
     return [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
-                    spinning=spinning or s["spinning"], label=f"segment {p.segment.index}")
+                    spinning=spinning or s["spinning"], cpus=s.get("cpus", ()), label=f"segment {p.segment.index}")
             for p, s in zip(parts, session_settings(problem, parts))]
 
 
@@ -81,7 +87,7 @@ def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
     cpu_devices = [d for d in platform.devices
                    if not d.simulated and d.execution_provider == "CPUExecutionProvider"]
     cores = list(dict.fromkeys(r for d in cpu_devices for r in d.resources))
-    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    available = usable_cpus()
     if not cores or len(cores) > len(available):
         return {}
     cpu_of = dict(zip(cores, available))
@@ -303,7 +309,7 @@ def plain_configs(cores: int | None = None) -> dict[str, tuple[int, str, bool]]:
     Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL, and
     ORT_PARALLEL on every core.
     """
-    n = cores or os.cpu_count() or 1
+    n = cores or len(usable_cpus())
     return {"sequential_1_thread": (1, "none", False), "sequential_1_thread_optimised": (1, "all", False),
             f"sequential_{n}_threads": (n, "none", False), f"sequential_{n}_threads_optimised": (n, "all", False),
             f"parallel_{n}_threads_optimised": (n, "all", True)}

@@ -32,7 +32,6 @@ Example
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ import onnxruntime as ort
 
 from .executor import Part, pin_thread
 from .optimize import model_bytes, session
+from .platform import usable_cpus
 from .problem import Problem
 from .recommend import top_placements
 from .replay import (Reference, max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts,
@@ -317,8 +317,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     }
     if baselines:
         stage("plain ONNX Runtime on the same stream")
-        cores = os.cpu_count() or 1
-        base = plain_stream(original if original is not None else model, feeds, warmup, cores)
+        base = plain_stream(original if original is not None else model, feeds, warmup, len(usable_cpus()))
         best = min(base, key=base.get)
         single = min(v for k, v in base.items() if not k.endswith(AT_ONCE))
         result.update(baselines_period_s=base, best_baseline=best,
@@ -346,7 +345,7 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     top = top_placements(problem, schedules, candidates, lambda s: predicted_period(problem, s))
     reference = reference_run(model, seed, problem.label)
     stage("plain ONNX Runtime on the stream")
-    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed), warmup, os.cpu_count() or 1)
+    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed), warmup, len(usable_cpus()))
     rows = []
     for k, s in enumerate(top, 1):
         stage(f"stream {k}/{len(top)}: placement of {s.solver}")

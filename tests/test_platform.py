@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import yaml
 
 from scheduler.errors import HetschedError, PlatformError
+from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import (
     Device,
     Link,
     Platform,
+    cores_platform,
     load_platform,
     platform_from_dict,
     platform_to_dict,
     preset_names,
+    usable_cpus,
 )
+from scheduler.problem import Problem
+from scheduler.problem_views import mirror_classes
+from scheduler.zoo import build
 
 
 def _two(**extra):
@@ -293,6 +300,43 @@ def test_yaml_file_errors_name_the_file(tmp_path):
     with pytest.raises(PlatformError) as info:
         load_platform(path)
     assert str(path) in str(info.value) and "'colour'" in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the host's cores
+
+def test_cores_of_a_two_core_host_are_the_cpu_preset():
+    assert replace(cores_platform(2), name="cpu") == load_platform("cpu")
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 8, 16])
+def test_cores_platform_splits_the_host_into_quarters_halves_and_the_whole(count):
+    p = cores_platform(count)
+    cores = {f"core{c}" for c in range(count)}
+    assert p.devices[-1].name == ("cpu-par" if count > 1 else "cpu0") and set(p.devices[-1].resources) == cores
+    levels: dict[int, list] = {}
+    for d in p.devices:
+        assert d.threads == len(d.resources) and not d.simulated
+        first, last = (int(r.removeprefix("core")) for r in (d.resources[0], d.resources[-1]))
+        assert list(d.resources) == [f"core{c}" for c in range(first, last + 1)]  # a run of cores
+        if 1 < d.threads < count:
+            assert d.name == f"cpu{first}-{last}"
+        levels.setdefault(len([e for e in p.devices if set(d.resources) <= set(e.resources)]), []).append(d)
+    for devices in levels.values():  # each level covers every core exactly once
+        assert sorted(r for d in devices for r in d.resources) == sorted(cores)
+    assert len(levels) == min(3, count.bit_length())
+    if count in (4, 8, 16):  # the two quarters of a half are interchangeable (the halves only with their
+        # quarters, which one swap of two devices cannot express): the solvers break that symmetry
+        problem = Problem.from_graph(task_graph_from_onnx(build("mlp", layers=2)), p)
+        assert [[p.device[d].resources[0] for d in c] for c in mirror_classes(problem)] == [
+            ["core0", f"core{count // 4}"], [f"core{count // 2}", f"core{3 * count // 4}"]]
+
+
+def test_cores_preset_is_this_host():
+    p = load_platform("cores")
+    assert p.name == "cores" and len(p.devices[-1].resources) == len(usable_cpus())
+    assert "cores" in preset_names()
+    with pytest.raises(PlatformError, match="at least one core"):
+        cores_platform(0)
 
 
 def test_unknown_preset_lists_presets():

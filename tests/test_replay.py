@@ -8,18 +8,20 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from scheduler.cli import main
+from scheduler.executor import session_options
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem, load_graph
-from scheduler.platform import Device, Link, Platform
+from scheduler.platform import Device, Link, Platform, cores_platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
 from scheduler.problem_views import canonical_placement, mirror_classes, symmetries
 from scheduler.recommend import recommend, top_placements
-from scheduler.replay import core_map, predict_segments, replay
+from scheduler.replay import core_map, predict_segments, replay, session_settings
 from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
 from scheduler.zoo import list_models
@@ -131,6 +133,40 @@ def test_workers_of_one_core_devices_are_pinned_to_their_core():
     sim = Platform("sim", (Device("a", resources=("r0",)), Device("b", resources=("r1",), simulated=True)), (),
                    default_link=Link("*", "*", 0.0, None))
     assert "b" not in core_map(sim)
+
+
+def test_devices_on_part_of_the_host_keep_their_pool_threads_on_their_cores(monkeypatch):
+    """On a host of four CPUs (stood in for), the two-core halves of platform ``cores`` get one CPU per
+    thread: the worker the first, the session's pool the other (``session.intra_op_thread_affinities``)."""
+    monkeypatch.setattr("scheduler.replay.usable_cpus", lambda: (0, 1, 4, 5))
+    problem = build_problem("mlp", {"layers": 3}, cores_platform(4))
+    assert core_map(problem.platform)["cpu2-3"] == (4, 5)
+    placement = {t: ("cpu0-1", "cpu2-3", "cpu-par", "cpu3")[i % 4] for i, t in enumerate(problem.tasks)}
+    parts = build_segments(load_graph("mlp", {"layers": 3})[0], problem, cut(problem, simulate(problem, placement)))
+    settings = {p.segment.device: s for p, s in zip(parts, session_settings(problem, parts))}
+    assert settings["cpu0-1"]["cpus"] == [0, 1] and settings["cpu2-3"]["cpus"] == [4, 5]
+    assert "cpus" not in settings["cpu-par"] and "cpus" not in settings["cpu3"]  # whole host; one thread
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
+                    or not os.path.isdir("/proc/self/task"), reason="needs Linux and two CPUs")
+def test_session_pool_threads_go_to_the_given_cpus():
+    def affinities() -> dict[str, str]:
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/status", encoding="utf-8") as fh:
+                out[tid] = next(line.split()[1] for line in fh if line.startswith("Cpus_allowed_list"))
+        return out
+
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    data = load_graph("mlp", {"layers": 1})[0].SerializeToString()
+    before = affinities()
+    sess = ort.InferenceSession(data, session_options("none", 2, cpus=(first, second)))
+    new = {tid: cpus for tid, cpus in affinities().items() if tid not in before}
+    assert list(new.values()) == [str(second)]  # one pool thread, on the second CPU
+    del sess
+    with pytest.raises(ValueError, match="one CPU per thread"):
+        session_options("none", 2, cpus=(first,))
 
 
 def test_non_convex_segment_is_detected_and_split():
