@@ -213,9 +213,14 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     A random placement cuts the model into many segments on every device and
     passes cores between devices often.  Each device's call cost is the median of
     its segments' measured minus predicted time (:func:`scheduler.replay.segment_durations`
-    without calls: the problem's contention stays); the switch cost is then the one
-    that makes :func:`scheduler.replay.predict_segments` meet the measured makespan
-    (found by bisection; the prediction grows with it).
+    without calls: the problem's contention stays) plus the median time its worker
+    takes from one segment to the next that was already waiting (the replay's
+    ``dispatch_s``, :func:`scheduler.replay.worker_gaps`: 7-22 µs here, which a
+    placement of many segments on one core pays each time); the switch cost is
+    then the one that makes :func:`scheduler.replay.predict_segments` meet the
+    measured makespan (found by bisection).  A switch costs more than its gap:
+    the segment after it also runs slower (another session's threads wake up, the
+    caches hold the other device's data), so it is fitted, not timed.
     """
     reals = {d.name for d in real_devices(problem.platform)}
     rng = np.random.default_rng(seed)
@@ -229,10 +234,13 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
                     progress=(lambda label, total: progress("executor", total)) if progress else None)
     contention = problem.executor.contention if problem.executor is not None else 0.0
     work = segment_durations(problem, segments, calls=False)
-    call = {}
-    for d in sorted(reals):
-        excess = [g["measured_median_s"] - work[g["index"]] for g in result["segments"] if g["device"] == d]
-        call[d] = max(0.0, statistics.median(excess)) if excess else 0.0
+
+    def median(values: Sequence[float | None]) -> float:
+        known = [v for v in values if v is not None]
+        return max(0.0, statistics.median(known)) if known else 0.0
+
+    call = {d: median([g["measured_median_s"] - work[g["index"]] for g in result["segments"] if g["device"] == d])
+            + median([g["dispatch_s"] for g in result["segments"] if g["device"] == d]) for d in sorted(reals)}
     measured = result["measured_makespan_s"]
 
     def predicted(switch: float) -> float:

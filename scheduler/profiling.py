@@ -42,7 +42,7 @@ from .graph import TaskGraph
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 
-PROFILE_FORMAT = "hetsched-profile/3"  # 2: links fitted from measured crossings; 3: contention between cores
+PROFILE_FORMAT = "hetsched-profile/4"  # 2: links fitted; 3: contention between cores; 4: calls hold the dispatch
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this while profiling is measured again
 DRIFT_MIN_S = 1e-3  # ... unless the run is shorter than this: µs runs are call overhead and jitter (±40% here)

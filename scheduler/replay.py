@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import onnx
 
-from .executor import Part, SegmentRunner, timed_runs
+from .executor import Part, SegmentRunner, Timing, timed_runs
 from .optimize import model_bytes, observed_run, random_inputs, session
 from .platform import Platform, usable_cpus
 from .problem import Problem
@@ -241,9 +241,12 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     sessions = segment_sessions(problem, parts, opt_level)
 
     tick = progress("replay", warmup + repeats) if progress else (lambda: None)
-    walls, virtual, per_seg = [], [], {p.segment.index: [] for p in parts}
+    walls, virtual = [], []
+    per_seg: dict[int, list[float]] = {p.segment.index: [] for p in parts}
+    gaps: dict[int, list[float]] = {k: [] for k in per_seg}
     max_diff = 0.0
-    runner = SegmentRunner(runner_parts(problem, parts), sessions)
+    queued = runner_parts(problem, parts)
+    runner = SegmentRunner(queued, sessions)
     try:
         for i in range(warmup + repeats):
             try:
@@ -262,6 +265,8 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
                     k = p.segment.index
                     per_seg[k].append(run.end[k] - run.begin[k])
                     durations[k] = p.segment.predicted_s if devices[p.segment.device].simulated else per_seg[k][-1]
+                for k, gap in worker_gaps(queued, run).items():
+                    gaps[k].append(gap)
                 virtual.append(max(f for _, f in _timeline(problem, segments, durations).values()))
             tick()
     finally:
@@ -279,6 +284,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
             "index": p.segment.index, "device": p.segment.device, "simulated": devices[p.segment.device].simulated,
             "tasks": len(p.segment.tasks), "inputs": list(p.inputs), "outputs": list(p.outputs),
             "predicted_s": p.segment.predicted_s, "measured_median_s": statistics.median(per_seg[p.segment.index]),
+            "dispatch_s": statistics.median(gaps[p.segment.index]) if gaps[p.segment.index] else None,
         } for p in parts],
     }, virtual if simulated else walls)
     measured = result["measured_makespan_s"]
@@ -289,6 +295,21 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         result["best_baseline"] = best
         result["speedup_vs_best_baseline"] = base[best] / measured if measured > 0 else None
     return result
+
+
+def worker_gaps(parts: Sequence[Part], timing: Timing) -> dict[int, float]:
+    """For each segment that its device's previous segment was the last to hold up, the time from that
+    segment's end to its own start in one run (s): the worker passing from one session call to the next
+    (taking the lock, gathering the inputs, and Python between), which neither call's time holds."""
+    owner = {x: p.index for p in parts for x in p.outputs}
+    device = {p.index: p.device for p in parts}
+    out = {}
+    for p in parts:
+        waits = [owner[x] for x in p.inputs if x in owner] + list(p.after)
+        last = max(waits, key=timing.end.__getitem__, default=None)
+        if last is not None and last in p.after and device[last] == p.device:
+            out[p.index] = timing.begin[p.index] - timing.end[last]
+    return out
 
 
 def max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:

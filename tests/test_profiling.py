@@ -11,13 +11,16 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
+from scheduler.executor import Part, Timing
 from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
 from scheduler.optimize import session
 from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, profile_model
 from scheduler.profile_store import get_profile
+from scheduler.problem import Problem
 from scheduler.profiling import plan_profiling, problem_from_profile, real_devices
+from scheduler.replay import worker_gaps
 from scheduler.zoo import build
 
 
@@ -87,6 +90,38 @@ def test_executor_costs_are_fitted_and_reach_the_problem(bert, bert_profile):
     assert ex is not None and set(ex.call_s) == {d.name for d in real_devices(plat)}
     assert all(v >= 0 for v in ex.call_s.values()) and ex.switch_s >= 0
     assert problem_from_profile(bert[1], plat, bert_profile).executor == ex
+
+
+def test_worker_gaps_are_the_hand_overs_within_one_worker():
+    """a then b on cpu0, c on cpu1 reads a's output, d on cpu0 reads c's: only b was held up last by its own
+    worker's previous segment; c waited for another device's data, d for c (from cpu1), a for nothing."""
+    parts = [Part(0, "cpu0", (), ("ya",)), Part(1, "cpu0", (), ("yb",), after=(0,)),
+             Part(2, "cpu1", ("ya",), ("yc",)), Part(3, "cpu0", ("yc",), ("yd",), after=(0, 1))]
+    timing = Timing(begin={0: 0.0, 1: 1.02, 2: 1.05, 3: 3.2}, end={0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0})
+    assert worker_gaps(parts, timing) == pytest.approx({1: 0.02})
+    timing.end[2] = 1.5  # now cpu0's own b ends last before d: d's wait is cpu0's hand-over
+    assert worker_gaps(parts, timing) == pytest.approx({1: 0.02, 3: 1.2})
+
+
+def test_executor_call_holds_the_segment_excess_and_the_dispatch(bert, monkeypatch):
+    """fit_executor's call cost per device is the median excess of its segments over their predicted time
+    plus the median hand-over of its worker (the replay's dispatch_s), at µs and at ms."""
+    import scheduler.profile_runs as runs
+    from scheduler.replay import replay as real_replay
+
+    model, graph = bert
+    problem = Problem.from_graph(graph, load_platform("cpu"))
+    for scale in (1e-6, 1e-3):
+        def fake(*args, **kwargs):
+            out = real_replay(*args, **kwargs)
+            for g in out["segments"]:
+                g["measured_median_s"] = g["predicted_s"] + 3 * scale  # no contention here: work = predicted
+                g["dispatch_s"] = 2 * scale if g["device"] == "cpu0" else None
+            return out
+
+        monkeypatch.setattr(runs, "replay", fake)
+        ex = runs.fit_executor(model, problem, repeats=1, warmup=0)
+        assert ex.call_s["cpu0"] == pytest.approx(5 * scale) and ex.call_s["cpu1"] == pytest.approx(3 * scale)
 
 
 def test_pingpong_alternates_the_value_between_two_workers():
