@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import replace
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -35,10 +35,10 @@ from .graph import TaskGraph
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
-from .profiling import (EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair, plan_profiling,
-                        platform_key, problem_from_profile, real_devices)
+from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
+                        plan_profiling, platform_key, problem_from_profile, real_devices)
 from .replay import core_map, predict_segments, replay, segment_durations
-from .segments import ReplayError, cut
+from .segments import ReplayError, Segment, cut
 from .semantics import simulate
 
 
@@ -208,53 +208,66 @@ def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: in
 
 def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
                  progress: Callable[[str, int], Callable[[], None]] | None = None) -> ExecutorCosts:
-    """Fit the executor's per-segment costs from one replay of a random placement over the real devices.
+    """Fit the executor's per-segment costs from replays of :data:`~scheduler.profiling.EXECUTOR_PLACEMENTS`
+    random placements over the real devices.
 
     A random placement cuts the model into many segments on every device and
-    passes cores between devices often.  Each device's call cost is the median of
-    its segments' measured minus predicted time (:func:`scheduler.replay.segment_durations`
-    without calls: the problem's contention stays) plus the median time its worker
-    takes from one segment to the next that was already waiting (the replay's
-    ``dispatch_s``, :func:`scheduler.replay.worker_gaps`: 7-22 µs here, which a
-    placement of many segments on one core pays each time); the switch cost is
-    then the one that makes :func:`scheduler.replay.predict_segments` meet the
-    measured makespan (found by bisection).  A switch costs more than its gap:
-    the segment after it also runs slower (another session's threads wake up, the
-    caches hold the other device's data), so it is fitted, not timed.
+    passes cores between devices often.  Each device's call cost is the median,
+    over the segments of every placement, of their measured minus predicted time
+    (:func:`scheduler.replay.segment_durations` without calls: the problem's
+    contention stays) plus the median time its worker takes from one segment to
+    the next that was already waiting (the replay's ``dispatch_s``,
+    :func:`scheduler.replay.worker_gaps`: 7-22 µs here, which a placement of many
+    segments on one core pays each time).  The switch cost is the median over the
+    placements of the one that makes :func:`scheduler.replay.predict_segments`
+    meet that placement's measured makespan (found by bisection): a switch costs
+    more than its gap, since the segment after it also runs slower (another
+    session's threads wake up, the caches hold the other device's data).
     """
     reals = {d.name for d in real_devices(problem.platform)}
-    rng = np.random.default_rng(seed)
-    placement = {}
-    for t in problem.tasks:
-        allowed = [d for d in problem.allowed(t) if d in reals] or list(problem.allowed(t))
-        placement[t] = allowed[int(rng.integers(len(allowed)))]
-    schedule = simulate(problem, placement)
-    segments = cut(problem, schedule)
-    result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
-                    progress=(lambda label, total: progress("executor", total)) if progress else None)
     contention = problem.executor.contention if problem.executor is not None else 0.0
-    work = segment_durations(problem, segments, calls=False)
+    runs = []
+    for k in range(EXECUTOR_PLACEMENTS):
+        rng = np.random.default_rng(seed + k)
+        placement = {}
+        for t in problem.tasks:
+            allowed = [d for d in problem.allowed(t) if d in reals] or list(problem.allowed(t))
+            placement[t] = allowed[int(rng.integers(len(allowed)))]
+        schedule = simulate(problem, placement)
+        result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
+                        progress=(lambda label, total: progress("executor", total)) if progress else None)
+        runs.append((cut(problem, schedule), result))
 
     def median(values: Sequence[float | None]) -> float:
         known = [v for v in values if v is not None]
         return max(0.0, statistics.median(known)) if known else 0.0
 
-    call = {d: median([g["measured_median_s"] - work[g["index"]] for g in result["segments"] if g["device"] == d])
-            + median([g["dispatch_s"] for g in result["segments"] if g["device"] == d]) for d in sorted(reals)}
-    measured = result["measured_makespan_s"]
+    rows = [(g, work[g["index"]]) for segments, result in runs
+            for work in [segment_durations(problem, segments, calls=False)] for g in result["segments"]]
+    call = {d: median([g["measured_median_s"] - work for g, work in rows if g["device"] == d])
+            + median([g["dispatch_s"] for g, _ in rows if g["device"] == d]) for d in sorted(reals)}
+    switches = [_fit_switch(problem, segments, result["measured_makespan_s"], call, contention)
+                for segments, result in runs]
+    return ExecutorCosts(call, statistics.median(switches), contention)
+
+
+def _fit_switch(problem: Problem, segments: Sequence[Segment], measured: float, call: Mapping[str, float],
+                contention: float) -> float:
+    """The switch cost that makes :func:`scheduler.replay.predict_segments` of ``segments`` meet ``measured``
+    (bisection; 0 when the calls alone reach it)."""
 
     def predicted(switch: float) -> float:
         return predict_segments(replace(problem, executor=ExecutorCosts(call, switch, contention)), segments)
 
     lo, hi = 0.0, 1e-4
     if predicted(0.0) >= measured:
-        return ExecutorCosts(call, 0.0, contention)
+        return 0.0
     while predicted(hi) < measured and hi < 1.0:
         lo, hi = hi, 2 * hi
     for _ in range(40):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if predicted(mid) < measured else (lo, mid)
-    return ExecutorCosts(call, hi, contention)
+    return hi
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,

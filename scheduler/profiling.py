@@ -15,8 +15,9 @@ profiling run serves them all (``cpu0`` and ``cpu1`` are both one-thread CPU
 sessions); one edge run measures the crossings of every pair of settings at a
 few sizes spanning the model's tensors.  On the default platform that is 2 node
 runs + 1 edge run for 3 real devices (the paper needed 3 + 1).  What the paper
-did not measure costs 3 more: the executor, the contention between cores, and a
-check run that times the whole model again at the end (the profile's drift).
+did not measure costs 5 more: the executor (three random placements), the
+contention between cores, and a check run that times the whole model again at
+the end (the profile's drift).
 
 Example
 -------
@@ -45,6 +46,10 @@ from .problem import ExecutorCosts, Problem
 PROFILE_FORMAT = "hetsched-profile/4"  # 2: links fitted; 3: contention between cores; 4: calls hold the dispatch
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this while profiling is measured again
+EXECUTOR_PLACEMENTS = 3
+"""Random placements the executor's costs are fitted on: one placement's switch cost is the residual of one
+replay, which a burst of load moves (``benchmarks/bench_executor_fit.py``: 0, 0, 0 and 389 µs in four fits
+on ``squeezenet1.1``; 0.12 to 0.49 ms on ``randwire-imagenet``); the median of three is steadier."""
 DRIFT_MIN_S = 1e-3  # ... unless the run is shorter than this: µs runs are call overhead and jitter (±40% here)
 
 
@@ -193,8 +198,9 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     session configuration, and devices with the same configuration behave alike.
     One edge run per distinct (source provider, destination provider) pair type
     among real devices: one run measures the crossings of every pair of settings.
-    One executor run (a replay of a fine-grained placement) when there are two or
-    more real devices, to fit what the executor adds per segment; one more (the
+    :data:`EXECUTOR_PLACEMENTS` executor runs (replays of fine-grained random
+    placements) when there are two or more real devices, to fit what the executor
+    adds per segment; one more (the
     whole model on two devices at once, :func:`~scheduler.profile_runs.measure_contention`) when two real
     devices can work at the same time.
     """
@@ -212,7 +218,8 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     edge_runs = tuple(EdgeRun(sp, dp, tuple(pairs), sizes) for (sp, dp), pairs in pair_groups.items() if sizes)
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
     return ProfilingPlan(node_runs, edge_runs, classes,
-                         int(len(reals) > 1) + int(contention_pair(platform) is not None), int(bool(node_runs)))
+                         EXECUTOR_PLACEMENTS * int(len(reals) > 1) + int(contention_pair(platform) is not None),
+                         int(bool(node_runs)))
 
 
 def contention_pair(platform: Platform) -> tuple[Device, Device] | None:

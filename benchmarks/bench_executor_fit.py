@@ -1,0 +1,63 @@
+"""How steady the executor's fitted costs are from one profile to the next: one random placement against three.
+
+``fit_executor`` (:mod:`scheduler.profile_runs`) replays random placements and
+fits a call cost per device and one switch cost; the switch is what the calls
+leave of a placement's measured makespan, so a burst of load during the replay
+moves it.  This fits the costs ``--fits`` times over on the same stored profile,
+with one placement and with :data:`scheduler.profiling.EXECUTOR_PLACEMENTS`, and
+reports the spread, ``(max - min) / median``.  Writes
+``results/bench_executor_fit.{csv,md}``.
+
+    python benchmarks/bench_executor_fit.py --fits 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import replace
+
+import pandas as pd
+
+import scheduler.profile_runs as runs
+from bench_io import save
+from scheduler.pipeline import ProfileOptions, load_problem
+from scheduler.problem import ExecutorCosts
+from scheduler.profiling import EXECUTOR_PLACEMENTS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=["randwire-imagenet", "squeezenet1.1"])
+    ap.add_argument("--fits", type=int, default=4)
+    ap.add_argument("--out", default="results/bench_executor_fit")
+    args = ap.parse_args()
+    rows = []
+    for name in args.models:
+        model, problem = load_problem(name, None, "cpu", costs="profile", optimization="auto",
+                                      profile=ProfileOptions(folder="results/bench-profiles", repeats=10))
+        bare = replace(problem, executor=ExecutorCosts({}, 0.0, problem.executor.contention if problem.executor
+                                                       else 0.0))
+        for placements in (1, EXECUTOR_PLACEMENTS):
+            runs.EXECUTOR_PLACEMENTS = placements
+            fits = [runs.fit_executor(model, bare) for _ in range(args.fits)]
+            switch = [f.switch_s * 1e6 for f in fits]
+            call = [f.call_s["cpu0"] * 1e6 for f in fits]
+            rows.append({"model": name, "placements": placements, "switch_us": " ".join(f"{s:.0f}" for s in switch),
+                         "switch_spread": (max(switch) - min(switch)) / statistics.median(switch)
+                         if statistics.median(switch) else None,
+                         "cpu0_call_us": " ".join(f"{c:.0f}" for c in call),
+                         "cpu0_call_spread": (max(call) - min(call)) / statistics.median(call)})
+            print(rows[-1], flush=True)
+    runs.EXECUTOR_PLACEMENTS = EXECUTOR_PLACEMENTS
+    table = pd.DataFrame(rows)
+    save(args.out, table, "\n".join([
+        f"# Executor fit, one placement against {EXECUTOR_PLACEMENTS} (`python benchmarks/bench_executor_fit.py "
+        f"--fits {args.fits}`)", "", f"Platform `cpu`, {time.strftime('%Y-%m-%d %H:%M')}: {args.fits} fits on one "
+        "stored profile per model; spread = (max - min) / median.", "",
+        "```\n" + table.round(3).to_string(index=False) + "\n```", ""]))
+
+
+if __name__ == "__main__":
+    main()
