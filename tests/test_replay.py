@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +13,7 @@ import onnxruntime as ort
 import pytest
 
 from scheduler.cli import main
-from scheduler.executor import session_options
+from scheduler.executor import random_inputs, session_options
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem, load_graph
 from scheduler.platform import Device, Link, Platform, cores_platform
@@ -159,10 +160,15 @@ def test_session_pool_threads_go_to_the_given_cpus():
         return out
 
     first, second = sorted(os.sched_getaffinity(0))[:2]
-    data = load_graph("mlp", {"layers": 1})[0].SerializeToString()
+    model = load_graph("mlp", {"layers": 1})[0]
     before = affinities()
-    sess = ort.InferenceSession(data, session_options("none", 2, cpus=(first, second)))
-    new = {tid: cpus for tid, cpus in affinities().items() if tid not in before}
+    sess = ort.InferenceSession(model.SerializeToString(), session_options("none", 2, cpus=(first, second)))
+    sess.run(None, random_inputs(sess))
+    for _ in range(100):  # a pool thread pins itself once it has started: give it the time
+        new = {tid: cpus for tid, cpus in affinities().items() if tid not in before}
+        if list(new.values()) == [str(second)]:
+            break
+        time.sleep(0.01)
     assert list(new.values()) == [str(second)]  # one pool thread, on the second CPU
     del sess
     with pytest.raises(ValueError, match="one CPU per thread"):
