@@ -242,9 +242,11 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
         known = [v for v in values if v is not None]
         return max(0.0, statistics.median(known)) if known else 0.0
 
-    rows = [(g, work[g["index"]]) for segments, result in runs
-            for work in [segment_durations(problem, segments, calls=False)] for g in result["segments"]]
-    call = {d: median([g["measured_median_s"] - work for g, work in rows if g["device"] == d])
+    rows = []  # (a replayed segment, its predicted time without calls)
+    for segments, result in runs:
+        work = segment_durations(problem, segments, calls=False)
+        rows += [(g, work[g["index"]]) for g in result["segments"]]
+    call = {d: median([g["measured_median_s"] - w for g, w in rows if g["device"] == d])
             + median([g["dispatch_s"] for g, _ in rows if g["device"] == d]) for d in sorted(reals)}
     switches = [_fit_switch(problem, segments, result["measured_makespan_s"], call, contention)
                 for segments, result in runs]
