@@ -3,11 +3,12 @@
 A placement over the cores apart (``cpu0`` + ``cpu1``, one thread each; on platform
 ``cores``, the finest parts of the host) can beat plain ORT on all cores only by
 the headroom, ``T2 - max(critical path, T1 / cores)`` (``T1``, ``T2``: the whole
-model at ``ORT_ENABLE_ALL`` on one thread and on every core, timed alone).  Two things measured here eat into it before any scheduling choice:
+model at ``ORT_ENABLE_ALL`` on one thread and on every core, timed alone).  Two
+things measured here eat into it before any scheduling choice:
 
 * **contention**: a core runs slower while the other works (profiled,
   :func:`scheduler.profile_runs.measure_contention`), so the floor is
-  ``max(critical path, T1 (1 + contention) / cores)``;
+  ``max(critical path, T1 (1 + contention) / cores)`` (:func:`scheduler.recommend.ideal_time`);
 * **crossing cost**: a segment takes longer inside a run than alone on its own
   inputs (its inputs were written by the other core, the weights left the cache,
   its worker was asleep); the median excess per segment over the best
@@ -31,12 +32,12 @@ from functools import partial
 import pandas as pd
 
 from bench_io import save
-from scheduler.bounds import critical_path_bound
 from scheduler.executor import SegmentRunner, timed_runs
 from scheduler.optimize import model_bytes, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.platform import usable_cpus
 from scheduler.problem_views import disjoint_problems
+from scheduler.recommend import ideal_time
 from scheduler.replay import predict_replay, prepare_replay, random_inputs, runner_parts, segment_sessions
 from solvers import get_solver
 
@@ -81,9 +82,8 @@ def budget_row(name: str, *, platform: str, solvers: list[str], repeats: int, ro
         del runner, sessions
     t1, t2, measured = (statistics.median(times[k]) for k in ("t1", "t2", "placement"))
     contention = problem.executor.contention if problem.executor is not None else 0.0
-    path = critical_path_bound(problem).value
-    headroom = t2 / max(path, t1 / cores)
-    floor = max(path, t1 * (1 + contention) / cores)
+    headroom = t2 / ideal_time(problem, t1, cores)
+    floor = ideal_time(problem, t1, cores, contention)
     half = t2 / (1 + (headroom - 1) / 2)  # the time that captures half the headroom
     crossing = statistics.median(statistics.median(v) - statistics.median(alone[k]) for k, v in inside.items())
     segments = len(prepared.parts)
@@ -118,8 +118,9 @@ def main() -> None:
     text = "\n".join([
         f"# Headroom budget (`python benchmarks/bench_headroom.py --repeats {args.repeats} --rounds {args.rounds}`)",
         "", f"Platform `{args.platform}`, {len(usable_cpus())} cores, {time.strftime('%Y-%m-%d %H:%M')}; times are "
-        "medians, in ms; `crossing_us` is the median excess of a segment inside a run over the same segment alone on its inputs; `segments_paid` = "
-        "budget / crossing cost (to tie plain ORT), `segments_paid_half` likewise to capture half the headroom; "
+        "medians, in ms; `crossing_us` is the median excess of a segment inside a run over the same segment alone "
+        "on its inputs; `segments_paid` = budget / crossing cost (to tie plain ORT), `segments_paid_half` likewise "
+        "to capture half the headroom; "
         f"the placement is the best cores-apart one of {', '.join(args.solvers)} by segment-level prediction "
         "(`predicted_ms`), timed in the same rounds as plain ORT.", "",
         "```\n" + table.round(3).to_string(index=False) + "\n```", ""])

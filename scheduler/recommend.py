@@ -84,6 +84,15 @@ def _label(problem: Problem, schedule: Schedule) -> str:
     return f"placement of {schedule.solver}" + (f" with simulated {', '.join(sims)}" if sims else "")
 
 
+def ideal_time(problem: Problem, one_thread_s: float, cores: int, contention: float = 0.0) -> float:
+    """The least time any placement over ``cores`` cores can take (s): the critical path, or the whole model's
+    one-thread time spread evenly over the cores, each slowed by ``contention`` while the others work.
+
+    ``best plain / ideal_time`` is the headroom the recommendation reports.
+    """
+    return max(critical_path_bound(problem).value, one_thread_s * (1 + contention) / cores)
+
+
 def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
     """The whole model on the real device closest to ``threads`` intra-op threads (a plain ORT
     configuration), fewer rather than more, as a schedule."""
@@ -182,7 +191,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     measured = result["measured_makespan_s"]
     cores = len(usable_cpus())
     one_thread = min(v for k, v in base.items() if "_1_thread" in k)
-    ideal = max(critical_path_bound(problem).value, one_thread / cores)
+    ideal = ideal_time(problem, one_thread, cores)
     headroom = base[best_plain] / ideal if ideal > 0 else None
     speedup = base[best_plain] / measured if measured > 0 else None
     result.update({
