@@ -20,7 +20,6 @@ stream and against the best single session.  Writes ``results/bench_stream.csv``
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -29,6 +28,7 @@ import pandas as pd
 from bench_io import save
 from scheduler.compare_report import markdown_table
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
+from scheduler.platform import usable_cpus
 from scheduler.replay import reference_run
 from scheduler.stream import AT_ONCE, plain_stream, replay_stream, stream_feeds
 from solvers import SOLVERS, get_solver, solver_names
@@ -66,7 +66,7 @@ def main() -> None:
         print(f"{name}: {len(problem.tasks)} tasks, {len(schedules)} distinct placements", flush=True)
         reference = reference_run(model, 0, name)
         feeds = stream_feeds(reference.feeds, args.inferences, 0)
-        plain = plain_stream(original, feeds, args.warmup, os.cpu_count() or 1)
+        plain = plain_stream(original, feeds, args.warmup, len(usable_cpus()))
         best = min(plain, key=plain.get)
         single = min(v for k, v in plain.items() if not k.endswith(AT_ONCE))
         for s in schedules:
