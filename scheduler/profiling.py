@@ -49,7 +49,7 @@ DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this w
 EXECUTOR_PLACEMENTS = 3
 """Random placements the executor's costs are fitted on: one placement's switch cost is the residual of one
 replay, which a burst of load moves (``benchmarks/bench_executor_fit.py``: 0, 0, 0 and 389 µs in four fits
-on ``squeezenet1.1``; 0.12 to 0.49 ms on ``randwire-imagenet``); the median of three is steadier."""
+on ``squeezenet1.1``, none off with three); the median of three is steadier."""
 DRIFT_MIN_S = 1e-3  # ... unless the run is shorter than this: µs runs are call overhead and jitter (±40% here)
 
 
