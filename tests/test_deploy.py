@@ -102,6 +102,13 @@ def test_runner_command_line_in_a_fresh_process(tmp_path):
     assert "median" in proc.stdout
     with np.load(out) as data:
         assert set(data.files) == {o.name for o in original.graph.output}
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["session"]["cpus"] = [0, 1]  # two CPUs for a one-thread session
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py")], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "one CPU per thread" in proc.stderr
     (folder / "manifest.json").write_text(json.dumps({"format": "something-else"}))
     proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py")], capture_output=True, text=True,
                           timeout=300)
