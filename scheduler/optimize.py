@@ -140,16 +140,35 @@ def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None 
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
     if cached and os.path.isfile(cached):
-        return name_nodes(onnx.load(cached))
+        return name_nodes(_original_inputs(onnx.load(cached), model))  # also mends files cached before it
     with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(data, level, label=label, optimized_path=path)
         out = onnx.load(path)
-    out = _stable_names(out)
+    out = _stable_names(_original_inputs(out, model))
     out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
     if cached:
         write_bytes(cached, out.SerializeToString())
     return out
+
+
+def _original_inputs(out: onnx.ModelProto, model: onnx.ModelProto) -> onnx.ModelProto:
+    """``out`` without the graph inputs that were initializers of ``model`` and that ORT folded away.
+
+    Before IR 4 every initializer is also listed as a graph input; ORT's optimised
+    model keeps those listings after constant folding drops the initializers, so
+    they would turn into inputs that the user's model does not have (the ONNX test
+    zoo's Caffe2 exports: one per folded ``ConstantOfShape``).
+    """
+    real = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    kept = real | {i.name for i in out.graph.initializer}
+    if all(i.name in kept for i in out.graph.input):
+        return out
+    pruned = onnx.ModelProto()
+    pruned.CopyFrom(out)
+    del pruned.graph.input[:]
+    pruned.graph.input.extend(i for i in out.graph.input if i.name in kept)
+    return pruned
 
 
 def _stable_names(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -262,6 +262,32 @@ def test_ort_internal_op_in_the_onnx_domain_cuts(tmp_path):
     assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
 
 
+def test_folded_initializer_listed_as_input_does_not_become_an_input(tmp_path):
+    """Before IR 4 initializers are listed as graph inputs too (the ONNX test zoo's Caffe2 exports); when ORT
+    merges two equal ``ConstantOfShape`` and folds them, the one it drops must not stay behind as an input,
+    or plain ORT on the user's model refuses the replay's inputs."""
+    fill = numpy_helper.from_array(np.array([0.5], np.float32))
+    nodes = [helper.make_node("ConstantOfShape", [f"{k}__SHAPE"], [k], name=f"fill_{k}", value=fill) for k in "ab"]
+    nodes += [helper.make_node("Add", ["x", "a"], ["s"], name="add"),
+              helper.make_node("Mul", ["s", "b"], ["y"], name="mul")]
+    g = helper.make_graph(nodes, "caffe2", [helper.make_tensor_value_info("x", F, [2, 3])]
+                          + [helper.make_tensor_value_info(f"{k}__SHAPE", TensorProto.INT64, [2]) for k in "ab"],
+                          [helper.make_tensor_value_info("y", F, [2, 3])],
+                          [numpy_helper.from_array(np.array([2, 3], np.int64), f"{k}__SHAPE") for k in "ab"])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)])
+    m.ir_version = 3
+    path = tmp_path / "caffe2.onnx"
+    onnx.save(m, str(path))
+    model, problem = load_problem(str(path), platform="cpu", optimization="basic",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    assert "ConstantOfShape" not in {n.op_type for n in model.graph.node}  # folded
+    inits = {i.name for i in model.graph.initializer}
+    assert [i.name for i in model.graph.input if i.name not in inits] == ["x"]
+    schedule = simulate(problem, {t: "cpu0" for t in problem.tasks})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, original=m)
+    assert result["max_abs_diff"] <= 1e-6 and result["baselines"]
+
+
 def test_shapeless_contrib_model_cuts(tmp_path):
     """A model as exporters ship it: a contrib op, no value_info; ONNX shape inference leaves tensors unknown."""
     rng = np.random.default_rng(0)
