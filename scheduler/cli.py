@@ -296,7 +296,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import config_from_dict, load_config
-    from .run import execute_run, profile_line, what_if_line
+    from .run import execute_run, noise_line, profile_line, what_if_line
     from .tables import format_candidates, format_stream_candidates, format_table
 
     catalog = _solver_catalog()
@@ -323,7 +323,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"recommended: {r['recommended']}: {r['measured_makespan_s'] * 1e3:.4f} ms measured, "
               f"{r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
               + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else ""))
-        for line in (what_if_line(r), profile_line(config, r)):
+        for line in (noise_line(r), what_if_line(r), profile_line(config, r)):
             if line:
                 print(line)
     if result.stream is not None:

@@ -7,7 +7,12 @@ executor's per-segment costs the schedule cannot see) *and* the
 whole model on plain ONNX Runtime with its best settings (timed in the same run).
 The recommendation is the fastest **measured** candidate (a placement that uses a
 simulated device has a virtual timeline, not a measurement, and is listed but not
-recommended); the result also states
+recommended), and a placement only when it beats plain ORT beyond the noise of
+this run: the lower end of a bootstrap interval of its speedup
+(:func:`speedup_interval`) must be above 1, or plain ORT, which the user already
+has, is recommended (a one-device placement of the optimised model often measures
+a few percent apart from plain ORT on the same model, by chance either way).  The
+result also states
 the headroom on this host, ``best plain / max(critical path, 1-thread time /
 cores)``, and how much of it the recommendation captured.
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import onnx
 
 from .bounds import critical_path_bound
@@ -91,6 +97,24 @@ def ideal_time(problem: Problem, one_thread_s: float, cores: int, contention: fl
     ``best plain / ideal_time`` is the headroom the recommendation reports.
     """
     return max(critical_path_bound(problem).value, one_thread_s * (1 + contention) / cores)
+
+
+def speedup_interval(baseline: Sequence[float], candidate: Sequence[float], *, confidence: float = 0.9,
+                     resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval (two-sided ``confidence``) of ``median(baseline) / median(candidate)``, from
+    the two sets of timed runs resampled independently: a speedup whose lower end is above 1 is one
+    this run's noise does not explain (at ``confidence`` 0.9, one time in 20 by chance).
+
+    >>> lo, hi = speedup_interval([2.0, 2.1, 1.9, 2.05, 1.95], [1.0, 1.05, 0.95, 1.02, 0.98])
+    >>> 1.8 < lo <= hi < 2.2
+    True
+    """
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    ratios = (np.median(rng.choice(a, (resamples, a.size)), axis=1)
+              / np.median(rng.choice(b, (resamples, b.size)), axis=1))
+    tail = (1 - confidence) / 2
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
 
 
 def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
@@ -184,6 +208,11 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     # only what ran for real can be recommended: a placement on a simulated device has a virtual timeline
     win = min((i for i, r in enumerate(rows) if r["timeline"] == "wall-clock"),
               key=lambda i: rows[i]["measured_makespan_s"])
+    fastest = {"candidate": rows[win]["candidate"], "speedup_interval": None}
+    if win < len(replays):  # a placement: only when it beats plain ORT beyond this run's noise
+        fastest["speedup_interval"] = speedup_interval(plain[best_plain], samples[win], seed=seed)
+        if fastest["speedup_interval"][0] <= 1.0:
+            win = len(rows) - 1
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
         "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": len(plain[best_plain]),
         "segments": [], "tolerance": tolerance}
@@ -196,6 +225,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     speedup = base[best_plain] / measured if measured > 0 else None
     result.update({
         "recommended": rows[win]["candidate"],
+        "fastest_measured": fastest,
         "candidates": rows,
         "baselines": base,
         "best_baseline": best_plain,

@@ -256,6 +256,18 @@ def profile_line(config: RunConfig, replayed: Mapping[str, Any]) -> str | None:
             "(set profile: {force: true} to measure it again)")
 
 
+def noise_line(replayed: Mapping[str, Any]) -> str | None:
+    """One sentence when the fastest measured candidate was a placement that did not beat plain ONNX
+    Runtime beyond this run's noise (so plain ORT is recommended; :func:`scheduler.recommend.recommend`)."""
+    fastest = replayed.get("fastest_measured") or {}
+    interval = fastest.get("speedup_interval")
+    if interval is None or fastest["candidate"] == replayed["recommended"]:
+        return None
+    return (f"the fastest measured, {fastest['candidate']}, is {interval[0]:.2f}x-{interval[1]:.2f}x plain ONNX "
+            "Runtime (90% bootstrap interval): not faster beyond this run's noise, so plain ONNX Runtime is "
+            "recommended")
+
+
 def what_if_line(replayed: Mapping[str, Any]) -> str | None:
     """One sentence on the simulated devices' what-if (see :func:`scheduler.recommend.recommend`), if any."""
     what = replayed.get("what_if")
@@ -299,9 +311,9 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
             lines += [f"Headroom on this host (best plain / max(critical path, 1-thread time / cores)): "
                       f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
                                                         else "."), ""]
-        what = what_if_line(replayed)
-        if what:
-            lines += [what[0].upper() + what[1:] + ".", ""]
+        for line in (noise_line(replayed), what_if_line(replayed)):
+            if line:
+                lines += [line[0].upper() + line[1:] + ".", ""]
         stale = profile_line(config, replayed)
         if stale:
             lines += [f"**{stale[0].upper() + stale[1:]}.**", ""]
