@@ -233,6 +233,22 @@ def test_paddlepaddle_exported_models_replay(file, shape, level, tmp_path):
     assert len(result["segments"]) > 10 and result["max_abs_diff"] <= 1e-4
 
 
+@pytest.mark.parametrize("name", ["squeezenet", "shufflenet", "inception_v1"])
+def test_onnx_test_zoo_caffe2_exports_replay_against_plain_ort(name):
+    """The ONNX package's own test zoo (Caffe2 exports at ImageNet size, IR 3, every weight a
+    ``ConstantOfShape``): optimised, cut by a random placement over platform cpu, replayed with the whole
+    model's outputs, and timed beside plain ORT on the user's model (which once refused the replay's inputs)."""
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", f"light_{name}.onnx")
+    if not os.path.isfile(path):
+        pytest.skip(f"this onnx package ships no {path}")
+    model, graph = load_graph(path, optimization="all")
+    problem = build_problem(path, platform="cpu", optimization="all")
+    rng = np.random.default_rng(0)
+    schedule = simulate(problem, {t: str(rng.choice(problem.allowed(t))) for t in problem.tasks})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, original=load_original(path)[0])
+    assert len(result["segments"]) > 10 and result["max_abs_diff"] <= 1e-4 and result["baselines"]
+
+
 def test_ort_internal_op_in_the_onnx_domain_cuts(tmp_path):
     """ORT fuses an RMSNorm into SimplifiedLayerNormalization in the ONNX domain, an op the ONNX checker does
     not know (PaddleOCR's PP-OCRv4 recogniser failed so): its segments are still cut and replayed exactly."""
