@@ -55,7 +55,7 @@ ORT_LEVELS = {
 NUMPY_TYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
     "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(string)": np.object_,
 }
 
 
@@ -96,7 +96,7 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
 
 
 def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans.
+    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings.
 
     Dimensions without a fixed size get 1.
     """
@@ -107,6 +107,8 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.nda
         dtype = NUMPY_TYPES.get(inp.type, np.float32)
         if np.issubdtype(dtype, np.floating):
             feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype is np.object_:
+            feeds[inp.name] = np.full(shape, "", dtype=object)
         else:
             feeds[inp.name] = np.zeros(shape, dtype=dtype)
     return feeds
@@ -326,7 +328,7 @@ class Deployment:
         for name, (shape, dtype) in spec.items():
             dt = np.dtype(dtype)
             feeds[name] = (rng.standard_normal(shape).astype(dt) if np.issubdtype(dt, np.floating)
-                           else np.zeros(shape, dtype=dt))
+                           else np.full(shape, "", dtype=dt) if dt == object else np.zeros(shape, dtype=dt))
         return feeds
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:

@@ -225,11 +225,36 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
         raise ModelError(f"ONNX Runtime cannot run model {label!r}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
     outputs = {o.name for o in model.graph.output}
-    # sequences and maps (lists, dicts) have no tensor type to give: they stay unknown
-    return ({name: _value_info(name, v) for name, v in named if isinstance(v, np.ndarray)},
-            {name: v for name, v in named if name in outputs})
+    declared: dict[str, onnx.ValueInfoProto] | None = None  # ONNX's inference: an empty sequence's element type
+    types = {}
+    for name, value in named:
+        if isinstance(value, list) and not value:
+            if declared is None:
+                declared = _declared_types(model)
+            if name in declared:
+                types[name] = declared[name]
+        elif isinstance(value, np.ndarray) or (isinstance(value, list)
+                                               and all(isinstance(v, np.ndarray) for v in value)):
+            types[name] = _value_info(name, value)
+    # maps and sequences of maps have no type to give here: they stay unknown, and a cut there is refused
+    return types, {name: v for name, v in named if name in outputs}
 
 
-def _value_info(name: str, value: np.ndarray) -> onnx.ValueInfoProto:
-    elem = helper.np_dtype_to_tensor_dtype(value.dtype) if value.dtype != object else TensorProto.STRING
+def _value_info(name: str, value: np.ndarray | list[np.ndarray]) -> onnx.ValueInfoProto:
+    """The type of a run's value: a tensor's dtype and shape, or a sequence of tensors (its elements' dtype;
+    their shapes may differ, so none is given)."""
+    first = value[0] if isinstance(value, list) else value
+    elem = helper.np_dtype_to_tensor_dtype(first.dtype) if first.dtype != object else TensorProto.STRING
+    if isinstance(value, list):
+        return helper.make_tensor_sequence_value_info(name, elem, None)
     return helper.make_tensor_value_info(name, elem, list(value.shape))
+
+
+def _declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    """Sequence types that ONNX shape inference gives ``model``'s values (empty when it cannot)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # contrib ops and the like: inference is only a fallback here
+        return {}
+    return {v.name: v for v in list(inferred.value_info) + list(inferred.output) + list(inferred.input)
+            if v.type.HasField("sequence_type") and v.type.sequence_type.elem_type.HasField("tensor_type")}

@@ -315,12 +315,17 @@ def worker_gaps(parts: Sequence[Part], timing: Timing) -> dict[int, float]:
 def max_abs_diff(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
     """Largest absolute difference over every graph output (missing or misshapen output: error)."""
     worst = 0.0
-    for name, ref in expected.items():
+    for name, value in expected.items():
         out = got.get(name)
-        if out is None or out.shape != ref.shape:
+        refs, outs = (value, out) if isinstance(value, list) else ([value], [out])
+        if out is None or not isinstance(outs, list) or len(outs) != len(refs) or any(
+                not isinstance(o, np.ndarray) or o.shape != r.shape for o, r in zip(outs, refs)):
             raise ReplayError(f"replayed output {name!r} is missing or has the wrong shape")
-        if ref.size:
-            worst = max(worst, float(np.max(np.abs(out.astype(np.float64) - ref.astype(np.float64)))))
+        for o, r in zip(outs, refs):
+            if r.size and r.dtype == object:  # strings: equal or not
+                worst = max(worst, 0.0 if np.array_equal(o, r) else float("inf"))
+            elif r.size:
+                worst = max(worst, float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64)))))
     return worst
 
 

@@ -189,7 +189,8 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
         graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}", [types[x] for x in inputs],
                                   [types[x] for x in outputs], initializer=used_inits)
         m = helper.make_model(graph, opset_imports=list(model.opset_import), functions=list(model.functions))
-        m.ir_version = min(model.ir_version or IR_VERSION, IR_VERSION)
+        # IR 4 is the first whose initializers need not be graph inputs too (older exports: IR 3)
+        m.ir_version = min(max(model.ir_version or IR_VERSION, 4), IR_VERSION)
         error = _check_error(m) if strict else None
         if error:
             raise ReplayError(f"segment {seg.index} on {seg.device} is not a valid ONNX model: {error}")

@@ -90,6 +90,23 @@ def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
+def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path):
+    """Segments that pass sequences and strings to each other, run by ``python runner.py`` alone on the
+    random inputs it makes from the manifest (an empty string per string input)."""
+    model, problem = load_problem(sequence_model, platform="cpu", costs="model")
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    folder = tmp_path / "deploy"
+    export_placement(model, problem, schedule, str(folder), "none")
+    out = tmp_path / "out.npz"
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--output", str(out), "--repeats", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out, allow_pickle=True) as data:
+        assert data["words_out"].tolist() == ["", ""] and data["seq"].shape == (2, 2, 3)
+        np.testing.assert_array_equal(data["cat"], np.concatenate(list(data["seq"])))
+
+
 def test_runner_command_line_in_a_fresh_process(tmp_path):
     """``python runner.py`` alone: random inputs from the manifest, outputs saved, a bad manifest is one line."""
     original, _ = load_original("mlp")
