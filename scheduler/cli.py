@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import typing
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
 from .errors import HetschedError
@@ -107,18 +107,28 @@ def _profile_options(args: argparse.Namespace) -> ProfileOptions:
     return ProfileOptions(folder=args.profiles, repeats=args.repeats, warmup=args.warmup, force=args.force)
 
 
+def _inputs(args: argparse.Namespace) -> Any:
+    """The model's input values from ``--inputs`` (:func:`scheduler.inputs.load_inputs`), or None."""
+    from .inputs import load_inputs
+
+    return load_inputs(args.inputs) if args.inputs else None
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from . import zoo
     from .pipeline import measure
-    from .profile_store import profile_paths
+    from .profile_store import profile_label, profile_paths
     from .profiling import DRIFT_LIMIT, DRIFT_MIN_S, plan_profiling
 
     params = zoo.parse_params(args.set) if args.set else None
+    feeds = _inputs(args)
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
                                             _profile_options(args), progress=sys.stderr.isatty(),
-                                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
+                                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
+                                            inputs=feeds)
     plan = plan_profiling(graph, platform)
-    csv_path, json_path = profile_paths(args.profiles, graph.name, prof.model_sha256, prof.platform_key)
+    csv_path, json_path = profile_paths(args.profiles, profile_label(graph.name, feeds), prof.model_sha256,
+                                        prof.platform_key)
     measured = [n for n in prof.nodes if n.runs > 0]
     print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
           f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor, "
@@ -156,7 +166,8 @@ def cmd_problem(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
                             profile=_profile_options(args), progress=sys.stderr.isatty(),
-                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
+                            optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
+                            inputs=_inputs(args))
     write_problem(problem, args.output)
     g = problem.graph
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
@@ -198,28 +209,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     params = zoo.parse_params(args.set) if args.set else None
     shapes = _parse_shapes(args.input_shape)
+    feeds = _inputs(args)
     if args.problem:
         problem = read_problem(args.problem)
         level = graph_level(args.graph_optimization, problem.platform)
         model, _ = load_graph(args.model, params, shapes, level, optimized_cache(args.profiles), batch=args.batch,
-                              clone=args.clone)
+                              clone=args.clone, inputs=feeds)
     else:
         model, problem = load_problem(args.model, params, args.platform, shapes, costs=args.costs,
                                       profile=_profile_options(args), progress=sys.stderr.isatty(),
-                                      optimization=args.graph_optimization, batch=args.batch, clone=args.clone)
+                                      optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
+                                      inputs=feeds)
     schedule = read_schedule(args.schedule)
-    original = load_original(args.model, params, shapes, batch=args.batch)[0]
+    original = load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0]
     if args.stream is not None:
         from .stream import replay_stream
         from .tables import format_stream
 
         result = replay_stream(model, problem, schedule, inferences=args.stream, warmup=args.warmup,
-                               opt_level=args.opt_level, tolerance=args.tolerance, original=original)
+                               opt_level=args.opt_level, tolerance=args.tolerance, original=original, feeds=feeds)
         print(format_stream(result))
     else:
         result = replay_schedule(model, problem, schedule, repeats=args.repeats, warmup=args.warmup,
                                  opt_level=args.opt_level, tolerance=args.tolerance, original=original,
-                                 progress=tqdm_progress(sys.stderr.isatty()))
+                                 progress=tqdm_progress(sys.stderr.isatty()), feeds=feeds)
         print(format_replay(result))
     if args.export:
         export_placement(model, problem, schedule, args.export, graph_level(args.graph_optimization, problem.platform))
@@ -373,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("model", help="zoo model name or path to an .onnx file")
         parser.add_argument("--platform", default="default", help="preset name or platform YAML file")
         parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
+        parser.add_argument("--inputs", metavar="FILE.npz", type=_path,
+                            help="the model's input values (numpy.savez, one array per input name), which every run "
+                                 "takes instead of random inputs; their shapes fix dynamic dimensions")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
         parser.add_argument("--batch", type=int, default=1, metavar="B",
                             help="B independent inferences: B copies of the model side by side, one makespan")

@@ -46,12 +46,14 @@ class SolverCatalog:
 
 
 class ModelSpec(FileModel):
-    """Which model: a zoo name with parameters, or an ONNX file with fixed input shapes."""
+    """Which model: a zoo name with parameters, or an ONNX file with fixed input shapes; optionally the
+    values of its inputs (an .npz, :mod:`scheduler.inputs`) that every run takes instead of random ones."""
 
     zoo: str | None = None
     path: str | None = None
     params: dict[str, int | float | str] = Field(default_factory=dict)
     input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    inputs: str | None = None
     batch: int = Field(default=1, ge=1, le=MAX_BATCH)  # independent inferences: copies of the model side by side
     clone: bool = False  # copy cheap shared nodes once per reader (scheduler.clone)
 
@@ -207,9 +209,10 @@ def _relative_to(data: dict[str, Any], base: str) -> None:
         return value
 
     if isinstance(data.get("model"), dict):
-        data["model"]["path"] = fix(data["model"].get("path"))
-        if data["model"]["path"] is None:
-            del data["model"]["path"]
+        for key in ("path", "inputs"):
+            data["model"][key] = fix(data["model"].get(key))
+            if data["model"][key] is None:
+                del data["model"][key]
     for key in ("problem", "platform"):
         if key in data:
             data[key] = fix(data[key])

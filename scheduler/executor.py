@@ -95,11 +95,15 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
     return so
 
 
-def random_inputs(sess: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings.
+def random_inputs(sess: ort.InferenceSession, seed: int = 0,
+                  given: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings;
+    or the ``given`` ones, when the user gave them (:mod:`scheduler.inputs`).
 
     Dimensions without a fixed size get 1.
     """
+    if given is not None:
+        return dict(given)
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in sess.get_inputs():

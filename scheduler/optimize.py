@@ -217,12 +217,12 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
                 probe.graph.output.append(onnx.ValueInfoProto(name=t))
                 exposed.add(t)
     sess = session(model_bytes(probe), "none", label=label)
-    if feeds is None:
-        feeds = random_inputs(sess, seed)
+    hint = "" if feeds is not None else " (on random inputs: give its input values with --inputs FILE.npz)"
+    feeds = random_inputs(sess, seed, feeds)
     try:
         values = sess.run(None, dict(feeds))
     except Exception as exc:
-        raise ModelError(f"ONNX Runtime cannot run model {label!r}: {_ort_message(exc)}") from None
+        raise ModelError(f"ONNX Runtime cannot run model {label!r}{hint}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
     outputs = {o.name for o in model.graph.output}
     declared: dict[str, onnx.ValueInfoProto] | None = None  # ONNX's inference: an empty sequence's element type

@@ -28,6 +28,7 @@ from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
+from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import observed_types, optimize_model, resolve_level
 from .platform import Platform, load_platform
 from .problem import Problem
@@ -79,11 +80,23 @@ class ProfileOptions:
 
 def load_original(spec: str, params: Mapping[str, Any] | None = None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, *,
-                  batch: int = 1) -> tuple[onnx.ModelProto, str]:
+                  batch: int = 1, inputs: Feeds | None = None) -> tuple[onnx.ModelProto, str]:
     """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label;
-    ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`)."""
+    ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`); ``inputs``: the values the
+    user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own."""
     model, label = resolve_model(spec, params)
-    model = batch_copies(fix_input_shapes(name_nodes(model), input_shapes), batch)
+    model = name_nodes(model)
+    if inputs is not None:
+        if batch != 1:
+            raise ModelError("given inputs apply to one inference (batch 1); the batch's copies have their own")
+        check_inputs(model, inputs)
+        shapes = {name: list(dims) for name, dims in (input_shapes or {}).items()}
+        for name, dims in shapes_of(inputs).items():
+            if shapes.setdefault(name, dims) != dims:
+                raise ModelError(f"--input-shape gives {name!r} shape {shapes[name]}, but its given value has "
+                                 f"shape {dims}")
+        input_shapes = shapes
+    model = batch_copies(fix_input_shapes(model, input_shapes), batch)
     return model, label if batch == 1 else f"{label}-batch{batch}"
 
 
@@ -94,20 +107,21 @@ def optimized_cache(profile_folder: str) -> str:
 
 def load_graph(spec: str, params: Mapping[str, Any] | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None, optimization: str = "none",
-               cache_dir: str | None = None, *, batch: int = 1,
-               clone: bool = False) -> tuple[onnx.ModelProto, TaskGraph]:
+               cache_dir: str | None = None, *, batch: int = 1, clone: bool = False,
+               inputs: Feeds | None = None) -> tuple[onnx.ModelProto, TaskGraph]:
     """The model ORT runs at ``optimization`` and its task graph (dynamic input dimensions fixed by ``input_shapes``).
 
     The returned model is the one to profile, cut and replay (with ORT's
     optimisations off); tensor shapes come from a run of it.  ``clone`` copies its
     cheap shared nodes once per reader (:mod:`scheduler.clone`).  A model ORT cannot
-    load is refused here with one line naming the problem.
+    load is refused here with one line naming the problem.  ``inputs``: the user's input values, which the run
+    that gives tensor types uses (random ones otherwise).
     """
-    model, label = load_original(spec, params, input_shapes, batch=batch)
+    model, label = load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
     if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies
         model = clone_producers(model)
-    return model, task_graph_from_onnx(model, name=label, types=observed_types(model, label=label))
+    return model, task_graph_from_onnx(model, name=label, types=observed_types(model, inputs, label=label))
 
 
 def graph_level(optimization: str, platform: Platform) -> str:
@@ -119,24 +133,25 @@ def measure(spec: str, params: Mapping[str, Any] | None = None,
             platform: str | Mapping[str, Any] | Platform = "default",
             input_shapes: Mapping[str, Sequence[int]] | None = None, options: ProfileOptions = ProfileOptions(),
             progress: bool = False, optimization: str = "none", *, batch: int = 1,
-            clone: bool = False) -> tuple[TaskGraph, Platform, Profile, bool]:
+            clone: bool = False, inputs: Feeds | None = None) -> tuple[TaskGraph, Platform, Profile, bool]:
     """Profile a model on a platform's real devices (or reuse the stored profile): graph, platform, profile, reused."""
     return _load(spec, params, platform, input_shapes, options, progress, optimization, profiled=True,
-                 batch=batch, clone=clone)[1:]
+                 batch=batch, clone=clone, inputs=inputs)[1:]
 
 
 def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[str, Any] | Platform,
           input_shapes: Mapping[str, Sequence[int]] | None, options: ProfileOptions, progress: bool,
-          optimization: str, profiled: bool, batch: int = 1,
-          clone: bool = False) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
+          optimization: str, profiled: bool, batch: int = 1, clone: bool = False,
+          inputs: Feeds | None = None) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
     """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
     model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
-                              optimized_cache(options.folder), batch=batch, clone=clone)
+                              optimized_cache(options.folder), batch=batch, clone=clone, inputs=inputs)
     if not profiled:
         return model, graph, plat, None, False
     prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
-                               warmup=options.warmup, force=options.force, progress=tqdm_progress(progress))
+                               warmup=options.warmup, force=options.force, progress=tqdm_progress(progress),
+                               feeds=inputs)
     return model, graph, plat, prof, reused
 
 
@@ -144,20 +159,21 @@ def load_problem(spec: str, params: Mapping[str, Any] | None = None,
                  platform: str | Mapping[str, Any] | Platform = "default",
                  input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                  profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                 optimization: str = "none", *, batch: int = 1,
-                 clone: bool = False) -> tuple[onnx.ModelProto, Problem]:
+                 optimization: str = "none", *, batch: int = 1, clone: bool = False,
+                 inputs: Feeds | None = None) -> tuple[onnx.ModelProto, Problem]:
     """The model to replay and its problem on a platform, with modelled (``costs="model"``) or measured
     (``"profile"``) costs.
 
     ``optimization`` (``none``, ``basic``, ``extended``, ``all`` or ``auto``) is the
     ORT graph optimisation level whose output becomes the task graph (and the model returned);
     ``batch`` > 1 makes the model that many copies of itself (:mod:`scheduler.batch`); ``clone`` copies its
-    cheap shared nodes once per reader (:mod:`scheduler.clone`).
+    cheap shared nodes once per reader (:mod:`scheduler.clone`); ``inputs``: the user's input values
+    (:mod:`scheduler.inputs`), which every run of the model uses.
     """
     if costs not in ("model", "profile"):
         raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
     model, graph, plat, prof, _ = _load(spec, params, platform, input_shapes, profile, progress, optimization,
-                                        profiled=costs == "profile", batch=batch, clone=clone)
+                                        profiled=costs == "profile", batch=batch, clone=clone, inputs=inputs)
     if prof is None:
         return model, Problem.from_graph(graph, plat, name=graph.name)
     return model, problem_from_profile(graph, plat, prof)
@@ -167,10 +183,11 @@ def build_problem(spec: str, params: Mapping[str, Any] | None = None,
                   platform: str | Mapping[str, Any] | Platform = "default",
                   input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                   profile: ProfileOptions = ProfileOptions(), progress: bool = False,
-                  optimization: str = "none", *, batch: int = 1, clone: bool = False) -> Problem:
+                  optimization: str = "none", *, batch: int = 1, clone: bool = False,
+                  inputs: Feeds | None = None) -> Problem:
     """The problem alone of :func:`load_problem`."""
     return load_problem(spec, params, platform, input_shapes, costs, profile, progress, optimization, batch=batch,
-                        clone=clone)[1]
+                        clone=clone, inputs=inputs)[1]
 
 
 BOUND_TOLERANCE = 1e-9

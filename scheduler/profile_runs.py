@@ -32,6 +32,7 @@ from onnx import TensorProto, helper
 from .errors import HetschedError
 from .executor import pin_thread, timed_runs
 from .graph import TaskGraph
+from .inputs import Feeds
 from .optimize import IR_VERSION, model_bytes, random_inputs, session
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
@@ -112,11 +113,12 @@ def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]
 
 
 def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
-                  warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None
-                  ) -> Profile:
+                  warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
+                  feeds: Feeds | None = None) -> Profile:
     """Measure every node on every real device and every transfer class, following the plan.
 
-    ``model`` must be the model ``graph`` was imported from (with fixed input shapes).
+    ``model`` must be the model ``graph`` was imported from (with fixed input shapes); every run takes the
+    given ``feeds`` (the user's inputs), or random inputs from ``seed``.
     ``progress(label, total)`` may return a callable that is ticked once per ORT run.
     """
     if repeats < 1 or warmup < 0:
@@ -132,13 +134,13 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             sess = _session(data, run.provider, run.threads, tmp)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
-            feeds = random_inputs(sess, seed)
-            timed_runs(partial(sess.run, None, feeds), warmup, repeats, tick)
+            run_feeds = random_inputs(sess, seed, feeds)
+            timed_runs(partial(sess.run, None, run_feeds), warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
             del sess  # its (spinning) threads must not run beside the next session
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(data, run.provider, run.threads, None)
-            wall = timed_runs(partial(plain.run, None, feeds), warmup, repeats)
+            wall = timed_runs(partial(plain.run, None, run_feeds), warmup, repeats)
             del plain
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
@@ -176,23 +178,25 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     )
     if plan.executor_runs:
         tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
-        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick)
+        contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick,
+                                        feeds=feeds)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
         if len(real_devices(platform)) > 1:
             try:
                 prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
                                                            repeats=repeats, warmup=warmup, seed=seed,
-                                                           progress=progress))
+                                                           progress=progress, feeds=feeds))
             except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
                 pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
         prof = replace(prof, drift=check_change(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
-                                                progress=progress))
+                                                progress=progress, feeds=feeds))
     return prof
 
 
 def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int, seed: int = 0,
-                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> float | None:
+                 progress: Callable[[str, int], Callable[[], None]] | None = None,
+                 feeds: Feeds | None = None) -> float | None:
     """The check run: the whole model timed now with the first node run's settings, against ``prof``'s
     timing of it (``now / then - 1``; None when that was 0)."""
     if not plan.node_runs:
@@ -200,14 +204,16 @@ def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: in
     first = plan.node_runs[0]
     plain = _session(data, first.provider, first.threads, None)
     tick = progress("check", warmup + repeats) if progress else _noop
-    now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed)), warmup, repeats, tick))
+    now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed, feeds)), warmup, repeats,
+                                       tick))
     del plain
     then = prof.whole_run_s.get(first.devices[0], 0.0)
     return now / then - 1.0 if then > 0 else None
 
 
 def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> ExecutorCosts:
+                 progress: Callable[[str, int], Callable[[], None]] | None = None,
+                 feeds: Feeds | None = None) -> ExecutorCosts:
     """Fit the executor's per-segment costs from replays of :data:`~scheduler.profiling.EXECUTOR_PLACEMENTS`
     random placements over the real devices.
 
@@ -235,7 +241,8 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
             placement[t] = allowed[int(rng.integers(len(allowed)))]
         schedule = simulate(problem, placement)
         result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
-                        progress=(lambda label, total: progress("executor", total)) if progress else None)
+                        progress=(lambda label, total: progress("executor", total)) if progress else None,
+                        feeds=feeds)
         runs.append((cut(problem, schedule), result))
 
     def median(values: Sequence[float | None]) -> float:
@@ -273,7 +280,7 @@ def _fit_switch(problem: Problem, segments: Sequence[Segment], measured: float, 
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                       tick: Callable[[], None] = lambda: None) -> float:
+                       tick: Callable[[], None] = lambda: None, feeds: Feeds | None = None) -> float:
     """How much slower the model runs on a device while another runs it beside it on other cores.
 
     The whole model on the two devices of :func:`contention_pair` at once, each
@@ -289,7 +296,7 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
         return 0.0
     cpus = core_map(platform)
     sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
-    feeds = random_inputs(sessions[0], seed)
+    feeds = random_inputs(sessions[0], seed, feeds)
 
     def timed(workers: int) -> list[float]:
         times: list[list[float]] = [[] for _ in range(workers)]

@@ -22,6 +22,7 @@ import pandas as pd
 from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
+from .inputs import Feeds, inputs_digest
 from .optimize import model_bytes
 from .platform import Platform
 from .problem import ExecutorCosts, ExecutorRecord
@@ -31,6 +32,12 @@ from .schema import Count, FileModel, Finite, Text, exactly, parse
 
 
 _CSV_COLUMNS = ["task", "device", "median_s", "min_s", "max_s", "cv", "runs", "note"]
+
+
+def profile_label(name: str, feeds: Feeds | None = None) -> str:
+    """The name a model's profiles are stored under: a profile on the user's inputs apart from one on
+    random inputs (:func:`scheduler.inputs.inputs_digest`)."""
+    return f"{name}-inputs-{inputs_digest(feeds)}" if feeds else name
 
 
 def profile_paths(folder: str, label: str, model_sha256: str, key: str) -> tuple[str, str]:
@@ -127,31 +134,37 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
                 label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
-                progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[Profile, bool]:
+                progress: Callable[[str, int], Callable[[], None]] | None = None,
+                feeds: Feeds | None = None) -> tuple[Profile, bool]:
     """A stored profile when it matches and still holds (``reused=True``), else a fresh one that is then stored.
+
+    ``feeds``: the user's input values, which every profiling run uses; a profile on them is stored
+    apart from one on random inputs (:func:`scheduler.inputs.inputs_digest`).
 
     A stored profile is checked by one run of the whole model (:func:`~scheduler.profile_runs.check_change`):
     when the host runs it more than :data:`DRIFT_LIMIT` faster or slower than when
     it was profiled (another load, another machine state), every cost in it is off
     alike, and it is measured again.
     """
-    label = label or graph.name
+    label = profile_label(label or graph.name, feeds)
     data = model_bytes(model)
     sha = hashlib.sha256(data).hexdigest()
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
         if stored is not None:
             change = check_change(data, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
-                                  progress=progress)
+                                  progress=progress, feeds=feeds)
             if not drifted(stored, change):
                 return stored, True
             print(f"hetsched: the whole model now runs {change:+.0%} against the stored profile of {stored.date} "
                   "(the host's load changed since); measuring again", file=sys.stderr)
-    prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+    prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress,
+                         feeds=feeds)
     if drifted(prof):  # the host's load changed while profiling
         print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "
               "profiling (the host's load changed); measuring once more", file=sys.stderr)
-        again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress)
+        again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress,
+                              feeds=feeds)
         prof = min(prof, again, key=lambda p: abs(p.drift or 0.0))
         if drifted(prof):
             print(f"hetsched: warning: the profile still drifted by {prof.drift:+.0%}; its predictions are off "

@@ -36,6 +36,7 @@ import onnx
 
 from .bounds import critical_path_bound
 from .errors import HetschedError
+from .inputs import Feeds
 from .problem import Problem
 from .problem_views import canonical_placement, symmetries
 from .deploy import export_placement, export_plain
@@ -133,7 +134,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
               stage: Callable[[str], None] = lambda text: None,
-              simulated: tuple[Problem, Sequence[Schedule]] | None = None, rounds: int = 3) -> dict[str, Any]:
+              simulated: tuple[Problem, Sequence[Schedule]] | None = None, rounds: int = 3,
+              feeds: Feeds | None = None) -> dict[str, Any]:
     """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
 
     Returns the ``replay.json`` structure: the recommended candidate's fields
@@ -147,6 +149,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     The ``repeats`` are spread over ``rounds``: each round times every candidate
     and every plain configuration, in a rotating order, and the samples are
     pooled (one burst of load on a shared host would otherwise hit one candidate).
+    Every run takes ``feeds`` (the user's inputs), or random inputs from ``seed``.
 
     ``simulated`` is the what-if: the same model on a platform that adds simulated
     devices to ``problem``'s real ones (:func:`scheduler.problem_views.host_problem`),
@@ -167,7 +170,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     rounds = max(1, min(rounds, repeats))
     per = -(-repeats // rounds)
     # one reference run and one cut per candidate, reused by every round (sessions are made anew per round)
-    reference = reference_run(model, seed, problem.label)
+    reference = reference_run(model, seed, problem.label, feeds)
     prepared = [prepare_replay(model, p, s, reference) for p, s in chosen]
     replays: list[dict[str, Any]] = [{} for _ in chosen]
     samples: list[list[float]] = [[] for _ in chosen]

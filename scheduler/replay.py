@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 
 from .executor import Part, SegmentRunner, Timing, timed_runs
+from .inputs import Feeds
 from .optimize import model_bytes, observed_run, random_inputs, session
 from .platform import Platform, usable_cpus
 from .problem import Problem
@@ -183,18 +184,23 @@ def _summary(samples: Sequence[float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Reference:
-    """The whole model's run that replays check against: its inputs, its outputs, every tensor's type."""
+    """The whole model's run that replays check against: its inputs, its outputs, every tensor's type, and
+    whether the inputs are the user's (``given``) rather than random."""
 
     feeds: Mapping[str, np.ndarray]
     expected: Mapping[str, np.ndarray]
     types: Mapping[str, onnx.ValueInfoProto]
+    given: bool = False
 
 
-def reference_run(model: onnx.ModelProto, seed: int = 0, label: str = "model") -> Reference:
-    """Random inputs (``seed``) and one run of ``model`` on them (:func:`scheduler.optimize.observed_run`)."""
-    feeds = random_inputs(session(model_bytes(model), label=label), seed)
+def reference_run(model: onnx.ModelProto, seed: int = 0, label: str = "model",
+                  feeds: Feeds | None = None) -> Reference:
+    """The user's inputs (``feeds``), else random ones (``seed``), and one run of ``model`` on them
+    (:func:`scheduler.optimize.observed_run`)."""
+    given = feeds is not None
+    feeds = random_inputs(session(model_bytes(model), label=label), seed, feeds)
     types, expected = observed_run(model, feeds, label=label)
-    return Reference(feeds, expected, types)
+    return Reference(feeds, expected, types, given)
 
 
 @dataclass(frozen=True)
@@ -220,7 +226,8 @@ def prepare_replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
            opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
            original: onnx.ModelProto | None = None, prepared: PreparedReplay | None = None,
-           progress: Callable[[str, int], Callable[[], None]] | None = None) -> dict[str, Any]:
+           progress: Callable[[str, int], Callable[[], None]] | None = None,
+           feeds: Feeds | None = None) -> dict[str, Any]:
     """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
 
     ``model`` is the model the problem's task graph was built from (the optimised
@@ -228,12 +235,13 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
     user's model, default ``model``) at its best settings.  ``prepared`` is the
     schedule already cut and built (:func:`prepare_replay`); the sessions are made
     anew on every call, so that no idle session's threads run beside other work.
+    Every run takes ``feeds`` (the user's inputs), or random inputs from ``seed``.
     Raises ReplayError when the schedule does not fit the model or when the
     replayed outputs differ from the whole model's by more than ``tolerance``.
     """
     if repeats < 1 or warmup < 0:
         raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
-    prepared = prepared or prepare_replay(model, problem, schedule, seed=seed)
+    prepared = prepared or prepare_replay(model, problem, schedule, reference_run(model, seed, problem.label, feeds))
     segments, parts = prepared.segments, prepared.parts
     feeds, expected = prepared.reference.feeds, prepared.reference.expected
     devices = problem.platform.device

@@ -28,6 +28,7 @@ import yaml
 from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
+from .inputs import load_inputs
 from .pipeline import (ProfileOptions, graph_level, load_graph, load_original, load_problem, optimized_cache,
                        run_solvers, safe_name, tqdm_progress)
 from .recommend import as_candidate, recommend
@@ -139,12 +140,13 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     """Run the whole job of ``config`` and write its folder atomically (see the module docstring)."""
     _check_writable(config.output_dir)
     spec = config.model.zoo or config.model.path or ""
+    feeds = load_inputs(config.model.inputs) if config.model.inputs else None
     if config.costs == "problem":
         problem = read_problem(config.problem)
         level = graph_level(config.graph_optimization, problem.platform)
         model, graph = load_graph(spec, config.model.params, config.model.input_shapes, level,
                                   optimized_cache(config.profile.folder), batch=config.model.batch,
-                                  clone=config.model.clone)
+                                  clone=config.model.clone, inputs=feeds)
         missing = set(problem.tasks) ^ {t.name for t in graph.tasks}
         if missing:
             raise HetschedError(f"{config.problem}: the problem's tasks are not the nodes of model {spec!r} "
@@ -154,12 +156,13 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,
                                       costs=config.costs, progress=progress and sys.stderr.isatty(),
                                       optimization=config.graph_optimization, batch=config.model.batch,
-                                      clone=config.model.clone,
+                                      clone=config.model.clone, inputs=feeds,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,
                                                              config.profile.warmup, config.profile.force))
         level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
-    original, _ = load_original(spec, config.model.params, config.model.input_shapes, batch=config.model.batch)
+    original, _ = load_original(spec, config.model.params, config.model.input_shapes, batch=config.model.batch,
+                                inputs=feeds)
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
@@ -190,7 +193,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                         candidates=config.replay.candidates, inferences=config.replay.inferences,
                                         warmup=config.replay.inferences // 5, opt_level=config.replay.opt_level,
                                         tolerance=config.replay.tolerance, seed=config.seed,
-                                        stage=lambda text: _stage(progress, text))
+                                        stage=lambda text: _stage(progress, text), feeds=feeds)
             write_json(os.path.join(tmp, "stream.json"), streamed)
         elif config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
@@ -204,7 +207,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
                                  seed=config.seed, export=tmp_export, level=level,
                                  progress=tqdm_progress(progress and sys.stderr.isatty()),
-                                 stage=lambda text: _stage(progress, text))
+                                 stage=lambda text: _stage(progress, text), feeds=feeds)
             if replayed.get("export"):
                 replayed = {**replayed, "export": os.path.join(final, "deploy")}
             _measured_column(table, problem, replayed)

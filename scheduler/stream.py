@@ -43,6 +43,7 @@ import onnx
 import onnxruntime as ort
 
 from .executor import Part, pin_thread
+from .inputs import Feeds
 from .optimize import model_bytes, session
 from .platform import usable_cpus
 from .problem import Problem
@@ -248,11 +249,15 @@ def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray
     return out
 
 
-def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: int) -> list[dict[str, np.ndarray]]:
+def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: int,
+                 vary: bool = True) -> list[dict[str, np.ndarray]]:
     """``count`` inputs like ``reference_feeds``: the first is it, the others drawn alike (random floats,
-    integers within the range of the reference's, the rest copied)."""
+    integers within the range of the reference's, the rest copied), or all the same when not ``vary``
+    (the user gave them: :mod:`scheduler.inputs`)."""
     rng = np.random.default_rng(seed + 1)
     out = [dict(reference_feeds)]
+    if not vary:
+        return [dict(reference_feeds) for _ in range(count)]
     for _ in range(count - 1):
         feed = {}
         for name, x in reference_feeds.items():
@@ -270,11 +275,12 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
                   warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
                   original: onnx.ModelProto | None = None, reference: Reference | None = None,
-                  stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+                  stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None) -> dict[str, Any]:
     """Measure the throughput of ``schedule``'s placements (:attr:`Schedule.copies`) pipelined on real devices,
     against plain ONNX Runtime's on the same stream (the ``hetsched-stream/1`` structure).  The first inference's
     outputs must equal the whole model's within ``tolerance`` (``reference``: one run of the model, made when
-    not given); every device must be real (a simulated one has no wall clock)."""
+    not given, on ``feeds``, the user's inputs, if any); every device must be real (a simulated one has no
+    wall clock)."""
     if inferences <= warmup or warmup < 0:
         raise ReplayError("a stream needs inferences > warmup >= 0")
     placements = schedule.copies
@@ -283,14 +289,14 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     if any(devices[d].simulated for d in used):
         raise ReplayError(f"a stream runs on real devices only; {', '.join(d for d in used if devices[d].simulated)} "
                           "is simulated")
-    reference = reference or reference_run(model, seed, problem.label)
+    reference = reference or reference_run(model, seed, problem.label, feeds)
     stage(f"stream of {inferences} inferences over {len(placements)} cop{'y' if len(placements) == 1 else 'ies'}")
     prepared = [prepare_replay(model, problem, schedule if placement == schedule.placement else
                                simulate(problem, placement), reference) for placement in placements]
     plans = [Plan(tuple(runner_parts(problem, prep.parts)),  # the copies' workers share the host's cores
                   tuple(segment_sessions(problem, prep.parts, opt_level, spinning="during-run")))
              for prep in prepared]
-    feeds = stream_feeds(reference.feeds, inferences, seed)
+    feeds = stream_feeds(reference.feeds, inferences, seed, vary=not reference.given)
     outputs = list(reference.expected)
     cpus = {p.device: p.cpus for plan in plans for p in plan.parts}
     in_flight = in_flight or 2 * len(used)
@@ -334,7 +340,7 @@ def predicted_period(problem: Problem, schedule: Schedule) -> float:
 def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,
                      schedules: Sequence[Schedule], *, candidates: int = 3, inferences: int = 40, warmup: int = 8,
                      opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
-                     stage: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+                     stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None) -> dict[str, Any]:
     """Stream the ``candidates`` placements with the best predicted period (mirror images once) and plain ONNX
     Runtime on the same inputs; recommend the shortest measured period, a plain configuration when it wins.
 
@@ -343,9 +349,10 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     recommendation and its throughput against the best plain stream.
     """
     top = top_placements(problem, schedules, candidates, lambda s: predicted_period(problem, s))
-    reference = reference_run(model, seed, problem.label)
+    reference = reference_run(model, seed, problem.label, feeds)
     stage("plain ONNX Runtime on the stream")
-    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed), warmup, len(usable_cpus()))
+    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed, vary=not reference.given), warmup,
+                         len(usable_cpus()))
     rows = []
     for k, s in enumerate(top, 1):
         stage(f"stream {k}/{len(top)}: placement of {s.solver}")

@@ -1,0 +1,128 @@
+"""The user's input values (``--inputs FILE.npz``, ``model: {inputs: ...}``): checked, used by every run."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from onnx import TensorProto, helper
+
+from scheduler.cli import main
+from scheduler.errors import ModelError
+from scheduler.inputs import check_inputs, load_inputs
+from scheduler.optimize import IR_VERSION
+from scheduler.pipeline import ProfileOptions, load_original, load_problem
+from scheduler.replay import replay
+from scheduler.semantics import simulate
+from scheduler.stream import stream_feeds
+
+F = TensorProto.FLOAT
+SHAPE = np.array([3, 4], np.int64)
+
+
+@pytest.fixture
+def expand_model(tmp_path) -> str:
+    """A model whose integer input is a shape (``Expand``'s target): zeros, the random default, cannot run it."""
+    nodes = [helper.make_node("Expand", ["x", "shape"], ["e"], name="expand"),
+             helper.make_node("Relu", ["e"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["e"], ["s"], name="sigmoid"),
+             helper.make_node("Add", ["r", "s"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "expand", [helper.make_tensor_value_info("x", F, ["n", 1]),
+                                            helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("y", F, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "expand.onnx"
+    onnx.save(m, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def inputs_file(tmp_path) -> str:
+    path = tmp_path / "inputs.npz"
+    np.savez(path, x=np.arange(3, dtype=np.float32).reshape(3, 1) - 1, shape=SHAPE)
+    return str(path)
+
+
+def test_given_inputs_run_a_model_random_inputs_cannot(expand_model, inputs_file, tmp_path):
+    with pytest.raises(ModelError, match="on random inputs: give its input values with --inputs"):
+        load_problem(expand_model, platform="cpu", input_shapes={"x": [3, 1]})
+    feeds = load_inputs(inputs_file)
+    model, problem = load_problem(expand_model, platform="cpu", inputs=feeds)  # x's dim 'n' fixed by the value
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [3, 1]
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
+                    original=load_original(expand_model, inputs=feeds)[0])
+    assert len(result["segments"]) > 1 and result["max_abs_diff"] == 0.0 and result["baselines"]
+
+
+def test_profile_on_given_inputs_is_stored_apart(expand_model, inputs_file, tmp_path):
+    folder = tmp_path / "profiles"
+    feeds = load_inputs(inputs_file)
+    _, problem = load_problem(expand_model, platform="cpu", costs="profile", inputs=feeds,
+                              profile=ProfileOptions(folder=str(folder), repeats=2, warmup=0))
+    assert problem.executor is not None
+    stored = sorted(f for f in os.listdir(folder) if f.endswith(".json"))
+    assert len(stored) == 1 and stored[0].startswith("expand-inputs-")
+
+
+def test_given_inputs_are_checked_against_the_model(expand_model, tmp_path):
+    model = onnx.load(expand_model)
+    good = {"x": np.zeros((2, 1), np.float32), "shape": SHAPE}
+    check_inputs(model, good)
+    for feeds, message in [({**good, "z": SHAPE}, "'z', which is not an input of the model"),
+                           ({"x": good["x"]}, "lack the model's input 'shape'"),
+                           ({**good, "shape": SHAPE.astype(np.int32)}, "'shape' is int32, but the model takes int64"),
+                           ({**good, "x": np.zeros(2, np.float32)}, "'x' has rank 1, but the model's has rank 2"),
+                           ({**good, "x": np.zeros((2, 2), np.float32)}, "fixes dimension 1 at 1")]:
+        with pytest.raises(ModelError, match=message):
+            check_inputs(model, feeds)
+    with pytest.raises(ModelError, match=r"--input-shape gives 'x' shape \[4, 1\], but its given value"):
+        load_original(expand_model, input_shapes={"x": [4, 1]}, inputs=good)
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "does not exist"),
+    (b"not a zip", "is not a readable .npz"),
+    ("npy", "holds one array"),
+    ("pickle", "is not a readable .npz"),
+    ("empty", "holds no arrays"),
+])
+def test_bad_inputs_file_is_one_line_and_exit_2(expand_model, tmp_path, capsys, content, message):
+    path = tmp_path / "bad.npz"
+    if content == "npy":
+        with open(path, "wb") as f:
+            np.save(f, SHAPE)
+    elif content == "pickle":
+        np.savez(path, x=np.array([{"a": 1}], dtype=object))  # loading it would unpickle: refused
+    elif content == "empty":
+        np.savez(path)
+    elif content is not None:
+        path.write_bytes(content)
+    code = main(["problem", expand_model, "--platform", "cpu", "--inputs", str(path), "-o", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_run_config_takes_inputs_beside_it(expand_model, inputs_file, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "given", "model": {"path": os.path.basename(expand_model), "inputs": os.path.basename(inputs_file)},
+        "platform": "cpu", "costs": "model", "solvers": ["single", "heft"], "time_limit": 2,
+        "replay": {"repeats": 2, "rounds": 1, "candidates": 2}, "output_dir": str(tmp_path / "out")}))
+    assert main(["run", "--quiet", str(config)]) == 0
+    assert "recommended:" in capsys.readouterr().out
+
+
+def test_a_stream_of_given_inputs_repeats_them():
+    given = {"shape": SHAPE, "x": np.ones((3, 1), np.float32)}
+    stream = stream_feeds(given, 4, seed=0, vary=False)
+    assert len(stream) == 4 and all(np.array_equal(f["shape"], SHAPE) and np.array_equal(f["x"], given["x"])
+                                    for f in stream)
+    varied = stream_feeds(given, 4, seed=0)
+    assert not np.array_equal(varied[1]["x"], given["x"])
