@@ -11,8 +11,11 @@ every task whose output another device reads (a session call returns its outputs
 only when it ends, so the consumer would otherwise wait for the whole segment).
 Each segment
 becomes an ONNX model: boundary inputs (tensors read but not produced inside and
-not initializers), outputs (tensors read by other segments, or graph outputs),
-only the initializers it uses, the original opset and a readable IR version.
+not initializers), outputs (tensors read by other segments, or graph outputs;
+graph outputs that are initializers come out of the first segment, and a segment
+of dead ends only returns what they write), only the initializers it uses, the
+original opset and a readable IR version (at least 4, whose initializers need not
+be listed as inputs).
 
 Example
 -------
@@ -169,14 +172,21 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
             consumers.setdefault(x, set()).add(owner[n.name])
     out = []
     available = {i.name for i in g.input} | set(inits)
-    for seg in segments:
+    # graph outputs that are initializers (constants, or folded by ORT's optimiser) come out of the first segment
+    constant = list(dict.fromkeys(o.name for o in g.output if o.name in inits))
+    for k, seg in enumerate(segments):
         seg_nodes = [nodes[t] for t in _node_order(g, seg.tasks)]
         produced = {x for n in seg_nodes for x in n.output if x}
         read = [x for n in seg_nodes for x in node_reads(n)]
         inputs = tuple(dict.fromkeys(x for x in read if x not in produced and x not in inits))
         outputs = tuple(x for n in seg_nodes for x in n.output
                         if x and (x in graph_outputs or consumers.get(x, set()) - {seg.index}))
+        if not outputs:  # only dead ends (nodes whose outputs nothing reads): return those, ORT needs an output
+            outputs = tuple(x for n in seg_nodes for x in n.output if x and x not in consumers)
         used_inits = [inits[x] for x in dict.fromkeys(read) if x in inits]
+        if k == 0 and constant:
+            outputs += tuple(constant)
+            used_inits += [inits[x] for x in constant if x not in read]
         late = [x for x in inputs if x not in available]
         if late:  # the schedule's order contradicts this model's data flow (a schedule of another model?)
             raise ReplayError(f"the schedule does not fit this model: segment {seg.index} on {seg.device} reads "

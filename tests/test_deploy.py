@@ -8,13 +8,15 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
-from scheduler.optimize import model_bytes, random_inputs, session
+from scheduler.optimize import IR_VERSION, model_bytes, random_inputs, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
-from scheduler.replay import core_map
+from scheduler.replay import core_map, replay
 from scheduler.semantics import simulate
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH, script folder only): load the runner,
@@ -105,6 +107,31 @@ def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path)
     with np.load(out, allow_pickle=True) as data:
         assert data["words_out"].tolist() == ["", ""] and data["seq"].shape == (2, 2, 3)
         np.testing.assert_array_equal(data["cat"], np.concatenate(list(data["seq"])))
+
+
+def test_constant_output_and_dead_end_replay_and_run_standalone(tmp_path):
+    """A graph output that is an initializer (a constant, or one ORT's optimiser folded) comes out of the
+    first segment; a segment holding only a node whose output nothing reads returns that output (ORT runs
+    no session call without one)."""
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Neg", ["r"], ["y"], name="neg"),
+             helper.make_node("Exp", ["r"], ["dead"], name="dead")]
+    g = helper.make_graph(nodes, "edges", [helper.make_tensor_value_info("x", f, [2, 3])],
+                          [helper.make_tensor_value_info("c", f, [2]), helper.make_tensor_value_info("y", f, [2, 3])],
+                          [numpy_helper.from_array(np.array([1.5, 2.5], np.float32), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "edges.onnx"
+    onnx.save(m, str(path))
+    model, problem = load_problem(str(path), platform="cpu", costs="model")
+    schedule = simulate(problem, {"relu": "cpu0", "neg": "cpu0", "dead": "cpu1"})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert [s["outputs"] for s in result["segments"]] == [["r", "c"], ["y"], ["dead"]]
+    assert result["max_abs_diff"] == 0.0
+    folder = tmp_path / "deploy"
+    export_placement(model, problem, schedule, str(folder), "none")
+    feeds = {"x": np.ones((2, 3), np.float32)}
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(m, feeds))
 
 
 def test_runner_command_line_in_a_fresh_process(tmp_path):
