@@ -48,7 +48,7 @@ from .optimize import model_bytes, session
 from .platform import usable_cpus
 from .problem import Problem
 from .recommend import top_placements
-from .replay import (Reference, max_abs_diff, plain_configs, prepare_replay, reference_run, runner_parts,
+from .replay import (Reference, checked_diff, plain_configs, prepare_replay, reference_run, runner_parts,
                      segment_durations, segment_sessions)
 from .schedule import Schedule
 from .segments import ReplayError, Segment
@@ -304,9 +304,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     for _ in range(PASSES):  # the last pass is timed
         got, finish = runner.run(feeds, outputs, cpus)
     del runner, plans  # their sessions' threads must not run beside the baselines
-    max_diff = max_abs_diff(reference.expected, got[0])
-    if max_diff > tolerance:
-        raise ReplayError(f"streamed outputs differ from the whole model's by {max_diff:.3g} (tolerance {tolerance:g})")
+    max_diff = checked_diff(reference.expected, got[0], tolerance, "streamed")
     measured = period_of(finish, warmup)
     predicted = predicted_period(problem, schedule)
     by_segment = predicted_stream_period(problem, [p.segments for p in prepared])

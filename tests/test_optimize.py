@@ -17,8 +17,9 @@ from scheduler.optimize import IR_VERSION, model_bytes, observed_types, optimize
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
-from scheduler.replay import replay
+from scheduler.replay import checked_diff, replay
 from scheduler.schedule import validate
+from scheduler.segments import ReplayError
 from scheduler.semantics import simulate
 from solvers import get_solver
 
@@ -282,6 +283,37 @@ def test_sequences_and_strings_cross_segments(sequence_model):
     result = _replay_alternating(sequence_model)
     crossing = {x for seg in result["segments"] for x in seg["inputs"]}
     assert {"seq", "empty", "same"} <= crossing and result["max_abs_diff"] == 0.0
+
+
+def test_quantized_and_half_precision_models_cut(tmp_path):
+    """int8 (ORT's dynamic quantisation: ConvInteger, MatMulInteger, DynamicQuantizeLinear) and float16 models.
+    ORT runs a float16 MatMul in float32 (it inserts casts), so the whole model keeps float32 between ops
+    where a cut rounds to float16: the check allows the output's rounding, and no more."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    original, _ = load_original("inception", {"blocks": 1, "channels": 16})
+    onnx.save(original, str(tmp_path / "f32.onnx"))
+    quantize_dynamic(str(tmp_path / "f32.onnx"), str(tmp_path / "int8.onnx"), weight_type=QuantType.QInt8)
+    half = helper.make_tensor_value_info
+    w = numpy_helper.from_array(np.random.default_rng(0).random((8, 8)).astype(np.float16), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+                           helper.make_node("Relu", ["h"], ["r"], name="relu"),
+                           helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+                           helper.make_node("Add", ["r", "s"], ["y"], name="add")], "f16",
+                          [half("x", TensorProto.FLOAT16, [4, 8])], [half("y", TensorProto.FLOAT16, [4, 8])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    onnx.save(m, str(tmp_path / "f16.onnx"))
+    int8 = _replay_alternating(str(tmp_path / "int8.onnx"))
+    assert int8["max_abs_diff"] <= 1e-4 and len(int8["segments"]) > 10
+    f16 = _replay_alternating(str(tmp_path / "f16.onnx"))
+    assert 0 < f16["max_abs_diff"] < 0.01  # float16 roundings, which a check at 1e-4 alone refused
+    ref = {"y": np.array([1.0, 2.0], np.float16)}
+    assert checked_diff(ref, {"y": np.array([1.0, 2.001953125], np.float16)}, 1e-4, "replayed") > 1e-4
+    with pytest.raises(ReplayError, match="differ from the whole model's by 0.0156 at 'y'"):
+        checked_diff(ref, {"y": np.array([1.0, 2.015625], np.float16)}, 1e-4, "replayed")
+    with pytest.raises(ReplayError, match="by 0.001 at 'z'"):
+        checked_diff({"z": np.array([2.0], np.float32)}, {"z": np.array([2.001], np.float32)}, 1e-4, "replayed")
 
 
 def test_ort_internal_op_in_the_onnx_domain_cuts(tmp_path):
