@@ -13,16 +13,25 @@ on branchy models at least half the headroom captured.  Writes
 ``results/bench_replay.csv`` (one row per model and solver) and
 ``results/bench_replay.md`` (the per-model summary the README quotes).
 
+``--onnx-test-zoo`` runs the same on models hetsched did not build: the Caffe2
+exports at ImageNet size that the ``onnx`` package ships as its own test data
+(AlexNet, DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet,
+VGG-19, ZFNet-512; IR 3, every weight a ``ConstantOfShape`` until ORT folds it).
+
     python benchmarks/bench_replay.py --repeats 10
+    python benchmarks/bench_replay.py --repeats 10 --onnx-test-zoo --out results/bench_replay_onnx_zoo
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import statistics
 import time
 from typing import Any
 
+import onnx
 import pandas as pd
 
 from scheduler.fileio import write_text
@@ -33,7 +42,15 @@ from solvers import SOLVERS, get_solver, solver_names
 
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "mobilenetv2", "resnet50", "bert-base",
           "gpt2-small", "siamese-lstm"]
-BRANCHY = {"inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm"}
+BRANCHY = {"inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm",
+           "onnx-zoo:inception_v1", "onnx-zoo:inception_v2", "onnx-zoo:squeezenet"}
+
+
+def onnx_test_zoo() -> dict[str, str]:
+    """The ``onnx`` package's test models at real size, by name (``onnx-zoo:<name>``): path."""
+    folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    return {f"onnx-zoo:{os.path.basename(p)[len('light_'):-len('.onnx')]}": p
+            for p in sorted(glob.glob(os.path.join(folder, "light_*.onnx")))}
 
 
 def split_gain(row: Any) -> float:
@@ -50,16 +67,18 @@ def main() -> None:
     ap.add_argument("--platform", default="cpu")
     ap.add_argument("--solvers", nargs="*", default=None, help="default: every latency solver")
     ap.add_argument("--models", nargs="*", default=MODELS)
+    ap.add_argument("--onnx-test-zoo", action="store_true", help="the onnx package's test models instead")
     ap.add_argument("--out", default="results/bench_replay")
     args = ap.parse_args()
     folder = "results/bench-profiles"
+    paths = onnx_test_zoo() if args.onnx_test_zoo else {name: name for name in args.models}
     rows, summary = [], []
-    for name in args.models:
+    for name, spec in paths.items():
         t0 = time.perf_counter()
-        model, problem = load_problem(name, None, args.platform, costs="profile", optimization="auto",
+        model, problem = load_problem(spec, None, args.platform, costs="profile", optimization="auto",
                                       profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
         level = graph_level("auto", problem.platform)
-        original, _ = load_original(name)
+        original, _ = load_original(spec)
         latency = [n for n in solver_names(dispatchers=False) if "latency" in SOLVERS[n].objectives]
         schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or latency]
         schedules += [as_candidate(problem, sub, s) for sub in disjoint_problems(problem)
@@ -99,7 +118,7 @@ def main() -> None:
     flat = summ[summ["model"].isin(BRANCHY) & ~(summ["headroom"] > 1.0)]
     per = -(-args.repeats // args.rounds) * args.rounds
     lines = [f"# Replay benchmark (`python benchmarks/bench_replay.py --repeats {args.repeats} "
-             f"--rounds {args.rounds}`)", "",
+             f"--rounds {args.rounds}{' --onnx-test-zoo' if args.onnx_test_zoo else ''}`)", "",
              f"Platform `{args.platform}`, medians of {per} runs in {args.rounds} rounds (each round times every "
              f"candidate and plain configuration in turn), every ratio measured in the same run per model; "
              f"{time.strftime('%Y-%m-%d')}.", "",
