@@ -44,6 +44,7 @@ from .errors import ConfigError, HetschedError
 from .fileio import read_json, read_yaml, write_json, write_text
 from .generate import random_problem
 from .importers import import_dnn_partitioning
+from .inputs import load_inputs
 from .pipeline import GetSolver, build_problem, safe_name
 from .problem import Problem, read_problem, write_problem
 from .schedule import schedule_to_dict, validate
@@ -58,6 +59,7 @@ class Instance(FileModel):
     onnx: str | None = None
     params: dict[str, int | float | str] = Field(default_factory=dict)
     input_shapes: dict[str, list[int]] = Field(default_factory=dict)
+    inputs: str | None = None  # an .npz of the ONNX model's input values (scheduler.inputs)
     problem: str | None = None
     dnn_partitioning: str | None = None
     accelerators: int | None = None
@@ -71,6 +73,8 @@ class Instance(FileModel):
         given = [k for k in ("zoo", "onnx", "problem", "dnn_partitioning", "random") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of zoo, onnx, problem, dnn_partitioning, random")
+        if self.inputs is not None and self.zoo is None and self.onnx is None:
+            raise ValueError("'inputs' applies to zoo and onnx instances only")
         return self
 
     @property
@@ -122,7 +126,7 @@ def load_suite(path: str, solvers: SolverCatalog | None = None) -> Suite:
     base = os.path.dirname(os.path.abspath(path))
     instances = data.get("instances")
     for inst in instances if isinstance(instances, list) else []:  # file paths are relative to the suite file
-        for key in ("onnx", "problem", "dnn_partitioning"):
+        for key in ("onnx", "inputs", "problem", "dnn_partitioning"):
             if isinstance(inst, dict) and isinstance(inst.get(key), str):
                 inst[key] = os.path.normpath(os.path.join(base, inst[key]))
     context = {} if solvers is None else {"check_solver": solvers.check, "solver_names": solvers.names}
@@ -150,10 +154,11 @@ class Cell:
 
 
 def _problem_for(inst: Instance, platform: str) -> Problem:
+    feeds = load_inputs(inst.inputs) if inst.inputs else None
     if inst.source == "zoo":
-        return build_problem(inst.zoo, inst.params, platform, inst.input_shapes, costs=inst.costs)
+        return build_problem(inst.zoo, inst.params, platform, inst.input_shapes, costs=inst.costs, inputs=feeds)
     if inst.source == "onnx":
-        return build_problem(inst.onnx, None, platform, inst.input_shapes, costs=inst.costs)
+        return build_problem(inst.onnx, None, platform, inst.input_shapes, costs=inst.costs, inputs=feeds)
     if inst.source == "problem":
         return read_problem(inst.problem)
     if inst.source == "dnn_partitioning":

@@ -68,6 +68,7 @@ def test_worker_processes_give_the_same_results(tmp_path):
     (SUITE.replace("platforms", "platformz"), "unknown key 'platformz'"),
     (SUITE.replace("heft, greedy", "heft, nope"), "unknown solver 'nope'"),
     (SUITE.replace("{random: 12, seed: 3}", "{random: 12, zoo: mlp}"), "exactly one of"),
+    (SUITE.replace("{random: 12, seed: 3}", "{random: 12, inputs: x.npz}"), "'inputs' applies to zoo and onnx"),
 ])
 def test_bad_suites(tmp_path, text, error):
     with pytest.raises(ConfigError, match=error):

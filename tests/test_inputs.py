@@ -119,6 +119,17 @@ def test_run_config_takes_inputs_beside_it(expand_model, inputs_file, tmp_path, 
     assert "recommended:" in capsys.readouterr().out
 
 
+def test_comparison_suite_instance_takes_inputs_beside_it(expand_model, inputs_file, tmp_path, capsys):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({
+        "name": "given", "instances": [{"onnx": os.path.basename(expand_model),
+                                        "inputs": os.path.basename(inputs_file)}],
+        "platforms": ["cpu"], "solvers": ["heft"], "time_limits": [2], "workers": 1,
+        "output_dir": str(tmp_path / "out")}))
+    assert main(["compare", str(suite)]) == 0
+    assert "1 cells computed" in capsys.readouterr().out
+
+
 def test_a_stream_of_given_inputs_repeats_them():
     given = {"shape": SHAPE, "x": np.ones((3, 1), np.float32)}
     stream = stream_feeds(given, 4, seed=0, vary=False)
