@@ -190,6 +190,8 @@ class SegmentRunner:
         self.errors: list[BaseException] = []
         self.timing = Timing()
         self.t0 = 0.0
+        produced = {x for p in self.parts for x in p.outputs}
+        self.needed = sorted({x for p in self.parts for x in p.inputs} - produced)  # the model's inputs
         self.inline = next(iter(self.queues), None) if len(self.queues) <= 1 else None
         self.threads = [] if len(self.queues) <= 1 else [
             threading.Thread(target=self._worker, args=(d,), daemon=True) for d in self.queues]
@@ -256,8 +258,12 @@ class SegmentRunner:
     def run(self, feeds: Mapping[str, Any]) -> tuple[dict[str, Any], Timing, float]:
         """One run: every tensor by name, per-segment timings, wall-clock makespan (s).
 
-        Raises RuntimeError naming the first segment failure.
+        Raises RuntimeError naming the first segment failure, or a missing input (a segment would wait
+        for it forever).
         """
+        missing = [x for x in self.needed if x not in feeds]
+        if missing:
+            raise RuntimeError(f"input {missing[0]!r} is not given (the model's inputs: {', '.join(self.needed)})")
         switch = sys.getswitchinterval()
         if self.threads:
             sys.setswitchinterval(1e-4)  # hand the GIL over quickly between device workers

@@ -146,6 +146,10 @@ def test_runner_command_line_in_a_fresh_process(tmp_path):
     assert "median" in proc.stdout
     with np.load(out) as data:
         assert set(data.files) == {o.name for o in original.graph.output}
+    np.savez(tmp_path / "wrong.npz", not_x=np.zeros(3, np.float32))
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--inputs", str(tmp_path / "wrong.npz")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "is not given" in proc.stderr
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["session"]["cpus"] = [0, 1]  # two CPUs for a one-thread session
     (folder / "manifest.json").write_text(json.dumps(manifest))
