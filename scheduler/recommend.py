@@ -194,9 +194,12 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     best_plain = min(base, key=base.get)
     keys = ("predicted_makespan_s", "predicted_replay_s", "measured_makespan_s", "prediction_error",
             "replay_prediction_error", "max_abs_diff")
+    # a measured placement's speedup over the best plain configuration, as an interval this run's noise allows
     rows = [{"candidate": _label(p, s), "solver": r["solver"], "platform": p.platform.name,
-             "segments": len(r["segments"]), "timeline": r["timeline"], **{k: r[k] for k in keys}}
-            for (p, s), r in zip(chosen, replays)]
+             "segments": len(r["segments"]), "timeline": r["timeline"], **{k: r[k] for k in keys},
+             "speedup_interval": speedup_interval(plain[best_plain], times, seed=seed)
+             if r["timeline"] == "wall-clock" else None}
+            for (p, s), r, times in zip(chosen, replays, samples)]
     whole = whole_model_schedule(problem, plain_configs()[best_plain][0])
     plain_pred = whole.makespan if whole is not None else None
     plain_replay = predict_replay(problem, whole) if whole is not None else None
@@ -207,15 +210,13 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
                  "measured_makespan_s": base[best_plain],
                  "prediction_error": (base[best_plain] - plain_pred) / plain_pred if plain_pred else None,
                  "replay_prediction_error": (base[best_plain] - plain_replay) / plain_replay if plain_replay else None,
-                 "max_abs_diff": 0.0})
+                 "max_abs_diff": 0.0, "speedup_interval": None})
     # only what ran for real can be recommended: a placement on a simulated device has a virtual timeline
     win = min((i for i, r in enumerate(rows) if r["timeline"] == "wall-clock"),
               key=lambda i: rows[i]["measured_makespan_s"])
-    fastest = {"candidate": rows[win]["candidate"], "speedup_interval": None}
-    if win < len(replays):  # a placement: only when it beats plain ORT beyond this run's noise
-        fastest["speedup_interval"] = speedup_interval(plain[best_plain], samples[win], seed=seed)
-        if fastest["speedup_interval"][0] <= 1.0:
-            win = len(rows) - 1
+    fastest = {"candidate": rows[win]["candidate"], "speedup_interval": rows[win]["speedup_interval"]}
+    if win < len(replays) and rows[win]["speedup_interval"][0] <= 1.0:  # not beyond this run's noise
+        win = len(rows) - 1
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
         "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": len(plain[best_plain]),
         "segments": [], "tolerance": tolerance}

@@ -95,7 +95,8 @@ def format_replay(result: Mapping[str, Any]) -> str:
 
 def format_candidates(replayed: Mapping[str, Any]) -> str:
     """The replayed candidates as a fenced table: predicted (schedule, and by segment with the executor's
-    costs) vs measured, errors, outputs' difference."""
+    costs) vs measured, errors, outputs' difference, and a measured placement's speedup over the best plain
+    ORT as the 90% bootstrap interval (:func:`scheduler.recommend.speedup_interval`)."""
     def ms(v: float | None) -> float | None:
         return None if v is None else v * 1e3
 
@@ -106,6 +107,8 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
         "measured_ms": ms(c["measured_makespan_s"]),
         "error": percent(c["prediction_error"]), "segment_error": percent(c.get("replay_prediction_error")),
         "max_abs_diff": f"{c['max_abs_diff']:.1e}",
+        "vs_plain_90%": "-" if c.get("speedup_interval") is None else
+        f"{c['speedup_interval'][0]:.2f}-{c['speedup_interval'][1]:.2f}x",
     } for c in replayed["candidates"]])
     return "```\n" + table.round(4).to_string(index=False) + "\n```"
 

@@ -272,6 +272,7 @@ def test_a_placement_is_recommended_only_when_it_beats_plain_ort_beyond_the_nois
     ``gain`` times faster with the same spread.  A 3% gain inside 5% noise is no reason to leave plain ORT."""
     import scheduler.recommend as rec
     from scheduler.run import noise_line
+    from scheduler.tables import format_candidates
 
     rng = np.random.default_rng(1)
 
@@ -287,9 +288,11 @@ def test_a_placement_is_recommended_only_when_it_beats_plain_ort_beyond_the_nois
     problem = build_problem("mlp", platform="cpu")
     schedule = simulate(problem, {t: "cpu0" for t in problem.tasks}, solver="single")
     r = recommend(model, model, problem, [schedule], candidates=1, repeats=12, rounds=2, warmup=0)
-    lo, hi = r["fastest_measured"]["speedup_interval"] or (None, None)
+    lo, hi = r["candidates"][0]["speedup_interval"]  # the placement's, shown in the candidates table
+    assert r["candidates"][-1]["speedup_interval"] is None and f"{lo:.2f}-{hi:.2f}x" in format_candidates(r)
     assert (r["solver"] == "single") == placed and bool(r["speedup_vs_best_baseline"] > 1.1) == placed
     if r["fastest_measured"]["candidate"] == "placement of single":
+        assert r["fastest_measured"]["speedup_interval"] == (lo, hi)
         assert lo <= gain <= hi and (lo > 1.0) == placed and (noise_line(r) is None) == placed
     else:
         assert not placed and noise_line(r) is None and r["recommended"].startswith("plain ONNX Runtime")
