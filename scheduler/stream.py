@@ -254,10 +254,10 @@ def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: in
     """``count`` inputs like ``reference_feeds``: the first is it, the others drawn alike (random floats,
     integers within the range of the reference's, the rest copied), or all the same when not ``vary``
     (the user gave them: :mod:`scheduler.inputs`)."""
-    rng = np.random.default_rng(seed + 1)
-    out = [dict(reference_feeds)]
     if not vary:
         return [dict(reference_feeds) for _ in range(count)]
+    rng = np.random.default_rng(seed + 1)
+    out = [dict(reference_feeds)]
     for _ in range(count - 1):
         feed = {}
         for name, x in reference_feeds.items():
