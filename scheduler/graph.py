@@ -158,8 +158,16 @@ def _value_info(vi: onnx.ValueInfoProto) -> _TensorInfo:
     return _TensorInfo(tuple(dims), itemsize)
 
 
+PROTOBUF_LIMIT = 2**31 - 1
+"""Bytes one serialised ONNX model can hold (protobuf's limit): hetsched hands models to ONNX Runtime whole."""
+
+
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
-    """Read an ONNX model from a path (or pass a ModelProto through), with a clear error."""
+    """Read an ONNX model from a path (or pass a ModelProto through), with a clear error.
+
+    A model whose weights (external data included) pass :data:`PROTOBUF_LIMIT` is refused here in one
+    line: every later step serialises it whole, which protobuf cannot.
+    """
     if isinstance(model, onnx.ModelProto):
         return model
     path = os.fspath(model)
@@ -171,6 +179,11 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
         raise ModelError(f"cannot read ONNX model {path!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if not proto.graph.node:
         raise ModelError(f"ONNX model {path!r} has no nodes (is it an ONNX file?)")
+    size = proto.ByteSize()
+    if size > PROTOBUF_LIMIT:
+        raise ModelError(f"ONNX model {path!r} holds {size / 2**30:.2f} GiB with its external data, beyond the "
+                         f"{PROTOBUF_LIMIT / 2**30:.0f} GiB one serialised ONNX model can hold; hetsched hands "
+                         "models to ONNX Runtime whole and does not support models this large yet")
     return proto
 
 
