@@ -193,7 +193,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                         candidates=config.replay.candidates, inferences=config.replay.inferences,
                                         warmup=config.replay.inferences // 5, opt_level=config.replay.opt_level,
                                         tolerance=config.replay.tolerance, seed=config.seed,
-                                        stage=lambda text: _stage(progress, text), feeds=feeds)
+                                        stage=lambda text: _stage(progress, text), feeds=feeds,
+                                        rounds=config.replay.rounds)
             write_json(os.path.join(tmp, "stream.json"), streamed)
         elif config.replay.enabled:
             tmp_export = os.path.join(tmp, "deploy") if config.replay.export else None
@@ -326,10 +327,14 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
         lines += ["## Throughput on ONNX Runtime: streamed placements and the recommendation", "",
                   f"Streamed the best {len(streamed['candidates'])} placement(s) by predicted period, "
                   f"{streamed['inferences']} inferences each after {streamed['warmup']} that fill the pipeline, and "
-                  "plain ONNX Runtime on the same inputs (ms per inference).", "",
+                  f"plain ONNX Runtime on the same inputs, in {streamed['rounds']} rounds (medians, ms per "
+                  "inference).", "",
                   format_stream_candidates(streamed), "",
                   f"**Recommended: {streamed['recommended']}**, {streamed['measured_period_s'] * 1e3:.4f} ms per "
                   f"inference ({streamed['measured_throughput_per_s']:.1f}/s), "
                   f"{streamed['speedup_vs_best_baseline']:.2f}x the throughput of the best plain ONNX Runtime "
                   f"({streamed['best_baseline']}).", ""]
+        line = noise_line(streamed)
+        if line:
+            lines += [line[0].upper() + line[1:] + ".", ""]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ Example
 
 from __future__ import annotations
 
+import statistics
 import sys
 import threading
 import time
@@ -47,9 +48,9 @@ from .inputs import Feeds
 from .optimize import model_bytes, session
 from .platform import usable_cpus
 from .problem import Problem
-from .recommend import top_placements
-from .replay import (Reference, checked_diff, plain_configs, prepare_replay, reference_run, runner_parts,
-                     segment_durations, segment_sessions)
+from .recommend import speedup_interval, top_placements
+from .replay import (PreparedReplay, Reference, checked_diff, plain_configs, prepare_replay, reference_run,
+                     runner_parts, segment_durations, segment_sessions)
 from .schedule import Schedule
 from .segments import ReplayError, Segment
 from .semantics import replicated_period, segment_period, simulate
@@ -275,12 +276,13 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
                   warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
                   original: onnx.ModelProto | None = None, reference: Reference | None = None,
-                  stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None) -> dict[str, Any]:
+                  stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None,
+                  prepared: Sequence[PreparedReplay] | None = None) -> dict[str, Any]:
     """Measure the throughput of ``schedule``'s placements (:attr:`Schedule.copies`) pipelined on real devices,
     against plain ONNX Runtime's on the same stream (the ``hetsched-stream/1`` structure).  The first inference's
     outputs must equal the whole model's within ``tolerance`` (``reference``: one run of the model, made when
     not given, on ``feeds``, the user's inputs, if any); every device must be real (a simulated one has no
-    wall clock)."""
+    wall clock).  ``prepared``: the copies already cut and built (:func:`prepare_stream`)."""
     if inferences <= warmup or warmup < 0:
         raise ReplayError("a stream needs inferences > warmup >= 0")
     placements = schedule.copies
@@ -291,8 +293,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
                           "is simulated")
     reference = reference or reference_run(model, seed, problem.label, feeds)
     stage(f"stream of {inferences} inferences over {len(placements)} cop{'y' if len(placements) == 1 else 'ies'}")
-    prepared = [prepare_replay(model, problem, schedule if placement == schedule.placement else
-                               simulate(problem, placement), reference) for placement in placements]
+    prepared = prepared or prepare_stream(model, problem, schedule, reference)
     plans = [Plan(tuple(runner_parts(problem, prep.parts)),  # the copies' workers share the host's cores
                   tuple(segment_sessions(problem, prep.parts, opt_level, spinning="during-run")))
              for prep in prepared]
@@ -330,6 +331,13 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     return result
 
 
+def prepare_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
+                   reference: Reference) -> list[PreparedReplay]:
+    """Each copy of ``schedule``'s placements cut and built (what every round of streaming it reuses)."""
+    return [prepare_replay(model, problem, schedule if placement == schedule.placement else
+                           simulate(problem, placement), reference) for placement in schedule.copies]
+
+
 def predicted_period(problem: Problem, schedule: Schedule) -> float:
     """The period a schedule promises: its own, else that of its placement (one copy)."""
     return schedule.period.value if schedule.period else replicated_period(problem, schedule.copies)
@@ -338,31 +346,63 @@ def predicted_period(problem: Problem, schedule: Schedule) -> float:
 def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,
                      schedules: Sequence[Schedule], *, candidates: int = 3, inferences: int = 40, warmup: int = 8,
                      opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
-                     stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None) -> dict[str, Any]:
+                     stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None,
+                     rounds: int = 3) -> dict[str, Any]:
     """Stream the ``candidates`` placements with the best predicted period (mirror images once) and plain ONNX
-    Runtime on the same inputs; recommend the shortest measured period, a plain configuration when it wins.
+    Runtime on the same inputs, in ``rounds`` that each stream them all in a rotating order; recommend the
+    shortest median period, a placement only when it beats plain ORT beyond the rounds' noise (the lower end of
+    :func:`scheduler.recommend.speedup_interval` above 1: with three rounds, every round of the placement
+    faster than every round of plain ORT).
 
     Returns the ``hetsched-stream-recommendation/1`` structure: every candidate's
-    :func:`replay_stream` result (without baselines), the plain periods, the
-    recommendation and its throughput against the best plain stream.
+    :func:`replay_stream` result (without baselines; its period the median over the rounds, ``periods_s``
+    each round's), the plain periods, the recommendation and its throughput against the best plain stream.
     """
     top = top_placements(problem, schedules, candidates, lambda s: predicted_period(problem, s))
     reference = reference_run(model, seed, problem.label, feeds)
-    stage("plain ONNX Runtime on the stream")
-    plain = plain_stream(original, stream_feeds(reference.feeds, inferences, seed, vary=not reference.given), warmup,
-                         len(usable_cpus()))
-    rows = []
-    for k, s in enumerate(top, 1):
-        stage(f"stream {k}/{len(top)}: placement of {s.solver}")
-        rows.append({**replay_stream(model, problem, s, inferences=inferences, warmup=warmup, opt_level=opt_level,
-                                     tolerance=tolerance, seed=seed, baselines=False, reference=reference),
-                     "candidate": f"placement of {s.solver}"})
-    best_plain = min(plain, key=plain.get)
-    best = min(rows, key=lambda r: r["measured_period_s"], default=None)
-    placed = best is not None and best["measured_period_s"] < plain[best_plain]
-    measured = best["measured_period_s"] if placed else plain[best_plain]
+    prepared = [prepare_stream(model, problem, s, reference) for s in top]
+    stream = stream_feeds(reference.feeds, inferences, seed, vary=not reference.given)
+    plain: dict[str, list[float]] = {}
+    rows: list[dict[str, Any]] = [{} for _ in top]
+    periods: list[list[float]] = [[] for _ in top]
+    jobs = list(range(len(top) + 1))  # the last job: plain ORT's stream
+    for r in range(max(1, rounds)):
+        for k in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+            if k == len(top):
+                stage(f"round {r + 1}/{rounds}: plain ONNX Runtime on the stream")
+                for label, period in plain_stream(original, stream, warmup, len(usable_cpus())).items():
+                    plain.setdefault(label, []).append(period)
+                continue
+            stage(f"round {r + 1}/{rounds}: stream {k + 1}/{len(top)}: placement of {top[k].solver}")
+            rows[k] = {**replay_stream(model, problem, top[k], inferences=inferences, warmup=warmup,
+                                       opt_level=opt_level, tolerance=tolerance, seed=seed, baselines=False,
+                                       reference=reference, prepared=prepared[k]),
+                       "candidate": f"placement of {top[k].solver}"}
+            periods[k].append(rows[k]["measured_period_s"])
+    base = {label: statistics.median(values) for label, values in plain.items()}
+    best_plain = min(base, key=base.get)
+    rows = [_with_periods(row, values, speedup_interval(plain[best_plain], values, seed=seed))
+            for row, values in zip(rows, periods)]
+    best = min(rows, key=lambda row: row["measured_period_s"], default=None)
+    fastest = {"candidate": best["candidate"], "speedup_interval": best["speedup_interval"]} \
+        if best is not None and best["measured_period_s"] < base[best_plain] else None
+    placed = fastest is not None and fastest["speedup_interval"][0] > 1.0
+    measured = best["measured_period_s"] if placed else base[best_plain]
     return {"format": "hetsched-stream-recommendation/1", "inferences": inferences - warmup, "warmup": warmup,
-            "candidates": rows, "baselines_period_s": plain, "best_baseline": best_plain,
+            "rounds": max(1, rounds), "candidates": rows, "baselines_period_s": base, "best_baseline": best_plain,
             "recommended": best["candidate"] if placed else f"plain ONNX Runtime ({best_plain})",
-            "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured,
-            "speedup_vs_best_baseline": plain[best_plain] / measured}
+            "fastest_measured": fastest, "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured,
+            "speedup_vs_best_baseline": base[best_plain] / measured}
+
+
+def _with_periods(row: Mapping[str, Any], periods: Sequence[float],
+                  interval: tuple[float, float]) -> dict[str, Any]:
+    """A streamed candidate measured by the median of its rounds' ``periods`` (errors recomputed), with its
+    speedup ``interval`` over the best plain stream."""
+    measured = statistics.median(periods)
+    out = dict(row, measured_period_s=measured, periods_s=list(periods), speedup_interval=interval,
+               measured_throughput_per_s=1.0 / measured if measured > 0 else None)
+    for error, key in (("prediction_error", "predicted_period_s"),
+                       ("segment_prediction_error", "predicted_segment_period_s")):
+        out[error] = (measured - out[key]) / out[key] if out[key] else None
+    return out

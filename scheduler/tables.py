@@ -114,10 +114,13 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
 
 
 def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
-    """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference)."""
+    """The streamed candidates and plain ONNX Runtime's stream as a fenced table (ms per inference), with a
+    placement's throughput over the best plain stream as the 90% bootstrap interval of the rounds."""
     rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
              "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
-             "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}"}
+             "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}",
+             "vs_plain_90%": "-" if r.get("speedup_interval") is None else
+             f"{r['speedup_interval'][0]:.2f}-{r['speedup_interval'][1]:.2f}x"}
             for r in streamed["candidates"]]
     rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
              for label, v in streamed["baselines_period_s"].items()]

@@ -108,14 +108,42 @@ def test_a_throughput_run_streams_its_best_placements_and_recommends_by_measured
     streamed = json.loads(open(os.path.join(result.directory, "stream.json")).read())
     assert streamed["format"] == "hetsched-stream-recommendation/1" and streamed["inferences"] == 8
     assert 1 <= len(streamed["candidates"]) <= 2 and all(c["max_abs_diff"] <= 1e-4 for c in streamed["candidates"])
+    assert streamed["rounds"] == 3 and all(len(c["periods_s"]) == 3 for c in streamed["candidates"])
     periods = [c["measured_period_s"] for c in streamed["candidates"]] + list(streamed["baselines_period_s"].values())
-    fastest = min(periods)
-    assert streamed["measured_period_s"] == fastest
+    fastest, plain = min(periods), streamed["baselines_period_s"][streamed["best_baseline"]]
+    placed = streamed["recommended"].startswith("placement")
+    assert streamed["measured_period_s"] == (fastest if placed else plain)
+    if streamed["fastest_measured"] is not None:  # a placement measured fastest: recommended beyond the noise only
+        assert placed == (streamed["fastest_measured"]["speedup_interval"][0] > 1.0)
     report = open(os.path.join(result.directory, "report.md")).read()
     assert "## Throughput on ONNX Runtime" in report and streamed["recommended"] in report
     with pytest.raises(HetschedError, match="applies to objective: latency only"):
         config_from_dict({"model": {"zoo": "mlp"}, "objective": "throughput", "solvers": ["single"],
                           "replay": {"export": True}}, solvers=catalog)
+
+
+@pytest.mark.parametrize("gain,noise,placed", [(1.03, 0.05, False), (1.5, 0.05, True)])
+def test_a_streamed_placement_is_recommended_only_when_every_round_beats_plain_ort(monkeypatch, gain, noise, placed):
+    """Periods stand in for the host: plain ORT's rounds spread by ``noise`` around 10 ms, the placement's
+    ``gain`` times shorter; three rounds each.  A 3% gain inside 5% noise keeps plain ORT."""
+    import scheduler.stream as stream_module
+    from scheduler.run import noise_line
+
+    rng = np.random.default_rng(2)
+    real = stream_module.replay_stream
+    monkeypatch.setattr(stream_module, "replay_stream", lambda *a, **k: {
+        **real(*a, **k), "measured_period_s": 0.01 / gain * (1 + noise * rng.uniform(-1, 1))})
+    monkeypatch.setattr(stream_module, "plain_stream", lambda model, feeds, warmup, cores: {
+        "sequential_1_thread": 0.01 * (1 + noise * rng.uniform(-1, 1)), "sequential_2_threads": 0.02})
+    model, _ = load_graph("mlp")
+    problem = build_problem("mlp", platform="cpu")
+    schedule = simulate(problem, {t: "cpu0" for t in problem.tasks}, solver="single")
+    r = stream_module.recommend_stream(model, model, problem, [schedule], candidates=1, inferences=6, warmup=1)
+    c = r["candidates"][0]
+    assert len(c["periods_s"]) == 3 and c["measured_period_s"] == pytest.approx(float(np.median(c["periods_s"])))
+    lo, hi = c["speedup_interval"]
+    assert (r["recommended"] == "placement of single") == placed and (lo > 1.0) == placed
+    assert (noise_line(r) is None) == (placed or r["fastest_measured"] is None)
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
