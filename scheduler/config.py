@@ -104,7 +104,7 @@ class ReplaySpec(FileModel):
     candidates: int = Field(default=3, ge=1)
     inferences: int = Field(default=40, ge=5)
     repeats: int = Field(default=10, ge=1)
-    rounds: int = Field(default=3, ge=1)  # the repeats spread over rounds that time every candidate in turn
+    rounds: int = Field(default=3, ge=1)  # rounds that time (or stream) every candidate and plain ORT in turn
     warmup: int = Field(default=2, ge=0)
     opt_level: Literal["disable", "basic", "all"] = "disable"
     tolerance: float = Field(default=1e-4, gt=0)
