@@ -26,6 +26,7 @@ from onnx import helper
 
 from . import __version__, executor
 from .fileio import write_bytes, write_json, write_text
+from .graph import real_inputs
 from .optimize import model_bytes
 from .problem import Problem
 from .replay import plain_configs, runner_parts, session_settings
@@ -36,8 +37,7 @@ from .schedule import Schedule
 def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
     """The manifest fields of every kind; input specs as the runner's random inputs use them (an open
     dimension counts 1, as in :func:`scheduler.executor.random_inputs`)."""
-    init = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in init]
+    inputs = list(real_inputs(model.graph).values())
     return {"format": executor.DEPLOY_FORMAT, "kind": kind, "created_by": f"hetsched {__version__}",
             "graph_optimization": level, "host_specific": level == "all",
             "inputs": [i.name for i in inputs],

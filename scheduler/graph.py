@@ -208,13 +208,19 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def real_inputs(graph: onnx.GraphProto) -> dict[str, onnx.ValueInfoProto]:
+    """The graph's inputs a caller feeds, by name: its listed inputs less its initializers (before IR 4
+    every initializer is listed as an input too)."""
+    inits = {i.name for i in graph.initializer}
+    return {vi.name: vi for vi in graph.input if vi.name not in inits}
+
+
 def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None) -> onnx.ModelProto:
     """Return a copy with the graph inputs' dimensions fixed; reject any dynamic dim left open."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     shapes = dict(input_shapes or {})
-    init_names = {i.name for i in out.graph.initializer}
-    inputs = {vi.name: vi for vi in out.graph.input if vi.name not in init_names}
+    inputs = real_inputs(out.graph)
     for name in shapes:
         if name not in inputs:
             raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")

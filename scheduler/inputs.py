@@ -27,6 +27,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelError
+from .graph import real_inputs
 
 Feeds = Mapping[str, np.ndarray]
 """Input name -> value, as ``InferenceSession.run`` takes them."""
@@ -61,8 +62,7 @@ def shapes_of(feeds: Feeds) -> dict[str, list[int]]:
 def check_inputs(model: onnx.ModelProto, feeds: Feeds) -> None:
     """Refuse, in one line, given inputs that do not fit the model's graph inputs: a name it does not
     have, one it needs that is missing, or another element type or rank."""
-    inits = {i.name for i in model.graph.initializer}
-    inputs = {vi.name: vi for vi in model.graph.input if vi.name not in inits}
+    inputs = real_inputs(model.graph)
     extra = sorted(set(feeds) - set(inputs))
     if extra:
         raise ModelError(f"the given inputs name {extra[0]!r}, which is not an input of the model "

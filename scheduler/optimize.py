@@ -43,7 +43,7 @@ from onnx import TensorProto, helper
 from .errors import HetschedError, ModelError
 from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
-from .graph import name_nodes
+from .graph import name_nodes, real_inputs
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -160,8 +160,7 @@ def _original_inputs(out: onnx.ModelProto, model: onnx.ModelProto) -> onnx.Model
     they would turn into inputs that the user's model does not have (the ONNX test
     zoo's Caffe2 exports: one per folded ``ConstantOfShape``).
     """
-    real = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
-    kept = real | {i.name for i in out.graph.initializer}
+    kept = set(real_inputs(model.graph)) | {i.name for i in out.graph.initializer}
     if all(i.name in kept for i in out.graph.input):
         return out
     pruned = onnx.ModelProto()
