@@ -105,17 +105,17 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
     if given is not None:
         return dict(given)
     rng = np.random.default_rng(seed)
-    feeds = {}
-    for inp in sess.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-        dtype = NUMPY_TYPES.get(inp.type, np.float32)
-        if np.issubdtype(dtype, np.floating):
-            feeds[inp.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype is np.object_:
-            feeds[inp.name] = np.full(shape, "", dtype=object)
-        else:
-            feeds[inp.name] = np.zeros(shape, dtype=dtype)
-    return feeds
+    return {inp.name: random_array(rng, [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape],
+                                   NUMPY_TYPES.get(inp.type, np.float32))
+            for inp in sess.get_inputs()}
+
+
+def random_array(rng: np.random.Generator, shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """One random input: normal floats, empty strings, zeros for integers and booleans."""
+    dt = np.dtype(dtype)
+    if np.issubdtype(dt, np.floating):
+        return rng.standard_normal(shape).astype(dt)
+    return np.full(shape, "", dtype=dt) if dt == object else np.zeros(shape, dtype=dt)
 
 
 def pin_thread(cpus: Sequence[int]) -> None:
@@ -332,14 +332,9 @@ class Deployment:
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Random inputs of the model's input shapes (from the manifest's recorded inputs)."""
-        spec = self.manifest["input_specs"]
         rng = np.random.default_rng(seed)
-        feeds = {}
-        for name, (shape, dtype) in spec.items():
-            dt = np.dtype(dtype)
-            feeds[name] = (rng.standard_normal(shape).astype(dt) if np.issubdtype(dt, np.floating)
-                           else np.full(shape, "", dtype=dt) if dt == object else np.zeros(shape, dtype=dt))
-        return feeds
+        specs = self.manifest["input_specs"]
+        return {name: random_array(rng, shape, dtype) for name, (shape, dtype) in specs.items()}
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """The model's outputs for ``feeds``."""
