@@ -344,8 +344,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_stream_candidates(r).strip("`\n"))
         print(f"recommended: {r['recommended']}: {r['measured_period_s'] * 1e3:.4f} ms per inference measured, "
               f"{r['speedup_vs_best_baseline']:.2f}x the throughput of the best plain ONNX Runtime")
-        if noise_line(r):
-            print(noise_line(r))
+        line = noise_line(r)
+        if line:
+            print(line)
     print(f"report: {os.path.join(result.directory, 'report.md')}")
     return 0
 

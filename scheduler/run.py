@@ -272,6 +272,11 @@ def noise_line(replayed: Mapping[str, Any]) -> str | None:
             "recommended")
 
 
+def _sentence(line: str) -> str:
+    """A one-line message (``noise_line`` and its kin, printed as they are) as a sentence of the report."""
+    return line[0].upper() + line[1:] + "."
+
+
 def what_if_line(replayed: Mapping[str, Any]) -> str | None:
     """One sentence on the simulated devices' what-if (see :func:`scheduler.recommend.recommend`), if any."""
     what = replayed.get("what_if")
@@ -317,10 +322,10 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
                                                         else "."), ""]
         for line in (noise_line(replayed), what_if_line(replayed)):
             if line:
-                lines += [line[0].upper() + line[1:] + ".", ""]
+                lines += [_sentence(line), ""]
         stale = profile_line(config, replayed)
         if stale:
-            lines += [f"**{stale[0].upper() + stale[1:]}.**", ""]
+            lines += [f"**{_sentence(stale)}**", ""]
         lines += [f"- plain ONNX Runtime {k}: {v * 1e3:.4f} ms" for k, v in replayed["baselines"].items()]
         lines.append("")
     if streamed is not None:
@@ -336,5 +341,5 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
                   f"({streamed['best_baseline']}).", ""]
         line = noise_line(streamed)
         if line:
-            lines += [line[0].upper() + line[1:] + ".", ""]
+            lines += [_sentence(line), ""]
     return "\n".join(lines)

@@ -107,10 +107,15 @@ def format_candidates(replayed: Mapping[str, Any]) -> str:
         "measured_ms": ms(c["measured_makespan_s"]),
         "error": percent(c["prediction_error"]), "segment_error": percent(c.get("replay_prediction_error")),
         "max_abs_diff": f"{c['max_abs_diff']:.1e}",
-        "vs_plain_90%": "-" if c.get("speedup_interval") is None else
-        f"{c['speedup_interval'][0]:.2f}-{c['speedup_interval'][1]:.2f}x",
+        "vs_plain_90%": _interval(c),
     } for c in replayed["candidates"]])
     return "```\n" + table.round(4).to_string(index=False) + "\n```"
+
+
+def _interval(candidate: Mapping[str, Any]) -> str:
+    """A candidate's ``speedup_interval`` over plain ORT as ``lo-hix`` (``-`` when it has none)."""
+    interval = candidate.get("speedup_interval")
+    return "-" if interval is None else f"{interval[0]:.2f}-{interval[1]:.2f}x"
 
 
 def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
@@ -119,8 +124,7 @@ def format_stream_candidates(streamed: Mapping[str, Any]) -> str:
     rows = [{"candidate": r["candidate"], "copies": r["copies"], "predicted_ms": r["predicted_period_s"] * 1e3,
              "by_segment_ms": r["predicted_segment_period_s"] * 1e3, "measured_ms": r["measured_period_s"] * 1e3,
              "segment_error": percent(r["segment_prediction_error"]), "max_abs_diff": f"{r['max_abs_diff']:.1e}",
-             "vs_plain_90%": "-" if r.get("speedup_interval") is None else
-             f"{r['speedup_interval'][0]:.2f}-{r['speedup_interval'][1]:.2f}x"}
+             "vs_plain_90%": _interval(r)}
             for r in streamed["candidates"]]
     rows += [{"candidate": f"plain ONNX Runtime ({label})", "measured_ms": v * 1e3}
              for label, v in streamed["baselines_period_s"].items()]
