@@ -118,6 +118,22 @@ def speedup_interval(baseline: Sequence[float], candidate: Sequence[float], *, c
     return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
 
 
+def beats_plain(interval: tuple[float, float]) -> bool:
+    """Whether a placement with this :func:`speedup_interval` over plain ORT may be recommended: only when
+    the run's noise does not explain its gain (the lower end above 1)."""
+    return interval[0] > 1.0
+
+
+def round_order(jobs: int, r: int) -> list[int]:
+    """Round ``r``'s order of ``jobs`` timed jobs: rotated by one each round, so that a burst of load on a
+    shared host does not always fall on the same one.
+
+    >>> round_order(3, 1)
+    [1, 2, 0]
+    """
+    return [(r + k) % jobs for k in range(jobs)]
+
+
 def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
     """The whole model on the real device closest to ``threads`` intra-op threads (a plain ORT
     configuration), fewer rather than more, as a schedule."""
@@ -175,9 +191,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     replays: list[dict[str, Any]] = [{} for _ in chosen]
     samples: list[list[float]] = [[] for _ in chosen]
     plain: dict[str, list[float]] = {}
-    jobs = list(range(len(chosen) + 1))  # the last job: the plain ORT configurations
     for r in range(rounds):
-        for i in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+        for i in round_order(len(chosen) + 1, r):  # the last job: the plain ORT configurations
             if i == len(chosen):
                 stage(f"round {r + 1}/{rounds}: plain ONNX Runtime baselines ({per} repeats each)")
                 for label, times in plain_samples(original, reference.feeds, repeats=per, warmup=warmup).items():
@@ -215,7 +230,7 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     win = min((i for i, r in enumerate(rows) if r["timeline"] == "wall-clock"),
               key=lambda i: rows[i]["measured_makespan_s"])
     fastest = {"candidate": rows[win]["candidate"], "speedup_interval": rows[win]["speedup_interval"]}
-    if win < len(replays) and rows[win]["speedup_interval"][0] <= 1.0:  # not beyond this run's noise
+    if win < len(replays) and not beats_plain(rows[win]["speedup_interval"]):
         win = len(rows) - 1
     result: dict[str, Any] = dict(replays[win]) if win < len(replays) else {
         "format": "hetsched-replay/1", "solver": None, "timeline": "wall-clock", "repeats": len(plain[best_plain]),

@@ -48,7 +48,7 @@ from .inputs import Feeds
 from .optimize import model_bytes, session
 from .platform import usable_cpus
 from .problem import Problem
-from .recommend import speedup_interval, top_placements
+from .recommend import beats_plain, round_order, speedup_interval, top_placements
 from .replay import (PreparedReplay, Reference, checked_diff, plain_configs, prepare_replay, reference_run,
                      runner_parts, segment_durations, segment_sessions)
 from .schedule import Schedule
@@ -365,9 +365,9 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     plain: dict[str, list[float]] = {}
     rows: list[dict[str, Any]] = [{} for _ in top]
     periods: list[list[float]] = [[] for _ in top]
-    jobs = list(range(len(top) + 1))  # the last job: plain ORT's stream
-    for r in range(max(1, rounds)):
-        for k in jobs[r % len(jobs):] + jobs[:r % len(jobs)]:
+    rounds = max(1, rounds)
+    for r in range(rounds):
+        for k in round_order(len(top) + 1, r):  # the last job: plain ORT's stream
             if k == len(top):
                 stage(f"round {r + 1}/{rounds}: plain ONNX Runtime on the stream")
                 for label, period in plain_stream(original, stream, warmup, len(usable_cpus())).items():
@@ -386,10 +386,10 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     best = min(rows, key=lambda row: row["measured_period_s"], default=None)
     fastest = {"candidate": best["candidate"], "speedup_interval": best["speedup_interval"]} \
         if best is not None and best["measured_period_s"] < base[best_plain] else None
-    placed = fastest is not None and fastest["speedup_interval"][0] > 1.0
+    placed = fastest is not None and beats_plain(fastest["speedup_interval"])
     measured = best["measured_period_s"] if placed else base[best_plain]
     return {"format": "hetsched-stream-recommendation/1", "inferences": inferences - warmup, "warmup": warmup,
-            "rounds": max(1, rounds), "candidates": rows, "baselines_period_s": base, "best_baseline": best_plain,
+            "rounds": rounds, "candidates": rows, "baselines_period_s": base, "best_baseline": best_plain,
             "recommended": best["candidate"] if placed else f"plain ONNX Runtime ({best_plain})",
             "fastest_measured": fastest, "measured_period_s": measured, "measured_throughput_per_s": 1.0 / measured,
             "speedup_vs_best_baseline": base[best_plain] / measured}
