@@ -20,10 +20,10 @@ from dataclasses import replace
 
 import pandas as pd
 
-import scheduler.profile_runs as runs
 from bench_io import save
 from scheduler.pipeline import ProfileOptions, load_problem
 from scheduler.problem import ExecutorCosts
+from scheduler.profile_runs import fit_executor
 from scheduler.profiling import EXECUTOR_PLACEMENTS
 
 
@@ -40,8 +40,7 @@ def main() -> None:
         bare = replace(problem, executor=ExecutorCosts({}, 0.0, problem.executor.contention if problem.executor
                                                        else 0.0))
         for placements in (1, EXECUTOR_PLACEMENTS):
-            runs.EXECUTOR_PLACEMENTS = placements
-            fits = [runs.fit_executor(model, bare) for _ in range(args.fits)]
+            fits = [fit_executor(model, bare, placements=placements) for _ in range(args.fits)]
             switch = [f.switch_s * 1e6 for f in fits]
             call = [f.call_s["cpu0"] * 1e6 for f in fits]
             rows.append({"model": name, "placements": placements, "switch_us": " ".join(f"{s:.0f}" for s in switch),
@@ -50,7 +49,6 @@ def main() -> None:
                          "cpu0_call_us": " ".join(f"{c:.0f}" for c in call),
                          "cpu0_call_spread": (max(call) - min(call)) / statistics.median(call)})
             print(rows[-1], flush=True)
-    runs.EXECUTOR_PLACEMENTS = EXECUTOR_PLACEMENTS
     table = pd.DataFrame(rows)
     save(args.out, table, "\n".join([
         f"# Executor fit, one placement against {EXECUTOR_PLACEMENTS} (`python benchmarks/bench_executor_fit.py "

@@ -213,9 +213,9 @@ def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: in
 
 def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
                  progress: Callable[[str, int], Callable[[], None]] | None = None,
-                 feeds: Feeds | None = None) -> ExecutorCosts:
-    """Fit the executor's per-segment costs from replays of :data:`~scheduler.profiling.EXECUTOR_PLACEMENTS`
-    random placements over the real devices.
+                 feeds: Feeds | None = None, placements: int = EXECUTOR_PLACEMENTS) -> ExecutorCosts:
+    """Fit the executor's per-segment costs from replays of ``placements`` (default
+    :data:`~scheduler.profiling.EXECUTOR_PLACEMENTS`) random placements over the real devices.
 
     A random placement cuts the model into many segments on every device and
     passes cores between devices often.  Each device's call cost is the median,
@@ -233,7 +233,7 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     reals = {d.name for d in real_devices(problem.platform)}
     contention = problem.executor.contention if problem.executor is not None else 0.0
     runs = []
-    for k in range(EXECUTOR_PLACEMENTS):
+    for k in range(placements):
         rng = np.random.default_rng(seed + k)
         placement = {}
         for t in problem.tasks:
