@@ -130,6 +130,20 @@ def test_comparison_suite_instance_takes_inputs_beside_it(expand_model, inputs_f
     assert "1 cells computed" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_missing_inputs_file_in_a_config_is_one_line_and_exit_2(expand_model, tmp_path, capsys, command):
+    config = tmp_path / "c.yaml"
+    model = {"path": expand_model, "inputs": "missing.npz"}
+    config.write_text(yaml.safe_dump(
+        {"model": model, "platform": "cpu", "solvers": ["heft"], "output_dir": str(tmp_path / "out")}
+        if command == "run" else
+        {"name": "s", "instances": [{"onnx": expand_model, "inputs": "missing.npz"}], "platforms": ["cpu"],
+         "solvers": ["heft"], "time_limits": [2], "workers": 1, "output_dir": str(tmp_path / "out")}))
+    assert main([command, str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.npz' does not exist" in err and "Traceback" not in err
+
+
 def test_a_stream_of_given_inputs_repeats_them():
     given = {"shape": SHAPE, "x": np.ones((3, 1), np.float32)}
     stream = stream_feeds(given, 4, seed=0, vary=False)
