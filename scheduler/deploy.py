@@ -25,9 +25,9 @@ import onnx
 from onnx import helper
 
 from . import __version__, executor
-from .fileio import write_bytes, write_json, write_text
+from .fileio import write_json, write_text
 from .graph import real_inputs
-from .optimize import model_bytes
+from .optimize import write_model
 from .problem import Problem
 from .replay import plain_configs, runner_parts, session_settings
 from .segments import SegmentModel, build_segments, cut
@@ -66,7 +66,7 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
     entries = []
     for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
-        write_bytes(os.path.join(folder, name), p.model.SerializeToString())
+        write_model(os.path.join(folder, name), p.model)
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
                         "simulated": problem.platform.device[p.segment.device].simulated,
                         "inputs": list(p.inputs), "outputs": list(p.outputs),
@@ -90,7 +90,7 @@ def export_plain(original: onnx.ModelProto, config: str, folder: str) -> str:
     measured); ORT optimises at load time, so the file stays portable.
     """
     threads, level, parallel = plain_configs()[config]
-    write_bytes(os.path.join(folder, "model.onnx"), model_bytes(original))
+    write_model(os.path.join(folder, "model.onnx"), original)
     manifest = _common(original, "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,

@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import tempfile
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -90,8 +90,9 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write bytes atomically, creating the folder if needed.
+def write_bytes(path: str | os.PathLike[str], data: bytes | Iterable[bytes | memoryview]) -> None:
+    """Write bytes (or a sequence of chunks, written one after another) atomically, creating the folder if
+    needed.
 
     The data goes to a fresh temporary file in the same folder (created
     exclusively, so no existing file or symlink is written through) that is then
@@ -113,7 +114,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o644)
-            fh.write(data)
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                fh.write(chunk)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

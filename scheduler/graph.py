@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 import networkx as nx
 import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper, numpy_helper, shape_inference
 
 from .errors import ModelError
 from .ops import op_family
@@ -159,15 +159,54 @@ def _value_info(vi: onnx.ValueInfoProto) -> _TensorInfo:
 
 
 PROTOBUF_LIMIT = 2**31 - 1
-"""Bytes one serialised ONNX model can hold (protobuf's limit): hetsched hands models to ONNX Runtime whole."""
+"""Bytes one serialised ONNX model can hold (protobuf's limit); beyond it, large initializers travel beside
+the model (:func:`take_out_large`)."""
+
+LARGE_TENSOR = 1 << 20
+"""Initializers of at least this many bytes are the ones :func:`take_out_large` moves out."""
+
+
+def value_bytes(tensor: onnx.TensorProto) -> int:
+    """Bytes of ``tensor``'s value held in the model (0 when it lies in external data), from its shape."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return 0
+    return math.prod(tensor.dims) * _dtype_size(tensor.data_type)
+
+
+def is_large(model: onnx.ModelProto) -> bool:
+    """Whether ``model`` passes :data:`PROTOBUF_LIMIT`, so that protobuf cannot serialise it whole: its
+    initializers' values (counted from their shapes: protobuf's own ``ByteSize`` took 1 s on 512 MiB) and
+    its nodes."""
+    values = sum(value_bytes(t) for t in model.graph.initializer)
+    return values > PROTOBUF_LIMIT or values + sum(n.ByteSize() for n in model.graph.node) > PROTOBUF_LIMIT
+
+
+def take_out_large(model: onnx.ModelProto, location: str) -> list[tuple[str, np.ndarray]]:
+    """Move the values of ``model``'s main-graph initializers of at least :data:`LARGE_TENSOR` bytes out of
+    it, **in place**: each becomes an external tensor at ``location`` (offsets as if the values were written
+    there one after another, in the returned order) and its value is returned as ``(name, array)``.
+
+    What lets hetsched handle models beyond :data:`PROTOBUF_LIMIT`: the rest serialises, and ONNX Runtime
+    takes the values from memory (``SessionOptions.add_external_initializers``) or from the file.
+    """
+    out, offset = [], 0
+    for tensor in model.graph.initializer:
+        if value_bytes(tensor) < LARGE_TENSOR or not tensor.HasField("raw_data"):
+            continue
+        value = numpy_helper.to_array(tensor)
+        tensor.ClearField("raw_data")
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        for key, text in (("location", location), ("offset", str(offset)), ("length", str(value.nbytes))):
+            tensor.external_data.add(key=key, value=text)
+        out.append((tensor.name, value))
+        offset += value.nbytes
+    return out
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
-    """Read an ONNX model from a path (or pass a ModelProto through), with a clear error.
-
-    A model whose weights (external data included) pass :data:`PROTOBUF_LIMIT` is refused here in one
-    line: every later step serialises it whole, which protobuf cannot.
-    """
+    """Read an ONNX model from a path (external data included), or pass a ModelProto through, with a clear
+    error."""
     if isinstance(model, onnx.ModelProto):
         return model
     path = os.fspath(model)
@@ -179,11 +218,6 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
         raise ModelError(f"cannot read ONNX model {path!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if not proto.graph.node:
         raise ModelError(f"ONNX model {path!r} has no nodes (is it an ONNX file?)")
-    size = proto.ByteSize()
-    if size > PROTOBUF_LIMIT:
-        raise ModelError(f"ONNX model {path!r} holds {size / 2**30:.2f} GiB with its external data, beyond the "
-                         f"{PROTOBUF_LIMIT / 2**30:.0f} GiB one serialised ONNX model can hold; hetsched hands "
-                         "models to ONNX Runtime whole and does not support models this large yet")
     return proto
 
 
@@ -348,6 +382,8 @@ def task_graph_from_onnx(
         raise ModelError(f"model {label!r} has no nodes")
     proto = fix_input_shapes(name_nodes(proto), input_shapes)
     if types is None:
+        if is_large(proto):  # inference reads dims, not values; ``proto`` is a copy of the caller's
+            take_out_large(proto, "values-elsewhere")
         try:
             proto = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
         except Exception as exc:

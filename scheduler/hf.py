@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import onnx
 
 from .errors import ModelError
-from .fileio import write_bytes
+from .optimize import write_model
 
 FAMILIES = ("bert", "roberta", "gpt2")
 INSTALL = "pip install 'hetsched[torch]'"
@@ -115,5 +115,5 @@ def export(family: str, *, layers: int, hidden: int, heads: int, seq_len: int, i
         raise ModelError(f"torch.onnx.export failed for {family} {values}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     proto = program.model_proto
-    write_bytes(path, proto.SerializeToString())
+    write_model(str(path), proto)
     return proto

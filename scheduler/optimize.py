@@ -43,7 +43,7 @@ from onnx import TensorProto, helper
 from .errors import HetschedError, ModelError
 from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
-from .graph import name_nodes, real_inputs
+from .graph import LARGE_TENSOR, is_large, name_nodes, real_inputs, take_out_large
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -69,12 +69,48 @@ def resolve_level(level: str, providers: tuple[str, ...]) -> str:
     return "all" if all(p == "CPUExecutionProvider" for p in providers) else "extended"
 
 
-def model_bytes(model: onnx.ModelProto) -> bytes:
-    """The model serialised with named nodes and an IR version ONNX Runtime reads."""
+class ModelBytes(bytes):
+    """A serialised model whose large initializers' values travel beside the bytes, in ``externals``
+    (name, array): a model beyond :data:`~scheduler.graph.PROTOBUF_LIMIT`, which protobuf cannot serialise
+    whole.  The bytes name each value's SHA-256, so that hashing them identifies the values too;
+    :func:`session` hands the values to ONNX Runtime.
+    """
+
+    externals: tuple[tuple[str, np.ndarray], ...] = ()
+
+
+def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with named nodes and an IR version ONNX Runtime reads."""
     m = name_nodes(model)
     if m.ir_version > IR_VERSION or not m.ir_version:
         m.ir_version = IR_VERSION
-    return m.SerializeToString()
+    return m
+
+
+def model_bytes(model: onnx.ModelProto) -> bytes:
+    """The model serialised with named nodes and an IR version ONNX Runtime reads (a :class:`ModelBytes`
+    with its large values beside it when it passes protobuf's limit)."""
+    m = _named(model)
+    if not is_large(m):
+        return m.SerializeToString()
+    externals = take_out_large(m, "in-memory")
+    by_name = {t.name: t for t in m.graph.initializer}
+    for name, value in externals:
+        by_name[name].external_data.add(key="checksum", value=hashlib.sha256(value.data).hexdigest())
+    data = ModelBytes(m.SerializeToString())
+    data.externals = tuple(externals)
+    return data
+
+
+def write_model(path: str, model: onnx.ModelProto) -> None:
+    """Write ``model`` as :func:`model_bytes` has it, atomically; one beyond protobuf's limit keeps its large
+    values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime reads from the file)."""
+    m = _named(model)
+    if is_large(m):
+        location = os.path.basename(path) + ".data"
+        externals = take_out_large(m, location)
+        write_bytes(os.path.join(os.path.dirname(path), location), [value.data for _, value in externals])
+    write_bytes(path, m.SerializeToString())
 
 
 def _ort_message(exc: Exception) -> str:
@@ -103,6 +139,15 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
         so.profile_file_prefix = profile_prefix
     if optimized_path:
         so.optimized_model_filepath = optimized_path
+    externals = getattr(data, "externals", ())
+    if externals:  # ORT copies the values when the session is made
+        so.add_external_initializers([name for name, _ in externals],
+                                     [ort.OrtValue.ortvalue_from_numpy(value) for _, value in externals])
+        if optimized_path:  # the optimised model cannot be written whole either
+            so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                        os.path.basename(optimized_path) + ".data")
+            so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                        str(LARGE_TENSOR))
     try:
         return ort.InferenceSession(data, so, providers=[provider])
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
@@ -148,7 +193,7 @@ def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None 
     out = _stable_names(_original_inputs(out, model))
     out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
     if cached:
-        write_bytes(cached, out.SerializeToString())
+        write_model(cached, out)
     return out
 
 
@@ -199,9 +244,11 @@ def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | Non
 
 
 def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
-                 label: str = "model") -> tuple[dict[str, onnx.ValueInfoProto], dict[str, np.ndarray]]:
-    """One ONNX Runtime run of ``model``: the type and shape of every graph input and node output, and the
-    graph outputs' values (what a replay must reproduce).
+                 label: str = "model") -> tuple[dict[str, onnx.ValueInfoProto], dict[str, np.ndarray],
+                                                dict[str, np.ndarray]]:
+    """One ONNX Runtime run of ``model``: the type and shape of every graph input and node output, the
+    graph outputs' values (what a replay must reproduce), and the inputs it ran on (``feeds``, else random
+    ones from ``seed``).
 
     Every node output is exposed as a graph output (untyped: ORT infers it), the
     model runs once with optimisations off, and each value's dtype and shape are
@@ -236,7 +283,7 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
                                                and all(isinstance(v, np.ndarray) for v in value)):
             types[name] = _value_info(name, value)
     # maps and sequences of maps have no type to give here: they stay unknown, and a cut there is refused
-    return types, {name: v for name, v in named if name in outputs}
+    return types, {name: v for name, v in named if name in outputs}, feeds
 
 
 def _value_info(name: str, value: np.ndarray | list[np.ndarray]) -> onnx.ValueInfoProto:

@@ -38,7 +38,7 @@ from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
                         plan_profiling, platform_key, problem_from_profile, real_devices)
-from .replay import core_map, predict_segments, replay, segment_durations
+from .replay import core_map, predict_segments, prepare_replay, reference_run, replay, segment_durations
 from .segments import ReplayError, Segment, cut
 from .semantics import simulate
 
@@ -233,6 +233,7 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     reals = {d.name for d in real_devices(problem.platform)}
     contention = problem.executor.contention if problem.executor is not None else 0.0
     runs = []
+    reference = reference_run(model, seed, problem.label, feeds)  # one run of the whole model serves all
     for k in range(placements):
         rng = np.random.default_rng(seed + k)
         placement = {}
@@ -242,7 +243,7 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
         schedule = simulate(problem, placement)
         result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
                         progress=(lambda label, total: progress("executor", total)) if progress else None,
-                        feeds=feeds)
+                        prepared=prepare_replay(model, problem, schedule, reference))
         runs.append((cut(problem, schedule), result))
 
     def median(values: Sequence[float | None]) -> float:

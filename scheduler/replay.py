@@ -35,7 +35,7 @@ import onnx
 
 from .executor import Part, SegmentRunner, Timing, timed_runs
 from .inputs import Feeds
-from .optimize import model_bytes, observed_run, random_inputs, session
+from .optimize import model_bytes, observed_run, session
 from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
@@ -73,7 +73,7 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
                      spinning: str | None = None) -> list[Any]:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
     theirs)."""
-    return [session(p.model.SerializeToString(), opt_level, s["threads"], s["execution_provider"],
+    return [session(model_bytes(p.model), opt_level, s["threads"], s["execution_provider"],
                     spinning=spinning or s["spinning"], cpus=s.get("cpus", ()), label=f"segment {p.segment.index}")
             for p, s in zip(parts, session_settings(problem, parts))]
 
@@ -197,10 +197,8 @@ def reference_run(model: onnx.ModelProto, seed: int = 0, label: str = "model",
                   feeds: Feeds | None = None) -> Reference:
     """The user's inputs (``feeds``), else random ones (``seed``), and one run of ``model`` on them
     (:func:`scheduler.optimize.observed_run`)."""
-    given = feeds is not None
-    feeds = random_inputs(session(model_bytes(model), label=label), seed, feeds)
-    types, expected = observed_run(model, feeds, label=label)
-    return Reference(feeds, expected, types, given)
+    types, expected, inputs = observed_run(model, feeds, seed, label=label)
+    return Reference(inputs, expected, types, feeds is not None)
 
 
 @dataclass(frozen=True)

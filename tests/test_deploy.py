@@ -181,3 +181,45 @@ def test_export_into_a_file_is_one_line_and_exit_2(tmp_path, capsys):
                  str(tmp_path / "s.json"), "--repeats", "1", "--warmup", "0", "--export", str(blocker / "deploy")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and err.strip().count("\n") == 0 and "not_a_folder" in err
+
+
+def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_path, monkeypatch):
+    """A model whose weights pass the 2 GiB one serialised model can hold (an LLM's; the limit is lowered here
+    to 2 MiB: a real one takes minutes to write) goes the whole way: its large initializers travel beside
+    the model bytes (their checksums in them) and ONNX Runtime takes them from memory; the optimised model is
+    cached with external data; a one-segment and a two-device cut replay with equal outputs; the exported
+    segments and the plain export keep their large values in ``.data`` files and run alone."""
+    import scheduler.graph as graph_module
+
+    path = tmp_path / "big.onnx"
+    onnx.save(load_original("mlp", {"layers": 3, "width": 512})[0], str(path), save_as_external_data=True,
+              location="big.data", size_threshold=0)  # three 1 MiB weights
+    original, _ = load_original(str(path))
+    limit = 2 << 20
+    monkeypatch.setattr(graph_module, "PROTOBUF_LIMIT", limit)
+    profiles = tmp_path / "profiles"
+    model, problem = load_problem(str(path), platform="cpu", optimization="all", costs="profile",
+                                  profile=ProfileOptions(folder=str(profiles), repeats=2, warmup=0))
+    data = model_bytes(model)
+    assert len(data) < limit and len(data.externals) == 3
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    big = next(t for t in changed.graph.initializer if t.name == data.externals[0][0])
+    big.raw_data = np.zeros(data.externals[0][1].shape, np.float32).tobytes()
+    assert model_bytes(changed) != data  # the bytes identify the values (profiles and caches are keyed by them)
+    assert list((profiles / "optimized").glob("*.onnx.data"))
+    feeds = random_inputs(session(data), seed=3)
+    expected = _reference(model, feeds)
+    order = problem.graph.topological_order
+    schedules = [simulate(problem, {t: "cpu0" for t in order}),
+                 simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})]
+    for schedule in schedules:
+        assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] == 0.0
+    folder = tmp_path / "segments"
+    export_placement(model, problem, schedules[0], str(folder), "all")
+    assert (folder / "seg000_cpu0.onnx").stat().st_size < limit < (folder / "seg000_cpu0.onnx.data").stat().st_size
+    _assert_close(_run_exported(folder, feeds, tmp_path), expected)
+    plain = tmp_path / "plain"
+    export_plain(original, "sequential_1_thread", str(plain))
+    assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
+    _assert_close(_run_exported(plain, feeds, tmp_path), expected)

@@ -1,0 +1,99 @@
+"""A model beyond protobuf's 2 GiB limit, the whole way: profile, replay a two-core cut, export, run alone.
+
+Builds an MLP whose weights (float32, ``--width`` square, ``--layers`` of them)
+pass 2 GiB, saved with ONNX external data as an LLM's export is, then: the
+problem on platform ``cpu`` with profiled costs (ORT optimisation ``all``), a
+replay of a placement that alternates ``cpu0`` and ``cpu1`` layer by layer against
+plain ORT in the same run, an export of that placement, and the exported runner
+in a fresh process.  Reports the seconds of each stage, the replay's largest
+difference from the whole model, its time against plain ORT, and the peak
+memory (RSS) against the model's size.  Needs about 10x the model's size in memory.
+
+    python benchmarks/bench_large_model.py --width 16384 --layers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import TensorProto, helper, numpy_helper
+
+from bench_io import save
+from scheduler.deploy import export_placement
+from scheduler.pipeline import ProfileOptions, load_problem
+from scheduler.replay import replay
+from scheduler.semantics import simulate
+
+
+def write_mlp(path: str, width: int, layers: int) -> int:
+    """An MLP of ``layers`` square float32 MatMul+Relu layers, its weights in ``<path>.data``; its bytes."""
+    rng = np.random.default_rng(0)
+    nodes, weights, x = [], [], "x"
+    for k in range(layers):
+        weights.append(numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32)
+                                               / np.sqrt(width, dtype=np.float32), f"w{k}"))
+        nodes += [helper.make_node("MatMul", [x, f"w{k}"], [f"m{k}"]), helper.make_node("Relu", [f"m{k}"], [f"r{k}"])]
+        x = f"r{k}"
+    graph = helper.make_graph(nodes, "large-mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, width])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data", size_threshold=0)
+    return width * width * 4 * layers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=int, default=16384)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default="results/bench_large_model")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hetsched-large-") as tmp:
+        path = os.path.join(tmp, "large.onnx")
+        size = write_mlp(path, args.width, args.layers)
+        t0 = time.perf_counter()
+        model, problem = load_problem(path, platform="cpu", optimization="all", costs="profile",
+                                      profile=ProfileOptions(folder=os.path.join(tmp, "profiles"), repeats=3),
+                                      progress=True)
+        t1 = time.perf_counter()
+        order = problem.graph.topological_order
+        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i // 2 % 2] for i, t in enumerate(order)})
+        result = replay(model, problem, schedule, repeats=args.repeats, warmup=1)
+        t2 = time.perf_counter()
+        folder = os.path.join(tmp, "deploy")
+        export_placement(model, problem, schedule, folder, "all")
+        ran = subprocess.run([sys.executable, "-I", os.path.join(folder, "runner.py"), "--repeats", "1"],
+                             capture_output=True, text=True)
+        t3 = time.perf_counter()
+    if ran.returncode:
+        raise SystemExit(f"the exported runner failed: {ran.stderr.strip().splitlines()[-1]}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    row = {"model_gib": size / 2**30, "tasks": len(problem.tasks), "problem_s": t1 - t0, "replay_s": t2 - t1,
+           "export_and_run_s": t3 - t2, "max_abs_diff": result["max_abs_diff"],
+           "replay_ms": result["measured_makespan_s"] * 1e3, "best_plain": result["best_baseline"],
+           "best_plain_ms": result["baselines"][result["best_baseline"]] * 1e3,
+           "vs_plain": result["speedup_vs_best_baseline"], "peak_rss_gib": peak / 2**30,
+           "peak_over_model": peak / size}
+    table = pd.DataFrame([row])
+    text = "\n".join([
+        f"# A model beyond protobuf's 2 GiB (`python benchmarks/bench_large_model.py --width {args.width} "
+        f"--layers {args.layers}`)", "",
+        f"{time.strftime('%Y-%m-%d')}; an MLP of {args.layers} float32 {args.width}x{args.width} MatMul layers "
+        "with external data, platform `cpu`, ORT optimisation `all`, profiled costs; a placement alternating "
+        f"cpu0 and cpu1 layer by layer, replayed {args.repeats} times beside plain ORT, exported and run alone "
+        "(`runner.py`).", "", "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
+    save(args.out, table, text)
+
+
+if __name__ == "__main__":
+    main()
