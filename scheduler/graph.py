@@ -191,10 +191,11 @@ def take_out_large(model: onnx.ModelProto, location: str) -> list[tuple[str, np.
     """
     out, offset = [], 0
     for tensor in model.graph.initializer:
-        if value_bytes(tensor) < LARGE_TENSOR or not tensor.HasField("raw_data"):
+        if value_bytes(tensor) < LARGE_TENSOR or tensor.data_type == onnx.TensorProto.STRING:
             continue
         value = numpy_helper.to_array(tensor)
-        tensor.ClearField("raw_data")
+        for data in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+            tensor.ClearField(data)
         tensor.data_location = onnx.TensorProto.EXTERNAL
         del tensor.external_data[:]
         for key, text in (("location", location), ("offset", str(offset)), ("length", str(value.nbytes))):

@@ -11,7 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler import zoo
 from scheduler.errors import ModelError
-from scheduler.graph import Edge, Task, TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
+from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, fix_input_shapes, is_large, load_model, name_nodes,
+                             take_out_large, task_graph_from_onnx)
 
 F32 = 4  # bytes per float32
 
@@ -346,3 +347,28 @@ def test_mlp_is_a_chain_with_exact_sizes():
     mms = [t for t in g.tasks if t.op_type == "MatMul"]
     assert len(mms) == 2
     assert {t.flops for t in mms} == {2 * 3 * 16 * 16}
+
+
+def test_take_out_large_moves_every_large_value_and_keeps_the_rest(monkeypatch):
+    """Large values leave the model whatever field holds them (raw bytes or typed lists), with offsets as if
+    written one after another; small ones and strings stay; the model is then no longer beyond the limit."""
+    import scheduler.graph as graph_module
+
+    n = LARGE_TENSOR // 4
+    raw = numpy_helper.from_array(np.arange(n, dtype=np.float32), "raw")
+    typed = helper.make_tensor("typed", TensorProto.INT64, [n], list(range(n)))
+    small = numpy_helper.from_array(np.ones(4, np.float32), "small")
+    words = helper.make_tensor("words", TensorProto.STRING, [1], [b"x" * LARGE_TENSOR])
+    graph = helper.make_graph([helper.make_node("Identity", ["raw"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [raw, typed, small, words])
+    model = helper.make_model(graph)
+    monkeypatch.setattr(graph_module, "PROTOBUF_LIMIT", 2 * LARGE_TENSOR)
+    assert is_large(model)
+    out = take_out_large(model, "m.data")
+    assert [name for name, _ in out] == ["raw", "typed"] and not is_large(model)
+    np.testing.assert_array_equal(out[1][1], np.arange(n, dtype=np.int64))
+    by_name = {t.name: t for t in model.graph.initializer}
+    assert not by_name["typed"].int64_data and not by_name["raw"].raw_data
+    assert {e.key: e.value for e in by_name["typed"].external_data} == {
+        "location": "m.data", "offset": str(n * 4), "length": str(n * 8)}
+    assert by_name["small"].raw_data and by_name["words"].string_data
