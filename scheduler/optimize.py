@@ -123,7 +123,8 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
             parallel: bool = False, spinning: str = "always", cpus: Sequence[int] = (),
             profile_prefix: str | None = None, optimized_path: str | None = None,
             label: str = "model") -> ort.InferenceSession:
-    """An ORT session with :func:`scheduler.executor.session_options`, after checking ``level``.
+    """An ORT session of ``data`` (:func:`model_bytes`; a :class:`ModelBytes` brings its large values) with
+    :func:`scheduler.executor.session_options`, after checking ``level``.
 
     ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
     model ORT refuses (unknown op or opset) raises ModelError naming it.
