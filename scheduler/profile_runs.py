@@ -182,6 +182,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                                         feeds=feeds)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
         if len(real_devices(platform)) > 1:
+            data = b""  # the replays below hold their own copies of the values: none more (a large model's peak)
             try:
                 prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
                                                            repeats=repeats, warmup=warmup, seed=seed,
@@ -189,8 +190,8 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
                 pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
-        prof = replace(prof, drift=check_change(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
-                                                progress=progress, feeds=feeds))
+        prof = replace(prof, drift=check_change(data or model_bytes(model), prof, plan, repeats=repeats,
+                                                warmup=warmup, seed=seed, progress=progress, feeds=feeds))
     return prof
 
 
