@@ -6,6 +6,9 @@ speed drifts over minutes), run every solver (on all the devices, and again on e
 devices that share no core, :func:`scheduler.problem.disjoint_problems`), replay every distinct placement
 ``--repeats`` times, time the plain ORT configurations in the same run, and
 recommend the fastest measured candidate (:func:`scheduler.recommend.recommend`).
+A placement off by more than 25% against its segment-level prediction is replayed
+once more, on its own, right after the rounds: both figures are reported, so that
+this shared host's spikes can be told from the model's misses.
 
 Targets (issue 11): median |measured / predicted - 1| <= 10% over all replayed
 placements (worst <= 25%); recommended >= 0.98x the best plain ORT on every model;
@@ -38,10 +41,13 @@ from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
 from scheduler.problem_views import disjoint_problems
 from scheduler.recommend import as_candidate, recommend
+from scheduler.replay import replay
 from solvers import SOLVERS, get_solver, solver_names
 
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "mobilenetv2", "resnet50", "bert-base",
           "gpt2-small", "siamese-lstm"]
+OUTLIER = 0.25
+"""A segment-level error beyond this (the target's worst) has its placement replayed once more."""
 BRANCHY = {"inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm",
            "onnx-zoo:inception_v1", "onnx-zoo:inception_v2", "onnx-zoo:squeezenet"}
 
@@ -56,6 +62,17 @@ def onnx_test_zoo() -> dict[str, str]:
 def split_gain(row: Any) -> float:
     """Headroom captured by a recommendation that spreads the model over two or more devices, else 0."""
     return 0.0 if row.devices < 2 or pd.isna(row.captured) else float(row.captured)
+
+
+def _again_line(table: pd.DataFrame) -> str:
+    """What the placements beyond the target measured when replayed once more, alone, right after."""
+    redone = table.dropna(subset=["segment_error_again"]).drop_duplicates(subset=["model", "by_segment_ms"])
+    if redone.empty:
+        return f"No placement was off by more than {OUTLIER:.0%} against the segment-level prediction."
+    return (f"The {len(redone)} distinct placements off by more than {OUTLIER:.0%}, replayed once more on their own "
+            "right after the rounds: " + ", ".join(
+                f"{r.model} {r.solver} {r.segment_error:+.1%} then {r.segment_error_again:+.1%}"
+                for r in redone.itertuples()) + f"; worst then {redone['segment_error_again'].abs().max():.1%}.")
 
 
 def main() -> None:
@@ -89,6 +106,13 @@ def main() -> None:
                       rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
         by_solver = {c["solver"]: c for c in r["candidates"] if c["solver"]}
         key = {s.solver: tuple(s.placement[t] for t in problem.tasks) for s in found}
+        again = {}  # a placement beyond the target, replayed once more on its own: the host's spike or a miss?
+        for s in found:
+            c = by_solver.get(s.solver)
+            if c is not None and abs(c["replay_prediction_error"]) > OUTLIER:
+                print(f"  {name}: {s.solver} off by {c['replay_prediction_error']:+.1%}: replayed again", flush=True)
+                again[s.solver] = replay(model, problem, s, repeats=args.repeats, warmup=3,
+                                         baselines=False)["replay_prediction_error"]
         best_plain = r["baselines"][r["best_baseline"]]
         for s in found:
             c = by_solver.get(s.solver) or next(by_solver[o] for o in by_solver if key[o] == key[s.solver])
@@ -96,6 +120,7 @@ def main() -> None:
                          "predicted_ms": c["predicted_makespan_s"] * 1e3,
                          "by_segment_ms": c["predicted_replay_s"] * 1e3, "measured_ms": c["measured_makespan_s"] * 1e3,
                          "error": c["prediction_error"], "segment_error": c["replay_prediction_error"],
+                         "segment_error_again": again.get(c["solver"]),
                          "vs_best_plain": best_plain / c["measured_makespan_s"],
                          "max_abs_diff": c["max_abs_diff"]})
         errors = [abs(c["prediction_error"]) for c in r["candidates"] if c["solver"]]
@@ -126,7 +151,7 @@ def main() -> None:
              f"Over all {len(table)} replayed (model, solver) placements: median |measured / predicted - 1| = "
              f"{statistics.median(all_err):.1%}, worst {max(all_err):.1%} against the schedule's prediction; "
              f"{statistics.median(seg_err):.1%}, worst {max(seg_err):.1%} against the segment-level prediction "
-             "with the executor's fitted costs (targets 10% / 25%).", "",
+             "with the executor's fitted costs (targets 10% / 25%).", "", _again_line(table), "",
              f"Recommended >= 0.98x the best plain ORT on {sum(summ['speedup'] >= 0.98)} of {len(summ)} models.", "",
              "Headroom captured on the branchy models (target: half on average; a recommendation on one device "
              "runs plain ORT's own session, so what it gains is noise and counts 0): " + ", ".join(
