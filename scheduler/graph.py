@@ -181,18 +181,23 @@ def is_large(model: onnx.ModelProto) -> bool:
     return values > PROTOBUF_LIMIT or values + sum(n.ByteSize() for n in model.graph.node) > PROTOBUF_LIMIT
 
 
+def large_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """The initializers whose values :func:`take_out_large` moves: at least :data:`LARGE_TENSOR` bytes held in
+    the model, strings left aside."""
+    return [t for t in graph.initializer
+            if value_bytes(t) >= LARGE_TENSOR and t.data_type != onnx.TensorProto.STRING]
+
+
 def take_out_large(model: onnx.ModelProto, location: str) -> list[tuple[str, np.ndarray]]:
-    """Move the values of ``model``'s main-graph initializers of at least :data:`LARGE_TENSOR` bytes out of
-    it, **in place**: each becomes an external tensor at ``location`` (offsets as if the values were written
-    there one after another, in the returned order) and its value is returned as ``(name, array)``.
+    """Move the values of ``model``'s :func:`large_initializers` (main graph) out of it, **in place**: each
+    becomes an external tensor at ``location`` (offsets as if the values were written there one after
+    another, in the returned order) and its value is returned as ``(name, array)``.
 
     What lets hetsched handle models beyond :data:`PROTOBUF_LIMIT`: the rest serialises, and ONNX Runtime
     takes the values from memory (``SessionOptions.add_external_initializers``) or from the file.
     """
     out, offset = [], 0
-    for tensor in model.graph.initializer:
-        if value_bytes(tensor) < LARGE_TENSOR or tensor.data_type == onnx.TensorProto.STRING:
-            continue
+    for tensor in large_initializers(model.graph):
         value = numpy_helper.to_array(tensor)
         for data in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
             tensor.ClearField(data)

@@ -37,7 +37,7 @@ import onnx
 from onnx import helper
 
 from .errors import HetschedError
-from .graph import LARGE_TENSOR, name_nodes, node_reads, value_bytes
+from .graph import large_initializers, name_nodes, node_reads
 from .optimize import IR_VERSION, observed_types
 from .problem import Problem
 from .schedule import Schedule
@@ -213,7 +213,7 @@ def _check_error(model: onnx.ModelProto) -> str | None:
     are checked as graph inputs instead: the checker reads no value, and copying and serialising them for
     it took 1.4 s per segment of a 512 MiB model."""
     graph = model.graph
-    large = [t for t in graph.initializer if value_bytes(t) >= LARGE_TENSOR]
+    large = large_initializers(graph)
     if large:
         names = {t.name for t in large}
         model = helper.make_model(
