@@ -141,7 +141,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"  transfer classes: {plan.transfer_classes} (sizes x real device pairs), fitted links: {len(prof.links)}")
     if prof.executor is not None:
         calls = ", ".join(f"{d} {v * 1e6:.0f}" for d, v in prof.executor.call_s.items())
-        print(f"  executor: per segment call (µs) {calls}; core switch {prof.executor.switch_s * 1e6:.0f} µs; "
+        print(f"  executor: per segment call (µs) {calls}; per MB in or out of a segment "
+              f"{prof.executor.byte_s * 2**20 * 1e6:.0f} µs; core switch {prof.executor.switch_s * 1e6:.0f} µs; "
               f"contention between cores {prof.executor.contention:.1%}")
     if prof.drift is not None:
         print(f"  whole model timed again at the end of profiling: {prof.drift:+.1%} against its node run "

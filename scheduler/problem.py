@@ -13,7 +13,7 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
      "links": [{"src", "dst", "latency", "bandwidth", "transfer_scale"?}],
      "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
      "edges": [{"src", "dst", "bytes", "transfer"?}],
-     "executor"?: {"call_s": {device: s}, "switch_s": s, "contention"?: fraction}}
+     "executor"?: {"call_s": {device: s}, "switch_s": s, "contention"?: fraction, "byte_s"?: s}}
 
 ``executor`` (fitted by profiling, :class:`ExecutorCosts`) is what running a
 placement as ONNX Runtime segments adds beyond the node costs.  Problems built
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -43,7 +43,7 @@ from .costs import CostTable, model_costs
 from .errors import HetschedError, ProblemError
 from .graph import Edge, Task, TaskGraph
 from .fileio import read_json, write_json
-from .platform import DeviceRecord, LinkRecord, Platform, link_to_dict, platform_to_dict
+from .platform import DeviceRecord, Link, LinkRecord, Platform, link_to_dict, platform_to_dict
 from .schema import Count, FileModel, Name, NonNegative, Text, exactly, parse
 
 FORMAT = "hetsched-problem/1"
@@ -69,14 +69,37 @@ class ExecutorCosts:
     leaving ORT, waking its thread pool, reading inputs another core wrote);
     ``switch_s``: a core passing from one device's worker to another's (a
     thread wake-up); ``contention``: how much slower a device's work runs while
-    another device works on other cores beside it (see :meth:`contended`).  Per
-    segment and per overlap, not per task, so the common task-level semantics
-    cannot hold them; :func:`scheduler.replay.predict_segments` does.
+    another device works on other cores beside it (see :meth:`contended`);
+    ``byte_s``: each byte of the tensors a segment's call takes from other
+    segments or gives back to them (ORT copies outputs out of its arena into
+    fresh arrays, and reads inputs another core wrote).  Per segment and per
+    overlap, not per task, so the common task-level semantics cannot hold them;
+    :func:`scheduler.replay.predict_segments` does.
     """
 
     call_s: Mapping[str, float]
     switch_s: float
     contention: float = 0.0
+    byte_s: float = 0.0
+
+    def fold(self, platform: Platform, link: Link) -> Link:
+        """``link`` carrying what :meth:`edge_s` charges on it: the calls and switch in its latency, the bytes
+        in its bandwidth (what problems built from a profile give the solvers).
+
+        >>> from scheduler.platform import load_platform
+        >>> ex = ExecutorCosts({"cpu1": 2e-5}, 0.0, 0.0, 5e-10)
+        >>> link = ex.fold(load_platform("cpu"), Link("cpu0", "cpu1", 1e-5, 1e9))
+        >>> round(link.latency, 9), round(link.bandwidth)
+        (3e-05, 500000000)
+        """
+        per_byte = (1.0 / link.bandwidth if link.bandwidth else 0.0) + 2 * self.byte_s
+        return replace(link, latency=link.latency + self.edge_s(platform, link.src, link.dst),
+                       bandwidth=1.0 / per_byte if per_byte > 0 else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``executor`` entry of problem and profile files."""
+        return {"call_s": {d: float(v) for d, v in self.call_s.items()}, "switch_s": float(self.switch_s),
+                "contention": float(self.contention), "byte_s": float(self.byte_s)}
 
     def contended(self, platform: Platform) -> frozenset[str]:
         """Devices whose work ``contention`` slows: real devices that another real device can run beside
@@ -97,9 +120,10 @@ class ExecutorCosts:
         return frozenset(a.name for a in reals
                          if any(b.name != a.name and not platform.shares_resource(a.name, b.name) for b in reals))
 
-    def edge_s(self, platform: Platform, src: str, dst: str) -> float:
-        """A data crossing's share, as task-level links carry it: the consumer's session call, plus a
-        core switch when the two devices share a core.
+    def edge_s(self, platform: Platform, src: str, dst: str, nbytes: int = 0) -> float:
+        """A crossing of ``nbytes``' share, as task-level links carry it: the consumer's session call, a core
+        switch when the two devices share a core, and the bytes given back by one call and taken in by the
+        other.
 
         >>> from scheduler.platform import load_platform
         >>> round(ExecutorCosts({"cpu-par": 5e-5}, 1e-4).edge_s(load_platform("cpu"), "cpu0", "cpu-par"), 9)
@@ -107,7 +131,8 @@ class ExecutorCosts:
         """
         if src == dst:
             return 0.0
-        return self.call_s.get(dst, 0.0) + (self.switch_s if platform.shares_resource(src, dst) else 0.0)
+        return (self.call_s.get(dst, 0.0) + (self.switch_s if platform.shares_resource(src, dst) else 0.0)
+                + 2 * self.byte_s * nbytes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -298,9 +323,7 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
     out = {"format": FORMAT, "name": problem.label, "devices": plat["devices"], "links": links,
            "tasks": tasks, "edges": edges}
     if problem.executor is not None:
-        out["executor"] = {"call_s": {d: float(v) for d, v in problem.executor.call_s.items()},
-                           "switch_s": float(problem.executor.switch_s),
-                           "contention": float(problem.executor.contention)}
+        out["executor"] = problem.executor.to_dict()
     return out
 
 
@@ -323,6 +346,10 @@ class ExecutorRecord(FileModel):
     call_s: dict[Text, NonNegative]
     switch_s: NonNegative
     contention: NonNegative = 0.0
+    byte_s: NonNegative = 0.0
+
+    def costs(self) -> ExecutorCosts:
+        return ExecutorCosts(dict(self.call_s), self.switch_s, self.contention, self.byte_s)
 
 
 class ProblemRecord(FileModel):
@@ -351,7 +378,7 @@ def problem_from_dict(data: Any, where: str = "problem") -> Problem:
         return Problem(graph, platform, {t.name: dict(t.cost) for t in record.tasks},
                        {(e.src, e.dst): e.transfer for e in record.edges if e.transfer is not None},
                        {t.name: t.colocate for t in record.tasks if t.colocate is not None}, name=record.name,
-                       executor=None if ex is None else ExecutorCosts(dict(ex.call_s), ex.switch_s, ex.contention))
+                       executor=None if ex is None else ex.costs())
     except HetschedError as exc:
         raise ProblemError(f"{where}: {exc}") from None
 

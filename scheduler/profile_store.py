@@ -25,7 +25,7 @@ from .graph import TaskGraph
 from .inputs import Feeds, inputs_digest
 from .optimize import model_bytes
 from .platform import Platform
-from .problem import ExecutorCosts, ExecutorRecord
+from .problem import ExecutorRecord
 from .profile_runs import check_change, profile_model
 from .profiling import PROFILE_FORMAT, LinkFit, NodeStat, Profile, drifted, plan_profiling, platform_key
 from .schema import Count, FileModel, Finite, Text, exactly, parse
@@ -53,9 +53,7 @@ def save_profile(profile: Profile, folder: str, label: str) -> tuple[str, str]:
     write_text(csv_path, table.to_csv(index=False))
     meta = {k: v for k, v in asdict(profile).items() if k != "nodes"}
     meta["links"] = [{**asdict(l), "points": [list(p) for p in l.points]} for l in profile.links]
-    meta["executor"] = None if profile.executor is None else {"call_s": dict(profile.executor.call_s),
-                                                              "switch_s": profile.executor.switch_s,
-                                                              "contention": profile.executor.contention}
+    meta["executor"] = None if profile.executor is None else profile.executor.to_dict()
     meta["format"] = PROFILE_FORMAT
     meta["table"] = os.path.basename(csv_path)
     write_json(json_path, meta)
@@ -129,7 +127,7 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                    meta.warmup, meta.date, meta.host_cores, meta.runs, tuple(NodeStat(**dict(r)) for r in rows),
                    tuple(LinkFit(**{**dict(l), "points": tuple(l.points)}) for l in meta.links),
                    dict(meta.whole_run_s), dict(meta.traced_run_s),
-                   None if ex is None else ExecutorCosts(dict(ex.call_s), ex.switch_s, ex.contention), meta.drift)
+                   None if ex is None else ex.costs(), meta.drift)
 
 
 def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",

@@ -43,7 +43,7 @@ from .graph import TaskGraph
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 
-PROFILE_FORMAT = "hetsched-profile/4"  # 2: links fitted; 3: contention between cores; 4: calls hold the dispatch
+PROFILE_FORMAT = "hetsched-profile/5"  # 2: links fitted; 3: contention; 4: calls hold the dispatch; 5: cost per byte
 NOISY_CV = 0.25  # coefficient of variation above which a node is flagged noisy
 DRIFT_LIMIT = 0.2  # a profile whose whole-model run changed by more than this while profiling is measured again
 EXECUTOR_PLACEMENTS = 3
@@ -253,7 +253,7 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
     With ``calibrate`` node costs are calibrated to the plain whole-model run
     (:meth:`Profile.calibrated`), so that a single-device schedule predicts it.  Links between
     real devices become the fitted ones, plus each crossing's share of the
-    executor's costs (:meth:`ExecutorCosts.edge_s`: what the solvers can see of
+    executor's costs (:meth:`ExecutorCosts.fold`: what the solvers can see of
     them); links that touch a simulated device stay as the platform gives them.
     Costs on devices that work beside another (:meth:`ExecutorCosts.contended`)
     are the measured ones times ``1 + contention``: a placement worth making keeps
@@ -272,9 +272,9 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
                 if (t.name, d.name) not in measured:
                     raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
                 costs[t.name][d.name] = measured[(t.name, d.name)] * scale
-    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth,
-                                      latency=l.latency + (ex.edge_s(platform, l.src, l.dst) if ex else 0.0))
+    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth, latency=l.latency)
               for l in profile.links}
+    fitted = {key: ex.fold(platform, link) for key, link in fitted.items()} if ex else fitted
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)
     return Problem(graph, plat, costs, name=name or graph.name, executor=profile.executor)

@@ -125,7 +125,8 @@ def predict_replay(problem: Problem, schedule: Schedule) -> float:
 
 def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool = True) -> dict[int, float]:
     """How long each segment should run in a replay (s): its tasks' costs, with the contention between
-    cores charged for the time another device actually works beside it, plus its session call.
+    cores charged for the time another device actually works beside it, plus its session call and the
+    bytes it takes in and gives back (``calls``; :class:`~scheduler.problem.ExecutorCosts`).
 
     Costs of contended devices (:meth:`ExecutorCosts.contended`) hold the full
     slow-down (the solvers' view); here it is taken out and charged again in
@@ -133,11 +134,12 @@ def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool
     found by composing the timeline a few times (a fixed point; overlaps move little).
     """
     ex = problem.executor
-    call = ex.call_s if ex is not None and calls else {}
+    call = {seg.index: ex.call_s.get(seg.device, 0.0) + ex.byte_s * seg.boundary_bytes
+            if ex is not None and calls else 0.0 for seg in segments}
     contended = ex.contended(problem.platform) if ex is not None else frozenset()
     rate = 1.0 + (ex.contention if ex is not None else 0.0)
     base = {seg.index: seg.predicted_s / (rate if seg.device in contended else 1.0) for seg in segments}
-    durations = {seg.index: seg.predicted_s + call.get(seg.device, 0.0) for seg in segments}
+    durations = {seg.index: seg.predicted_s + call[seg.index] for seg in segments}
     busy = [seg for seg in segments if seg.device in contended]
     for _ in range(4 if busy else 0):
         span = _timeline(problem, segments, durations)
@@ -146,7 +148,7 @@ def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool
             beside = sum(max(0.0, min(a1, span[o.index][1]) - max(a0, span[o.index][0])) for o in busy
                          if not problem.platform.shares_resource(o.device, seg.device))
             share = min(1.0, beside / (a1 - a0)) if a1 > a0 else 0.0
-            durations[seg.index] = base[seg.index] * (1.0 + (rate - 1.0) * share) + call.get(seg.device, 0.0)
+            durations[seg.index] = base[seg.index] * (1.0 + (rate - 1.0) * share) + call[seg.index]
     return durations
 
 
@@ -286,6 +288,7 @@ def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repe
         "segments": [{
             "index": p.segment.index, "device": p.segment.device, "simulated": devices[p.segment.device].simulated,
             "tasks": len(p.segment.tasks), "inputs": list(p.inputs), "outputs": list(p.outputs),
+            "boundary_bytes": p.segment.boundary_bytes,
             "predicted_s": p.segment.predicted_s, "measured_median_s": statistics.median(per_seg[p.segment.index]),
             "dispatch_s": statistics.median(gaps[p.segment.index]) if gaps[p.segment.index] else None,
         } for p in parts],

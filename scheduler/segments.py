@@ -55,6 +55,7 @@ class Segment:
     start: float  # scheduled start of the first task
     finish: float  # scheduled finish of the last task
     predicted_s: float  # sum of the tasks' costs on the device
+    boundary_bytes: int = 0  # of the tensors it takes from other segments and gives back to them (each once)
 
 
 class ReplayError(HetschedError):
@@ -107,8 +108,16 @@ def cut(problem: Problem, schedule: Schedule) -> list[Segment]:
             last_on[r] = s
         if any(by[e.dst].device != d for e in problem.succs[t]):
             del open_seg[d]  # a session hands its outputs over when it returns: end the segment here
+    boundary = [0] * len(members)
+    counted: set[tuple[int, str, tuple[str, ...]]] = set()  # a tensor read by two tasks of a segment comes once
+    for e in problem.graph.edges:
+        if seg_of[e.src] != seg_of[e.dst]:
+            for k in (seg_of[e.src], seg_of[e.dst]):
+                if (k, e.src, e.tensors) not in counted:
+                    counted.add((k, e.src, e.tensors))
+                    boundary[k] += e.bytes
     return [Segment(i, device_of[i], tuple(m), by[m[0]].start, max(by[t].finish for t in m),
-                    sum(problem.costs[t][device_of[i]] for t in m)) for i, m in enumerate(members)]
+                    sum(problem.costs[t][device_of[i]] for t in m), boundary[i]) for i, m in enumerate(members)]
 
 
 def is_convex(problem: Problem, tasks: Sequence[str]) -> bool:

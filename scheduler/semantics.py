@@ -148,8 +148,8 @@ def segment_timeline(problem: Problem, segments: Sequence[tuple[str, Sequence[st
     resources are free, plus the executor's switch cost on a resource that passes
     between devices, and when the inputs of its tasks from other segments have
     arrived: the problem's transfer times less the executor's share of a crossing,
-    which links carry for the task-level solvers (:class:`~scheduler.problem.ExecutorCosts`)
-    and the replay charges per segment and per switch instead.
+    which links carry for the task-level solvers (:meth:`~scheduler.problem.ExecutorCosts.fold`)
+    and the replay charges per segment, per byte and per switch instead.
     """
     ex = problem.executor
     switch = ex.switch_s if ex is not None else 0.0
@@ -165,7 +165,7 @@ def segment_timeline(problem: Problem, segments: Sequence[tuple[str, Sequence[st
                 src = owner[e.src]
                 if src != i:
                     a = segments[src][0]
-                    share = ex.edge_s(problem.platform, a, device) if ex is not None else 0.0
+                    share = ex.edge_s(problem.platform, a, device, e.bytes) if ex is not None else 0.0
                     start = max(start, span[src][1] + max(0.0, problem.transfer(e, a, device) - share))
         span.append((start, start + durations[i]))
         for r in resources:

@@ -110,9 +110,12 @@ def test_minimal_problem_round_trips(tmp_path):
 
 def test_executor_costs_round_trip(tmp_path):
     data = minimal()
-    data["executor"] = {"call_s": {"cpu": 4e-5, "par": 6e-5}, "switch_s": 1e-4, "contention": 0.07}
+    data["executor"] = {"call_s": {"cpu": 4e-5, "par": 6e-5}, "switch_s": 1e-4, "contention": 0.07,
+                        "byte_s": 5e-11}
     p = problem_from_dict(data)
-    assert p.executor == ExecutorCosts({"cpu": 4e-5, "par": 6e-5}, 1e-4, 0.07)
+    assert p.executor == ExecutorCosts({"cpu": 4e-5, "par": 6e-5}, 1e-4, 0.07, 5e-11)
+    older = {**data, "executor": {k: v for k, v in data["executor"].items() if k != "byte_s"}}
+    assert problem_from_dict(older).executor == ExecutorCosts({"cpu": 4e-5, "par": 6e-5}, 1e-4, 0.07)
     write_problem(p, tmp_path / "p.json")
     assert read_problem(tmp_path / "p.json") == p and problem_to_dict(p)["executor"] == data["executor"]
     assert problem_from_dict(minimal()).executor is None and "executor" not in problem_to_dict(problem_from_dict(minimal()))
@@ -224,6 +227,8 @@ REJECTED = {
                                         ["executor", "'gpu'"]),
     "negative executor switch": (lambda d: d.update(executor={"call_s": {}, "switch_s": -1}), ["executor.switch_s"]),
     "executor without switch": (lambda d: d.update(executor={"call_s": {}}), ["executor", "'switch_s'"]),
+    "negative executor byte cost": (lambda d: d.update(executor={"call_s": {}, "switch_s": 0, "byte_s": -1e-9}),
+                                    ["executor.byte_s"]),
 }
 
 

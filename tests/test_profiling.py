@@ -16,7 +16,7 @@ from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
 from scheduler.optimize import session
-from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, profile_model
+from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, fit_calls, profile_model
 from scheduler.profile_store import get_profile
 from scheduler.problem import Problem
 from scheduler.profiling import plan_profiling, problem_from_profile, real_devices
@@ -104,8 +104,9 @@ def test_worker_gaps_are_the_hand_overs_within_one_worker():
 
 
 def test_executor_call_holds_the_segment_excess_and_the_dispatch(bert, monkeypatch):
-    """fit_executor's call cost per device is the median excess of its segments over their predicted time
-    plus the median hand-over of its worker (the replay's dispatch_s), at µs and at ms."""
+    """fit_executor's call cost per device and its cost per boundary byte are what its segments take beyond
+    their predicted time (a call plus a share per byte in or out), plus the median hand-over of its worker
+    (the replay's dispatch_s) in the call; at µs and at ms."""
     import scheduler.profile_runs as runs
     from scheduler.replay import replay as real_replay
 
@@ -114,14 +115,34 @@ def test_executor_call_holds_the_segment_excess_and_the_dispatch(bert, monkeypat
     for scale in (1e-6, 1e-3):
         def fake(*args, **kwargs):
             out = real_replay(*args, **kwargs)
-            for g in out["segments"]:
-                g["measured_median_s"] = g["predicted_s"] + 3 * scale  # no contention here: work = predicted
+            for g in out["segments"]:  # no contention here: work = predicted
+                g["measured_median_s"] = g["predicted_s"] + 3 * scale + scale * 1e-4 * g["boundary_bytes"]
                 g["dispatch_s"] = 2 * scale if g["device"] == "cpu0" else None
             return out
 
         monkeypatch.setattr(runs, "replay", fake)
         ex = runs.fit_executor(model, problem, repeats=1, warmup=0)
         assert ex.call_s["cpu0"] == pytest.approx(5 * scale) and ex.call_s["cpu1"] == pytest.approx(3 * scale)
+        assert ex.byte_s == pytest.approx(scale * 1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_fit_calls_recovers_call_and_byte_costs_through_outliers(scale):
+    """Least absolute deviations: a call per device and one slope per byte come back exactly from segments
+    that follow them, with a fifth of the segments thrown far off by load; never negative; no slope when
+    every segment moves the same bytes; costs in µs, ms and s."""
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 4 << 20, 200)
+    call, per_byte = {"cpu0": 2 * scale, "cpu1": 5 * scale}, scale / (1 << 20)
+    rows = [(d, call[d] + per_byte * b + (40 * scale if k % 5 == 0 else 0.0), int(b))
+            for k, b in enumerate(sizes) for d in call]
+    fitted, slope = fit_calls(rows)
+    assert slope == pytest.approx(per_byte, rel=1e-6)
+    assert fitted == pytest.approx(call, rel=1e-6)
+    flat, zero = fit_calls([("cpu0", 3 * scale, 1000), ("cpu0", 5 * scale, 1000), ("cpu0", 4 * scale, 1000)])
+    assert zero == 0.0 and flat == {"cpu0": pytest.approx(4 * scale)}
+    negative, _ = fit_calls([("cpu0", -scale, 10), ("cpu0", -scale, 20), ("cpu0", -scale, 30)])
+    assert negative == {"cpu0": 0.0}
 
 
 def test_pingpong_alternates_the_value_between_two_workers():
@@ -178,11 +199,14 @@ def test_problem_from_profile_mixes_measured_and_modelled(bert, bert_profile):
         total = sum(problem.costs[x.name][dev] for x in graph.tasks)
         assert total == pytest.approx(bert_profile.whole_run_s[dev] * slow[dev], rel=1e-6)
     fitted = {(l.src, l.dst): l for l in bert_profile.links}
-    # links carry each crossing's share of the executor's costs: the consumer's call, a switch on a shared core
+    # links carry each crossing's share of the executor's costs: the consumer's call, a switch on a shared core,
+    # and the bytes one call gives back and the other takes in
     assert problem.platform.link_table[("cpu0", "cpu1")].latency == pytest.approx(
         fitted[("cpu0", "cpu1")].latency + ex.call_s["cpu1"])
     assert problem.platform.link_table[("cpu0", "cpu-par")].latency == pytest.approx(
         fitted[("cpu0", "cpu-par")].latency + ex.call_s["cpu-par"] + ex.switch_s)
+    per_byte = 1 / fitted[("cpu0", "cpu1")].bandwidth if fitted[("cpu0", "cpu1")].bandwidth else 0.0
+    assert 1 / problem.platform.link_table[("cpu0", "cpu1")].bandwidth == pytest.approx(per_byte + 2 * ex.byte_s)
     assert problem.platform.link_table[("cpu0", "pim")] == plat.link_table[("cpu0", "pim")]
 
 

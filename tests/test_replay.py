@@ -91,11 +91,31 @@ def test_segment_prediction_charges_calls_and_switches(scale):
     single = simulate(p, {t: "A" for t in "xyz"})
     assert predict_segments(with_calls, cut(p, single)) == pytest.approx(single.makespan + 0.5 * scale)
     # links that carry the executor's share of each crossing (as profiled problems do) are not charged twice
-    ex = ExecutorCosts({"A": 0.5 * scale, "AB": 0.25 * scale, "B": 0.125 * scale}, 0.0625 * scale)
+    ex = ExecutorCosts({"A": 0.5 * scale, "AB": 0.25 * scale, "B": 0.125 * scale}, 0.0625 * scale, 0.0,
+                       scale / 64)
     folded = Platform("p", plat.devices, tuple(
-        Link(a, b, ex.edge_s(plat, a, b), None) for a in ("A", "B", "AB") for b in ("A", "B", "AB") if a != b))
+        ex.fold(plat, Link(a, b)) for a in ("A", "B", "AB") for b in ("A", "B", "AB") if a != b))
+    assert Problem(graph, folded, costs).transfer(graph.edges[0], "A", "AB") == pytest.approx(
+        ex.call_s["AB"] + ex.switch_s + 2 * 4 * ex.byte_s)
     assert predict_segments(Problem(graph, folded, costs, executor=ex), segments) == pytest.approx(
         predict_segments(replace(p, executor=ex), segments))
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_segment_prediction_charges_each_boundary_tensor_once_per_segment(scale):
+    """A segment's call takes in and gives back its boundary tensors: x's output, read by y and z in one
+    segment, counts once on each side, and y's output to z inside it not at all; each byte costs
+    ``byte_s`` on top of the calls; costs in µs, ms and s."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",))), (),
+                    default_link=Link("*", "*", 0.0, None))
+    graph = TaskGraph("g", (Task("x"), Task("y"), Task("z")), (
+        Edge("x", "y", 8, ("tx",)), Edge("x", "z", 8, ("tx",)), Edge("y", "z", 4, ("ty",))))
+    p = Problem(graph, plat, {t: {"A": scale, "B": scale} for t in "xyz"})
+    segments = cut(p, simulate(p, {"x": "A", "y": "B", "z": "B"}))
+    assert [(seg.tasks, seg.boundary_bytes) for seg in segments] == [(("x",), 8), (("y", "z"), 8)]
+    assert [seg.boundary_bytes for seg in cut(p, simulate(p, {t: "A" for t in "xyz"}))] == [0]
+    charged = replace(p, executor=ExecutorCosts({"A": scale, "B": scale}, 0.0, 0.0, scale / 8))
+    assert predict_segments(charged, segments) == pytest.approx(3 * scale + 2 * scale + 2 * scale)
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
