@@ -33,7 +33,7 @@ from .errors import HetschedError
 from .executor import pin_thread, timed_runs
 from .graph import TaskGraph
 from .inputs import Feeds
-from .optimize import IR_VERSION, model_bytes, random_inputs, session
+from .optimize import IR_VERSION, model_bytes, random_inputs, session, session_bytes
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
@@ -124,7 +124,8 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
     plan = plan_profiling(graph, platform)
-    data = model_bytes(model)
+    sha256 = hashlib.sha256(model_bytes(model)).hexdigest()
+    data = session_bytes(model)
     task_names = {t.name for t in graph.tasks}
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
@@ -162,7 +163,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                                     "is not supported yet; give that link in the platform and mark one side simulated")
             links += _profile_transfers(erun, platform, repeats, warmup, progress)
     prof = Profile(
-        model_sha256=hashlib.sha256(data).hexdigest(),
+        model_sha256=sha256,
         platform_key=platform_key(platform),
         platform_name=platform.name,
         ort_version=ort.__version__,
@@ -181,29 +182,29 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick,
                                         feeds=feeds)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
-        if len(real_devices(platform)) > 1:
-            data = b""  # the replays below hold their own copies of the values: none more (a large model's peak)
-            try:
-                prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
-                                                           repeats=repeats, warmup=warmup, seed=seed,
-                                                           progress=progress, feeds=feeds))
-            except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
-                pass  # value): no call or switch costs then; placements are predicted by the schedule alone
+    del data  # the replays below hold their own copies of the values: none more (a large model's peak)
+    if plan.executor_runs and len(real_devices(platform)) > 1:
+        try:
+            prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
+                                                       repeats=repeats, warmup=warmup, seed=seed,
+                                                       progress=progress, feeds=feeds))
+        except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
+            pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
-        prof = replace(prof, drift=check_change(data or model_bytes(model), prof, plan, repeats=repeats,
-                                                warmup=warmup, seed=seed, progress=progress, feeds=feeds))
+        prof = replace(prof, drift=check_change(model, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
+                                                progress=progress, feeds=feeds))
     return prof
 
 
-def check_change(data: bytes, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int, seed: int = 0,
-                 progress: Callable[[str, int], Callable[[], None]] | None = None,
+def check_change(model: onnx.ModelProto, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int,
+                 seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
                  feeds: Feeds | None = None) -> float | None:
     """The check run: the whole model timed now with the first node run's settings, against ``prof``'s
     timing of it (``now / then - 1``; None when that was 0)."""
     if not plan.node_runs:
         return None
     first = plan.node_runs[0]
-    plain = _session(data, first.provider, first.threads, None)
+    plain = _session(session_bytes(model), first.provider, first.threads, None)
     tick = progress("check", warmup + repeats) if progress else _noop
     now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed, feeds)), warmup, repeats,
                                        tick))

@@ -145,12 +145,11 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
     alike, and it is measured again.
     """
     label = profile_label(label or graph.name, feeds)
-    data = model_bytes(model)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = hashlib.sha256(model_bytes(model)).hexdigest()
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
         if stored is not None:
-            change = check_change(data, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
+            change = check_change(model, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
                                   progress=progress, feeds=feeds)
             if not drifted(stored, change):
                 return stored, True

@@ -35,7 +35,7 @@ import onnx
 
 from .executor import Part, SegmentRunner, Timing, timed_runs
 from .inputs import Feeds
-from .optimize import model_bytes, observed_run, session
+from .optimize import observed_run, session, session_bytes
 from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
@@ -73,7 +73,7 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
                      spinning: str | None = None) -> list[Any]:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
     theirs)."""
-    return [session(model_bytes(p.model), opt_level, s["threads"], s["execution_provider"],
+    return [session(session_bytes(p.model), opt_level, s["threads"], s["execution_provider"],
                     spinning=spinning or s["spinning"], cpus=s.get("cpus", ()), label=f"segment {p.segment.index}")
             for p, s in zip(parts, session_settings(problem, parts))]
 
@@ -380,7 +380,7 @@ def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, 
 def plain_samples(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
                   warmup: int = 3) -> dict[str, list[float]]:
     """Run times (s) of the whole model in each of :func:`plain_configs`, each timed on its own."""
-    data = model_bytes(model)
+    data = session_bytes(model)
     out = {}
     for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)

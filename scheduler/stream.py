@@ -45,7 +45,7 @@ import onnxruntime as ort
 
 from .executor import Part, pin_thread
 from .inputs import Feeds
-from .optimize import model_bytes, session
+from .optimize import session, session_bytes
 from .platform import usable_cpus
 from .problem import Problem
 from .recommend import beats_plain, round_order, speedup_interval, top_placements
@@ -220,7 +220,7 @@ def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray
                  cores: int) -> dict[str, float]:
     """Period (s per inference) of plain ONNX Runtime on the stream: one session per configuration of
     :func:`~scheduler.replay.plain_configs`, and ``cores`` single-threaded sessions at once."""
-    data = model_bytes(model)
+    data = session_bytes(model)
     out = {}
     for label, (threads, opt, parallel) in plain_configs(cores).items():
         sess = session(data, opt, threads, parallel=parallel)

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
-from scheduler.optimize import IR_VERSION, model_bytes, observed_types, optimize_model
+from scheduler.optimize import (IR_VERSION, model_bytes, observed_types, optimize_model, random_inputs, session,
+                                session_bytes)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -53,6 +54,20 @@ def test_optimised_model_computes_the_same_and_is_cached(level, tmp_path):
     np.testing.assert_allclose(run_model(opt, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
     assert len(opt.graph.node) != len(original.graph.node)  # fused: Conv+BatchNorm at least
     assert len({n.name for n in opt.graph.node}) == len(opt.graph.node)
+
+
+@pytest.mark.parametrize("level", ["none", "all"])
+def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level):
+    """session_bytes hands every value of 1 MiB or more to ONNX Runtime beside the bytes, whatever the model's
+    size; the session computes what one of the whole serialised model does.  Keys stay the whole model's
+    bytes: model_bytes of a model below protobuf's limit carries every value."""
+    model, _ = load_original("mlp", {"layers": 2, "width": 512})  # 1 MiB weights
+    beside, whole = session_bytes(model), model_bytes(model)
+    assert len(beside.externals) == 2 and len(beside) < 1 << 20 < len(whole)
+    assert not getattr(whole, "externals", ())
+    a, b = session(beside, level), session(whole, level)
+    feeds = random_inputs(b, seed=1)
+    np.testing.assert_array_equal(a.run(None, feeds)[0], b.run(None, feeds)[0])
 
 
 @pytest.mark.parametrize("name,params,level", [
