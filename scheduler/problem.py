@@ -121,9 +121,9 @@ class ExecutorCosts:
                          if any(b.name != a.name and not platform.shares_resource(a.name, b.name) for b in reals))
 
     def edge_s(self, platform: Platform, src: str, dst: str, nbytes: int = 0) -> float:
-        """A crossing of ``nbytes``' share, as task-level links carry it: the consumer's session call, a core
-        switch when the two devices share a core, and the bytes given back by one call and taken in by the
-        other.
+        """What the executor adds to a crossing of ``nbytes``, as task-level links carry it: the consumer's
+        session call, a core switch when the two devices share a core, and the bytes one call gives back and
+        the other takes in.
 
         >>> from scheduler.platform import load_platform
         >>> round(ExecutorCosts({"cpu-par": 5e-5}, 1e-4).edge_s(load_platform("cpu"), "cpu0", "cpu-par"), 9)

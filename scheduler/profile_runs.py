@@ -224,10 +224,10 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     boundary byte are fitted (:func:`fit_calls`) to the segments of every
     placement: their measured minus predicted time
     (:func:`scheduler.replay.segment_durations` without calls: the problem's
-    contention stays) against the bytes they take in and give back (on randwire at
-    ImageNet size, about 0.05 ms per MB beyond a call of 20-30 µs).  The median
-    time its worker takes from one segment to
-    the next that was already waiting is added to its call (the replay's ``dispatch_s``,
+    contention stays) against the bytes they take in and give back (randwire at
+    ImageNet size here: about 40 µs per MB beyond a call of about 40 µs).  Each
+    call also holds the median time its worker takes from one segment to the next
+    that was already waiting (the replay's ``dispatch_s``,
     :func:`scheduler.replay.worker_gaps`: 7-22 µs here, which a placement of many
     segments on one core pays each time).  The switch cost is the median over the
     placements of the one that makes :func:`scheduler.replay.predict_segments`
@@ -259,8 +259,7 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     for segments, result in runs:
         work = segment_durations(problem, segments, calls=False)
         size = {seg.index: seg.boundary_bytes for seg in segments}
-        rows += [(g, work[g["index"]], size[g["index"]]) for g in result["segments"]
-                 if g["measured_median_s"] is not None]
+        rows += [(g, work[g["index"]], size[g["index"]]) for g in result["segments"]]
     call, byte_s = fit_calls([(g["device"], g["measured_median_s"] - w, b) for g, w, b in rows])
     call = {d: call.get(d, 0.0) + median([g["dispatch_s"] for g, _, _ in rows if g["device"] == d])
             for d in sorted(reals)}
