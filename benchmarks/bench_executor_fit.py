@@ -1,9 +1,9 @@
 """How steady the executor's fitted costs are from one profile to the next: one random placement against three.
 
 ``fit_executor`` (:mod:`scheduler.profile_runs`) replays random placements and
-fits a call cost per device and one switch cost; the switch is what the calls
-leave of a placement's measured makespan, so a burst of load during the replay
-moves it.  This fits the costs ``--fits`` times over on the same stored profile,
+fits a call cost per device, one cost per byte a segment takes in or gives back,
+and one switch cost; the switch is what the calls leave of a placement's
+measured makespan, so a burst of load during the replay moves it.  This fits the costs ``--fits`` times over on the same stored profile,
 with one placement and with :data:`scheduler.profiling.EXECUTOR_PLACEMENTS`, and
 reports the spread, ``(max - min) / median``.  Writes
 ``results/bench_executor_fit.{csv,md}``.
@@ -41,13 +41,14 @@ def main() -> None:
                                                        else 0.0))
         for placements in (1, EXECUTOR_PLACEMENTS):
             fits = [fit_executor(model, bare, placements=placements) for _ in range(args.fits)]
-            switch = [f.switch_s * 1e6 for f in fits]
-            call = [f.call_s["cpu0"] * 1e6 for f in fits]
-            rows.append({"model": name, "placements": placements, "switch_us": " ".join(f"{s:.0f}" for s in switch),
-                         "switch_spread": (max(switch) - min(switch)) / statistics.median(switch)
-                         if statistics.median(switch) else None,
-                         "cpu0_call_us": " ".join(f"{c:.0f}" for c in call),
-                         "cpu0_call_spread": (max(call) - min(call)) / statistics.median(call)})
+            row: dict[str, object] = {"model": name, "placements": placements}
+            for key, values in (("switch_us", [f.switch_s * 1e6 for f in fits]),
+                                ("cpu0_call_us", [f.call_s["cpu0"] * 1e6 for f in fits]),
+                                ("per_mb_us", [f.byte_s * 2**20 * 1e6 for f in fits])):
+                row[key] = " ".join(f"{v:.0f}" for v in values)
+                row[key.removesuffix("_us") + "_spread"] = ((max(values) - min(values)) / statistics.median(values)
+                                                            if statistics.median(values) else None)
+            rows.append(row)
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     save(args.out, table, "\n".join([
