@@ -39,7 +39,7 @@ import pandas as pd
 
 from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
-from scheduler.problem_views import disjoint_problems
+from scheduler.problem_views import canonical_placement, disjoint_problems, symmetries
 from scheduler.recommend import as_candidate, recommend
 from scheduler.replay import replay
 from solvers import SOLVERS, get_solver, solver_names
@@ -105,7 +105,8 @@ def main() -> None:
         r = recommend(original, model, problem, found, candidates=len(found), repeats=args.repeats,
                       rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
         by_solver = {c["solver"]: c for c in r["candidates"] if c["solver"]}
-        key = {s.solver: tuple(s.placement[t] for t in problem.tasks) for s in found}
+        mirrors = symmetries(problem)  # the candidates count mirror images once (two towers swapped): so here
+        key = {s.solver: canonical_placement(problem, s.placement, mirrors) for s in found}
         again = {}  # a placement beyond the target, replayed once more on its own: the host's spike or a miss?
         for s in found:
             c = by_solver.get(s.solver)
