@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -19,7 +19,7 @@ from scheduler.optimize import session
 from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, fit_calls, profile_model
 from scheduler.profile_store import get_profile
 from scheduler.problem import Problem
-from scheduler.profiling import plan_profiling, problem_from_profile, real_devices
+from scheduler.profiling import NodeStat, Profile, plan_profiling, problem_from_profile, real_devices
 from scheduler.replay import worker_gaps
 from scheduler.zoo import build
 
@@ -90,6 +90,23 @@ def test_executor_costs_are_fitted_and_reach_the_problem(bert, bert_profile):
     assert ex is not None and set(ex.call_s) == {d.name for d in real_devices(plat)}
     assert all(v >= 0 for v in ex.call_s.values()) and ex.switch_s >= 0
     assert problem_from_profile(bert[1], plat, bert_profile).executor == ex
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_calibration_spreads_the_traced_gap_evenly_and_the_drift_in_proportion(scale):
+    """Kernels of 1 and 9, traced runs of 12 (a gap of 1 per node), a plain run of 24 (the host twice as slow
+    by then): 2 x (1 + 1) and 2 x (9 + 1).  Without traced runs the whole difference is the gap; kernels
+    beyond the plain run are scaled down; the costs always sum to the plain run.  µs, ms and s."""
+    def profile(whole: float, traced: float) -> Profile:
+        nodes = tuple(NodeStat(t, "cpu0", k * scale, k * scale, k * scale, 0.0, 5) for t, k in (("a", 1), ("b", 9)))
+        return Profile("sha", "key", "p", "ort", 5, 1, "today", 2, 1, nodes, (), {"cpu0": whole * scale},
+                       {"cpu0": traced * scale})
+
+    for (whole, traced), expected in {(24, 12): (4, 20), (14, math.nan): (3, 11), (12, 9): (1.2, 10.8),
+                                      (5, math.nan): (0.5, 4.5)}.items():
+        p = profile(whole, traced)
+        assert (p.calibrated("a", "cpu0"), p.calibrated("b", "cpu0")) == pytest.approx(
+            tuple(x * scale for x in expected))
 
 
 def test_worker_gaps_are_the_hand_overs_within_one_worker():
