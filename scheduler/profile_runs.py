@@ -114,17 +114,19 @@ def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]
 
 def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
                   warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
-                  feeds: Feeds | None = None) -> Profile:
+                  feeds: Feeds | None = None, model_sha256: str | None = None) -> Profile:
     """Measure every node on every real device and every transfer class, following the plan.
 
     ``model`` must be the model ``graph`` was imported from (with fixed input shapes); every run takes the
     given ``feeds`` (the user's inputs), or random inputs from ``seed``.
-    ``progress(label, total)`` may return a callable that is ticked once per ORT run.
+    ``progress(label, total)`` may return a callable that is ticked once per ORT run.  ``model_sha256``:
+    the hash of :func:`~scheduler.optimize.model_bytes` when the caller has it (computed otherwise: a large
+    model's serialisation is seconds on its own).
     """
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
     plan = plan_profiling(graph, platform)
-    sha256 = hashlib.sha256(model_bytes(model)).hexdigest()
+    sha256 = model_sha256 or hashlib.sha256(model_bytes(model)).hexdigest()
     data = session_bytes(model)
     task_names = {t.name for t in graph.tasks}
     nodes: list[NodeStat] = []

@@ -156,12 +156,12 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
             print(f"hetsched: the whole model now runs {change:+.0%} against the stored profile of {stored.date} "
                   "(the host's load changed since); measuring again", file=sys.stderr)
     prof = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress,
-                         feeds=feeds)
+                         feeds=feeds, model_sha256=sha)
     if drifted(prof):  # the host's load changed while profiling
         print(f"hetsched: the whole model's run time changed by {prof.drift:+.0%} between the start and the end of "
               "profiling (the host's load changed); measuring once more", file=sys.stderr)
         again = profile_model(model, graph, platform, repeats=repeats, warmup=warmup, progress=progress,
-                              feeds=feeds)
+                              feeds=feeds, model_sha256=sha)
         prof = min(prof, again, key=lambda p: abs(p.drift or 0.0))
         if drifted(prof):
             print(f"hetsched: warning: the profile still drifted by {prof.drift:+.0%}; its predictions are off "

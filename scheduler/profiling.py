@@ -281,9 +281,10 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
                 if (t.name, d.name) not in measured:
                     raise HetschedError(f"profile has no cost for task {t.name!r} on device {d.name!r}; re-profile")
                 costs[t.name][d.name] = measured[(t.name, d.name)] * scale
-    fitted = {(l.src, l.dst): replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth, latency=l.latency)
-              for l in profile.links}
-    fitted = {key: ex.fold(platform, link) for key, link in fitted.items()} if ex else fitted
+    fitted = {}
+    for l in profile.links:
+        link = replace(platform.link_table[(l.src, l.dst)], bandwidth=l.bandwidth, latency=l.latency)
+        fitted[(l.src, l.dst)] = ex.fold(platform, link) if ex else link
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)
     return Problem(graph, plat, costs, name=name or graph.name, executor=profile.executor)
