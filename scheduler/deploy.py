@@ -41,7 +41,8 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
     return {"format": executor.DEPLOY_FORMAT, "kind": kind, "created_by": f"hetsched {__version__}",
             "graph_optimization": level, "host_specific": level == "all",
             "inputs": [i.name for i in inputs],
-            "input_specs": {i.name: [[d.dim_value if d.dim_value > 0 else 1 for d in i.type.tensor_type.shape.dim],
+            "input_specs": {i.name: [[d.dim_value if d.HasField("dim_value") else 1  # 0: an empty tensor
+                                      for d in i.type.tensor_type.shape.dim],
                                      str(np.dtype(helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)))]
                             for i in inputs},
             "outputs": [o.name for o in model.graph.output]}

@@ -100,12 +100,12 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
     """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings;
     or the ``given`` ones, when the user gave them (:mod:`scheduler.inputs`).
 
-    Dimensions without a fixed size get 1.
+    Dimensions without a fixed size get 1 (a fixed size of 0, an empty tensor, stays 0).
     """
     if given is not None:
         return dict(given)
     rng = np.random.default_rng(seed)
-    return {inp.name: random_array(rng, [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape],
+    return {inp.name: random_array(rng, [d if isinstance(d, int) and d >= 0 else 1 for d in inp.shape],
                                    NUMPY_TYPES.get(inp.type, np.float32))
             for inp in sess.get_inputs()}
 

@@ -268,8 +268,8 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
         tt = vi.type.tensor_type
         if name in shapes:
             dims = [int(d) for d in shapes[name]]
-            if any(d <= 0 for d in dims):
-                raise ModelError(f"input shape for {name!r} must be positive integers, got {dims}")
+            if any(d < 0 for d in dims):
+                raise ModelError(f"input shape for {name!r} must be integers >= 0, got {dims}")
             if tt.HasField("shape") and len(tt.shape.dim) not in (0, len(dims)):
                 raise ModelError(f"input {name!r} has rank {len(tt.shape.dim)}, but the given shape {dims} has rank {len(dims)}")
             tt.ClearField("shape")
@@ -279,9 +279,7 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
         if not tt.HasField("shape"):
             raise ModelError(f"input {name!r} has no shape; give one with --input-shape {name}=D1,D2,...")
         for d in tt.shape.dim:
-            if d.HasField("dim_value") and d.dim_value <= 0:
-                kind = f"a dimension of size {d.dim_value} (an empty tensor)"
-            elif not d.HasField("dim_value"):
+            if not d.HasField("dim_value"):
                 kind = f"dynamic dimension {d.dim_param!r}" if d.dim_param else "a dynamic dimension without a name"
             else:
                 continue

@@ -109,6 +109,26 @@ def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path)
         np.testing.assert_array_equal(data["cat"], np.concatenate(list(data["seq"])))
 
 
+def test_exported_model_with_an_empty_input_runs_on_its_own_random_inputs(tmp_path):
+    """A 0-size input (a key-value cache of length 0) keeps its 0 in the manifest, so ``runner.py`` feeds an
+    empty tensor of it (it once fed size 1, which the model refuses)."""
+    f = TensorProto.FLOAT
+    g = helper.make_graph([helper.make_node("Concat", ["past", "x"], ["y"], axis=1, name="cat")], "kv",
+                          [helper.make_tensor_value_info("past", f, [1, 0, 4]),
+                           helper.make_tensor_value_info("x", f, [1, 3, 4])],
+                          [helper.make_tensor_value_info("y", f, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    folder, out = tmp_path / "deploy", tmp_path / "out.npz"
+    export_plain(m, "sequential_1_thread", str(folder))
+    assert json.loads((folder / "manifest.json").read_text())["input_specs"]["past"] == [[1, 0, 4], "float32"]
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--output", str(out), "--repeats", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out) as data:
+        assert data["y"].shape == (1, 3, 4)
+
+
 def test_constant_output_and_dead_end_replay_and_run_standalone(tmp_path):
     """A graph output that is an initializer (a constant, or one ORT's optimiser folded) comes out of the
     first segment; a segment holding only a node whose output nothing reads returns that output (ORT runs

@@ -71,7 +71,6 @@ def _files(tmp_path) -> dict[str, str]:
         "{bigint}": ("bigint.json", b'{"format": "hetsched-problem/1", "name": ' + b"9" * 5000 + b"}"),
         "{badload}": ("badload.yaml", b"name: p\ndevices: [{name: cpu0, transfer_load: sometimes}]\n"),
         "{bigmem}": ("bigmem.yaml", b"name: big\ndevices: [{name: cpu0, memory_bytes: " + b"1" + b"0" * 30 + b"}]\n"),
-        "{zerodim}": ("zerodim.onnx", _relu_model([0, 4]).SerializeToString()),
         "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
     }
     out = {}
@@ -94,7 +93,8 @@ def _files(tmp_path) -> dict[str, str]:
      "transfer_load must be one of send, staged, none, got 'sometimes'"),
     (["problem", "mlp", "--platform", "{bigmem}", "-o", "x.json"], 
      "memory_bytes (device 'cpu0') must be a whole number from 0 to 2**63-1, got 1e+30"),
-    (["problem", "{zerodim}", "-o", "x.json"], "input 'x' has a dimension of size 0 (an empty tensor)"),
+    (["problem", "{unnamed}", "--input-shape", "x=-1,4", "-o", "x.json"],
+     "input shape for 'x' must be integers >= 0, got [-1, 4]"),
     (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),
     (["bound", "{huge}"], "must be 0 or from 1e-12 to 1e+09 seconds"),

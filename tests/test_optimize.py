@@ -300,6 +300,39 @@ def test_sequences_and_strings_cross_segments(sequence_model):
     assert {"seq", "empty", "same"} <= crossing and result["max_abs_diff"] == 0.0
 
 
+@pytest.mark.parametrize("level", ["none", "all"])
+def test_empty_input_tensors_cut_and_replay(level, tmp_path):
+    """A 0-size input is a tensor like any other: a key-value cache of length 0 concatenated with the new
+    step, fixed by an input shape, and the ONNX backend's ``test_sequence_model8`` (an empty tensor split
+    into a sequence) on its own test inputs. Both replay cut by an alternating placement."""
+    g = helper.make_graph([helper.make_node("Concat", ["past", "x"], ["kv"], axis=1, name="cat"),
+                           helper.make_node("Relu", ["kv"], ["r"], name="relu"),
+                           helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1], name="tr"),
+                           helper.make_node("MatMul", ["r", "t"], ["y"], name="mm")], "kv",
+                          [helper.make_tensor_value_info("past", F, [1, "p", 4]),
+                           helper.make_tensor_value_info("x", F, [1, 3, 4])],
+                          [helper.make_tensor_value_info("y", F, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
+    onnx.save(m, str(tmp_path / "kv.onnx"))
+    path, shapes = str(tmp_path / "kv.onnx"), {"past": [1, 0, 4]}
+    model, problem = load_problem(path, platform="cpu", costs="model", optimization=level, input_shapes=shapes)
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    result = replay(model, problem, schedule, repeats=1, warmup=0, original=load_original(path, None, shapes)[0])
+    assert len(result["segments"]) >= 2 and result["max_abs_diff"] == 0.0
+    folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "simple", "test_sequence_model8")
+    if not os.path.isdir(folder):
+        pytest.skip(f"this onnx package ships no {folder}")
+    tensors = [onnx.load_tensor(os.path.join(folder, "test_data_set_0", f"input_{i}.pb")) for i in range(2)]
+    feeds = {t.name or name: numpy_helper.to_array(t) for t, name in zip(tensors, ("X", "Splits"))}
+    assert feeds["X"].shape == (0,)
+    model, problem = load_problem(os.path.join(folder, "model.onnx"), platform="cpu", costs="model",
+                                  optimization=level, inputs=feeds)
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False, feeds=feeds)
+    assert len(result["segments"]) == 2 and result["max_abs_diff"] == 0.0
+
+
 def test_quantized_and_half_precision_models_cut(tmp_path):
     """int8 (ORT's dynamic quantisation: ConvInteger, MatMulInteger, DynamicQuantizeLinear) and float16 models.
     ORT runs a float16 MatMul in float32 (it inserts casts), so the whole model keeps float32 between ops
