@@ -8,13 +8,18 @@ plain ORT in the same run, an export of that placement, and the exported runner
 in a fresh process.  Reports the seconds of each stage, the replay's largest
 difference from the whole model, its time against plain ORT, and the peak
 memory (RSS) against the model's size.  Needs about 10x the model's size in memory.
+``--weights constants`` keeps the weights in ``Constant`` nodes instead of
+initializers (saved with ``convert_attribute``, their values in the data file too).
 
     python benchmarks/bench_large_model.py --width 14336 --layers 3
+    python benchmarks/bench_large_model.py --width 14336 --layers 3 --weights constants
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import os
 import resource
 import subprocess
@@ -26,6 +31,7 @@ import numpy as np
 import onnx
 import pandas as pd
 from onnx import TensorProto, helper, numpy_helper
+from onnx.external_data_helper import convert_model_to_external_data
 
 from bench_io import save
 from scheduler.deploy import export_placement
@@ -35,20 +41,27 @@ from scheduler.replay import replay
 from scheduler.semantics import simulate
 
 
-def write_mlp(path: str, width: int, layers: int) -> int:
-    """An MLP of ``layers`` square float32 MatMul+Relu layers, its weights in ``<path>.data``; its bytes."""
+def write_mlp(path: str, width: int, layers: int, constants: bool = False) -> int:
+    """An MLP of ``layers`` square float32 MatMul+Relu layers, its weights (initializers, or ``Constant``
+    nodes) in ``<path>.data``; its bytes."""
     rng = np.random.default_rng(0)
     nodes, weights, x = [], [], "x"
     for k in range(layers):
-        weights.append(numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32)
-                                               / np.sqrt(width, dtype=np.float32), f"w{k}"))
+        weight = numpy_helper.from_array(rng.standard_normal((width, width), dtype=np.float32)
+                                         / np.sqrt(width, dtype=np.float32), f"w{k}")
+        if constants:
+            nodes.append(helper.make_node("Constant", [], [f"w{k}"], value=weight))
+        else:
+            weights.append(weight)
         nodes += [helper.make_node("MatMul", [x, f"w{k}"], [f"m{k}"]), helper.make_node("Relu", [f"m{k}"], [f"r{k}"])]
         x = f"r{k}"
     graph = helper.make_graph(nodes, "large-mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, width])], weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 10
-    onnx.save(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data", size_threshold=0)
+    convert_model_to_external_data(model, location=os.path.basename(path) + ".data", size_threshold=0,
+                                   convert_attribute=True)
+    onnx.save(model, path)
     return width * width * 4 * layers
 
 
@@ -56,12 +69,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=14336)
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--weights", choices=("initializers", "constants"), default="initializers")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default="results/bench_large_model")
+    ap.add_argument("--out", help="default: results/bench_large_model, with _constants for --weights constants")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="hetsched-large-") as tmp:
         path = os.path.join(tmp, "large.onnx")
-        size = write_mlp(path, args.width, args.layers)
+        # written by another process, so that the peak memory below is hetsched's alone
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            size = pool.submit(write_mlp, path, args.width, args.layers, args.weights == "constants").result()
         t0 = time.perf_counter()
         model, problem = load_problem(path, platform="cpu", optimization="all", costs="profile",
                                       profile=ProfileOptions(folder=os.path.join(tmp, "profiles"), repeats=3),
@@ -88,12 +104,12 @@ def main() -> None:
     table = pd.DataFrame([row])
     text = "\n".join([
         f"# A model beyond protobuf's 2 GiB (`python benchmarks/bench_large_model.py --width {args.width} "
-        f"--layers {args.layers}`)", "",
+        f"--layers {args.layers} --weights {args.weights}`)", "",
         f"{time.strftime('%Y-%m-%d')}; an MLP of {args.layers} float32 {args.width}x{args.width} MatMul layers "
-        "with external data, platform `cpu`, ORT optimisation `all`, profiled costs; a placement alternating "
+        f"(weights as {args.weights}) with external data, platform `cpu`, ORT optimisation `all`, profiled costs; a placement alternating "
         f"cpu0 and cpu1 layer by layer, replayed {args.repeats} times beside plain ORT, exported and run alone "
         "(`runner.py`).", "", "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
-    save(args.out, table, text)
+    save(args.out or "results/bench_large_model" + ("_constants" if args.weights == "constants" else ""), table, text)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -184,30 +184,138 @@ def is_large(model: onnx.ModelProto) -> bool:
 def large_initializers(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
     """The initializers whose values :func:`take_out_large` moves: at least :data:`LARGE_TENSOR` bytes held in
     the model, strings left aside."""
-    return [t for t in graph.initializer
-            if value_bytes(t) >= LARGE_TENSOR and t.data_type != onnx.TensorProto.STRING]
+    return [t for t in graph.initializer if _is_large_value(t)]
 
 
-def take_out_large(model: onnx.ModelProto, location: str) -> list[tuple[str, np.ndarray]]:
+def take_out_large(model: onnx.ModelProto, location: str, offset: int = 0) -> list[tuple[str, np.ndarray]]:
     """Move the values of ``model``'s :func:`large_initializers` (main graph) out of it, **in place**: each
-    becomes an external tensor at ``location`` (offsets as if the values were written there one after
-    another, in the returned order) and its value is returned as ``(name, array)``.
+    becomes an external tensor at ``location`` (offsets from ``offset``, as if the values were written there
+    one after another, in the returned order) and its value is returned as ``(name, array)``.
 
     What lets hetsched handle models beyond :data:`PROTOBUF_LIMIT`: the rest serialises, and ONNX Runtime
     takes the values from memory (``SessionOptions.add_external_initializers``) or from the file.
     """
-    out, offset = [], 0
+    out = []
     for tensor in large_initializers(model.graph):
         value = numpy_helper.to_array(tensor)
-        for data in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+        for data in _TENSOR_DATA:
             tensor.ClearField(data)
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        del tensor.external_data[:]
-        for key, text in (("location", location), ("offset", str(offset)), ("length", str(value.nbytes))):
-            tensor.external_data.add(key=key, value=text)
+        _point_to(tensor, location, offset, value.nbytes)
         out.append((tensor.name, value))
         offset += value.nbytes
     return out
+
+
+def copy_taking_out_large(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+    """What a copy of ``model`` and :func:`take_out_large` on it give, without copying the large values into
+    the copy first: they are most of a large model, and every session made of one paid a copy of it."""
+    out = onnx.ModelProto()
+    _copy_fields(model, out, skip=("graph",))
+    _copy_fields(model.graph, out.graph, skip=("initializer",))
+    values, offset = [], 0
+    for tensor in model.graph.initializer:
+        if not _is_large_value(tensor):
+            out.graph.initializer.append(tensor)
+            continue
+        value = numpy_helper.to_array(tensor)
+        _point_to(_copy_fields(tensor, out.graph.initializer.add(), skip=_TENSOR_DATA + ("external_data",)),
+                  location, offset, value.nbytes)
+        values.append((tensor.name, value))
+        offset += value.nbytes
+    return out, values
+
+
+_TENSOR_DATA = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data")
+"""The fields of a ``TensorProto`` that can hold a (non-string) value."""
+
+
+def _point_to(tensor: onnx.TensorProto, location: str, offset: int, nbytes: int) -> None:
+    """Make ``tensor`` (its value already out of it) an external tensor at ``location``."""
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    del tensor.external_data[:]
+    for key, text in (("location", location), ("offset", str(offset)), ("length", str(nbytes))):
+        tensor.external_data.add(key=key, value=text)
+
+
+def _copy_fields(src: Any, dst: Any, skip: Sequence[str] = ()) -> Any:
+    """Copy the set fields of protobuf message ``src`` into ``dst`` but those named in ``skip``; ``dst``."""
+    for fd, value in src.ListFields():
+        if fd.name in skip:
+            continue
+        if fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED:  # protobuf < 6.31
+            getattr(dst, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(dst, fd.name).CopyFrom(value)
+        else:
+            setattr(dst, fd.name, value)
+    return dst
+
+
+def _is_large_value(tensor: onnx.TensorProto) -> bool:
+    return value_bytes(tensor) >= LARGE_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+
+
+def _large_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    """The tensor of a ``Constant`` node whose ``value`` is large (:data:`LARGE_TENSOR`), else None."""
+    if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        for at in node.attribute:
+            if at.name == "value" and at.type == onnx.AttributeProto.TENSOR and _is_large_value(at.t):
+                return at.t
+    return None
+
+
+def lift_large_values(model: onnx.ModelProto) -> int:
+    """Make ``model``'s large values main-graph initializers, **in place**, computing the same: the only ones
+    :func:`take_out_large` can move, and the only ones ONNX Runtime takes from memory (a subgraph's, it
+    looks for in a file).  Without it, a model beyond :data:`PROTOBUF_LIMIT` that keeps its weights in
+    ``Constant`` nodes or inside a control-flow body could not be serialised.
+
+    - A large ``Constant`` node of the main graph becomes an initializer named by its output (what ONNX
+      Runtime does when it loads a model).
+    - A large initializer or ``Constant`` of a subgraph becomes a main-graph initializer, which the subgraph
+      reads from the outer scope, when its name is defined nowhere else in the model (nothing to shadow)
+      and is not one of the subgraph's own outputs.
+
+    Models before IR 4 are left as they are (their initializers must be graph inputs too).  Returns how
+    many values moved: the memory of the nodes and tensors they left is protobuf's until ``model`` is
+    dropped, so a model to keep is best copied afresh after a move.
+    """
+    if model.ir_version and model.ir_version < 4:
+        return 0
+    main, counts, moves = model.graph, defaultdict(int), [0]
+
+    def count(g: onnx.GraphProto) -> None:
+        for name in [i.name for i in g.input] + [i.name for i in g.initializer] + \
+                    [i.values.name for i in g.sparse_initializer]:
+            counts[name] += 1
+        for node in g.node:
+            for name in node.output:
+                counts[name] += 1
+            for sub in subgraphs(node):
+                count(sub)
+
+    def lift(g: onnx.GraphProto) -> None:
+        outputs, lifted = {o.name for o in g.output}, []
+        for i, node in enumerate(g.node):
+            for sub in subgraphs(node):
+                lift(sub)
+            value = _large_constant(node)
+            if value is not None and (g is main or (counts[node.output[0]] == 1 and node.output[0] not in outputs)):
+                main.initializer.append(value)
+                main.initializer[-1].name = node.output[0]
+                lifted.append(i)
+        for i in reversed(lifted):
+            del g.node[i]
+        moved = [] if g is main else [i for i, t in enumerate(g.initializer)
+                                      if _is_large_value(t) and counts[t.name] == 1 and t.name not in outputs]
+        main.initializer.extend(g.initializer[i] for i in moved)
+        for i in reversed(moved):
+            del g.initializer[i]
+        moves[0] += len(lifted) + len(moved)
+
+    count(main)
+    lift(main)
+    return moves[0]
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
@@ -230,13 +338,20 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a copy whose nodes all have unique names (``op_type_i`` for blank or repeated ones).
 
-    Task names are node names, so replay and import must agree on them: both call this.
+    Task names are node names, so replay and import must agree on them: both call this
+    (or :func:`name_nodes_in_place` on a copy of their own).
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    name_nodes_in_place(out)
+    return out
+
+
+def name_nodes_in_place(model: onnx.ModelProto) -> None:
+    """:func:`name_nodes` on ``model`` itself."""
     used: set[str] = set()
-    given = {node.name for node in out.graph.node if node.name}  # generated names avoid these
-    for i, node in enumerate(out.graph.node):
+    given = {node.name for node in model.graph.node if node.name}  # generated names avoid these
+    for i, node in enumerate(model.graph.node):
         if not node.name or node.name in used:
             base = f"{node.op_type}_{i}"
             name, k = base, 0
@@ -245,7 +360,6 @@ def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
                 name = f"{base}_{k}"
             node.name = name
         used.add(node.name)
-    return out
 
 
 def real_inputs(graph: onnx.GraphProto) -> dict[str, onnx.ValueInfoProto]:
@@ -346,16 +460,20 @@ def subgraph_reads(node: onnx.NodeProto) -> list[str]:
     ['x']
     """
     free: list[str] = []
-    for at in node.attribute:
-        graphs = [at.g] if at.type == onnx.AttributeProto.GRAPH else list(at.graphs)
-        for g in graphs:
-            defined = {i.name for i in g.input} | {i.name for i in g.initializer} | \
-                      {i.values.name for i in g.sparse_initializer}
-            for n in g.node:
-                free += [x for x in list(n.input) + subgraph_reads(n) if x and x not in defined]
-                defined.update(n.output)
-            free += [o.name for o in g.output if o.name not in defined]
+    for g in subgraphs(node):
+        defined = {i.name for i in g.input} | {i.name for i in g.initializer} | \
+                  {i.values.name for i in g.sparse_initializer}
+        for n in g.node:
+            free += [x for x in list(n.input) + subgraph_reads(n) if x and x not in defined]
+            defined.update(n.output)
+        free += [o.name for o in g.output if o.name not in defined]
     return list(dict.fromkeys(free))
+
+
+def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs held in ``node``'s attributes (an If's branches, a Loop's or Scan's body)."""
+    return [g for at in node.attribute
+            for g in ([at.g] if at.type == onnx.AttributeProto.GRAPH else at.graphs)]
 
 
 def node_reads(node: onnx.NodeProto) -> list[str]:

@@ -43,7 +43,8 @@ from onnx import TensorProto, helper
 from .errors import HetschedError, ModelError
 from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
-from .graph import LARGE_TENSOR, is_large, name_nodes, real_inputs, take_out_large
+from .graph import (LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes, name_nodes_in_place,
+                    real_inputs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -79,32 +80,39 @@ class ModelBytes(bytes):
     externals: tuple[tuple[str, np.ndarray], ...] = ()
 
 
-def _named(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy with named nodes and an IR version ONNX Runtime reads."""
-    m = name_nodes(model)
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def _fit(m: onnx.ModelProto) -> onnx.ModelProto:
+    """``m`` (a copy: changed in place) with named nodes, an IR version ONNX Runtime reads, and every large
+    value a main-graph initializer (:func:`~scheduler.graph.lift_large_values`)."""
+    name_nodes_in_place(m)
     if m.ir_version > IR_VERSION or not m.ir_version:
         m.ir_version = IR_VERSION
+    lift_large_values(m)
     return m
 
 
 def model_bytes(model: onnx.ModelProto) -> bytes:
     """The model serialised with named nodes and an IR version ONNX Runtime reads (a :class:`ModelBytes`
     with its large values beside it when it passes protobuf's limit): what keys profiles and caches."""
-    m = _named(model)
-    return _beside(m, checksums=True) if is_large(m) else m.SerializeToString()
+    return _beside(model, checksums=True) if is_large(model) else _fit(_copy(model)).SerializeToString()
 
 
 def session_bytes(model: onnx.ModelProto) -> ModelBytes:
     """The model as :func:`session` takes it fastest, every large value beside the bytes whatever the model's
     size: serialising the values and ONNX Runtime parsing them again costs more than handing them over (GPT-2
     small cut in two: 2.5 s to make the two sessions, 0.9 s this way).  Not a key: use :func:`model_bytes`."""
-    return _beside(_named(model), checksums=False)
+    return _beside(model, checksums=False)
 
 
-def _beside(m: onnx.ModelProto, checksums: bool) -> ModelBytes:
-    """``m`` (a copy: changed in place) serialised with its large values beside it, their SHA-256 in the bytes
-    when ``checksums``."""
-    externals = take_out_large(m, "in-memory")
+def _beside(model: onnx.ModelProto, checksums: bool) -> ModelBytes:
+    """``model`` as :func:`_fit` has it, serialised with its large values beside it, their SHA-256 in the
+    bytes when ``checksums``."""
+    m, externals = _taken_out(model, "in-memory")
     if checksums:
         by_name = {t.name: t for t in m.graph.initializer}
         for name, value in externals:
@@ -114,14 +122,24 @@ def _beside(m: onnx.ModelProto, checksums: bool) -> ModelBytes:
     return data
 
 
+def _taken_out(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+    """A copy of ``model`` as :func:`_fit` has it, its large values out of it (external at ``location``), and
+    those values; the values already main-graph initializers are not copied into the copy on the way."""
+    m, externals = copy_taking_out_large(model, location)
+    _fit(m)  # Constants and subgraphs' values become initializers here, and are taken out after the others
+    externals += take_out_large(m, location, offset=sum(value.nbytes for _, value in externals))
+    return m, externals
+
+
 def write_model(path: str, model: onnx.ModelProto) -> None:
     """Write ``model`` as :func:`model_bytes` has it, atomically; one beyond protobuf's limit keeps its large
     values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime reads from the file)."""
-    m = _named(model)
-    if is_large(m):
+    if is_large(model):
         location = os.path.basename(path) + ".data"
-        externals = take_out_large(m, location)
+        m, externals = _taken_out(model, location)
         write_bytes(os.path.join(os.path.dirname(path), location), [value.data for _, value in externals])
+    else:
+        m = _fit(_copy(model))
     write_bytes(path, m.SerializeToString())
 
 
@@ -185,13 +203,23 @@ def cpu_identity() -> str:
 
 def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None = None,
                    label: str = "model") -> onnx.ModelProto:
-    """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named).
+    """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named), its large
+    values main-graph initializers as ORT holds them (:func:`~scheduler.graph.lift_large_values`: a large
+    ``Constant`` is no task, and what follows copies no value that lies in a node).
 
     With ``cache_dir`` the result is stored there and reused while the model bytes,
     the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
     """
-    if level == "none":
-        return name_nodes(model)
+    out = name_nodes(model) if level == "none" else _optimized(model, level, cache_dir, label)
+    if lift_large_values(out):  # a fresh copy: the moved values' old memory stays with ``out`` (protobuf's arena)
+        kept = onnx.ModelProto()
+        kept.CopyFrom(out)
+        return kept
+    return out
+
+
+def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label: str) -> onnx.ModelProto:
+    """:func:`optimize_model` at a level other than ``none``: ORT's output, from the cache when there."""
     ort_level(level)
     data = model_bytes(model)
     key_parts = [hashlib.sha256(data).hexdigest(), level, ort.__version__, cpu_identity() if level == "all" else ""]
@@ -202,6 +230,7 @@ def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None 
     with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(data, level, label=label, optimized_path=path)
+        del data  # its values: not held beside the optimised model's while that is read
         out = onnx.load(path)
     out = _stable_names(_original_inputs(out, model))
     out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)

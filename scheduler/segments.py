@@ -234,6 +234,8 @@ def _check_error(model: onnx.ModelProto) -> str | None:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         return str(exc).splitlines()[0]
+    except ValueError as exc:  # beyond protobuf's limit in what stays (large values in Constants or subgraphs)
+        return f"too large to check: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     return None
 
 

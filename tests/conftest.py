@@ -47,3 +47,42 @@ def sequence_model(tmp_path) -> str:
     path = tmp_path / "seq.onnx"
     onnx.save(m, str(path))
     return str(path)
+
+
+def weights_inside_model() -> onnx.ModelProto:
+    """A model whose four 1 MiB weights lie where none is a main-graph initializer: a main-graph ``Constant``,
+    an If branch's initializer, the other branch's ``Constant``, and a ``Constant`` in a Loop body."""
+    f, rng = TensorProto.FLOAT, np.random.default_rng(0)
+
+    def weight(name: str) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal((512, 512)) / 24).astype(np.float32), name)
+
+    def out(name: str) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, f, None)
+
+    then = helper.make_graph([helper.make_node("MatMul", ["h", "w_then"], ["t"], name="mm_then")], "then", [],
+                             [out("t")], [weight("w_then")])
+    other = helper.make_graph([helper.make_node("Constant", [], ["w_else"], value=weight("v"), name="c_else"),
+                               helper.make_node("MatMul", ["h", "w_else"], ["e"], name="mm_else")], "else", [],
+                              [out("e")])
+    body = helper.make_graph([helper.make_node("Constant", [], ["w_loop"], value=weight("v"), name="c_loop"),
+                              helper.make_node("MatMul", ["acc", "w_loop"], ["m"], name="mm_loop"),
+                              helper.make_node("Tanh", ["m"], ["acc_out"], name="tanh_loop"),
+                              helper.make_node("Identity", ["cond"], ["cond_out"], name="cond_loop")], "body",
+                             [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                              helper.make_tensor_value_info("cond", TensorProto.BOOL, []), out("acc")],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), out("acc_out")])
+    nodes = [helper.make_node("Constant", [], ["w0"], value=weight("v"), name="c0"),
+             helper.make_node("MatMul", ["x", "w0"], ["h"], name="mm0"),
+             helper.make_node("If", ["flag"], ["b"], then_branch=then, else_branch=other, name="branch"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Loop", ["trips", "", "r"], ["looped"], body=body, name="loop"),
+             helper.make_node("Add", ["b", "looped"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "inside", [helper.make_tensor_value_info("x", f, [4, 512]),
+                                            helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+                          [helper.make_tensor_value_info("y", f, [4, 512])],
+                          [numpy_helper.from_array(np.array(2, np.int64), "trips")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 10
+    onnx.checker.check_model(m)
+    return m

@@ -243,3 +243,32 @@ def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_p
     export_plain(original, "sequential_1_thread", str(plain))
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
     _assert_close(_run_exported(plain, feeds, tmp_path), expected)
+
+
+@pytest.mark.parametrize("level", ["none", "all"])
+def test_model_beyond_the_limit_with_weights_in_constants_and_bodies_replays(level, tmp_path, monkeypatch):
+    """Weights in ``Constant`` nodes and inside If and Loop bodies (the limit lowered to 2 MiB, as above): they
+    become main-graph initializers where the model is serialised, so the bytes stay under the limit, ONNX
+    Runtime takes all four from memory, a cut over both cores replays with the whole model's outputs, and
+    the exported segments and the user's model exported whole (its values written from the nodes) run alone."""
+    import scheduler.graph as graph_module
+    from conftest import weights_inside_model
+
+    path = tmp_path / "inside.onnx"
+    onnx.save(weights_inside_model(), str(path))
+    limit = 2 << 20
+    monkeypatch.setattr(graph_module, "PROTOBUF_LIMIT", limit)
+    model, problem = load_problem(str(path), platform="cpu", optimization=level, costs="model")
+    data = model_bytes(model)
+    assert len(data) < limit and len(data.externals) == 4
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert len(result["segments"]) >= 3 and result["max_abs_diff"] <= 1e-5
+    folder, plain = tmp_path / "segments", tmp_path / "plain"
+    export_placement(model, problem, schedule, str(folder), level)
+    export_plain(load_original(str(path))[0], "sequential_1_thread", str(plain))  # the values still in nodes
+    assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
+    feeds = {"x": np.random.default_rng(4).standard_normal((4, 512)).astype(np.float32), "flag": np.array(True)}
+    for exported in (folder, plain):
+        _assert_close(_run_exported(exported, feeds, tmp_path), _reference(model, feeds))

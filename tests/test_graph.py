@@ -11,8 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler import zoo
 from scheduler.errors import ModelError
-from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, fix_input_shapes, is_large, load_model, name_nodes,
-                             take_out_large, task_graph_from_onnx)
+from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, copy_taking_out_large, fix_input_shapes, is_large,
+                             large_initializers, lift_large_values, load_model, name_nodes, subgraphs, take_out_large,
+                             task_graph_from_onnx)
 
 F32 = 4  # bytes per float32
 
@@ -222,10 +223,11 @@ def test_input_shapes_naming_a_non_input_is_rejected(bad):
     assert repr(next(iter(bad))) in str(info.value)
 
 
-@pytest.mark.parametrize("shape", [[0, 8], [-1, 8]])
-def test_input_shapes_must_be_positive(shape):
-    with pytest.raises(ModelError, match="'X'"):
-        task_graph_from_onnx(_dynamic_model(), input_shapes={"X": shape})
+def test_input_shapes_must_not_be_negative():
+    """0 is an empty tensor (a key-value cache of length 0); a negative size is refused naming the input."""
+    with pytest.raises(ModelError, match=r"input shape for 'X' must be integers >= 0, got \[-1, 8\]"):
+        task_graph_from_onnx(_dynamic_model(), input_shapes={"X": [-1, 8]})
+    assert {e.bytes for e in task_graph_from_onnx(_dynamic_model(), input_shapes={"X": [0, 8]}).edges} <= {0}
 
 
 def test_input_shapes_with_wrong_rank_is_rejected():
@@ -347,6 +349,67 @@ def test_mlp_is_a_chain_with_exact_sizes():
     mms = [t for t in g.tasks if t.op_type == "MatMul"]
     assert len(mms) == 2
     assert {t.flops for t in mms} == {2 * 3 * 16 * 16}
+
+
+def test_copy_taking_out_large_equals_a_copy_with_its_large_values_taken_out(monkeypatch):
+    """The copy that never holds the large values serialises to the same bytes as a whole copy that
+    :func:`take_out_large` then empties, gives the same values, and leaves the model as it was."""
+    n = LARGE_TENSOR // 4
+    raw = numpy_helper.from_array(np.arange(n, dtype=np.float32), "raw")
+    raw.doc_string = "kept"
+    typed = helper.make_tensor("typed", TensorProto.INT64, [n], list(range(n)))
+    small = numpy_helper.from_array(np.ones(4, np.float32), "small")
+    graph = helper.make_graph([helper.make_node("Identity", ["raw"], ["y"], name="id")], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n])], [small, raw, typed],
+                              doc_string="graph doc")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="test")
+    before = model.SerializeToString()
+    whole = onnx.ModelProto()
+    whole.CopyFrom(model)
+    expected = take_out_large(whole, "m.data")
+    light, values = copy_taking_out_large(model, "m.data")
+    values += take_out_large(light, "m.data", offset=8)  # nothing left to take
+    assert light.SerializeToString() == whole.SerializeToString() and model.SerializeToString() == before
+    assert [k for k, _ in values] == [k for k, _ in expected] == ["raw", "typed"]
+    for (_, got), (_, want) in zip(values, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def _all_graphs(g: onnx.GraphProto) -> list[onnx.GraphProto]:
+    return [g] + [s for n in g.node for s in subgraphs(n) for s in _all_graphs(s)]
+
+
+def test_lift_large_values_makes_every_large_value_a_main_graph_initializer():
+    """Weights in a main-graph Constant, an If branch's initializer, the other branch's Constant and a Loop
+    body's Constant all become main-graph initializers (the bodies read them from the outer scope), and the
+    model computes the same on both branches; two sibling branches that define one name keep theirs."""
+    import onnxruntime as ort
+
+    from conftest import weights_inside_model
+
+    feeds = {"x": np.random.default_rng(1).standard_normal((4, 512)).astype(np.float32)}
+    model = weights_inside_model()
+    lifted = onnx.ModelProto()
+    lifted.CopyFrom(model)
+    lift_large_values(lifted)
+    onnx.checker.check_model(lifted)
+    assert sorted(t.name for t in large_initializers(lifted.graph)) == ["w0", "w_else", "w_loop", "w_then"]
+    assert not [n for g in _all_graphs(lifted.graph) for n in g.node if n.op_type == "Constant"]
+    assert not [t for g in _all_graphs(lifted.graph)[1:] for t in g.initializer]
+    assert lifted.ByteSize() < model.ByteSize() + 4096
+    for flag in (True, False):
+        run = {**feeds, "flag": np.array(flag)}
+        want = ort.InferenceSession(model.SerializeToString()).run(None, run)[0]
+        np.testing.assert_array_equal(ort.InferenceSession(lifted.SerializeToString()).run(None, run)[0], want)
+    sibling = onnx.ModelProto()
+    sibling.CopyFrom(model)
+    other = next(a.g for n in sibling.graph.node if n.op_type == "If" for a in n.attribute if a.name == "else_branch")
+    other.node[0].output[0] = other.node[1].input[1] = "w_then"
+    lift_large_values(sibling)
+    branches = {a.name: a.g for n in sibling.graph.node if n.op_type == "If" for a in n.attribute}
+    assert sorted(t.name for t in large_initializers(sibling.graph)) == ["w0", "w_loop"]
+    assert [t.name for t in branches["then_branch"].initializer] == ["w_then"]
+    assert [n.op_type for n in branches["else_branch"].node] == ["Constant", "MatMul"]
 
 
 def test_take_out_large_moves_every_large_value_and_keeps_the_rest(monkeypatch):
