@@ -106,8 +106,8 @@ def main() -> None:
         f"# A model beyond protobuf's 2 GiB (`python benchmarks/bench_large_model.py --width {args.width} "
         f"--layers {args.layers} --weights {args.weights}`)", "",
         f"{time.strftime('%Y-%m-%d')}; an MLP of {args.layers} float32 {args.width}x{args.width} MatMul layers "
-        f"(weights as {args.weights}) with external data, platform `cpu`, ORT optimisation `all`, profiled costs; a placement alternating "
-        f"cpu0 and cpu1 layer by layer, replayed {args.repeats} times beside plain ORT, exported and run alone "
+        f"(weights as {args.weights}) with external data, platform `cpu`, ORT optimisation `all`, profiled costs; "
+        f"a placement alternating cpu0 and cpu1 layer by layer, replayed {args.repeats} times beside plain ORT, exported and run alone "
         "(`runner.py`).", "", "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
     save(args.out or "results/bench_large_model" + ("_constants" if args.weights == "constants" else ""), table, text)
 

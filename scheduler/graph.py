@@ -206,7 +206,8 @@ def take_out_large(model: onnx.ModelProto, location: str, offset: int = 0) -> li
     return out
 
 
-def copy_taking_out_large(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+def copy_taking_out_large(model: onnx.ModelProto,
+                          location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
     """What a copy of ``model`` and :func:`take_out_large` on it give, without copying the large values into
     the copy first: they are most of a large model, and every session made of one paid a copy of it."""
     out = onnx.ModelProto()
