@@ -12,7 +12,6 @@ the whole model again at the end (:func:`check_change`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import statistics
@@ -33,7 +32,7 @@ from .errors import HetschedError
 from .executor import pin_thread, timed_runs
 from .graph import TaskGraph
 from .inputs import Feeds
-from .optimize import IR_VERSION, model_bytes, random_inputs, session, session_bytes
+from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
@@ -120,13 +119,13 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     ``model`` must be the model ``graph`` was imported from (with fixed input shapes); every run takes the
     given ``feeds`` (the user's inputs), or random inputs from ``seed``.
     ``progress(label, total)`` may return a callable that is ticked once per ORT run.  ``model_sha256``:
-    the hash of :func:`~scheduler.optimize.model_bytes` when the caller has it (computed otherwise: a large
-    model's serialisation is seconds on its own).
+    :func:`~scheduler.optimize.model_digest` when the caller has it (computed otherwise: seconds on a
+    large model).
     """
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
     plan = plan_profiling(graph, platform)
-    sha256 = model_sha256 or hashlib.sha256(model_bytes(model)).hexdigest()
+    sha256 = model_sha256 or model_digest(model)
     data = session_bytes(model)
     task_names = {t.name for t in graph.tasks}
     nodes: list[NodeStat] = []

@@ -9,7 +9,6 @@ a new one otherwise.  A damaged store is said on stderr and measured again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import asdict
@@ -23,7 +22,7 @@ from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
 from .inputs import Feeds, inputs_digest
-from .optimize import model_bytes
+from .optimize import model_digest
 from .platform import Platform
 from .problem import ExecutorRecord
 from .profile_runs import check_change, profile_model
@@ -145,7 +144,7 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
     alike, and it is measured again.
     """
     label = profile_label(label or graph.name, feeds)
-    sha = hashlib.sha256(model_bytes(model)).hexdigest()
+    sha = model_digest(model)
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
         if stored is not None:

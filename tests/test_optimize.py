@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
-from scheduler.optimize import (IR_VERSION, model_bytes, observed_types, optimize_model, random_inputs, session,
-                                session_bytes)
+from scheduler.optimize import (IR_VERSION, model_bytes, model_digest, observed_types, optimize_model, random_inputs,
+                                session, session_bytes)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -38,6 +38,24 @@ def alternate(problem: Problem, devices: tuple[str, str]) -> dict[str, str]:
     order = problem.graph.topological_order
     return {t: devices[i % 2] if devices[i % 2] in problem.allowed(t) else problem.allowed(t)[0]
             for i, t in enumerate(order)}
+
+
+def test_model_digest_tells_models_apart_by_every_value():
+    """The key of profiles and optimised models: equal for equal models (node names made the same way), and
+    changed by one element of a large value (held beside the bytes, by its own hash) or of a small one."""
+    original, _ = load_original("mlp", {"layers": 2, "width": 1024})  # 4 MiB weights: beside the bytes
+    digest = model_digest(original)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(original)
+    assert model_digest(copy) == digest and len(session_bytes(copy).externals) == 2
+    for largest in (True, False):
+        changed = onnx.ModelProto()
+        changed.CopyFrom(original)
+        tensor = sorted(changed.graph.initializer, key=lambda t: numpy_helper.to_array(t).nbytes)[-1 if largest else 0]
+        value = numpy_helper.to_array(tensor).copy()
+        value.flat[-1] += 1
+        tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+        assert model_digest(changed) != digest
 
 
 @pytest.mark.parametrize("level", ["basic", "extended", "all"])
