@@ -214,15 +214,12 @@ def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None 
     values main-graph initializers as ORT holds them (:func:`~scheduler.graph.lift_large_values`: a large
     ``Constant`` is no task, and what follows copies no value that lies in a node).
 
-    With ``cache_dir`` the result is stored there and reused while the model bytes,
+    With ``cache_dir`` the result is stored there and reused while the model (:func:`model_digest`),
     the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
     """
     out = name_nodes(model) if level == "none" else _optimized(model, level, cache_dir, label)
-    if lift_large_values(out):  # a fresh copy: the moved values' old memory stays with ``out`` (protobuf's arena)
-        kept = onnx.ModelProto()
-        kept.CopyFrom(out)
-        return kept
-    return out
+    # a fresh copy after a move: the moved values' old memory stays with ``out`` (protobuf's arena)
+    return _copy(out) if lift_large_values(out) else out
 
 
 def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label: str) -> onnx.ModelProto:
