@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import replace
 from functools import partial
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -30,7 +30,7 @@ from onnx import TensorProto, helper
 
 from .errors import HetschedError
 from .executor import pin_thread, timed_runs
-from .graph import TaskGraph
+from .graph import TaskGraph, body_nodes
 from .inputs import Feeds
 from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
 from .platform import Device, Platform
@@ -64,13 +64,15 @@ def _end_trace(session: ort.InferenceSession) -> list[dict]:
         os.remove(path)
 
 
-def _node_durations(events: Sequence[dict], repeats: int) -> tuple[dict[str, list[float]], list[float]]:
-    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times."""
+def _node_durations(events: Sequence[dict], repeats: int,
+                    inner: Collection[str] = ()) -> tuple[dict[str, list[float]], list[float]]:
+    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times.  Nodes named in
+    ``inner`` (of control-flow bodies, whose time their parent's holds) are left out."""
     per_node: dict[str, list[float]] = {}
     runs = []
     for ev in events:
         name = ev.get("name", "")
-        if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+        if ev.get("cat") == "Node" and name.endswith("_kernel_time") and name[: -len("_kernel_time")] not in inner:
             per_node.setdefault(name[: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
         elif ev.get("cat") == "Session" and name == "model_run":
             runs.append(ev["dur"] * 1e-6)
@@ -128,6 +130,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     sha256 = model_sha256 or model_digest(model)
     data = session_bytes(model)
     task_names = {t.name for t in graph.tasks}
+    inner = {n.name for n in body_nodes(model.graph)} - task_names  # timed within their If, Loop or Scan
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
@@ -138,7 +141,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                             warmup + repeats) if progress else _noop
             run_feeds = random_inputs(sess, seed, feeds)
             timed_runs(partial(sess.run, None, run_feeds), warmup, repeats, tick)
-            per_node, traced_runs = _node_durations(_end_trace(sess), repeats)
+            per_node, traced_runs = _node_durations(_end_trace(sess), repeats, inner)
             del sess  # its (spinning) threads must not run beside the next session
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(data, run.provider, run.threads, None)

@@ -346,3 +346,26 @@ def test_presets_for_the_papers_scenarios(bert):
     transfers = sum(problem.transfer(e, placement[e.src], placement[e.dst]) for e in problem.graph.edges)
     assert s.makespan >= sum(problem.costs[t][placement[t]] for t in problem.tasks)
     assert s.makespan <= sum(problem.costs[t][placement[t]] for t in problem.tasks) + transfers + 1e-12
+
+
+@pytest.mark.parametrize("level", ["none", "all"])
+def test_control_flow_bodies_are_timed_inside_their_node(level, tmp_path):
+    """ORT's profiler traces the nodes inside If and Loop bodies too: no tasks, so such a model could not be
+    profiled at all ("profiling trace names nodes not in the model").  Their time is inside their parent's:
+    the If and the Loop are measured like any node, and a placement of the profiled problem replays."""
+    import onnx
+
+    from conftest import weights_inside_model
+    from scheduler.pipeline import ProfileOptions, load_problem
+    from scheduler.replay import replay
+    from scheduler.semantics import simulate
+
+    path = tmp_path / "inside.onnx"
+    onnx.save(weights_inside_model(), str(path))
+    model, problem = load_problem(str(path), platform="cpu", optimization=level, costs="profile",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=3, warmup=1))
+    assert set(problem.tasks) == {"mm0", "branch", "relu", "loop", "add"}
+    assert all(problem.costs[t][d] > 0 for t in ("branch", "loop") for d in ("cpu0", "cpu1", "cpu-par"))
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    assert replay(model, problem, schedule, repeats=2, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
