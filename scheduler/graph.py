@@ -477,12 +477,6 @@ def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
             for g in ([at.g] if at.type == onnx.AttributeProto.GRAPH else at.graphs)]
 
 
-def body_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    """Every node inside the control-flow bodies of ``graph``'s nodes, recursively: no task, but ONNX Runtime's
-    profiler traces each run of them too, inside its parent's time."""
-    return [n for node in graph.node for g in subgraphs(node) for n in list(g.node) + body_nodes(g)]
-
-
 def node_reads(node: onnx.NodeProto) -> list[str]:
     """Every value a node reads: its inputs, then what its subgraphs read from the outer scope."""
     return list(dict.fromkeys([x for x in node.input if x] + subgraph_reads(node)))

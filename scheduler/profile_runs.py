@@ -12,6 +12,8 @@ the whole model again at the end (:func:`check_change`).
 
 from __future__ import annotations
 
+import bisect
+
 import json
 import os
 import statistics
@@ -30,7 +32,7 @@ from onnx import TensorProto, helper
 
 from .errors import HetschedError
 from .executor import pin_thread, timed_runs
-from .graph import TaskGraph, body_nodes
+from .graph import TaskGraph, subgraphs
 from .inputs import Feeds
 from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
 from .platform import Device, Platform
@@ -65,17 +67,27 @@ def _end_trace(session: ort.InferenceSession) -> list[dict]:
 
 
 def _node_durations(events: Sequence[dict], repeats: int,
-                    inner: Collection[str] = ()) -> tuple[dict[str, list[float]], list[float]]:
-    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times.  Nodes named in
-    ``inner`` (of control-flow bodies, whose time their parent's holds) are left out."""
+                    parents: Collection[str] = ()) -> tuple[dict[str, list[float]], list[float]]:
+    """Per node, the kernel times (s) of the last ``repeats`` runs; and the whole-run times.
+
+    ``parents``: the nodes that hold control-flow bodies.  ORT traces each run of a body's nodes too, inside
+    its parent's time, under the body node's name or one ORT makes up for it: a node event that lies within
+    a parent's event is left out (nodes run one after another here, so a parent's events do not overlap).
+    """
+    nodes = [ev for ev in events if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time")]
+    spans = sorted((ev["ts"], ev["ts"] + ev["dur"]) for ev in nodes
+                   if ev["name"][: -len("_kernel_time")] in parents)
+    starts = [a for a, _ in spans]
+
+    def inside_parent(ev: dict) -> bool:
+        k = bisect.bisect_right(starts, ev["ts"]) - 1
+        return k >= 0 and ev["ts"] + ev["dur"] <= spans[k][1] and (ev["ts"], ev["ts"] + ev["dur"]) != spans[k]
+
     per_node: dict[str, list[float]] = {}
-    runs = []
-    for ev in events:
-        name = ev.get("name", "")
-        if ev.get("cat") == "Node" and name.endswith("_kernel_time") and name[: -len("_kernel_time")] not in inner:
-            per_node.setdefault(name[: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
-        elif ev.get("cat") == "Session" and name == "model_run":
-            runs.append(ev["dur"] * 1e-6)
+    for ev in nodes:
+        if not (spans and inside_parent(ev)):
+            per_node.setdefault(ev["name"][: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
+    runs = [ev["dur"] * 1e-6 for ev in events if ev.get("cat") == "Session" and ev.get("name") == "model_run"]
     return {k: v[-repeats:] for k, v in per_node.items()}, runs[-repeats:]
 
 
@@ -130,7 +142,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     sha256 = model_sha256 or model_digest(model)
     data = session_bytes(model)
     task_names = {t.name for t in graph.tasks}
-    inner = {n.name for n in body_nodes(model.graph)} - task_names  # timed within their If, Loop or Scan
+    parents = {n.name for n in model.graph.node if subgraphs(n)}  # If, Loop, Scan: their bodies run inside them
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
@@ -141,7 +153,7 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
                             warmup + repeats) if progress else _noop
             run_feeds = random_inputs(sess, seed, feeds)
             timed_runs(partial(sess.run, None, run_feeds), warmup, repeats, tick)
-            per_node, traced_runs = _node_durations(_end_trace(sess), repeats, inner)
+            per_node, traced_runs = _node_durations(_end_trace(sess), repeats, parents)
             del sess  # its (spinning) threads must not run beside the next session
             # the profiler slows runs down: time the whole model again with it off
             plain = _session(data, run.provider, run.threads, None)

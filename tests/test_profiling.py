@@ -16,7 +16,7 @@ from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
 from scheduler.optimize import session
-from scheduler.profile_runs import _fit_link, _pingpong_s, crossing_points, fit_calls, profile_model
+from scheduler.profile_runs import _fit_link, _node_durations, _pingpong_s, crossing_points, fit_calls, profile_model
 from scheduler.profile_store import get_profile
 from scheduler.problem import Problem
 from scheduler.profiling import NodeStat, Profile, plan_profiling, problem_from_profile, real_devices
@@ -348,20 +348,26 @@ def test_presets_for_the_papers_scenarios(bert):
     assert s.makespan <= sum(problem.costs[t][placement[t]] for t in problem.tasks) + transfers + 1e-12
 
 
+@pytest.mark.parametrize("named", [True, False])
 @pytest.mark.parametrize("level", ["none", "all"])
-def test_control_flow_bodies_are_timed_inside_their_node(level, tmp_path):
-    """ORT's profiler traces the nodes inside If and Loop bodies too: no tasks, so such a model could not be
-    profiled at all ("profiling trace names nodes not in the model").  Their time is inside their parent's:
-    the If and the Loop are measured like any node, and a placement of the profiled problem replays."""
+def test_control_flow_bodies_are_timed_inside_their_node(level, named, tmp_path):
+    """ORT's profiler traces the nodes inside If and Loop bodies too, under their names or, unnamed, under
+    names it makes up (``MatMul_0``): no tasks, so such a model could not be profiled at all ("profiling trace
+    names nodes not in the model").  Their time is inside their parent's: the If and the Loop are measured
+    like any node, and a placement of the profiled problem replays."""
     import onnx
 
     from conftest import weights_inside_model
+    from scheduler.graph import subgraphs
     from scheduler.pipeline import ProfileOptions, load_problem
     from scheduler.replay import replay
     from scheduler.semantics import simulate
 
+    model = weights_inside_model()
+    for node in [] if named else [n for parent in model.graph.node for g in subgraphs(parent) for n in g.node]:
+        node.name = ""
     path = tmp_path / "inside.onnx"
-    onnx.save(weights_inside_model(), str(path))
+    onnx.save(model, str(path))
     model, problem = load_problem(str(path), platform="cpu", optimization=level, costs="profile",
                                   profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=3, warmup=1))
     assert set(problem.tasks) == {"mm0", "branch", "relu", "loop", "add"}
@@ -369,3 +375,21 @@ def test_control_flow_bodies_are_timed_inside_their_node(level, tmp_path):
     order = problem.graph.topological_order
     schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
     assert replay(model, problem, schedule, repeats=2, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize("scale", [1, 1000, 10**6])  # trace times in µs: runs of µs, ms and s
+def test_node_times_leave_out_what_runs_inside_a_control_flow_node(scale):
+    """A node event within a parent's (If, Loop, Scan) event belongs to its body, nested or not, and is left out;
+    the parent keeps its whole time, and a node before or after it keeps its own."""
+    def node(name: str, ts: int, dur: int) -> dict:
+        return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts * scale, "dur": dur * scale}
+
+    events = [node("mm0", 0, 10), node("MatMul_0", 12, 5), node("Tanh_1", 18, 2), node("inner_if", 21, 6),
+              node("deep", 22, 3), node("loop", 11, 20), node("add", 31, 4),
+              {"cat": "Session", "name": "model_run", "ts": 0, "dur": 36 * scale}]
+    per_node, runs = _node_durations(events, repeats=1, parents={"loop"})
+    assert per_node == {"mm0": [pytest.approx(10e-6 * scale)], "loop": [pytest.approx(20e-6 * scale)],
+                        "add": [pytest.approx(4e-6 * scale)]}
+    assert runs == [pytest.approx(36e-6 * scale)]
+    assert set(_node_durations(events, repeats=1)[0]) == {"mm0", "MatMul_0", "Tanh_1", "inner_if", "deep", "loop",
+                                                          "add"}
