@@ -3,10 +3,10 @@
 ``fit_executor`` (:mod:`scheduler.profile_runs`) replays random placements and
 fits a call cost per device, one cost per byte a segment takes in or gives back,
 and one switch cost; the switch is what the calls leave of a placement's
-measured makespan, so a burst of load during the replay moves it.  This fits the costs ``--fits`` times over on the same stored profile,
-with one placement and with :data:`scheduler.profiling.EXECUTOR_PLACEMENTS`, and
-reports the spread, ``(max - min) / median``.  Writes
-``results/bench_executor_fit.{csv,md}``.
+measured makespan, so a burst of load during the replay moves it.  This fits the
+costs ``--fits`` times over on the same stored profile, with one placement and
+with :data:`scheduler.profiling.EXECUTOR_PLACEMENTS`, and reports the spread,
+``(max - min) / median``.  Writes ``results/bench_executor_fit.{csv,md}``.
 
     python benchmarks/bench_executor_fit.py --fits 4
 """

@@ -35,14 +35,14 @@ from .schedule import Schedule
 
 
 def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
-    """The manifest fields of every kind; input specs as the runner's random inputs use them (an open
-    dimension counts 1, as in :func:`scheduler.executor.random_inputs`)."""
+    """The manifest fields of every kind; input specs as the runner's random inputs use them
+    (:func:`scheduler.executor.concrete_shape`, as :func:`scheduler.executor.random_inputs`)."""
     inputs = list(real_inputs(model.graph).values())
     return {"format": executor.DEPLOY_FORMAT, "kind": kind, "created_by": f"hetsched {__version__}",
             "graph_optimization": level, "host_specific": level == "all",
             "inputs": [i.name for i in inputs],
-            "input_specs": {i.name: [[d.dim_value if d.HasField("dim_value") else 1  # 0: an empty tensor
-                                      for d in i.type.tensor_type.shape.dim],
+            "input_specs": {i.name: [executor.concrete_shape([d.dim_value if d.HasField("dim_value") else None
+                                                              for d in i.type.tensor_type.shape.dim]),
                                      str(np.dtype(helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)))]
                             for i in inputs},
             "outputs": [o.name for o in model.graph.output]}

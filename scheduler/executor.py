@@ -100,14 +100,23 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
     """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings;
     or the ``given`` ones, when the user gave them (:mod:`scheduler.inputs`).
 
-    Dimensions without a fixed size get 1 (a fixed size of 0, an empty tensor, stays 0).
+    Shapes as :func:`concrete_shape` makes them.
     """
     if given is not None:
         return dict(given)
     rng = np.random.default_rng(seed)
-    return {inp.name: random_array(rng, [d if isinstance(d, int) and d >= 0 else 1 for d in inp.shape],
-                                   NUMPY_TYPES.get(inp.type, np.float32))
+    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES.get(inp.type, np.float32))
             for inp in sess.get_inputs()}
+
+
+def concrete_shape(dims: Sequence[int | str | None]) -> list[int]:
+    """A shape to make an input of: a dimension without a fixed size (a name, or None) gets 1; a fixed 0 (an
+    empty tensor, as a key-value cache of length 0) stays 0.
+
+    >>> concrete_shape(["batch", 0, 4, None])
+    [1, 0, 4, 1]
+    """
+    return [d if isinstance(d, int) and d >= 0 else 1 for d in dims]
 
 
 def random_array(rng: np.random.Generator, shape: Sequence[int], dtype: Any) -> np.ndarray:

@@ -283,7 +283,7 @@ def lift_large_values(model: onnx.ModelProto) -> int:
     """
     if model.ir_version and model.ir_version < 4:
         return 0
-    main, counts, moves = model.graph, defaultdict(int), [0]
+    main, counts = model.graph, defaultdict(int)
 
     def count(g: onnx.GraphProto) -> None:
         for name in [i.name for i in g.input] + [i.name for i in g.initializer] + \
@@ -295,11 +295,11 @@ def lift_large_values(model: onnx.ModelProto) -> int:
             for sub in subgraphs(node):
                 count(sub)
 
-    def lift(g: onnx.GraphProto) -> None:
-        outputs, lifted = {o.name for o in g.output}, []
+    def lift(g: onnx.GraphProto) -> int:
+        """Lift what ``g`` and its bodies hold; how many values moved."""
+        outputs, lifted, inner = {o.name for o in g.output}, [], 0
         for i, node in enumerate(g.node):
-            for sub in subgraphs(node):
-                lift(sub)
+            inner += sum(lift(sub) for sub in subgraphs(node))
             value = _large_constant(node)
             if value is not None and (g is main or (counts[node.output[0]] == 1 and node.output[0] not in outputs)):
                 main.initializer.append(value)
@@ -312,11 +312,10 @@ def lift_large_values(model: onnx.ModelProto) -> int:
         main.initializer.extend(g.initializer[i] for i in moved)
         for i in reversed(moved):
             del g.initializer[i]
-        moves[0] += len(lifted) + len(moved)
+        return inner + len(lifted) + len(moved)
 
     count(main)
-    lift(main)
-    return moves[0]
+    return lift(main)
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:

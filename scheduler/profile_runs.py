@@ -13,7 +13,6 @@ the whole model again at the end (:func:`check_change`).
 from __future__ import annotations
 
 import bisect
-
 import json
 import os
 import statistics
@@ -74,19 +73,19 @@ def _node_durations(events: Sequence[dict], repeats: int,
     its parent's time, under the body node's name or one ORT makes up for it: a node event that lies within
     a parent's event is left out (nodes run one after another here, so a parent's events do not overlap).
     """
-    nodes = [ev for ev in events if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time")]
-    spans = sorted((ev["ts"], ev["ts"] + ev["dur"]) for ev in nodes
-                   if ev["name"][: -len("_kernel_time")] in parents)
-    starts = [a for a, _ in spans]
+    nodes = [(ev["name"].removesuffix("_kernel_time"), ev["ts"], ev["ts"] + ev["dur"]) for ev in events
+             if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time")]
+    spans = sorted((start, end) for name, start, end in nodes if name in parents)
+    starts = [start for start, _ in spans]
 
-    def inside_parent(ev: dict) -> bool:
-        k = bisect.bisect_right(starts, ev["ts"]) - 1
-        return k >= 0 and ev["ts"] + ev["dur"] <= spans[k][1] and (ev["ts"], ev["ts"] + ev["dur"]) != spans[k]
+    def inside_parent(start: float, end: float) -> bool:
+        k = bisect.bisect_right(starts, start) - 1
+        return k >= 0 and end <= spans[k][1] and (start, end) != spans[k]
 
     per_node: dict[str, list[float]] = {}
-    for ev in nodes:
-        if not (spans and inside_parent(ev)):
-            per_node.setdefault(ev["name"][: -len("_kernel_time")], []).append(ev["dur"] * 1e-6)
+    for name, start, end in nodes:
+        if not inside_parent(start, end):
+            per_node.setdefault(name, []).append((end - start) * 1e-6)
     runs = [ev["dur"] * 1e-6 for ev in events if ev.get("cat") == "Session" and ev.get("name") == "model_run"]
     return {k: v[-repeats:] for k, v in per_node.items()}, runs[-repeats:]
 
