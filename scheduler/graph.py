@@ -166,10 +166,19 @@ LARGE_TENSOR = 1 << 20
 """Initializers of at least this many bytes are the ones :func:`take_out_large` moves out."""
 
 
+_PACKED_BITS = {getattr(onnx.TensorProto, name): bits for name, bits in (
+    ("INT4", 4), ("UINT4", 4), ("FLOAT4E2M1", 4), ("INT2", 2), ("UINT2", 2), ("FLOAT6E2M3", 6), ("FLOAT6E3M2", 6))
+    if hasattr(onnx.TensorProto, name)}
+"""Bits of the element types packed below a byte.  numpy holds them one element per byte, so an array cannot
+give ONNX Runtime such a value: these stay in the model's bytes (:func:`_is_large_value`)."""
+
+
 def value_bytes(tensor: onnx.TensorProto) -> int:
     """Bytes of ``tensor``'s value held in the model (0 when it lies in external data), from its shape."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return 0
+    if tensor.data_type in _PACKED_BITS:
+        return -(-math.prod(tensor.dims) * _PACKED_BITS[tensor.data_type] // 8)
     return math.prod(tensor.dims) * _dtype_size(tensor.data_type)
 
 
@@ -226,6 +235,12 @@ def copy_taking_out_large(model: onnx.ModelProto,
     return out, values
 
 
+def raw_view(value: np.ndarray) -> memoryview:
+    """``value``'s bytes as a tensor's raw data holds them, without a copy (``value.data`` refuses the
+    ``ml_dtypes`` arrays of bfloat16 and float8 values)."""
+    return np.ascontiguousarray(value).reshape(-1).view(np.uint8).data
+
+
 _TENSOR_DATA = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data")
 """The fields of a ``TensorProto`` that can hold a (non-string) value."""
 
@@ -253,7 +268,8 @@ def _copy_fields(src: Any, dst: Any, skip: Sequence[str] = ()) -> Any:
 
 
 def _is_large_value(tensor: onnx.TensorProto) -> bool:
-    return value_bytes(tensor) >= LARGE_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+    return (value_bytes(tensor) >= LARGE_TENSOR and tensor.data_type != onnx.TensorProto.STRING
+            and tensor.data_type not in _PACKED_BITS)
 
 
 def _large_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:

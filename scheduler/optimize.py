@@ -33,7 +33,7 @@ import os
 import platform as _host
 import re
 import tempfile
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 import onnx
@@ -44,7 +44,7 @@ from .errors import HetschedError, ModelError
 from .executor import ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
 from .graph import (LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes, name_nodes_in_place,
-                    real_inputs, take_out_large)
+                    raw_view, real_inputs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -80,9 +80,12 @@ class ModelBytes(bytes):
     externals: tuple[tuple[str, np.ndarray], ...] = ()
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+_Message = TypeVar("_Message", onnx.ModelProto, onnx.TensorProto)
+
+
+def _copy(message: _Message) -> _Message:
+    out = type(message)()
+    out.CopyFrom(message)
     return out
 
 
@@ -102,11 +105,12 @@ def model_bytes(model: onnx.ModelProto) -> bytes:
     return _beside(model, checksums=True) if is_large(model) else _fit(_copy(model)).SerializeToString()
 
 
-def session_bytes(model: onnx.ModelProto) -> ModelBytes:
+def session_bytes(model: onnx.ModelProto, exposed: Iterable[str] = ()) -> ModelBytes:
     """The model as :func:`session` takes it fastest, every large value beside the bytes whatever the model's
     size: serialising the values and ONNX Runtime parsing them again costs more than handing them over (GPT-2
-    small cut in two: 2.5 s to make the two sessions, 0.9 s this way).  Not a key: use :func:`model_digest`."""
-    return _beside(model, checksums=False)
+    small cut in two: 2.5 s to make the two sessions, 0.9 s this way).  Not a key: use :func:`model_digest`.
+    ``exposed``: tensors made graph outputs too (untyped: ORT infers them)."""
+    return _beside(model, checksums=False, exposed=exposed)
 
 
 def model_digest(model: onnx.ModelProto) -> str:
@@ -116,17 +120,28 @@ def model_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(_beside(model, checksums=True)).hexdigest()
 
 
-def _beside(model: onnx.ModelProto, checksums: bool) -> ModelBytes:
+def _beside(model: onnx.ModelProto, checksums: bool, exposed: Iterable[str] = ()) -> ModelBytes:
     """``model`` as :func:`_fit` has it, serialised with its large values beside it, their SHA-256 in the
-    bytes when ``checksums``."""
+    bytes when ``checksums``, and ``exposed`` tensors graph outputs too."""
     m, externals = _taken_out(model, "in-memory")
     if checksums:
         by_name = {t.name: t for t in m.graph.initializer}
         for name, value in externals:
-            by_name[name].external_data.add(key="checksum", value=hashlib.sha256(value.data).hexdigest())
-    data = ModelBytes(m.SerializeToString())
+            by_name[name].external_data.add(key="checksum", value=hashlib.sha256(raw_view(value)).hexdigest())
+    m.graph.output.extend(onnx.ValueInfoProto(name=name) for name in exposed)
+    data = ModelBytes(_serialised(m))
     data.externals = tuple(externals)
     return data
+
+
+def _serialised(m: onnx.ModelProto) -> bytes:
+    """``m`` (its large values taken out) serialised, or a ModelError when what stays in it passes protobuf's
+    limit, which protobuf would only say with a traceback."""
+    if is_large(m):
+        raise ModelError(f"model {m.graph.name!r} passes protobuf's 2 GiB even without its values of "
+                         f"{LARGE_TENSOR >> 20} MiB or more (what stays: values packed below a byte, strings, "
+                         "smaller ones); hetsched cannot serialise it")
+    return m.SerializeToString()
 
 
 def _taken_out(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
@@ -139,15 +154,64 @@ def _taken_out(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, 
 
 
 def write_model(path: str, model: onnx.ModelProto) -> None:
-    """Write ``model`` as :func:`model_bytes` has it, atomically; one beyond protobuf's limit keeps its large
-    values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime reads from the file)."""
-    if is_large(model):
-        location = os.path.basename(path) + ".data"
-        m, externals = _taken_out(model, location)
-        write_bytes(os.path.join(os.path.dirname(path), location), [value.data for _, value in externals])
-    else:
-        m = _fit(_copy(model))
-    write_bytes(path, m.SerializeToString())
+    """Write ``model`` as :func:`model_bytes` has it, atomically.  One beyond protobuf's limit keeps its large
+    values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime reads from the file); a
+    smaller one is one file, written in pieces (:func:`_pieces`): protobuf serialising a model whole holds
+    about four times its size at once (1 GiB of weights: a peak of 5.3 GiB)."""
+    if not is_large(model):
+        m, externals = _taken_out(model, "in-memory")
+        write_bytes(path, _pieces(m, dict(externals)))
+        return
+    location = os.path.basename(path) + ".data"
+    m, externals = _taken_out(model, location)
+    write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for _, value in externals])
+    write_bytes(path, _serialised(m))
+
+
+def _pieces(m: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> Iterator[bytes | memoryview]:
+    """The bytes of ``m`` with ``values``, its large values taken out, back in it: ``m`` without its
+    initializers, then each initializer in order as a graph of its own, which protobuf merges into the one
+    graph (a message field given again is merged into the first, a repeated one's items appended).  A large
+    value's bytes come straight from its array, never serialised.
+
+    >>> m = helper.make_model(helper.make_graph([], "g", [], [], [helper.make_tensor("w", 1, [2], [1.0, 2.0])]))
+    >>> onnx.ModelProto.FromString(b"".join(_pieces(m, {}))) == m
+    True
+    """
+    head = _copy(m)
+    del head.graph.initializer[:]
+    yield head.SerializeToString()
+    for tensor in m.graph.initializer:
+        value = values.get(tensor.name) if tensor.data_location == TensorProto.EXTERNAL else None
+        if value is None:
+            yield _field(7, _field(5, tensor.SerializeToString()))
+            continue
+        header = _copy(tensor)
+        header.ClearField("external_data")
+        header.ClearField("data_location")
+        raw = raw_view(value)
+        start = header.SerializeToString() + _key(9) + _varint(raw.nbytes)  # raw_data, its bytes next
+        initializer = _key(5) + _varint(len(start) + raw.nbytes)
+        yield _key(7) + _varint(len(initializer) + len(start) + raw.nbytes) + initializer + start
+        yield raw
+
+
+def _key(number: int) -> bytes:
+    """Protobuf's key of length-delimited field ``number``."""
+    return _varint(number << 3 | 2)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _key(number) + _varint(len(payload)) + payload
 
 
 def _ort_message(exc: Exception) -> str:
@@ -179,8 +243,7 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
         so.optimized_model_filepath = optimized_path
     externals = getattr(data, "externals", ())
     if externals:  # ORT copies the values when the session is made
-        so.add_external_initializers([name for name, _ in externals],
-                                     [ort.OrtValue.ortvalue_from_numpy(value) for _, value in externals])
+        so.add_external_initializers([name for name, _ in externals], [_ort_value(value) for _, value in externals])
         if optimized_path:  # the optimised model cannot be written whole either
             so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
                                         os.path.basename(optimized_path) + ".data")
@@ -190,6 +253,12 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
         return ort.InferenceSession(data, so, providers=[provider])
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
+
+
+def _ort_value(value: np.ndarray) -> ort.OrtValue:
+    """An OrtValue on ``value`` of the ONNX type its dtype stands for: ``ortvalue_from_numpy`` refuses the
+    ``ml_dtypes`` arrays that hold bfloat16 and float8 values."""
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(value, helper.np_dtype_to_tensor_dtype(value.dtype))
 
 
 def cpu_identity() -> str:
@@ -229,15 +298,26 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
     if cached and os.path.isfile(cached):
-        return name_nodes(_original_inputs(onnx.load(cached), model))  # also mends files cached before it
+        return name_nodes(_original_inputs(_load(cached), model))  # also mends files cached before it
     with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
         path = os.path.join(tmp, "optimized.onnx")
         session(session_bytes(model), level, label=label, optimized_path=path)
-        out = onnx.load(path)
+        out = _load(path)
     out = _stable_names(_original_inputs(out, model))
     out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
     if cached:
         write_model(cached, out)
+    return out
+
+
+def _load(path: str) -> onnx.ModelProto:
+    """The model at ``path`` with its external values read, and without the mark (``data_location``
+    DEFAULT) that ONNX's loader leaves on each: a model is the same whether ORT or :func:`write_model` wrote
+    it, and whether its values lay beside it."""
+    out = onnx.load(path)
+    for tensor in out.graph.initializer:
+        if tensor.HasField("data_location") and tensor.data_location == TensorProto.DEFAULT:
+            tensor.ClearField("data_location")
     return out
 
 
@@ -299,14 +379,9 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
     read off the result.  Works for contrib and fused ops that ONNX shape
     inference does not know.
     """
-    probe = name_nodes(model)
-    exposed = {o.name for o in probe.graph.output}
-    for node in probe.graph.node:
-        for t in node.output:
-            if t and t not in exposed:
-                probe.graph.output.append(onnx.ValueInfoProto(name=t))
-                exposed.add(t)
-    sess = session(session_bytes(probe), "none", label=label)
+    outputs = {o.name for o in model.graph.output}
+    exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
+    sess = session(session_bytes(model, exposed), "none", label=label)
     hint = "" if feeds is not None else " (on random inputs: give its input values with --inputs FILE.npz)"
     feeds = random_inputs(sess, seed, feeds)
     try:
@@ -314,7 +389,6 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
     except Exception as exc:
         raise ModelError(f"ONNX Runtime cannot run model {label!r}{hint}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
-    outputs = {o.name for o in model.graph.output}
     declared: dict[str, onnx.ValueInfoProto] | None = None  # ONNX's inference: an empty sequence's element type
     types = {}
     for name, value in named:

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
 from scheduler.optimize import (IR_VERSION, model_bytes, model_digest, observed_types, optimize_model, random_inputs,
-                                session, session_bytes)
+                                session, session_bytes, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -86,6 +86,21 @@ def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level)
     a, b = session(beside, level), session(whole, level)
     feeds = random_inputs(b, seed=1)
     np.testing.assert_array_equal(a.run(None, feeds)[0], b.run(None, feeds)[0])
+
+
+def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
+    """write_model writes a model below protobuf's limit as one file without serialising its large values
+    (their bytes come from arrays, each initializer a graph of its own that protobuf merges): it reads back
+    as the model serialised whole, initializers in their order, and ONNX Runtime runs it."""
+    model, _ = load_original("mlp", {"layers": 3, "width": 512})  # 1 MiB weights between small biases
+    assert sum(numpy_helper.to_array(t).nbytes >= 1 << 20 for t in model.graph.initializer) == 3
+    path = tmp_path / "m.onnx"
+    write_model(str(path), model)
+    assert onnx.load(str(path)) == onnx.ModelProto.FromString(model_bytes(model))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    feeds = random_inputs(session(model_bytes(model)), seed=2)
+    np.testing.assert_array_equal(session(path.read_bytes()).run(None, feeds)[0],
+                                  session(model_bytes(model)).run(None, feeds)[0])
 
 
 @pytest.mark.parametrize("name,params,level", [
