@@ -1,4 +1,5 @@
-"""A model beyond protobuf's 2 GiB limit, the whole way: profile, replay a two-core cut, export, run alone.
+"""A large model (by default beyond protobuf's 2 GiB limit), the whole way: profile, replay a two-core cut,
+export, run alone.
 
 Builds an MLP whose weights (float32, ``--width`` square, ``--layers`` of them)
 pass 2 GiB, saved with ONNX external data as an LLM's export is, then: the
@@ -7,12 +8,13 @@ replay of a placement that alternates ``cpu0`` and ``cpu1`` layer by layer again
 plain ORT in the same run, an export of that placement, and the exported runner
 in a fresh process.  Reports the seconds of each stage, the replay's largest
 difference from the whole model, its time against plain ORT, and the peak
-memory (RSS) against the model's size.  Needs about 10x the model's size in memory.
+memory (RSS) against the model's size.  Needs about 5x the model's size in memory.
 ``--weights constants`` keeps the weights in ``Constant`` nodes instead of
 initializers (saved with ``convert_attribute``, their values in the data file too).
 
     python benchmarks/bench_large_model.py --width 14336 --layers 3
     python benchmarks/bench_large_model.py --width 14336 --layers 3 --weights constants
+    python benchmarks/bench_large_model.py --width 8192 --layers 4 --out results/bench_large_model_1gib
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def main() -> None:
            "peak_over_model": peak / size}
     table = pd.DataFrame([row])
     text = "\n".join([
-        f"# A model beyond protobuf's 2 GiB (`python benchmarks/bench_large_model.py --width {args.width} "
+        f"# A model of {size / 2**30:.2f} GiB (`python benchmarks/bench_large_model.py --width {args.width} "
         f"--layers {args.layers} --weights {args.weights}`)", "",
         f"{time.strftime('%Y-%m-%d')}; an MLP of {args.layers} float32 {args.width}x{args.width} MatMul layers "
         f"(weights as {args.weights}) with external data, platform `cpu`, ORT optimisation `all`, profiled costs; "

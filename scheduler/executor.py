@@ -55,8 +55,11 @@ ORT_LEVELS = {
 NUMPY_TYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
     "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(string)": np.object_,
+    "tensor(uint64)": np.uint64, "tensor(uint32)": np.uint32, "tensor(uint16)": np.uint16, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_, "tensor(string)": np.object_, "tensor(complex64)": np.complex64,
+    "tensor(complex128)": np.complex128,
 }
+"""numpy's dtype of each ONNX Runtime tensor type that ORT's Python API takes and gives as numpy arrays."""
 
 
 SPINNING = ("always", "during-run")
@@ -105,7 +108,10 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
     if given is not None:
         return dict(given)
     rng = np.random.default_rng(seed)
-    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES.get(inp.type, np.float32))
+    for inp in sess.get_inputs():
+        if inp.type not in NUMPY_TYPES:
+            raise ValueError(f"no random value of input {inp.name!r} can be made: it is a {inp.type}")
+    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type])
             for inp in sess.get_inputs()}
 
 

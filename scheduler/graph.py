@@ -395,6 +395,10 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
         if name not in inputs:
             raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")
     for name, vi in inputs.items():
+        kind = vi.type.WhichOneof("value")
+        if kind not in (None, "tensor_type"):  # a shape given would turn it into a tensor
+            raise ModelError(f"input {name!r} is a {kind.removesuffix('_type')}, not a tensor; hetsched takes "
+                             "models whose inputs are tensors")
         tt = vi.type.tensor_type
         if name in shapes:
             dims = [int(d) for d in shapes[name]]

@@ -41,7 +41,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
-from .executor import ORT_LEVELS, random_inputs, session_options
+from .executor import NUMPY_TYPES, ORT_LEVELS, random_inputs, session_options
 from .fileio import write_bytes
 from .graph import (LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes, name_nodes_in_place,
                     raw_view, real_inputs, take_out_large)
@@ -382,8 +382,15 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
     outputs = {o.name for o in model.graph.output}
     exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
     sess = session(session_bytes(model, exposed), "none", label=label)
+    for arg in [*sess.get_inputs(), *sess.get_outputs()]:
+        if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES:
+            raise ModelError(f"model {label!r}: tensor {arg.name!r} is a {arg.type}, which numpy has no type for; "
+                             "hetsched hands tensors over as numpy arrays, so it cannot run this model yet")
     hint = "" if feeds is not None else " (on random inputs: give its input values with --inputs FILE.npz)"
-    feeds = random_inputs(sess, seed, feeds)
+    try:
+        feeds = random_inputs(sess, seed, feeds)
+    except ValueError as exc:
+        raise ModelError(f"cannot run model {label!r}: {exc}; give its input values with --inputs FILE.npz") from None
     try:
         values = sess.run(None, dict(feeds))
     except Exception as exc:

@@ -58,6 +58,16 @@ def _relu_model(shape: list) -> onnx.ModelProto:
     return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
 
 
+def _typed_model(elem: int, between: int, name: str) -> onnx.ModelProto:
+    """``x`` of type ``elem`` cast to ``between`` and then to float32: a model plain ONNX Runtime runs."""
+    helper, tp = onnx.helper, onnx.TensorProto
+    nodes = [helper.make_node("Cast", ["x"], ["b"], to=between), helper.make_node("Cast", ["b"], ["f"], to=tp.FLOAT),
+             helper.make_node("Relu", ["f"], ["y"])]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", elem, [2, 4])],
+                              [helper.make_tensor_value_info("y", tp.FLOAT, [2, 4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
 def _files(tmp_path) -> dict[str, str]:
     """Hostile files, by placeholder."""
     files = {
@@ -72,6 +82,13 @@ def _files(tmp_path) -> dict[str, str]:
         "{badload}": ("badload.yaml", b"name: p\ndevices: [{name: cpu0, transfer_load: sometimes}]\n"),
         "{bigmem}": ("bigmem.yaml", b"name: big\ndevices: [{name: cpu0, memory_bytes: " + b"1" + b"0" * 30 + b"}]\n"),
         "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
+        "{bfloat16}": ("bf16.onnx", _typed_model(onnx.TensorProto.FLOAT, onnx.TensorProto.BFLOAT16,
+                                                 "bf16").SerializeToString()),
+        "{sequence}": ("seq.onnx", onnx.helper.make_model(onnx.helper.make_graph(
+            [onnx.helper.make_node("SequenceLength", ["s"], ["n"])], "seq",
+            [onnx.helper.make_tensor_sequence_value_info("s", onnx.TensorProto.FLOAT, [2])],
+            [onnx.helper.make_tensor_value_info("n", onnx.TensorProto.INT64, [])]),
+            opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
     }
     out = {}
     for key, (name, data) in files.items():
@@ -96,6 +113,10 @@ def _files(tmp_path) -> dict[str, str]:
     (["problem", "{unnamed}", "--input-shape", "x=-1,4", "-o", "x.json"],
      "input shape for 'x' must be integers >= 0, got [-1, 4]"),
     (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
+    (["problem", "{bfloat16}", "-o", "x.json"],
+     "tensor 'b' is a tensor(bfloat16), which numpy has no type for; hetsched hands tensors over as numpy arrays"),
+    (["problem", "{sequence}", "-o", "x.json"],
+     "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),
     (["bound", "{huge}"], "must be 0 or from 1e-12 to 1e+09 seconds"),
     (["solve", "{denormal}", "--solver", "cpsat"], "must be 0 or from 1e-12 to 1e+09 seconds, got 5e-320"),
@@ -303,3 +324,18 @@ def test_a_model_with_its_nodes_out_of_topological_order_imports_and_replays(tmp
                  "--schedule", str(tmp_path / "s.json"), "--repeats", "2", "-o", str(tmp_path / "r.json")]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["max_abs_diff"] <= 1e-4 and len(result["segments"]) == len(problem.tasks) >= 3
+
+
+@pytest.mark.parametrize("elem", [onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64])
+def test_unsigned_inputs_get_random_values_and_replay(elem, tmp_path):
+    """Inputs of unsigned 16, 32 and 64-bit integers were made float32 ("Unexpected input data type")."""
+    from scheduler.pipeline import load_problem
+    from scheduler.replay import replay
+
+    path = tmp_path / "unsigned.onnx"
+    onnx.save(_typed_model(elem, onnx.TensorProto.FLOAT16, "unsigned"), str(path))
+    model, problem = load_problem(str(path), platform="cpu")
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert len(result["segments"]) == 3 and result["max_abs_diff"] == 0.0
