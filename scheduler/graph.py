@@ -215,10 +215,11 @@ def take_out_large(model: onnx.ModelProto, location: str, offset: int = 0) -> li
     return out
 
 
-def copy_taking_out_large(model: onnx.ModelProto,
-                          location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+def copy_taking_out_large(model: onnx.ModelProto, location: str, known: Mapping[str, np.ndarray] | None = None
+                          ) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
     """What a copy of ``model`` and :func:`take_out_large` on it give, without copying the large values into
-    the copy first: they are most of a large model, and every session made of one paid a copy of it."""
+    the copy first: they are most of a large model, and every session made of one paid a copy of it.  A value
+    named in ``known`` is that array, not a new one (the segments of one model share their values)."""
     out = onnx.ModelProto()
     _copy_fields(model, out, skip=("graph",))
     _copy_fields(model.graph, out.graph, skip=("initializer",))
@@ -227,7 +228,7 @@ def copy_taking_out_large(model: onnx.ModelProto,
         if not _is_large_value(tensor):
             out.graph.initializer.append(tensor)
             continue
-        value = numpy_helper.to_array(tensor)
+        value = known[tensor.name] if known and tensor.name in known else numpy_helper.to_array(tensor)
         _point_to(_copy_fields(tensor, out.graph.initializer.add(), skip=_TENSOR_DATA + ("external_data",)),
                   location, offset, value.nbytes)
         values.append((tensor.name, value))

@@ -105,12 +105,17 @@ def model_bytes(model: onnx.ModelProto) -> bytes:
     return _beside(model, checksums=True) if is_large(model) else _fit(_copy(model)).SerializeToString()
 
 
-def session_bytes(model: onnx.ModelProto, exposed: Iterable[str] = ()) -> ModelBytes:
+def session_bytes(model: onnx.ModelProto, exposed: Iterable[str] = (),
+                  shared: dict[str, np.ndarray] | None = None) -> ModelBytes:
     """The model as :func:`session` takes it fastest, every large value beside the bytes whatever the model's
     size: serialising the values and ONNX Runtime parsing them again costs more than handing them over (GPT-2
     small cut in two: 2.5 s to make the two sessions, 0.9 s this way).  Not a key: use :func:`model_digest`.
-    ``exposed``: tensors made graph outputs too (untyped: ORT infers them)."""
-    return _beside(model, checksums=False, exposed=exposed)
+    ``exposed``: tensors made graph outputs too (untyped: ORT infers them).  ``shared``: large values by name,
+    taken from there and added there, so that models cut from one model hold each value once."""
+    data = _beside(model, checksums=False, exposed=exposed, known=shared)
+    if shared is not None:
+        shared.update(data.externals)
+    return data
 
 
 def model_digest(model: onnx.ModelProto) -> str:
@@ -120,10 +125,11 @@ def model_digest(model: onnx.ModelProto) -> str:
     return hashlib.sha256(_beside(model, checksums=True)).hexdigest()
 
 
-def _beside(model: onnx.ModelProto, checksums: bool, exposed: Iterable[str] = ()) -> ModelBytes:
-    """``model`` as :func:`_fit` has it, serialised with its large values beside it, their SHA-256 in the
-    bytes when ``checksums``, and ``exposed`` tensors graph outputs too."""
-    m, externals = _taken_out(model, "in-memory")
+def _beside(model: onnx.ModelProto, checksums: bool, exposed: Iterable[str] = (),
+            known: Mapping[str, np.ndarray] | None = None) -> ModelBytes:
+    """``model`` as :func:`_fit` has it, serialised with its large values beside it (those in ``known``, the
+    arrays there), their SHA-256 in the bytes when ``checksums``, and ``exposed`` tensors graph outputs too."""
+    m, externals = _taken_out(model, "in-memory", known)
     if checksums:
         by_name = {t.name: t for t in m.graph.initializer}
         for name, value in externals:
@@ -144,10 +150,12 @@ def _serialised(m: onnx.ModelProto) -> bytes:
     return m.SerializeToString()
 
 
-def _taken_out(model: onnx.ModelProto, location: str) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
+def _taken_out(model: onnx.ModelProto, location: str, known: Mapping[str, np.ndarray] | None = None
+               ) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
     """A copy of ``model`` as :func:`_fit` has it, its large values out of it (external at ``location``), and
-    those values; the values already main-graph initializers are not copied into the copy on the way."""
-    m, externals = copy_taking_out_large(model, location)
+    those values; the values already main-graph initializers are not copied into the copy on the way (nor
+    made anew when ``known`` has them)."""
+    m, externals = copy_taking_out_large(model, location, known)
     _fit(m)  # Constants and subgraphs' values become initializers here, and are taken out after the others
     externals += take_out_large(m, location, offset=sum(value.nbytes for _, value in externals))
     return m, externals

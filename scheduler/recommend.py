@@ -187,7 +187,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     per = -(-repeats // rounds)
     # one reference run and one cut per candidate, reused by every round (sessions are made anew per round)
     reference = reference_run(model, seed, problem.label, feeds)
-    prepared = [prepare_replay(model, p, s, reference) for p, s in chosen]
+    shared: dict[str, np.ndarray] = {}  # the model's large values, once for all candidates
+    prepared = [prepare_replay(model, p, s, reference, shared=shared) for p, s in chosen]
     replays: list[dict[str, Any]] = [{} for _ in chosen]
     samples: list[list[float]] = [[] for _ in chosen]
     plain: dict[str, list[float]] = {}

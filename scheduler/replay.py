@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
@@ -73,7 +73,7 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
                      spinning: str | None = None) -> list[Any]:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
     theirs)."""
-    return [session(session_bytes(p.model), opt_level, s["threads"], s["execution_provider"],
+    return [session(session_bytes(p.model) if p.data is None else p.data, opt_level, s["threads"], s["execution_provider"],
                     spinning=spinning or s["spinning"], cpus=s.get("cpus", ()), label=f"segment {p.segment.index}")
             for p, s in zip(parts, session_settings(problem, parts))]
 
@@ -214,13 +214,20 @@ class PreparedReplay:
 
 
 def prepare_replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
-                   reference: Reference | None = None, seed: int = 0) -> PreparedReplay:
+                   reference: Reference | None = None, seed: int = 0,
+                   shared: dict[str, np.ndarray] | None = None) -> PreparedReplay:
     """Cut ``schedule`` and build its segments, against ``reference`` (one run of ``model``, made when not
-    given)."""
+    given), each as a session takes it (:attr:`SegmentModel.data`), its large values in ``shared``: one
+    array per value for all the schedules of ``model`` prepared with one ``shared`` (each candidate of a
+    ``run`` held a copy of the model's values)."""
     segments = cut(problem, schedule)
     reference = reference or reference_run(model, seed, problem.label)
-    return PreparedReplay(reference, tuple(segments), tuple(build_segments(model, problem, segments,
-                                                                           reference.types)))
+    shared = {} if shared is None else shared
+    parts = []
+    for p in build_segments(model, problem, segments, reference.types):
+        data = session_bytes(p.model, shared=shared)
+        parts.append(replace(p, model=onnx.ModelProto.FromString(data), data=data))
+    return PreparedReplay(reference, tuple(segments), tuple(parts))
 
 
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,

@@ -38,7 +38,7 @@ from onnx import helper
 
 from .errors import HetschedError
 from .graph import large_initializers, name_nodes, node_reads
-from .optimize import IR_VERSION, observed_types
+from .optimize import IR_VERSION, ModelBytes, observed_types
 from .problem import Problem
 from .schedule import Schedule
 
@@ -136,12 +136,15 @@ def is_convex(problem: Problem, tasks: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class SegmentModel:
-    """A segment as an ONNX model with its boundary tensors."""
+    """A segment as an ONNX model with its boundary tensors.  ``data``, when set (by
+    :func:`~scheduler.replay.prepare_replay`), is the model as a session takes it, its large values shared
+    with the other segments cut from the same model; ``model`` then holds those values' places only."""
 
     segment: Segment
     model: onnx.ModelProto
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    data: ModelBytes | None = None
 
 
 def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[Segment],
@@ -155,7 +158,8 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
     are inputs of their node's segment.  Opsets, custom domains and model-local
     functions are kept.
     """
-    full = name_nodes(model)
+    names = [n.name for n in model.graph.node]
+    full = model if all(names) and len(set(names)) == len(names) else name_nodes(model)  # read only: no copy
     g = full.graph
     nodes = {n.name: n for n in g.node}
     unknown = [t for t in problem.tasks if t not in nodes]

@@ -331,11 +331,13 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     return result
 
 
-def prepare_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
-                   reference: Reference) -> list[PreparedReplay]:
-    """Each copy of ``schedule``'s placements cut and built (what every round of streaming it reuses)."""
+def prepare_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, reference: Reference,
+                   shared: dict[str, np.ndarray] | None = None) -> list[PreparedReplay]:
+    """Each copy of ``schedule``'s placements cut and built (what every round of streaming it reuses), the
+    model's large values held once (:func:`~scheduler.replay.prepare_replay`)."""
+    shared = {} if shared is None else shared
     return [prepare_replay(model, problem, schedule if placement == schedule.placement else
-                           simulate(problem, placement), reference) for placement in schedule.copies]
+                           simulate(problem, placement), reference, shared=shared) for placement in schedule.copies]
 
 
 def predicted_period(problem: Problem, schedule: Schedule) -> float:
@@ -360,7 +362,8 @@ def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem:
     """
     top = top_placements(problem, schedules, candidates, lambda s: predicted_period(problem, s))
     reference = reference_run(model, seed, problem.label, feeds)
-    prepared = [prepare_stream(model, problem, s, reference) for s in top]
+    shared: dict[str, np.ndarray] = {}
+    prepared = [prepare_stream(model, problem, s, reference, shared) for s in top]
     stream = stream_feeds(reference.feeds, inferences, seed, vary=not reference.given)
     plain: dict[str, list[float]] = {}
     rows: list[dict[str, Any]] = [{} for _ in top]

@@ -15,14 +15,14 @@ import pytest
 from scheduler.cli import main
 from scheduler.executor import random_inputs, session_options
 from scheduler.graph import Edge, Task, TaskGraph
-from scheduler.pipeline import build_problem, load_graph
+from scheduler.pipeline import build_problem, load_graph, load_problem
 from scheduler.platform import Device, Link, Platform, cores_platform
 from scheduler.problem import Problem
 from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
 from scheduler.problem_views import canonical_placement, mirror_classes, symmetries
 from scheduler.recommend import recommend, top_placements
-from scheduler.replay import core_map, predict_segments, replay, session_settings
+from scheduler.replay import core_map, predict_segments, prepare_replay, replay, session_settings
 from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
 from scheduler.zoo import list_models
@@ -331,3 +331,23 @@ def test_mirror_placements_count_once_among_the_candidates():
     assert len(top_placements(p, [simulate(p, x) for x in (a, b, c)], 3)) == 2
     slower = replace(p, costs={t: {**row, "cpu1": row["cpu1"] * 1.5} for t, row in p.costs.items()})
     assert mirror_classes(slower) == () and len(top_placements(slower, [simulate(slower, x) for x in (a, b)], 3)) == 2
+
+
+def test_prepared_candidates_hold_the_models_large_values_once():
+    """Schedules prepared with one ``shared`` store hold each large value of the model in one array (each
+    candidate of a ``run`` held a copy of the model's values); their segments keep only the values' places,
+    and replay with the whole model's outputs."""
+    model, problem = load_problem("mlp", {"layers": 3, "width": 512}, platform="cpu")  # three 1 MiB weights
+    order = problem.graph.topological_order
+    schedules = [simulate(problem, {t: "cpu0" for t in order}),
+                 simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})]
+    shared: dict = {}
+    first = prepare_replay(model, problem, schedules[0], shared=shared)
+    second = prepare_replay(model, problem, schedules[1], first.reference, shared=shared)
+    assert len(shared) == 3 and len(second.parts) > 1
+    held = [value for prepared in (first, second) for p in prepared.parts for _, value in p.data.externals]
+    assert len(held) == 6 and {id(v) for v in held} == {id(v) for v in shared.values()}
+    assert all(p.model.ByteSize() < 1 << 20 for prepared in (first, second) for p in prepared.parts)
+    for schedule, prepared in zip(schedules, (first, second)):
+        result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False, prepared=prepared)
+        assert result["max_abs_diff"] == 0.0
