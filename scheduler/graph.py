@@ -300,39 +300,43 @@ def lift_large_values(model: onnx.ModelProto) -> int:
     """
     if model.ir_version and model.ir_version < 4:
         return 0
-    main, counts = model.graph, defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
+    main = model.graph
+    _count_definitions(main, counts)
+    return _lift(main, main, counts)
 
-    def count(g: onnx.GraphProto) -> None:
-        for name in [i.name for i in g.input] + [i.name for i in g.initializer] + \
-                    [i.values.name for i in g.sparse_initializer]:
+
+# Module functions, not closures: a recursive closure is a reference cycle that kept the graph it lifted,
+# with the values it left behind, until the garbage collector ran (2 GiB of a 1 GiB model's Constants).
+def _count_definitions(g: onnx.GraphProto, counts: dict[str, int]) -> None:
+    for name in [i.name for i in g.input] + [i.name for i in g.initializer] + \
+                [i.values.name for i in g.sparse_initializer]:
+        counts[name] += 1
+    for node in g.node:
+        for name in node.output:
             counts[name] += 1
-        for node in g.node:
-            for name in node.output:
-                counts[name] += 1
-            for sub in subgraphs(node):
-                count(sub)
+        for sub in subgraphs(node):
+            _count_definitions(sub, counts)
 
-    def lift(g: onnx.GraphProto) -> int:
-        """Lift what ``g`` and its bodies hold; how many values moved."""
-        outputs, lifted, inner = {o.name for o in g.output}, [], 0
-        for i, node in enumerate(g.node):
-            inner += sum(lift(sub) for sub in subgraphs(node))
-            value = _large_constant(node)
-            if value is not None and (g is main or (counts[node.output[0]] == 1 and node.output[0] not in outputs)):
-                main.initializer.append(value)
-                main.initializer[-1].name = node.output[0]
-                lifted.append(i)
-        for i in reversed(lifted):
-            del g.node[i]
-        moved = [] if g is main else [i for i, t in enumerate(g.initializer)
-                                      if _is_large_value(t) and counts[t.name] == 1 and t.name not in outputs]
-        main.initializer.extend(g.initializer[i] for i in moved)
-        for i in reversed(moved):
-            del g.initializer[i]
-        return inner + len(lifted) + len(moved)
 
-    count(main)
-    return lift(main)
+def _lift(g: onnx.GraphProto, main: onnx.GraphProto, counts: Mapping[str, int]) -> int:
+    """Lift what ``g`` and its bodies hold into ``main`` (:func:`lift_large_values`); how many values moved."""
+    outputs, lifted, inner = {o.name for o in g.output}, [], 0
+    for i, node in enumerate(g.node):
+        inner += sum(_lift(sub, main, counts) for sub in subgraphs(node))
+        value = _large_constant(node)
+        if value is not None and (g is main or (counts[node.output[0]] == 1 and node.output[0] not in outputs)):
+            main.initializer.append(value)
+            main.initializer[-1].name = node.output[0]
+            lifted.append(i)
+    for i in reversed(lifted):
+        del g.node[i]
+    moved = [] if g is main else [i for i, t in enumerate(g.initializer)
+                                  if _is_large_value(t) and counts[t.name] == 1 and t.name not in outputs]
+    main.initializer.extend(g.initializer[i] for i in moved)
+    for i in reversed(moved):
+        del g.initializer[i]
+    return inner + len(lifted) + len(moved)
 
 
 def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
