@@ -73,8 +73,9 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
                      spinning: str | None = None) -> list[Any]:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
     theirs)."""
-    return [session(session_bytes(p.model) if p.data is None else p.data, opt_level, s["threads"], s["execution_provider"],
-                    spinning=spinning or s["spinning"], cpus=s.get("cpus", ()), label=f"segment {p.segment.index}")
+    return [session(session_bytes(p.model) if p.data is None else p.data, opt_level, s["threads"],
+                    s["execution_provider"], spinning=spinning or s["spinning"], cpus=s.get("cpus", ()),
+                    label=f"segment {p.segment.index}")
             for p, s in zip(parts, session_settings(problem, parts))]
 
 
