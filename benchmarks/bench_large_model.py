@@ -6,9 +6,11 @@ pass 2 GiB, saved with ONNX external data as an LLM's export is, then: the
 problem on platform ``cpu`` with profiled costs (ORT optimisation ``all``), a
 replay of a placement that alternates ``cpu0`` and ``cpu1`` layer by layer against
 plain ORT in the same run, an export of that placement, and the exported runner
-in a fresh process.  Reports the seconds of each stage, the replay's largest
-difference from the whole model, its time against plain ORT, and the peak
-memory (RSS) against the model's size.  Needs about 5x the model's size in memory.
+in a fresh process, and ``hetsched run`` on the model in a process of its own
+(four solvers, the profile reused, three replay repeats).  Reports the seconds
+of each stage, the replay's largest difference from the whole model, its time
+against plain ORT, and the peak memory (RSS) of this process and of the run's
+against the model's size.  Needs about 5x the model's size in memory.
 ``--weights constants`` keeps the weights in ``Constant`` nodes instead of
 initializers (saved with ``convert_attribute``, their values in the data file too).
 
@@ -32,6 +34,7 @@ import time
 import numpy as np
 import onnx
 import pandas as pd
+import yaml
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import convert_model_to_external_data
 
@@ -67,6 +70,34 @@ def write_mlp(path: str, width: int, layers: int, constants: bool = False) -> in
     return width * width * 4 * layers
 
 
+RUN = """
+import resource, sys
+from scheduler.cli import main
+try:
+    main(["run", sys.argv[1]])
+finally:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)
+"""
+"""``hetsched run`` on a config, its peak RSS (bytes) on the last line of its error stream."""
+
+
+def run_peak(path: str, tmp: str) -> tuple[int, float]:
+    """``hetsched run`` on the model at ``path`` in a process of its own, the profile in ``tmp`` reused: its
+    peak RSS (bytes) and its seconds."""
+    config = os.path.join(tmp, "run.yaml")
+    with open(config, "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"name": "large", "model": {"path": path}, "platform": "cpu", "costs": "profile",
+                        "graph_optimization": "all", "solvers": ["heft", "greedy", "single", "dp-chain"],
+                        "replay": {"enabled": True, "repeats": 3, "rounds": 1},
+                        "profile": {"folder": os.path.join(tmp, "profiles"), "repeats": 3},
+                        "output_dir": os.path.join(tmp, "results")}, fh)
+    t0 = time.perf_counter()
+    ran = subprocess.run([sys.executable, "-c", RUN, config], capture_output=True, text=True)
+    if ran.returncode:
+        raise SystemExit(f"hetsched run failed: {ran.stderr.strip().splitlines()[-2:]}")
+    return int(ran.stderr.strip().splitlines()[-1]), time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=14336)
@@ -94,15 +125,17 @@ def main() -> None:
         ran = subprocess.run([sys.executable, "-I", os.path.join(folder, "runner.py"), "--repeats", "1"],
                              capture_output=True, text=True)
         t3 = time.perf_counter()
-    if ran.returncode:
-        raise SystemExit(f"the exported runner failed: {ran.stderr.strip().splitlines()[-1]}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if ran.returncode:
+            raise SystemExit(f"the exported runner failed: {ran.stderr.strip().splitlines()[-1]}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        run, run_s = run_peak(path, tmp)
     row = {"model_gib": size / 2**30, "beyond_limit": size > PROTOBUF_LIMIT, "tasks": len(problem.tasks), "problem_s": t1 - t0, "replay_s": t2 - t1,
            "export_and_run_s": t3 - t2, "max_abs_diff": result["max_abs_diff"],
            "replay_ms": result["measured_makespan_s"] * 1e3, "best_plain": result["best_baseline"],
            "best_plain_ms": result["baselines"][result["best_baseline"]] * 1e3,
            "vs_plain": result["speedup_vs_best_baseline"], "peak_rss_gib": peak / 2**30,
-           "peak_over_model": peak / size}
+           "peak_over_model": peak / size, "run_s": run_s, "run_peak_gib": run / 2**30,
+           "run_peak_over_model": run / size}
     table = pd.DataFrame([row])
     text = "\n".join([
         f"# A model of {size / 2**30:.2f} GiB (`python benchmarks/bench_large_model.py --width {args.width} "
@@ -110,7 +143,9 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}; an MLP of {args.layers} float32 {args.width}x{args.width} MatMul layers "
         f"(weights as {args.weights}) with external data, platform `cpu`, ORT optimisation `all`, profiled costs; "
         f"a placement alternating cpu0 and cpu1 layer by layer, replayed {args.repeats} times beside plain ORT, exported and run alone "
-        "(`runner.py`).", "", "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
+        "(`runner.py`); then `hetsched run` on the model (solvers heft, greedy, single, dp-chain; 3 replay "
+        "repeats; the profile reused) in a process of its own (`run_peak_gib`).", "",
+        "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
     save(args.out or "results/bench_large_model" + ("_constants" if args.weights == "constants" else ""), table, text)
 
 

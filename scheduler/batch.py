@@ -22,7 +22,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelError
-from .graph import subgraph_reads
+from .graph import subgraph_reads, with_graph
 
 MAX_BATCH = 64
 """The most copies a batch may have (the models and the exact solvers grow with it)."""
@@ -72,9 +72,6 @@ def batch_copies(model: onnx.ModelProto, copies: int) -> onnx.ModelProto:
                 c.CopyFrom(vi)
                 c.name = copy_name(k, vi.name)
                 out.append(c)
-    graph = helper.make_graph(nodes, f"{g.name}_batch{copies}", inputs, outputs, initializer=list(g.initializer),
-                              value_info=infos, sparse_initializer=list(g.sparse_initializer))
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    out.graph.CopyFrom(graph)
-    return out
+    graph = helper.make_graph(nodes, f"{g.name}_batch{copies}", inputs, outputs, value_info=infos,
+                              sparse_initializer=list(g.sparse_initializer))
+    return with_graph(model, graph, g.initializer)

@@ -27,7 +27,7 @@ from onnx import helper
 from . import __version__, executor
 from .fileio import write_json, write_text
 from .graph import real_inputs
-from .optimize import write_model
+from .optimize import ModelBytes, write_model
 from .problem import Problem
 from .replay import plain_configs, runner_parts, session_settings
 from .segments import SegmentModel, build_segments, cut
@@ -84,7 +84,7 @@ def export_placement(model: onnx.ModelProto, problem: Problem, schedule: Schedul
     return export_segments(build_segments(model, problem, cut(problem, schedule)), problem, folder, model, level)
 
 
-def export_plain(original: onnx.ModelProto, config: str, folder: str) -> str:
+def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: str) -> str:
     """Write the user's model as ``model.onnx`` with the plain ORT configuration ``config``.
 
     ``config`` is a label of :func:`scheduler.replay.plain_configs` (the fastest
@@ -92,7 +92,8 @@ def export_plain(original: onnx.ModelProto, config: str, folder: str) -> str:
     """
     threads, level, parallel = plain_configs()[config]
     write_model(os.path.join(folder, "model.onnx"), original)
-    manifest = _common(original, "plain", "none")
+    manifest = _common(onnx.ModelProto.FromString(original) if isinstance(original, ModelBytes) else original,
+                       "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
                                  "spinning": "always", "execution_provider": "CPUExecutionProvider"}})

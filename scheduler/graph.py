@@ -182,11 +182,11 @@ def value_bytes(tensor: onnx.TensorProto) -> int:
     return math.prod(tensor.dims) * _dtype_size(tensor.data_type)
 
 
-def is_large(model: onnx.ModelProto) -> bool:
+def is_large(model: onnx.ModelProto, beside: int = 0) -> bool:
     """Whether ``model`` passes :data:`PROTOBUF_LIMIT`, so that protobuf cannot serialise it whole: its
-    initializers' values (counted from their shapes: protobuf's own ``ByteSize`` took 1 s on 512 MiB) and
-    its nodes."""
-    values = sum(value_bytes(t) for t in model.graph.initializer)
+    initializers' values (counted from their shapes: protobuf's own ``ByteSize`` took 1 s on 512 MiB), the
+    ``beside`` bytes of its values held outside it, and its nodes."""
+    values = beside + sum(value_bytes(t) for t in model.graph.initializer)
     return values > PROTOBUF_LIMIT or values + sum(n.ByteSize() for n in model.graph.node) > PROTOBUF_LIMIT
 
 
@@ -252,6 +252,23 @@ def _point_to(tensor: onnx.TensorProto, location: str, offset: int, nbytes: int)
     del tensor.external_data[:]
     for key, text in (("location", location), ("offset", str(offset)), ("length", str(nbytes))):
         tensor.external_data.add(key=key, value=text)
+
+
+def with_graph(model: onnx.ModelProto, graph: onnx.GraphProto,
+               initializers: Sequence[onnx.TensorProto] = ()) -> onnx.ModelProto:
+    """A copy of ``model`` with ``graph`` in place of its own, ``initializers`` added to it: each value copied
+    once (copying the model, then setting its graph, held the model's values three times at once).
+
+    >>> m = helper.make_model(helper.make_graph([], "a", [], []), producer_name="p")
+    >>> w = helper.make_tensor("w", onnx.TensorProto.FLOAT, [1], [1.0])
+    >>> out = with_graph(m, helper.make_graph([], "b", [], []), [w])
+    >>> out.producer_name, out.graph.name, [t.name for t in out.graph.initializer]
+    ('p', 'b', ['w'])
+    """
+    out = _copy_fields(model, onnx.ModelProto(), skip=("graph",))
+    out.graph.CopyFrom(graph)
+    out.graph.initializer.extend(initializers)
+    return out
 
 
 def _copy_fields(src: Any, dst: Any, skip: Sequence[str] = ()) -> Any:

@@ -161,17 +161,36 @@ def _taken_out(model: onnx.ModelProto, location: str, known: Mapping[str, np.nda
     return m, externals
 
 
-def write_model(path: str, model: onnx.ModelProto) -> None:
-    """Write ``model`` as :func:`model_bytes` has it, atomically.  One beyond protobuf's limit keeps its large
-    values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime reads from the file); a
-    smaller one is one file, written in pieces (:func:`_pieces`): protobuf serialising a model whole holds
-    about four times its size at once (1 GiB of weights: a peak of 5.3 GiB)."""
-    if not is_large(model):
-        m, externals = _taken_out(model, "in-memory")
+def session_data(model: onnx.ModelProto | ModelBytes) -> ModelBytes:
+    """What :func:`session` takes for ``model``: :func:`session_bytes` of a model, ModelBytes as they are.
+
+    A model kept for many sessions is best kept as its ModelBytes: its large values
+    are then held once, as arrays, where the model would hold them in the proto and
+    each session's bytes again (``hetsched run`` keeps the user's model so).
+    """
+    return model if isinstance(model, ModelBytes) else session_bytes(model)
+
+
+def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
+    """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically.
+    One beyond protobuf's limit keeps its large values in ``<file>.data`` beside it (ONNX external data,
+    which ONNX Runtime reads from the file); a smaller one is one file, written in pieces (:func:`_pieces`):
+    protobuf serialising a model whole holds about four times its size at once (1 GiB of weights: a peak
+    of 5.3 GiB)."""
+    if isinstance(model, ModelBytes):
+        m, externals = onnx.ModelProto.FromString(model), list(model.externals)
+        large = is_large(m, beside=sum(value.nbytes for _, value in externals))
+    else:
+        (m, externals), large = _taken_out(model, "in-memory"), is_large(model)
+    if not large:
         write_bytes(path, _pieces(m, dict(externals)))
         return
-    location = os.path.basename(path) + ".data"
-    m, externals = _taken_out(model, location)
+    location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
+    outside = {name for name, _ in externals}
+    for tensor in m.graph.initializer:
+        for entry in tensor.external_data if tensor.name in outside else ():
+            if entry.key == "location":
+                entry.value = location
     write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for _, value in externals])
     write_bytes(path, _serialised(m))
 

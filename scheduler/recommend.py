@@ -37,6 +37,7 @@ import onnx
 from .bounds import critical_path_bound
 from .errors import HetschedError
 from .inputs import Feeds
+from .optimize import ModelBytes
 from .problem import Problem
 from .problem_views import canonical_placement, symmetries
 from .deploy import export_placement, export_plain
@@ -145,7 +146,8 @@ def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
     return simulate(problem, {t: dev.name for t in problem.tasks})
 
 
-def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem, schedules: Sequence[Schedule], *,
+def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, problem: Problem,
+              schedules: Sequence[Schedule], *,
               candidates: int = 3, key: Callable[[Schedule], float] | None = None, repeats: int = 10,
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
@@ -160,7 +162,8 @@ def recommend(original: onnx.ModelProto, model: onnx.ModelProto, problem: Proble
     ``speedup_vs_best_baseline``, every candidate measured vs predicted, the plain
     baselines, and the headroom.  ``export`` writes the recommendation as a
     deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
-    ``model`` went through.
+    ``model`` went through.  ``original``, the user's model that plain ORT runs, may be
+    given as its :func:`~scheduler.optimize.session_data`, which holds its large values once.
 
     The ``repeats`` are spread over ``rounds``: each round times every candidate
     and every plain configuration, in a rotating order, and the samples are

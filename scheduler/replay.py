@@ -35,7 +35,7 @@ import onnx
 
 from .executor import Part, SegmentRunner, Timing, timed_runs
 from .inputs import Feeds
-from .optimize import observed_run, session, session_bytes
+from .optimize import ModelBytes, observed_run, session, session_bytes, session_data
 from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
@@ -233,16 +233,17 @@ def prepare_replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
 
 def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
            opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-           original: onnx.ModelProto | None = None, prepared: PreparedReplay | None = None,
+           original: onnx.ModelProto | ModelBytes | None = None, prepared: PreparedReplay | None = None,
            progress: Callable[[str, int], Callable[[], None]] | None = None,
            feeds: Feeds | None = None) -> dict[str, Any]:
     """Cut, build, run and time ``schedule`` on ``model``; the result is the ``replay.json`` structure.
 
     ``model`` is the model the problem's task graph was built from (the optimised
     one, :mod:`scheduler.optimize`); the plain ORT baselines run ``original`` (the
-    user's model, default ``model``) at its best settings.  ``prepared`` is the
-    schedule already cut and built (:func:`prepare_replay`); the sessions are made
-    anew on every call, so that no idle session's threads run beside other work.
+    user's model, default ``model``; or its :func:`~scheduler.optimize.session_data`) at
+    its best settings.  ``prepared`` is the schedule already cut and built
+    (:func:`prepare_replay`); the sessions are made anew on every call, so that no
+    idle session's threads run beside other work.
     Every run takes ``feeds`` (the user's inputs), or random inputs from ``seed``.
     Raises ReplayError when the schedule does not fit the model or when the
     replayed outputs differ from the whole model's by more than ``tolerance``.
@@ -374,7 +375,7 @@ def plain_configs(cores: int | None = None) -> dict[str, tuple[int, str, bool]]:
             f"parallel_{n}_threads_optimised": (n, "all", True)}
 
 
-def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
+def plain_baselines(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
                     warmup: int = 3) -> dict[str, float]:
     """Median run time of the whole model in each of :func:`plain_configs`.
 
@@ -385,10 +386,10 @@ def plain_baselines(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, 
             plain_samples(model, feeds, repeats=repeats, warmup=warmup).items()}
 
 
-def plain_samples(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
+def plain_samples(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
                   warmup: int = 3) -> dict[str, list[float]]:
     """Run times (s) of the whole model in each of :func:`plain_configs`, each timed on its own."""
-    data = session_bytes(model)
+    data = session_data(model)
     out = {}
     for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)

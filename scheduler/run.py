@@ -29,6 +29,7 @@ from .config import RunConfig, SolverCatalog, SolverSpec
 from .errors import HetschedError
 from .fileio import write_json, write_text
 from .inputs import load_inputs
+from .optimize import session_data
 from .pipeline import (ProfileOptions, graph_level, load_graph, load_original, load_problem, optimized_cache,
                        run_solvers, safe_name, tqdm_progress)
 from .recommend import as_candidate, recommend
@@ -161,8 +162,9 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                                              config.profile.warmup, config.profile.force))
         level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
-    original, _ = load_original(spec, config.model.params, config.model.input_shapes, batch=config.model.batch,
-                                inputs=feeds)
+    # kept as the bytes sessions take, its large values beside them: the model's proto held them once more
+    original = session_data(load_original(spec, config.model.params, config.model.input_shapes,
+                                          batch=config.model.batch, inputs=feeds)[0])
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")

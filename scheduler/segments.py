@@ -210,8 +210,9 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
                 raise ReplayError(f"tensor {x!r} has no type (it is not a tensor in a run of the model); "
                                   "cannot cut the model there")
         graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}", [types[x] for x in inputs],
-                                  [types[x] for x in outputs], initializer=used_inits)
+                                  [types[x] for x in outputs])
         m = helper.make_model(graph, opset_imports=list(model.opset_import), functions=list(model.functions))
+        m.graph.initializer.extend(used_inits)  # once: make_model copies its graph, which held them twice at once
         # IR 4 is the first whose initializers need not be graph inputs too (older exports: IR 3)
         m.ir_version = min(max(model.ir_version or IR_VERSION, 4), IR_VERSION)
         error = _check_error(m) if strict else None

@@ -45,7 +45,7 @@ import onnxruntime as ort
 
 from .executor import Part, pin_thread
 from .inputs import Feeds
-from .optimize import session, session_bytes
+from .optimize import ModelBytes, session, session_data
 from .platform import usable_cpus
 from .problem import Problem
 from .recommend import beats_plain, round_order, speedup_interval, top_placements
@@ -216,11 +216,11 @@ AT_ONCE = "_sessions_at_once_optimised"
 """The label's end of plain ONNX Runtime's data-parallel stream (one single-threaded session per core)."""
 
 
-def plain_stream(model: onnx.ModelProto, feeds: Sequence[Mapping[str, np.ndarray]], warmup: int,
+def plain_stream(model: onnx.ModelProto | ModelBytes, feeds: Sequence[Mapping[str, np.ndarray]], warmup: int,
                  cores: int) -> dict[str, float]:
     """Period (s per inference) of plain ONNX Runtime on the stream: one session per configuration of
     :func:`~scheduler.replay.plain_configs`, and ``cores`` single-threaded sessions at once."""
-    data = session_bytes(model)
+    data = session_data(model)
     out = {}
     for label, (threads, opt, parallel) in plain_configs(cores).items():
         sess = session(data, opt, threads, parallel=parallel)
@@ -275,7 +275,7 @@ def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: in
 def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, inferences: int = 60,
                   warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
-                  original: onnx.ModelProto | None = None, reference: Reference | None = None,
+                  original: onnx.ModelProto | ModelBytes | None = None, reference: Reference | None = None,
                   stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None,
                   prepared: Sequence[PreparedReplay] | None = None) -> dict[str, Any]:
     """Measure the throughput of ``schedule``'s placements (:attr:`Schedule.copies`) pipelined on real devices,
@@ -345,7 +345,7 @@ def predicted_period(problem: Problem, schedule: Schedule) -> float:
     return schedule.period.value if schedule.period else replicated_period(problem, schedule.copies)
 
 
-def recommend_stream(original: onnx.ModelProto, model: onnx.ModelProto, problem: Problem,
+def recommend_stream(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, problem: Problem,
                      schedules: Sequence[Schedule], *, candidates: int = 3, inferences: int = 40, warmup: int = 8,
                      opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
                      stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -14,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
-from scheduler.optimize import IR_VERSION, model_bytes, random_inputs, session
+from scheduler.optimize import IR_VERSION, ModelBytes, model_bytes, random_inputs, session, session_data
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import core_map, replay
 from scheduler.semantics import simulate
@@ -243,6 +244,18 @@ def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_p
     export_plain(original, "sequential_1_thread", str(plain))
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
     _assert_close(_run_exported(plain, feeds, tmp_path), expected)
+    _assert_same_export(session_data(original), plain, tmp_path)
+
+
+def _assert_same_export(original: onnx.ModelProto | ModelBytes, plain: Path, tmp_path: Path) -> None:
+    """The plain export of the user's model as run keeps it (:func:`session_data`, its values held once) is
+    the same, file for file and byte for byte, as the export of the model itself (in ``plain``)."""
+    again = tmp_path / "plain-again"
+    export_plain(original, "sequential_1_thread", str(again))
+    written = sorted(p.name for p in plain.iterdir() if p.is_file())  # __pycache__: the runner has run there
+    assert sorted(p.name for p in again.iterdir()) == written
+    for name in written:
+        assert (again / name).read_bytes() == (plain / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("level", ["none", "all"])
@@ -269,6 +282,7 @@ def test_model_beyond_the_limit_with_weights_in_constants_and_bodies_replays(lev
     export_placement(model, problem, schedule, str(folder), level)
     export_plain(load_original(str(path))[0], "sequential_1_thread", str(plain))  # the values still in nodes
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
+    _assert_same_export(session_data(load_original(str(path))[0]), plain, tmp_path)
     feeds = {"x": np.random.default_rng(4).standard_normal((4, 512)).astype(np.float32), "flag": np.array(True)}
     for exported in (folder, plain):
         _assert_close(_run_exported(exported, feeds, tmp_path), _reference(model, feeds))

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
 from scheduler.optimize import (IR_VERSION, model_bytes, model_digest, observed_types, optimize_model, random_inputs,
-                                session, session_bytes, write_model)
+                                session, session_bytes, session_data, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -101,6 +101,10 @@ def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
     feeds = random_inputs(session(model_bytes(model)), seed=2)
     np.testing.assert_array_equal(session(path.read_bytes()).run(None, feeds)[0],
                                   session(model_bytes(model)).run(None, feeds)[0])
+    data = session_data(model)  # the model as run keeps the user's: the same file comes of it
+    assert session_data(data) is data
+    write_model(str(tmp_path / "d.onnx"), data)
+    assert (tmp_path / "d.onnx").read_bytes() == path.read_bytes()
 
 
 @pytest.mark.parametrize("name,params,level", [
