@@ -202,6 +202,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from . import zoo
     from .deploy import export_placement
     from .fileio import write_json
+    from .optimize import session_data
     from .pipeline import graph_level, load_graph, load_original, load_problem, optimized_cache, tqdm_progress
     from .problem import read_problem
     from .replay import replay as replay_schedule
@@ -222,7 +223,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                       optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                                       inputs=feeds)
     schedule = read_schedule(args.schedule)
-    original = load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0]
+    original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0])
     if args.stream is not None:
         from .stream import replay_stream
         from .tables import format_stream
