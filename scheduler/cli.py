@@ -223,7 +223,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                       optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                                       inputs=feeds)
     schedule = read_schedule(args.schedule)
-    original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0])
+    original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0],
+                            consume=True)
     if args.stream is not None:
         from .stream import replay_stream
         from .tables import format_stream

@@ -164,7 +164,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
     # kept as the bytes sessions take, its large values beside them: the model's proto held them once more
     original = session_data(load_original(spec, config.model.params, config.model.input_shapes,
-                                          batch=config.model.batch, inputs=feeds)[0])
+                                          batch=config.model.batch, inputs=feeds)[0], consume=True)
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")

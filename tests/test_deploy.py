@@ -283,6 +283,10 @@ def test_model_beyond_the_limit_with_weights_in_constants_and_bodies_replays(lev
     export_plain(load_original(str(path))[0], "sequential_1_thread", str(plain))  # the values still in nodes
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
     _assert_same_export(session_data(load_original(str(path))[0]), plain, tmp_path)
+    consumed = session_data(load_original(str(path))[0], consume=True)  # lifted in place first: the same
+    kept = session_data(load_original(str(path))[0])
+    assert bytes(consumed) == bytes(kept) and [n for n, _ in consumed.externals] == [n for n, _ in kept.externals]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(consumed.externals, kept.externals))
     feeds = {"x": np.random.default_rng(4).standard_normal((4, 512)).astype(np.float32), "flag": np.array(True)}
     for exported in (folder, plain):
         _assert_close(_run_exported(exported, feeds, tmp_path), _reference(model, feeds))
