@@ -184,12 +184,9 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
     which ONNX Runtime reads from the file); a smaller one is one file, written in pieces (:func:`_pieces`):
     protobuf serialising a model whole holds about four times its size at once (1 GiB of weights: a peak
     of 5.3 GiB)."""
-    if isinstance(model, ModelBytes):
-        m, externals = onnx.ModelProto.FromString(model), list(model.externals)
-        large = is_large(m, beside=sum(value.nbytes for _, value in externals))
-    else:
-        (m, externals), large = _taken_out(model, "in-memory"), is_large(model)
-    if not large:
+    m, externals = ((onnx.ModelProto.FromString(model), list(model.externals)) if isinstance(model, ModelBytes)
+                    else _taken_out(model, "in-memory"))
+    if not is_large(m, beside=sum(value.nbytes for _, value in externals)):  # what is written, either form
         write_bytes(path, _pieces(m, dict(externals)))
         return
     location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
