@@ -13,7 +13,8 @@ production then runs the placement without hetsched.  The folder holds
 Each device gets one worker thread that runs its segments in order, each as soon
 as its inputs exist; ``session.run`` releases the GIL, so devices on separate
 cores overlap.  A worker whose device owns some of the host's cores, not all, is
-pinned to them.  ORT's own multi-stream session (``session.node_partition_config_file``)
+pinned to them.  Tensors pass from segment to segment as ORT gives them: numpy arrays, and
+OrtValues for the types numpy has no dtype for (bfloat16, float8, int4: :func:`session_call`).  ORT's own multi-stream session (``session.node_partition_config_file``)
 accepts a partition of CPU nodes but, in ONNX Runtime 1.31 and 1.32 on CPU, runs every
 stream on one thread (``benchmarks/bench_executors.py``), so it is not used.
 
@@ -33,6 +34,7 @@ array([0.])
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -60,6 +62,13 @@ NUMPY_TYPES = {
     "tensor(complex128)": np.complex128,
 }
 """numpy's dtype of each ONNX Runtime tensor type that ORT's Python API takes and gives as numpy arrays."""
+BITS_TYPES = {
+    "tensor(bfloat16)": np.uint16, "tensor(float8e4m3fn)": np.uint8, "tensor(float8e4m3fnuz)": np.uint8,
+    "tensor(float8e5m2)": np.uint8, "tensor(float8e5m2fnuz)": np.uint8, "tensor(int4)": np.int8,
+    "tensor(uint4)": np.uint8,
+}
+"""Tensor types that numpy has no dtype for (``run`` refuses to give them): segments hand them over as
+OrtValues, and :func:`ort_bits` reads them as numpy arrays of these dtypes."""
 
 
 SPINNING = ("always", "during-run")
@@ -96,6 +105,51 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
         if threads > 1:  # ORT numbers logical processors from 1 and leaves the calling thread alone
             so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cpus[1:]))
     return so
+
+
+def session_call(sess: ort.InferenceSession,
+                 outputs: Sequence[str] | None = None) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """How to run ``sess`` for ``outputs`` (default: all): ``sess.run`` when numpy has a dtype for each; else
+    ``run_with_ort_values``, which gives the outputs of :data:`BITS_TYPES` (bfloat16, float8, int4) as OrtValues
+    that a later ``run`` takes as they are, and the others as numpy arrays.
+
+    >>> # call = session_call(sess, ["y"]); y, = call({"x": x})
+    """
+    names = list(outputs) if outputs is not None else [o.name for o in sess.get_outputs()]
+    types = {o.name: o.type for o in sess.get_outputs()}
+    kept = [types.get(n) in BITS_TYPES for n in names]
+    if not any(kept):
+        return lambda feed: sess.run(names, feed)
+
+    def call(feed: Mapping[str, Any]) -> list[Any]:
+        values = sess.run_with_ort_values(names, {k: v if isinstance(v, ort.OrtValue) else
+                                                  ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v))
+                                                  for k, v in feed.items()})
+        return [v if keep else v.numpy() for v, keep in zip(values, kept)]
+
+    return call
+
+
+def ort_bits(value: ort.OrtValue) -> np.ndarray:
+    """A copy of a CPU tensor of one of :data:`BITS_TYPES` as numpy can hold it, in its shape (``numpy()``
+    refuses these types): bfloat16 and float8 values as the unsigned integers of their bits, int4 and uint4
+    ones (packed two to a byte, the first in the low half) as int8 and uint8 values.  What the exported
+    runner saves of such an output.
+    """
+    dtype = np.dtype(BITS_TYPES[value.data_type()])
+    if value.device_name().lower() != "cpu":
+        raise ValueError(f"a {value.data_type()} on {value.device_name()} cannot be read here")
+    shape = value.shape()
+    count = int(np.prod(shape))
+    packed = value.data_type() in ("tensor(int4)", "tensor(uint4)")
+    size = (count + 1) // 2 if packed else count * dtype.itemsize
+    if not size:
+        return np.zeros(shape, dtype=dtype)
+    raw = np.frombuffer((ctypes.c_char * size).from_address(value.data_ptr()), dtype=np.uint8 if packed else dtype)
+    if not packed:
+        return raw.reshape(shape).copy()
+    halves = np.stack([raw & 0xF, raw >> 4], axis=-1).reshape(-1)[:count]
+    return ((halves ^ 8).astype(np.int8) - 8 if dtype == np.int8 else halves).reshape(shape).astype(dtype)
 
 
 def random_inputs(sess: ort.InferenceSession, seed: int = 0,
@@ -189,6 +243,7 @@ class SegmentRunner:
 
     def __init__(self, parts: Sequence[Part], sessions: Sequence[ort.InferenceSession]) -> None:
         self.parts, self.sessions = list(parts), list(sessions)
+        self.calls = [session_call(sess, p.outputs) for p, sess in zip(self.parts, self.sessions)]
         self.index = {p.index: i for i, p in enumerate(self.parts)}
         self.queues: dict[str, list[int]] = {}
         for p in self.parts:
@@ -243,7 +298,7 @@ class SegmentRunner:
                     p = self.parts[self.index[k]]
                     feed = {x: self.tensors[x] for x in p.inputs}
                 begin = time.perf_counter()
-                result = self.sessions[self.index[k]].run(list(p.outputs), feed)
+                result = self.calls[self.index[k]](feed)
                 end = time.perf_counter()
                 with self.lock:
                     self.timing.begin[k], self.timing.end[k] = begin - self.t0, end - self.t0
@@ -352,7 +407,8 @@ class Deployment:
         return {name: random_array(rng, shape, dtype) for name, (shape, dtype) in specs.items()}
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        """The model's outputs for ``feeds``."""
+        """The model's outputs for ``feeds``: numpy arrays, OrtValues for those numpy has no dtype for
+        (:data:`BITS_TYPES`)."""
         tensors, _, _ = self.runner.run(feeds)
         return {name: tensors[name] for name in self.outputs}
 
@@ -368,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the exported ``runner.py``."""
     ap = argparse.ArgumentParser(description="Run a model exported by hetsched (numpy + onnxruntime only).")
     ap.add_argument("--inputs", help=".npz of the model's inputs (default: random)")
-    ap.add_argument("--output", help="save the outputs here (.npz)")
+    ap.add_argument("--output", help="save the outputs here (.npz; a bfloat16 or float8 output as the "
+                    "unsigned integers of its bits, an int4 one as int8)")
     ap.add_argument("--repeats", type=int, default=20, help="timed runs (0: run once, no timing)")
     args = ap.parse_args(argv)
     folder = os.path.dirname(os.path.abspath(__file__))
@@ -380,8 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             feeds = deployment.random_inputs()
         outputs = deployment.run(feeds)
-        if args.output:
-            np.savez(args.output, **outputs)
+        if args.output:  # bfloat16, float8 and int4 outputs as ort_bits gives them
+            np.savez(args.output, **{k: ort_bits(v) if isinstance(v, ort.OrtValue) else v for k, v in outputs.items()})
         if args.repeats > 0:
             median = deployment.time(feeds, args.repeats)
             print(f"{deployment.manifest['kind']}: median {median * 1e3:.3f} ms over {args.repeats} runs")

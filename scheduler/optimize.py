@@ -41,7 +41,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
-from .executor import NUMPY_TYPES, ORT_LEVELS, random_inputs, session_options
+from .executor import BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call, session_options
 from .fileio import write_bytes
 from .graph import (LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes, name_nodes_in_place,
                     raw_view, real_inputs, take_out_large)
@@ -292,6 +292,14 @@ def _ort_value(value: np.ndarray) -> ort.OrtValue:
     return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(value, helper.np_dtype_to_tensor_dtype(value.dtype))
 
 
+def as_array(value: ort.OrtValue) -> np.ndarray:
+    """A copy of a tensor of one of :data:`~scheduler.executor.BITS_TYPES` (bfloat16, float8, int4) as an
+    ``ml_dtypes`` array, the form ``onnx.numpy_helper`` gives these types in."""
+    elem = TensorProto.DataType.Value(value.data_type().removeprefix("tensor(").removesuffix(")").upper())
+    bits, dtype = ort_bits(value), helper.tensor_dtype_to_np_dtype(elem)
+    return bits.astype(dtype) if "int4" in value.data_type() else bits.view(dtype)  # int4: values, not bits
+
+
 def cpu_identity() -> str:
     """What makes an ``all``-level model specific to this host: machine, CPU model and feature flags."""
     model, flags = "", ""
@@ -413,17 +421,21 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
     outputs = {o.name for o in model.graph.output}
     exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
     sess = session(session_bytes(model, exposed), "none", label=label)
-    for arg in [*sess.get_inputs(), *sess.get_outputs()]:
+    for arg in sess.get_inputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES:
-            raise ModelError(f"model {label!r}: tensor {arg.name!r} is a {arg.type}, which numpy has no type for; "
-                             "hetsched hands tensors over as numpy arrays, so it cannot run this model yet")
+            raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which numpy has no type for; "
+                             "hetsched makes and takes a model's inputs as numpy arrays")
+    for arg in sess.get_outputs():
+        if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES and arg.type not in BITS_TYPES:
+            raise ModelError(f"model {label!r}: tensor {arg.name!r} is a {arg.type}, which hetsched cannot hand "
+                             "over between segments yet")
     hint = "" if feeds is not None else " (on random inputs: give its input values with --inputs FILE.npz)"
     try:
         feeds = random_inputs(sess, seed, feeds)
     except ValueError as exc:
         raise ModelError(f"cannot run model {label!r}: {exc}; give its input values with --inputs FILE.npz") from None
     try:
-        values = sess.run(None, dict(feeds))
+        values = [as_array(v) if isinstance(v, ort.OrtValue) else v for v in session_call(sess)(dict(feeds))]
     except Exception as exc:
         raise ModelError(f"ONNX Runtime cannot run model {label!r}{hint}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())

@@ -30,7 +30,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError
-from .executor import pin_thread, timed_runs
+from .executor import pin_thread, session_call, timed_runs
 from .graph import TaskGraph, subgraphs
 from .inputs import Feeds
 from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
@@ -151,11 +151,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
             run_feeds = random_inputs(sess, seed, feeds)
-            timed_runs(partial(sess.run, None, run_feeds), warmup, repeats, tick)
+            timed_runs(partial(session_call(sess), run_feeds), warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats, parents)
             # the profiler slows runs down: time the whole model again with it off, in the same session (as
             # fast as a new one: 3.65 against 3.62 ms on randwire; a large model's session takes seconds)
-            wall = timed_runs(partial(sess.run, None, run_feeds), warmup, repeats)
+            wall = timed_runs(partial(session_call(sess), run_feeds), warmup, repeats)
             del sess  # its (spinning) threads must not run beside the next session
             for dev in run.devices:
                 whole[dev] = statistics.median(wall)
@@ -220,7 +220,7 @@ def check_change(model: onnx.ModelProto, prof: Profile, plan: ProfilingPlan, *, 
     first = plan.node_runs[0]
     plain = _session(session_bytes(model), first.provider, first.threads, None)
     tick = progress("check", warmup + repeats) if progress else _noop
-    now = statistics.median(timed_runs(partial(plain.run, None, random_inputs(plain, seed, feeds)), warmup, repeats,
+    now = statistics.median(timed_runs(partial(session_call(plain), random_inputs(plain, seed, feeds)), warmup, repeats,
                                        tick))
     del plain
     then = prof.whole_run_s.get(first.devices[0], 0.0)
@@ -357,6 +357,7 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
     cpus = core_map(platform)
     sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
     feeds = random_inputs(sessions[0], seed, feeds)
+    calls = [session_call(s) for s in sessions]
 
     def timed(workers: int) -> list[float]:
         times: list[list[float]] = [[] for _ in range(workers)]
@@ -365,7 +366,7 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
         def worker(k: int) -> None:
             pin_thread(cpus.get(pair[k].name, ()))
             start.wait()
-            times[k] = timed_runs(partial(sessions[k].run, None, feeds), warmup, repeats, tick if k == 0 else _noop)
+            times[k] = timed_runs(partial(calls[k], feeds), warmup, repeats, tick if k == 0 else _noop)
 
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
         for th in threads:

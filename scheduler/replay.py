@@ -32,10 +32,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
-from .executor import Part, SegmentRunner, Timing, timed_runs
+from .executor import Part, SegmentRunner, Timing, session_call, timed_runs
 from .inputs import Feeds
-from .optimize import ModelBytes, observed_run, session, session_bytes, session_data
+from .optimize import ModelBytes, as_array, observed_run, session, session_bytes, session_data
 from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
@@ -347,6 +348,7 @@ def _output_diffs(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[t
     rows = []
     for name, value in expected.items():
         out = got.get(name)
+        out = as_array(out) if isinstance(out, ort.OrtValue) else out  # bfloat16, float8
         refs, outs = (value, out) if isinstance(value, list) else ([value], [out])
         if out is None or not isinstance(outs, list) or len(outs) != len(refs) or any(
                 not isinstance(o, np.ndarray) or o.shape != r.shape for o, r in zip(outs, refs)):
@@ -358,7 +360,7 @@ def _output_diffs(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[t
                 rows.append((name, 0.0 if np.array_equal(o, r) else float("inf"), 0.0))
                 continue
             diff = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64))))
-            half = np.issubdtype(r.dtype, np.floating) and r.dtype.itemsize < 4
+            half = "float" in r.dtype.name and r.dtype.itemsize < 4  # float16, ml_dtypes' bfloat16 and float8
             rows.append((name, diff, 4 * float(np.spacing(np.max(np.abs(r)))) if half else 0.0))
     return rows
 
@@ -393,6 +395,6 @@ def plain_samples(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nd
     out = {}
     for label, (threads, opt, parallel) in plain_configs().items():
         sess = session(data, opt, threads, parallel=parallel)
-        out[label] = timed_runs(partial(sess.run, None, feeds), warmup, repeats)
+        out[label] = timed_runs(partial(session_call(sess), feeds), warmup, repeats)
         del sess
     return out

@@ -43,7 +43,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .executor import Part, pin_thread
+from .executor import Part, pin_thread, session_call
 from .inputs import Feeds
 from .optimize import ModelBytes, session, session_data
 from .platform import usable_cpus
@@ -81,6 +81,7 @@ class StreamRunner:
 
     def __init__(self, plans: Sequence[Plan], resources: Mapping[str, Sequence[str]], in_flight: int) -> None:
         self.plans = list(plans)
+        self.calls = [[session_call(s, p.outputs) for p, s in zip(plan.parts, plan.sessions)] for plan in plans]
         self.devices = sorted({p.device for plan in plans for p in plan.parts})
         self.queue = [{d: [k for k, p in enumerate(plan.parts) if p.device == d] for d in self.devices}
                       for plan in plans]
@@ -135,7 +136,7 @@ class StreamRunner:
                 for held in self.held[device]:
                     held.acquire()
                 try:
-                    result = plan.sessions[k].run(list(part.outputs), feed)
+                    result = self.calls[i % len(self.plans)][k](feed)
                 finally:
                     for held in reversed(self.held[device]):
                         held.release()
@@ -224,19 +225,20 @@ def plain_stream(model: onnx.ModelProto | ModelBytes, feeds: Sequence[Mapping[st
     out = {}
     for label, (threads, opt, parallel) in plain_configs(cores).items():
         sess = session(data, opt, threads, parallel=parallel)
+        call = session_call(sess)
         finish, t0 = [], time.perf_counter()
         for f in feeds:
-            sess.run(None, f)
+            call(f)
             finish.append(time.perf_counter() - t0)
         out[label] = period_of(finish, warmup)
         del sess
-    sessions = [session(data, "all", 1) for _ in range(cores)]
+    calls = [session_call(session(data, "all", 1)) for _ in range(cores)]
     finish: list[float] = []
     lock = threading.Lock()
 
     def serve(k: int) -> None:
         for f in feeds[k::cores]:
-            sessions[k].run(None, f)
+            calls[k](f)
             with lock:
                 finish.append(time.perf_counter() - t0)
 

@@ -15,10 +15,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
+from scheduler.executor import ort_bits, session_call
 from scheduler.optimize import IR_VERSION, ModelBytes, model_bytes, random_inputs, session, session_data
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import core_map, replay
 from scheduler.semantics import simulate
+from scheduler.stream import replay_stream
 
 # Runs in a fresh interpreter (-I: no user site, no PYTHONPATH, script folder only): load the runner,
 # run it on saved inputs, save the outputs, and fail if anything beyond numpy/onnxruntime got imported.
@@ -31,7 +33,7 @@ import runner
 d = runner.Deployment(folder)
 with np.load(inputs) as data:
     feeds = {k: data[k] for k in data.files}
-np.savez(output, **d.run(feeds))
+np.savez(output, **{k: v if isinstance(v, np.ndarray) else runner.ort_bits(v) for k, v in d.run(feeds).items()})
 d.close()
 banned = {"scheduler", "solvers", "onnx", "pandas", "networkx", "yaml", "pulp", "ortools", "pydantic", "torch"}
 loaded = sorted({m.split(".")[0] for m in sys.modules} & banned)
@@ -50,8 +52,10 @@ def _run_exported(folder, feeds, tmp_path) -> dict[str, np.ndarray]:
 
 
 def _reference(model, feeds) -> dict[str, np.ndarray]:
+    """The whole model's outputs (bfloat16, float8 and int4 ones as the exported runner saves them)."""
     sess = session(model_bytes(model))
-    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+    values = session_call(sess)(feeds)
+    return {o.name: v if isinstance(v, np.ndarray) else ort_bits(v) for o, v in zip(sess.get_outputs(), values)}
 
 
 def _assert_close(got, expected):
@@ -360,3 +364,55 @@ def test_weights_of_other_types_beyond_the_limit(elem, tmp_path, monkeypatch, ca
     assert (plain / "model.onnx").stat().st_size < 1 << 20 < (plain / "model.onnx.data").stat().st_size
     feeds = {"x": np.random.default_rng(2).standard_normal((2, 1024)).astype(np.float32)}
     _assert_close(_run_exported(plain, feeds, tmp_path), _reference(model, feeds))
+
+
+def _activations_model() -> onnx.ModelProto:
+    """float32 in and out, and tensors of types numpy has no dtype for between the nodes: ``h`` cast to bfloat16
+    (transposed, concatenated: ``z``, a bfloat16 output), to float8 and to int4, each cast back and activated.
+    ORT's CPU kernels move and cast these types but compute in none of them."""
+    rng = np.random.default_rng(0)
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "w"], ["h"]),
+             n("Cast", ["h"], ["hb"], to=TensorProto.BFLOAT16), n("Transpose", ["hb"], ["hbt"], perm=[1, 0]),
+             n("Cast", ["hbt"], ["f1"], to=TensorProto.FLOAT), n("Relu", ["f1"], ["y1"]),
+             n("Concat", ["hb", "hb"], ["z"], axis=0),
+             n("Cast", ["h"], ["h8"], to=TensorProto.FLOAT8E4M3FN), n("Cast", ["h8"], ["f2"], to=TensorProto.FLOAT),
+             n("Sigmoid", ["f2"], ["y2"]),
+             n("Cast", ["h"], ["h4"], to=TensorProto.INT4), n("Cast", ["h4"], ["f4"], to=TensorProto.FLOAT),
+             n("Tanh", ["f4"], ["y4"])]
+    graph = helper.make_graph(
+        nodes, "activations", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 63])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None) for y in ("y1", "y2", "y4")]
+        + [helper.make_tensor_value_info("z", TensorProto.BFLOAT16, None)],
+        [numpy_helper.from_array(rng.standard_normal((63, 63)).astype(np.float32), "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+@pytest.mark.parametrize("level", ["none", "all"])
+def test_bfloat16_float8_and_int4_activations_profile_replay_stream_and_export(level, tmp_path):
+    """Tensors that ORT's ``run`` will not give as numpy arrays (it did refuse them, so ``problem`` refused the
+    model), between segments and as a graph output: the segments hand them over as OrtValues.  The model is
+    profiled, cut over both cores (the casts to those types on one, their readers on the other), replayed,
+    streamed and exported, plain and cut, each with the whole model's outputs; the odd width packs int4 values
+    into a half-filled byte."""
+    path = tmp_path / "activations.onnx"
+    onnx.save(_activations_model(), str(path))
+    options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0)
+    model, problem = load_problem(str(path), platform="cpu", optimization=level, costs="profile", profile=options)
+    casts = {node.name for node in model.graph.node if set(node.output) & {"hb", "h8", "h4"}}
+    assert len(casts) == 3  # what makes them stays; their readers run on the other core
+    schedule = simulate(problem, {t: "cpu1" if t in casts else "cpu0" for t in problem.tasks})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=True)
+    assert len(result["segments"]) >= 3 and result["max_abs_diff"] == 0.0
+    assert replay_stream(model, problem, schedule, inferences=4, warmup=1)["max_abs_diff"] == 0.0
+    feeds = {"x": np.random.default_rng(1).standard_normal((2, 63)).astype(np.float32)}
+    expected = _reference(model, feeds)
+    assert expected["z"].dtype == np.uint16 and expected["z"].shape == (4, 63)
+    for kind in ("segments", "plain"):
+        folder = tmp_path / kind
+        if kind == "plain":
+            export_plain(model, "sequential_1_thread", str(folder))
+        else:
+            export_placement(model, problem, schedule, str(folder), level)
+        got = _run_exported(folder, feeds, tmp_path)
+        assert set(got) == set(expected) and all(np.array_equal(got[k], v) for k, v in expected.items())

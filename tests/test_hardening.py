@@ -82,7 +82,7 @@ def _files(tmp_path) -> dict[str, str]:
         "{badload}": ("badload.yaml", b"name: p\ndevices: [{name: cpu0, transfer_load: sometimes}]\n"),
         "{bigmem}": ("bigmem.yaml", b"name: big\ndevices: [{name: cpu0, memory_bytes: " + b"1" + b"0" * 30 + b"}]\n"),
         "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
-        "{bfloat16}": ("bf16.onnx", _typed_model(onnx.TensorProto.FLOAT, onnx.TensorProto.BFLOAT16,
+        "{bfloat16}": ("bf16.onnx", _typed_model(onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT,
                                                  "bf16").SerializeToString()),
         "{sequence}": ("seq.onnx", onnx.helper.make_model(onnx.helper.make_graph(
             [onnx.helper.make_node("SequenceLength", ["s"], ["n"])], "seq",
@@ -114,7 +114,8 @@ def _files(tmp_path) -> dict[str, str]:
      "input shape for 'x' must be integers >= 0, got [-1, 4]"),
     (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
     (["problem", "{bfloat16}", "-o", "x.json"],
-     "tensor 'b' is a tensor(bfloat16), which numpy has no type for; hetsched hands tensors over as numpy arrays"),
+     "input 'x' is a tensor(bfloat16), which numpy has no type for; hetsched makes and takes a model's inputs as "
+     "numpy arrays"),
     (["problem", "{sequence}", "-o", "x.json"],
      "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),

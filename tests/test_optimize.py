@@ -13,8 +13,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.graph import subgraph_reads, task_graph_from_onnx
-from scheduler.optimize import (IR_VERSION, model_bytes, model_digest, observed_types, optimize_model, random_inputs,
-                                session, session_bytes, session_data, write_model)
+from scheduler.executor import session_call
+from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
+                                random_inputs, session, session_bytes, session_data, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -496,3 +497,23 @@ def test_model_ort_cannot_load_is_refused_in_one_line(tmp_path, capsys):
     assert code == 2 and not (tmp_path / "p.json").exists()
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "Frobnicate" in err or "com.example" in err
+
+
+@pytest.mark.parametrize("elem", [TensorProto.BFLOAT16, TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E5M2,
+                                  TensorProto.INT4, TensorProto.UINT4])
+@pytest.mark.parametrize("count", [0, 1, 7, 8])
+def test_values_numpy_has_no_dtype_for_read_back_exactly(elem, count):
+    """A model output of a type ORT's ``run`` refuses is read through ``session_call`` and :func:`as_array`
+    as the ``ml_dtypes`` array of the same values (exact in every type): odd counts leave half a byte of
+    int4 unused, negative int4 values are sign-extended, an empty tensor has no data at all."""
+    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    values = (np.arange(count) % 16 - (0 if elem == TensorProto.UINT4 else 8)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=elem)], "cast",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [count])],
+                              [helper.make_tensor_value_info("y", elem, [count])])
+    sess = session(model_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)))
+    got, = session_call(sess)({"x": values})
+    assert isinstance(got, ort.OrtValue)
+    read = as_array(got)
+    assert read.dtype == dtype and read.shape == (count,)
+    assert np.array_equal(read.astype(np.float32), values.astype(dtype).astype(np.float32))
