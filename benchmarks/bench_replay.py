@@ -40,7 +40,7 @@ import pandas as pd
 from scheduler.fileio import write_text
 from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
 from scheduler.problem_views import canonical_placement, disjoint_problems, symmetries
-from scheduler.recommend import as_candidate, recommend
+from scheduler.recommend import HEADROOM_FLOOR, as_candidate, recommend
 from scheduler.replay import replay
 from solvers import SOLVERS, get_solver, solver_names
 
@@ -131,6 +131,7 @@ def main() -> None:
                         "recommended": r["recommended"], "recommended_ms": r["measured_makespan_s"] * 1e3,
                         "speedup": r["speedup_vs_best_baseline"], "headroom": r["headroom"],
                         "captured": r["headroom_captured"], "devices": len({g["device"] for g in r["segments"]}),
+                        "captured_counted": None,
                         "median_abs_error": statistics.median(errors),
                         "worst_abs_error": max(errors), "median_abs_segment_error": statistics.median(seg_errors),
                         "worst_abs_segment_error": max(seg_errors), "best_placement_vs_plain":
@@ -138,10 +139,11 @@ def main() -> None:
                         "seconds": time.perf_counter() - t0})
         print(pd.DataFrame([summary[-1]]).round(3).to_string(index=False), flush=True)
     table, summ = pd.DataFrame(rows), pd.DataFrame(summary)
+    summ["captured_counted"] = [split_gain(r) if r.headroom >= HEADROOM_FLOOR else None for r in summ.itertuples()]
     write_text(f"{args.out}.csv", table.to_csv(index=False))
     all_err, seg_err = table["error"].abs(), table["segment_error"].abs()
-    branchy = summ[summ["model"].isin(BRANCHY) & (summ["headroom"] > 1.0)]  # no headroom: nothing to capture
-    flat = summ[summ["model"].isin(BRANCHY) & ~(summ["headroom"] > 1.0)]
+    branchy = summ[summ["model"].isin(BRANCHY) & (summ["headroom"] >= HEADROOM_FLOOR)]  # else nothing to capture
+    flat = summ[summ["model"].isin(BRANCHY) & ~(summ["headroom"] >= HEADROOM_FLOOR)]
     per = -(-args.repeats // args.rounds) * args.rounds
     lines = [f"# Replay benchmark (`python benchmarks/bench_replay.py --repeats {args.repeats} "
              f"--rounds {args.rounds}{' --onnx-test-zoo' if args.onnx_test_zoo else ''}`)", "",

@@ -101,6 +101,23 @@ def ideal_time(problem: Problem, one_thread_s: float, cores: int, contention: fl
     return max(critical_path_bound(problem).value, one_thread_s * (1 + contention) / cores)
 
 
+HEADROOM_FLOOR = 1.01
+"""Below this headroom there is nothing to capture: the captured share would divide one run's noise by
+another's (a headroom of 1.00005x made a 1.3% gain read as 27 713% captured)."""
+
+
+def captured_share(speedup: float | None, headroom: float | None) -> float | None:
+    """The share of the headroom that a speedup over the best plain ORT captured, ``(speedup - 1) / (headroom
+    - 1)``; None without a headroom of at least :data:`HEADROOM_FLOOR`.
+
+    >>> round(captured_share(1.15, 1.3), 6), captured_share(1.013, 1.00005)
+    (0.5, None)
+    """
+    if speedup is None or headroom is None or headroom < HEADROOM_FLOOR:
+        return None
+    return (speedup - 1) / (headroom - 1)
+
+
 def speedup_interval(baseline: Sequence[float], candidate: Sequence[float], *, confidence: float = 0.9,
                      resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Bootstrap interval (two-sided ``confidence``) of ``median(baseline) / median(candidate)``, from
@@ -254,7 +271,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, pr
         "best_baseline": best_plain,
         "speedup_vs_best_baseline": speedup,
         "headroom": headroom,
-        "headroom_captured": (speedup - 1) / (headroom - 1) if headroom and speedup and headroom > 1 else None,
+        "headroom_captured": captured_share(speedup, headroom),
     })
     if simulated is not None:
         what = next((r for r in rows if r["platform"] != problem.platform.name), None)

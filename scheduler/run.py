@@ -321,7 +321,7 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
             captured = replayed.get("headroom_captured")
             lines += [f"Headroom on this host (best plain / max(critical path, 1-thread time / cores)): "
                       f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
-                                                        else "."), ""]
+                                                        else ": none to capture."), ""]
         for line in (noise_line(replayed), what_if_line(replayed)):
             if line:
                 lines += [_sentence(line), ""]
