@@ -225,6 +225,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     schedule = read_schedule(args.schedule)
     original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0],
                             consume=True)
+    model = session_data(model, consume=True)  # its values held once, and shared by the segments cut from it
     if args.stream is not None:
         from .stream import replay_stream
         from .tables import format_stream

@@ -27,10 +27,10 @@ from onnx import helper
 from . import __version__, executor
 from .fileio import write_json, write_text
 from .graph import real_inputs
-from .optimize import ModelBytes, write_model
+from .optimize import ModelBytes, unpacked, write_model
 from .problem import Problem
-from .replay import plain_configs, runner_parts, session_settings
-from .segments import SegmentModel, build_segments, cut
+from .replay import plain_configs, prepare_replay, runner_parts, session_settings
+from .segments import SegmentModel
 from .schedule import Schedule
 
 
@@ -62,12 +62,13 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
 
     ``model`` is the model the segments were cut from (for its graph inputs and
     outputs), ``level`` the optimisation it went through.  Segments of simulated
-    devices run on the CPU provider (their values only) and are marked so.
+    devices run on the CPU provider (their values only) and are marked so.  A segment
+    prepared for a session is written from its :attr:`~scheduler.segments.SegmentModel.data`.
     """
     entries = []
     for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
-        write_model(os.path.join(folder, name), p.model)
+        write_model(os.path.join(folder, name), p.model if p.data is None else p.data)
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
                         "simulated": problem.platform.device[p.segment.device].simulated,
                         "inputs": list(p.inputs), "outputs": list(p.outputs),
@@ -78,10 +79,12 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
     return _finish(folder, manifest)
 
 
-def export_placement(model: onnx.ModelProto, problem: Problem, schedule: Schedule, folder: str,
+def export_placement(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, folder: str,
                      level: str = "none") -> str:
-    """Cut ``model`` by ``schedule`` and export the segments (:func:`export_segments`)."""
-    return export_segments(build_segments(model, problem, cut(problem, schedule)), problem, folder, model, level)
+    """Cut ``model`` (or what :func:`~scheduler.optimize.session_data` made of it) by ``schedule`` and export
+    the segments (:func:`export_segments`)."""
+    parts = list(prepare_replay(model, problem, schedule).parts)
+    return export_segments(parts, problem, folder, unpacked(model)[0], level)
 
 
 def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: str) -> str:

@@ -219,13 +219,17 @@ def copy_taking_out_large(model: onnx.ModelProto, location: str, known: Mapping[
                           ) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
     """What a copy of ``model`` and :func:`take_out_large` on it give, without copying the large values into
     the copy first: they are most of a large model, and every session made of one paid a copy of it.  A value
-    named in ``known`` is that array, not a new one (the segments of one model share their values)."""
+    named in ``known`` is that array, not a new one (the segments of one model share their values); so is
+    the value of a placeholder (:func:`held_beside`), which must be there."""
     out = onnx.ModelProto()
     _copy_fields(model, out, skip=("graph",))
     _copy_fields(model.graph, out.graph, skip=("initializer",))
     values, offset = [], 0
     for tensor in model.graph.initializer:
-        if not _is_large_value(tensor):
+        beside = held_beside(tensor)
+        if beside and not (known and tensor.name in known):
+            raise ValueError(f"the value of initializer {tensor.name!r} travels beside the model and was not given")
+        if not beside and not _is_large_value(tensor):
             out.graph.initializer.append(tensor)
             continue
         value = known[tensor.name] if known and tensor.name in known else numpy_helper.to_array(tensor)
@@ -234,6 +238,18 @@ def copy_taking_out_large(model: onnx.ModelProto, location: str, known: Mapping[
         values.append((tensor.name, value))
         offset += value.nbytes
     return out, values
+
+
+IN_MEMORY = "in-memory"
+"""The external-data location of a value that travels beside a model's bytes, not in a file
+(:class:`~scheduler.optimize.ModelBytes`)."""
+
+
+def held_beside(tensor: onnx.TensorProto) -> bool:
+    """Whether ``tensor`` is a placeholder whose value travels beside the model (external at
+    :data:`IN_MEMORY`): what the large initializers of a ModelBytes' model are."""
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and any(
+        e.key == "location" and e.value == IN_MEMORY for e in tensor.external_data)
 
 
 def raw_view(value: np.ndarray) -> memoryview:

@@ -43,8 +43,8 @@ from onnx import TensorProto, helper
 from .errors import HetschedError, ModelError
 from .executor import BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call, session_options
 from .fileio import write_bytes
-from .graph import (LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes, name_nodes_in_place,
-                    raw_view, real_inputs, take_out_large)
+from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes,
+                    name_nodes_in_place, raw_view, real_inputs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -129,7 +129,7 @@ def _beside(model: onnx.ModelProto, checksums: bool, exposed: Iterable[str] = ()
             known: Mapping[str, np.ndarray] | None = None) -> ModelBytes:
     """``model`` as :func:`_fit` has it, serialised with its large values beside it (those in ``known``, the
     arrays there), their SHA-256 in the bytes when ``checksums``, and ``exposed`` tensors graph outputs too."""
-    m, externals = _taken_out(model, "in-memory", known)
+    m, externals = _taken_out(model, IN_MEMORY, known)
     if checksums:
         by_name = {t.name: t for t in m.graph.initializer}
         for name, value in externals:
@@ -178,6 +178,16 @@ def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) 
     return session_bytes(model)
 
 
+def unpacked(model: onnx.ModelProto | ModelBytes) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """``model`` as a proto and the large values that travel beside it, by name: a proto and none, or
+    ModelBytes parsed (their large initializers placeholders, :func:`~scheduler.graph.held_beside`) and
+    their values, the same arrays.  What :func:`session_bytes` takes as ``model`` and ``shared``.
+    """
+    if isinstance(model, ModelBytes):
+        return onnx.ModelProto.FromString(model), dict(model.externals)
+    return model, {}
+
+
 def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
     """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically.
     One beyond protobuf's limit keeps its large values in ``<file>.data`` beside it (ONNX external data,
@@ -185,7 +195,7 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
     protobuf serialising a model whole holds about four times its size at once (1 GiB of weights: a peak
     of 5.3 GiB)."""
     m, externals = ((onnx.ModelProto.FromString(model), list(model.externals)) if isinstance(model, ModelBytes)
-                    else _taken_out(model, "in-memory"))
+                    else _taken_out(model, IN_MEMORY))
     if not is_large(m, beside=sum(value.nbytes for _, value in externals)):  # what is written, either form
         write_bytes(path, _pieces(m, dict(externals)))
         return
@@ -400,13 +410,13 @@ def _stable_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def observed_types(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+def observed_types(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
                    label: str = "model") -> dict[str, onnx.ValueInfoProto]:
     """Type and shape of every graph input and node output, from one ONNX Runtime run (:func:`observed_run`)."""
     return observed_run(model, feeds, seed, label)[0]
 
 
-def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
+def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.ndarray] | None = None, seed: int = 0,
                  label: str = "model") -> tuple[dict[str, onnx.ValueInfoProto], dict[str, np.ndarray],
                                                 dict[str, np.ndarray]]:
     """One ONNX Runtime run of ``model``: the type and shape of every graph input and node output, the
@@ -416,11 +426,12 @@ def observed_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray] | None 
     Every node output is exposed as a graph output (untyped: ORT infers it), the
     model runs once with optimisations off, and each value's dtype and shape are
     read off the result.  Works for contrib and fused ops that ONNX shape
-    inference does not know.
+    inference does not know.  ``model`` may be what :func:`session_data` made of one.
     """
+    model, values = unpacked(model)
     outputs = {o.name for o in model.graph.output}
     exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
-    sess = session(session_bytes(model, exposed), "none", label=label)
+    sess = session(session_bytes(model, exposed, shared=values), "none", label=label)
     for arg in sess.get_inputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES:
             raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which numpy has no type for; "

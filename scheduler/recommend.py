@@ -37,10 +37,10 @@ import onnx
 from .bounds import critical_path_bound
 from .errors import HetschedError
 from .inputs import Feeds
-from .optimize import ModelBytes
+from .optimize import ModelBytes, unpacked
 from .problem import Problem
 from .problem_views import canonical_placement, symmetries
-from .deploy import export_placement, export_plain
+from .deploy import export_plain, export_segments
 from .platform import usable_cpus
 from .replay import (plain_configs, plain_samples, predict_replay, prepare_replay, reference_run, replay,
                      with_samples)
@@ -163,7 +163,7 @@ def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:
     return simulate(problem, {t: dev.name for t in problem.tasks})
 
 
-def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, problem: Problem,
+def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | ModelBytes, problem: Problem,
               schedules: Sequence[Schedule], *,
               candidates: int = 3, key: Callable[[Schedule], float] | None = None, repeats: int = 10,
               warmup: int = 2, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
@@ -179,8 +179,8 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, pr
     ``speedup_vs_best_baseline``, every candidate measured vs predicted, the plain
     baselines, and the headroom.  ``export`` writes the recommendation as a
     deployment folder (:mod:`scheduler.deploy`); ``level`` is the optimisation
-    ``model`` went through.  ``original``, the user's model that plain ORT runs, may be
-    given as its :func:`~scheduler.optimize.session_data`, which holds its large values once.
+    ``model`` went through.  ``original``, the user's model that plain ORT runs, and ``model`` may
+    each be given as its :func:`~scheduler.optimize.session_data`, which holds its large values once.
 
     The ``repeats`` are spread over ``rounds``: each round times every candidate
     and every plain configuration, in a rotating order, and the samples are
@@ -282,7 +282,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, pr
             else None}
     if export:
         if win < len(replays):
-            export_placement(model, *chosen[win], export, level)
+            export_segments(list(prepared[win].parts), chosen[win][0], export, unpacked(model)[0], level)
         else:
             export_plain(original, best_plain, export)
         result["export"] = export

@@ -36,7 +36,7 @@ import onnxruntime as ort
 
 from .executor import Part, SegmentRunner, Timing, session_call, timed_runs
 from .inputs import Feeds
-from .optimize import ModelBytes, as_array, observed_run, session, session_bytes, session_data
+from .optimize import ModelBytes, as_array, observed_run, session, session_bytes, session_data, unpacked
 from .platform import Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
@@ -197,7 +197,7 @@ class Reference:
     given: bool = False
 
 
-def reference_run(model: onnx.ModelProto, seed: int = 0, label: str = "model",
+def reference_run(model: onnx.ModelProto | ModelBytes, seed: int = 0, label: str = "model",
                   feeds: Feeds | None = None) -> Reference:
     """The user's inputs (``feeds``), else random ones (``seed``), and one run of ``model`` on them
     (:func:`scheduler.optimize.observed_run`)."""
@@ -215,25 +215,29 @@ class PreparedReplay:
     parts: tuple[SegmentModel, ...]
 
 
-def prepare_replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule,
+def prepare_replay(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule,
                    reference: Reference | None = None, seed: int = 0,
                    shared: dict[str, np.ndarray] | None = None) -> PreparedReplay:
     """Cut ``schedule`` and build its segments, against ``reference`` (one run of ``model``, made when not
     given), each as a session takes it (:attr:`SegmentModel.data`), its large values in ``shared``: one
     array per value for all the schedules of ``model`` prepared with one ``shared`` (each candidate of a
-    ``run`` held a copy of the model's values)."""
+    ``run`` held a copy of the model's values).  ``model`` may be what
+    :func:`~scheduler.optimize.session_data` made of one: its values are then the arrays it holds, and
+    ``hetsched run`` holds the optimised model once, not as a proto and its values again."""
     segments = cut(problem, schedule)
     reference = reference or reference_run(model, seed, problem.label)
+    proto, values = unpacked(model)
     shared = {} if shared is None else shared
+    shared.update(values)
     parts = []
-    for p in build_segments(model, problem, segments, reference.types):
+    for p in build_segments(proto, problem, segments, reference.types):
         data = session_bytes(p.model, shared=shared)
         parts.append(replace(p, model=onnx.ModelProto.FromString(data), data=data))
     return PreparedReplay(reference, tuple(segments), tuple(parts))
 
 
-def replay(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, repeats: int = 20, warmup: int = 3,
-           opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
+def replay(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, *, repeats: int = 20,
+           warmup: int = 3, opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
            original: onnx.ModelProto | ModelBytes | None = None, prepared: PreparedReplay | None = None,
            progress: Callable[[str, int], Callable[[], None]] | None = None,
            feeds: Feeds | None = None) -> dict[str, Any]:

@@ -181,6 +181,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         host_schedules, _ = _solve(host, config, catalog, specs, progress, " on the real devices")
         host_table = summary_table(host_schedules, config.objective)
         host_best = _best(host_schedules, config)
+    if config.replay.enabled:  # from here on the optimised model's values are held once, as the replay takes them
+        model = session_data(model, consume=True)
     throughput = config.objective == "throughput"
     replayed = None
     tmp_export = None

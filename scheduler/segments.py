@@ -37,7 +37,7 @@ import onnx
 from onnx import helper
 
 from .errors import HetschedError
-from .graph import large_initializers, name_nodes, node_reads
+from .graph import held_beside, large_initializers, name_nodes, node_reads
 from .optimize import IR_VERSION, ModelBytes, observed_types
 from .problem import Problem
 from .schedule import Schedule
@@ -227,7 +227,7 @@ def _check_error(model: onnx.ModelProto) -> str | None:
     are checked as graph inputs instead: the checker reads no value, and copying and serialising them for
     it took 1.4 s per segment of a 512 MiB model."""
     graph = model.graph
-    large = large_initializers(graph)
+    large = large_initializers(graph) + [t for t in graph.initializer if held_beside(t)]  # values beside: none here
     if large:
         names = {t.name for t in large}
         model = helper.make_model(

@@ -274,7 +274,7 @@ def stream_feeds(reference_feeds: Mapping[str, np.ndarray], count: int, seed: in
     return out
 
 
-def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, *, inferences: int = 60,
+def replay_stream(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, *, inferences: int = 60,
                   warmup: int = 10, in_flight: int | None = None, opt_level: str = "disable",
                   tolerance: float = 1e-4, seed: int = 0, baselines: bool = True,
                   original: onnx.ModelProto | ModelBytes | None = None, reference: Reference | None = None,
@@ -333,7 +333,7 @@ def replay_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, 
     return result
 
 
-def prepare_stream(model: onnx.ModelProto, problem: Problem, schedule: Schedule, reference: Reference,
+def prepare_stream(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, reference: Reference,
                    shared: dict[str, np.ndarray] | None = None) -> list[PreparedReplay]:
     """Each copy of ``schedule``'s placements cut and built (what every round of streaming it reuses), the
     model's large values held once (:func:`~scheduler.replay.prepare_replay`)."""
@@ -347,7 +347,7 @@ def predicted_period(problem: Problem, schedule: Schedule) -> float:
     return schedule.period.value if schedule.period else replicated_period(problem, schedule.copies)
 
 
-def recommend_stream(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto, problem: Problem,
+def recommend_stream(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | ModelBytes, problem: Problem,
                      schedules: Sequence[Schedule], *, candidates: int = 3, inferences: int = 40, warmup: int = 8,
                      opt_level: str = "disable", tolerance: float = 1e-4, seed: int = 0,
                      stage: Callable[[str], None] = lambda text: None, feeds: Feeds | None = None,

@@ -18,7 +18,7 @@ from scheduler.deploy import export_placement, export_plain
 from scheduler.executor import ort_bits, session_call
 from scheduler.optimize import IR_VERSION, ModelBytes, model_bytes, random_inputs, session, session_data
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
-from scheduler.replay import core_map, replay
+from scheduler.replay import core_map, prepare_replay, replay
 from scheduler.semantics import simulate
 from scheduler.stream import replay_stream
 
@@ -244,6 +244,7 @@ def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_p
     export_placement(model, problem, schedules[0], str(folder), "all")
     assert (folder / "seg000_cpu0.onnx").stat().st_size < limit < (folder / "seg000_cpu0.onnx.data").stat().st_size
     _assert_close(_run_exported(folder, feeds, tmp_path), expected)
+    _assert_held_replays_the_same(model, problem, schedules[0], folder, "all", tmp_path)
     plain = tmp_path / "plain"
     export_plain(original, "sequential_1_thread", str(plain))
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
@@ -256,10 +257,34 @@ def _assert_same_export(original: onnx.ModelProto | ModelBytes, plain: Path, tmp
     the same, file for file and byte for byte, as the export of the model itself (in ``plain``)."""
     again = tmp_path / "plain-again"
     export_plain(original, "sequential_1_thread", str(again))
-    written = sorted(p.name for p in plain.iterdir() if p.is_file())  # __pycache__: the runner has run there
-    assert sorted(p.name for p in again.iterdir()) == written
+    _assert_same_files(again, plain)
+
+
+def _assert_same_files(folder: Path, other: Path) -> None:
+    """Both folders hold the same files, byte for byte."""
+    written = sorted(p.name for p in other.iterdir() if p.is_file())  # __pycache__: the runner has run there
+    assert sorted(p.name for p in folder.iterdir()) == written
     for name in written:
-        assert (again / name).read_bytes() == (plain / name).read_bytes(), name
+        assert (folder / name).read_bytes() == (other / name).read_bytes(), name
+
+
+def _assert_held_replays_the_same(model: onnx.ModelProto, problem, schedule, folder: Path, level: str,
+                                  tmp_path: Path) -> None:
+    """The optimised model as ``hetsched run`` holds it for the replay (:func:`session_data`: its values
+    beside its bytes, once) prepares segments that share those very arrays, replays with the whole model's
+    outputs and exports the same files as the proto (in ``folder``); its bytes alone, without the values,
+    are refused in one line, not written as a model whose values are missing."""
+    held = session_data(model)
+    store: dict[str, np.ndarray] = {}
+    prepared = prepare_replay(held, problem, schedule, shared=store)
+    assert held.externals and all(store[name] is value for name, value in held.externals)
+    assert replay(held, problem, schedule, repeats=1, warmup=0, baselines=False, prepared=prepared)[
+        "max_abs_diff"] <= 1e-5
+    again = tmp_path / f"{folder.name}-held"
+    export_placement(held, problem, schedule, str(again), level)
+    _assert_same_files(again, folder)
+    with pytest.raises(ValueError, match="travels beside the model and was not given"):
+        export_placement(onnx.ModelProto.FromString(held), problem, schedule, str(tmp_path / "broken"), level)
 
 
 @pytest.mark.parametrize("level", ["none", "all"])
@@ -284,6 +309,7 @@ def test_model_beyond_the_limit_with_weights_in_constants_and_bodies_replays(lev
     assert len(result["segments"]) >= 3 and result["max_abs_diff"] <= 1e-5
     folder, plain = tmp_path / "segments", tmp_path / "plain"
     export_placement(model, problem, schedule, str(folder), level)
+    _assert_held_replays_the_same(model, problem, schedule, folder, level, tmp_path)
     export_plain(load_original(str(path))[0], "sequential_1_thread", str(plain))  # the values still in nodes
     assert (plain / "model.onnx").stat().st_size < limit < (plain / "model.onnx.data").stat().st_size
     _assert_same_export(session_data(load_original(str(path))[0]), plain, tmp_path)
