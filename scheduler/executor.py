@@ -14,9 +14,10 @@ Each device gets one worker thread that runs its segments in order, each as soon
 as its inputs exist; ``session.run`` releases the GIL, so devices on separate
 cores overlap.  A worker whose device owns some of the host's cores, not all, is
 pinned to them.  Tensors pass from segment to segment as ORT gives them: numpy arrays, and
-OrtValues for the types numpy has no dtype for (bfloat16, float8, int4: :func:`session_call`).  ORT's own multi-stream session (``session.node_partition_config_file``)
-accepts a partition of CPU nodes but, in ONNX Runtime 1.31 and 1.32 on CPU, runs every
-stream on one thread (``benchmarks/bench_executors.py``), so it is not used.
+OrtValues for the types numpy has no dtype for (bfloat16, float8, int4: :func:`session_call`).
+ORT's own multi-stream session (``session.node_partition_config_file``) accepts a partition of
+CPU nodes but, in ONNX Runtime 1.31 and 1.32 on CPU, runs every stream on one thread
+(``benchmarks/bench_executors.py``), so it is not used.
 
 Command line of the exported copy::
 

@@ -428,10 +428,10 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     read off the result.  Works for contrib and fused ops that ONNX shape
     inference does not know.  ``model`` may be what :func:`session_data` made of one.
     """
-    model, values = unpacked(model)
+    model, beside = unpacked(model)
     outputs = {o.name for o in model.graph.output}
     exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
-    sess = session(session_bytes(model, exposed, shared=values), "none", label=label)
+    sess = session(session_bytes(model, exposed, shared=beside), "none", label=label)
     for arg in sess.get_inputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES:
             raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which numpy has no type for; "
