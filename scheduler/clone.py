@@ -26,22 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import numpy as np
 import onnx
 
-from .graph import node_reads, subgraph_reads
+from .graph import node_reads, subgraph_reads, tensor_bytes
 
 CHEAP_OPS = frozenset({"Constant", "ConstantOfShape", "Shape", "Size", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
                        "Identity", "Cast", "Gather", "Slice", "Range", "Expand"})
 """Op types cloned whatever their size: they compute shapes or view data."""
-
-
-def _nbytes(vi: onnx.ValueInfoProto) -> int | None:
-    t = vi.type.tensor_type
-    if not t.HasField("shape") or any(not d.HasField("dim_value") for d in t.shape.dim):
-        return None
-    size = int(np.prod([d.dim_value for d in t.shape.dim], dtype=np.int64))
-    return size * onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize if t.elem_type else None
 
 
 def dead_code(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -85,7 +76,7 @@ def clone_producers(model: onnx.ModelProto, max_bytes: int = 4096) -> onnx.Model
     new_infos = []
     for node in reversed(nodes):  # from the outputs up: a copied reader adds readers to its producers
         produced = [o for o in node.output if o]
-        sizes = [_nbytes(infos[o]) if o in infos else None for o in produced]
+        sizes = [tensor_bytes(infos[o]) if o in infos else None for o in produced]
         cheap = node.op_type in CHEAP_OPS or (None not in sizes and sum(sizes) <= max_bytes)
         users = list({id(r): r for o in produced for r in readers[o]}.values())
         if len(users) < 2 or not cheap or any(o in keep_whole for o in produced):

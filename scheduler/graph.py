@@ -123,17 +123,25 @@ _REDUCE_OPS = frozenset("ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd Red
                         "ReduceSumSquare ReduceLogSumExp GlobalAveragePool GlobalMaxPool ArgMax ArgMin".split())
 
 
-def _dtype_size(elem_type: int) -> int:
+def _dtype_bits(elem_type: int) -> int:
+    """Bits of one element of ONNX type ``elem_type`` as ONNX stores it (int4: 4; 0 when unknown)."""
+    if elem_type in _PACKED_BITS:
+        return _PACKED_BITS[elem_type]
     try:
-        return int(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+        return 8 * int(np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
     except (KeyError, TypeError, ValueError):
         return 0
+
+
+def _packed_bytes(elements: int, bits: int) -> int:
+    """Bytes of ``elements`` values of ``bits`` each, packed (the last byte may be half used)."""
+    return -(-elements * bits // 8)
 
 
 @dataclass(frozen=True)
 class _TensorInfo:
     shape: tuple[int, ...] | None  # None: unknown
-    itemsize: int
+    bits: int  # of one element
 
     @property
     def elements(self) -> int:
@@ -141,21 +149,28 @@ class _TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        return self.elements * self.itemsize
+        return _packed_bytes(self.elements, self.bits)
 
 
 def _value_info(vi: onnx.ValueInfoProto) -> _TensorInfo:
     tt = vi.type.tensor_type
-    itemsize = _dtype_size(tt.elem_type)
+    bits = _dtype_bits(tt.elem_type)
     if not tt.HasField("shape"):
-        return _TensorInfo(None, itemsize)
+        return _TensorInfo(None, bits)
     dims = []
     for d in tt.shape.dim:
         if d.HasField("dim_value") and d.dim_value >= 0:
             dims.append(int(d.dim_value))
         else:
-            return _TensorInfo(None, itemsize)
-    return _TensorInfo(tuple(dims), itemsize)
+            return _TensorInfo(None, bits)
+    return _TensorInfo(tuple(dims), bits)
+
+
+def tensor_bytes(vi: onnx.ValueInfoProto) -> int | None:
+    """Bytes of the tensor ``vi`` types, packed as ONNX stores it (int4: two to a byte); None when its shape
+    or type is not known."""
+    info = _value_info(vi)
+    return info.nbytes if info.shape is not None and info.bits else None
 
 
 PROTOBUF_LIMIT = 2**31 - 1
@@ -177,9 +192,7 @@ def value_bytes(tensor: onnx.TensorProto) -> int:
     """Bytes of ``tensor``'s value held in the model (0 when it lies in external data), from its shape."""
     if tensor.data_location == onnx.TensorProto.EXTERNAL:
         return 0
-    if tensor.data_type in _PACKED_BITS:
-        return -(-math.prod(tensor.dims) * _PACKED_BITS[tensor.data_type] // 8)
-    return math.prod(tensor.dims) * _dtype_size(tensor.data_type)
+    return _packed_bytes(math.prod(tensor.dims), _dtype_bits(tensor.data_type))
 
 
 def is_large(model: onnx.ModelProto, beside: int = 0) -> bool:
@@ -575,14 +588,14 @@ def task_graph_from_onnx(
         info[vi.name] = _value_info(vi)
     init_bytes: dict[str, int] = {}
     for init in graph.initializer:
-        ti = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_size(init.data_type))
+        ti = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_bits(init.data_type))
         info[init.name] = ti
         init_bytes[init.name] = ti.nbytes
     for node in graph.node:  # Constant nodes: their value is known
         if node.op_type == "Constant":
             for at in node.attribute:
                 if at.name == "value" and node.output:
-                    info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_size(at.t.data_type))
+                    info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_bits(at.t.data_type))
 
     graph_inputs = {vi.name for vi in graph.input}
     producer: dict[str, str] = {}

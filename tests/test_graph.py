@@ -456,3 +456,19 @@ def test_take_out_large_moves_every_large_value_and_keeps_the_rest(monkeypatch):
     assert {e.key: e.value for e in by_name["typed"].external_data} == {
         "location": "m.data", "offset": str(n * 4), "length": str(n * 8)}
     assert by_name["small"].raw_data and by_name["words"].string_data
+
+
+@pytest.mark.parametrize("elem, nbytes", [(TensorProto.INT4, 32), (TensorProto.UINT4, 32),
+                                          (TensorProto.BFLOAT16, 126), (TensorProto.FLOAT8E4M3FN, 63)])
+def test_an_edge_carries_the_bytes_onnx_stores(elem, nbytes):
+    """63 values of a type packed below a byte take 32 bytes (the last one half used), not one byte each as
+    numpy holds them: what a hand-over of such a tensor costs."""
+    from scheduler.optimize import observed_types
+
+    graph = helper.make_graph([helper.make_node("Cast", ["x"], ["b"], to=elem),
+                               helper.make_node("Cast", ["b"], ["y"], to=TensorProto.FLOAT)], "packed",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [63])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [63])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    g = task_graph_from_onnx(model, types=observed_types(model))
+    assert [(e.tensors, e.bytes) for e in g.edges] == [(("b",), nbytes)]
