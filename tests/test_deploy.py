@@ -86,6 +86,28 @@ def test_exported_placement_runs_standalone_with_equal_outputs(name, params, pla
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
+def test_a_recommended_placement_is_exported_from_the_segments_it_replayed(tmp_path, monkeypatch):
+    """When a placement wins (plain ORT made slow here, so that it does), ``recommend`` exports the segments it
+    replayed, from the optimised model held once (:func:`session_data`), and they run alone with the whole
+    model's outputs."""
+    import scheduler.recommend as recommend_module
+
+    monkeypatch.setattr(recommend_module, "plain_samples", lambda model, feeds, repeats, warmup: {
+        label: [1.0] * repeats for label in recommend_module.plain_configs()})
+    original, _ = load_original("siamese", {"layers": 1})
+    model, problem = load_problem("siamese", {"layers": 1}, "cpu", optimization="all",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles")))
+    apart = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(problem.graph.topological_order)})
+    folder = tmp_path / "deploy"
+    result = recommend_module.recommend(session_data(original), session_data(model), problem, [apart],
+                                        candidates=1, repeats=2, warmup=0, rounds=1, export=str(folder), level="all")
+    assert result["recommended"].startswith("placement") and result["export"] == str(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["kind"] == "segments" and len(manifest["segments"]) == len(result["segments"]) > 1
+    feeds = random_inputs(session(model_bytes(original)), seed=3)
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
+
+
 def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
     original, _ = load_original("inception", {"blocks": 1})
     feeds = random_inputs(session(model_bytes(original)), seed=2)
