@@ -231,7 +231,7 @@ def plain_stream(model: onnx.ModelProto | ModelBytes, feeds: Sequence[Mapping[st
             call(f)
             finish.append(time.perf_counter() - t0)
         out[label] = period_of(finish, warmup)
-        del sess
+        del sess, call  # the call holds the session: its threads must not spin beside the next one
     calls = [session_call(session(data, "all", 1)) for _ in range(cores)]
     finish: list[float] = []
     lock = threading.Lock()
