@@ -43,8 +43,8 @@ from onnx import TensorProto, helper
 from .errors import HetschedError, ModelError
 from .executor import BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call, session_options
 from .fileio import write_bytes
-from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, name_nodes,
-                    name_nodes_in_place, raw_view, real_inputs, take_out_large)
+from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
+                    name_nodes, name_nodes_in_place, raw_view, real_inputs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -169,11 +169,13 @@ def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) 
     each session's bytes again (``hetsched run`` keeps the user's model so).
     ``consume``: ``model`` is the caller's to change and drop: its values in ``Constant``
     nodes and subgraphs are lifted in place first, not copied with the nodes and lifted
-    in the copy (a model of 2.3 GiB in Constants made ``run`` peak at 5.1x its size).
+    in the copy (a model of 2.3 GiB in Constants made ``run`` peak at 5.1x its size),
+    unless the copy lifts them as it goes (:func:`~scheduler.graph.copy_taking_out_large`),
+    which takes less: lifting in place grows protobuf's memory by the values.
     """
     if isinstance(model, ModelBytes):
         return model
-    if consume:
+    if consume and not lifts_as_copied(model):
         lift_large_values(model)
     return session_bytes(model)
 

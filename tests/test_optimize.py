@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
-from scheduler.graph import subgraph_reads, task_graph_from_onnx
+from scheduler.graph import lift_large_values, name_nodes_in_place, subgraph_reads, task_graph_from_onnx
 from scheduler.executor import session_call
 from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
                                 random_inputs, session, session_bytes, session_data, write_model)
@@ -517,3 +517,30 @@ def test_values_numpy_has_no_dtype_for_read_back_exactly(elem, count):
     read = as_array(got)
     assert read.dtype == dtype and read.shape == (count,)
     assert np.array_equal(read.astype(np.float32), values.astype(dtype).astype(np.float32))
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_constants_lifted_while_copied_give_the_bytes_of_the_lifted_model(named):
+    """Large weights in main-graph ``Constant`` nodes (no control flow) are lifted while the model is copied
+    for its bytes, not copied with their nodes and lifted after: the same bytes, values and digest as the
+    model lifted first (with unnamed nodes, whose names count the Constants' places, the copy lifts after)."""
+    rng = np.random.default_rng(0)
+    nodes, x = [], "x"
+    for k in range(2):
+        weight = numpy_helper.from_array(rng.standard_normal((512, 512), dtype=np.float32), f"t{k}")
+        nodes += [helper.make_node("Constant", [], [f"w{k}"], value=weight, name=f"c{k}" if named else ""),
+                  helper.make_node("MatMul", [x, f"w{k}"], [f"m{k}"], name=f"m{k}" if named else "")]
+        x = f"m{k}"
+    graph = helper.make_graph(nodes, "constants", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 512])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 512])],
+                              [numpy_helper.from_array(np.ones(4, np.float32), "small")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    lifted = onnx.ModelProto()
+    lifted.CopyFrom(model)
+    name_nodes_in_place(lifted)  # as the bytes name them, before the Constants leave their places
+    assert lift_large_values(lifted) == 2
+    ours, theirs = session_bytes(model), session_bytes(lifted)
+    assert bytes(ours) == bytes(theirs) and [n for n, _ in ours.externals] == ["w0", "w1"]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ours.externals, theirs.externals))
+    assert model_digest(model) == model_digest(lifted)
+    assert len(model.graph.node) == 4  # the caller's model is left as it was
