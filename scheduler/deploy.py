@@ -95,8 +95,7 @@ def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: st
     """
     threads, level, parallel = plain_configs()[config]
     write_model(os.path.join(folder, "model.onnx"), original)
-    manifest = _common(onnx.ModelProto.FromString(original) if isinstance(original, ModelBytes) else original,
-                       "plain", "none")
+    manifest = _common(unpacked(original)[0], "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
                                  "spinning": "always", "execution_provider": "CPUExecutionProvider"}})

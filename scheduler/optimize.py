@@ -196,18 +196,17 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
     which ONNX Runtime reads from the file); a smaller one is one file, written in pieces (:func:`_pieces`):
     protobuf serialising a model whole holds about four times its size at once (1 GiB of weights: a peak
     of 5.3 GiB)."""
-    m, externals = ((onnx.ModelProto.FromString(model), list(model.externals)) if isinstance(model, ModelBytes)
-                    else _taken_out(model, IN_MEMORY))
-    if not is_large(m, beside=sum(value.nbytes for _, value in externals)):  # what is written, either form
-        write_bytes(path, _pieces(m, dict(externals)))
+    m, values = unpacked(model) if isinstance(model, ModelBytes) else _taken_out(model, IN_MEMORY)
+    values = dict(values)  # in the order of their offsets
+    if not is_large(m, beside=sum(value.nbytes for value in values.values())):  # what is written, either form
+        write_bytes(path, _pieces(m, values))
         return
     location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
-    outside = {name for name, _ in externals}
     for tensor in m.graph.initializer:
-        for entry in tensor.external_data if tensor.name in outside else ():
+        for entry in tensor.external_data if tensor.name in values else ():
             if entry.key == "location":
                 entry.value = location
-    write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for _, value in externals])
+    write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for value in values.values()])
     write_bytes(path, _serialised(m))
 
 
