@@ -13,6 +13,7 @@ the whole model again at the end (:func:`check_change`).
 from __future__ import annotations
 
 import bisect
+import math
 import json
 import os
 import statistics
@@ -274,7 +275,7 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
         work = segment_durations(problem, segments, calls=False)
         size = {seg.index: seg.boundary_bytes for seg in segments}
         rows += [(g, work[g["index"]], size[g["index"]]) for g in result["segments"]]
-    call, byte_s = fit_calls([(g["device"], g["measured_median_s"] - w, b) for g, w, b in rows])
+    call, byte_s = fit_calls([(g["device"], g["measured_median_s"] - w, b) for g, w, b in rows], MAX_BYTE_S)
     call = {d: call.get(d, 0.0) + median([g["dispatch_s"] for g, _, _ in rows if g["device"] == d])
             for d in sorted(reals)}
     switches = [_fit_switch(problem, segments, result["measured_makespan_s"], call, contention, byte_s)
@@ -282,7 +283,12 @@ def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20,
     return ExecutorCosts(call, statistics.median(switches), contention, byte_s)
 
 
-def fit_calls(rows: Sequence[tuple[str, float, int]]) -> tuple[dict[str, float], float]:
+MAX_BYTE_S = 1e-7
+"""The most a boundary byte may cost a segment (s): 10 MB/s, slower than a USB 2.0 bus, let alone a copy between
+cores (fits here give 2e-11 to 3.4e-10)."""
+
+
+def fit_calls(rows: Sequence[tuple[str, float, int]], most: float = math.inf) -> tuple[dict[str, float], float]:
     """A call cost per device and one cost per boundary byte that fit segments' excess times: rows of
     (device, measured minus predicted work (s), boundary bytes), least absolute deviations.
 
@@ -291,11 +297,15 @@ def fit_calls(rows: Sequence[tuple[str, float, int]]) -> tuple[dict[str, float],
     core), found by golden-section search (the deviations are convex in it), each
     call the median of what the slope leaves.  Least absolute deviations, since a
     burst of load on a shared host throws single segments far off.  Neither
-    is negative.
+    is negative, and the slope is at most ``most`` (:func:`fit_executor` gives
+    :data:`MAX_BYTE_S`): where the segments' sizes differ by a few bytes (a
+    model of scalars and short vectors), noise alone would fit any slope.
 
     >>> call, byte_s = fit_calls([("a", 1e-4 + 1e-9 * b, b) for b in (0, 10**5, 10**6)])
     >>> round(call["a"], 9), round(byte_s * 1e9, 4)
     (0.0001, 1.0)
+    >>> round(fit_calls([("a", 1e-5, 4), ("a", 2e-3, 8), ("a", 3e-3, 12)], MAX_BYTE_S)[1] / MAX_BYTE_S, 6)
+    1.0
     """
     devices = sorted({d for d, _, _ in rows})
     excess = {d: np.array([e for dd, e, _ in rows if dd == d]) for d in devices}
@@ -308,7 +318,7 @@ def fit_calls(rows: Sequence[tuple[str, float, int]]) -> tuple[dict[str, float],
     every = np.concatenate([excess[d] for d in devices]) if devices else np.zeros(0)
     gaps = np.diff(np.unique(np.concatenate([size[d] for d in devices]))) if devices else np.zeros(0)
     # the best line passes through two rows: no steeper than the whole range over the closest two sizes
-    lo, hi = 0.0, float(every.max() - every.min()) / float(gaps.min()) if gaps.size else 0.0
+    lo, hi = 0.0, min(float(every.max() - every.min()) / float(gaps.min()), most) if gaps.size else 0.0
     golden = (5 ** 0.5 - 1) / 2
     for _ in range(200 if hi > 0 else 0):
         a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)

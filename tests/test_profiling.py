@@ -133,14 +133,14 @@ def test_executor_call_holds_the_segment_excess_and_the_dispatch(bert, monkeypat
         def fake(*args, **kwargs):
             out = real_replay(*args, **kwargs)
             for g in out["segments"]:  # no contention here: work = predicted
-                g["measured_median_s"] = g["predicted_s"] + 3 * scale + scale * 1e-4 * g["boundary_bytes"]
+                g["measured_median_s"] = g["predicted_s"] + 3 * scale + scale * 1e-5 * g["boundary_bytes"]
                 g["dispatch_s"] = 2 * scale if g["device"] == "cpu0" else None
             return out
 
         monkeypatch.setattr(runs, "replay", fake)
         ex = runs.fit_executor(model, problem, repeats=1, warmup=0)
         assert ex.call_s["cpu0"] == pytest.approx(5 * scale) and ex.call_s["cpu1"] == pytest.approx(3 * scale)
-        assert ex.byte_s == pytest.approx(scale * 1e-4)
+        assert ex.byte_s == pytest.approx(scale * 1e-5)  # 10 GB/s and 100 MB/s
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
