@@ -458,6 +458,12 @@ def real_inputs(graph: onnx.GraphProto) -> dict[str, onnx.ValueInfoProto]:
     return {vi.name: vi for vi in graph.input if vi.name not in inits}
 
 
+def is_fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """Whether a declared dimension has a size: a negative one, as PaddlePaddle's exporter writes for a
+    dynamic size (-1), is dynamic to ONNX Runtime."""
+    return dim.HasField("dim_value") and dim.dim_value >= 0
+
+
 def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None) -> onnx.ModelProto:
     """Return a copy with the graph inputs' dimensions fixed; reject any dynamic dim left open."""
     out = onnx.ModelProto()
@@ -480,17 +486,16 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
             if tt.HasField("shape") and len(tt.shape.dim) not in (0, len(dims)):
                 raise ModelError(f"input {name!r} has rank {len(tt.shape.dim)}, but the given shape {dims} has rank {len(dims)}")
             tt.ClearField("shape")
+            tt.shape.SetInParent()  # a scalar's shape has no dims, but is there
             for d in dims:
                 tt.shape.dim.add().dim_value = d
             continue
         if not tt.HasField("shape"):
             raise ModelError(f"input {name!r} has no shape; give one with --input-shape {name}=D1,D2,...")
         for d in tt.shape.dim:
-            if not d.HasField("dim_value"):
+            if not is_fixed(d):
                 kind = f"dynamic dimension {d.dim_param!r}" if d.dim_param else "a dynamic dimension without a name"
-            else:
-                continue
-            raise ModelError(f"input {name!r} has {kind}; fix it with --input-shape {name}=D1,D2,...")
+                raise ModelError(f"input {name!r} has {kind}; fix it with --input-shape {name}=D1,D2,...")
     return out
 
 
@@ -582,8 +587,8 @@ def task_graph_from_onnx(
 ) -> TaskGraph:
     """Build the task graph of an ONNX model.
 
-    Dynamic input dimensions must be fixed through ``input_shapes``
-    (``{"input_ids": [1, 16]}``); shapes of inner tensors come from ``types``
+    Without ``types``, dynamic input dimensions must be fixed through ``input_shapes``
+    (``{"input_ids": [1, 16]}``); shapes of the inputs and inner tensors come from ``types``
     (observed in a run: :func:`scheduler.optimize.observed_types`) when given,
     else from ONNX shape inference.  Tensors whose shape stays unknown count 0
     bytes and are listed in ``unknown_shape_tensors``.  A control-flow node
@@ -595,8 +600,9 @@ def task_graph_from_onnx(
     label = name or proto.graph.name or "model"
     if not proto.graph.node:
         raise ModelError(f"model {label!r} has no nodes")
-    proto = fix_input_shapes(name_nodes(proto), input_shapes)
-    if types is None:
+    proto = name_nodes(proto)
+    if types is None:  # else the run gave every input's shape
+        proto = fix_input_shapes(proto, input_shapes)
         if is_large(proto):  # inference reads dims, not values; ``proto`` is a copy of the caller's
             take_out_large(proto, "values-elsewhere")
         try:

@@ -27,7 +27,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelError
-from .graph import real_inputs
+from .graph import is_fixed, real_inputs
 
 Feeds = Mapping[str, np.ndarray]
 """Input name -> value, as ``InferenceSession.run`` takes them."""
@@ -80,7 +80,7 @@ def check_inputs(model: onnx.ModelProto, feeds: Feeds) -> None:
         if tt.HasField("shape") and len(tt.shape.dim) != value.ndim:
             raise ModelError(f"given input {name!r} has rank {value.ndim}, but the model's has rank "
                              f"{len(tt.shape.dim)}")
-        fixed = [(i, d.dim_value) for i, d in enumerate(tt.shape.dim) if d.HasField("dim_value")]
+        fixed = [(i, d.dim_value) for i, d in enumerate(tt.shape.dim) if is_fixed(d)]
         for i, size in fixed:
             if value.shape[i] != size:
                 raise ModelError(f"given input {name!r} has shape {list(value.shape)}, but the model fixes "

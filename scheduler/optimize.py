@@ -297,6 +297,16 @@ def session(data: bytes, level: str = "none", threads: int = 1, provider: str = 
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
 
 
+def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model") -> str | None:
+    """Why ONNX Runtime refuses to load ``model`` at optimisation ``level`` (:func:`session`'s one line), or
+    None when it loads it."""
+    try:
+        session(session_data(model), level, label=label)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
 def _ort_value(value: np.ndarray) -> ort.OrtValue:
     """An OrtValue on ``value`` of the ONNX type its dtype stands for: ``ortvalue_from_numpy`` refuses the
     ``ml_dtypes`` arrays that hold bfloat16 and float8 values."""

@@ -27,9 +27,9 @@ from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
-from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, task_graph_from_onnx
+from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, real_inputs, subgraphs, task_graph_from_onnx
 from .inputs import Feeds, check_inputs, shapes_of
-from .optimize import observed_types, optimize_model, resolve_level
+from .optimize import observed_types, optimize_model, ort_refusal, resolve_level
 from .platform import Platform, load_platform
 from .problem import Problem
 from .profile_store import get_profile
@@ -96,8 +96,35 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
                 raise ModelError(f"--input-shape gives {name!r} shape {shapes[name]}, but its given value has "
                                  f"shape {dims}")
         input_shapes = shapes
-    model = batch_copies(fix_input_shapes(model, input_shapes), batch)
-    return model, label if batch == 1 else f"{label}-batch{batch}"
+    fixed = fix_input_shapes(model, input_shapes)
+    if input_shapes and any(subgraphs(n) for n in model.graph.node):
+        fixed = _declared_if_refused(fixed, model, label, given=inputs is not None)
+    return batch_copies(fixed, batch), label if batch == 1 else f"{label}-batch{batch}"
+
+
+def _declared_if_refused(fixed: onnx.ModelProto, model: onnx.ModelProto, label: str, given: bool) -> onnx.ModelProto:
+    """``fixed``; or, when ONNX Runtime refuses this control-flow model with its input dimensions fixed but takes
+    it as declared, ``fixed`` with its inputs as ``model`` declares them, where every run takes the user's values
+    (``given``), whose shapes fix the dimensions.
+
+    ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
+    model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its
+    input's length is fixed at 512, and runs at that length.  Checked at ORT's highest level, which
+    the optimisation and the plain baselines may use.
+    """
+    refusal = ort_refusal(fixed, "all", label)
+    if refusal is None or ort_refusal(model, "all", label) is not None:
+        return fixed
+    if not given:
+        raise ModelError(f"{refusal} (with its input dimensions fixed; as declared it loads: give the inputs' "
+                         "values with --inputs, or inputs: in a run config, and they stay as declared)")
+    out = onnx.ModelProto()
+    out.CopyFrom(fixed)
+    declared = real_inputs(model.graph)
+    for vi in out.graph.input:
+        if vi.name in declared:
+            vi.CopyFrom(declared[vi.name])
+    return out
 
 
 def optimized_cache(profile_folder: str) -> str:

@@ -37,7 +37,7 @@ import onnx
 from onnx import helper
 
 from .errors import HetschedError
-from .graph import held_beside, large_initializers, name_nodes, node_reads
+from .graph import held_beside, large_initializers, name_nodes, node_reads, subgraphs
 from .optimize import IR_VERSION, ModelBytes, observed_types
 from .problem import Problem
 from .schedule import Schedule
@@ -209,7 +209,9 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
             if x not in types:
                 raise ReplayError(f"tensor {x!r} has no type (it is not a tensor in a run of the model); "
                                   "cannot cut the model there")
-        graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}", [types[x] for x in inputs],
+        flow = any(subgraphs(n) for n in seg_nodes)
+        graph = helper.make_graph(seg_nodes, f"segment{seg.index}_{seg.device}",
+                                  [_rank_only(types[x]) if flow else types[x] for x in inputs],
                                   [types[x] for x in outputs])
         m = helper.make_model(graph, opset_imports=list(model.opset_import), functions=list(model.functions))
         m.graph.initializer.extend(used_inits)  # once: make_model copies its graph, which held them twice at once
@@ -219,6 +221,24 @@ def build_segments(model: onnx.ModelProto, problem: Problem, segments: Sequence[
         if error:
             raise ReplayError(f"segment {seg.index} on {seg.device} is not a valid ONNX model: {error}")
         out.append(SegmentModel(seg, m, inputs, outputs))
+    return out
+
+
+def _rank_only(vi: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    """``vi`` with its tensor's sizes left open and its rank kept: how a segment holding a control-flow node
+    declares its inputs, since ORT type-checks every branch of an ``If`` against the sizes its inputs declare,
+    the branches a run never takes too (silero-vad's 8 kHz branch refuses its 16 kHz input's fixed length).
+
+    >>> vi = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 512])
+    >>> [d.HasField("dim_value") for d in _rank_only(vi).type.tensor_type.shape.dim]
+    [False, False]
+    """
+    if not vi.type.tensor_type.HasField("shape"):
+        return vi
+    out = onnx.ValueInfoProto()
+    out.CopyFrom(vi)
+    for d in out.type.tensor_type.shape.dim:
+        d.Clear()
     return out
 
 

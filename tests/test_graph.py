@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler import zoo
 from scheduler.errors import ModelError
+from scheduler.inputs import check_inputs
 from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, copy_taking_out_large, fix_input_shapes, is_large,
                              large_initializers, lift_large_values, load_model, name_nodes, subgraphs, take_out_large,
                              task_graph_from_onnx)
@@ -233,6 +234,27 @@ def test_input_shapes_must_not_be_negative():
 def test_input_shapes_with_wrong_rank_is_rejected():
     with pytest.raises(ModelError, match="rank"):
         task_graph_from_onnx(_dynamic_model(), input_shapes={"X": [2, 8, 1]})
+
+
+def test_a_scalar_input_shape_stays_a_shape():
+    """A shape with no dims is a scalar's (silero-vad's sample rate), not a missing shape: fixing it again
+    (as every later stage does) must not refuse it."""
+    model = _model([helper.make_node("Relu", ["X"], ["Y"])], [_vi("X", [])], [_vi("Y", [])])
+    for given in (None, {"X": []}):
+        fixed = fix_input_shapes(model, given)
+        assert fixed.graph.input[0].type.tensor_type.HasField("shape")
+        assert fix_input_shapes(fixed, None).graph.input[0].type.tensor_type.shape.dim == []
+
+
+def test_a_negative_declared_size_is_dynamic():
+    """PaddlePaddle declares a dynamic size as -1: ORT runs any size there, so given values of another size are
+    taken, and without them the size must be given like any dynamic one."""
+    model = _model([helper.make_node("Relu", ["X"], ["Y"])], [_vi("X", [-1, 8])], [_vi("Y", [-1, 8])])
+    check_inputs(model, {"X": np.zeros((3, 8), np.float32)})
+    with pytest.raises(ModelError, match="'X' has a dynamic dimension without a name"):
+        fix_input_shapes(model, None)
+    assert [d.dim_value for d in fix_input_shapes(model, {"X": [3, 8]}).graph.input[0].type.tensor_type.shape.dim] \
+        == [3, 8]
 
 
 def test_fix_input_shapes_returns_a_copy():
