@@ -461,18 +461,18 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     except Exception as exc:
         raise ModelError(f"ONNX Runtime cannot run model {label!r}{hint}: {_ort_message(exc)}") from None
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
-    declared: dict[str, onnx.ValueInfoProto] | None = None  # ONNX's inference: an empty sequence's element type
+    declared: dict[str, onnx.ValueInfoProto] | None = None  # as the model declares or ONNX infers them
     types = {}
     for name, value in named:
-        if isinstance(value, list) and not value:
-            if declared is None:
-                declared = _declared_types(model)
-            if name in declared:
-                types[name] = declared[name]
-        elif isinstance(value, np.ndarray) or (isinstance(value, list)
-                                               and all(isinstance(v, np.ndarray) for v in value)):
+        if isinstance(value, np.ndarray) or (isinstance(value, list) and value
+                                             and all(isinstance(v, np.ndarray) for v in value)):
             types[name] = _value_info(name, value)
-    # maps and sequences of maps have no type to give here: they stay unknown, and a cut there is refused
+            continue
+        # an empty sequence (its element type), a map or a sequence of maps (scikit-learn's ZipMap): declared
+        declared = _declared_types(model) if declared is None else declared
+        if name in declared:
+            types[name] = declared[name]
+    # what neither the run nor the model types stays unknown, and a cut there is refused
     return types, {name: v for name, v in named if name in outputs}, feeds
 
 
@@ -487,10 +487,23 @@ def _value_info(name: str, value: np.ndarray | list[np.ndarray]) -> onnx.ValueIn
 
 
 def _declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
-    """Sequence types that ONNX shape inference gives ``model``'s values (empty when it cannot)."""
+    """The complete sequence and map types of ``model``'s values, as its graph outputs declare them or ONNX
+    shape inference gives them (only the declared ones when inference fails)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model).graph
+        found = list(inferred.value_info) + list(inferred.output) + list(inferred.input)
     except Exception:  # contrib ops and the like: inference is only a fallback here
-        return {}
-    return {v.name: v for v in list(inferred.value_info) + list(inferred.output) + list(inferred.input)
-            if v.type.HasField("sequence_type") and v.type.sequence_type.elem_type.HasField("tensor_type")}
+        found = []
+    return {v.name: v for v in found + list(model.graph.output) if _complete(v.type)}
+
+
+def _complete(t: onnx.TypeProto) -> bool:
+    """Whether ``t`` is a sequence or map type down to its tensors' element types."""
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type":
+        return bool(t.tensor_type.elem_type)
+    if kind == "sequence_type":
+        return t.sequence_type.HasField("elem_type") and _complete(t.sequence_type.elem_type)
+    if kind == "map_type":
+        return bool(t.map_type.key_type) and _complete(t.map_type.value_type)
+    return False

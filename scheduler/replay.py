@@ -353,6 +353,7 @@ def _output_diffs(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[t
     for name, value in expected.items():
         out = got.get(name)
         out = as_array(out) if isinstance(out, ort.OrtValue) else out  # bfloat16, float8
+        value, out = _unmapped(value), _unmapped(out)
         refs, outs = (value, out) if isinstance(value, list) else ([value], [out])
         if out is None or not isinstance(outs, list) or len(outs) != len(refs) or any(
                 not isinstance(o, np.ndarray) or o.shape != r.shape for o, r in zip(outs, refs)):
@@ -367,6 +368,21 @@ def _output_diffs(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[t
             half = "float" in r.dtype.name and r.dtype.itemsize < 4  # float16, ml_dtypes' bfloat16 and float8
             rows.append((name, diff, 4 * float(np.spacing(np.max(np.abs(r)))) if half else 0.0))
     return rows
+
+
+def _unmapped(value: Any) -> Any:
+    """A map as its keys and its values (two arrays, in key order), a sequence of maps as theirs in turn, anything
+    else as it is: what the output comparison reads (scikit-learn's ZipMap gives a list of dicts).
+
+    >>> _unmapped([{1: 0.25, 0: 0.75}])
+    [array([0, 1]), array([0.75, 0.25])]
+    """
+    if isinstance(value, dict):
+        keys = sorted(value)
+        return [np.array(keys), np.array([value[k] for k in keys])]
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return [a for v in value for a in _unmapped(v)]
+    return value
 
 
 def plain_configs(cores: int | None = None) -> dict[str, tuple[int, str, bool]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -11,6 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
+from scheduler.deploy import export_placement
 from scheduler.errors import ModelError
 from scheduler.graph import lift_large_values, name_nodes_in_place, subgraph_reads, task_graph_from_onnx
 from scheduler.executor import session_call
@@ -266,6 +269,46 @@ def test_a_branch_ort_refuses_at_fixed_sizes_keeps_the_inputs_as_declared(tmp_pa
                        feeds=feeds)
             assert r["max_abs_diff"] == 0.0
     assert run_model(original, feeds)[0] == pytest.approx(-np.maximum(feeds["x"], 0).sum())
+
+
+def _zipmap_classifier() -> onnx.ModelProto:
+    """A classifier as scikit-learn's converter writes one: a label and the probabilities as ZipMap's sequence
+    of maps from class to probability (ai.onnx.ml), which ORT gives as a list of dicts."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["logits"], name="matmul"),
+             helper.make_node("Softmax", ["logits"], ["probs"], name="softmax"),
+             helper.make_node("ArgMax", ["probs"], ["label"], name="argmax", axis=1, keepdims=0),
+             helper.make_node("ZipMap", ["probs"], ["probability"], name="zipmap", domain="ai.onnx.ml",
+                              classlabels_int64s=[0, 1, 2])]
+    prob = helper.make_sequence_type_proto(helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(
+        F, [])))
+    g = helper.make_graph(nodes, "zipmap", [helper.make_tensor_value_info("x", F, [2, 4])],
+                          [helper.make_tensor_value_info("label", TensorProto.INT64, [2]),
+                           helper.make_value_info("probability", prob)], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    m.ir_version = IR_VERSION
+    return m
+
+
+def test_a_sequence_of_maps_output_cuts_replays_and_exports(tmp_path):
+    """ZipMap's output (a sequence of maps) is typed as the model declares it, so a segment can return it: cut
+    over two cores, it replays with the whole model's probabilities, and the exported runner gives them too."""
+    path = tmp_path / "zipmap.onnx"
+    onnx.save(_zipmap_classifier(), str(path))
+    model, problem = load_problem(str(path), platform="cpu")
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert result["max_abs_diff"] == 0.0 and len(result["segments"]) >= 3
+    export_placement(model, problem, schedule, str(tmp_path / "deploy"), "none")
+    feeds = {"x": np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)}
+    np.savez(tmp_path / "in.npz", **feeds)
+    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "deploy" / "runner.py"), "--inputs",
+                           str(tmp_path / "in.npz"), "--output", str(tmp_path / "out.npz"), "--repeats", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["probability"], feeds)[0]
+    with np.load(tmp_path / "out.npz", allow_pickle=True) as data:
+        assert list(data["probability"]) == expected and len(expected) == 2
 
 
 def test_model_with_external_data_replays(tmp_path):

