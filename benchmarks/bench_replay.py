@@ -100,19 +100,19 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=10.0, help="per solver")
     ap.add_argument("--platform", default="cpu")
     ap.add_argument("--solvers", nargs="*", default=None, help="default: every latency solver")
-    ap.add_argument("--models", nargs="*", default=MODELS)
+    ap.add_argument("--models", nargs="*", default=None, help="default: the presets (with --packaged: every one)")
     ap.add_argument("--onnx-test-zoo", action="store_true", help="the onnx package's test models instead")
     ap.add_argument("--packaged", action="store_true", help="the models installed packages ship instead")
     ap.add_argument("--out", default="results/bench_replay")
     args = ap.parse_args()
     folder = "results/bench-profiles"
     if args.packaged:
-        paths = packaged_models()
+        paths = {name: p for name, p in packaged_models().items() if args.models is None or name in args.models}
         if not paths:
-            raise SystemExit("bench_replay: no packaged model is installed (see benchmarks/packaged_models.py)")
+            raise SystemExit("bench_replay: none of these packaged models is installed (benchmarks/packaged_models.py)")
     else:
         paths = {name: (spec, None) for name, spec in (onnx_test_zoo() if args.onnx_test_zoo else
-                                                        {name: name for name in args.models}).items()}
+                                                        {name: name for name in args.models or MODELS}).items()}
     rows, summary = [], []
     for name, (spec, feeds) in paths.items():
         t0 = time.perf_counter()

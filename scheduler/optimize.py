@@ -494,7 +494,8 @@ def _declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
         found = list(inferred.value_info) + list(inferred.output) + list(inferred.input)
     except Exception:  # contrib ops and the like: inference is only a fallback here
         found = []
-    return {v.name: v for v in found + list(model.graph.output) if _complete(v.type)}
+    return {v.name: v for v in found + list(model.graph.output)
+            if v.type.WhichOneof("value") != "tensor_type" and _complete(v.type)}
 
 
 def _complete(t: onnx.TypeProto) -> bool:

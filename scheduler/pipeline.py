@@ -97,7 +97,7 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
                                  f"shape {dims}")
         input_shapes = shapes
     fixed = fix_input_shapes(model, input_shapes)
-    if input_shapes and any(subgraphs(n) for n in model.graph.node):
+    if list(fixed.graph.input) != list(model.graph.input) and any(subgraphs(n) for n in model.graph.node):
         fixed = _declared_if_refused(fixed, model, label, given=inputs is not None)
     return batch_copies(fixed, batch), label if batch == 1 else f"{label}-batch{batch}"
 
@@ -110,7 +110,8 @@ def _declared_if_refused(fixed: onnx.ModelProto, model: onnx.ModelProto, label: 
     ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
     model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its
     input's length is fixed at 512, and runs at that length.  Checked at ORT's highest level, which
-    the optimisation and the plain baselines may use.
+    the optimisation and the plain baselines may use: one more session of the model, made only when
+    fixing changed a control-flow model's inputs.
     """
     refusal = ort_refusal(fixed, "all", label)
     if refusal is None or ort_refusal(model, "all", label) is not None:
@@ -145,9 +146,9 @@ def load_graph(spec: str, params: Mapping[str, Any] | None = None,
     that gives tensor types uses (random ones otherwise).
     """
     model, label = load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
-    nodes = bool(model.graph.node)
+    had_nodes = bool(model.graph.node)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
-    if nodes and not model.graph.node:
+    if had_nodes and not model.graph.node:
         raise ModelError(f"model {label!r} computes constants only: ONNX Runtime's optimisation at level "
                          f"{optimization!r} folds every one of its nodes, which leaves nothing to place")
     if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies

@@ -13,8 +13,8 @@ the whole model again at the end (:func:`check_change`).
 from __future__ import annotations
 
 import bisect
-import math
 import json
+import math
 import os
 import statistics
 import sys
