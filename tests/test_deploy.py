@@ -19,6 +19,7 @@ from scheduler.executor import ort_bits, session_call
 from scheduler.optimize import IR_VERSION, ModelBytes, model_bytes, random_inputs, session, session_data
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import core_map, prepare_replay, replay
+from scheduler.segments import ReplayError
 from scheduler.semantics import simulate
 from scheduler.stream import replay_stream
 
@@ -464,3 +465,35 @@ def test_bfloat16_float8_and_int4_activations_profile_replay_stream_and_export(l
             export_placement(model, problem, schedule, str(folder), level)
         got = _run_exported(folder, feeds, tmp_path)
         assert set(got) == set(expected) and all(np.array_equal(got[k], v) for k, v in expected.items())
+
+
+def _bfloat16_and_sequence_model() -> onnx.ModelProto:
+    """A bfloat16 output and a sequence made of the same tensor; the sequence read on into another bfloat16
+    output."""
+    f, bf = TensorProto.FLOAT, TensorProto.BFLOAT16
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Cast", ["r"], ["b"], name="to_bf16", to=bf),
+             helper.make_node("SequenceConstruct", ["r", "r"], ["s"], name="construct"),
+             helper.make_node("ConcatFromSequence", ["s"], ["cat"], name="concat", axis=0),
+             helper.make_node("Add", ["cat", "cat"], ["y"], name="add"),
+             helper.make_node("Cast", ["y"], ["yb"], name="y_to_bf16", to=bf)]
+    g = helper.make_graph(nodes, "bf16_seq", [helper.make_tensor_value_info("x", f, [2, 3])],
+                          [helper.make_tensor_value_info("yb", bf, [4, 3]), helper.make_tensor_value_info("b", bf, [2, 3])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+def test_a_bfloat16_tensor_beside_a_sequence_profiles_and_replays(tmp_path):
+    """ORT's ``run`` gives no bfloat16 tensor and ``run_with_ort_values`` no sequence: a run that must give both
+    (the whole model's run that types every value, a segment that makes both) runs the session for each kind.  A
+    segment that would take a sequence and give a bfloat16 tensor is refused in one line."""
+    path = tmp_path / "bf16_seq.onnx"
+    onnx.save(_bfloat16_and_sequence_model(), str(path))
+    options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0)
+    model, problem = load_problem(str(path), platform="cpu", costs="profile", profile=options)
+    # the first segment gives the bfloat16 output and the sequence
+    schedule = simulate(problem, {t: "cpu0" if t in ("concat", "add") else "cpu1" for t in problem.tasks})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert [g["device"] for g in result["segments"]] == ["cpu1", "cpu0", "cpu1"] and result["max_abs_diff"] == 0.0
+    mixed = simulate(problem, {t: "cpu1" if t in ("relu", "to_bf16", "construct") else "cpu0" for t in problem.tasks})
+    with pytest.raises(ReplayError, match="input 's' is a sequence or a map, which cannot go into the same session"):
+        replay(model, problem, mixed, repeats=1, warmup=0, baselines=False)
