@@ -217,10 +217,12 @@ def random_array(rng: np.random.Generator, shape: Sequence[int], dtype: Any) -> 
 
 
 def pin_thread(cpus: Sequence[int]) -> None:
-    """Keep the calling thread on ``cpus`` (nothing when empty or unsupported): a device of one core keeps
-    its core; left to the OS, two workers can share one core of a busy host and run one after the other."""
+    """Keep the calling thread, a device's worker, on the first of its device's ``cpus`` (nothing when empty or
+    unsupported); its sessions' pool threads take the others (:func:`session_options`).  Left to the OS, two
+    workers can share one core of a busy host and run one after the other, and a worker can meet its own
+    session's pool thread on one core."""
     if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, cpus)
+        os.sched_setaffinity(0, list(cpus)[:1])
 
 
 def timed_runs(run: Callable[[], object], warmup: int, repeats: int,

@@ -39,20 +39,20 @@ from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
                         plan_profiling, platform_key, problem_from_profile, real_devices)
-from .replay import core_map, predict_segments, prepare_replay, reference_run, replay, segment_durations
+from .replay import core_map, pool_cpus, predict_segments, prepare_replay, reference_run, replay, segment_durations
 from .segments import ReplayError, Segment, cut
 from .semantics import simulate
 
 
 def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
-             spinning: str = "always") -> ort.InferenceSession:
+             spinning: str = "always", cpus: Sequence[int] = ()) -> ort.InferenceSession:
     """A profiling session with optimisations off.
 
     Node costs are measured as a device runs alone (idle threads spinning, like
     plain ORT and a one-device replay); what a multi-device replay loses by
     stopping them between runs is part of the crossings and the executor's costs.
     """
-    return session(data, "none", threads, provider, spinning=spinning,
+    return session(data, "none", threads, provider, spinning=spinning, cpus=cpus,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
 
 
@@ -365,7 +365,8 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
     if pair is None:
         return 0.0
     cpus = core_map(platform)
-    sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run") for d in pair]
+    sessions = [_session(data, d.execution_provider, d.threads, None, spinning="during-run",
+                         cpus=pool_cpus(cpus, d)) for d in pair]
     feeds = random_inputs(sessions[0], seed, feeds)
     calls = [session_call(s) for s in sessions]
 

@@ -37,7 +37,7 @@ import onnxruntime as ort
 from .executor import Part, SegmentRunner, Timing, session_call, timed_runs
 from .inputs import Feeds
 from .optimize import ModelBytes, as_array, observed_run, session, session_bytes, session_data, unpacked
-from .platform import Platform, usable_cpus
+from .platform import Device, Platform, usable_cpus
 from .problem import Problem
 from .schedule import Schedule
 from .segments import ReplayError, Segment, SegmentModel, build_segments, cut
@@ -64,10 +64,17 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
         settings: dict[str, Any] = {"threads": 1 if dev.simulated else dev.threads, "spinning": spinning,
                                     "execution_provider": "CPUExecutionProvider" if dev.simulated
                                     else dev.execution_provider}
-        if len(cpus.get(dev.name, ())) == settings["threads"] > 1:
-            settings["cpus"] = list(cpus[dev.name])
+        if pool_cpus(cpus, dev):
+            settings["cpus"] = list(pool_cpus(cpus, dev))
         out.append(settings)
     return out
+
+
+def pool_cpus(cpus: Mapping[str, tuple[int, ...]], device: Device) -> tuple[int, ...]:
+    """The CPUs of :func:`core_map` (``cpus``) that ``device``'s sessions keep their threads on: one per thread
+    (the calling worker the first), else none."""
+    own = cpus.get(device.name, ())
+    return own if len(own) == device.threads > 1 and not device.simulated else ()
 
 
 def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level: str = "disable",
@@ -81,11 +88,17 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
 
 
 def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
-    """OS CPUs per real CPU-provider device that owns some of the host's cores but not all.
+    """OS CPUs per real CPU-provider device: its resources taken as cores, in platform order, and matched to
+    the CPUs this process may use; when there are more resources than CPUs, nothing is pinned.
 
-    The resources of those devices are taken as cores, in platform order, and
-    matched to the CPUs this process may use; when there are more resources than
-    CPUs, nothing is pinned.
+    A device of one core keeps its worker there.  A device of several, the whole
+    host's too, gives its worker the first and its sessions' pool threads the
+    others (:func:`session_settings`), so that they never meet on one core: left
+    free, the pool thread was woken onto the core where the worker waited for
+    it, spinning, until the OS took the core away a few ms later (PP-OCRv4's
+    detector replayed in 4.4 ms or 6.9 ms by the luck of where threads landed,
+    `randwire-imagenet`'s `heft` placement in 30.9-35.7 ms; pinned, 4.4-4.5 and
+    30.6-31.5 ms, 2026-12-02).
     """
     cpu_devices = [d for d in platform.devices
                    if not d.simulated and d.execution_provider == "CPUExecutionProvider"]
@@ -94,7 +107,7 @@ def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
     if not cores or len(cores) > len(available):
         return {}
     cpu_of = dict(zip(cores, available))
-    return {d.name: tuple(cpu_of[r] for r in d.resources) for d in cpu_devices if len(d.resources) < len(cores)}
+    return {d.name: tuple(cpu_of[r] for r in d.resources) for d in cpu_devices}
 
 
 def runner_parts(problem: Problem, parts: Sequence[SegmentModel]) -> list[Part]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from scheduler.cli import main
-from scheduler.executor import random_inputs, session_options
+from scheduler.executor import pin_thread, random_inputs, session_options
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.pipeline import build_problem, load_graph, load_problem
 from scheduler.platform import Device, Link, Platform, cores_platform
@@ -147,7 +148,8 @@ def test_workers_of_one_core_devices_are_pinned_to_their_core():
     available = sorted(os.sched_getaffinity(0))
     cpu = build_problem("mlp", platform="cpu")
     if len(available) >= 2:
-        assert core_map(cpu.platform) == {"cpu0": (available[0],), "cpu1": (available[1],)}  # cpu-par owns all: free
+        assert core_map(cpu.platform) == {"cpu0": (available[0],), "cpu1": (available[1],),
+                                          "cpu-par": (available[0], available[1])}
     many = Platform("many", tuple(Device(f"c{i}", resources=(f"core{i}",)) for i in range(len(available) + 1)), (),
                     default_link=Link("*", "*", 0.0, None))
     assert core_map(many) == {}  # more cores named than the host has
@@ -157,8 +159,9 @@ def test_workers_of_one_core_devices_are_pinned_to_their_core():
 
 
 def test_devices_on_part_of_the_host_keep_their_pool_threads_on_their_cores(monkeypatch):
-    """On a host of four CPUs (stood in for), the two-core halves of platform ``cores`` get one CPU per
-    thread: the worker the first, the session's pool the other (``session.intra_op_thread_affinities``)."""
+    """On a host of four CPUs (stood in for), the two-core halves of platform ``cores`` and the whole host get
+    one CPU per thread: the worker the first, the session's pool the others
+    (``session.intra_op_thread_affinities``)."""
     monkeypatch.setattr("scheduler.replay.usable_cpus", lambda: (0, 1, 4, 5))
     problem = build_problem("mlp", {"layers": 3}, cores_platform(4))
     assert core_map(problem.platform)["cpu2-3"] == (4, 5)
@@ -166,7 +169,7 @@ def test_devices_on_part_of_the_host_keep_their_pool_threads_on_their_cores(monk
     parts = build_segments(load_graph("mlp", {"layers": 3})[0], problem, cut(problem, simulate(problem, placement)))
     settings = {p.segment.device: s for p, s in zip(parts, session_settings(problem, parts))}
     assert settings["cpu0-1"]["cpus"] == [0, 1] and settings["cpu2-3"]["cpus"] == [4, 5]
-    assert "cpus" not in settings["cpu-par"] and "cpus" not in settings["cpu3"]  # whole host; one thread
+    assert settings["cpu-par"]["cpus"] == [0, 1, 4, 5] and "cpus" not in settings["cpu3"]  # one thread
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2
@@ -193,6 +196,11 @@ def test_session_pool_threads_go_to_the_given_cpus():
     del sess
     with pytest.raises(ValueError, match="one CPU per thread"):
         session_options("none", 2, cpus=(first,))
+    pinned = []  # ... and the device's worker, which calls the session, on the first: the two never meet
+    worker = threading.Thread(target=lambda: (pin_thread((first, second)), pinned.append(os.sched_getaffinity(0))))
+    worker.start()
+    worker.join()
+    assert pinned == [{first}]
 
 
 def test_non_convex_segment_is_detected_and_split():
