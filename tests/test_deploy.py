@@ -478,7 +478,8 @@ def _bfloat16_and_sequence_model() -> onnx.ModelProto:
              helper.make_node("Add", ["cat", "cat"], ["y"], name="add"),
              helper.make_node("Cast", ["y"], ["yb"], name="y_to_bf16", to=bf)]
     g = helper.make_graph(nodes, "bf16_seq", [helper.make_tensor_value_info("x", f, [2, 3])],
-                          [helper.make_tensor_value_info("yb", bf, [4, 3]), helper.make_tensor_value_info("b", bf, [2, 3])])
+                          [helper.make_tensor_value_info("yb", bf, [4, 3]),
+                           helper.make_tensor_value_info("b", bf, [2, 3])])
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 

@@ -243,7 +243,8 @@ def _branch_refusing_fixed_sizes() -> onnx.ModelProto:
          helper.make_node("Not", ["flag"], ["nf"], name="not"),
          helper.make_node("If", ["nf"], ["y0"], name="if", then_branch=then, else_branch=other),
          helper.make_node("Neg", ["y0"], ["y"], name="neg")], "branchy",
-        [helper.make_tensor_value_info("x", F, ["n", "len"]), helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("x", F, ["n", "len"]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
         [helper.make_tensor_value_info("y", F, None)])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = IR_VERSION
