@@ -239,7 +239,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                  progress=tqdm_progress(sys.stderr.isatty()), feeds=feeds)
         print(format_replay(result))
     if args.export:
-        export_placement(model, problem, schedule, args.export, graph_level(args.graph_optimization, problem.platform))
+        export_placement(model, problem, schedule, args.export, graph_level(args.graph_optimization, problem.platform),
+                         feeds)
         print(f"wrote {args.export}: segments, manifest.json and runner.py (numpy + onnxruntime only)")
     if args.output:
         write_json(args.output, result)

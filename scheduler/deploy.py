@@ -10,6 +10,9 @@ only numpy and onnxruntime::
     python deploy/runner.py --inputs in.npz --output out.npz
 
 or, from Python, ``Deployment("deploy").run(feeds)`` after importing ``runner``.
+When hetsched ran on the user's inputs (``--inputs``), the folder keeps them as
+``inputs.npz``, the runner's inputs when it is given none (random ones of the
+declared shapes could not feed a model whose sizes the declaration leaves open).
 Segments cut from a model optimised at level ``all`` hold ORT's CPU-specific
 layout ops (NCHWc): the manifest marks them ``host_specific`` (run them on this
 CPU type only).
@@ -17,6 +20,7 @@ CPU type only).
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Mapping
 
@@ -25,8 +29,9 @@ import onnx
 from onnx import helper
 
 from . import __version__, executor
-from .fileio import write_json, write_text
+from .fileio import write_bytes, write_json, write_text
 from .graph import real_inputs
+from .inputs import Feeds
 from .optimize import ModelBytes, unpacked, write_model
 from .problem import Problem
 from .replay import plain_configs, prepare_replay, runner_parts, session_settings
@@ -48,22 +53,31 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
             "outputs": [o.name for o in model.graph.output]}
 
 
-def _finish(folder: str, manifest: Mapping[str, Any]) -> str:
+def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None) -> str:
+    """Write the runner, the user's ``feeds`` (if any) as ``inputs.npz`` (strings as numpy's, no pickles),
+    then the manifest."""
     with open(executor.__file__, encoding="utf-8") as fh:
         write_text(os.path.join(folder, "runner.py"), fh.read())
+    if feeds:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()})
+        write_bytes(os.path.join(folder, executor.INPUTS_FILE), buffer.getvalue())
+        manifest = {**manifest, "inputs_file": executor.INPUTS_FILE,
+                    "input_specs": {k: [list(np.shape(v)), str(np.asarray(v).dtype)] for k, v in feeds.items()}}
     path = os.path.join(folder, "manifest.json")
     write_json(path, manifest)
     return path
 
 
 def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, model: onnx.ModelProto,
-                    level: str = "none") -> str:
+                    level: str = "none", feeds: Feeds | None = None) -> str:
     """Write built segments as ``segNNN_<device>.onnx`` + manifest + runner; returns the manifest's path.
 
     ``model`` is the model the segments were cut from (for its graph inputs and
     outputs), ``level`` the optimisation it went through.  Segments of simulated
     devices run on the CPU provider (their values only) and are marked so.  A segment
-    prepared for a session is written from its :attr:`~scheduler.segments.SegmentModel.data`.
+    prepared for a session is written from its :attr:`~scheduler.segments.SegmentModel.data`.  ``feeds``, the
+    user's inputs, are kept beside them (:func:`_finish`).
     """
     entries = []
     for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
@@ -76,18 +90,19 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
                         "session": {**settings, "graph_optimization": "none", "parallel": False}})
     manifest = _common(model, "segments", level)
     manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries})
-    return _finish(folder, manifest)
+    return _finish(folder, manifest, feeds)
 
 
 def export_placement(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, folder: str,
-                     level: str = "none") -> str:
+                     level: str = "none", feeds: Feeds | None = None) -> str:
     """Cut ``model`` (or what :func:`~scheduler.optimize.session_data` made of it) by ``schedule`` and export
     the segments (:func:`export_segments`)."""
     parts = list(prepare_replay(model, problem, schedule).parts)
-    return export_segments(parts, problem, folder, unpacked(model)[0], level)
+    return export_segments(parts, problem, folder, unpacked(model)[0], level, feeds)
 
 
-def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: str) -> str:
+def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: str,
+                 feeds: Feeds | None = None) -> str:
     """Write the user's model as ``model.onnx`` with the plain ORT configuration ``config``.
 
     ``config`` is a label of :func:`scheduler.replay.plain_configs` (the fastest
@@ -99,4 +114,4 @@ def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: st
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
                                  "spinning": "always", "execution_provider": "CPUExecutionProvider"}})
-    return _finish(folder, manifest)
+    return _finish(folder, manifest, feeds)

@@ -49,6 +49,7 @@ import numpy as np
 import onnxruntime as ort
 
 DEPLOY_FORMAT = "hetsched-deploy/1"
+INPUTS_FILE = "inputs.npz"  # the user's inputs, kept by an export made from them
 ORT_LEVELS = {
     "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
     "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -409,6 +410,7 @@ class Deployment:
     """
 
     def __init__(self, folder: str) -> None:
+        self.folder = folder
         with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as fh:
             self.manifest = json.load(fh)
         if self.manifest.get("format") != DEPLOY_FORMAT:
@@ -437,6 +439,14 @@ class Deployment:
         specs = self.manifest["input_specs"]
         return {name: random_array(rng, shape, dtype) for name, (shape, dtype) in specs.items()}
 
+    def default_inputs(self) -> dict[str, Any]:
+        """The inputs the export was made from (``inputs.npz``, written with the folder) if it keeps them,
+        else :meth:`random_inputs`."""
+        if "inputs_file" not in self.manifest:
+            return self.random_inputs()
+        with np.load(os.path.join(self.folder, self.manifest["inputs_file"])) as data:
+            return {k: data[k].astype(object) if data[k].dtype.kind == "U" else data[k] for k in data.files}
+
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """The model's outputs for ``feeds``: numpy arrays, OrtValues for those numpy has no dtype for
         (:data:`BITS_TYPES`)."""
@@ -454,7 +464,8 @@ class Deployment:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the exported ``runner.py``."""
     ap = argparse.ArgumentParser(description="Run a model exported by hetsched (numpy + onnxruntime only).")
-    ap.add_argument("--inputs", help=".npz of the model's inputs (default: random)")
+    ap.add_argument("--inputs", help=".npz of the model's inputs (default: the inputs.npz the export kept, "
+                    "else random ones of the manifest's shapes)")
     ap.add_argument("--output", help="save the outputs here (.npz; a bfloat16 or float8 output as the "
                     "unsigned integers of its bits, an int4 one as int8)")
     ap.add_argument("--repeats", type=int, default=20, help="timed runs (0: run once, no timing)")
@@ -466,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with np.load(args.inputs) as data:
                 feeds = {k: data[k] for k in data.files}
         else:
-            feeds = deployment.random_inputs()
+            feeds = deployment.default_inputs()
         outputs = deployment.run(feeds)
         if args.output:  # bfloat16, float8 and int4 outputs as ort_bits gives them
             np.savez(args.output, **{k: ort_bits(v) if isinstance(v, ort.OrtValue) else v for k, v in outputs.items()})

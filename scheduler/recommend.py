@@ -282,8 +282,8 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
             else None}
     if export:
         if win < len(replays):
-            export_segments(list(prepared[win].parts), chosen[win][0], export, unpacked(model)[0], level)
+            export_segments(list(prepared[win].parts), chosen[win][0], export, unpacked(model)[0], level, feeds)
         else:
-            export_plain(original, best_plain, export)
+            export_plain(original, best_plain, export, feeds)
         result["export"] = export
     return result

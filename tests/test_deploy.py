@@ -137,6 +137,33 @@ def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path)
         np.testing.assert_array_equal(data["cat"], np.concatenate(list(data["seq"])))
 
 
+def test_an_export_made_from_the_users_inputs_runs_on_them_by_default(sequence_model, tmp_path):
+    """Given the inputs hetsched ran on, the folder keeps them (strings too, without pickles) and ``runner.py``
+    without ``--inputs`` runs on them: their values and their sizes, where the model leaves a size open."""
+    feeds = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "words": np.array(["ab", "c"], dtype=object)}
+    model, problem = load_problem(sequence_model, platform="cpu", costs="model", inputs=feeds)
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(problem.graph.topological_order)})
+    f = TensorProto.FLOAT
+    open_size = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")], "open", [helper.make_tensor_value_info("x", f, ["n", 4])],
+        [helper.make_tensor_value_info("y", f, ["n", 4])]), opset_imports=[helper.make_opsetid("", 17)])
+    open_size.ir_version = IR_VERSION
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    export_placement(model, problem, schedule, str(tmp_path / "seq"), "none", feeds)
+    export_plain(open_size, "sequential_1_thread", str(tmp_path / "open"), {"x": x})
+    assert json.loads((tmp_path / "open" / "manifest.json").read_text())["input_specs"]["x"] == [[5, 4], "float32"]
+    for name in ("seq", "open"):
+        proc = subprocess.run([sys.executable, "-I", str(tmp_path / name / "runner.py"), "--output",
+                               str(tmp_path / f"{name}.npz"), "--repeats", "0"], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "seq.npz", allow_pickle=True) as data:
+        assert data["words_out"].tolist() == ["ab", "c"]
+        np.testing.assert_array_equal(data["cat"], np.concatenate([feeds["x"], feeds["x"]]))
+    with np.load(tmp_path / "open.npz") as data:
+        np.testing.assert_array_equal(data["y"], np.maximum(x, 0))
+
+
 def test_exported_model_with_an_empty_input_runs_on_its_own_random_inputs(tmp_path):
     """A 0-size input (a key-value cache of length 0) keeps its 0 in the manifest, so ``runner.py`` feeds an
     empty tensor of it (it once fed size 1, which the model refuses)."""
