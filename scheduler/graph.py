@@ -499,13 +499,81 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
     return out
 
 
-def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[_TensorInfo | None]) -> float:
-    """FLOPs estimate for one node from its tensor shapes (0 when shapes are unknown)."""
+def _scope(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo]) -> dict[str, _TensorInfo]:
+    """What a (sub)graph's values are known to be: the outer scope's, then its own inputs, typed values,
+    outputs, initializers and constants (a subgraph's own names shadow the outer ones)."""
+    info = dict(outer)
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if vi.type.HasField("tensor_type"):
+            info[vi.name] = _value_info(vi)
+    for init in graph.initializer:
+        info[init.name] = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_bits(init.data_type))
+    for node in graph.node:
+        for at in node.attribute:
+            if node.op_type == "Constant" and at.name == "value" and node.output:
+                info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_bits(at.t.data_type))
+    return info
+
+
+def _int_scalars(graph: onnx.GraphProto) -> dict[str, int]:
+    """The integer scalars a graph holds as initializers or constants (a Loop's trip count, when fixed)."""
+    tensors = list(graph.initializer) + [at.t for n in graph.node if n.op_type == "Constant" and n.output
+                                         for at in n.attribute if at.name == "value"]
+    names = [t.name for t in graph.initializer] + [n.output[0] for n in graph.node if n.op_type == "Constant"
+                                                   and n.output for at in n.attribute if at.name == "value"]
+    return {name: int(numpy_helper.to_array(t).reshape(-1)[0]) for name, t in zip(names, tensors)
+            if not t.dims or math.prod(t.dims) == 1
+            if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and not t.external_data}
+
+
+def _body_flops(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo], scalars: Mapping[str, int]) -> float:
+    """FLOPs of one run of a subgraph: the sum over its nodes (:func:`_node_flops`, nested control flow too)."""
+    info = _scope(graph, outer)
+    scalars = {**scalars, **_int_scalars(graph)}
+    return sum(_node_flops(n, [info.get(t) if t else None for t in n.input],
+                           [info.get(t) if t else None for t in n.output], info, scalars) for n in graph.node)
+
+
+def _control_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], scope: Mapping[str, _TensorInfo],
+                   scalars: Mapping[str, int]) -> float:
+    """FLOPs of an If (its costlier branch), a Loop (its body times the trip count, once when the count is
+    not a constant) or a Scan (its body once per slice of the first scanned input)."""
+    bodies = [_body_flops(g, scope, scalars) for g in subgraphs(node)]
+    if node.op_type == "If":
+        return max(bodies, default=0.0)
+    if node.op_type == "Loop":
+        trips = scalars.get(node.input[0], 1) if node.input and node.input[0] else 1
+        return max(1, trips) * sum(bodies)
+    attrs = {at.name: at for at in node.attribute}
+    scanned = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
+    first = ins[len(ins) - scanned] if 0 < scanned <= len(ins) else None
+    axis = attrs["scan_input_axes"].ints[0] if "scan_input_axes" in attrs and attrs["scan_input_axes"].ints else 0
+    steps = first.shape[axis] if first is not None and first.shape and -len(first.shape) <= axis < len(
+        first.shape) else 1
+    return max(1, steps) * sum(bodies)
+
+
+def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[_TensorInfo | None],
+                scope: Mapping[str, _TensorInfo] | None = None, scalars: Mapping[str, int] | None = None) -> float:
+    """FLOPs estimate for one node from its tensor shapes (0 when shapes are unknown).
+
+    A control-flow node counts what its subgraphs compute (:func:`_control_flops`), whose values are
+    looked up in ``scope`` (the enclosing graph's) and, for a Loop's trip count, ``scalars``.
+    """
     out = outs[0] if outs else None
     out_el = out.elements if out is not None else 0
     op = op_family(node.op_type)
     if op in _ZERO_FLOP_OPS:
         return 0.0
+    if subgraphs(node):
+        return _control_flops(node, ins, scope or {}, scalars or {})
+    if op in ("LSTM", "GRU", "RNN"):  # every step multiplies the input by W and the state by R, per direction
+        x, w, r = (list(ins) + [None] * 3)[:3]
+        if any(t is None or t.shape is None for t in (x, w, r)) or len(x.shape) != 3:  # type: ignore[union-attr]
+            return float(out_el)
+        layout = next((at.i for at in node.attribute if at.name == "layout"), 0)
+        seq, batch = x.shape[:2] if layout == 0 else x.shape[1::-1]  # type: ignore[union-attr]
+        return 2.0 * seq * batch * (w.elements + r.elements) + 8.0 * out_el  # type: ignore[union-attr]
     if op == "MatMul":
         a = ins[0] if ins else None
         k = a.shape[-1] if a is not None and a.shape else 0
@@ -611,19 +679,10 @@ def task_graph_from_onnx(
             raise ModelError(f"shape inference failed on model {label!r}: {str(exc).splitlines()[0]}") from None
 
     graph = proto.graph
-    info: dict[str, _TensorInfo] = {}
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output) + list((types or {}).values()):
-        info[vi.name] = _value_info(vi)
-    init_bytes: dict[str, int] = {}
-    for init in graph.initializer:
-        ti = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_bits(init.data_type))
-        info[init.name] = ti
-        init_bytes[init.name] = ti.nbytes
-    for node in graph.node:  # Constant nodes: their value is known
-        if node.op_type == "Constant":
-            for at in node.attribute:
-                if at.name == "value" and node.output:
-                    info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_bits(at.t.data_type))
+    info = _scope(graph, {})
+    info.update({vi.name: _value_info(vi) for vi in (types or {}).values()})  # what the run saw comes first
+    init_bytes = {init.name: info[init.name].nbytes for init in graph.initializer}
+    scalars = _int_scalars(graph)
 
     graph_inputs = {vi.name for vi in graph.input}
     producer: dict[str, str] = {}
@@ -666,7 +725,7 @@ def task_graph_from_onnx(
         tasks.append(Task(
             name=node.name,
             op_type=node.op_type,
-            flops=_node_flops(node, [info.get(t) if t else None for t in node.input], outs),
+            flops=_node_flops(node, [info.get(t) if t else None for t in node.input], outs, info, scalars),
             bytes_moved=float(read_bytes + writes),
             memory_bytes=int(weights + writes),
             onnx_nodes=(node.name,),

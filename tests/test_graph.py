@@ -494,3 +494,50 @@ def test_an_edge_carries_the_bytes_onnx_stores(elem, nbytes):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
     g = task_graph_from_onnx(model, types=observed_types(model))
     assert [(e.tensors, e.bytes) for e in g.edges] == [(("b",), nbytes)]
+
+
+def _matmul_body(name: str, rows: int) -> onnx.GraphProto:
+    """A subgraph multiplying the outer ``X`` (rows x 8) by its own 8x4 weight."""
+    w = numpy_helper.from_array(np.ones((8, 4), np.float32), f"{name}_w")
+    return helper.make_graph([helper.make_node("MatMul", ["X", f"{name}_w"], [f"{name}_y"], name=f"{name}_mm")],
+                             name, [], [_vi(f"{name}_y", [rows, 4])], [w], value_info=[_vi("X", [rows, 8])])
+
+
+def test_recurrent_and_control_flow_nodes_count_what_they_compute():
+    """An LSTM counts its input and state products at every step; an If its costlier branch; a Loop its body
+    times a constant trip count; a Scan its body once per slice. Each counted 0-ish before (its outputs only),
+    so a simulated device took it for free."""
+    seq, batch, size, hidden = 5, 2, 8, 16
+    w = numpy_helper.from_array(np.zeros((1, 4 * hidden, size), np.float32), "W")
+    r = numpy_helper.from_array(np.zeros((1, 4 * hidden, hidden), np.float32), "R")
+    cheap = helper.make_graph([helper.make_node("Identity", ["X"], ["c_y"], name="c_id")], "cheap", [],
+                              [_vi("c_y", [2, 8])])
+    mm = 2 * 2 * 8 * 4  # one MatMul of the bodies: (2 x 8) @ (8 x 4)
+    scan_body = helper.make_graph(
+        [helper.make_node("MatMul", ["s_in", "s_w"], ["s_out"], name="s_mm"),
+         helper.make_node("Identity", ["s_state"], ["s_next"], name="s_id")], "scan_body",
+        [_vi("s_state", [1]), _vi("s_in", [2, 8])], [_vi("s_next", [1]), _vi("s_out", [2, 4])],
+        [numpy_helper.from_array(np.ones((8, 4), np.float32), "s_w")])
+    loop_body = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "l_w"], ["l_y"], name="l_mm"),
+         helper.make_node("Identity", ["cond"], ["cond_out"], name="l_cond")], "loop_body",
+        [_vi("i", [], TensorProto.INT64), _vi("cond", [], TensorProto.BOOL)],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("l_y", [2, 4])],
+        [numpy_helper.from_array(np.ones((8, 4), np.float32), "l_w")])
+    nodes = [helper.make_node("LSTM", ["seq", "W", "R"], ["Y"], name="lstm", hidden_size=hidden),
+             helper.make_node("If", ["flag"], ["IF"], name="if", then_branch=_matmul_body("t", 2),
+                              else_branch=cheap),
+             helper.make_node("Loop", ["trips", "always"], ["LOOP"], name="loop", body=loop_body),
+             helper.make_node("Scan", ["state0", "XS"], ["state", "SCAN"], name="scan", body=scan_body,
+                              num_scan_inputs=1)]
+    consts = [w, r, numpy_helper.from_array(np.array(7, np.int64), "trips"),
+              numpy_helper.from_array(np.array(True), "always"),
+              numpy_helper.from_array(np.zeros(1, np.float32), "state0")]
+    model = _model(nodes, [_vi("seq", [seq, batch, size]), _vi("flag", [], TensorProto.BOOL), _vi("X", [2, 8]),
+                           _vi("XS", [3, 2, 8])],
+                   [_vi("Y", None), _vi("IF", None), _vi("LOOP", None), _vi("SCAN", None), _vi("state", None)], consts)
+    t = task_graph_from_onnx(model).task
+    assert t["lstm"].flops == 2 * seq * batch * 4 * hidden * (size + hidden) + 8 * seq * batch * hidden
+    assert t["if"].flops == mm
+    assert t["loop"].flops == 7 * mm
+    assert t["scan"].flops == 3 * mm
