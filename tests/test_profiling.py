@@ -222,8 +222,11 @@ def test_problem_from_profile_mixes_measured_and_modelled(bert, bert_profile):
         fitted[("cpu0", "cpu1")].latency + ex.call_s["cpu1"])
     assert problem.platform.link_table[("cpu0", "cpu-par")].latency == pytest.approx(
         fitted[("cpu0", "cpu-par")].latency + ex.call_s["cpu-par"] + ex.switch_s)
-    per_byte = 1 / fitted[("cpu0", "cpu1")].bandwidth if fitted[("cpu0", "cpu1")].bandwidth else 0.0
-    assert 1 / problem.platform.link_table[("cpu0", "cpu1")].bandwidth == pytest.approx(per_byte + 2 * ex.byte_s)
+    def per_byte(link) -> float:  # no bandwidth: bytes free (the fit found no slope on a noisy host)
+        return 1 / link.bandwidth if link.bandwidth else 0.0
+
+    assert per_byte(problem.platform.link_table[("cpu0", "cpu1")]) == pytest.approx(
+        per_byte(fitted[("cpu0", "cpu1")]) + 2 * ex.byte_s)
     assert problem.platform.link_table[("cpu0", "pim")] == plat.link_table[("cpu0", "pim")]
 
 
