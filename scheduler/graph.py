@@ -499,6 +499,13 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
     return out
 
 
+def _constants(graph: onnx.GraphProto) -> list[tuple[str, onnx.TensorProto]]:
+    """A graph's values known before it runs: its initializers and its ``Constant`` nodes' tensors."""
+    return [(t.name, t) for t in graph.initializer] + [
+        (n.output[0], at.t) for n in graph.node if n.op_type == "Constant" and n.output
+        for at in n.attribute if at.name == "value"]
+
+
 def _scope(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo]) -> dict[str, _TensorInfo]:
     """What a (sub)graph's values are known to be: the outer scope's, then its own inputs, typed values,
     outputs, initializers and constants (a subgraph's own names shadow the outer ones)."""
@@ -506,24 +513,16 @@ def _scope(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo]) -> dict[str
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
         if vi.type.HasField("tensor_type"):
             info[vi.name] = _value_info(vi)
-    for init in graph.initializer:
-        info[init.name] = _TensorInfo(tuple(int(d) for d in init.dims), _dtype_bits(init.data_type))
-    for node in graph.node:
-        for at in node.attribute:
-            if node.op_type == "Constant" and at.name == "value" and node.output:
-                info[node.output[0]] = _TensorInfo(tuple(int(d) for d in at.t.dims), _dtype_bits(at.t.data_type))
+    for name, t in _constants(graph):
+        info[name] = _TensorInfo(tuple(int(d) for d in t.dims), _dtype_bits(t.data_type))
     return info
 
 
 def _int_scalars(graph: onnx.GraphProto) -> dict[str, int]:
     """The integer scalars a graph holds as initializers or constants (a Loop's trip count, when fixed)."""
-    tensors = list(graph.initializer) + [at.t for n in graph.node if n.op_type == "Constant" and n.output
-                                         for at in n.attribute if at.name == "value"]
-    names = [t.name for t in graph.initializer] + [n.output[0] for n in graph.node if n.op_type == "Constant"
-                                                   and n.output for at in n.attribute if at.name == "value"]
-    return {name: int(numpy_helper.to_array(t).reshape(-1)[0]) for name, t in zip(names, tensors)
-            if not t.dims or math.prod(t.dims) == 1
-            if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) and not t.external_data}
+    return {name: int(numpy_helper.to_array(t).reshape(-1)[0]) for name, t in _constants(graph)
+            if math.prod(t.dims) == 1 and t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+            and not t.external_data}
 
 
 def _body_flops(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo], scalars: Mapping[str, int]) -> float:
@@ -569,11 +568,12 @@ def _node_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], outs: list[
         return _control_flops(node, ins, scope or {}, scalars or {})
     if op in ("LSTM", "GRU", "RNN"):  # every step multiplies the input by W and the state by R, per direction
         x, w, r = (list(ins) + [None] * 3)[:3]
-        if any(t is None or t.shape is None for t in (x, w, r)) or len(x.shape) != 3:  # type: ignore[union-attr]
+        if x is None or x.shape is None or len(x.shape) != 3 or w is None or w.shape is None or r is None \
+                or r.shape is None:
             return float(out_el)
         layout = next((at.i for at in node.attribute if at.name == "layout"), 0)
-        seq, batch = x.shape[:2] if layout == 0 else x.shape[1::-1]  # type: ignore[union-attr]
-        return 2.0 * seq * batch * (w.elements + r.elements) + 8.0 * out_el  # type: ignore[union-attr]
+        seq, batch = x.shape[:2] if layout == 0 else x.shape[1::-1]
+        return 2.0 * seq * batch * (w.elements + r.elements) + 8.0 * out_el
     if op == "MatMul":
         a = ins[0] if ins else None
         k = a.shape[-1] if a is not None and a.shape else 0
