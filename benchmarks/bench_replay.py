@@ -92,6 +92,25 @@ def _again_line(table: pd.DataFrame) -> str:
                 for r in redone.itertuples()) + f"; worst then {redone['segment_error_again'].abs().max():.1%}.")
 
 
+def _drift_line(table: pd.DataFrame) -> str:
+    """The host's drift between profiling and replay apart from the placements' own error: each view's
+    (all devices; ``cpu0`` + ``cpu1``) whole model on one device measured against its prediction, and each
+    distinct placement of several segments measured against its prediction times that factor."""
+    view = table["solver"].str.partition(" on ")[2]
+    base = table[table["solver"].str.partition(" on ")[0] == "single"].assign(view=view)
+    drift = {(r.model, r.view): 1 + r.segment_error for r in base.itertuples()}
+    multi = table.assign(view=view)[table["segments"] > 1].drop_duplicates(["model", "view", "by_segment_ms"])
+    rel = [abs((1 + r.segment_error) / drift[(r.model, r.view)] - 1) for r in multi.itertuples()
+           if (r.model, r.view) in drift]
+    if not drift or not rel:
+        return ""
+    one = [abs(d - 1) for d in drift.values()]
+    return (f"Host drift: the whole model on one device measured {statistics.median(one):.1%} from its prediction "
+            f"at the median ({max(one):.1%} at worst) over {len(one)} (model, view) pairs; the {len(rel)} distinct "
+            f"placements of several segments, each against its view's one-device error, "
+            f"{statistics.median(rel):.1%} at the median and {max(rel):.1%} at worst.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10)
@@ -182,6 +201,7 @@ def main() -> None:
              f"{statistics.median(all_err):.1%}, worst {max(all_err):.1%} against the schedule's prediction; "
              f"{statistics.median(seg_err):.1%}, worst {max(seg_err):.1%} against the segment-level prediction "
              "with the executor's fitted costs (targets 10% / 25%).", "", _again_line(table), "",
+             _drift_line(table), "",
              f"Recommended >= 0.98x the best plain ORT on {sum(summ['speedup'] >= 0.98)} of {len(summ)} models.", "",
              "Headroom captured on the branchy models (target: half on average; a recommendation on one device "
              "runs plain ORT's own session, so what it gains is noise and counts 0): " + ", ".join(
