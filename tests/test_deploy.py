@@ -145,8 +145,9 @@ def test_an_export_made_from_the_users_inputs_runs_on_them_by_default(sequence_m
     schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(problem.graph.topological_order)})
     f = TensorProto.FLOAT
     open_size = helper.make_model(helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"], name="relu")], "open", [helper.make_tensor_value_info("x", f, ["n", 4])],
-        [helper.make_tensor_value_info("y", f, ["n", 4])]), opset_imports=[helper.make_opsetid("", 17)])
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")], "open",
+        [helper.make_tensor_value_info("x", f, ["n", 4])], [helper.make_tensor_value_info("y", f, ["n", 4])]),
+        opset_imports=[helper.make_opsetid("", 17)])
     open_size.ir_version = IR_VERSION
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     export_placement(model, problem, schedule, str(tmp_path / "seq"), "none", feeds)
