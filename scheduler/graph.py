@@ -506,13 +506,16 @@ def _constants(graph: onnx.GraphProto) -> list[tuple[str, onnx.TensorProto]]:
         for at in n.attribute if at.name == "value"]
 
 
-def _scope(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo]) -> dict[str, _TensorInfo]:
-    """What a (sub)graph's values are known to be: the outer scope's, then its own inputs, typed values,
-    outputs, initializers and constants (a subgraph's own names shadow the outer ones)."""
+def _scope(graph: onnx.GraphProto, outer: Mapping[str, _TensorInfo],
+           seen: Mapping[str, onnx.ValueInfoProto] | None = None) -> dict[str, _TensorInfo]:
+    """What a (sub)graph's values are known to be: the outer scope's, then its own inputs, typed values and
+    outputs, the types ``seen`` in a run, its initializers and constants (a subgraph's own names shadow the
+    outer ones)."""
     info = dict(outer)
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
         if vi.type.HasField("tensor_type"):
             info[vi.name] = _value_info(vi)
+    info.update({vi.name: _value_info(vi) for vi in (seen or {}).values()})
     for name, t in _constants(graph):
         info[name] = _TensorInfo(tuple(int(d) for d in t.dims), _dtype_bits(t.data_type))
     return info
@@ -542,7 +545,7 @@ def _control_flops(node: onnx.NodeProto, ins: list[_TensorInfo | None], scope: M
         return max(bodies, default=0.0)
     if node.op_type == "Loop":
         trips = scalars.get(node.input[0], 1) if node.input and node.input[0] else 1
-        return max(1, trips) * sum(bodies)
+        return max(0, trips) * sum(bodies)
     attrs = {at.name: at for at in node.attribute}
     scanned = attrs["num_scan_inputs"].i if "num_scan_inputs" in attrs else 0
     first = ins[len(ins) - scanned] if 0 < scanned <= len(ins) else None
@@ -679,8 +682,7 @@ def task_graph_from_onnx(
             raise ModelError(f"shape inference failed on model {label!r}: {str(exc).splitlines()[0]}") from None
 
     graph = proto.graph
-    info = _scope(graph, {})
-    info.update({vi.name: _value_info(vi) for vi in (types or {}).values()})  # what the run saw comes first
+    info = _scope(graph, {}, types)
     init_bytes = {init.name: info[init.name].nbytes for init in graph.initializer}
     scalars = _int_scalars(graph)
 
