@@ -253,12 +253,16 @@ PROFILE_MISMATCH = 0.2
 def profile_line(config: RunConfig, replayed: Mapping[str, Any]) -> str | None:
     """A warning when the run's plain ONNX Runtime timing is more than :data:`PROFILE_MISMATCH` off the
     profile's prediction of it: the profile was measured under another load (a profile taken in one slow
-    minute drifts nowhere, so profiling's own check cannot see it), and the predictions may be off alike."""
-    if config.costs != "profile":
-        return None
+    minute drifts nowhere, so profiling's own check cannot see it), and the predictions may be off alike.
+    With ``costs: model`` the same miss says that the roofline's estimate of the real devices is what is off
+    (silero-vad: 8 us predicted, 194 us measured), and how to measure them instead."""
     error = replayed["candidates"][-1].get("replay_prediction_error")  # the plain ORT row
-    if error is None or abs(error) <= PROFILE_MISMATCH:
+    if config.costs not in ("profile", "model") or error is None or abs(error) <= PROFILE_MISMATCH:
         return None
+    if config.costs == "model":
+        return (f"warning: plain ONNX Runtime measured {error:+.0%} against the cost model's prediction of it; "
+                "costs: model estimates the real devices with a roofline, so the predictions and the headroom may "
+                "be off by as much (set costs: profile to measure them)")
     return (f"warning: plain ONNX Runtime measured {error:+.0%} against the profile's prediction of it; the host's "
             "load differs from when the model was profiled, and the predictions may be off by as much "
             "(set profile: {force: true} to measure it again)")

@@ -138,14 +138,16 @@ def test_replay_candidates_must_be_positive():
 
 def test_a_profile_that_disagrees_with_the_runs_plain_ort_is_flagged():
     """Plain ORT measured 35% below the profile's prediction of it: the profile is out of date and the run
-    says so; within 20%, or with modelled costs, nothing is said."""
+    says so; within 20% nothing is said; with modelled costs the run says to measure them."""
     catalog = _solver_catalog()
     config = load_config(None, catalog)
     assert config.costs == "profile"
     stale = {"candidates": [{"replay_prediction_error": 0.05}, {"replay_prediction_error": -0.35}]}
     assert "plain ONNX Runtime measured -35% against the profile's prediction" in profile_line(config, stale)
     assert profile_line(config, {"candidates": [{"replay_prediction_error": 0.19}]}) is None
-    assert profile_line(config.model_copy(update={"costs": "model"}), stale) is None
+    modelled = profile_line(config.model_copy(update={"costs": "model"}), stale)
+    assert "-35% against the cost model's prediction" in modelled and "set costs: profile" in modelled
+    assert profile_line(config.model_copy(update={"costs": "problem"}), stale) is None
 
 
 def test_disjoint_candidates_solve_on_the_separate_cores_as_schedules_of_the_whole_platform():
