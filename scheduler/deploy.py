@@ -31,7 +31,7 @@ from onnx import helper
 from . import __version__, executor
 from .fileio import write_bytes, write_json, write_text
 from .graph import real_inputs
-from .inputs import Feeds
+from .inputs import Feeds, shapes_of
 from .optimize import ModelBytes, unpacked, write_model
 from .problem import Problem
 from .replay import plain_configs, prepare_replay, runner_parts, session_settings
@@ -63,7 +63,7 @@ def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None
         np.savez(buffer, **{k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()})
         write_bytes(os.path.join(folder, executor.INPUTS_FILE), buffer.getvalue())
         manifest = {**manifest, "inputs_file": executor.INPUTS_FILE,
-                    "input_specs": {k: [list(np.shape(v)), str(np.asarray(v).dtype)] for k, v in feeds.items()}}
+                    "input_specs": {k: [shape, str(feeds[k].dtype)] for k, shape in shapes_of(feeds).items()}}
     path = os.path.join(folder, "manifest.json")
     write_json(path, manifest)
     return path

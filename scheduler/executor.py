@@ -444,8 +444,7 @@ class Deployment:
         else :meth:`random_inputs`."""
         if "inputs_file" not in self.manifest:
             return self.random_inputs()
-        with np.load(os.path.join(self.folder, self.manifest["inputs_file"])) as data:
-            return {k: data[k].astype(object) if data[k].dtype.kind == "U" else data[k] for k in data.files}
+        return load_arrays(os.path.join(self.folder, self.manifest["inputs_file"]))
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         """The model's outputs for ``feeds``: numpy arrays, OrtValues for those numpy has no dtype for
@@ -461,6 +460,12 @@ class Deployment:
         self.runner.close()
 
 
+def load_arrays(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file by name (no pickles); strings as the object arrays ONNX Runtime takes."""
+    with np.load(path) as data:
+        return {k: data[k].astype(object) if data[k].dtype.kind == "U" else data[k] for k in data.files}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the exported ``runner.py``."""
     ap = argparse.ArgumentParser(description="Run a model exported by hetsched (numpy + onnxruntime only).")
@@ -474,8 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         deployment = Deployment(folder)
         if args.inputs:
-            with np.load(args.inputs) as data:
-                feeds = {k: data[k] for k in data.files}
+            feeds = load_arrays(args.inputs)
         else:
             feeds = deployment.default_inputs()
         outputs = deployment.run(feeds)

@@ -64,8 +64,9 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
         settings: dict[str, Any] = {"threads": 1 if dev.simulated else dev.threads, "spinning": spinning,
                                     "execution_provider": "CPUExecutionProvider" if dev.simulated
                                     else dev.execution_provider}
-        if pool_cpus(cpus, dev):
-            settings["cpus"] = list(pool_cpus(cpus, dev))
+        pool = pool_cpus(cpus, dev)
+        if pool:
+            settings["cpus"] = list(pool)
         out.append(settings)
     return out
 
