@@ -10,6 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from scheduler.optimize import IR_VERSION
+
 BENCHMARKS = Path(os.environ.get("HETSCHED_BENCHMARKS",
                                  Path(__file__).resolve().parents[2] / "shared" / "benchmarks"))
 DNN = BENCHMARKS / "dnn-partitioning"
@@ -43,7 +45,7 @@ def sequence_model(tmp_path) -> str:
                            helper.make_tensor_value_info("words_out", TensorProto.STRING, [2])],
                           [numpy_helper.from_array(np.array(0, np.int64), "zero")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 10
+    m.ir_version = IR_VERSION
     path = tmp_path / "seq.onnx"
     onnx.save(m, str(path))
     return str(path)
@@ -83,6 +85,36 @@ def weights_inside_model() -> onnx.ModelProto:
                           [helper.make_tensor_value_info("y", f, [4, 512])],
                           [numpy_helper.from_array(np.array(2, np.int64), "trips")])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 10
+    m.ir_version = IR_VERSION
     onnx.checker.check_model(m)
+    return m
+
+
+def branch_refusing_fixed_sizes() -> onnx.ModelProto:
+    """An If whose then-branch ONNX Runtime refuses once the input ``x`` has fixed sizes (Squeeze of [1, 8] is
+    rank 1, an LSTM wants rank 3) and a run never takes: the condition is a scalar input the user gives.  As
+    silero-vad declares it, with ``x``'s sizes open, it loads and runs."""
+    hidden, width = 2, 8
+    rng = np.random.default_rng(0)
+    then = helper.make_graph(
+        [helper.make_node("Squeeze", ["a"], ["sq"], name="then_squeeze"),
+         helper.make_node("Unsqueeze", ["sq", "axis"], ["u"], name="then_unsqueeze"),
+         helper.make_node("LSTM", ["u", "W", "R"], ["", "h"], name="then_lstm", hidden_size=hidden),
+         helper.make_node("ReduceSum", ["h"], ["t"], name="then_sum", keepdims=0)], "then", [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([0], dtype=np.int64), "axis"),
+         numpy_helper.from_array(rng.standard_normal((1, 4 * hidden, width)).astype(np.float32), "W"),
+         numpy_helper.from_array(rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32), "R")])
+    other = helper.make_graph([helper.make_node("ReduceSum", ["a"], ["e"], name="else_sum", keepdims=0)], "else",
+                              [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+         helper.make_node("Not", ["flag"], ["nf"], name="not"),
+         helper.make_node("If", ["nf"], ["y0"], name="if", then_branch=then, else_branch=other),
+         helper.make_node("Neg", ["y0"], ["y"], name="neg")], "branchy",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "len"]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = IR_VERSION
     return m

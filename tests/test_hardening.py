@@ -13,6 +13,7 @@ import time
 import onnx
 import pytest
 
+from conftest import branch_refusing_fixed_sizes
 from scheduler.bounds import Bound
 from scheduler.cli import main
 from scheduler.errors import HetschedError
@@ -89,6 +90,7 @@ def _files(tmp_path) -> dict[str, str]:
             [onnx.helper.make_tensor_sequence_value_info("s", onnx.TensorProto.FLOAT, [2])],
             [onnx.helper.make_tensor_value_info("n", onnx.TensorProto.INT64, [])]),
             opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
+        "{branchy}": ("branchy.onnx", branch_refusing_fixed_sizes().SerializeToString()),
         "{constant}": ("constant.onnx", onnx.helper.make_model(onnx.helper.make_graph(
             [onnx.helper.make_node("Relu", ["c"], ["y"], name="relu")], "constant", [],
             [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
@@ -123,6 +125,8 @@ def _files(tmp_path) -> dict[str, str]:
      "numpy arrays"),
     (["problem", "{sequence}", "-o", "x.json"],
      "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
+    (["problem", "{branchy}", "--input-shape", "x=1,8", "-o", "x.json"],
+     "with its input dimensions fixed; as declared it loads: give the inputs' values with --inputs"),
     (["problem", "{constant}", "--graph-optimization", "all", "-o", "x.json"],
      "model 'constant' computes constants only: ONNX Runtime's optimisation at level 'all' folds every one"),
     (["solve", "{huge}", "--solver", "heft"], "must be 0 or from 1e-12 to 1e+09 seconds, got 1e+308"),

@@ -221,42 +221,14 @@ def test_control_flow_replays_on_one_device_and_split(build, tmp_path):
     assert replay(model, problem, best, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-6
 
 
-def _branch_refusing_fixed_sizes() -> onnx.ModelProto:
-    """An If whose then-branch ONNX Runtime refuses once the input ``x`` has fixed sizes (Squeeze of [1, 8] is
-    rank 1, an LSTM wants rank 3) and a run never takes: the condition is a scalar input the user gives.  As
-    silero-vad declares it, with ``x``'s sizes open, it loads and runs."""
-    hidden, width = 2, 8
-    rng = np.random.default_rng(0)
-    then = helper.make_graph(
-        [helper.make_node("Squeeze", ["a"], ["sq"], name="then_squeeze"),
-         helper.make_node("Unsqueeze", ["sq", "axis"], ["u"], name="then_unsqueeze"),
-         helper.make_node("LSTM", ["u", "W", "R"], ["", "h"], name="then_lstm", hidden_size=hidden),
-         helper.make_node("ReduceSum", ["h"], ["t"], name="then_sum", keepdims=0)], "then", [],
-        [helper.make_tensor_value_info("t", F, None)],
-        [numpy_helper.from_array(np.array([0], dtype=np.int64), "axis"),
-         numpy_helper.from_array(rng.standard_normal((1, 4 * hidden, width)).astype(np.float32), "W"),
-         numpy_helper.from_array(rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32), "R")])
-    other = helper.make_graph([helper.make_node("ReduceSum", ["a"], ["e"], name="else_sum", keepdims=0)], "else",
-                              [], [helper.make_tensor_value_info("e", F, None)])
-    g = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["a"], name="relu"),
-         helper.make_node("Not", ["flag"], ["nf"], name="not"),
-         helper.make_node("If", ["nf"], ["y0"], name="if", then_branch=then, else_branch=other),
-         helper.make_node("Neg", ["y0"], ["y"], name="neg")], "branchy",
-        [helper.make_tensor_value_info("x", F, ["n", "len"]),
-         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
-        [helper.make_tensor_value_info("y", F, None)])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = IR_VERSION
-    return m
-
-
 def test_a_branch_ort_refuses_at_fixed_sizes_keeps_the_inputs_as_declared(tmp_path):
     """ORT type-checks every branch against the declared sizes: with the user's values given, the model keeps its
     inputs as declared (a scalar one too), segments holding the If declare ranks only, and a cut between the
     producer and the If replays; without values, one line says what to do."""
+    from conftest import branch_refusing_fixed_sizes
+
     path = tmp_path / "m.onnx"
-    onnx.save(_branch_refusing_fixed_sizes(), str(path))
+    onnx.save(branch_refusing_fixed_sizes(), str(path))
     feeds = {"x": np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 8), "flag": np.array(True)}
     with pytest.raises(ModelError, match="cannot load.*LSTM.*as declared it loads: give the inputs' values"):
         load_original(str(path), input_shapes={"x": [1, 8], "flag": []})
