@@ -243,6 +243,16 @@ def timed_runs(run: Callable[[], object], warmup: int, repeats: int,
     return wall
 
 
+def round_order(jobs: int, r: int) -> list[int]:
+    """Round ``r``'s order of ``jobs`` timed jobs: rotated by one each round, so that a burst of load on a
+    shared host does not always fall on the same one.
+
+    >>> round_order(3, 1)
+    [1, 2, 0]
+    """
+    return [(r + k) % jobs for k in range(jobs)]
+
+
 @dataclass(frozen=True)
 class Part:
     """What the runner needs of a segment: its device, boundary tensors, and who must finish first."""

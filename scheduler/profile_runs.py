@@ -31,7 +31,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError
-from .executor import pin_thread, session_call, timed_runs
+from .executor import pin_thread, round_order, session_call, timed_runs
 from .graph import TaskGraph, subgraphs
 from .inputs import Feeds
 from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
@@ -125,16 +125,51 @@ def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]
     return float(max(0.0, intercept)), float(1.0 / slope)
 
 
+KEEP_BYTES = 4 << 30
+"""The most the node runs' sessions may hold together (model bytes times runs) to be timed in rounds."""
+
+
+def _footprint(data: bytes) -> int:
+    """Bytes of a serialised model and the large values beside it."""
+    return len(data) + sum(value.nbytes for _, value in getattr(data, "externals", ()))
+
+
+def interleaved_runs(calls: Sequence[Callable[[], object]], warmup: int, repeats: int, rounds: int,
+                     progress: Callable[[str, int], Callable[[], None]] | None = None) -> list[list[float]]:
+    """Time every call ``repeats`` times, spread over ``rounds`` rounds in a rotating order
+    (:func:`~scheduler.executor.round_order`), each call's turn after ``warmup`` untimed runs: the wall
+    times of each call.
+
+    Each device's costs are calibrated to its whole-model time; timed one device after the other, a change
+    in the host's load between them skews their ratio (ddddocr's detector here: the 2-thread session -35%
+    against its replay, the 1-thread one +16%); in rounds, every device sees the same load.  The untimed
+    runs also take what the previous session's spinning pool threads cost.
+
+    >>> [len(w) for w in interleaved_runs([lambda: None, lambda: None], warmup=1, repeats=5, rounds=2)]
+    [5, 5]
+    """
+    rounds = max(1, min(rounds, repeats))
+    tick = progress("whole model", len(calls) * (rounds * warmup + repeats)) if progress else _noop
+    walls: list[list[float]] = [[] for _ in calls]
+    for r in range(rounds):
+        share = repeats // rounds + (r < repeats % rounds)
+        for k in round_order(len(calls), r):
+            walls[k] += timed_runs(calls[k], warmup, share, tick)
+    return walls
+
+
 def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
                   warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
-                  feeds: Feeds | None = None, model_sha256: str | None = None) -> Profile:
+                  feeds: Feeds | None = None, model_sha256: str | None = None, rounds: int = 1) -> Profile:
     """Measure every node on every real device and every transfer class, following the plan.
 
     ``model`` must be the model ``graph`` was imported from (with fixed input shapes); every run takes the
     given ``feeds`` (the user's inputs), or random inputs from ``seed``.
     ``progress(label, total)`` may return a callable that is ticked once per ORT run.  ``model_sha256``:
     :func:`~scheduler.optimize.model_digest` when the caller has it (computed otherwise: seconds on a
-    large model).
+    large model).  ``rounds``: the whole-model timings that calibrate each device's costs
+    (:meth:`~scheduler.profiling.Profile.calibrated`) are spread over that many rounds of every node run
+    (:func:`interleaved_runs`); 1 times each right after its trace.
     """
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
@@ -146,20 +181,26 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
+    # each run's whole model is timed with the profiler off in the same session (as fast as a new one: 3.65
+    # against 3.62 ms on randwire; a large model's session takes seconds), in rounds over the runs when
+    # their sessions fit in memory together, else right after its trace
+    together = rounds > 1 and len(plan.node_runs) > 1 and _footprint(data) * len(plan.node_runs) <= KEEP_BYTES
+    calls: list[Callable[[], object]] = []
+    walls: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
         for run in plan.node_runs:
             sess = _session(data, run.provider, run.threads, tmp)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
-            run_feeds = random_inputs(sess, seed, feeds)
-            timed_runs(partial(session_call(sess), run_feeds), warmup, repeats, tick)
+            call = partial(session_call(sess), random_inputs(sess, seed, feeds))
+            timed_runs(call, warmup, repeats, tick)
             per_node, traced_runs = _node_durations(_end_trace(sess), repeats, parents)
-            # the profiler slows runs down: time the whole model again with it off, in the same session (as
-            # fast as a new one: 3.65 against 3.62 ms on randwire; a large model's session takes seconds)
-            wall = timed_runs(partial(session_call(sess), run_feeds), warmup, repeats)
-            del sess  # its (spinning) threads must not run beside the next session
+            if together:
+                calls.append(call)
+            else:
+                walls.append(timed_runs(call, warmup, repeats))
+            del sess, call  # unless kept, its (spinning) threads must not run beside the next session
             for dev in run.devices:
-                whole[dev] = statistics.median(wall)
                 traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")
                 for task in graph.tasks:
                     samples = per_node.get(task.name)
@@ -171,6 +212,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
             unknown = set(per_node) - task_names
             if unknown:
                 raise HetschedError(f"profiling trace names nodes not in the model: {sorted(unknown)[:3]}")
+        if calls:
+            walls = interleaved_runs(calls, warmup, repeats, rounds, progress)
+            del calls
+        for run, wall in zip(plan.node_runs, walls):
+            whole.update(dict.fromkeys(run.devices, statistics.median(wall)))
         links = []
         for erun in plan.edge_runs:
             if (erun.src_provider, erun.dst_provider) != ("CPUExecutionProvider", "CPUExecutionProvider"):

@@ -36,6 +36,7 @@ import onnx
 
 from .bounds import critical_path_bound
 from .errors import HetschedError
+from .executor import round_order
 from .inputs import Feeds
 from .optimize import ModelBytes, unpacked
 from .problem import Problem
@@ -140,16 +141,6 @@ def beats_plain(interval: tuple[float, float]) -> bool:
     """Whether a placement with this :func:`speedup_interval` over plain ORT may be recommended: only when
     the run's noise does not explain its gain (the lower end above 1)."""
     return interval[0] > 1.0
-
-
-def round_order(jobs: int, r: int) -> list[int]:
-    """Round ``r``'s order of ``jobs`` timed jobs: rotated by one each round, so that a burst of load on a
-    shared host does not always fall on the same one.
-
-    >>> round_order(3, 1)
-    [1, 2, 0]
-    """
-    return [(r + k) % jobs for k in range(jobs)]
 
 
 def whole_model_schedule(problem: Problem, threads: int) -> Schedule | None:

@@ -43,12 +43,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from .executor import Part, pin_thread, session_call
+from .executor import Part, pin_thread, round_order, session_call
 from .inputs import Feeds
 from .optimize import ModelBytes, session, session_data
 from .platform import usable_cpus
 from .problem import Problem
-from .recommend import beats_plain, round_order, speedup_interval, top_placements
+from .recommend import beats_plain, speedup_interval, top_placements
 from .replay import (PreparedReplay, Reference, checked_diff, plain_configs, prepare_replay, reference_run,
                      runner_parts, segment_durations, segment_sessions)
 from .schedule import Schedule

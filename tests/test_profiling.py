@@ -16,7 +16,8 @@ from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
 from scheduler.optimize import session
-from scheduler.profile_runs import _fit_link, _node_durations, _pingpong_s, crossing_points, fit_calls, profile_model
+from scheduler.profile_runs import (_fit_link, _node_durations, _pingpong_s, crossing_points, fit_calls, interleaved_runs,
+                                    profile_model)
 from scheduler.profile_store import get_profile
 from scheduler.problem import Problem
 from scheduler.profiling import NodeStat, Profile, plan_profiling, problem_from_profile, real_devices
@@ -107,6 +108,29 @@ def test_calibration_spreads_the_traced_gap_evenly_and_the_drift_in_proportion(s
         p = profile(whole, traced)
         assert (p.calibrated("a", "cpu0"), p.calibrated("b", "cpu0")) == pytest.approx(
             tuple(x * scale for x in expected))
+
+
+def test_whole_model_timings_in_rounds_take_turns():
+    """Two calls, 4 repeats over 2 rounds: each round times each call twice after one untimed run, the
+    second round in the other order."""
+    order: list[str] = []
+    walls = interleaved_runs([lambda: order.append("a"), lambda: order.append("b")], warmup=1, repeats=4, rounds=2)
+    assert [len(w) for w in walls] == [4, 4]
+    assert "".join(order) == "aaabbbbbbaaa"
+    assert [len(w) for w in interleaved_runs([lambda: None], warmup=0, repeats=5, rounds=9)] == [5]
+
+
+def test_a_profile_timed_in_rounds_calibrates_every_device_to_its_whole_run():
+    """With the whole-model timings in rounds over the node runs, every real device still has its own whole
+    run, and its calibrated costs sum to it."""
+    model = build("mlp")
+    graph = task_graph_from_onnx(model, name="mlp")
+    plat = load_platform("default")
+    prof = profile_model(model, graph, plat, repeats=4, warmup=1, rounds=2)
+    assert set(prof.whole_run_s) == {d.name for d in real_devices(plat)}
+    for dev, whole in prof.whole_run_s.items():
+        assert whole > 0
+        assert sum(prof.calibrated(t.name, dev) for t in graph.tasks) == pytest.approx(whole)
 
 
 def test_worker_gaps_are_the_hand_overs_within_one_worker():
