@@ -48,9 +48,25 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
             "inputs": [i.name for i in inputs],
             "input_specs": {i.name: [executor.concrete_shape([d.dim_value if d.HasField("dim_value") else None
                                                               for d in i.type.tensor_type.shape.dim]),
-                                     str(np.dtype(helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)))]
+                                     str(_stored_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(
+                                         i.type.tensor_type.elem_type))))]
                             for i in inputs},
             "outputs": [o.name for o in model.graph.output]}
+
+
+def _stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype the runner reads a value of ``dtype`` as without hetsched: bfloat16 and float8
+    (``ml_dtypes``) as the unsigned integers of their bits.
+
+    >>> str(_stored_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(16))))
+    'uint16'
+    """
+    return np.dtype(f"u{dtype.itemsize}") if dtype.kind == "V" else dtype
+
+
+def _storable(value: np.ndarray) -> np.ndarray:
+    """An input as ``inputs.npz`` keeps it: strings as numpy's, bfloat16 and float8 values as their bits."""
+    return value.astype(str) if value.dtype == object else value.view(_stored_dtype(value.dtype))
 
 
 def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None) -> str:
@@ -59,11 +75,12 @@ def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None
     with open(executor.__file__, encoding="utf-8") as fh:
         write_text(os.path.join(folder, "runner.py"), fh.read())
     if feeds:
+        stored = {k: _storable(v) for k, v in feeds.items()}
         buffer = io.BytesIO()
-        np.savez(buffer, **{k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()})
+        np.savez(buffer, **stored)
         write_bytes(os.path.join(folder, executor.INPUTS_FILE), buffer.getvalue())
         manifest = {**manifest, "inputs_file": executor.INPUTS_FILE,
-                    "input_specs": {k: [shape, str(feeds[k].dtype)] for k, shape in shapes_of(feeds).items()}}
+                    "input_specs": {k: [shape, str(stored[k].dtype)] for k, shape in shapes_of(feeds).items()}}
     path = os.path.join(folder, "manifest.json")
     write_json(path, manifest)
     return path

@@ -71,6 +71,11 @@ BITS_TYPES = {
 }
 """Tensor types that numpy has no dtype for (``run`` refuses to give them): segments hand them over as
 OrtValues, and :func:`ort_bits` reads them as numpy arrays of these dtypes."""
+INPUT_BITS_TYPES = {"tensor(bfloat16)": 16, "tensor(float8e4m3fn)": 17, "tensor(float8e4m3fnuz)": 18,
+                    "tensor(float8e5m2)": 19, "tensor(float8e5m2fnuz)": 20}
+"""ONNX's element type of each of :data:`BITS_TYPES` a model's input may have: its value is given as the bits
+of its elements (an array of :data:`BITS_TYPES`' dtype, or of ``ml_dtypes``' type of the same size), which
+:func:`session_call` hands to ORT as an OrtValue.  int4 and uint4 inputs are not taken (ORT packs them)."""
 
 
 SPINNING = ("always", "during-run")
@@ -113,11 +118,21 @@ def session_call(sess: ort.InferenceSession,
                  outputs: Sequence[str] | None = None) -> Callable[[Mapping[str, Any]], list[Any]]:
     """How to run ``sess`` for ``outputs`` (default: all): ``sess.run`` when numpy has a dtype for each; else
     ``run_with_ort_values``, which gives the outputs of :data:`BITS_TYPES` (bfloat16, float8, int4) as OrtValues
-    that a later ``run`` takes as they are, and the others as numpy arrays.
+    that a later ``run`` takes as they are, and the others as numpy arrays.  An input of one of these types
+    takes the bits of its values (:data:`INPUT_BITS_TYPES`).
 
     >>> # call = session_call(sess, ["y"]); y, = call({"x": x})
     """
     names = list(outputs) if outputs is not None else [o.name for o in sess.get_outputs()]
+    call = _outputs_call(sess, names)
+    bits = {i.name: i.type for i in sess.get_inputs() if i.type in BITS_TYPES}
+    if not bits:
+        return call
+    return lambda feed: call({k: _bits_value(k, v, bits[k]) if k in bits else v for k, v in feed.items()})
+
+
+def _outputs_call(sess: ort.InferenceSession, names: Sequence[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """:func:`session_call` for feeds that ``run`` takes as they are."""
     types = {o.name: o.type for o in sess.get_outputs()}
     kept = [n for n in names if types.get(n) in BITS_TYPES]
     if not kept:
@@ -131,6 +146,21 @@ def session_call(sess: ort.InferenceSession,
         return [v if n in kept else v.numpy() for n, v in zip(names, values)]
 
     return call
+
+
+def _bits_value(name: str, value: Any, kind: str) -> ort.OrtValue:
+    """The value of an input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`), given as the bits of its
+    elements, as an OrtValue of that type (``run`` takes no numpy array for it)."""
+    if isinstance(value, ort.OrtValue):
+        return value
+    if kind not in INPUT_BITS_TYPES:
+        raise ValueError(f"input {name!r} is a {kind}, which hetsched cannot give a model from Python")
+    bits = np.dtype(BITS_TYPES[kind])
+    array = np.ascontiguousarray(value)
+    if array.dtype.kind not in "uV" or array.dtype.itemsize != bits.itemsize:
+        raise ValueError(f"input {name!r} is a {kind}: give the bits of its values as {bits} (or an ml_dtypes "
+                         f"array of its type), not {array.dtype}")
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(bits), INPUT_BITS_TYPES[kind])
 
 
 def _split_call(sess: ort.InferenceSession, names: Sequence[str], kept: Sequence[str],
@@ -193,10 +223,22 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
         return dict(given)
     rng = np.random.default_rng(seed)
     for inp in sess.get_inputs():
-        if inp.type not in NUMPY_TYPES:
+        if inp.type not in NUMPY_TYPES and inp.type not in INPUT_BITS_TYPES:
             raise ValueError(f"no random value of input {inp.name!r} can be made: it is a {inp.type}")
-    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type])
-            for inp in sess.get_inputs()}
+    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type]) if inp.type in NUMPY_TYPES
+            else random_bits(rng, concrete_shape(inp.shape), inp.type) for inp in sess.get_inputs()}
+
+
+def random_bits(rng: np.random.Generator, shape: Sequence[int], kind: str) -> np.ndarray:
+    """The bits of one random input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`): bfloat16 normal floats
+    (a float32's upper half), float8 values from 0 to about 2 (bits below 0x40: none is a NaN in any format).
+
+    >>> random_bits(np.random.default_rng(0), [2], "tensor(bfloat16)").dtype
+    dtype('uint16')
+    """
+    if kind == "tensor(bfloat16)":
+        return (rng.standard_normal(shape).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    return rng.integers(0, 0x40, size=shape, dtype=np.uint8)
 
 
 def concrete_shape(dims: Sequence[int | str | None]) -> list[int]:

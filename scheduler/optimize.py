@@ -41,7 +41,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
-from .executor import BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call, session_options
+from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call,
+                       session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     name_nodes, name_nodes_in_place, raw_view, real_inputs, take_out_large)
@@ -321,6 +322,21 @@ def as_array(value: ort.OrtValue) -> np.ndarray:
     return bits.astype(dtype) if "int4" in value.data_type() else bits.view(dtype)  # int4: values, not bits
 
 
+def typed_inputs(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` with the bits of each input of one of :data:`~scheduler.executor.INPUT_BITS_TYPES`
+    (bfloat16, float8) seen as the ``ml_dtypes`` array of its type, so that the value says its type.
+
+    A value that is not such bits is left alone (and refused, naming the input, when the model runs)."""
+    out = dict(feeds)
+    for arg in sess.get_inputs():
+        value = out.get(arg.name)
+        if arg.type in INPUT_BITS_TYPES and isinstance(value, np.ndarray) and value.dtype.kind == "u":
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(INPUT_BITS_TYPES[arg.type]))
+            if value.dtype.itemsize == dtype.itemsize:
+                out[arg.name] = value.view(dtype)
+    return out
+
+
 def cpu_identity() -> str:
     """What makes an ``all``-level model specific to this host: machine, CPU model and feature flags."""
     model, flags = "", ""
@@ -444,9 +460,9 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     exposed = dict.fromkeys(t for node in model.graph.node for t in node.output if t and t not in outputs)
     sess = session(session_bytes(model, exposed, shared=beside), "none", label=label)
     for arg in sess.get_inputs():
-        if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES:
-            raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which numpy has no type for; "
-                             "hetsched makes and takes a model's inputs as numpy arrays")
+        if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES and arg.type not in INPUT_BITS_TYPES:
+            raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which hetsched cannot give a "
+                             "model (ONNX Runtime takes it packed, two values to a byte)")
     for arg in sess.get_outputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES and arg.type not in BITS_TYPES:
             raise ModelError(f"model {label!r}: tensor {arg.name!r} is a {arg.type}, which hetsched cannot hand "
@@ -456,6 +472,7 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
         feeds = random_inputs(sess, seed, feeds)
     except ValueError as exc:
         raise ModelError(f"cannot run model {label!r}: {exc}; give its input values with --inputs FILE.npz") from None
+    feeds = typed_inputs(sess, feeds)
     try:
         values = [as_array(v) if isinstance(v, ort.OrtValue) else v for v in session_call(sess)(dict(feeds))]
     except Exception as exc:

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
+from scheduler.errors import ModelError
 from scheduler.executor import ort_bits, session_call
 from scheduler.optimize import IR_VERSION, ModelBytes, model_bytes, random_inputs, session, session_data
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
@@ -526,3 +527,57 @@ def test_a_bfloat16_tensor_beside_a_sequence_profiles_and_replays(tmp_path):
     mixed = simulate(problem, {t: "cpu1" if t in ("relu", "to_bf16", "construct") else "cpu0" for t in problem.tasks})
     with pytest.raises(ReplayError, match="input 's' is a sequence or a map, which cannot go into the same session"):
         replay(model, problem, mixed, repeats=1, warmup=0, baselines=False)
+
+
+def _bits_inputs_model() -> onnx.ModelProto:
+    """A bfloat16 input ``x`` and a float8 input ``q``, each cast to float32 by its own node, multiplied and
+    activated; the bfloat16 input also goes straight on to an output (``z``)."""
+    n = helper.make_node
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
+    nodes = [n("Cast", ["x"], ["xf"], to=TensorProto.FLOAT, name="x_to_f"), n("MatMul", ["xf", "w"], ["h"], name="mm"),
+             n("Cast", ["q"], ["qf"], to=TensorProto.FLOAT, name="q_to_f"), n("Mul", ["h", "qf"], ["m"], name="mul"),
+             n("Relu", ["m"], ["y"], name="relu"), n("Transpose", ["x"], ["z"], perm=[1, 0], name="xt")]
+    graph = helper.make_graph(
+        nodes, "bits_inputs", [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [2, 64]),
+                               helper.make_tensor_value_info("q", TensorProto.FLOAT8E4M3FN, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("z", TensorProto.BFLOAT16, None)], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+
+
+def test_bfloat16_and_float8_inputs_profile_replay_stream_and_export(tmp_path):
+    """Inputs of types numpy has no dtype for go in as the bits of their values (random ones, or the user's as
+    unsigned integers): the model is profiled, cut over both cores, replayed, streamed, and exported with the
+    user's inputs, whose runner needs nothing else; every run gives the whole model's outputs.  Bits of another size are refused naming the input."""
+    path = tmp_path / "bits.onnx"
+    onnx.save(_bits_inputs_model(), str(path))
+    rng = np.random.default_rng(3)
+    feeds = {"x": (rng.standard_normal((2, 64)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16),
+             "q": rng.integers(0, 0x40, (2, 64), dtype=np.uint8)}
+    options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0)
+    for given in (None, feeds):
+        model, problem = load_problem(str(path), platform="cpu", costs="profile", profile=options, inputs=given)
+        schedule = simulate(problem, {t: "cpu0" if t in ("mm", "relu") else "cpu1" for t in problem.tasks})
+        result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=True)
+        assert len(result["segments"]) >= 3 and result["max_abs_diff"] == 0.0
+        assert replay_stream(model, problem, schedule, inferences=4, warmup=1)["max_abs_diff"] == 0.0
+    expected = _reference(model, feeds)
+    assert expected["z"].dtype == np.uint16 and np.array_equal(expected["z"], feeds["x"].T)
+    folder = tmp_path / "export"
+    export_placement(model, problem, schedule, str(folder), feeds=feeds)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["input_specs"] == {"x": [[2, 64], "uint16"], "q": [[2, 64], "uint8"]}
+    got = _run_exported(folder, feeds, tmp_path)
+    assert set(got) == set(expected) and all(np.array_equal(got[k], v) for k, v in expected.items())
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--repeats", "0", "--output",
+                           str(tmp_path / "kept.npz")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "kept.npz") as data:  # the kept inputs.npz: the user's
+        assert all(np.array_equal(data[k], v) for k, v in expected.items())
+    with pytest.raises(ModelError, match="given input 'x' is float32, but the model takes bfloat16 \\(or its bits as "
+                                         "uint16\\)"):
+        load_original(str(path), inputs={**feeds, "x": np.zeros((2, 64), np.float32)})
+    call = session_call(session(model_bytes(model)))
+    with pytest.raises(ValueError, match="input 'x' is a tensor\\(bfloat16\\): give the bits of its values as "
+                                         "uint16 .*, not float32"):
+        call({"x": np.zeros((2, 64), np.float32), "q": feeds["q"]})

@@ -83,8 +83,8 @@ def _files(tmp_path) -> dict[str, str]:
         "{badload}": ("badload.yaml", b"name: p\ndevices: [{name: cpu0, transfer_load: sometimes}]\n"),
         "{bigmem}": ("bigmem.yaml", b"name: big\ndevices: [{name: cpu0, memory_bytes: " + b"1" + b"0" * 30 + b"}]\n"),
         "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
-        "{bfloat16}": ("bf16.onnx", _typed_model(onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT,
-                                                 "bf16").SerializeToString()),
+        "{int4}": ("int4.onnx", _typed_model(onnx.TensorProto.INT4, onnx.TensorProto.FLOAT,
+                                             "int4").SerializeToString()),
         "{sequence}": ("seq.onnx", onnx.helper.make_model(onnx.helper.make_graph(
             [onnx.helper.make_node("SequenceLength", ["s"], ["n"])], "seq",
             [onnx.helper.make_tensor_sequence_value_info("s", onnx.TensorProto.FLOAT, [2])],
@@ -120,9 +120,9 @@ def _files(tmp_path) -> dict[str, str]:
     (["problem", "{unnamed}", "--input-shape", "x=-1,4", "-o", "x.json"],
      "input shape for 'x' must be integers >= 0, got [-1, 4]"),
     (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
-    (["problem", "{bfloat16}", "-o", "x.json"],
-     "input 'x' is a tensor(bfloat16), which numpy has no type for; hetsched makes and takes a model's inputs as "
-     "numpy arrays"),
+    (["problem", "{int4}", "-o", "x.json"],
+     "input 'x' is a tensor(int4), which hetsched cannot give a model (ONNX Runtime takes it packed, two values "
+     "to a byte)"),
     (["problem", "{sequence}", "-o", "x.json"],
      "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
     (["problem", "{branchy}", "--input-shape", "x=1,8", "-o", "x.json"],
