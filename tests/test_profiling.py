@@ -15,7 +15,8 @@ from scheduler.executor import Part, Timing
 from scheduler.costs import model_costs
 from scheduler.graph import task_graph_from_onnx
 from scheduler.platform import Device, Link, Platform, load_platform
-from scheduler.optimize import session
+from scheduler import profile_runs
+from scheduler.optimize import session, session_bytes
 from scheduler.profile_runs import (_fit_link, _node_durations, _pingpong_s, crossing_points, fit_calls, interleaved_runs,
                                     profile_model)
 from scheduler.profile_store import get_profile
@@ -131,6 +132,25 @@ def test_a_profile_timed_in_rounds_calibrates_every_device_to_its_whole_run():
     for dev, whole in prof.whole_run_s.items():
         assert whole > 0
         assert sum(prof.calibrated(t.name, dev) for t in graph.tasks) == pytest.approx(whole)
+
+
+@pytest.mark.parametrize("shared_from, sessions", [(0, 1), (1 << 40, 2)])
+def test_contention_runs_a_large_model_in_one_session_on_both_cores(monkeypatch, shared_from, sessions):
+    """Two devices with the same settings (cpu0, cpu1) run a model of SHARED_SESSION_BYTES or more in one
+    session, from two threads (a second session would hold its weights twice); a smaller one in two.  Either
+    way the contention is measured."""
+    made = []
+    make = profile_runs._session
+
+    def counted(*args, **kwargs):
+        made.append(args)
+        return make(*args, **kwargs)
+
+    monkeypatch.setattr(profile_runs, "SHARED_SESSION_BYTES", shared_from)
+    monkeypatch.setattr(profile_runs, "_session", counted)
+    contention = profile_runs.measure_contention(session_bytes(build("mlp")), load_platform("cpu"), repeats=3,
+                                                 warmup=1)
+    assert len(made) == sessions and math.isfinite(contention) and contention >= 0
 
 
 def test_worker_gaps_are_the_hand_overs_within_one_worker():
