@@ -48,25 +48,15 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
             "inputs": [i.name for i in inputs],
             "input_specs": {i.name: [executor.concrete_shape([d.dim_value if d.HasField("dim_value") else None
                                                               for d in i.type.tensor_type.shape.dim]),
-                                     str(_stored_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(
+                                     str(executor.bits_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(
                                          i.type.tensor_type.elem_type))))]
                             for i in inputs},
             "outputs": [o.name for o in model.graph.output]}
 
 
-def _stored_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype the runner reads a value of ``dtype`` as without hetsched: bfloat16 and float8
-    (``ml_dtypes``) as the unsigned integers of their bits.
-
-    >>> str(_stored_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(16))))
-    'uint16'
-    """
-    return np.dtype(f"u{dtype.itemsize}") if dtype.kind == "V" else dtype
-
-
 def _storable(value: np.ndarray) -> np.ndarray:
     """An input as ``inputs.npz`` keeps it: strings as numpy's, bfloat16 and float8 values as their bits."""
-    return value.astype(str) if value.dtype == object else value.view(_stored_dtype(value.dtype))
+    return value.astype(str) if value.dtype == object else value.view(executor.bits_dtype(value.dtype))
 
 
 def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None) -> str:

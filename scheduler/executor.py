@@ -148,6 +148,16 @@ def _outputs_call(sess: ort.InferenceSession, names: Sequence[str]) -> Callable[
     return call
 
 
+def bits_dtype(dtype: np.dtype) -> np.dtype:
+    """The unsigned integers that hold the bits of ``dtype``'s values: ``dtype`` itself unless numpy has it only
+    through ``ml_dtypes`` (bfloat16, float8: kind ``V``), which the runner does not import.
+
+    >>> str(bits_dtype(np.dtype("V2"))), str(bits_dtype(np.dtype(np.float32)))
+    ('uint16', 'float32')
+    """
+    return np.dtype(f"u{dtype.itemsize}") if dtype.kind == "V" else dtype
+
+
 def _bits_value(name: str, value: Any, kind: str) -> ort.OrtValue:
     """The value of an input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`), given as the bits of its
     elements, as an OrtValue of that type (``run`` takes no numpy array for it)."""

@@ -27,6 +27,7 @@ import onnx
 from onnx import helper
 
 from .errors import ModelError
+from .executor import bits_dtype
 from .graph import is_fixed, real_inputs
 
 Feeds = Mapping[str, np.ndarray]
@@ -75,10 +76,10 @@ def check_inputs(model: onnx.ModelProto, feeds: Feeds) -> None:
         if not vi.type.HasField("tensor_type"):
             raise ModelError(f"input {name!r} is not a tensor; only tensor inputs can be given")
         want = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
-        bits = want is not None and want.kind == "V" and value.dtype == np.dtype(f"u{want.itemsize}")
+        bits = want is not None and want.kind == "V" and value.dtype == bits_dtype(want)
         if want is not None and want != value.dtype and not bits:  # bfloat16, float8: their bits will do
             raise ModelError(f"given input {name!r} is {value.dtype}, but the model takes {want}"
-                             + (f" (or its bits as uint{8 * want.itemsize})" if want.kind == "V" else ""))
+                             + (f" (or its bits as {bits_dtype(want)})" if want.kind == "V" else ""))
         if tt.HasField("shape") and len(tt.shape.dim) != value.ndim:
             raise ModelError(f"given input {name!r} has rank {value.ndim}, but the model's has rank "
                              f"{len(tt.shape.dim)}")

@@ -41,8 +41,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
-from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, ort_bits, random_inputs, session_call,
-                       session_options)
+from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, bits_dtype, ort_bits, random_inputs,
+                       session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     name_nodes, name_nodes_in_place, raw_view, real_inputs, take_out_large)
@@ -330,9 +330,9 @@ def typed_inputs(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) ->
     out = dict(feeds)
     for arg in sess.get_inputs():
         value = out.get(arg.name)
-        if arg.type in INPUT_BITS_TYPES and isinstance(value, np.ndarray) and value.dtype.kind == "u":
+        if arg.type in INPUT_BITS_TYPES and isinstance(value, np.ndarray):
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(INPUT_BITS_TYPES[arg.type]))
-            if value.dtype.itemsize == dtype.itemsize:
+            if value.dtype == bits_dtype(dtype):
                 out[arg.name] = value.view(dtype)
     return out
 
