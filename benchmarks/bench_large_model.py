@@ -10,7 +10,7 @@ in a fresh process, and ``hetsched run`` on the model in a process of its own
 (four solvers, the profile reused, three replay repeats).  Reports the seconds
 of each stage, the replay's largest difference from the whole model, its time
 against plain ORT, and the peak memory (RSS) of this process and of the run's
-against the model's size.  Needs about 5x the model's size in memory.
+against the model's size.  Needs about 4x the model's size in memory.
 ``--weights constants`` keeps the weights in ``Constant`` nodes instead of
 initializers (saved with ``convert_attribute``, their values in the data file too).
 
