@@ -167,7 +167,7 @@ def _bits_value(name: str, value: Any, kind: str) -> ort.OrtValue:
         raise ValueError(f"input {name!r} is a {kind}, which hetsched cannot give a model from Python")
     bits = np.dtype(BITS_TYPES[kind])
     array = np.ascontiguousarray(value)
-    if array.dtype.kind not in "uV" or array.dtype.itemsize != bits.itemsize:
+    if bits_dtype(array.dtype) != bits:
         raise ValueError(f"input {name!r} is a {kind}: give the bits of its values as {bits} (or an ml_dtypes "
                          f"array of its type), not {array.dtype}")
     return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(bits), INPUT_BITS_TYPES[kind])

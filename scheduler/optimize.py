@@ -283,12 +283,11 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    if optimized_path:
-        so.optimized_model_filepath = optimized_path
     externals = getattr(data, "externals", ())
-    if externals:  # ORT copies the values when the session is made
+    if externals:  # ORT reads them from our arrays (no copy measured at level none; optimising made copies)
         so.add_external_initializers([name for name, _ in externals], [_ort_value(value) for _, value in externals])
-    if optimized_path and (externals or isinstance(data, str)):  # it may be too large to be written whole
+    if optimized_path:  # the optimised model may be too large to be written whole
+        so.optimized_model_filepath = optimized_path
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
                                     os.path.basename(optimized_path) + ".data")
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
