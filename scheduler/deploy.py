@@ -55,8 +55,9 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
 
 
 def _storable(value: np.ndarray) -> np.ndarray:
-    """An input as ``inputs.npz`` keeps it: strings as numpy's, bfloat16 and float8 values as their bits."""
-    return value.astype(str) if value.dtype == object else value.view(executor.bits_dtype(value.dtype))
+    """An input as ``inputs.npz`` keeps it: strings as numpy's, ``ml_dtypes`` arrays as
+    :func:`scheduler.executor.held` holds them."""
+    return value.astype(str) if value.dtype == object else executor.held(value)
 
 
 def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None) -> str:

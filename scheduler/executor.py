@@ -14,7 +14,7 @@ Each device gets one worker thread that runs its segments in order, each as soon
 as its inputs exist; ``session.run`` releases the GIL, so devices on separate
 cores overlap.  A worker whose device owns some of the host's cores, not all, is
 pinned to them.  Tensors pass from segment to segment as ORT gives them: numpy arrays, and
-OrtValues for the types numpy has no dtype for (bfloat16, float8, int4: :func:`session_call`).
+OrtValues for the types numpy has no dtype for (bfloat16, float8, int4, int2: :func:`session_call`).
 ORT's own multi-stream session (``session.node_partition_config_file``) accepts a partition of
 CPU nodes but, in ONNX Runtime 1.31 and 1.32 on CPU, runs every stream on one thread
 (``benchmarks/bench_executors.py``), so it is not used.
@@ -66,16 +66,21 @@ NUMPY_TYPES = {
 """numpy's dtype of each ONNX Runtime tensor type that ORT's Python API takes and gives as numpy arrays."""
 BITS_TYPES = {
     "tensor(bfloat16)": np.uint16, "tensor(float8e4m3fn)": np.uint8, "tensor(float8e4m3fnuz)": np.uint8,
-    "tensor(float8e5m2)": np.uint8, "tensor(float8e5m2fnuz)": np.uint8, "tensor(int4)": np.int8,
-    "tensor(uint4)": np.uint8,
+    "tensor(float8e5m2)": np.uint8, "tensor(float8e5m2fnuz)": np.uint8, "tensor(float8e8m0)": np.uint8,
+    "tensor(int4)": np.int8, "tensor(uint4)": np.uint8, "tensor(int2)": np.int8, "tensor(uint2)": np.uint8,
 }
 """Tensor types that numpy has no dtype for (``run`` refuses to give them): segments hand them over as
 OrtValues, and :func:`ort_bits` reads them as numpy arrays of these dtypes."""
+PACKED_TYPES = {"tensor(int4)": 4, "tensor(uint4)": 4, "tensor(int2)": 2, "tensor(uint2)": 2}
+"""Bits per element of the integer types that ORT packs into bytes, the first element in the lowest bits:
+numpy holds their values as int8 or uint8 (:data:`BITS_TYPES`), one to a byte."""
 INPUT_BITS_TYPES = {"tensor(bfloat16)": 16, "tensor(float8e4m3fn)": 17, "tensor(float8e4m3fnuz)": 18,
-                    "tensor(float8e5m2)": 19, "tensor(float8e5m2fnuz)": 20}
-"""ONNX's element type of each of :data:`BITS_TYPES` a model's input may have: its value is given as the bits
-of its elements (an array of :data:`BITS_TYPES`' dtype, or of ``ml_dtypes``' type of the same size), which
-:func:`session_call` hands to ORT as an OrtValue.  int4 and uint4 inputs are not taken (ORT packs them)."""
+                    "tensor(float8e5m2)": 19, "tensor(float8e5m2fnuz)": 20, "tensor(uint4)": 21,
+                    "tensor(int4)": 22, "tensor(float8e8m0)": 24, "tensor(uint2)": 25, "tensor(int2)": 26}
+"""ONNX's element type of each of :data:`BITS_TYPES` a model's input may have: its value is given as an array
+of :data:`BITS_TYPES`' dtype, the bits of its elements for bfloat16 and float8, the values themselves, one to
+a byte, for the :data:`PACKED_TYPES` (or as ``ml_dtypes``' array of the type), which :func:`session_call`
+hands to ORT as an OrtValue."""
 
 
 SPINNING = ("always", "during-run")
@@ -149,28 +154,76 @@ def _outputs_call(sess: ort.InferenceSession, names: Sequence[str]) -> Callable[
 
 
 def bits_dtype(dtype: np.dtype) -> np.dtype:
-    """The unsigned integers that hold the bits of ``dtype``'s values: ``dtype`` itself unless numpy has it only
-    through ``ml_dtypes`` (bfloat16, float8: kind ``V``), which the runner does not import.
+    """How numpy without ``ml_dtypes`` (which the runner does not import) holds values of ``dtype``: ``dtype``
+    itself unless it is one of ``ml_dtypes``' (kind ``V``); the unsigned integers of their bits for bfloat16 and
+    float8; int8 or uint8 values for the :data:`PACKED_TYPES`.
 
     >>> str(bits_dtype(np.dtype("V2"))), str(bits_dtype(np.dtype(np.float32)))
     ('uint16', 'float32')
     """
-    return np.dtype(f"u{dtype.itemsize}") if dtype.kind == "V" else dtype
+    if dtype.kind != "V":
+        return dtype
+    return np.dtype(BITS_TYPES[f"tensor({dtype.name})"]) if f"tensor({dtype.name})" in PACKED_TYPES \
+        else np.dtype(f"u{dtype.itemsize}")
+
+
+def held(value: np.ndarray) -> np.ndarray:
+    """``value`` as :func:`bits_dtype` holds it: an ``ml_dtypes`` array's bits (bfloat16, float8) or values
+    (int4, int2 and their unsigned twins, which ``ml_dtypes`` keeps in the low bits of a byte), else itself."""
+    if value.dtype.kind != "V":
+        return value
+    return value.astype(bits_dtype(value.dtype)) if f"tensor({value.dtype.name})" in PACKED_TYPES \
+        else value.view(bits_dtype(value.dtype))
+
+
+def packed_range(kind: str) -> tuple[int, int]:
+    """Least and greatest value of one of :data:`PACKED_TYPES`.
+
+    >>> packed_range("tensor(int4)"), packed_range("tensor(uint2)")
+    ((-8, 7), (0, 3))
+    """
+    width = PACKED_TYPES[kind]
+    return (-(1 << (width - 1)), (1 << (width - 1)) - 1) if kind.startswith("tensor(int") else (0, (1 << width) - 1)
 
 
 def _bits_value(name: str, value: Any, kind: str) -> ort.OrtValue:
-    """The value of an input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`), given as the bits of its
-    elements, as an OrtValue of that type (``run`` takes no numpy array for it)."""
+    """The value of an input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`), given as :func:`bits_dtype`
+    holds it, as an OrtValue of that type (``run`` takes no numpy array for it)."""
     if isinstance(value, ort.OrtValue):
         return value
     if kind not in INPUT_BITS_TYPES:
         raise ValueError(f"input {name!r} is a {kind}, which hetsched cannot give a model from Python")
     bits = np.dtype(BITS_TYPES[kind])
-    array = np.ascontiguousarray(value)
-    if bits_dtype(array.dtype) != bits:
-        raise ValueError(f"input {name!r} is a {kind}: give the bits of its values as {bits} (or an ml_dtypes "
-                         f"array of its type), not {array.dtype}")
-    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array.view(bits), INPUT_BITS_TYPES[kind])
+    array = np.asarray(value)
+    if bits_dtype(array.dtype) != bits or (array.dtype.kind == "V" and kind in PACKED_TYPES
+                                           and f"tensor({array.dtype.name})" != kind):
+        what = "values" if kind in PACKED_TYPES else "bits of its values"
+        raise ValueError(f"input {name!r} is a {kind}: give the {what} as {bits} (or an ml_dtypes array of its "
+                         f"type), not {array.dtype}")
+    array = np.ascontiguousarray(held(array))
+    if kind in PACKED_TYPES:
+        array = pack(name, array, kind)
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array, INPUT_BITS_TYPES[kind])
+
+
+def pack(name: str, values: np.ndarray, kind: str) -> np.ndarray:
+    """``values`` (int8 or uint8) of an input of one of :data:`PACKED_TYPES` as ORT reads them: packed from the
+    start of an array of their own shape and dtype (the inverse of :func:`ort_bits`).
+
+    >>> pack("x", np.array([1, -2, 3], np.int8), "tensor(int4)").view(np.uint8).tolist()
+    [225, 3, 0]
+    """
+    lo, hi = packed_range(kind)
+    if values.size and (values.min() < lo or values.max() > hi):
+        raise ValueError(f"input {name!r} is a {kind}: its values must lie in {lo}..{hi}")
+    width = PACKED_TYPES[kind]
+    per = 8 // width
+    flat = values.reshape(-1).astype(np.uint8) & ((1 << width) - 1)
+    flat = np.concatenate([flat, np.zeros(-flat.size % per, np.uint8)]).reshape(-1, per)
+    packed = np.bitwise_or.reduce(flat << (np.arange(per, dtype=np.uint8) * width), axis=1).astype(np.uint8)
+    out = np.zeros(values.shape, dtype=values.dtype)
+    out.reshape(-1)[:packed.size] = packed.view(values.dtype)
+    return out
 
 
 def _split_call(sess: ort.InferenceSession, names: Sequence[str], kept: Sequence[str],
@@ -202,24 +255,28 @@ def _ort_feed(feed: Mapping[str, Any]) -> dict[str, ort.OrtValue]:
 
 def ort_bits(value: ort.OrtValue) -> np.ndarray:
     """A copy of a CPU tensor of one of :data:`BITS_TYPES` as numpy can hold it, in its shape (``numpy()``
-    refuses these types): bfloat16 and float8 values as the unsigned integers of their bits, int4 and uint4
-    ones (packed two to a byte, the first in the low half) as int8 and uint8 values.  What the exported
-    runner saves of such an output.
+    refuses these types): bfloat16 and float8 values as the unsigned integers of their bits, those of the
+    :data:`PACKED_TYPES` (several to a byte, the first in the lowest bits) as int8 and uint8 values.  What the
+    exported runner saves of such an output.
     """
-    dtype = np.dtype(BITS_TYPES[value.data_type()])
+    kind = value.data_type()
+    dtype = np.dtype(BITS_TYPES[kind])
     if value.device_name().lower() != "cpu":
-        raise ValueError(f"a {value.data_type()} on {value.device_name()} cannot be read here")
+        raise ValueError(f"a {kind} on {value.device_name()} cannot be read here")
     shape = value.shape()
     count = int(np.prod(shape))
-    packed = value.data_type() in ("tensor(int4)", "tensor(uint4)")
-    size = (count + 1) // 2 if packed else count * dtype.itemsize
+    width = PACKED_TYPES.get(kind, 0)
+    size = -(-count * width // 8) if width else count * dtype.itemsize
     if not size:
         return np.zeros(shape, dtype=dtype)
-    raw = np.frombuffer((ctypes.c_char * size).from_address(value.data_ptr()), dtype=np.uint8 if packed else dtype)
-    if not packed:
+    raw = np.frombuffer((ctypes.c_char * size).from_address(value.data_ptr()), dtype=np.uint8 if width else dtype)
+    if not width:
         return raw.reshape(shape).copy()
-    halves = np.stack([raw & 0xF, raw >> 4], axis=-1).reshape(-1)[:count]
-    return ((halves ^ 8).astype(np.int8) - 8 if dtype == np.int8 else halves).reshape(shape).astype(dtype)
+    fields = ((raw[:, None] >> (np.arange(8 // width, dtype=np.uint8) * width)) & ((1 << width) - 1))
+    fields = fields.reshape(-1)[:count].astype(np.int16)
+    if kind.startswith("tensor(int"):  # two's complement of ``width`` bits
+        fields = (fields ^ (1 << (width - 1))) - (1 << (width - 1))
+    return fields.reshape(shape).astype(dtype)
 
 
 def random_inputs(sess: ort.InferenceSession, seed: int = 0,
@@ -240,14 +297,20 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
 
 
 def random_bits(rng: np.random.Generator, shape: Sequence[int], kind: str) -> np.ndarray:
-    """The bits of one random input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`): bfloat16 normal floats
-    (a float32's upper half), float8 values from 0 to about 2 (bits below 0x40: none is a NaN in any format).
+    """One random input of type ``kind`` (one of :data:`INPUT_BITS_TYPES`) as :func:`bits_dtype` holds it:
+    bfloat16 normal floats (a float32's upper half), float8 values from 0 to about 2 (bits below 0x40: none is
+    a NaN in any format; float8e8m0, a power of two, from 2^-7 to 2^7), any value of the :data:`PACKED_TYPES`.
 
     >>> random_bits(np.random.default_rng(0), [2], "tensor(bfloat16)").dtype
     dtype('uint16')
     """
     if kind == "tensor(bfloat16)":
         return (rng.standard_normal(shape).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    if kind in PACKED_TYPES:
+        lo, hi = packed_range(kind)
+        return rng.integers(lo, hi + 1, size=shape, dtype=BITS_TYPES[kind])
+    if kind == "tensor(float8e8m0)":  # bits are the exponent, biased by 127
+        return rng.integers(127 - 7, 127 + 8, size=shape, dtype=np.uint8)
     return rng.integers(0, 0x40, size=shape, dtype=np.uint8)
 
 
@@ -496,10 +559,13 @@ class Deployment:
         return ort.InferenceSession(os.path.join(folder, file), so, providers=[s["execution_provider"]])
 
     def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Random inputs of the model's input shapes (from the manifest's recorded inputs)."""
+        """Random inputs of the model's input shapes (from the manifest's recorded inputs), as
+        :func:`scheduler.executor.random_inputs` makes them (those of :data:`INPUT_BITS_TYPES` by the sessions'
+        types: the manifest has only the dtype that holds them)."""
         rng = np.random.default_rng(seed)
-        specs = self.manifest["input_specs"]
-        return {name: random_array(rng, shape, dtype) for name, (shape, dtype) in specs.items()}
+        kinds = {i.name: i.type for sess in self.runner.sessions for i in sess.get_inputs()}
+        return {name: random_bits(rng, shape, kinds[name]) if kinds.get(name) in INPUT_BITS_TYPES
+                else random_array(rng, shape, dtype) for name, (shape, dtype) in self.manifest["input_specs"].items()}
 
     def default_inputs(self) -> dict[str, Any]:
         """The inputs the export was made from (``inputs.npz``, written with the folder) if it keeps them,

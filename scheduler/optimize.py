@@ -41,8 +41,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError, ModelError
-from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, bits_dtype, ort_bits, random_inputs,
-                       session_call, session_options)
+from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
+                       random_inputs, session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     name_nodes, name_nodes_in_place, raw_view, real_inputs, take_out_large)
@@ -315,25 +315,26 @@ def _ort_value(value: np.ndarray) -> ort.OrtValue:
 
 
 def as_array(value: ort.OrtValue) -> np.ndarray:
-    """A copy of a tensor of one of :data:`~scheduler.executor.BITS_TYPES` (bfloat16, float8, int4) as an
+    """A copy of a tensor of one of :data:`~scheduler.executor.BITS_TYPES` (bfloat16, float8, int4, int2) as an
     ``ml_dtypes`` array, the form ``onnx.numpy_helper`` gives these types in."""
     elem = TensorProto.DataType.Value(value.data_type().removeprefix("tensor(").removesuffix(")").upper())
     bits, dtype = ort_bits(value), helper.tensor_dtype_to_np_dtype(elem)
-    return bits.astype(dtype) if "int4" in value.data_type() else bits.view(dtype)  # int4: values, not bits
+    return bits.astype(dtype) if value.data_type() in PACKED_TYPES else bits.view(dtype)  # packed: values
 
 
 def typed_inputs(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``feeds`` with the bits of each input of one of :data:`~scheduler.executor.INPUT_BITS_TYPES`
-    (bfloat16, float8) seen as the ``ml_dtypes`` array of its type, so that the value says its type.
+    """``feeds`` with each input of one of :data:`~scheduler.executor.INPUT_BITS_TYPES` (bfloat16, float8, int4,
+    int2), given as :func:`~scheduler.executor.bits_dtype` holds it, as the ``ml_dtypes`` array of its type, so
+    that the value says its type.
 
-    A value that is not such bits is left alone (and refused, naming the input, when the model runs)."""
+    A value that is not so held is left alone (and refused, naming the input, when the model runs)."""
     out = dict(feeds)
     for arg in sess.get_inputs():
         value = out.get(arg.name)
         if arg.type in INPUT_BITS_TYPES and isinstance(value, np.ndarray):
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(INPUT_BITS_TYPES[arg.type]))
             if value.dtype == bits_dtype(dtype):
-                out[arg.name] = value.view(dtype)
+                out[arg.name] = value.astype(dtype) if arg.type in PACKED_TYPES else value.view(dtype)
     return out
 
 
@@ -465,7 +466,7 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     for arg in sess.get_inputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES and arg.type not in INPUT_BITS_TYPES:
             raise ModelError(f"model {label!r}: input {arg.name!r} is a {arg.type}, which hetsched cannot give a "
-                             "model (ONNX Runtime takes it packed, two values to a byte)")
+                             "model from Python")
     for arg in sess.get_outputs():
         if arg.type.startswith("tensor(") and arg.type not in NUMPY_TYPES and arg.type not in BITS_TYPES:
             raise ModelError(f"model {label!r}: tensor {arg.name!r} is a {arg.type}, which hetsched cannot hand "

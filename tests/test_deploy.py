@@ -581,3 +581,73 @@ def test_bfloat16_and_float8_inputs_profile_replay_stream_and_export(tmp_path):
     with pytest.raises(ValueError, match="input 'x' is a tensor\\(bfloat16\\): give the bits of its values as "
                                          "uint16 .*, not float32"):
         call({"x": np.zeros((2, 64), np.float32), "q": feeds["q"]})
+
+
+def _packed_inputs_model() -> onnx.ModelProto:
+    """An int4 input ``x``, a uint2 ``u`` and a float8e8m0 ``e`` (powers of two), 15 values each (packed
+    inputs end in part of a byte), cast to float32, combined through a MatMul; ``x`` also goes on, transposed,
+    to an int4 output (``z``)."""
+    n = helper.make_node
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((5, 32)).astype(np.float32), "w")
+    nodes = [n("Cast", ["x"], ["xf"], to=TensorProto.FLOAT, name="x_to_f"),
+             n("Cast", ["u"], ["uf"], to=TensorProto.FLOAT, name="u_to_f"),
+             n("Cast", ["e"], ["ef"], to=TensorProto.FLOAT, name="e_to_f"), n("Mul", ["xf", "uf"], ["xu"], name="mul"),
+             n("Add", ["xu", "ef"], ["s"], name="add"), n("MatMul", ["s", "w"], ["h"], name="mm"),
+             n("Relu", ["h"], ["y"], name="relu"), n("Transpose", ["x"], ["z"], perm=[1, 0], name="xz")]
+    graph = helper.make_graph(
+        nodes, "packed_inputs", [helper.make_tensor_value_info("x", TensorProto.INT4, [3, 5]),
+                                 helper.make_tensor_value_info("u", TensorProto.UINT2, [3, 5]),
+                                 helper.make_tensor_value_info("e", TensorProto.FLOAT8E8M0, [3, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("z", TensorProto.INT4, None)], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)], ir_version=11)
+
+
+def test_int4_uint2_and_float8e8m0_inputs_profile_replay_stream_and_export(tmp_path):
+    """Inputs that ORT packs several to a byte (int4, uint2) are given as their int8 or uint8 values (or
+    ``ml_dtypes`` arrays), packed for ORT; a float8e8m0 one as its bits: random and given inputs profile, cut
+    over both cores, replay, stream and export, every run with the whole model's outputs; the exported runner's
+    own random inputs span each type's values.  Values out of an input's range are refused in one line."""
+    import ml_dtypes
+
+    path = tmp_path / "packed.onnx"
+    onnx.save(_packed_inputs_model(), str(path))
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.integers(-8, 8, (3, 5), dtype=np.int8), "u": rng.integers(0, 4, (3, 5), dtype=np.uint8),
+             "e": rng.integers(120, 135, (3, 5), dtype=np.uint8)}
+    options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0)
+    for given in (None, feeds, {**feeds, "x": feeds["x"].astype(ml_dtypes.int4)}):
+        model, problem = load_problem(str(path), platform="cpu", costs="profile", profile=options, inputs=given)
+        schedule = simulate(problem, {t: "cpu0" if t in ("mm", "relu", "u_to_f") else "cpu1" for t in problem.tasks})
+        result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=True)
+        assert len(result["segments"]) >= 3 and result["max_abs_diff"] == 0.0
+        assert replay_stream(model, problem, schedule, inferences=4, warmup=1)["max_abs_diff"] == 0.0
+    expected = _reference(model, feeds)
+    assert expected["z"].dtype == np.int8 and np.array_equal(expected["z"], feeds["x"].T)
+    w = numpy_helper.to_array(_packed_inputs_model().graph.initializer[0])
+    s = feeds["x"].astype(np.float32) * feeds["u"] + np.exp2(feeds["e"].astype(np.float32) - 127)
+    assert np.allclose(expected["y"], np.maximum(s @ w, 0), atol=1e-4)
+    folder = tmp_path / "export"
+    export_placement(model, problem, schedule, str(folder), feeds=feeds)
+    assert json.loads((folder / "manifest.json").read_text())["input_specs"] == {
+        "x": [[3, 5], "int8"], "u": [[3, 5], "uint8"], "e": [[3, 5], "uint8"]}
+    got = _run_exported(folder, feeds, tmp_path)
+    assert all(np.array_equal(got[k], v) for k, v in expected.items())
+    proc = subprocess.run([sys.executable, "-I", "-c", "import sys, json; sys.path.insert(0, sys.argv[1]); "
+                           "import runner; d = runner.Deployment(sys.argv[1]); f = d.random_inputs(); d.run(f); "
+                           "d.close(); print(json.dumps({k: sorted(set(v.ravel().tolist())) for k, v in f.items()}))",
+                           str(folder)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    values = json.loads(proc.stdout)  # the runner's own random inputs: spread over each type's values
+    assert len(values["x"]) > 4 and -8 <= min(values["x"]) and max(values["x"]) <= 7
+    assert len(values["u"]) > 1 and max(values["u"]) <= 3 and 120 <= min(values["e"]) <= max(values["e"]) <= 134
+    with pytest.raises(ModelError, match="given input 'x' is a tensor\\(int4\\): its values must lie in -8..7"):
+        load_original(str(path), inputs={**feeds, "x": np.full((3, 5), 8, np.int8)})
+    with pytest.raises(ModelError, match="given input 'u' is float32, but the model takes uint2 \\(or its values as "
+                                         "uint8\\)"):
+        load_original(str(path), inputs={**feeds, "u": np.zeros((3, 5), np.float32)})
+    call = session_call(session(model_bytes(model)))
+    with pytest.raises(ValueError, match="input 'x' is a tensor\\(int4\\): its values must lie in -8..7"):
+        call({**feeds, "x": np.full((3, 5), -9, np.int8)})
+    with pytest.raises(ValueError, match="input 'x' is a tensor\\(int4\\): give the values as int8 .*, not uint8"):
+        call({**feeds, "x": feeds["u"]})
