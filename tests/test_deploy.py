@@ -446,8 +446,8 @@ def test_weights_of_other_types_beyond_the_limit(elem, tmp_path, monkeypatch, ca
 
 def _activations_model() -> onnx.ModelProto:
     """float32 in and out, and tensors of types numpy has no dtype for between the nodes: ``h`` cast to bfloat16
-    (transposed, concatenated: ``z``, a bfloat16 output), to float8 and to int4, each cast back and activated.
-    ORT's CPU kernels move and cast these types but compute in none of them."""
+    (transposed, concatenated: ``z``, a bfloat16 output), to float8, int4, int2 and float8e8m0, each cast back and
+    activated.  ORT's CPU kernels move and cast these types but compute in none of them."""
     rng = np.random.default_rng(0)
     n = helper.make_node
     nodes = [n("MatMul", ["x", "w"], ["h"]),
@@ -457,28 +457,32 @@ def _activations_model() -> onnx.ModelProto:
              n("Cast", ["h"], ["h8"], to=TensorProto.FLOAT8E4M3FN), n("Cast", ["h8"], ["f2"], to=TensorProto.FLOAT),
              n("Sigmoid", ["f2"], ["y2"]),
              n("Cast", ["h"], ["h4"], to=TensorProto.INT4), n("Cast", ["h4"], ["f4"], to=TensorProto.FLOAT),
-             n("Tanh", ["f4"], ["y4"])]
+             n("Tanh", ["f4"], ["y4"]),
+             n("Cast", ["h"], ["h2"], to=TensorProto.INT2), n("Cast", ["h2"], ["f5"], to=TensorProto.FLOAT),
+             n("Abs", ["f5"], ["y5"]),
+             n("Cast", ["h"], ["he"], to=TensorProto.FLOAT8E8M0), n("Cast", ["he"], ["f6"], to=TensorProto.FLOAT),
+             n("Neg", ["f6"], ["y6"])]
     graph = helper.make_graph(
         nodes, "activations", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 63])],
-        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None) for y in ("y1", "y2", "y4")]
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, None) for y in ("y1", "y2", "y4", "y5", "y6")]
         + [helper.make_tensor_value_info("z", TensorProto.BFLOAT16, None)],
         [numpy_helper.from_array(rng.standard_normal((63, 63)).astype(np.float32), "w")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)], ir_version=10)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 25)], ir_version=11)
 
 
 @pytest.mark.parametrize("level", ["none", "all"])
-def test_bfloat16_float8_and_int4_activations_profile_replay_stream_and_export(level, tmp_path):
+def test_bfloat16_float8_int4_and_int2_activations_profile_replay_stream_and_export(level, tmp_path):
     """Tensors that ORT's ``run`` will not give as numpy arrays (it did refuse them, so ``problem`` refused the
     model), between segments and as a graph output: the segments hand them over as OrtValues.  The model is
     profiled, cut over both cores (the casts to those types on one, their readers on the other), replayed,
     streamed and exported, plain and cut, each with the whole model's outputs; the odd width packs int4 values
-    into a half-filled byte."""
+    into a half-filled byte, int2 ones into three quarters of one."""
     path = tmp_path / "activations.onnx"
     onnx.save(_activations_model(), str(path))
     options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0)
     model, problem = load_problem(str(path), platform="cpu", optimization=level, costs="profile", profile=options)
-    casts = {node.name for node in model.graph.node if set(node.output) & {"hb", "h8", "h4"}}
-    assert len(casts) == 3  # what makes them stays; their readers run on the other core
+    casts = {node.name for node in model.graph.node if set(node.output) & {"hb", "h8", "h4", "h2", "he"}}
+    assert len(casts) == 5  # what makes them stays; their readers run on the other core
     schedule = simulate(problem, {t: "cpu1" if t in casts else "cpu0" for t in problem.tasks})
     result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=True)
     assert len(result["segments"]) >= 3 and result["max_abs_diff"] == 0.0
