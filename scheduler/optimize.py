@@ -356,20 +356,73 @@ def cpu_identity() -> str:
 
 def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None = None,
                    label: str = "model") -> onnx.ModelProto:
-    """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named), its large
-    values main-graph initializers as ORT holds them (:func:`~scheduler.graph.lift_large_values`: a large
-    ``Constant`` is no task, and what follows copies no value that lies in a node).
+    """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named, unless ORT
+    :func:`expands` some of its nodes), its large values main-graph initializers as ORT holds them
+    (:func:`~scheduler.graph.lift_large_values`: a large ``Constant`` is no task, and what follows copies no
+    value that lies in a node).
 
     With ``cache_dir`` the result is stored there and reused while the model (:func:`model_digest`),
     the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
     """
-    out = name_nodes(model) if level == "none" else _optimized(model, level, cache_dir, label)
+    plain = level == "none" and not expands(model)
+    out = name_nodes(model) if plain else _optimized(model, level, cache_dir, label)
     # a fresh copy after a move: the moved values' old memory stays with ``out`` (protobuf's arena)
     return _copy(out) if lift_large_values(out) else out
 
 
+def expands(model: onnx.ModelProto) -> bool:
+    """Whether ONNX Runtime runs some main-graph nodes of ``model`` as other nodes even with its optimisations
+    off: a call of one of the model's local functions, or an ONNX op that has a function body and no kernel
+    here (Mish, HardSwish, Swish in ORT 1.32), which ORT runs through its body.  ORT's profile then times nodes
+    the model does not have, so the task graph must be what ORT writes at level ``none``, those nodes in place.
+
+    >>> from onnx import helper
+    >>> graph = helper.make_graph([helper.make_node("Mish", ["x"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+    ...                           "g", [], [])
+    >>> expands(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    True
+    >>> del graph.node[0]
+    >>> expands(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    False
+    """
+    if model.functions:
+        return True
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        return False
+    kernels = _onnx_kernels()
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, "")
+        except onnx.defs.SchemaError:  # not an ONNX op at this opset: loading the model says so
+            continue
+        if not (schema.has_function or schema.has_context_dependent_function):
+            continue
+        if not any(lo <= schema.since_version <= hi for lo, hi in kernels.get(node.op_type, ())):
+            return True
+    return False
+
+
+def _onnx_kernels() -> dict[str, list[tuple[int, int]]]:
+    """The opset ranges of ORT's kernels for each ONNX op, on the providers available here; empty when this
+    ORT does not list them (then every op with a function body counts as one ORT may expand)."""
+    try:
+        from onnxruntime.capi import _pybind_state
+        defs = _pybind_state.get_all_opkernel_def()
+    except (ImportError, AttributeError):
+        return {}
+    available = set(ort.get_available_providers())
+    out: dict[str, list[tuple[int, int]]] = {}
+    for k in defs:
+        if k.domain in ("", "ai.onnx") and k.provider in available:
+            out.setdefault(k.op_name, []).append(tuple(k.version_range))
+    return out
+
+
 def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label: str) -> onnx.ModelProto:
-    """:func:`optimize_model` at a level other than ``none``: ORT's output, from the cache when there."""
+    """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there."""
     ort_level(level)
     key_parts = [model_digest(model), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]

@@ -585,3 +585,42 @@ def test_constants_lifted_while_copied_give_the_bytes_of_the_lifted_model(named)
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ours.externals, theirs.externals))
     assert model_digest(model) == model_digest(lifted)
     assert len(model.graph.node) == 4  # the caller's model is left as it was
+
+
+def _expanded_ops_model() -> onnx.ModelProto:
+    """Mish and HardSwish (ONNX ops with function bodies that ORT 1.32 has no kernel for) and two calls of a
+    model-local function (``local.Swish``), between float32 MatMuls."""
+    n, f = helper.make_node, TensorProto.FLOAT
+    swish = helper.make_function("local", "Swish", ["a"], ["b"], [n("Sigmoid", ["a"], ["s"]), n("Mul", ["a", "s"], ["b"])],
+                                 opset_imports=[helper.make_opsetid("", 18)])
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32), "w")
+    nodes = [n("MatMul", ["x", "w"], ["h"], name="mm"), n("Mish", ["h"], ["m"], name="mish"),
+             n("HardSwish", ["h"], ["hs"], name="hardswish"), n("Swish", ["m"], ["s1"], domain="local", name="swish1"),
+             n("Swish", ["hs"], ["s2"], domain="local", name="swish2"), n("Add", ["s1", "s2"], ["a"], name="add"),
+             n("MatMul", ["a", "w"], ["y"], name="mm_out")]
+    graph = helper.make_graph(nodes, "expanded", [helper.make_tensor_value_info("x", f, [4, 16])],
+                              [helper.make_tensor_value_info("y", f, [4, 16])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)],
+                             functions=[swish])
+
+
+def test_nodes_ort_expands_even_unoptimised_become_the_tasks(tmp_path):
+    """ORT runs a local function's calls and an op without a kernel (Mish, HardSwish) through their bodies even
+    at level ``none``, and its profile times those nodes: the task graph at level ``none`` is then the model as
+    ORT writes it (profiling stopped at "trace names nodes not in the model" before).  Profiled, cut over
+    both cores, replayed with the whole model's outputs; a model without such nodes stays as it is."""
+    path = tmp_path / "expanded.onnx"
+    onnx.save(_expanded_ops_model(), str(path))
+    model, problem = load_problem(str(path), platform="cpu", costs="profile", optimization="none",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=1, warmup=0))
+    ops = {node.op_type for node in model.graph.node}
+    assert not model.functions and not ops & {"Mish", "HardSwish", "Swish"} and {"Softplus", "Tanh", "Sigmoid"} <= ops
+    assert set(problem.tasks) == {node.name for node in model.graph.node}
+    schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
+    result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
+    assert len(result["segments"]) > 4 and result["max_abs_diff"] <= 1e-5
+    plain = _expanded_ops_model()
+    del plain.functions[:]
+    del plain.graph.node[1:6]
+    plain.graph.node[1].input[0] = "h"
+    assert [node.name for node in optimize_model(plain, "none").graph.node] == ["mm", "mm_out"]
