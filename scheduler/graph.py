@@ -645,6 +645,32 @@ def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
             for g in ([at.g] if at.type == onnx.AttributeProto.GRAPH else at.graphs)]
 
 
+def densify_sparse(graph: onnx.GraphProto) -> None:
+    """Make each sparse initializer of ``graph`` and of its subgraphs a dense one, **in place**, as ONNX
+    Runtime does when it loads the model: the task graph, the segments and their sessions then see one
+    kind of initializer.
+
+    >>> g = helper.make_graph([], "g", [], [])
+    >>> g.sparse_initializer.extend([helper.make_sparse_tensor(numpy_helper.from_array(np.float32([5, 6]), "w"),
+    ...                                                        numpy_helper.from_array(np.int64([1, 3])), [2, 2])])
+    >>> densify_sparse(g)
+    >>> numpy_helper.to_array(g.initializer[0]).tolist(), len(g.sparse_initializer)
+    ([[0.0, 5.0], [0.0, 6.0]], 0)
+    """
+    for sparse in graph.sparse_initializer:
+        values, indices = numpy_helper.to_array(sparse.values), numpy_helper.to_array(sparse.indices)
+        dense = np.zeros(list(sparse.dims), dtype=values.dtype)
+        if indices.ndim == 1:  # positions in the flattened tensor
+            dense.reshape(-1)[indices] = values
+        else:  # one row of coordinates per value
+            dense[tuple(indices.T)] = values
+        graph.initializer.append(numpy_helper.from_array(dense, sparse.values.name))
+    del graph.sparse_initializer[:]
+    for node in graph.node:
+        for sub in subgraphs(node):
+            densify_sparse(sub)
+
+
 def node_reads(node: onnx.NodeProto) -> list[str]:
     """Every value a node reads: its inputs, then what its subgraphs read from the outer scope."""
     return list(dict.fromkeys([x for x in node.input if x] + subgraph_reads(node)))

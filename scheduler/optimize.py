@@ -537,7 +537,15 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
     declared: dict[str, onnx.ValueInfoProto] | None = None  # as the model declares or ONNX infers them
     types = {}
+    optional = {o.name: o.type for o in sess.get_outputs() if o.type.startswith("optional(")}
     for name, value in named:
+        if name in optional:  # ORT gives the element (or None), not the optional that holds it
+            if isinstance(value, np.ndarray):
+                kind = helper.make_optional_type_proto(_value_info(name, value).type)
+            else:  # empty, or not a tensor: ORT's own name of the type
+                kind = _ort_type(optional[name])
+            types[name] = helper.make_value_info(name, kind)
+            continue
         if isinstance(value, np.ndarray) or (isinstance(value, list) and value
                                              and all(isinstance(v, np.ndarray) for v in value)):
             types[name] = _value_info(name, value)
@@ -558,6 +566,26 @@ def _value_info(name: str, value: np.ndarray | list[np.ndarray]) -> onnx.ValueIn
     if isinstance(value, list):
         return helper.make_tensor_sequence_value_info(name, elem, None)
     return helper.make_tensor_value_info(name, elem, list(value.shape))
+
+
+def _ort_type(text: str) -> onnx.TypeProto:
+    """ONNX's type for ONNX Runtime's name of one (``NodeArg.type``), without shapes.
+
+    >>> _ort_type("optional(seq(tensor(float16)))").optional_type.elem_type.sequence_type.elem_type.tensor_type.elem_type
+    10
+    """
+    kind, _, inner = text.partition("(")
+    inner = inner[:-1]
+    if kind == "tensor":
+        return helper.make_tensor_type_proto(TensorProto.DataType.Value(inner.upper()), None)
+    if kind == "seq":
+        return helper.make_sequence_type_proto(_ort_type(inner))
+    if kind == "optional":
+        return helper.make_optional_type_proto(_ort_type(inner))
+    if kind == "map":
+        key, _, value = inner.partition(",")
+        return helper.make_map_type_proto(TensorProto.DataType.Value(key.strip().upper()), _ort_type(value.strip()))
+    raise ModelError(f"ONNX Runtime names a type hetsched does not know: {text!r}")
 
 
 def _declared_types(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:

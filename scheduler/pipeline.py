@@ -27,7 +27,8 @@ from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
-from .graph import TaskGraph, fix_input_shapes, load_model, name_nodes, real_inputs, subgraphs, task_graph_from_onnx
+from .graph import (TaskGraph, densify_sparse, fix_input_shapes, load_model, name_nodes, real_inputs, subgraphs,
+                    task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import observed_types, optimize_model, ort_refusal, resolve_level
 from .platform import Platform, load_platform
@@ -85,6 +86,7 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
     ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`); ``inputs``: the values the
     user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own."""
     model, label = resolve_model(spec, params)
+    densify_sparse(model.graph)  # the model is ours: resolve_model made or read it
     model = name_nodes(model)
     if inputs is not None:
         if batch != 1:
