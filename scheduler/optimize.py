@@ -265,14 +265,17 @@ def _ort_message(exc: Exception) -> str:
 
 def session(data: bytes | str, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
             parallel: bool = False, spinning: str = "always", cpus: Sequence[int] = (),
-            profile_prefix: str | None = None, optimized_path: str | None = None,
+            profile_prefix: str | None = None, optimized_path: str | None = None, runs: bool = True,
             label: str = "model") -> ort.InferenceSession:
     """An ORT session of ``data`` (:func:`session_bytes` or :func:`model_bytes`; a :class:`ModelBytes` brings
     its large values; or a model file's path) with :func:`scheduler.executor.session_options`, after checking
     ``level``.
 
-    ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  A
-    model ORT refuses (unknown op or opset) raises ModelError naming it.
+    ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  ``runs=False``:
+    a session made only to load or write the model, which packs no weights for its kernels (a 0.5 GiB MLP at
+    level all: a peak of 1.5x its size in ORT and 3.3 s, 0.5x and 1.2 s so; the nodes written are the same,
+    packing being the kernels' business, not the graph's).  A model ORT refuses (unknown op or opset) raises
+    ModelError naming it.
     """
     if provider not in ort.get_available_providers():
         raise HetschedError(f"execution provider {provider!r} is not available here "
@@ -289,14 +292,12 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
         so.add_external_initializers([name for name, _ in externals], [_ort_value(value) for _, value in externals])
     if optimized_path:  # the optimised model may be too large to be written whole
         so.optimized_model_filepath = optimized_path
-        # a session made to write the model never runs: packing weights for its kernels would be waste (a 0.5 GiB
-        # MLP at level all: a peak of 1.5x its size in ORT and 3.3 s, 0.5x and 1.2 s without; the nodes written
-        # are the same, since packing is the kernels' business, not the graph's)
-        so.add_session_config_entry("session.disable_prepacking", "1")
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
                                     os.path.basename(optimized_path) + ".data")
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                     str(LARGE_TENSOR))
+    if not runs:
+        so.add_session_config_entry("session.disable_prepacking", "1")
     try:
         return ort.InferenceSession(data, so, providers=[provider])
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
@@ -307,7 +308,7 @@ def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model
     """Why ONNX Runtime refuses to load ``model`` at optimisation ``level`` (:func:`session`'s one line), or
     None when it loads it."""
     try:
-        session(session_data(model), level, label=label)
+        session(session_data(model), level, runs=False, label=label)
     except ModelError as exc:
         return str(exc)
     return None
@@ -442,7 +443,7 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
         # ORT reads the model from a file: made from memory (session_bytes), the session held its values twice
         # beside our copy while it optimised (a 0.5 GiB MLP at level all: a peak of 2.3 GiB, 1.3 GiB this way)
         write_model(source, model)
-        session(source, level, label=label, optimized_path=path)
+        session(source, level, label=label, optimized_path=path, runs=False)
         out = _load(path)
     _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x its size
     _stable_names(out)

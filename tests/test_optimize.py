@@ -18,7 +18,7 @@ from scheduler.errors import ModelError
 from scheduler.graph import lift_large_values, name_nodes_in_place, subgraph_reads, task_graph_from_onnx
 from scheduler.executor import session_call
 from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
-                                random_inputs, session, session_bytes, session_data, write_model)
+                                ort_refusal, random_inputs, session, session_bytes, session_data, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
@@ -685,3 +685,26 @@ def test_sparse_initializers_and_optionals_cut(build, level, tmp_path):
         schedule = simulate(problem, alternate(problem, devices))
         result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)
         assert len(result["segments"]) >= 3 and result["max_abs_diff"] == 0.0
+
+
+def test_sessions_made_only_to_load_or_write_a_model_pack_no_weights(monkeypatch, tmp_path):
+    """The session that writes the optimised model and the one that checks that ORT loads a model never run:
+    they are made with weight packing off (half the memory of the optimisation on a MatMul model), the
+    sessions that run keep it."""
+    made = []
+    real = ort.InferenceSession
+
+    def spy(data, so, **kwargs):
+        try:
+            made.append(so.get_session_config_entry("session.disable_prepacking"))
+        except Exception:  # not set (ORT raises its own type)
+            made.append(None)
+        return real(data, so, **kwargs)
+
+    model, _ = load_original("mlp")
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    optimize_model(model, "all")
+    assert made == ["1"]
+    assert ort_refusal(model, "all") is None and made == ["1", "1"]
+    session(model_bytes(model), "all")
+    assert made == ["1", "1", None]
