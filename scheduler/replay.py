@@ -381,10 +381,27 @@ def _output_diffs(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[t
             if r.dtype == object:
                 rows.append((name, 0.0 if np.array_equal(o, r) else float("inf"), 0.0))
                 continue
-            diff = float(np.max(np.abs(o.astype(np.float64) - r.astype(np.float64))))
             half = "float" in r.dtype.name and r.dtype.itemsize < 4  # float16, ml_dtypes' bfloat16 and float8
-            rows.append((name, diff, 4 * float(np.spacing(np.max(np.abs(r)))) if half else 0.0))
+            finite = np.abs(r[np.isfinite(r)]) if half else np.zeros(0)
+            rows.append((name, largest_diff(o, r), 4 * float(np.spacing(np.max(finite))) if finite.size else 0.0))
     return rows
+
+
+def largest_diff(got: np.ndarray, expected: np.ndarray) -> float:
+    """The largest absolute difference between two arrays of one shape, where a NaN or an infinity matches
+    only itself (difference 0) and differs from anything else by an infinite amount: a replay that gives
+    NaN where the whole model gave a number must not pass a tolerance (``nan > tolerance`` is false).
+
+    >>> largest_diff(np.array([np.nan, np.inf, 1.0]), np.array([np.nan, np.inf, 1.5]))
+    0.5
+    >>> largest_diff(np.array([np.nan, 1.0]), np.array([2.0, 1.0]))
+    inf
+    """
+    a = got.astype(np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(expected) else np.float64)
+    b = expected.astype(a.dtype)
+    with np.errstate(invalid="ignore"):  # inf - inf, where ``same`` holds
+        diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+    return float(np.max(np.where(np.isnan(diff), np.inf, diff)))
 
 
 def _unmapped(value: Any) -> Any:

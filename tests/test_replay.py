@@ -23,7 +23,7 @@ from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
 from scheduler.problem_views import canonical_placement, mirror_classes, symmetries
 from scheduler.recommend import recommend, top_placements
-from scheduler.replay import core_map, predict_segments, prepare_replay, replay, session_settings
+from scheduler.replay import checked_diff, core_map, predict_segments, prepare_replay, replay, session_settings
 from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
 from scheduler.zoo import list_models
@@ -359,3 +359,18 @@ def test_prepared_candidates_hold_the_models_large_values_once():
     for schedule, prepared in zip(schedules, (first, second)):
         result = replay(model, problem, schedule, repeats=1, warmup=0, baselines=False, prepared=prepared)
         assert result["max_abs_diff"] == 0.0
+
+
+def test_output_check_takes_nan_and_infinity_as_values():
+    """NaN and infinities match only themselves: a replay that gives NaN where the whole model gave a number
+    failed no tolerance before (``nan > tol`` is false) and reported a max_abs_diff of nan; one that gives
+    the model's own NaN (the square root of a negative input) reported nan too, where it matches."""
+    ref = {"y": np.array([np.nan, np.inf, -np.inf, 1.0], np.float32)}
+    assert checked_diff(ref, {"y": ref["y"].copy()}, 1e-4, "replayed") == 0.0
+    for bad in ([0.0, np.inf, -np.inf, 1.0], [np.nan, np.nan, -np.inf, 1.0], [np.nan, np.inf, np.inf, 1.0],
+                [np.nan, np.inf, -np.inf, np.nan]):
+        with pytest.raises(ReplayError, match="differ from the whole model's by inf at 'y'"):
+            checked_diff(ref, {"y": np.array(bad, np.float32)}, 1e-4, "replayed")
+    half = {"h": np.array([np.nan, 2.0], np.float16)}  # a NaN does not widen a float16 output's allowance
+    with pytest.raises(ReplayError, match="by 0.0156 at 'h'"):
+        checked_diff(half, {"h": np.array([np.nan, 2.015625], np.float16)}, 1e-4, "replayed")
