@@ -258,9 +258,18 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def _ort_message(exc: Exception) -> str:
-    """ORT's error without its ``[ONNXRuntimeError] : N : CODE :`` prefix, first line only."""
+    """ORT's error, first line only, without what names ORT's insides or our temporary files: its
+    ``[ONNXRuntimeError] : N : CODE :`` prefix, ``Load model from <file> failed:`` (a file of ours) and the
+    source line and C++ signature some errors begin with.
+
+    >>> _ort_message(RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Load model from /tmp/x/m.onnx failed:/src/a.h:46 "
+    ...                           "void f(const std::string&, int) Opset 99 is under development."))
+    'Opset 99 is under development.'
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
+    text = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
+    text = re.sub(r"^Load model from .*? failed:\s*", "", text)
+    return re.sub(r"^/\S+:\d+ [^(]*\(.*?\)\s+(const\s+)?", "", text)
 
 
 def session(data: bytes | str, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
