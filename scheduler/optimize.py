@@ -585,7 +585,8 @@ def _value_info(name: str, value: np.ndarray | list[np.ndarray]) -> onnx.ValueIn
 def _ort_type(text: str) -> onnx.TypeProto:
     """ONNX's type for ONNX Runtime's name of one (``NodeArg.type``), without shapes.
 
-    >>> _ort_type("optional(seq(tensor(float16)))").optional_type.elem_type.sequence_type.elem_type.tensor_type.elem_type
+    >>> t = _ort_type("optional(seq(tensor(float16)))")
+    >>> t.optional_type.elem_type.sequence_type.elem_type.tensor_type.elem_type
     10
     """
     kind, _, inner = text.partition("(")

@@ -67,7 +67,8 @@ def _typed_model(elem: int, between: int, name: str, opset: int = 21) -> onnx.Mo
              helper.make_node("Relu", ["f"], ["y"])]
     graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", elem, [2, 4])],
                               [helper.make_tensor_value_info("y", tp.FLOAT, [2, 4])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10 if opset <= 21 else 11)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                             ir_version=10 if opset <= 21 else 11)
 
 
 def _files(tmp_path) -> dict[str, str]:

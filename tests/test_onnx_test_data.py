@@ -17,8 +17,8 @@ from scheduler.replay import replay
 from scheduler.semantics import simulate
 
 DATA = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
-CASES = sorted(glob.glob(os.path.join(DATA, "pytorch-converted", "*")) + glob.glob(os.path.join(DATA, "pytorch-operator", "*"))
-               + glob.glob(os.path.join(DATA, "simple", "*")))
+CASES = sorted(path for kind in ("pytorch-converted", "pytorch-operator", "simple")
+               for path in glob.glob(os.path.join(DATA, kind, "*")))
 
 
 @pytest.mark.parametrize("folder", CASES, ids=[os.path.basename(c) for c in CASES])

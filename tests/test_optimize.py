@@ -603,7 +603,8 @@ def _expanded_ops_model() -> onnx.ModelProto:
     """Mish and HardSwish (ONNX ops with function bodies that ORT 1.32 has no kernel for) and two calls of a
     model-local function (``local.Swish``), between float32 MatMuls."""
     n, f = helper.make_node, TensorProto.FLOAT
-    swish = helper.make_function("local", "Swish", ["a"], ["b"], [n("Sigmoid", ["a"], ["s"]), n("Mul", ["a", "s"], ["b"])],
+    swish = helper.make_function("local", "Swish", ["a"], ["b"],
+                                 [n("Sigmoid", ["a"], ["s"]), n("Mul", ["a", "s"], ["b"])],
                                  opset_imports=[helper.make_opsetid("", 18)])
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32), "w")
     nodes = [n("MatMul", ["x", "w"], ["h"], name="mm"), n("Mish", ["h"], ["m"], name="mish"),
@@ -670,7 +671,8 @@ def _optionals_model() -> onnx.ModelProto:
              n("Optional", [], ["none"], type=helper.make_tensor_type_proto(f, None), name="empty"),
              n("OptionalHasElement", ["none"], ["has_none"], name="has_empty"),
              n("SequenceConstruct", ["x", "y"], ["sq"], name="seq"), n("Optional", ["sq"], ["osq"], name="opt_seq"),
-             n("OptionalGetElement", ["osq"], ["sq2"], name="get_seq"), n("SequenceAt", ["sq2", "one"], ["z"], name="at")]
+             n("OptionalGetElement", ["osq"], ["sq2"], name="get_seq"),
+             n("SequenceAt", ["sq2", "one"], ["z"], name="at")]
     graph = helper.make_graph(nodes, "optionals", [helper.make_tensor_value_info("x", f, [2, 3])],
                               [helper.make_tensor_value_info("z", f, [2, 3]),
                                helper.make_tensor_value_info("has", TensorProto.BOOL, []),
