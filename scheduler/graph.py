@@ -495,7 +495,10 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
         for d in tt.shape.dim:
             if not is_fixed(d):
                 kind = f"dynamic dimension {d.dim_param!r}" if d.dim_param else "a dynamic dimension without a name"
-                raise ModelError(f"input {name!r} has {kind}; fix it with --input-shape {name}=D1,D2,...")
+                sizes = [d.dim_value if is_fixed(d) else 1 for d in tt.shape.dim]
+                raise ModelError(f"input {name!r} has {kind}; fix it, e.g. with --input-shape {name}="
+                                 f"{','.join(map(str, sizes))} (in a run config: model: {{input_shapes: {{{name}: "
+                                 f"{sizes}}}}}), or give its values (--inputs FILE.npz; model: {{inputs: FILE.npz}})")
     return out
 
 

@@ -121,7 +121,8 @@ def _files(tmp_path) -> dict[str, str]:
      "memory_bytes (device 'cpu0') must be a whole number from 0 to 2**63-1, got 1e+30"),
     (["problem", "{unnamed}", "--input-shape", "x=-1,4", "-o", "x.json"],
      "input shape for 'x' must be integers >= 0, got [-1, 4]"),
-    (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name"),
+    (["problem", "{unnamed}", "-o", "x.json"], "input 'x' has a dynamic dimension without a name; fix it, e.g. "
+     "with --input-shape x=1,4 (in a run config: model: {input_shapes: {x: [1, 4]}}), or give its values"),
     (["problem", "{float4}", "-o", "x.json"],
      "ONNX Runtime cannot load model 'float4': Could not find an implementation for Cast(25)"),
     (["problem", "{sequence}", "-o", "x.json"],
