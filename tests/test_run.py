@@ -16,6 +16,7 @@ from scheduler.bounds import bound_budget
 from scheduler.cli import _solver_catalog, main
 from scheduler.config import config_from_dict, load_config
 from scheduler.pipeline import build_problem
+from scheduler.recommend import beats_plain
 from scheduler.run import _disjoint_candidates, _solve, execute_run, profile_line
 from scheduler.schedule import validate
 
@@ -43,9 +44,15 @@ def test_default_run(tmp_path, capsys, monkeypatch):
     report = open(os.path.join(run, "report.md")).read()
     assert "![gantt](gantt.png)" in report and "## Replay on ONNX Runtime" in report
     assert "report:" in out and "recommended:" in out
-    # never lose: the recommendation is the fastest measured candidate, plain ORT included
+    # never lose: the recommendation is the fastest measured candidate, plain ORT included, or plain ORT when
+    # the fastest is a placement that beat it by less than this run's noise (it measured faster by chance)
     fastest = min(c["measured_makespan_s"] for c in replay["candidates"] if c["timeline"] == "wall-clock")
-    assert replay["measured_makespan_s"] == fastest and replay["speedup_vs_best_baseline"] >= 1.0
+    assert replay["fastest_measured"]["candidate"] in {c["candidate"] for c in replay["candidates"]
+                                                       if c["measured_makespan_s"] == fastest}
+    if replay["measured_makespan_s"] != fastest:
+        assert replay["recommended"].startswith("plain ONNX Runtime")
+        assert not beats_plain(tuple(replay["fastest_measured"]["speedup_interval"]))
+    assert replay["speedup_vs_best_baseline"] >= 1.0
     assert any(c["candidate"].startswith("plain ONNX Runtime") for c in replay["candidates"])
     # the recommendation comes from the real cores alone; the simulated PIM is a what-if on a virtual timeline
     assert {"problem.json", "summary.csv", "gantt.png", "schedules"} <= set(os.listdir(os.path.join(run, "host")))
