@@ -206,6 +206,14 @@ def _bits_value(name: str, value: Any, kind: str) -> ort.OrtValue:
     return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(array, INPUT_BITS_TYPES[kind])
 
 
+def check_packed(name: str, values: np.ndarray, kind: str) -> None:
+    """Refuse (ValueError) values of input ``name`` that lie outside the range of ``kind``, one of
+    :data:`PACKED_TYPES`."""
+    lo, hi = packed_range(kind)
+    if values.size and (values.min() < lo or values.max() > hi):
+        raise ValueError(f"input {name!r} is a {kind}: its values must lie in {lo}..{hi}")
+
+
 def pack(name: str, values: np.ndarray, kind: str) -> np.ndarray:
     """``values`` (int8 or uint8) of an input of one of :data:`PACKED_TYPES` as ORT reads them: packed from the
     start of an array of their own shape and dtype (the inverse of :func:`ort_bits`).
@@ -213,9 +221,7 @@ def pack(name: str, values: np.ndarray, kind: str) -> np.ndarray:
     >>> pack("x", np.array([1, -2, 3], np.int8), "tensor(int4)").view(np.uint8).tolist()
     [225, 3, 0]
     """
-    lo, hi = packed_range(kind)
-    if values.size and (values.min() < lo or values.max() > hi):
-        raise ValueError(f"input {name!r} is a {kind}: its values must lie in {lo}..{hi}")
+    check_packed(name, values, kind)
     width = PACKED_TYPES[kind]
     per = 8 // width
     flat = values.reshape(-1).astype(np.uint8) & ((1 << width) - 1)

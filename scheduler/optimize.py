@@ -332,9 +332,15 @@ def _ort_value(value: np.ndarray) -> ort.OrtValue:
 def as_array(value: ort.OrtValue) -> np.ndarray:
     """A copy of a tensor of one of :data:`~scheduler.executor.BITS_TYPES` (bfloat16, float8, int4, int2) as an
     ``ml_dtypes`` array, the form ``onnx.numpy_helper`` gives these types in."""
-    elem = TensorProto.DataType.Value(value.data_type().removeprefix("tensor(").removesuffix(")").upper())
-    bits, dtype = ort_bits(value), helper.tensor_dtype_to_np_dtype(elem)
-    return bits.astype(dtype) if value.data_type() in PACKED_TYPES else bits.view(dtype)  # packed: values
+    return _typed(ort_bits(value), value.data_type())
+
+
+def _typed(values: np.ndarray, kind: str) -> np.ndarray:
+    """``values`` of ORT type ``kind`` (one of :data:`~scheduler.executor.BITS_TYPES`), held as
+    :func:`~scheduler.executor.bits_dtype` holds them, as the ``ml_dtypes`` array of that type."""
+    elem = TensorProto.DataType.Value(kind.removeprefix("tensor(").removesuffix(")").upper())
+    dtype = helper.tensor_dtype_to_np_dtype(elem)
+    return values.astype(dtype) if kind in PACKED_TYPES else values.view(dtype)  # packed: values, not bits
 
 
 def typed_inputs(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -347,9 +353,8 @@ def typed_inputs(sess: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) ->
     for arg in sess.get_inputs():
         value = out.get(arg.name)
         if arg.type in INPUT_BITS_TYPES and isinstance(value, np.ndarray):
-            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(INPUT_BITS_TYPES[arg.type]))
-            if value.dtype == bits_dtype(dtype):
-                out[arg.name] = value.astype(dtype) if arg.type in PACKED_TYPES else value.view(dtype)
+            if value.dtype == bits_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(INPUT_BITS_TYPES[arg.type]))):
+                out[arg.name] = _typed(value, arg.type)
     return out
 
 

@@ -399,7 +399,7 @@ def largest_diff(got: np.ndarray, expected: np.ndarray) -> float:
     """
     a = got.astype(np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(expected) else np.float64)
     b = expected.astype(a.dtype)
-    with np.errstate(invalid="ignore"):  # inf - inf, where ``same`` holds
+    with np.errstate(invalid="ignore"):  # inf - inf, where both are the same infinity
         diff = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
     return float(np.max(np.where(np.isnan(diff), np.inf, diff)))
 
