@@ -421,6 +421,8 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
         raise ModelError(f"cannot read ONNX model {path!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if not proto.graph.node:
         raise ModelError(f"ONNX model {path!r} has no nodes (is it an ONNX file?)")
+    if not proto.graph.output:
+        raise ModelError(f"ONNX model {path!r} has no graph outputs: nothing it computes is returned")
     return proto
 
 

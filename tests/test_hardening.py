@@ -92,6 +92,10 @@ def _files(tmp_path) -> dict[str, str]:
             [onnx.helper.make_tensor_sequence_value_info("s", onnx.TensorProto.FLOAT, [2])],
             [onnx.helper.make_tensor_value_info("n", onnx.TensorProto.INT64, [])]),
             opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
+        "{no_outputs}": ("no_outputs.onnx", onnx.helper.make_model(onnx.helper.make_graph(
+            [onnx.helper.make_node("Relu", ["x"], ["y"])], "no_outputs",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])], []),
+            opset_imports=[onnx.helper.make_opsetid("", 17)]).SerializeToString()),
         "{branchy}": ("branchy.onnx", branch_refusing_fixed_sizes().SerializeToString()),
         "{constant}": ("constant.onnx", onnx.helper.make_model(onnx.helper.make_graph(
             [onnx.helper.make_node("Relu", ["c"], ["y"], name="relu")], "constant", [],
@@ -127,6 +131,7 @@ def _files(tmp_path) -> dict[str, str]:
      "ONNX Runtime cannot load model 'float4': Could not find an implementation for Cast(25)"),
     (["problem", "{sequence}", "-o", "x.json"],
      "input 's' is a sequence, not a tensor; hetsched takes models whose inputs are tensors"),
+    (["problem", "{no_outputs}", "-o", "x.json"], "has no graph outputs: nothing it computes is returned"),
     (["problem", "{branchy}", "--input-shape", "x=1,8", "-o", "x.json"],
      "with its input dimensions fixed; as declared it loads: give the inputs' values with --inputs"),
     (["problem", "{constant}", "--graph-optimization", "all", "-o", "x.json"],
