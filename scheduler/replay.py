@@ -157,15 +157,30 @@ def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool
     base = {seg.index: seg.predicted_s / (rate if seg.device in contended else 1.0) for seg in segments}
     durations = {seg.index: seg.predicted_s + call[seg.index] for seg in segments}
     busy = [seg for seg in segments if seg.device in contended]
-    for _ in range(4 if busy else 0):
+    if not busy:
+        return durations
+    devices = sorted({seg.device for seg in busy})
+    apart = np.array([[not problem.platform.shares_resource(a, b) for b in devices] for a in devices])
+    kind = np.array([devices.index(seg.device) for seg in busy])
+    work = np.array([base[seg.index] for seg in busy])
+    fixed = np.array([call[seg.index] for seg in busy])
+    for _ in range(4):
         span = _timeline(problem, segments, durations)
-        for seg in busy:
-            a0, a1 = span[seg.index]
-            beside = sum(max(0.0, min(a1, span[o.index][1]) - max(a0, span[o.index][0])) for o in busy
-                         if not problem.platform.shares_resource(o.device, seg.device))
-            share = min(1.0, beside / (a1 - a0)) if a1 > a0 else 0.0
-            durations[seg.index] = base[seg.index] * (1.0 + (rate - 1.0) * share) + call[seg.index]
+        a0, a1 = (np.array([span[seg.index][k] for seg in busy]) for k in (0, 1))
+        beside = np.concatenate([_beside(a0[rows], a1[rows], a0, a1, apart[np.ix_(kind[rows], kind)])
+                                 for rows in np.array_split(np.arange(len(busy)), -(-len(busy) // 512))])
+        length = a1 - a0
+        share = np.where(length > 0, np.minimum(1.0, beside / np.where(length > 0, length, 1.0)), 0.0)
+        durations.update(zip((seg.index for seg in busy), (work * (1.0 + (rate - 1.0) * share) + fixed).tolist()))
     return durations
+
+
+def _beside(s0: np.ndarray, s1: np.ndarray, a0: np.ndarray, a1: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """For each span ``(s0, s1)``, the time spans ``(a0, a1)`` overlap it, summed over those ``apart`` marks
+    (a row per span: a device that shares no core with its own); rows at a time, so that a placement of
+    thousands of segments never holds all pairs at once."""
+    overlap = np.minimum.outer(s1, a1) - np.maximum.outer(s0, a0)
+    return np.where(apart, np.maximum(overlap, 0.0), 0.0).sum(axis=1)
 
 
 def predict_segments(problem: Problem, segments: Sequence[Segment]) -> float:

@@ -23,7 +23,8 @@ from scheduler.problem import ExecutorCosts
 from scheduler.optimize import observed_run
 from scheduler.problem_views import canonical_placement, mirror_classes, symmetries
 from scheduler.recommend import recommend, top_placements
-from scheduler.replay import checked_diff, core_map, predict_segments, prepare_replay, replay, session_settings
+from scheduler.replay import (_timeline, checked_diff, core_map, predict_segments, prepare_replay, replay,
+                              segment_durations, session_settings)
 from scheduler.segments import ReplayError, build_segments, cut, is_convex
 from scheduler.semantics import simulate
 from scheduler.zoo import list_models
@@ -142,6 +143,38 @@ def test_segment_prediction_charges_contention_only_where_work_overlaps(scale):
     serial = cut(p, simulate(p, {t: "A" for t in alone}))
     assert predict_segments(p, serial) == pytest.approx(7.0 * scale)
     assert predict_segments(p, cut(p, simulate(p, {t: "AB" for t in alone}))) == pytest.approx(7.0 * scale)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_segment_durations_charge_each_overlap_as_defined_on_many_segments(scale):
+    """The contention each segment pays is its base time times 1 + contention x (the share of its span that
+    segments of devices sharing no core with it overlap), composed over the timeline four times: checked pair by pair on a placement with over 512 segments
+    on the contended devices (the overlaps are summed 512 rows at a time); costs in µs, ms and s."""
+    plat = Platform("p", (Device("A", resources=("a",)), Device("B", resources=("b",)),
+                          Device("AB", resources=("a", "b"))), (), default_link=Link("*", "*", 0.0, None))
+    ex = ExecutorCosts({"A": 0.1 * scale, "B": 0.2 * scale, "AB": 0.0}, 0.05 * scale, 0.3, 1e-9)
+    rng = np.random.default_rng(1)
+    n = 1300
+    tasks = tuple(Task(f"t{i}") for i in range(n))
+    edges = tuple(Edge(f"t{int(rng.integers(max(0, i - 40), i))}", f"t{i}", 8) for i in range(1, n))  # wide
+    costs = {f"t{i}": {d: float(rng.uniform(0.5, 2.0)) * scale for d in ("A", "B", "AB")} for i in range(n)}
+    p = Problem(TaskGraph("g", tasks, edges), plat, costs, executor=ex)
+    placement = {f"t{i}": ("A", "B", "A", "B", "AB")[int(rng.integers(0, 5))] for i in range(n)}
+    segments = cut(p, simulate(p, placement))
+    busy = [seg for seg in segments if seg.device in ("A", "B")]
+    assert len(busy) > 512
+    call = {seg.index: ex.call_s[seg.device] + ex.byte_s * seg.boundary_bytes for seg in segments}
+    want = {seg.index: seg.predicted_s + call[seg.index] for seg in segments}
+    for _ in range(4):  # the definition, pair by pair, over the same four rounds of the timeline
+        span = _timeline(p, segments, want)
+        for seg in busy:
+            a0, a1 = span[seg.index]
+            beside = sum(max(0.0, min(a1, span[o.index][1]) - max(a0, span[o.index][0])) for o in busy
+                         if o.device != seg.device)
+            want[seg.index] = seg.predicted_s / 1.3 * (1 + 0.3 * min(1.0, beside / (a1 - a0))) + call[seg.index]
+    got = segment_durations(p, segments)
+    assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], rel=1e-9) for k in want)
+    assert any(got[seg.index] > seg.predicted_s / 1.3 + call[seg.index] * 1.001 for seg in busy)  # some overlap
 
 
 def test_workers_of_one_core_devices_are_pinned_to_their_core():
