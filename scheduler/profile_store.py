@@ -22,7 +22,7 @@ from .errors import HetschedError
 from .fileio import read_json, write_json, write_text
 from .graph import TaskGraph
 from .inputs import Feeds, inputs_digest
-from .optimize import model_digest
+from .optimize import ModelBytes, model_digest, session_data
 from .platform import Platform
 from .problem import ExecutorRecord
 from .profile_runs import check_change, profile_model
@@ -129,8 +129,9 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                    None if ex is None else ex.costs(), meta.drift)
 
 
-def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, folder: str = "profiles",
-                label: str | None = None, repeats: int = 20, warmup: int = 3, force: bool = False,
+def get_profile(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platform: Platform, *,
+                folder: str = "profiles", label: str | None = None, repeats: int = 20, warmup: int = 3,
+                force: bool = False,
                 progress: Callable[[str, int], Callable[[], None]] | None = None,
                 feeds: Feeds | None = None) -> tuple[Profile, bool]:
     """A stored profile when it matches and still holds (``reused=True``), else a fresh one that is then stored.
@@ -144,12 +145,18 @@ def get_profile(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *,
     alike, and it is measured again.
     """
     label = profile_label(label or graph.name, feeds)
+    model = session_data(model)  # its values taken out once for the digest, the check and every profiling session
     sha = model_digest(model)
     if not force:
         stored = load_profile(folder, label, sha, platform, repeats)
+        plan = plan_profiling(graph, platform)
+        timed = {(task.name, dev) for run in plan.node_runs for dev in run.devices for task in graph.tasks}
+        if stored is not None and {(n.task, n.device) for n in stored.nodes} != timed:  # a table cut at a row's end
+            print(f"hetsched: stored profile is damaged (its table has {len(stored.nodes)} node timings, not the "
+                  f"{len(timed)} of this model and platform); measuring again", file=sys.stderr)
+            stored = None
         if stored is not None:
-            change = check_change(model, stored, plan_profiling(graph, platform), repeats=repeats, warmup=warmup,
-                                  progress=progress, feeds=feeds)
+            change = check_change(model, stored, plan, repeats=repeats, warmup=warmup, progress=progress, feeds=feeds)
             if not drifted(stored, change):
                 return stored, True
             print(f"hetsched: the whole model now runs {change:+.0%} against the stored profile of {stored.date} "

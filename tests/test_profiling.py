@@ -336,7 +336,8 @@ def test_a_stored_profile_the_host_no_longer_matches_is_measured_again(tmp_path,
     assert json.loads(meta.read_text())["whole_run_s"] == again.whole_run_s
 
 
-@pytest.mark.parametrize("damage", ["truncated csv", "text in a number", "json without links", "json garbage"])
+@pytest.mark.parametrize("damage", ["truncated csv", "rows missing", "text in a number", "json without links",
+                                    "json garbage"])
 def test_a_damaged_stored_profile_is_measured_again(tmp_path, capsys, bert, damage):
     model, graph = bert
     plat = load_platform("default")
@@ -345,6 +346,8 @@ def test_a_damaged_stored_profile_is_measured_again(tmp_path, capsys, bert, dama
     (meta,) = tmp_path.glob("*.json")
     if damage == "truncated csv":
         csv.write_text(csv.read_text()[:200])
+    elif damage == "rows missing":  # cut at the end of a row: every row left is well formed
+        csv.write_text("\n".join(csv.read_text().splitlines()[:-3]) + "\n")
     elif damage == "text in a number":
         lines = csv.read_text().splitlines()
         head, row = lines[0].split(","), lines[1].split(",")
