@@ -323,16 +323,23 @@ def with_graph(model: onnx.ModelProto, graph: onnx.GraphProto,
 
 
 def _copy_fields(src: Any, dst: Any, skip: Sequence[str] = ()) -> Any:
-    """Copy the set fields of protobuf message ``src`` into ``dst`` but those named in ``skip``; ``dst``."""
-    for fd, value in src.ListFields():
+    """Copy the set fields of protobuf message ``src`` into ``dst`` but those named in ``skip``; ``dst``.
+
+    A skipped field is never read: ``ListFields`` would give a tensor's raw data as a new bytes object
+    (a copy of 256 MB for one weight of 8192 x 8192 floats, 0.2 s) only for it to be skipped.
+    """
+    for fd in src.DESCRIPTOR.fields:
         if fd.name in skip:
             continue
         if fd.is_repeated if hasattr(fd, "is_repeated") else fd.label == fd.LABEL_REPEATED:  # protobuf < 6.31
-            getattr(dst, fd.name).extend(value)
+            if len(getattr(src, fd.name)):
+                getattr(dst, fd.name).extend(getattr(src, fd.name))
+        elif not src.HasField(fd.name):
+            continue
         elif fd.message_type is not None:
-            getattr(dst, fd.name).CopyFrom(value)
+            getattr(dst, fd.name).CopyFrom(getattr(src, fd.name))
         else:
-            setattr(dst, fd.name, value)
+            setattr(dst, fd.name, getattr(src, fd.name))
     return dst
 
 

@@ -34,7 +34,8 @@ from .errors import HetschedError
 from .executor import pin_thread, round_order, session_call, timed_runs
 from .graph import TaskGraph, subgraphs
 from .inputs import Feeds
-from .optimize import IR_VERSION, model_bytes, model_digest, random_inputs, session, session_bytes
+from .optimize import (IR_VERSION, ModelBytes, model_bytes, model_digest, random_inputs, session, session_data,
+                       unpacked)
 from .platform import Device, Platform
 from .problem import ExecutorCosts, Problem
 from .profiling import (EXECUTOR_PLACEMENTS, EdgeRun, LinkFit, NodeStat, Profile, ProfilingPlan, contention_pair,
@@ -158,7 +159,7 @@ def interleaved_runs(calls: Sequence[Callable[[], object]], warmup: int, repeats
     return walls
 
 
-def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
+def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platform: Platform, *, repeats: int = 20,
                   warmup: int = 3, seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
                   feeds: Feeds | None = None, model_sha256: str | None = None, rounds: int = 1) -> Profile:
     """Measure every node on every real device and every transfer class, following the plan.
@@ -174,10 +175,11 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
     plan = plan_profiling(graph, platform)
-    sha256 = model_sha256 or model_digest(model)
-    data = session_bytes(model)
+    data = session_data(model)  # the values taken out once, for every session and replay below
+    sha256 = model_sha256 or model_digest(data)
     task_names = {t.name for t in graph.tasks}
-    parents = {n.name for n in model.graph.node if subgraphs(n)}  # If, Loop, Scan: their bodies run inside them
+    # If, Loop, Scan: their bodies run inside them
+    parents = {n.name for n in unpacked(data)[0].graph.node if subgraphs(n)}
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
@@ -243,21 +245,20 @@ def profile_model(model: onnx.ModelProto, graph: TaskGraph, platform: Platform, 
         contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick,
                                         feeds=feeds)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
-    del data  # the replays below hold their own copies of the values: none more (a large model's peak)
     if plan.executor_runs and len(real_devices(platform)) > 1:
         try:
-            prof = replace(prof, executor=fit_executor(model, problem_from_profile(graph, platform, prof),
+            prof = replace(prof, executor=fit_executor(data, problem_from_profile(graph, platform, prof),
                                                        repeats=repeats, warmup=warmup, seed=seed,
                                                        progress=progress, feeds=feeds))
         except ReplayError:  # the random placement cuts where the model cannot be cut (a non-tensor
             pass  # value): no call or switch costs then; placements are predicted by the schedule alone
     if plan.check_runs:  # the first node run's whole model again, same settings: did the host's load change?
-        prof = replace(prof, drift=check_change(model, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
+        prof = replace(prof, drift=check_change(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed,
                                                 progress=progress, feeds=feeds))
     return prof
 
 
-def check_change(model: onnx.ModelProto, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int,
+def check_change(model: onnx.ModelProto | ModelBytes, prof: Profile, plan: ProfilingPlan, *, repeats: int, warmup: int,
                  seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
                  feeds: Feeds | None = None) -> float | None:
     """The check run: the whole model timed now with the first node run's settings, against ``prof``'s
@@ -265,7 +266,7 @@ def check_change(model: onnx.ModelProto, prof: Profile, plan: ProfilingPlan, *, 
     if not plan.node_runs:
         return None
     first = plan.node_runs[0]
-    plain = _session(session_bytes(model), first.provider, first.threads, None)
+    plain = _session(session_data(model), first.provider, first.threads, None)
     tick = progress("check", warmup + repeats) if progress else _noop
     now = statistics.median(timed_runs(partial(session_call(plain), random_inputs(plain, seed, feeds)), warmup, repeats,
                                        tick))
@@ -274,8 +275,8 @@ def check_change(model: onnx.ModelProto, prof: Profile, plan: ProfilingPlan, *, 
     return now / then - 1.0 if then > 0 else None
 
 
-def fit_executor(model: onnx.ModelProto, problem: Problem, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                 progress: Callable[[str, int], Callable[[], None]] | None = None,
+def fit_executor(model: onnx.ModelProto | ModelBytes, problem: Problem, *, repeats: int = 20, warmup: int = 3,
+                 seed: int = 0, progress: Callable[[str, int], Callable[[], None]] | None = None,
                  feeds: Feeds | None = None, placements: int = EXECUTOR_PLACEMENTS) -> ExecutorCosts:
     """Fit the executor's per-segment costs from replays of ``placements`` (default
     :data:`~scheduler.profiling.EXECUTOR_PLACEMENTS`) random placements over the real devices.

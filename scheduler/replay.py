@@ -167,7 +167,7 @@ def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool
     for _ in range(4):
         span = _timeline(problem, segments, durations)
         a0, a1 = (np.array([span[seg.index][k] for seg in busy]) for k in (0, 1))
-        beside = np.concatenate([_beside(a0[rows], a1[rows], a0, a1, apart[np.ix_(kind[rows], kind)])
+        beside = np.concatenate([_overlaps(a0[rows], a1[rows], a0, a1, apart[np.ix_(kind[rows], kind)])
                                  for rows in np.array_split(np.arange(len(busy)), -(-len(busy) // 512))])
         length = a1 - a0
         share = np.where(length > 0, np.minimum(1.0, beside / np.where(length > 0, length, 1.0)), 0.0)
@@ -175,7 +175,7 @@ def segment_durations(problem: Problem, segments: Sequence[Segment], calls: bool
     return durations
 
 
-def _beside(s0: np.ndarray, s1: np.ndarray, a0: np.ndarray, a1: np.ndarray, apart: np.ndarray) -> np.ndarray:
+def _overlaps(s0: np.ndarray, s1: np.ndarray, a0: np.ndarray, a1: np.ndarray, apart: np.ndarray) -> np.ndarray:
     """For each span ``(s0, s1)``, the time spans ``(a0, a1)`` overlap it, summed over those ``apart`` marks
     (a row per span: a device that shares no core with its own); rows at a time, so that a placement of
     thousands of segments never holds all pairs at once."""
