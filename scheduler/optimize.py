@@ -28,11 +28,14 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform as _host
 import re
+import shutil
 import tempfile
+import weakref
 from typing import Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
@@ -177,6 +180,53 @@ def _taken_out(model: onnx.ModelProto, location: str, known: Mapping[str, np.nda
     return m, externals
 
 
+FILE_BACKED_BYTES = 64 << 20
+"""From this many bytes of large values on, :func:`session_data` keeps them in a file (:func:`file_backed`)."""
+
+
+def file_backed(data: ModelBytes) -> ModelBytes:
+    """``data`` with its large values moved into a temporary file of their own, each a read-only
+    ``np.memmap`` view of it; the file goes once no view of it is left.
+
+    :func:`session` makes a session of such values from a model file beside them, which ONNX Runtime maps
+    instead of copying what it is handed (a 0.5 GiB MLP: 0.9 s less per session, and no copy in memory
+    beside the arrays); models built from the same views, as the segments cut from a model are
+    (:func:`session_bytes` with ``shared``), share the file.
+    """
+    if not data.externals:
+        return data
+    folder = tempfile.mkdtemp(prefix="hetsched-values-")
+    path = os.path.join(folder, "values.bin")
+    offsets, end = [], 0
+    with open(path, "xb") as fh:  # a folder of our own: nothing there to follow
+        for _, value in data.externals:
+            offsets.append(-(-end // 4096) * 4096)  # each value at a page, as a memory map can hold it
+            fh.seek(offsets[-1])
+            fh.write(raw_view(value))
+            end = offsets[-1] + value.nbytes
+    whole = np.memmap(path, dtype=np.uint8, mode="r")
+    weakref.finalize(whole._mmap, shutil.rmtree, folder, True)  # the views hold the map, the map the file
+    out = ModelBytes(data)
+    out.externals = tuple((name, whole[at:at + value.nbytes].view(value.dtype).reshape(value.shape))
+                          for (name, value), at in zip(data.externals, offsets))
+    return out
+
+
+def _backing_file(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dict[str, int]] | None:
+    """The one file that every value is a contiguous memory-map view of (:func:`file_backed`), and each
+    value's offset in it; None when there is no such file."""
+    path, offsets = None, {}
+    for name, value in externals:
+        root = value
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        if not isinstance(root, np.memmap) or not value.flags.c_contiguous or path not in (None, root.filename):
+            return None
+        path = root.filename
+        offsets[name] = root.offset + value.ctypes.data - root.ctypes.data
+    return (path, offsets) if path else None
+
+
 def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) -> ModelBytes:
     """What :func:`session` takes for ``model``: :func:`session_bytes` of a model, ModelBytes as they are.
 
@@ -193,7 +243,8 @@ def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) 
         return model
     if consume and not lifts_as_copied(model):
         lift_large_values(model)
-    return session_bytes(model)
+    data = session_bytes(model)
+    return file_backed(data) if sum(value.nbytes for _, value in data.externals) >= FILE_BACKED_BYTES else data
 
 
 def unpacked(model: onnx.ModelProto | ModelBytes) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
@@ -311,8 +362,9 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
     externals = getattr(data, "externals", ())
-    if externals:  # ORT takes them from our arrays, no serialising (it still makes its own copy: a 0.5 GiB MLP's
-        # session at level none held 0.5 GiB beside them, weight packing on or off)
+    backing = _backing_file(externals)
+    if externals and backing is None:  # ORT takes them from our arrays, no serialising (it still makes its own
+        # copy: a 0.5 GiB MLP's session at level none held 0.5 GiB beside them, weight packing on or off)
         so.add_external_initializers([name for name, _ in externals], [_ort_value(value) for _, value in externals])
     if optimized_path:  # the optimised model may be too large to be written whole
         so.optimized_model_filepath = optimized_path
@@ -323,9 +375,33 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     if not runs:
         so.add_session_config_entry("session.disable_prepacking", "1")
     try:
-        return ort.InferenceSession(data, so, providers=[provider])
+        if backing is None:
+            return ort.InferenceSession(data, so, providers=[provider])
+        with _beside_values(data, *backing) as path:
+            return ort.InferenceSession(path, so, providers=[provider])
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
+
+
+@contextlib.contextmanager
+def _beside_values(data: bytes, path: str, offsets: Mapping[str, int]) -> Iterator[str]:
+    """A model file of ``data`` beside the file of its values (:func:`file_backed`), its placeholders
+    pointing into it at ``offsets``; removed on exit (a session has mapped the values by then)."""
+    m = onnx.ModelProto.FromString(data)
+    for tensor in m.graph.initializer:
+        if tensor.name in offsets:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = os.path.basename(path)
+                elif entry.key == "offset":
+                    entry.value = str(offsets[tensor.name])
+    fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_serialised(m))
+        yield model_path
+    finally:
+        os.remove(model_path)
 
 
 def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model") -> str | None:

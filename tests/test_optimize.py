@@ -17,12 +17,13 @@ from scheduler.deploy import export_placement
 from scheduler.errors import ModelError
 from scheduler.graph import lift_large_values, name_nodes_in_place, subgraph_reads, task_graph_from_onnx
 from scheduler.executor import session_call
+from scheduler import optimize
 from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
                                 ort_refusal, random_inputs, session, session_bytes, session_data, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
-from scheduler.replay import checked_diff, replay
+from scheduler.replay import checked_diff, prepare_replay, replay
 from scheduler.schedule import validate
 from scheduler.segments import ReplayError
 from scheduler.semantics import simulate
@@ -722,3 +723,36 @@ def test_sessions_made_only_to_load_or_write_a_model_pack_no_weights(monkeypatch
     assert ort_refusal(model, "all") is None and made == ["1", "1"]
     session(model_bytes(model), "all")
     assert made == ["1", "1", None]
+
+
+def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_path, monkeypatch):
+    """From FILE_BACKED_BYTES of large values on, session_data moves them into a file of their own (read-only
+    memory-map views): sessions map it instead of copying them, a cut's segments share it, the outputs
+    stay the model's, an export writes the values, and the file goes with the last view of it."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    model, problem = load_problem("mlp", {"width": 1024, "layers": 3}, platform="cpu")
+    data = session_data(model)
+    values = dict(data.externals)
+    assert len(values) == 3 and all(isinstance(v, np.memmap) and not v.flags.writeable for v in values.values())
+    folder = os.path.dirname(values["l0/fc_weight"].filename)
+    assert os.listdir(folder) == ["values.bin"] and model_digest(data) == model_digest(model)
+    plain = session(session_bytes(model))
+    feeds = random_inputs(plain)
+    assert np.array_equal(session_call(session(data))(feeds)[0], session_call(plain)(feeds)[0])
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(problem.graph.topological_order)})
+    prepared = prepare_replay(data, problem, schedule)
+    shared = [v for p in prepared.parts for _, v in p.data.externals]
+    assert len(prepared.parts) >= 3 and len(shared) == 3
+    assert all(np.shares_memory(v, values[n]) for p in prepared.parts for n, v in p.data.externals)
+    result = replay(data, problem, schedule, repeats=1, warmup=0, baselines=False, prepared=prepared)
+    assert result["max_abs_diff"] <= 1e-4 and os.listdir(folder) == ["values.bin"]  # the model files are gone
+    export_placement(data, problem, schedule, str(tmp_path / "deploy"))
+    np.savez(tmp_path / "in.npz", **feeds)
+    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "deploy" / "runner.py"), "--inputs",
+                           str(tmp_path / "in.npz"), "--output", str(tmp_path / "out.npz"), "--repeats", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "out.npz") as got:
+        assert np.abs(got[model.graph.output[0].name] - session_call(plain)(feeds)[0]).max() <= 1e-4
+    del data, values, prepared, shared, result, plain
+    assert not os.path.exists(folder)
