@@ -30,7 +30,7 @@ from .errors import HetschedError, ModelError
 from .graph import (TaskGraph, densify_sparse, fix_input_shapes, load_model, name_nodes, real_inputs, subgraphs,
                     task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
-from .optimize import observed_types, optimize_model, ort_refusal, resolve_level
+from .optimize import ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_data
 from .platform import Platform, load_platform
 from .problem import Problem
 from .profile_store import get_profile
@@ -147,6 +147,15 @@ def load_graph(spec: str, params: Mapping[str, Any] | None = None,
     load is refused here with one line naming the problem.  ``inputs``: the user's input values, which the run
     that gives tensor types uses (random ones otherwise).
     """
+    model, _, graph = _model_data_graph(spec, params, input_shapes, optimization, cache_dir, batch, clone, inputs)
+    return model, graph
+
+
+def _model_data_graph(spec: str, params: Mapping[str, Any] | None, input_shapes: Mapping[str, Sequence[int]] | None,
+                      optimization: str, cache_dir: str | None, batch: int, clone: bool, inputs: Feeds | None
+                      ) -> tuple[onnx.ModelProto, ModelBytes, TaskGraph]:
+    """:func:`load_graph`'s model and graph, and the model's :func:`~scheduler.optimize.session_data`, which
+    the run that types the graph used and profiling uses again (a large model's values put in a file once)."""
     model, label = load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
     had_nodes = bool(model.graph.node)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
@@ -155,7 +164,8 @@ def load_graph(spec: str, params: Mapping[str, Any] | None = None,
                          f"{optimization!r} folds every one of its nodes, which leaves nothing to place")
     if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies
         model = clone_producers(model)
-    return model, task_graph_from_onnx(model, name=label, types=observed_types(model, inputs, label=label))
+    data = session_data(model)
+    return model, data, task_graph_from_onnx(model, name=label, types=observed_types(data, inputs, label=label))
 
 
 def graph_level(optimization: str, platform: Platform) -> str:
@@ -179,11 +189,11 @@ def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[s
           inputs: Feeds | None = None) -> tuple[onnx.ModelProto, TaskGraph, Platform, Profile | None, bool]:
     """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
-    model, graph = load_graph(spec, params, input_shapes, graph_level(optimization, plat),
-                              optimized_cache(options.folder), batch=batch, clone=clone, inputs=inputs)
+    model, data, graph = _model_data_graph(spec, params, input_shapes, graph_level(optimization, plat),
+                                           optimized_cache(options.folder), batch, clone, inputs)
     if not profiled:
         return model, graph, plat, None, False
-    prof, reused = get_profile(model, graph, plat, folder=options.folder, repeats=options.repeats,
+    prof, reused = get_profile(data, graph, plat, folder=options.folder, repeats=options.repeats,
                                warmup=options.warmup, force=options.force, progress=tqdm_progress(progress),
                                feeds=inputs)
     return model, graph, plat, prof, reused

@@ -297,11 +297,14 @@ def test_model_with_external_data_replays(tmp_path):
     assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
 
 
-def test_pytorch_exported_model_replays_like_torch(tmp_path):
-    """A model from PyTorch's exporter (TorchScript-based; the dynamo one needs onnxscript), optimised at
-    ``all``, cut by a random placement over two cores: replayed outputs equal the whole model's and torch's.
-    Runs where the ``torch`` extra is installed."""
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_pytorch_exported_model_replays_like_torch(tmp_path, dynamo):
+    """A model from PyTorch's exporters (TorchScript-based, and the dynamo one, torch 2.13's default, which
+    writes opset 18+ through onnxscript), optimised at ``all``, cut by a random placement over two cores:
+    replayed outputs equal the whole model's and torch's.  Runs where the ``torch`` extra is installed."""
     torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
 
     class Net(torch.nn.Module):
         def __init__(self) -> None:
@@ -317,7 +320,7 @@ def test_pytorch_exported_model_replays_like_torch(tmp_path):
     torch.manual_seed(0)
     net, x = Net().eval(), torch.randn(1, 3, 16, 16)
     path = tmp_path / "net.onnx"
-    torch.onnx.export(net, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"])
+    torch.onnx.export(net, (x,), str(path), dynamo=dynamo, input_names=["x"], output_names=["y"])
     model, problem = load_problem(str(path), platform="cpu", optimization="all",
                                   profile=ProfileOptions(folder=str(tmp_path / "profiles")))
     schedule = simulate(problem, alternate(problem, ("cpu0", "cpu1")))
