@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import platform as _host
 import re
@@ -136,6 +137,7 @@ def model_digest(model: onnx.ModelProto | ModelBytes) -> str:
         return hashlib.sha256(_beside(model, checksums=True)).hexdigest()
     m = onnx.ModelProto.FromString(model)
     _add_checksums(m, model.externals)
+    release_pages(model.externals)
     return hashlib.sha256(m.SerializeToString()).hexdigest()
 
 
@@ -217,14 +219,29 @@ def _backing_file(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dic
     value's offset in it; None when there is no such file."""
     path, offsets = None, {}
     for name, value in externals:
-        root = value
-        while isinstance(root.base, np.ndarray):
-            root = root.base
+        root = _map_root(value)
         if not isinstance(root, np.memmap) or not value.flags.c_contiguous or path not in (None, root.filename):
             return None
         path = root.filename
         offsets[name] = root.offset + value.ctypes.data - root.ctypes.data
     return (path, offsets) if path else None
+
+
+def _map_root(value: np.ndarray) -> np.ndarray:
+    """The array ``value`` is a view of, through every view between."""
+    while isinstance(value.base, np.ndarray):
+        value = value.base
+    return value
+
+
+def release_pages(externals: Iterable[tuple[str, np.ndarray]]) -> None:
+    """Take the pages of file-backed values (:func:`file_backed`) out of this process's memory maps once they
+    have been read through (hashed, written out): they stay in the page cache, which ONNX Runtime's map of
+    the same file shares, and come back on the next read, but would otherwise count in this process's
+    resident size a second time beside ORT's."""
+    roots = {id(root): root for root in (_map_root(value) for _, value in externals) if isinstance(root, np.memmap)}
+    for root in roots.values():
+        root._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) -> ModelBytes:
@@ -265,16 +282,19 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
     of 5.3 GiB)."""
     m, values = unpacked(model) if isinstance(model, ModelBytes) else _taken_out(model, IN_MEMORY)
     values = dict(values)  # in the order of their offsets
-    if not is_large(m, beside=sum(value.nbytes for value in values.values())):  # what is written, either form
-        write_bytes(path, _pieces(m, values))
-        return
-    location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
-    for tensor in m.graph.initializer:
-        for entry in tensor.external_data if tensor.name in values else ():
-            if entry.key == "location":
-                entry.value = location
-    write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for value in values.values()])
-    write_bytes(path, _serialised(m))
+    try:
+        if not is_large(m, beside=sum(value.nbytes for value in values.values())):  # what is written, either form
+            write_bytes(path, _pieces(m, values))
+            return
+        location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
+        for tensor in m.graph.initializer:
+            for entry in tensor.external_data if tensor.name in values else ():
+                if entry.key == "location":
+                    entry.value = location
+        write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for value in values.values()])
+        write_bytes(path, _serialised(m))
+    finally:
+        release_pages(values.items())
 
 
 def _pieces(m: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> Iterator[bytes | memoryview]:

@@ -731,7 +731,8 @@ def test_sessions_made_only_to_load_or_write_a_model_pack_no_weights(monkeypatch
 def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_path, monkeypatch):
     """From FILE_BACKED_BYTES of large values on, session_data moves them into a file of their own (read-only
     memory-map views): sessions map it instead of copying them, a cut's segments share it, the outputs
-    stay the model's, an export writes the values, and the file goes with the last view of it."""
+    stay the model's, an export writes the values, values read through (hashed, written) and released from
+    the map read back the same, and the file goes with the last view of it."""
     monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
     model, problem = load_problem("mlp", {"width": 1024, "layers": 3}, platform="cpu")
     data = session_data(model)
@@ -739,6 +740,8 @@ def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_
     assert len(values) == 3 and all(isinstance(v, np.memmap) and not v.flags.writeable for v in values.values())
     folder = os.path.dirname(values["l0/fc_weight"].filename)
     assert os.listdir(folder) == ["values.bin"] and model_digest(data) == model_digest(model)
+    weight = next(t for t in model.graph.initializer if t.name == "l0/fc_weight")
+    assert np.array_equal(values["l0/fc_weight"], numpy_helper.to_array(weight))  # read back after the digest
     plain = session(session_bytes(model))
     feeds = random_inputs(plain)
     assert np.array_equal(session_call(session(data))(feeds)[0], session_call(plain)(feeds)[0])
