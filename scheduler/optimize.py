@@ -193,20 +193,27 @@ def file_backed(data: ModelBytes) -> ModelBytes:
     :func:`session` makes a session of such values from a model file beside them, which ONNX Runtime maps
     instead of copying what it is handed (a 0.5 GiB MLP: 0.9 s less per session, and no copy in memory
     beside the arrays); models built from the same views, as the segments cut from a model are
-    (:func:`session_bytes` with ``shared``), share the file.
+    (:func:`session_bytes` with ``shared``), share the file.  Where the file cannot be written (a full
+    temporary disk), ``data`` stays as it is.
     """
     if not data.externals:
         return data
-    folder = tempfile.mkdtemp(prefix="hetsched-values-")
-    path = os.path.join(folder, "values.bin")
-    offsets, end = [], 0
-    with open(path, "xb") as fh:  # a folder of our own: nothing there to follow
-        for _, value in data.externals:
-            offsets.append(-(-end // 4096) * 4096)  # each value at a page, as a memory map can hold it
-            fh.seek(offsets[-1])
-            fh.write(raw_view(value))
-            end = offsets[-1] + value.nbytes
-    whole = np.memmap(path, dtype=np.uint8, mode="r")
+    folder = None
+    try:
+        folder = tempfile.mkdtemp(prefix="hetsched-values-")
+        path = os.path.join(folder, "values.bin")
+        offsets, end = [], 0
+        with open(path, "xb") as fh:  # a folder of our own: nothing there to follow
+            for _, value in data.externals:
+                offsets.append(-(-end // 4096) * 4096)  # each value at a page, as a memory map can hold it
+                fh.seek(offsets[-1])
+                fh.write(raw_view(value))
+                end = offsets[-1] + value.nbytes
+        whole = np.memmap(path, dtype=np.uint8, mode="r")
+    except OSError:  # no room for them on the temporary disk: they stay in memory, as smaller models' do
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return data
     weakref.finalize(whole._mmap, shutil.rmtree, folder, True)  # the views hold the map, the map the file
     out = ModelBytes(data)
     out.externals = tuple((name, whole[at:at + value.nbytes].view(value.dtype).reshape(value.shape))

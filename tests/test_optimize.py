@@ -762,3 +762,23 @@ def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_
         assert np.abs(got[model.graph.output[0].name] - session_call(plain)(feeds)[0]).max() <= 1e-4
     del data, values, prepared, shared, result, plain
     assert not os.path.exists(folder)
+
+
+def test_large_values_stay_in_memory_when_the_temporary_disk_refuses_them(monkeypatch, tmp_path):
+    """A temporary disk that cannot take the values' file (full, read-only) leaves them in memory: the
+    session is made from memory as for a small model, and nothing is left behind."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(optimize.tempfile, "tempdir", str(tmp_path))
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    model, _ = load_problem("mlp", {"width": 1024, "layers": 2}, platform="cpu")
+    with monkeypatch.context() as m:
+        m.setattr(optimize.np, "memmap", full)
+        data = session_data(model)
+    assert all(not isinstance(v, np.memmap) for _, v in data.externals) and len(data.externals) == 2
+    assert list(tmp_path.iterdir()) == []
+    plain = session(session_bytes(model))
+    feeds = random_inputs(plain)
+    assert np.array_equal(session_call(session(data))(feeds)[0], session_call(plain)(feeds)[0])
