@@ -222,7 +222,7 @@ def take_out_large(model: onnx.ModelProto, location: str, offset: int = 0) -> li
         value = numpy_helper.to_array(tensor)
         for data in _TENSOR_DATA:
             tensor.ClearField(data)
-        _point_to(tensor, location, offset, value.nbytes)
+        point_to(tensor, location, offset, value.nbytes)
         out.append((tensor.name, value))
         offset += value.nbytes
     return out
@@ -262,7 +262,7 @@ def copy_taking_out_large(model: onnx.ModelProto, location: str, known: Mapping[
         value = known[name] if known and name in known else numpy_helper.to_array(tensor)
         placeholder = _copy_fields(tensor, out.graph.initializer.add(), skip=_TENSOR_DATA + ("external_data",))
         placeholder.name = name
-        _point_to(placeholder, location, offset, value.nbytes)
+        point_to(placeholder, location, offset, value.nbytes)
         values.append((name, value))
         offset += value.nbytes
     return out, values
@@ -297,7 +297,7 @@ _TENSOR_DATA = ("raw_data", "float_data", "int32_data", "int64_data", "double_da
 """The fields of a ``TensorProto`` that can hold a (non-string) value."""
 
 
-def _point_to(tensor: onnx.TensorProto, location: str, offset: int, nbytes: int) -> None:
+def point_to(tensor: onnx.TensorProto, location: str, offset: int, nbytes: int) -> None:
     """Make ``tensor`` (its value already out of it) an external tensor at ``location``."""
     tensor.data_location = onnx.TensorProto.EXTERNAL
     del tensor.external_data[:]

@@ -49,7 +49,7 @@ from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PA
                        random_inputs, session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
-                    name_nodes, name_nodes_in_place, raw_view, real_inputs, take_out_large)
+                    name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -411,17 +411,14 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
 
 
 @contextlib.contextmanager
-def _beside_values(data: bytes, path: str, offsets: Mapping[str, int]) -> Iterator[str]:
+def _beside_values(data: ModelBytes, path: str, offsets: Mapping[str, int]) -> Iterator[str]:
     """A model file of ``data`` beside the file of its values (:func:`file_backed`), its placeholders
     pointing into it at ``offsets``; removed on exit (a session has mapped the values by then)."""
     m = onnx.ModelProto.FromString(data)
+    nbytes = {name: value.nbytes for name, value in data.externals}
     for tensor in m.graph.initializer:
         if tensor.name in offsets:
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    entry.value = os.path.basename(path)
-                elif entry.key == "offset":
-                    entry.value = str(offsets[tensor.name])
+            point_to(tensor, os.path.basename(path), offsets[tensor.name], nbytes[tensor.name])
     fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import asdict
-from typing import Callable
+from typing import Callable, Collection
 
 import onnx
 import onnxruntime as ort
@@ -102,8 +102,10 @@ class _ProfileRecord(FileModel):
     drift: Finite | None = None
 
 
-def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int) -> Profile | None:
-    """The stored profile when everything it depends on matches, else None (a damaged store is said on stderr)."""
+def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int,
+                 timed: Collection[tuple[str, str]]) -> Profile | None:
+    """The stored profile when everything it depends on matches, else None (a damaged store is said on stderr).
+    ``timed``: every (task, device) its table must hold, no more (a table cut at a row's end parses)."""
     csv_path, json_path = profile_paths(folder, label, model_sha256, platform_key(platform))
     if not (os.path.isfile(csv_path) and os.path.isfile(json_path)):
         return None
@@ -117,6 +119,9 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
             return None
         table = pd.read_csv(csv_path, keep_default_na=False, dtype={"task": str, "device": str, "note": str})
         rows = parse(list[_NodeRecord], table.to_dict("records"), csv_path, HetschedError)
+        if {(r.task, r.device) for r in rows} != set(timed):
+            raise HetschedError(f"its table has {len(rows)} node timings, not the {len(set(timed))} of this model "
+                                "and platform")
     except (HetschedError, ValueError, pd.errors.ParserError) as exc:
         # a damaged store is not the user's input: say so and measure again (the new profile replaces it)
         print(f"hetsched: stored profile is damaged ({exc}); measuring again", file=sys.stderr)
@@ -148,13 +153,9 @@ def get_profile(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platform:
     model = session_data(model)  # its values taken out once for the digest, the check and every profiling session
     sha = model_digest(model)
     if not force:
-        stored = load_profile(folder, label, sha, platform, repeats)
         plan = plan_profiling(graph, platform)
-        timed = {(task.name, dev) for run in plan.node_runs for dev in run.devices for task in graph.tasks}
-        if stored is not None and {(n.task, n.device) for n in stored.nodes} != timed:  # a table cut at a row's end
-            print(f"hetsched: stored profile is damaged (its table has {len(stored.nodes)} node timings, not the "
-                  f"{len(timed)} of this model and platform); measuring again", file=sys.stderr)
-            stored = None
+        stored = load_profile(folder, label, sha, platform, repeats, timed={
+            (task.name, dev) for run in plan.node_runs for dev in run.devices for task in graph.tasks})
         if stored is not None:
             change = check_change(model, stored, plan, repeats=repeats, warmup=warmup, progress=progress, feeds=feeds)
             if not drifted(stored, change):
