@@ -32,13 +32,13 @@ from functools import partial
 import pandas as pd
 
 from bench_io import save
-from scheduler.executor import SegmentRunner, timed_runs
+from scheduler.executor import SegmentRunner, random_inputs, timed_runs
 from scheduler.optimize import model_bytes, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.platform import usable_cpus
 from scheduler.problem_views import disjoint_problems
 from scheduler.recommend import ideal_time
-from scheduler.replay import predict_replay, prepare_replay, random_inputs, runner_parts, segment_sessions
+from scheduler.replay import predict_replay, prepare_replay, runner_parts, segment_sessions
 from solvers import get_solver
 
 MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm"]
