@@ -32,7 +32,7 @@ from . import __version__, executor
 from .fileio import write_bytes, write_json, write_text
 from .graph import real_inputs
 from .inputs import Feeds, shapes_of
-from .optimize import ModelBytes, unpacked, write_model
+from .optimize import ModelBytes, session_data, unpacked, write_model
 from .problem import Problem
 from .replay import plain_configs, prepare_replay, runner_parts, session_settings
 from .segments import SegmentModel
@@ -105,6 +105,7 @@ def export_placement(model: onnx.ModelProto | ModelBytes, problem: Problem, sche
                      level: str = "none", feeds: Feeds | None = None) -> str:
     """Cut ``model`` (or what :func:`~scheduler.optimize.session_data` made of it) by ``schedule`` and export
     the segments (:func:`export_segments`)."""
+    model = session_data(model)  # a proto's large values taken out once, for the reference run and the segments
     parts = list(prepare_replay(model, problem, schedule).parts)
     return export_segments(parts, problem, folder, unpacked(model)[0], level, feeds)
 

@@ -38,7 +38,7 @@ from .bounds import critical_path_bound
 from .errors import HetschedError
 from .executor import round_order
 from .inputs import Feeds
-from .optimize import ModelBytes, unpacked
+from .optimize import ModelBytes, session_data, unpacked
 from .problem import Problem
 from .problem_views import canonical_placement, symmetries
 from .deploy import export_plain, export_segments
@@ -184,6 +184,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
     device is replayed too, listed on its virtual timeline and summed up under
     ``what_if``; it is never recommended.
     """
+    original, model = session_data(original), session_data(model)  # a proto's large values once for all rounds
     rank = key or (lambda s: predict_replay(problem, s))
     chosen = [(problem, s) for s in top_placements(problem, schedules, candidates, rank)]
     if simulated is not None:
