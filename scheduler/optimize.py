@@ -43,6 +43,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
+from onnx.external_data_helper import load_external_data_for_model
 
 from .errors import HetschedError, ModelError
 from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
@@ -557,40 +558,60 @@ def _onnx_kernels() -> dict[str, list[tuple[int, int]]]:
 
 
 def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label: str) -> onnx.ModelProto:
-    """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there."""
+    """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there.
+
+    A new cache entry is ORT's file as ORT wrote it, its values file copied through in chunks, and only the
+    model without its values mended and written (mending the whole model and writing it took its values out
+    once more: a 0.5 GiB MLP peaked at 3.3x its size, the user's model and the optimised one held beside that
+    copy); the entry is then read like any other.
+    """
     ort_level(level)
     key_parts = [model_digest(model), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
-    if cached and os.path.isfile(cached):
-        out = _load(cached)
-        _original_inputs(out, model)  # also mends files cached before it
-        name_nodes_in_place(out)
-        return out
-    with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
-        source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "optimized.onnx")
-        # ORT reads the model from a file: made from memory (session_bytes), the session held its values twice
-        # beside our copy while it optimised (a 0.5 GiB MLP at level all: a peak of 2.3 GiB, 1.3 GiB this way)
-        write_model(source, model)
-        session(source, level, label=label, optimized_path=path, runs=False)
-        out = _load(path)
-    _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x its size
-    _stable_names(out)
-    out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
-    if cached:
-        write_model(cached, out)
+    if not (cached and os.path.isfile(cached)):
+        with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
+            source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, f"{key}.onnx")
+            # ORT reads the model from a file: made from memory (session_bytes), the session held its values
+            # twice beside our copy while it optimised (a 0.5 GiB MLP at level all: a peak of 2.3 GiB, 1.3 GiB so)
+            write_model(source, model)
+            session(source, level, label=label, optimized_path=path, runs=False)
+            out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
+            _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x
+            _stable_names(out)
+            out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
+            if not cached:
+                return _with_values(out, tmp)
+            if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
+                write_bytes(cached + ".data", _chunks(path + ".data"))
+            write_bytes(cached, out.SerializeToString())
+    out = _load(cached)
+    _original_inputs(out, model)  # also mends files cached before it
+    name_nodes_in_place(out)
     return out
+
+
+def _chunks(path: str, size: int = 16 << 20) -> Iterator[bytes]:
+    """The bytes of the file at ``path``, ``size`` at a time."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
 
 
 def _load(path: str) -> onnx.ModelProto:
-    """The model at ``path`` with its external values read, and without the mark (``data_location``
+    """The model at ``path`` with its external values read (:func:`_with_values`)."""
+    return _with_values(onnx.load(path, load_external_data=False), os.path.dirname(path))
+
+
+def _with_values(m: onnx.ModelProto, folder: str) -> onnx.ModelProto:
+    """``m`` with the external values it names in ``folder`` read into it, without the mark (``data_location``
     DEFAULT) that ONNX's loader leaves on each: a model is the same whether ORT or :func:`write_model` wrote
     it, and whether its values lay beside it."""
-    out = onnx.load(path)
-    for tensor in out.graph.initializer:
+    load_external_data_for_model(m, folder)
+    for tensor in m.graph.initializer:
         if tensor.HasField("data_location") and tensor.data_location == TensorProto.DEFAULT:
             tensor.ClearField("data_location")
-    return out
+    return m
 
 
 def _original_inputs(out: onnx.ModelProto, model: onnx.ModelProto) -> None:

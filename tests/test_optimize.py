@@ -79,6 +79,22 @@ def test_optimised_model_computes_the_same_and_is_cached(level, tmp_path):
     assert len({n.name for n in opt.graph.node}) == len(opt.graph.node)
 
 
+def test_a_cached_model_with_large_values_reads_back_as_optimised(tmp_path):
+    """A cache entry of a model with values of 1 MiB or more is ORT's values file copied beside the mended model
+    without its values: the entry read back (a hit), the model the miss returned and the model optimised
+    without a cache are one model, and the entry's model file holds no value."""
+    original, _ = load_original("mlp", {"layers": 3, "width": 640})  # 1.6 MB weights
+    cache = tmp_path / "cache"
+    missed = optimize_model(original, "all", cache_dir=str(cache))
+    entry, = cache.glob("*.onnx")
+    assert (cache / (entry.name + ".data")).stat().st_size >= 3 * 640 * 640 * 4
+    assert entry.stat().st_size < 1 << 20
+    assert optimize_model(original, "all", cache_dir=str(cache)) == missed == optimize_model(original, "all")
+    assert not any(t.data_location == TensorProto.EXTERNAL for t in missed.graph.initializer)
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 640)).astype(np.float32)}
+    np.testing.assert_allclose(run_model(missed, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
+
+
 @pytest.mark.parametrize("level", ["none", "all"])
 def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level):
     """session_bytes hands every value of 1 MiB or more to ONNX Runtime beside the bytes, whatever the model's
