@@ -477,8 +477,15 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
     """Return a copy with the graph inputs' dimensions fixed; reject any dynamic dim left open."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    fix_input_shapes_in_place(out, input_shapes)
+    return out
+
+
+def fix_input_shapes_in_place(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None) -> None:
+    """:func:`fix_input_shapes` on ``model`` itself (a model of 1 GiB copied for its inputs' sake took 1 GiB
+    more); on a refusal some inputs may be fixed already."""
     shapes = dict(input_shapes or {})
-    inputs = real_inputs(out.graph)
+    inputs = real_inputs(model.graph)
     for name in shapes:
         if name not in inputs:
             raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")
@@ -508,7 +515,6 @@ def fix_input_shapes(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence
                 raise ModelError(f"input {name!r} has {kind}; fix it, e.g. with --input-shape {name}="
                                  f"{','.join(map(str, sizes))} (in a run config: model: {{input_shapes: {{{name}: "
                                  f"{sizes}}}}}), or give its values (--inputs FILE.npz; model: {{inputs: FILE.npz}})")
-    return out
 
 
 def _constants(graph: onnx.GraphProto) -> list[tuple[str, onnx.TensorProto]]:

@@ -14,6 +14,7 @@ Example
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -27,8 +28,8 @@ from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
-from .graph import (TaskGraph, densify_sparse, fix_input_shapes, load_model, name_nodes, real_inputs, subgraphs,
-                    task_graph_from_onnx)
+from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model, name_nodes_in_place,
+                    subgraphs, task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_data
 from .platform import Platform, load_platform
@@ -86,8 +87,9 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
     ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`); ``inputs``: the values the
     user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own."""
     model, label = resolve_model(spec, params)
-    densify_sparse(model.graph)  # the model is ours: resolve_model made or read it
-    model = name_nodes(model)
+    # the model is ours (resolve_model made or read it): changed in place, not copied (a large model's peak)
+    densify_sparse(model.graph)
+    name_nodes_in_place(model)
     if inputs is not None:
         if batch != 1:
             raise ModelError("given inputs apply to one inference (batch 1); the batch's copies have their own")
@@ -98,16 +100,18 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
                 raise ModelError(f"--input-shape gives {name!r} shape {shapes[name]}, but its given value has "
                                  f"shape {dims}")
         input_shapes = shapes
-    fixed = fix_input_shapes(model, input_shapes)
-    if list(fixed.graph.input) != list(model.graph.input) and any(subgraphs(n) for n in model.graph.node):
-        fixed = _declared_if_refused(fixed, model, label, given=inputs is not None)
-    return batch_copies(fixed, batch), label if batch == 1 else f"{label}-batch{batch}"
+    declared = [copy.deepcopy(vi) for vi in model.graph.input]
+    fix_input_shapes_in_place(model, input_shapes)
+    if list(model.graph.input) != declared and any(subgraphs(n) for n in model.graph.node):
+        model = _declared_if_refused(model, declared, label, given=inputs is not None)
+    return batch_copies(model, batch), label if batch == 1 else f"{label}-batch{batch}"
 
 
-def _declared_if_refused(fixed: onnx.ModelProto, model: onnx.ModelProto, label: str, given: bool) -> onnx.ModelProto:
+def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueInfoProto], label: str,
+                         given: bool) -> onnx.ModelProto:
     """``fixed``; or, when ONNX Runtime refuses this control-flow model with its input dimensions fixed but takes
-    it as declared, ``fixed`` with its inputs as ``model`` declares them, where every run takes the user's values
-    (``given``), whose shapes fix the dimensions.
+    it with its inputs as ``declared``, it so, where every run takes the user's values (``given``), whose shapes
+    fix the dimensions.
 
     ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
     model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its
@@ -116,17 +120,16 @@ def _declared_if_refused(fixed: onnx.ModelProto, model: onnx.ModelProto, label: 
     fixing changed a control-flow model's inputs.
     """
     refusal = ort_refusal(fixed, "all", label)
-    if refusal is None or ort_refusal(model, "all", label) is not None:
+    if refusal is None:
+        return fixed
+    out = copy.deepcopy(fixed)
+    del out.graph.input[:]
+    out.graph.input.extend(declared)
+    if ort_refusal(out, "all", label) is not None:
         return fixed
     if not given:
         raise ModelError(f"{refusal} (with its input dimensions fixed; as declared it loads: give the inputs' "
                          "values with --inputs, or inputs: in a run config, and they stay as declared)")
-    out = onnx.ModelProto()
-    out.CopyFrom(fixed)
-    declared = real_inputs(model.graph)
-    for vi in out.graph.input:
-        if vi.name in declared:
-            vi.CopyFrom(declared[vi.name])
     return out
 
 

@@ -12,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from scheduler import zoo
 from scheduler.errors import ModelError
 from scheduler.inputs import check_inputs
-from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, copy_taking_out_large, fix_input_shapes, is_large,
-                             large_initializers, lift_large_values, load_model, name_nodes, subgraphs, take_out_large,
-                             task_graph_from_onnx)
+from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, copy_taking_out_large, fix_input_shapes,
+                             fix_input_shapes_in_place, is_large, large_initializers, lift_large_values, load_model,
+                             name_nodes, subgraphs, take_out_large, task_graph_from_onnx)
 
 F32 = 4  # bytes per float32
 
@@ -263,6 +263,8 @@ def test_fix_input_shapes_returns_a_copy():
     dims = [d.dim_value for d in fixed.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [4, 8]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    fix_input_shapes_in_place(model, {"X": [4, 8]})  # what load_original does to a model of its own
+    assert model == fixed
 
 
 # ----------------------------------------------------------------------------- malformed graphs
