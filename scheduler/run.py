@@ -142,6 +142,10 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     _check_writable(config.output_dir)
     spec = config.model.zoo or config.model.path or ""
     feeds = load_inputs(config.model.inputs) if config.model.inputs else None
+    # kept as the bytes sessions take, its large values beside them (from 64 MiB on in a file that sessions map):
+    # the model's proto held them once more; made first, before the optimised model is held beside it
+    original = session_data(load_original(spec, config.model.params, config.model.input_shapes,
+                                          batch=config.model.batch, inputs=feeds)[0], consume=True)
     if config.costs == "problem":
         problem = read_problem(config.problem)
         level = graph_level(config.graph_optimization, problem.platform)
@@ -162,9 +166,6 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                                              config.profile.warmup, config.profile.force))
         level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
-    # kept as the bytes sessions take, its large values beside them: the model's proto held them once more
-    original = session_data(load_original(spec, config.model.params, config.model.input_shapes,
-                                          batch=config.model.batch, inputs=feeds)[0], consume=True)
     why = problem.infeasibility()
     if why:
         raise HetschedError(f"{config.name}: infeasible: {why}")
