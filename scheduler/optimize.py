@@ -282,16 +282,17 @@ def unpacked(model: onnx.ModelProto | ModelBytes) -> tuple[onnx.ModelProto, dict
     return model, {}
 
 
-def write_model(path: str, model: onnx.ModelProto | ModelBytes) -> None:
+def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool = False) -> None:
     """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically.
-    One beyond protobuf's limit keeps its large values in ``<file>.data`` beside it (ONNX external data,
-    which ONNX Runtime reads from the file); a smaller one is one file, written in pieces (:func:`_pieces`):
-    protobuf serialising a model whole holds about four times its size at once (1 GiB of weights: a peak
-    of 5.3 GiB)."""
+    One beyond protobuf's limit, or any with ``beside``, keeps its large values in ``<file>.data`` beside it
+    (ONNX external data, which ONNX Runtime maps from the file instead of parsing and copying them: a 0.5 GiB
+    MLP's session at level all took 1.4 s and 0.5x its size so, 2.9 s and 1.5x from one file); a smaller one
+    is one file, written in pieces (:func:`_pieces`): protobuf serialising a model whole holds about four
+    times its size at once (1 GiB of weights: a peak of 5.3 GiB)."""
     m, values = unpacked(model) if isinstance(model, ModelBytes) else _taken_out(model, IN_MEMORY)
     values = dict(values)  # in the order of their offsets
     try:
-        if not is_large(m, beside=sum(value.nbytes for value in values.values())):  # what is written, either form
+        if not (beside and values) and not is_large(m, beside=sum(value.nbytes for value in values.values())):
             write_bytes(path, _pieces(m, values))
             return
         location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
@@ -572,9 +573,9 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
     if not (cached and os.path.isfile(cached)):
         with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
             source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, f"{key}.onnx")
-            # ORT reads the model from a file: made from memory (session_bytes), the session held its values
-            # twice beside our copy while it optimised (a 0.5 GiB MLP at level all: a peak of 2.3 GiB, 1.3 GiB so)
-            write_model(source, model)
+            # ORT reads the model from a file, its values from one beside it (write_model): made from memory
+            # (session_bytes), the session held them twice beside our copy while it optimised
+            write_model(source, model, beside=True)
             session(source, level, label=label, optimized_path=path, runs=False)
             out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
             _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x

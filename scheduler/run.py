@@ -151,7 +151,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         level = graph_level(config.graph_optimization, problem.platform)
         model, graph = load_graph(spec, config.model.params, config.model.input_shapes, level,
                                   optimized_cache(config.profile.folder), batch=config.model.batch,
-                                  clone=config.model.clone, inputs=feeds)
+                                  clone=config.model.clone, inputs=feeds, as_data=True)
         missing = set(problem.tasks) ^ {t.name for t in graph.tasks}
         if missing:
             raise HetschedError(f"{config.problem}: the problem's tasks are not the nodes of model {spec!r} "
@@ -163,7 +163,8 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                       optimization=config.graph_optimization, batch=config.model.batch,
                                       clone=config.model.clone, inputs=feeds,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,
-                                                             config.profile.warmup, config.profile.force))
+                                                             config.profile.warmup, config.profile.force),
+                                      as_data=True)  # its values held once, as the replay takes them
         level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
     why = problem.infeasibility()
@@ -182,8 +183,6 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
         host_schedules, _ = _solve(host, config, catalog, specs, progress, " on the real devices")
         host_table = summary_table(host_schedules, config.objective)
         host_best = _best(host_schedules, config)
-    if config.replay.enabled:  # from here on the optimised model's values are held once, as the replay takes them
-        model = session_data(model, consume=True)
     throughput = config.objective == "throughput"
     replayed = None
     tmp_export = None

@@ -126,6 +126,23 @@ def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
     assert session_data(data) is data
     write_model(str(tmp_path / "d.onnx"), data)
     assert (tmp_path / "d.onnx").read_bytes() == path.read_bytes()
+    write_model(str(tmp_path / "e.onnx"), data, beside=True)  # what ORT maps: the values in e.onnx.data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "e.onnx", "e.onnx.data", "m.onnx"]
+    assert (tmp_path / "e.onnx.data").stat().st_size >= 3 << 20 > (tmp_path / "e.onnx").stat().st_size
+    assert optimize._load(str(tmp_path / "e.onnx")) == onnx.load(str(path))
+    np.testing.assert_array_equal(session(str(tmp_path / "e.onnx")).run(None, feeds)[0],
+                                  session(model_bytes(model)).run(None, feeds)[0])
+
+
+def test_a_problem_loaded_as_data_is_the_problem_of_the_proto():
+    """load_problem(as_data=True) gives the optimised model as its session data (what a replay takes), the
+    proto let go: the graph read off its placeholders is the proto's, and a replay of it computes the same."""
+    model, problem = load_problem("mlp", {"layers": 3, "width": 640}, "cpu", optimization="all")
+    data, same = load_problem("mlp", {"layers": 3, "width": 640}, "cpu", optimization="all", as_data=True)
+    assert isinstance(data, optimize.ModelBytes) and len(data.externals) == 3
+    assert same.graph == problem.graph
+    schedule = simulate(same, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(same.graph.topological_order)})
+    assert replay(data, same, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] == 0.0
 
 
 @pytest.mark.parametrize("name,params,level", [
