@@ -215,7 +215,9 @@ def file_backed(data: ModelBytes) -> ModelBytes:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return data
-    weakref.finalize(whole._mmap, shutil.rmtree, folder, True)  # the views hold the map, the map the file
+    # the views hold the map (the memmap's ``base``), the map the file
+    mapping = whole.base if isinstance(whole.base, mmap.mmap) else whole
+    weakref.finalize(mapping, shutil.rmtree, folder, True)
     out = ModelBytes(data)
     out.externals = tuple((name, whole[at:at + value.nbytes].view(value.dtype).reshape(value.shape))
                           for (name, value), at in zip(data.externals, offsets))
@@ -247,9 +249,10 @@ def release_pages(externals: Iterable[tuple[str, np.ndarray]]) -> None:
     have been read through (hashed, written out): they stay in the page cache, which ONNX Runtime's map of
     the same file shares, and come back on the next read, but would otherwise count in this process's
     resident size a second time beside ORT's."""
-    roots = {id(root): root for root in (_map_root(value) for _, value in externals) if isinstance(root, np.memmap)}
-    for root in roots.values():
-        root._mmap.madvise(mmap.MADV_DONTNEED)
+    maps = {id(root.base): root.base for root in (_map_root(value) for _, value in externals)
+            if isinstance(root, np.memmap) and isinstance(root.base, mmap.mmap)}
+    for mapping in maps.values():
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def session_data(model: onnx.ModelProto | ModelBytes, *, consume: bool = False) -> ModelBytes:
