@@ -203,13 +203,11 @@ def file_backed(data: ModelBytes) -> ModelBytes:
     try:
         folder = tempfile.mkdtemp(prefix="hetsched-values-")
         path = os.path.join(folder, "values.bin")
-        offsets, end = [], 0
+        offsets = _page_offsets([value.nbytes for _, value in data.externals])  # as a memory map holds them
         with open(path, "xb") as fh:  # a folder of our own: nothing there to follow
-            for _, value in data.externals:
-                offsets.append(-(-end // 4096) * 4096)  # each value at a page, as a memory map can hold it
-                fh.seek(offsets[-1])
+            for (_, value), at in zip(data.externals, offsets):
+                fh.seek(at)
                 fh.write(raw_view(value))
-                end = offsets[-1] + value.nbytes
         whole = np.memmap(path, dtype=np.uint8, mode="r")
     except OSError:  # no room for them on the temporary disk: they stay in memory, as smaller models' do
         if folder is not None:
@@ -222,6 +220,28 @@ def file_backed(data: ModelBytes) -> ModelBytes:
     out.externals = tuple((name, whole[at:at + value.nbytes].view(value.dtype).reshape(value.shape))
                           for (name, value), at in zip(data.externals, offsets))
     return out
+
+
+def _page_offsets(sizes: Sequence[int], page: int = 4096) -> list[int]:
+    """Where values of these sizes lie in a file, one after another, each from a page boundary.
+
+    >>> _page_offsets([10, 5000, 1])
+    [0, 4096, 12288]
+    """
+    offsets, end = [], 0
+    for size in sizes:
+        offsets.append(-(-end // page) * page)
+        end = offsets[-1] + size
+    return offsets
+
+
+def _padded(values: Mapping[str, np.ndarray], offsets: Mapping[str, int]) -> Iterator[bytes | memoryview]:
+    """The bytes of ``values`` at their ``offsets`` (increasing), zeros between."""
+    end = 0
+    for name, value in values.items():
+        yield bytes(offsets[name] - end)
+        yield raw_view(value)
+        end = offsets[name] + value.nbytes
 
 
 def _backing_file(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dict[str, int]] | None:
@@ -285,25 +305,29 @@ def unpacked(model: onnx.ModelProto | ModelBytes) -> tuple[onnx.ModelProto, dict
     return model, {}
 
 
-def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool = False) -> None:
+def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool | None = None) -> None:
     """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically.
-    One beyond protobuf's limit, or any with ``beside``, keeps its large values in ``<file>.data`` beside it
-    (ONNX external data, which ONNX Runtime maps from the file instead of parsing and copying them: a 0.5 GiB
-    MLP's session at level all took 1.4 s and 0.5x its size so, 2.9 s and 1.5x from one file); a smaller one
-    is one file, written in pieces (:func:`_pieces`): protobuf serialising a model whole holds about four
-    times its size at once (1 GiB of weights: a peak of 5.3 GiB)."""
+    One beyond protobuf's limit, or with ``beside`` (by default: from :data:`FILE_BACKED_BYTES` of large
+    values on), keeps its large values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime
+    maps from the file instead of parsing and copying them: a 0.5 GiB MLP's session took 0.7 s so, 2.5 s
+    from one file; at level all 1.4 s and 0.5x its size in ORT, against 2.9 s and 1.5x); any other is one
+    file, written in pieces (:func:`_pieces`): protobuf serialising a model whole holds about four times its
+    size at once (1 GiB of weights: a peak of 5.3 GiB)."""
     m, values = unpacked(model) if isinstance(model, ModelBytes) else _taken_out(model, IN_MEMORY)
     values = dict(values)  # in the order of their offsets
+    total = sum(value.nbytes for value in values.values())
+    if beside is None:
+        beside = total >= FILE_BACKED_BYTES
     try:
-        if not (beside and values) and not is_large(m, beside=sum(value.nbytes for value in values.values())):
+        if not (beside and values) and not is_large(m, beside=total):
             write_bytes(path, _pieces(m, values))
             return
-        location = os.path.basename(path) + ".data"  # the values' offsets are already theirs in that file
-        for tensor in m.graph.initializer:
-            for entry in tensor.external_data if tensor.name in values else ():
-                if entry.key == "location":
-                    entry.value = location
-        write_bytes(os.path.join(os.path.dirname(path), location), [raw_view(value) for value in values.values()])
+        location = os.path.basename(path) + ".data"
+        offsets = dict(zip(values, _page_offsets([value.nbytes for value in values.values()])))
+        for tensor in m.graph.initializer:  # each value at a page, where ORT maps it rather than reading it in
+            if tensor.name in values:
+                point_to(tensor, location, offsets[tensor.name], values[tensor.name].nbytes)
+        write_bytes(os.path.join(os.path.dirname(path), location), _padded(values, offsets))
         write_bytes(path, _serialised(m))
     finally:
         release_pages(values.items())

@@ -134,6 +134,29 @@ def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
                                   session(model_bytes(model)).run(None, feeds)[0])
 
 
+def test_values_written_beside_a_model_start_at_pages(tmp_path):
+    """write_model puts each value beside the model at a page boundary (where ORT maps it instead of reading it
+    in), whatever their sizes, and the model reads back and runs as written."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal(n).astype(np.float32) for n in ((1 << 18) + 3, (1 << 18) + 5))
+    nodes = [helper.make_node("Add", ["x", "a"], ["s"]), helper.make_node("Concat", ["s", "b"], ["y"], axis=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [a.size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [a.size + b.size])],
+                              [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    path = tmp_path / "m.onnx"
+    write_model(str(path), model)  # 2 MiB of large values: below FILE_BACKED_BYTES, one file
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+    write_model(str(path), model, beside=True)
+    offsets = [int(e.value) for t in onnx.load(str(path), load_external_data=False).graph.initializer
+               for e in t.external_data if e.key == "offset"]
+    assert offsets == [0, 4096 * -(-a.nbytes // 4096)]
+    assert optimize._load(str(path)) == onnx.ModelProto.FromString(model_bytes(model))
+    x = rng.standard_normal(a.size).astype(np.float32)
+    np.testing.assert_array_equal(session(str(path)).run(None, {"x": x})[0], np.concatenate([x + a, b]))
+
+
 def test_a_problem_loaded_as_data_is_the_problem_of_the_proto():
     """load_problem(as_data=True) gives the optimised model as its session data (what a replay takes), the
     proto let go: the graph read off its placeholders is the proto's, and a replay of it computes the same."""
@@ -764,8 +787,8 @@ def test_sessions_made_only_to_load_or_write_a_model_pack_no_weights(monkeypatch
 def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_path, monkeypatch):
     """From FILE_BACKED_BYTES of large values on, session_data moves them into a file of their own (read-only
     memory-map views): sessions map it instead of copying them, a cut's segments share it, the outputs
-    stay the model's, an export writes the values, values read through (hashed, written) and released from
-    the map read back the same, and the file goes with the last view of it."""
+    stay the model's, an export writes the values beside each segment, values read through (hashed,
+    written) and released from the map read back the same, and the file goes with the last view of it."""
     monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
     model, problem = load_problem("mlp", {"width": 1024, "layers": 3}, platform="cpu")
     data = session_data(model)
@@ -786,6 +809,12 @@ def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_
     result = replay(data, problem, schedule, repeats=1, warmup=0, baselines=False, prepared=prepared)
     assert result["max_abs_diff"] <= 1e-4 and os.listdir(folder) == ["values.bin"]  # the model files are gone
     export_placement(data, problem, schedule, str(tmp_path / "deploy"))
+    written = sorted((tmp_path / "deploy").glob("*.onnx.data"))  # values beside each segment, at pages: ORT maps
+    assert len(written) == 3  # them instead of parsing and copying them
+    for path in written:
+        skeleton = onnx.load(str(path)[:-len(".data")], load_external_data=False)
+        assert all(int(e.value) % 4096 == 0 for t in skeleton.graph.initializer for e in t.external_data
+                   if e.key == "offset")
     np.savez(tmp_path / "in.npz", **feeds)
     proc = subprocess.run([sys.executable, "-I", str(tmp_path / "deploy" / "runner.py"), "--inputs",
                            str(tmp_path / "in.npz"), "--output", str(tmp_path / "out.npz"), "--repeats", "0"],
