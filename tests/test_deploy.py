@@ -13,6 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from scheduler import optimize
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
 from scheduler.errors import ModelError
@@ -118,6 +119,18 @@ def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "plain" and manifest["session"]["graph_optimization"] == "all"
     assert manifest["session"]["threads"] == os.cpu_count()
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
+
+
+def test_an_exported_plain_model_keeps_large_values_beside_it(tmp_path, monkeypatch):
+    """From FILE_BACKED_BYTES of large values on, the exported model keeps them in model.onnx.data (which ORT
+    maps when the runner loads the file), and the runner in a fresh process computes the model's outputs."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    original, _ = load_original("mlp", {"width": 1024, "layers": 3})  # three 4 MiB weights
+    feeds = random_inputs(session(model_bytes(original)), seed=2)
+    folder = tmp_path / "deploy"
+    export_plain(session_data(original), "sequential_1_thread", str(folder))
+    assert (folder / "model.onnx.data").stat().st_size >= 3 * 4 << 20 > (folder / "model.onnx").stat().st_size
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
