@@ -203,11 +203,10 @@ def file_backed(data: ModelBytes) -> ModelBytes:
     try:
         folder = tempfile.mkdtemp(prefix="hetsched-values-")
         path = os.path.join(folder, "values.bin")
-        offsets = _page_offsets([value.nbytes for _, value in data.externals])  # as a memory map holds them
+        values = [value for _, value in data.externals]
+        offsets = _page_offsets([value.nbytes for value in values])  # as a memory map holds them
         with open(path, "xb") as fh:  # a folder of our own: nothing there to follow
-            for (_, value), at in zip(data.externals, offsets):
-                fh.seek(at)
-                fh.write(raw_view(value))
+            fh.writelines(_padded(values, offsets))
         whole = np.memmap(path, dtype=np.uint8, mode="r")
     except OSError:  # no room for them on the temporary disk: they stay in memory, as smaller models' do
         if folder is not None:
@@ -235,13 +234,13 @@ def _page_offsets(sizes: Sequence[int], page: int = 4096) -> list[int]:
     return offsets
 
 
-def _padded(values: Mapping[str, np.ndarray], offsets: Mapping[str, int]) -> Iterator[bytes | memoryview]:
-    """The bytes of ``values`` at their ``offsets`` (increasing), zeros between."""
+def _padded(values: Iterable[np.ndarray], offsets: Iterable[int]) -> Iterator[bytes | memoryview]:
+    """The bytes of ``values`` at their ``offsets`` (increasing, as :func:`_page_offsets` gives), zeros between."""
     end = 0
-    for name, value in values.items():
-        yield bytes(offsets[name] - end)
+    for value, at in zip(values, offsets):
+        yield bytes(at - end)
         yield raw_view(value)
-        end = offsets[name] + value.nbytes
+        end = at + value.nbytes
 
 
 def _backing_file(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dict[str, int]] | None:
@@ -327,7 +326,7 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool 
         for tensor in m.graph.initializer:  # each value at a page, where ORT maps it rather than reading it in
             if tensor.name in values:
                 point_to(tensor, location, offsets[tensor.name], values[tensor.name].nbytes)
-        write_bytes(os.path.join(os.path.dirname(path), location), _padded(values, offsets))
+        write_bytes(os.path.join(os.path.dirname(path), location), _padded(values.values(), offsets.values()))
         write_bytes(path, _serialised(m))
     finally:
         release_pages(values.items())

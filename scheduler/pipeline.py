@@ -111,8 +111,8 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
 def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueInfoProto], label: str,
                          given: bool) -> onnx.ModelProto:
     """``fixed``; or, when ONNX Runtime refuses this control-flow model with its input dimensions fixed but takes
-    it with its inputs as ``declared``, it so, where every run takes the user's values (``given``), whose shapes
-    fix the dimensions.
+    it with its inputs as ``declared``, a copy with those inputs, where every run takes the user's values
+    (``given``), whose shapes fix the dimensions.
 
     ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
     model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its

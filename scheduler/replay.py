@@ -287,8 +287,9 @@ def replay(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Sche
     if repeats < 1 or warmup < 0:
         raise ReplayError("replay needs repeats >= 1 and warmup >= 0")
     own = prepared is None
-    model = session_data(model)  # a proto's large values taken out once, for the reference, segments and baselines
-    prepared = prepared or prepare_replay(model, problem, schedule, reference_run(model, seed, problem.label, feeds))
+    if own:
+        model = session_data(model)  # a proto's large values taken out once, for the reference, segments, baselines
+        prepared = prepare_replay(model, problem, schedule, reference_run(model, seed, problem.label, feeds))
     segments, parts = prepared.segments, prepared.parts
     feeds, expected = prepared.reference.feeds, prepared.reference.expected
     devices = problem.platform.device
