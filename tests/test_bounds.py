@@ -107,13 +107,18 @@ def test_path_segments_bound_counts_the_crossings_memory_forces(scale):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), n=st.integers(2, 5), fraction=st.sampled_from([0.35, 0.5, 0.7]),
-       colocate=st.integers(0, 2), scale=st.sampled_from(SCALES), shared=st.booleans())
-def test_path_segments_bound_is_sound_under_tight_memory(seed, n, fraction, colocate, scale, shared):
-    """Devices that hold a third to two thirds of the model: the bound bites and stays below the optimum."""
-    p = random_problem(n, seed=seed, platform=random_platform(3, shared=shared, seed=seed), edge_prob=0.6,
-                       memory_fraction=fraction, colocate=colocate, time_scale=scale)
-    best = brute_force(p)
-    assume(best is not None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 5), colocate=st.integers(0, 2), scale=st.sampled_from(SCALES),
+       shared=st.booleans())
+def test_path_segments_bound_is_sound_under_tight_memory(seed, n, colocate, scale, shared):
+    """Devices that hold a third to two thirds of the model, the tightest share that admits a schedule: the
+    bound bites and stays below the optimum.  (Drawing the share and discarding infeasible problems threw
+    most draws away at a third, which Hypothesis's health check refuses.)"""
+    for fraction in (0.35, 0.5, 0.7, 1.0):
+        p = random_problem(n, seed=seed, platform=random_platform(3, shared=shared, seed=seed), edge_prob=0.6,
+                           memory_fraction=fraction, colocate=colocate, time_scale=scale)
+        best = brute_force(p)
+        if best is not None:
+            break
+    assert best is not None, "every device holds the whole model: some schedule fits"
     assert path_segments_bound(p).value <= best.makespan * (1 + 1e-9)
     assert path_segments_bound(p).value >= critical_path_bound(p).value * (1 - 1e-8)
