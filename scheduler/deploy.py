@@ -13,6 +13,9 @@ or, from Python, ``Deployment("deploy").run(feeds)`` after importing ``runner``.
 When hetsched ran on the user's inputs (``--inputs``), the folder keeps them as
 ``inputs.npz``, the runner's inputs when it is given none (random ones of the
 declared shapes could not feed a model whose sizes the declaration leaves open).
+The manifest's ``files`` lists every other file of the folder with its size (a
+model's large values are in ``<file>.onnx.data`` beside it), so that the runner
+names a file a copy left out or cut short instead of failing in ONNX Runtime.
 Segments cut from a model optimised at level ``all`` hold ORT's CPU-specific
 layout ops (NCHWc): the manifest marks them ``host_specific`` (run them on this
 CPU type only).
@@ -60,18 +63,21 @@ def _storable(value: np.ndarray) -> np.ndarray:
     return value.astype(str) if value.dtype == object else executor.held(value)
 
 
-def _finish(folder: str, manifest: Mapping[str, Any], feeds: Feeds | None = None) -> str:
+def _finish(folder: str, manifest: Mapping[str, Any], written: list[str], feeds: Feeds | None = None) -> str:
     """Write the runner, the user's ``feeds`` (if any) as ``inputs.npz`` (strings as numpy's, no pickles),
-    then the manifest."""
+    then the manifest, which lists them with the ``written`` model files and their sizes."""
+    written = [*written, os.path.join(folder, "runner.py")]
     with open(executor.__file__, encoding="utf-8") as fh:
-        write_text(os.path.join(folder, "runner.py"), fh.read())
+        write_text(written[-1], fh.read())
     if feeds:
         stored = {k: _storable(v) for k, v in feeds.items()}
         buffer = io.BytesIO()
         np.savez(buffer, **stored)
-        write_bytes(os.path.join(folder, executor.INPUTS_FILE), buffer.getvalue())
+        written.append(os.path.join(folder, executor.INPUTS_FILE))
+        write_bytes(written[-1], buffer.getvalue())
         manifest = {**manifest, "inputs_file": executor.INPUTS_FILE,
                     "input_specs": {k: [shape, str(stored[k].dtype)] for k, shape in shapes_of(feeds).items()}}
+    manifest = {**manifest, "files": {os.path.relpath(f, folder): os.path.getsize(f) for f in written}}
     path = os.path.join(folder, "manifest.json")
     write_json(path, manifest)
     return path
@@ -87,10 +93,10 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
     prepared for a session is written from its :attr:`~scheduler.segments.SegmentModel.data`.  ``feeds``, the
     user's inputs, are kept beside them (:func:`_finish`).
     """
-    entries = []
+    entries, written = [], []
     for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
-        write_model(os.path.join(folder, name), p.model if p.data is None else p.data)
+        written += write_model(os.path.join(folder, name), p.model if p.data is None else p.data)
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
                         "simulated": problem.platform.device[p.segment.device].simulated,
                         "inputs": list(p.inputs), "outputs": list(p.outputs),
@@ -98,7 +104,7 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
                         "session": {**settings, "graph_optimization": "none", "parallel": False}})
     manifest = _common(model, "segments", level)
     manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries})
-    return _finish(folder, manifest, feeds)
+    return _finish(folder, manifest, written, feeds)
 
 
 def export_placement(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, folder: str,
@@ -118,9 +124,9 @@ def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: st
     measured); ORT optimises at load time, so the file stays portable.
     """
     threads, level, parallel = plain_configs()[config]
-    write_model(os.path.join(folder, "model.onnx"), original)
+    written = write_model(os.path.join(folder, "model.onnx"), original)
     manifest = _common(unpacked(original)[0], "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
                      "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
                                  "spinning": "always", "execution_provider": "CPUExecutionProvider"}})
-    return _finish(folder, manifest, feeds)
+    return _finish(folder, manifest, written, feeds)

@@ -546,6 +546,7 @@ class Deployment:
             self.manifest = json.load(fh)
         if self.manifest.get("format") != DEPLOY_FORMAT:
             raise ValueError(f"{folder}: manifest.json is not {DEPLOY_FORMAT}")
+        check_files(folder, self.manifest.get("files", {}))
         self.outputs = list(self.manifest["outputs"])
         if self.manifest["kind"] == "plain":
             s = self.manifest["session"]
@@ -592,6 +593,19 @@ class Deployment:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def check_files(folder: str, files: Mapping[str, int]) -> None:
+    """Refuse, in one line, a folder that lacks a file its manifest lists (``{name: size}``) or holds it at
+    another size: a deployment copied in part would otherwise fail inside ONNX Runtime, or run on a cut
+    ``.onnx.data``."""
+    for name, size in files.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise ValueError(f"{folder}: {name} is missing (manifest.json lists it: copy the whole folder)")
+        if os.path.getsize(path) != size:
+            raise ValueError(f"{folder}: {name} has {os.path.getsize(path)} bytes, manifest.json lists "
+                             f"{size} (copied in part?)")
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:

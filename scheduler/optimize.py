@@ -304,8 +304,9 @@ def unpacked(model: onnx.ModelProto | ModelBytes) -> tuple[onnx.ModelProto, dict
     return model, {}
 
 
-def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool | None = None) -> None:
-    """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically.
+def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool | None = None) -> list[str]:
+    """Write ``model`` (or what :func:`session_data` made of it) as :func:`model_bytes` has it, atomically;
+    returns the paths written (``<file>.data`` first, when there is one).
     One beyond protobuf's limit, or with ``beside`` (by default: from :data:`FILE_BACKED_BYTES` of large
     values on), keeps its large values in ``<file>.data`` beside it (ONNX external data, which ONNX Runtime
     maps from the file instead of parsing and copying them: a 0.5 GiB MLP's session took 0.7 s so, 2.5 s
@@ -320,7 +321,7 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool 
     try:
         if not (beside and values) and not is_large(m, beside=total):
             write_bytes(path, _pieces(m, values))
-            return
+            return [path]
         location = os.path.basename(path) + ".data"
         offsets = dict(zip(values, _page_offsets([value.nbytes for value in values.values()])))
         for tensor in m.graph.initializer:  # each value at a page, where ORT maps it rather than reading it in
@@ -328,6 +329,7 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool 
                 point_to(tensor, location, offsets[tensor.name], values[tensor.name].nbytes)
         write_bytes(os.path.join(os.path.dirname(path), location), _padded(values.values(), offsets.values()))
         write_bytes(path, _serialised(m))
+        return [os.path.join(os.path.dirname(path), location), path]
     finally:
         release_pages(values.items())
 

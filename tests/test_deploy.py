@@ -132,6 +132,28 @@ def test_an_exported_plain_model_keeps_large_values_beside_it(tmp_path, monkeypa
     export_plain(session_data(original), "sequential_1_thread", str(folder))
     assert (folder / "model.onnx.data").stat().st_size >= 3 * 4 << 20 > (folder / "model.onnx").stat().st_size
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    assert files == {f: (folder / f).stat().st_size for f in ("model.onnx", "model.onnx.data", "runner.py")}
+
+
+@pytest.mark.parametrize("damage", ["missing", "cut"])
+def test_the_runner_names_a_file_a_copy_left_out_or_cut(tmp_path, monkeypatch, damage):
+    """A deployment copied without its values file, or with it cut short, is refused in one line naming the
+    file (ORT would fail on its own terms, or a cut file might load)."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    original, _ = load_original("mlp", {"width": 1024, "layers": 2})
+    folder = tmp_path / "deploy"
+    export_plain(session_data(original), "sequential_1_thread", str(folder))
+    data = folder / "model.onnx.data"
+    if damage == "missing":
+        data.unlink()
+    else:
+        data.write_bytes(data.read_bytes()[: 1 << 20])
+    proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--repeats", "0"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert ("model.onnx.data is missing" if damage == "missing" else "model.onnx.data has 1048576 bytes") \
+        in proc.stderr
 
 
 def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path):
