@@ -76,14 +76,15 @@ def check_inputs(model: onnx.ModelProto, feeds: Feeds) -> None:
         if not vi.type.HasField("tensor_type"):
             raise ModelError(f"input {name!r} is not a tensor; only tensor inputs can be given")
         want = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
+        kind = f"tensor({want.name})" if want is not None else ""
         bits = want is not None and want.kind == "V" and value.dtype == bits_dtype(want)
-        packed = want is not None and f"tensor({want.name})" in PACKED_TYPES
+        packed = kind in PACKED_TYPES
         if want is not None and want != value.dtype and not bits:  # bfloat16, float8: their bits will do
             raise ModelError(f"given input {name!r} is {value.dtype}, but the model takes {want}" + (
                 f" (or its {'values' if packed else 'bits'} as {bits_dtype(want)})" if want.kind == "V" else ""))
         if packed:
             try:
-                check_packed(name, held(value), f"tensor({want.name})")
+                check_packed(name, held(value), kind)
             except ValueError as exc:  # a value out of the type's range
                 raise ModelError(f"given {exc}") from None
         if tt.HasField("shape") and len(tt.shape.dim) != value.ndim:
