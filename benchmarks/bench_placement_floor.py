@@ -1,0 +1,148 @@
+"""Placement floor: how fast any placement this search finds is *predicted* to run, beside the whole model.
+
+The replay's segment-level prediction (:func:`scheduler.replay.predict_replay`,
+median error 1.9% in ``bench_replay``) is the best model we have of what a
+placement measures.  For each model, on its stored profile (profiled first when
+there is none), this prints:
+
+* ``whole_ms``: the whole model on the platform's all-core device (what plain ORT runs);
+* ``t1_half_ms``: its one-thread time over the cores, and ``lp_bound_ms``, the
+  problem's best lower bound: the floors the headroom and the certificate state;
+* ``apart_cp_ms``: the critical path with every task on one core, which a
+  placement over the cores apart cannot beat;
+* ``solvers_ms`` / ``segments``: the best prediction among ``--solvers`` (on the
+  whole platform and on the cores apart, :func:`scheduler.problem_views.disjoint_problems`);
+* ``searched_ms`` / ``searched_segments``: after an iterated local search on the
+  prediction itself (move one task; then a random task and its successors a few
+  levels down to one device, searched again) for ``--seconds`` per start;
+* ``gain``: ``whole_ms / min(solvers, searched)``, what a placement may gain over
+  plain ORT by this model: the part of the headroom a placement can capture.
+
+No timing is done here (only the profile, when missing), so the figures are
+deterministic for a stored profile.  Writes ``results/bench_placement_floor.{csv,md}``.
+
+    python benchmarks/bench_placement_floor.py --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from typing import Mapping
+
+import networkx as nx
+import pandas as pd
+
+from bench_io import save
+from scheduler.bounds import all_bounds, critical_path_bound
+from scheduler.pipeline import ProfileOptions, load_problem
+from scheduler.platform import usable_cpus
+from scheduler.problem import Problem
+from scheduler.problem_views import disjoint_problems
+from scheduler.recommend import whole_model_schedule
+from scheduler.replay import predict_replay
+from scheduler.segments import cut
+from scheduler.semantics import simulate
+from solvers import get_solver
+
+MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm"]
+
+
+def _descend(problem: Problem, placement: dict[str, str], order: list[str], best: float) -> tuple[dict[str, str],
+                                                                                                  float]:
+    """First-improvement descent: move one task to another device while the prediction drops."""
+    score = lambda pl: predict_replay(problem, simulate(problem, pl, order))  # noqa: E731
+    improved = True
+    while improved:
+        improved = False
+        for t in order:
+            for d in problem.allowed(t):
+                if d != placement[t]:
+                    cand = {**placement, t: d}
+                    value = score(cand)
+                    if value < best - 1e-12:
+                        placement, best, improved = cand, value, True
+    return placement, best
+
+
+def search(problem: Problem, placement: Mapping[str, str], order: list[str], seconds: float,
+           seed: int = 0) -> tuple[dict[str, str], float]:
+    """Iterated local search on the segment-level prediction from ``placement`` for ``seconds``."""
+    rng = random.Random(seed)
+    dag = nx.DiGraph([(e.src, e.dst) for e in problem.graph.edges])
+    dag.add_nodes_from(order)
+    best_pl, best = _descend(problem, dict(placement), order,
+                             predict_replay(problem, simulate(problem, placement, order)))
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start, device = rng.choice(order), rng.choice(problem.devices)
+        moved = nx.bfs_tree(dag, start, depth_limit=rng.randint(1, 4)).nodes
+        cand = {**best_pl, **{t: device for t in moved if device in problem.allowed(t)}}
+        cand, value = _descend(problem, cand, order, predict_replay(problem, simulate(problem, cand, order)))
+        if value < best - 1e-12:
+            best_pl, best = cand, value
+    return best_pl, best
+
+
+def floor_row(name: str, *, platform: str, solvers: list[str], seconds: float, profile_repeats: int,
+              time_limit: float) -> dict[str, object]:
+    """One model's figures (ms)."""
+    _, problem = load_problem(name, None, platform, costs="profile", optimization="auto",
+                              profile=ProfileOptions(folder="results/bench-profiles", repeats=profile_repeats))
+    cores = len(usable_cpus())
+    whole = whole_model_schedule(problem, cores)
+    one = whole_model_schedule(problem, 1)
+    apart = disjoint_problems(problem)[0]
+    found = [(p, s) for p in (problem, apart) for s in (get_solver(n)(p, time_limit=time_limit) for n in solvers)
+             if s.found]
+    p0, s0 = min(found, key=lambda f: predict_replay(*f))
+    solved = predict_replay(p0, s0)
+    best = (solved, len(cut(p0, s0)))
+    apart_best = min((s for p, s in found if p is apart), key=lambda s: predict_replay(apart, s))
+    for p, s in ((problem, whole), (apart, apart_best)):  # two starts: plain ORT's placement, the best apart
+        order = list(s.order(p))
+        placement, value = search(p, s.placement, order, seconds)
+        if value < best[0]:
+            best = (value, len(cut(p, simulate(p, placement, order))))
+    whole_ms = predict_replay(problem, whole) * 1e3
+    return {"model": name, "tasks": len(problem.tasks), "whole_ms": whole_ms,
+            "t1_half_ms": predict_replay(problem, one) / cores * 1e3,
+            "lp_bound_ms": max(b.value for b in all_bounds(problem)) * 1e3,
+            "apart_cp_ms": critical_path_bound(apart).value * 1e3,
+            "solver": s0.solver, "solvers_ms": solved * 1e3, "segments": len(cut(p0, s0)),
+            "searched_ms": best[0] * 1e3, "searched_segments": best[1], "gain": whole_ms / (best[0] * 1e3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=MODELS)
+    ap.add_argument("--platform", default="cpu")
+    ap.add_argument("--solvers", nargs="*", default=["heft", "cpop", "greedy", "portfolio", "cpsat"])
+    ap.add_argument("--seconds", type=float, default=60.0, help="local search per start (two starts per model)")
+    ap.add_argument("--profile-repeats", type=int, default=10)
+    ap.add_argument("--time-limit", type=float, default=10.0, help="per solver")
+    ap.add_argument("--out", default="results/bench_placement_floor")
+    args = ap.parse_args()
+    rows = []
+    for name in args.models:
+        t0 = time.perf_counter()
+        rows.append(floor_row(name, platform=args.platform, solvers=args.solvers, seconds=args.seconds,
+                              profile_repeats=args.profile_repeats, time_limit=args.time_limit))
+        print(pd.DataFrame([rows[-1]]).round(3).to_string(index=False), f"({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    table = pd.DataFrame(rows)
+    text = "\n".join([
+        f"# Placement floor (`python benchmarks/bench_placement_floor.py --seconds {args.seconds:g}`)", "",
+        f"Platform `{args.platform}`, {time.strftime('%Y-%m-%d %H:%M')}; segment-level predictions on the stored "
+        "profiles, in ms (no timing): the whole model on all cores (`whole_ms`), its one-thread time over the cores "
+        "(`t1_half_ms`), the best lower bound (`lp_bound_ms`), the critical path with every task on one core "
+        f"(`apart_cp_ms`), the best of {', '.join(args.solvers)} (`solvers_ms`), and after a local search on the "
+        "prediction from the whole model and from the best cores-apart placement (`searched_ms`). `gain` = "
+        "whole / best found: what a placement may gain over plain ORT by this model.", "",
+        "```\n" + table.round(3).to_string(index=False) + "\n```", ""])
+    save(args.out, table, text)
+
+
+if __name__ == "__main__":
+    main()
