@@ -86,6 +86,8 @@ def test_exported_placement_runs_standalone_with_equal_outputs(name, params, pla
     assert len({e["device"] for e in manifest["segments"]}) > 1
     assert all(e["cpus"] == list(core_map(problem.platform).get(e["device"], ())) for e in manifest["segments"])
     assert manifest["host_specific"] == (level == "all")
+    assert manifest["files"] == {f.name: f.stat().st_size for f in folder.iterdir() if f.name != "manifest.json"}
+    assert set(manifest["files"]) == {e["file"] for e in manifest["segments"]} | {"runner.py"}
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
