@@ -340,7 +340,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_candidates(r).strip("`\n"))
         print(f"recommended: {r['recommended']}: {r['measured_makespan_s'] * 1e3:.4f} ms measured, "
               f"{r['speedup_vs_best_baseline']:.2f}x the best plain ONNX Runtime"
-              + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else ""))
+              + (f"; headroom on this host {r['headroom']:.2f}x" if r.get("headroom") else "")
+              + (f", {r['placement_headroom']:.3f}x for a placement by the costs" if r.get("placement_headroom")
+                 else ""))
         for line in (noise_line(r), what_if_line(r), profile_line(config, r)):
             if line:
                 print(line)

@@ -14,7 +14,8 @@ has, is recommended (a one-device placement of the optimised model often measure
 a few percent apart from plain ORT on the same model, by chance either way).  The
 result also states
 the headroom on this host, ``best plain / max(critical path, 1-thread time /
-cores)``, and how much of it the recommendation captured.
+cores)``, and how much of it the recommendation captured; and the part of it a
+placement can reach by the measured costs (:func:`placement_headroom`).
 
 Example
 -------
@@ -34,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from .bounds import critical_path_bound
+from .bounds import all_bounds, critical_path_bound
 from .errors import HetschedError
 from .executor import round_order
 from .inputs import Feeds
@@ -100,6 +101,25 @@ def ideal_time(problem: Problem, one_thread_s: float, cores: int, contention: fl
     ``best plain / ideal_time`` is the headroom the recommendation reports.
     """
     return max(critical_path_bound(problem).value, one_thread_s * (1 + contention) / cores)
+
+
+def placement_headroom(problem: Problem, whole: Schedule | None, schedules: Sequence[Schedule]) -> float | None:
+    """How many times faster than ``whole`` (the whole model on plain ORT's device) any placement of ``problem``
+    can run by its costs: ``whole``'s makespan over the best lower bound known, :func:`~scheduler.bounds.all_bounds`'
+    and the certificates among ``schedules`` (an exact solver's proof).  Sound under the costs, where the
+    headroom is not: its floor, ``T1 / cores``, assumes one-thread work spreads evenly over the cores, which
+    a model whose one-core critical path exceeds its two-thread time cannot do.  None without ``whole``.
+
+    >>> from scheduler.pipeline import build_problem
+    >>> p = build_problem("mlp", platform="cpu")
+    >>> round(placement_headroom(p, whole_model_schedule(p, 1), []), 6)  # a chain, on its fastest device
+    1.0
+    """
+    if whole is None or not whole.makespan:
+        return None
+    floor = max([b.value for b in all_bounds(problem, time_limit=10.0)]
+                + [s.lower_bound for s in schedules if s.found and s.lower_bound])
+    return whole.makespan / floor if floor > 0 else None
 
 
 HEADROOM_FLOOR = 1.01
@@ -255,6 +275,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
     ideal = ideal_time(problem, one_thread, cores)
     headroom = base[best_plain] / ideal if ideal > 0 else None
     speedup = base[best_plain] / measured if measured > 0 else None
+    reachable = placement_headroom(problem, whole, schedules)
     result.update({
         "recommended": rows[win]["candidate"],
         "fastest_measured": fastest,
@@ -264,6 +285,8 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
         "speedup_vs_best_baseline": speedup,
         "headroom": headroom,
         "headroom_captured": captured_share(speedup, headroom),
+        "placement_headroom": reachable,
+        "placement_headroom_captured": captured_share(speedup, reachable),
     })
     if simulated is not None:
         what = next((r for r in rows if r["platform"] != problem.platform.name), None)

@@ -328,6 +328,10 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
             lines += [f"Headroom on this host (best plain / max(critical path, 1-thread time / cores)): "
                       f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
                                                         else ": none to capture."), ""]
+        if replayed.get("placement_headroom"):
+            lines += [f"By the measured costs, no placement runs more than {replayed['placement_headroom']:.3f}x "
+                      "faster than the whole model on plain ORT's device (its predicted time over the best lower "
+                      "bound on any schedule).", ""]
         for line in (noise_line(replayed), what_if_line(replayed)):
             if line:
                 lines += [_sentence(line), ""]

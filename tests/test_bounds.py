@@ -13,6 +13,7 @@ from scheduler.generate import random_platform, random_problem
 from scheduler.graph import Edge, Task, TaskGraph
 from scheduler.platform import Device, Link, Platform
 from scheduler.problem import Problem
+from scheduler.semantics import simulate
 from solvers import get_solver
 
 
@@ -122,3 +123,21 @@ def test_path_segments_bound_is_sound_under_tight_memory(seed, n, colocate, scal
     assert best is not None, "every device holds the whole model: some schedule fits"
     assert path_segments_bound(p).value <= best.makespan * (1 + 1e-9)
     assert path_segments_bound(p).value >= critical_path_bound(p).value * (1 - 1e-8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 5), scale=st.sampled_from(SCALES), shared=st.booleans())
+def test_placement_headroom_never_promises_less_than_the_optimum_gives(seed, n, scale, shared):
+    """What a placement can gain over the whole model on one device, by the costs: at least what the brute-force
+    optimum gains (its floor is a lower bound), and exactly that once an exact solver's proof is among the
+    schedules."""
+    from scheduler.recommend import placement_headroom
+
+    p = random_problem(n, seed=seed, platform=random_platform(3, shared=shared, seed=seed), edge_prob=0.4,
+                       time_scale=scale)
+    whole = min((simulate(p, {t: d for t in p.tasks}) for d in p.devices), key=lambda s: s.makespan)
+    best = brute_force(p)
+    assert placement_headroom(p, whole, []) >= whole.makespan / best.makespan * (1 - 1e-9)
+    proof = get_solver("cpsat")(p, time_limit=20)
+    if proof.status == "optimal":
+        assert placement_headroom(p, whole, [proof]) == pytest.approx(whole.makespan / best.makespan, rel=1e-6)

@@ -54,6 +54,11 @@ def test_default_run(tmp_path, capsys, monkeypatch):
         assert not beats_plain(tuple(replay["fastest_measured"]["speedup_interval"]))
     assert replay["speedup_vs_best_baseline"] >= 1.0
     assert any(c["candidate"].startswith("plain ONNX Runtime") for c in replay["candidates"])
+    # what a placement can gain by the costs: at least what the best predicted candidate gains over the whole model
+    plain = next(c for c in replay["candidates"] if c["candidate"].startswith("plain ONNX Runtime"))
+    best = min(c["predicted_makespan_s"] for c in replay["candidates"] if c["timeline"] == "wall-clock")
+    assert replay["placement_headroom"] >= plain["predicted_makespan_s"] / best * (1 - 1e-9)
+    assert f"no placement runs more than {replay['placement_headroom']:.3f}x" in report
     # the recommendation comes from the real cores alone; the simulated PIM is a what-if on a virtual timeline
     assert {"problem.json", "summary.csv", "gantt.png", "schedules"} <= set(os.listdir(os.path.join(run, "host")))
     recommended = next(c for c in replay["candidates"] if c["candidate"] == replay["recommended"])
