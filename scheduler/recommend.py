@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from .bounds import all_bounds, critical_path_bound
+from .bounds import Bound, all_bounds, critical_path_bound
 from .errors import HetschedError
 from .executor import round_order
 from .inputs import Feeds
@@ -103,12 +103,14 @@ def ideal_time(problem: Problem, one_thread_s: float, cores: int, contention: fl
     return max(critical_path_bound(problem).value, one_thread_s * (1 + contention) / cores)
 
 
-def placement_headroom(problem: Problem, whole: Schedule | None, schedules: Sequence[Schedule]) -> float | None:
+def placement_headroom(problem: Problem, whole: Schedule | None, schedules: Sequence[Schedule],
+                       bounds: Sequence[Bound] | None = None) -> float | None:
     """How many times faster than ``whole`` (the whole model on plain ORT's device) any placement of ``problem``
-    can run by its costs: ``whole``'s makespan over the best lower bound known, :func:`~scheduler.bounds.all_bounds`'
-    and the certificates among ``schedules`` (an exact solver's proof).  Sound under the costs, where the
-    headroom is not: its floor, ``T1 / cores``, assumes one-thread work spreads evenly over the cores, which
-    a model whose one-core critical path exceeds its two-thread time cannot do.  None without ``whole``.
+    can run by its costs: ``whole``'s makespan over the best lower bound known, of ``bounds`` (by default
+    :func:`~scheduler.bounds.all_bounds`) and the certificates among ``schedules`` (an exact solver's proof).
+    Sound under the costs, where the headroom is not: its floor, ``T1 / cores``, assumes one-thread work
+    spreads evenly over the cores, which a model whose one-core critical path exceeds its two-thread time
+    cannot do.  None without ``whole``.
 
     >>> from scheduler.pipeline import build_problem
     >>> p = build_problem("mlp", platform="cpu")
@@ -117,8 +119,8 @@ def placement_headroom(problem: Problem, whole: Schedule | None, schedules: Sequ
     """
     if whole is None or not whole.makespan:
         return None
-    floor = max([b.value for b in all_bounds(problem, time_limit=10.0)]
-                + [s.lower_bound for s in schedules if s.found and s.lower_bound])
+    known = all_bounds(problem) if bounds is None else (*bounds, critical_path_bound(problem))
+    floor = max([b.value for b in known] + [s.lower_bound for s in schedules if s.found and s.lower_bound])
     return whole.makespan / floor if floor > 0 else None
 
 
@@ -181,7 +183,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
               export: str | None = None, level: str = "none", progress: Callable[[str, int], Callable[[], None]] | None = None,
               stage: Callable[[str], None] = lambda text: None,
               simulated: tuple[Problem, Sequence[Schedule]] | None = None, rounds: int = 3,
-              feeds: Feeds | None = None) -> dict[str, Any]:
+              feeds: Feeds | None = None, bounds: Sequence[Bound] | None = None) -> dict[str, Any]:
     """Replay the best ``candidates`` placements, time plain ORT, and recommend the fastest measured.
 
     Returns the ``replay.json`` structure: the recommended candidate's fields
@@ -197,6 +199,8 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
     and every plain configuration, in a rotating order, and the samples are
     pooled (one burst of load on a shared host would otherwise hit one candidate).
     Every run takes ``feeds`` (the user's inputs), or random inputs from ``seed``.
+
+    ``bounds``: lower bounds on ``problem`` already known (default: computed), for :func:`placement_headroom`.
 
     ``simulated`` is the what-if: the same model on a platform that adds simulated
     devices to ``problem``'s real ones (:func:`scheduler.problem_views.host_problem`),
@@ -275,7 +279,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
     ideal = ideal_time(problem, one_thread, cores)
     headroom = base[best_plain] / ideal if ideal > 0 else None
     speedup = base[best_plain] / measured if measured > 0 else None
-    reachable = placement_headroom(problem, whole, schedules)
+    reachable = placement_headroom(problem, whole, schedules, bounds)
     result.update({
         "recommended": rows[win]["candidate"],
         "fastest_measured": fastest,

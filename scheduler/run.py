@@ -175,12 +175,13 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     best = _best(schedules, config)
     host = host_problem(problem) if config.replay.enabled else None
     host_schedules: list[Schedule] = []
+    host_bounds = bounds
     if host is not None:
         # the recommendation must run for real: solve again on the real devices alone; the platform's
         # simulated devices stay a what-if (solvers whose options name one cannot run here)
         simulated = set(problem.devices) - set(host.devices)
         specs = [s for s in config.solvers if not _names_device(s, simulated)]
-        host_schedules, _ = _solve(host, config, catalog, specs, progress, " on the real devices")
+        host_schedules, host_bounds = _solve(host, config, catalog, specs, progress, " on the real devices")
         host_table = summary_table(host_schedules, config.objective)
         host_best = _best(host_schedules, config)
     throughput = config.objective == "throughput"
@@ -212,7 +213,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                  opt_level=config.replay.opt_level, tolerance=config.replay.tolerance,
                                  seed=config.seed, export=tmp_export, level=level,
                                  progress=tqdm_progress(progress and sys.stderr.isatty()),
-                                 stage=lambda text: _stage(progress, text), feeds=feeds)
+                                 stage=lambda text: _stage(progress, text), feeds=feeds, bounds=host_bounds)
             if replayed.get("export"):
                 replayed = {**replayed, "export": os.path.join(final, "deploy")}
             _measured_column(table, problem, replayed)
@@ -329,7 +330,7 @@ def _report(config: RunConfig, problem: Problem, table: pd.DataFrame, best: Sche
                       f"{replayed['headroom']:.2f}x" + (f"; captured {captured:.0%} of it." if captured is not None
                                                         else ": none to capture."), ""]
         if replayed.get("placement_headroom"):
-            lines += [f"By the measured costs, no placement runs more than {replayed['placement_headroom']:.3f}x "
+            lines += [f"By the problem's costs, no placement runs more than {replayed['placement_headroom']:.3f}x "
                       "faster than the whole model on plain ORT's device (its predicted time over the best lower "
                       "bound on any schedule).", ""]
         for line in (noise_line(replayed), what_if_line(replayed)):
