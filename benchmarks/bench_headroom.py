@@ -29,9 +29,8 @@ import statistics
 import time
 from functools import partial
 
-import pandas as pd
 
-from bench_io import save
+from bench_io import per_model, save
 from scheduler.executor import SegmentRunner, random_inputs, timed_runs
 from scheduler.optimize import model_bytes, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
@@ -107,14 +106,9 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=5.0, help="per solver")
     ap.add_argument("--out", default="results/bench_headroom")
     args = ap.parse_args()
-    rows = []
-    for name in args.models:
-        t0 = time.perf_counter()
-        rows.append(budget_row(name, platform=args.platform, solvers=args.solvers, repeats=args.repeats,
-                               rounds=args.rounds, profile_repeats=args.profile_repeats, time_limit=args.time_limit))
-        print(pd.DataFrame([rows[-1]]).round(3).to_string(index=False), f"({time.perf_counter() - t0:.0f} s)",
-              flush=True)
-    table = pd.DataFrame(rows)
+    table = per_model(args.models, partial(budget_row, platform=args.platform, solvers=args.solvers,
+                                           repeats=args.repeats, rounds=args.rounds,
+                                           profile_repeats=args.profile_repeats, time_limit=args.time_limit))
     text = "\n".join([
         f"# Headroom budget (`python benchmarks/bench_headroom.py --repeats {args.repeats} --rounds {args.rounds}`)",
         "", f"Platform `{args.platform}`, {len(usable_cpus())} cores, {time.strftime('%Y-%m-%d %H:%M')}; times are "

@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from functools import partial
 from typing import Mapping
 
 import networkx as nx
-import pandas as pd
 
-from bench_io import save
+from bench_headroom import MODELS
+from bench_io import per_model, save
 from scheduler.bounds import all_bounds, critical_path_bound
 from scheduler.pipeline import ProfileOptions, load_problem
 from scheduler.platform import usable_cpus
@@ -49,7 +50,6 @@ from scheduler.segments import cut
 from scheduler.semantics import simulate
 from solvers import get_solver
 
-MODELS = ["inception-imagenet", "randwire-imagenet", "squeezenet1.1", "siamese-lstm"]
 
 
 def _descend(problem: Problem, placement: dict[str, str], order: list[str], best: float) -> tuple[dict[str, str],
@@ -132,14 +132,9 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=10.0, help="per solver")
     ap.add_argument("--out", default="results/bench_placement_floor")
     args = ap.parse_args()
-    rows = []
-    for name in args.models:
-        t0 = time.perf_counter()
-        rows.append(floor_row(name, platform=args.platform, solvers=args.solvers, seconds=args.seconds,
-                              profile_repeats=args.profile_repeats, time_limit=args.time_limit))
-        print(pd.DataFrame([rows[-1]]).round(3).to_string(index=False), f"({time.perf_counter() - t0:.0f} s)",
-              flush=True)
-    table = pd.DataFrame(rows)
+    table = per_model(args.models, partial(floor_row, platform=args.platform, solvers=args.solvers,
+                                           seconds=args.seconds, profile_repeats=args.profile_repeats,
+                                           time_limit=args.time_limit))
     text = "\n".join([
         f"# Placement floor (`python benchmarks/bench_placement_floor.py --seconds {args.seconds:g}`)", "",
         f"Platform `{args.platform}`, {time.strftime('%Y-%m-%d %H:%M')}; segment-level predictions on the stored "
