@@ -52,10 +52,15 @@ from solvers import get_solver
 
 
 
-def _descend(problem: Problem, placement: dict[str, str], order: list[str], best: float) -> tuple[dict[str, str],
-                                                                                                  float]:
-    """First-improvement descent: move one task to another device while the prediction drops."""
-    score = lambda pl: predict_replay(problem, simulate(problem, pl, order))  # noqa: E731
+def _predicted(problem: Problem, placement: Mapping[str, str], order: list[str]) -> float:
+    """The segment-level prediction of ``placement`` with its tasks started in ``order``."""
+    return predict_replay(problem, simulate(problem, placement, order))
+
+
+def _descend(problem: Problem, placement: dict[str, str], order: list[str]) -> tuple[dict[str, str], float]:
+    """First-improvement descent from ``placement``: move one task to another device while the prediction
+    drops; the placement reached and its prediction."""
+    best = _predicted(problem, placement, order)
     improved = True
     while improved:
         improved = False
@@ -63,7 +68,7 @@ def _descend(problem: Problem, placement: dict[str, str], order: list[str], best
             for d in problem.allowed(t):
                 if d != placement[t]:
                     cand = {**placement, t: d}
-                    value = score(cand)
+                    value = _predicted(problem, cand, order)
                     if value < best - 1e-12:
                         placement, best, improved = cand, value, True
     return placement, best
@@ -75,14 +80,13 @@ def search(problem: Problem, placement: Mapping[str, str], order: list[str], sec
     rng = random.Random(seed)
     dag = nx.DiGraph([(e.src, e.dst) for e in problem.graph.edges])
     dag.add_nodes_from(order)
-    best_pl, best = _descend(problem, dict(placement), order,
-                             predict_replay(problem, simulate(problem, placement, order)))
+    best_pl, best = _descend(problem, dict(placement), order)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         start, device = rng.choice(order), rng.choice(problem.devices)
         moved = nx.bfs_tree(dag, start, depth_limit=rng.randint(1, 4)).nodes
-        cand = {**best_pl, **{t: device for t in moved if device in problem.allowed(t)}}
-        cand, value = _descend(problem, cand, order, predict_replay(problem, simulate(problem, cand, order)))
+        cand, value = _descend(problem, {**best_pl, **{t: device for t in moved if device in problem.allowed(t)}},
+                               order)
         if value < best - 1e-12:
             best_pl, best = cand, value
     return best_pl, best

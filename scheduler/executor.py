@@ -603,9 +603,9 @@ def check_files(folder: str, files: Mapping[str, int]) -> None:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             raise ValueError(f"{folder}: {name} is missing (manifest.json lists it: copy the whole folder)")
-        if os.path.getsize(path) != size:
-            raise ValueError(f"{folder}: {name} has {os.path.getsize(path)} bytes, manifest.json lists "
-                             f"{size} (copied in part?)")
+        held = os.path.getsize(path)
+        if held != size:
+            raise ValueError(f"{folder}: {name} has {held} bytes, manifest.json lists {size} (copied in part?)")
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:

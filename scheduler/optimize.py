@@ -323,13 +323,14 @@ def write_model(path: str, model: onnx.ModelProto | ModelBytes, *, beside: bool 
             write_bytes(path, _pieces(m, values))
             return [path]
         location = os.path.basename(path) + ".data"
+        data_path = os.path.join(os.path.dirname(path), location)
         offsets = dict(zip(values, _page_offsets([value.nbytes for value in values.values()])))
         for tensor in m.graph.initializer:  # each value at a page, where ORT maps it rather than reading it in
             if tensor.name in values:
                 point_to(tensor, location, offsets[tensor.name], values[tensor.name].nbytes)
-        write_bytes(os.path.join(os.path.dirname(path), location), _padded(values.values(), offsets.values()))
+        write_bytes(data_path, _padded(values.values(), offsets.values()))
         write_bytes(path, _serialised(m))
-        return [os.path.join(os.path.dirname(path), location), path]
+        return [data_path, path]
     finally:
         release_pages(values.items())
 
