@@ -397,8 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--platform", default="default", help="preset name or platform YAML file")
         parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
         parser.add_argument("--inputs", metavar="FILE.npz", type=_path,
-                            help="the model's input values (numpy.savez, one array per input name), which every run "
-                                 "takes instead of random inputs; their shapes fix dynamic dimensions")
+                            help="the model's input values (numpy.savez, one array per input name; a sequence input "
+                                 "s as s[0], s[1], ...; an absent optional left out), which every run takes "
+                                 "instead of random inputs; their shapes fix dynamic dimensions")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
         parser.add_argument("--batch", type=int, default=1, metavar="B",
                             help="B independent inferences: B copies of the model side by side, one makespan")

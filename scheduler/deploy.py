@@ -37,7 +37,7 @@ from .graph import real_inputs
 from .inputs import Feeds, shapes_of
 from .optimize import ModelBytes, session_data, unpacked, write_model
 from .problem import Problem
-from .replay import plain_configs, prepare_replay, runner_parts, session_settings
+from .replay import plain_configs, prepare_replay, reference_run, runner_parts, session_settings
 from .segments import SegmentModel
 from .schedule import Schedule
 
@@ -53,7 +53,7 @@ def _common(model: onnx.ModelProto, kind: str, level: str) -> dict[str, Any]:
                                                               for d in i.type.tensor_type.shape.dim]),
                                      str(executor.bits_dtype(np.dtype(helper.tensor_dtype_to_np_dtype(
                                          i.type.tensor_type.elem_type))))]
-                            for i in inputs},
+                            for i in inputs if i.type.HasField("tensor_type")},
             "outputs": [o.name for o in model.graph.output]}
 
 
@@ -70,7 +70,7 @@ def _finish(folder: str, manifest: Mapping[str, Any], written: list[str], feeds:
     with open(executor.__file__, encoding="utf-8") as fh:
         write_text(written[-1], fh.read())
     if feeds:
-        stored = {k: _storable(v) for k, v in feeds.items()}
+        stored = {k: _storable(v) for k, v in executor.flat(feeds).items()}
         buffer = io.BytesIO()
         np.savez(buffer, **stored)
         written.append(os.path.join(folder, executor.INPUTS_FILE))
@@ -110,9 +110,11 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
 def export_placement(model: onnx.ModelProto | ModelBytes, problem: Problem, schedule: Schedule, folder: str,
                      level: str = "none", feeds: Feeds | None = None) -> str:
     """Cut ``model`` (or what :func:`~scheduler.optimize.session_data` made of it) by ``schedule`` and export
-    the segments (:func:`export_segments`)."""
+    the segments (:func:`export_segments`), their boundaries typed by a run on ``feeds`` (the user's inputs,
+    whose sizes a sequence or a data-dependent shape carries into the cuts), else on random inputs."""
     model = session_data(model)  # a proto's large values taken out once, for the reference run and the segments
-    parts = list(prepare_replay(model, problem, schedule).parts)
+    reference = reference_run(model, label=problem.label, feeds=feeds)
+    parts = list(prepare_replay(model, problem, schedule, reference).parts)
     return export_segments(parts, problem, folder, unpacked(model)[0], level, feeds)
 
 

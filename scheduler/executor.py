@@ -38,6 +38,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import statistics
 import sys
 import threading
@@ -286,20 +287,85 @@ def ort_bits(value: ort.OrtValue) -> np.ndarray:
 
 
 def random_inputs(sess: ort.InferenceSession, seed: int = 0,
-                  given: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings;
-    or the ``given`` ones, when the user gave them (:mod:`scheduler.inputs`).
+                  given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings,
+    empty sequences, absent optionals (:func:`empty_value`); or the ``given`` ones, when the user gave them
+    (:mod:`scheduler.inputs`), an optional left out as absent.
 
     Shapes as :func:`concrete_shape` makes them.
     """
     if given is not None:
-        return dict(given)
+        return {**{i.name: None for i in sess.get_inputs() if i.type.startswith("optional(")}, **given}
     rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
     for inp in sess.get_inputs():
-        if inp.type not in NUMPY_TYPES and inp.type not in INPUT_BITS_TYPES:
+        if inp.type in NUMPY_TYPES:
+            out[inp.name] = random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type])
+        elif inp.type in INPUT_BITS_TYPES:
+            out[inp.name] = random_bits(rng, concrete_shape(inp.shape), inp.type)
+        elif inp.type.startswith(("seq(", "optional(")):
+            out[inp.name] = empty_value(inp.type)
+        else:
             raise ValueError(f"no random value of input {inp.name!r} can be made: it is a {inp.type}")
-    return {inp.name: random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type]) if inp.type in NUMPY_TYPES
-            else random_bits(rng, concrete_shape(inp.shape), inp.type) for inp in sess.get_inputs()}
+    return out
+
+
+def empty_value(kind: str) -> list[Any] | None:
+    """The value a random input of ORT type ``kind`` takes when it is a sequence (an empty one) or an optional
+    (none: ``run`` takes ``None`` for an optional input as absent).
+
+    >>> empty_value("seq(tensor(float))"), empty_value("optional(seq(tensor(float)))")
+    ([], None)
+    """
+    return [] if kind.startswith("seq(") else None
+
+
+SEQUENCE_KEY = re.compile(r"^(?P<name>.*)\[(?P<index>\d*)\]$")
+"""How an ``.npz`` of inputs holds a sequence input ``x``: its elements as ``x[0]``, ``x[1]``, ... (an empty
+sequence as one key ``x[]``, whose array is ignored); an absent optional input has no key."""
+
+
+def grouped(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The inputs an ``.npz``'s ``arrays`` hold, the elements of each sequence (:data:`SEQUENCE_KEY`) gathered
+    into its list in index order; the inverse of :func:`flat`.
+
+    >>> grouped({"x[1]": np.ones(1), "x[0]": np.zeros(2), "y": np.ones(3), "z[]": np.zeros(0)})["x"][0].shape
+    (2,)
+    """
+    out: dict[str, Any] = {}
+    items: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in arrays.items():
+        match = SEQUENCE_KEY.match(key)
+        if match is None:
+            out[key] = value
+        else:
+            elements = items.setdefault(match["name"], {})
+            if match["index"]:
+                elements[int(match["index"])] = value
+    for name, elements in items.items():
+        if name in out:
+            raise ValueError(f"the inputs hold {name!r} both as an array and as a sequence's elements")
+        if sorted(elements) != list(range(len(elements))):
+            raise ValueError(f"the elements of sequence input {name!r} are not numbered 0, 1, ... "
+                             f"(keys {name}[0], {name}[1], ...)")
+        out[name] = [elements[k] for k in range(len(elements))]
+    return out
+
+
+def flat(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``values`` as an ``.npz`` holds them (:data:`SEQUENCE_KEY`; an absent optional left out; a sequence of
+    maps, which only a pickle holds, as it is).
+
+    >>> sorted(flat({"x": [np.zeros(1), np.ones(1)], "e": [], "o": None, "t": np.ones(2)}))
+    ['e[]', 't', 'x[0]', 'x[1]']
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, value in values.items():
+        if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
+            out.update({f"{name}[{k}]": v for k, v in enumerate(value)} if value else {f"{name}[]": np.zeros(0)})
+        elif value is not None:
+            out[name] = value
+    return out
 
 
 def random_bits(rng: np.random.Generator, shape: Sequence[int], kind: str) -> np.ndarray:
@@ -558,6 +624,8 @@ class Deployment:
                           tuple(e.get("cpus", ()))) for e in segments]
             sessions = [self._session(folder, e["file"], e["session"]) for e in segments]
         self.runner = SegmentRunner(parts, sessions)
+        self.optional = {i.name for sess in sessions for i in sess.get_inputs()
+                         if i.type.startswith("optional(") and i.name in self.manifest["inputs"]}
 
     @staticmethod
     def _session(folder: str, file: str, s: Mapping[str, Any]) -> ort.InferenceSession:
@@ -565,14 +633,17 @@ class Deployment:
                              cpus=s.get("cpus", ()))
         return ort.InferenceSession(os.path.join(folder, file), so, providers=[s["execution_provider"]])
 
-    def random_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+    def random_inputs(self, seed: int = 0) -> dict[str, Any]:
         """Random inputs of the model's input shapes (from the manifest's recorded inputs), as
         :func:`scheduler.executor.random_inputs` makes them (those of :data:`INPUT_BITS_TYPES` by the sessions'
-        types: the manifest has only the dtype that holds them)."""
+        types: the manifest has only the dtype that holds them; sequences and optionals, which it has no spec
+        of, by :func:`empty_value`)."""
         rng = np.random.default_rng(seed)
         kinds = {i.name: i.type for sess in self.runner.sessions for i in sess.get_inputs()}
-        return {name: random_bits(rng, shape, kinds[name]) if kinds.get(name) in INPUT_BITS_TYPES
-                else random_array(rng, shape, dtype) for name, (shape, dtype) in self.manifest["input_specs"].items()}
+        specs = self.manifest["input_specs"]
+        return {name: random_bits(rng, specs[name][0], kinds[name]) if kinds.get(name) in INPUT_BITS_TYPES
+                else random_array(rng, *specs[name]) if name in specs else empty_value(kinds.get(name, "optional("))
+                for name in self.manifest["inputs"]}
 
     def default_inputs(self) -> dict[str, Any]:
         """The inputs the export was made from (``inputs.npz``, written with the folder) if it keeps them,
@@ -582,14 +653,14 @@ class Deployment:
         return load_arrays(os.path.join(self.folder, self.manifest["inputs_file"]))
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
-        """The model's outputs for ``feeds``: numpy arrays, OrtValues for those numpy has no dtype for
-        (:data:`BITS_TYPES`)."""
-        tensors, _, _ = self.runner.run(feeds)
+        """The model's outputs for ``feeds`` (an optional input left out is absent): numpy arrays, lists for
+        sequences, OrtValues for those numpy has no dtype for (:data:`BITS_TYPES`)."""
+        tensors, _, _ = self.runner.run({**dict.fromkeys(self.optional), **feeds})
         return {name: tensors[name] for name in self.outputs}
 
     def time(self, feeds: Mapping[str, Any], repeats: int = 20, warmup: int = 3) -> float:
         """Median wall time of ``repeats`` runs (s)."""
-        return statistics.median(timed_runs(lambda: self.runner.run(feeds), warmup, repeats))
+        return statistics.median(timed_runs(lambda: self.run(feeds), warmup, repeats))
 
     def close(self) -> None:
         self.runner.close()
@@ -608,10 +679,11 @@ def check_files(folder: str, files: Mapping[str, int]) -> None:
             raise ValueError(f"{folder}: {name} has {held} bytes, manifest.json lists {size} (copied in part?)")
 
 
-def load_arrays(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file by name (no pickles); strings as the object arrays ONNX Runtime takes."""
+def load_arrays(path: str) -> dict[str, Any]:
+    """The inputs an ``.npz`` file holds by name (no pickles; a sequence's elements gathered, :func:`grouped`);
+    strings as the object arrays ONNX Runtime takes."""
     with np.load(path) as data:
-        return {k: data[k].astype(object) if data[k].dtype.kind == "U" else data[k] for k in data.files}
+        return grouped({k: data[k].astype(object) if data[k].dtype.kind == "U" else data[k] for k in data.files})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -632,7 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             feeds = deployment.default_inputs()
         outputs = deployment.run(feeds)
         if args.output:  # bfloat16, float8 and int4 outputs as ort_bits gives them
-            np.savez(args.output, **{k: ort_bits(v) if isinstance(v, ort.OrtValue) else v for k, v in outputs.items()})
+            np.savez(args.output, **flat({k: ort_bits(v) if isinstance(v, ort.OrtValue) else v
+                                            for k, v in outputs.items()}))
         if args.repeats > 0:
             median = deployment.time(feeds, args.repeats)
             print(f"{deployment.manifest['kind']}: median {median * 1e3:.3f} ms over {args.repeats} runs")

@@ -491,9 +491,14 @@ def fix_input_shapes_in_place(model: onnx.ModelProto, input_shapes: Mapping[str,
             raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")
     for name, vi in inputs.items():
         kind = vi.type.WhichOneof("value")
+        if kind in ("sequence_type", "optional_type"):  # its values' shapes are their own: none to fix
+            if name in shapes:
+                raise ModelError(f"input {name!r} is a{'n' * (kind[0] == 'o')} {kind.removesuffix('_type')}, "
+                                 "whose shapes come with its values (--inputs), not --input-shape")
+            continue
         if kind not in (None, "tensor_type"):  # a shape given would turn it into a tensor
-            raise ModelError(f"input {name!r} is a {kind.removesuffix('_type')}, not a tensor; hetsched takes "
-                             "models whose inputs are tensors")
+            raise ModelError(f"input {name!r} is a {kind.removesuffix('_type')}; hetsched takes models whose "
+                             "inputs are tensors, sequences and optionals")
         tt = vi.type.tensor_type
         if name in shapes:
             dims = [int(d) for d in shapes[name]]

@@ -27,15 +27,19 @@ import onnx
 from onnx import helper
 
 from .errors import ModelError
-from .executor import PACKED_TYPES, bits_dtype, check_packed, held
+from .executor import PACKED_TYPES, bits_dtype, check_packed, flat, grouped, held
 from .graph import is_fixed, real_inputs
 
-Feeds = Mapping[str, np.ndarray]
+FeedValue = np.ndarray | list[np.ndarray] | None
+"""A tensor, a sequence of tensors, or an optional input given as absent."""
+Feeds = Mapping[str, FeedValue]
 """Input name -> value, as ``InferenceSession.run`` takes them."""
 
 
-def load_inputs(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` file (``numpy.savez``), one per model input named by its key.
+def load_inputs(path: str) -> dict[str, FeedValue]:
+    """The arrays of an ``.npz`` file (``numpy.savez``), one per model input named by its key; a sequence
+    input ``x`` as its elements ``x[0]``, ``x[1]``, ... (an empty one as ``x[]``), an optional left out
+    to leave it absent (:func:`scheduler.executor.grouped`).
 
     Pickled objects are refused (a data file must not run code); string arrays come back as
     the object arrays ONNX Runtime takes.
@@ -52,49 +56,76 @@ def load_inputs(path: str) -> dict[str, np.ndarray]:
         raise ModelError(f"inputs file {path!r} is not a readable .npz of arrays: {exc}") from None
     if not arrays:
         raise ModelError(f"inputs file {path!r} holds no arrays")
-    return {k: v.astype(object) if v.dtype.kind == "U" else v for k, v in arrays.items()}
+    try:
+        return grouped({k: v.astype(object) if v.dtype.kind == "U" else v for k, v in arrays.items()})
+    except ValueError as exc:
+        raise ModelError(f"inputs file {path!r}: {exc}") from None
 
 
 def shapes_of(feeds: Feeds) -> dict[str, list[int]]:
-    """The input shapes the given values fix."""
-    return {name: [int(d) for d in value.shape] for name, value in feeds.items()}
+    """The input shapes the given tensors fix (a sequence's or an optional's are its own)."""
+    return {name: [int(d) for d in value.shape] for name, value in feeds.items() if isinstance(value, np.ndarray)}
 
 
 def check_inputs(model: onnx.ModelProto, feeds: Feeds) -> None:
     """Refuse, in one line, given inputs that do not fit the model's graph inputs: a name it does not
-    have, one it needs that is missing, or another element type or rank."""
+    have, one it needs that is missing (an optional may be: it is then absent), or another kind, element
+    type or rank."""
     inputs = real_inputs(model.graph)
     extra = sorted(set(feeds) - set(inputs))
     if extra:
         raise ModelError(f"the given inputs name {extra[0]!r}, which is not an input of the model "
                          f"(inputs: {', '.join(inputs) or 'none'})")
-    missing = [name for name in inputs if name not in feeds]
+    missing = [name for name, vi in inputs.items() if name not in feeds and not vi.type.HasField("optional_type")]
     if missing:
         raise ModelError(f"the given inputs lack the model's input {missing[0]!r}")
     for name, vi in inputs.items():
-        tt, value = vi.type.tensor_type, feeds[name]
-        if not vi.type.HasField("tensor_type"):
-            raise ModelError(f"input {name!r} is not a tensor; only tensor inputs can be given")
-        want = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
-        kind = f"tensor({want.name})" if want is not None else ""
-        bits = want is not None and want.kind == "V" and value.dtype == bits_dtype(want)
-        packed = kind in PACKED_TYPES
-        if want is not None and want != value.dtype and not bits:  # bfloat16, float8: their bits will do
-            raise ModelError(f"given input {name!r} is {value.dtype}, but the model takes {want}" + (
-                f" (or its {'values' if packed else 'bits'} as {bits_dtype(want)})" if want.kind == "V" else ""))
-        if packed:
-            try:
-                check_packed(name, held(value), kind)
-            except ValueError as exc:  # a value out of the type's range
-                raise ModelError(f"given {exc}") from None
-        if tt.HasField("shape") and len(tt.shape.dim) != value.ndim:
-            raise ModelError(f"given input {name!r} has rank {value.ndim}, but the model's has rank "
-                             f"{len(tt.shape.dim)}")
-        fixed = [(i, d.dim_value) for i, d in enumerate(tt.shape.dim) if is_fixed(d)]
-        for i, size in fixed:
-            if value.shape[i] != size:
-                raise ModelError(f"given input {name!r} has shape {list(value.shape)}, but the model fixes "
-                                 f"dimension {i} at {size}")
+        if name in feeds:
+            _check_value(name, vi.type, feeds[name])
+
+
+def _check_value(name: str, kind: onnx.TypeProto, value: FeedValue) -> None:
+    """:func:`check_inputs` for one value of type ``kind``: a tensor, a sequence's list (each element checked
+    as its type says) or an optional's value or None."""
+    which = kind.WhichOneof("value")
+    if which == "optional_type":
+        if value is not None:
+            _check_value(name, kind.optional_type.elem_type, value)
+        return
+    if which == "sequence_type":
+        if not isinstance(value, list):
+            raise ModelError(f"given input {name!r} is an array, but the model takes a sequence (give its "
+                             f"elements as {name}[0], {name}[1], ...; an empty one as {name}[])")
+        for k, element in enumerate(value):
+            _check_value(f"{name}[{k}]", kind.sequence_type.elem_type, element)
+        return
+    if which != "tensor_type":
+        raise ModelError(f"input {name!r} is a {(which or 'value of no type').removesuffix('_type')}; only tensors, "
+                         "sequences and optionals can be given")
+    if not isinstance(value, np.ndarray):
+        raise ModelError(f"given input {name!r} is {'absent' if value is None else 'a sequence'}, but the model "
+                         "takes a tensor")
+    tt = kind.tensor_type
+    want = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)) if tt.elem_type else None
+    ort_kind = f"tensor({want.name})" if want is not None else ""
+    bits = want is not None and want.kind == "V" and value.dtype == bits_dtype(want)
+    packed = ort_kind in PACKED_TYPES
+    if want is not None and want != value.dtype and not bits:  # bfloat16, float8: their bits will do
+        raise ModelError(f"given input {name!r} is {value.dtype}, but the model takes {want}" + (
+            f" (or its {'values' if packed else 'bits'} as {bits_dtype(want)})" if want.kind == "V" else ""))
+    if packed:
+        try:
+            check_packed(name, held(value), ort_kind)
+        except ValueError as exc:  # a value out of the type's range
+            raise ModelError(f"given {exc}") from None
+    if tt.HasField("shape") and len(tt.shape.dim) != value.ndim:
+        raise ModelError(f"given input {name!r} has rank {value.ndim}, but the model's has rank "
+                         f"{len(tt.shape.dim)}")
+    fixed = [(i, d.dim_value) for i, d in enumerate(tt.shape.dim) if is_fixed(d)]
+    for i, size in fixed:
+        if value.shape[i] != size:
+            raise ModelError(f"given input {name!r} has shape {list(value.shape)}, but the model fixes "
+                             f"dimension {i} at {size}")
 
 
 def inputs_digest(feeds: Feeds | None) -> str:
@@ -103,8 +134,9 @@ def inputs_digest(feeds: Feeds | None) -> str:
     if not feeds:
         return ""
     h = hashlib.sha256()
-    for name in sorted(feeds):
-        value = np.ascontiguousarray(feeds[name])
+    arrays = flat(feeds)  # a sequence by its elements
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
         h.update(f"{name}|{value.dtype}|{value.shape}|".encode())
         h.update(repr(value.tolist()).encode() if value.dtype == object else value.tobytes())
     return h.hexdigest()[:12]

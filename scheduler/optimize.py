@@ -50,7 +50,8 @@ from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PA
                        random_inputs, session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
-                    name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, take_out_large)
+                    name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, subgraphs,
+                    take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -608,6 +609,7 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
             session(source, level, label=label, optimized_path=path, runs=False)
             out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
             _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x
+            _unshadowed_constants(out.graph)
             _stable_names(out)
             out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
             if not cached:
@@ -616,7 +618,8 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
                 write_bytes(cached + ".data", _chunks(path + ".data"))
             write_bytes(cached, out.SerializeToString())
     out = _load(cached)
-    _original_inputs(out, model)  # also mends files cached before it
+    _original_inputs(out, model)  # these two also mend files cached before them
+    _unshadowed_constants(out.graph)
     name_nodes_in_place(out)
     return out
 
@@ -658,6 +661,24 @@ def _original_inputs(out: onnx.ModelProto, model: onnx.ModelProto) -> None:
     if len(inputs) < len(out.graph.input):
         del out.graph.input[:]
         out.graph.input.extend(inputs)
+
+
+def _unshadowed_constants(graph: onnx.GraphProto) -> None:
+    """Drop, **in place**, each ``Constant`` node of ``graph`` and its bodies whose output an initializer of
+    the same graph defines.
+
+    ORT 1.32 writes an ``If`` nested in a ``Loop`` body (ONNX's ``test_loop16_seq_none``) with its branch's
+    ``Constant`` turned into an initializer and the node still there: a second definition, which ORT refuses
+    when the model is loaded as it wrote it ("Graph must be in single static assignment (SSA) form").
+    """
+    held = {t.name for t in graph.initializer}
+    dropped = [i for i, node in enumerate(graph.node) if node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+               and list(node.output) and node.output[0] in held]
+    for i in reversed(dropped):
+        del graph.node[i]
+    for node in graph.node:
+        for sub in subgraphs(node):
+            _unshadowed_constants(sub)
 
 
 def _stable_names(out: onnx.ModelProto) -> None:
@@ -722,9 +743,9 @@ def observed_run(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nda
     named = list(zip([o.name for o in sess.get_outputs()], values)) + list(feeds.items())
     declared: dict[str, onnx.ValueInfoProto] | None = None  # as the model declares or ONNX infers them
     types = {}
-    optional = {o.name: o.type for o in sess.get_outputs() if o.type.startswith("optional(")}
+    optional = {o.name: o.type for o in (*sess.get_outputs(), *sess.get_inputs()) if o.type.startswith("optional(")}
     for name, value in named:
-        if name in optional:  # ORT gives the element (or None), not the optional that holds it
+        if name in optional:  # ORT gives (and takes) the element or None, not the optional that holds it
             if isinstance(value, np.ndarray):
                 kind = helper.make_optional_type_proto(_value_info(name, value).type)
             else:  # empty, or not a tensor: ORT's own name of the type

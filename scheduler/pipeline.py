@@ -29,7 +29,7 @@ from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model, name_nodes_in_place,
-                    subgraphs, task_graph_from_onnx)
+                    real_inputs, subgraphs, task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import (ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_data,
                        unpacked)
@@ -96,8 +96,9 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
             raise ModelError("given inputs apply to one inference (batch 1); the batch's copies have their own")
         check_inputs(model, inputs)
         shapes = {name: list(dims) for name, dims in (input_shapes or {}).items()}
+        tensors = {name for name, vi in real_inputs(model.graph).items() if vi.type.HasField("tensor_type")}
         for name, dims in shapes_of(inputs).items():
-            if shapes.setdefault(name, dims) != dims:
+            if name in tensors and shapes.setdefault(name, dims) != dims:  # an optional's value: its own shape
                 raise ModelError(f"--input-shape gives {name!r} shape {shapes[name]}, but its given value has "
                                  f"shape {dims}")
         input_shapes = shapes

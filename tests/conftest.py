@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the external benchmark workloads live; a model of sequences and strings."""
+"""Shared test fixtures: where the external benchmark workloads live; a model of sequences and strings; one
+whose inputs are a sequence, an optional and a tensor."""
 
 from __future__ import annotations
 
@@ -47,6 +48,35 @@ def sequence_model(tmp_path) -> str:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = IR_VERSION
     path = tmp_path / "seq.onnx"
+    onnx.save(m, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def sequence_input_model(tmp_path) -> str:
+    """Inputs of every kind a session takes from Python: a sequence ``seq`` of (k, 3) tensors, an optional
+    ``opt`` and a tensor ``x``; ``y`` = relu(concat(seq + [x])) + len(seq) + has(opt), and the sequence
+    ``grown`` = seq + [x].  An empty ``seq`` and an absent ``opt`` (the random inputs) run it too."""
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("SequenceInsert", ["seq", "x"], ["grown"], name="insert"),
+             helper.make_node("ConcatFromSequence", ["grown"], ["cat"], axis=0, name="concat"),
+             helper.make_node("Relu", ["cat"], ["r"], name="relu"),
+             helper.make_node("SequenceLength", ["seq"], ["n"], name="length"),
+             helper.make_node("Cast", ["n"], ["nf"], to=f, name="n_float"),
+             helper.make_node("OptionalHasElement", ["opt"], ["has"], name="has"),
+             helper.make_node("Cast", ["has"], ["hf"], to=f, name="has_float"),
+             helper.make_node("Add", ["nf", "hf"], ["t"], name="count"),
+             helper.make_node("Add", ["r", "t"], ["y"], name="add")]
+    tensor = helper.make_tensor_type_proto(f, ["k", 3])
+    g = helper.make_graph(nodes, "kinds", [
+        helper.make_value_info("seq", helper.make_sequence_type_proto(tensor)),
+        helper.make_value_info("opt", helper.make_optional_type_proto(helper.make_tensor_type_proto(f, [3]))),
+        helper.make_tensor_value_info("x", f, [2, 3])],
+        [helper.make_tensor_value_info("y", f, None), helper.make_value_info("grown", helper.make_sequence_type_proto(
+            helper.make_tensor_type_proto(f, None)))])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "kinds.onnx"
     onnx.save(m, str(path))
     return str(path)
 

@@ -171,8 +171,8 @@ def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path)
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     with np.load(out, allow_pickle=True) as data:
-        assert data["words_out"].tolist() == ["", ""] and data["seq"].shape == (2, 2, 3)
-        np.testing.assert_array_equal(data["cat"], np.concatenate(list(data["seq"])))
+        assert data["words_out"].tolist() == ["", ""] and data["seq[0]"].shape == data["seq[1]"].shape == (2, 3)
+        np.testing.assert_array_equal(data["cat"], np.concatenate([data["seq[0]"], data["seq[1]"]]))
 
 
 def test_an_export_made_from_the_users_inputs_runs_on_them_by_default(sequence_model, tmp_path):
@@ -201,6 +201,39 @@ def test_an_export_made_from_the_users_inputs_runs_on_them_by_default(sequence_m
         np.testing.assert_array_equal(data["cat"], np.concatenate([feeds["x"], feeds["x"]]))
     with np.load(tmp_path / "open.npz") as data:
         np.testing.assert_array_equal(data["y"], np.maximum(x, 0))
+
+
+def test_exported_sequence_and_optional_inputs_run_standalone(sequence_input_model, tmp_path):
+    """The folder keeps given sequence inputs by their elements (``seq[0]``, ...) and leaves an absent optional
+    out; ``runner.py`` runs on them by default, on an ``--inputs`` file of that form, and on its own random
+    inputs (an empty sequence, no optional); a sequence output is saved by its elements too."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    seq = [rng.standard_normal((1, 3)).astype(np.float32), rng.standard_normal((3, 3)).astype(np.float32)]
+    feeds = {"seq": seq, "x": x}
+    for name, given in (("given", feeds), ("random", None)):  # segments fix the sizes they were cut at
+        model, problem = load_problem(sequence_input_model, platform="cpu", costs="model", inputs=given)
+        order = problem.graph.topological_order
+        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+        export_placement(model, problem, schedule, str(tmp_path / name), "none", given)
+    with np.load(tmp_path / "given" / "inputs.npz") as data:
+        assert sorted(data.files) == ["seq[0]", "seq[1]", "x"]
+    np.savez(tmp_path / "in.npz", **{"seq[0]": 2 * seq[0], "seq[1]": seq[1], "x": x, "opt": np.ones(3, np.float32)})
+    runs = {"given": ("given", []), "random": ("random", []), "file": ("given", ["--inputs", str(tmp_path / "in.npz")])}
+    for name, (folder, extra) in runs.items():
+        proc = subprocess.run([sys.executable, "-I", str(tmp_path / folder / "runner.py"), "--output",
+                               str(tmp_path / f"{name}.npz"), "--repeats", "0", *extra], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    expected = {"given": (seq + [x], 2.0), "random": ([x], 0.0), "file": ([2 * seq[0], seq[1], x], 3.0)}
+    for name, (parts, added) in expected.items():
+        with np.load(tmp_path / f"{name}.npz") as data:
+            if name != "random":  # random: x is drawn by the runner
+                np.testing.assert_allclose(data["y"], np.maximum(np.concatenate(parts), 0) + added, rtol=1e-6)
+                grown = [data[f"grown[{k}]"] for k in range(len(parts))]
+                assert [g.shape for g in grown] == [p.shape for p in parts] and f"grown[{len(parts)}]" not in data
+            else:
+                assert data["y"].shape == (2, 3) and data["grown[0]"].shape == (2, 3)
 
 
 def test_exported_model_with_an_empty_input_runs_on_its_own_random_inputs(tmp_path):

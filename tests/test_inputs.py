@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import onnx
@@ -151,3 +152,55 @@ def test_a_stream_of_given_inputs_repeats_them():
                                     for f in stream)
     varied = stream_feeds(given, 4, seed=0)
     assert not np.array_equal(varied[1]["x"], given["x"])
+
+
+def test_sequence_and_optional_inputs_are_given_by_their_elements(sequence_input_model, tmp_path):
+    """An ``.npz`` holds a sequence input as ``seq[0]``, ``seq[1]``, ... and leaves an absent optional out;
+    the model is profiled, cut and replayed on them, and on its random inputs (an empty sequence, no
+    optional), with the whole model's outputs."""
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal((1, 3)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)]
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    np.savez(tmp_path / "given.npz", **{"seq[1]": parts[1], "seq[0]": parts[0], "x": x, "opt": np.ones(3, np.float32)})
+    np.savez(tmp_path / "absent.npz", **{"seq[]": np.zeros(0), "x": x})
+    given = load_inputs(str(tmp_path / "given.npz"))
+    assert isinstance(given["seq"], list) and [p.shape for p in given["seq"]] == [(1, 3), (2, 3)]
+    absent = load_inputs(str(tmp_path / "absent.npz"))
+    assert set(absent) == {"seq", "x"} and absent["seq"] == []
+    for feeds in (given, absent, None):
+        model, problem = load_problem(sequence_input_model, platform="cpu", costs="profile", inputs=feeds,
+                                      profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
+        order = problem.graph.topological_order
+        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+        result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
+                        original=load_original(sequence_input_model, inputs=feeds)[0])
+        assert len(result["segments"]) > 1 and result["max_abs_diff"] == 0.0 and result["baselines"]
+    stored = sorted(f for f in os.listdir(tmp_path / "profiles") if f.endswith(".json"))
+    assert len(stored) == 3  # one per set of inputs: given ones under their values' digest
+
+
+def test_sequence_and_optional_inputs_are_checked(sequence_input_model, tmp_path, capsys):
+    model = onnx.load(sequence_input_model)
+    x = np.zeros((2, 3), np.float32)
+    check_inputs(model, {"seq": [np.zeros((4, 3), np.float32)], "x": x})  # an optional may be left out
+    for feeds, message in [({"seq": np.zeros((1, 3), np.float32), "x": x}, "'seq' is an array, but the model takes "
+                            r"a sequence \(give its elements as seq\[0\]"),
+                           ({"seq": [np.zeros(3, np.float32)], "x": x}, r"'seq\[0\]' has rank 1, but the model's has "
+                            "rank 2"),
+                           ({"seq": [], "x": [x]}, "'x' is a sequence, but the model takes a tensor"),
+                           ({"seq": [], "x": x, "opt": np.zeros(3, np.int64)}, "'opt' is int64, but the model takes "
+                            "float32")]:
+        with pytest.raises(ModelError, match=message):
+            check_inputs(model, feeds)
+    for arrays, message in [({"seq[1]": x}, r"sequence input 'seq' are not numbered 0, 1, \.\.\."),
+                            ({"seq": x, "seq[0]": x}, "'seq' both as an array and as a sequence's elements")]:
+        np.savez(tmp_path / "bad.npz", **arrays)
+        code = main(["problem", sequence_input_model, "--platform", "cpu", "--inputs", str(tmp_path / "bad.npz"),
+                     "-o", str(tmp_path / "p.json")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and re.search(message, err), err
+    code = main(["problem", sequence_input_model, "--platform", "cpu", "--input-shape", "seq=1,3",
+                 "-o", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "input 'seq' is a sequence, whose shapes come with its values (--inputs)" in err
+    assert not (tmp_path / "p.json").exists()
