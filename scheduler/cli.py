@@ -132,7 +132,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     measured = [n for n in prof.nodes if n.runs > 0]
     print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
           f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor, "
-          f"{plan.check_runs} check) "
+          f"{plan.check_runs} check, {plan.tracer_runs} tracer) "
           f"x {prof.repeats} repeats")
     for run in plan.node_runs:
         print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}")
@@ -151,6 +151,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))
     traced = prof.sum_over_whole(traced=True)
+    for dev, (inside, per_node) in prof.tracer_s.items():
+        print(f"  {dev}: the profiler's own time per node {inside * 1e6:.1f} µs inside a kernel's event, "
+              f"{per_node * 1e6:.1f} µs in all (taken off the node costs and the traced run)")
     for dev, ratio in prof.sum_over_whole().items():
         print(f"  {dev}: sum of node medians = {traced[dev]:.2f} x the traced run "
               f"({prof.traced_run_s[dev] * 1e3:.3f} ms), {ratio:.2f} x the plain run "

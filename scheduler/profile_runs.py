@@ -114,6 +114,27 @@ def _relu_chain(elements: int, length: int) -> onnx.ModelProto:
     return model
 
 
+TRACER_CHAIN = (256, 200)
+"""The chain :func:`tracer_cost` times: Relus on 256 floats, 200 of them (0.3 µs each here)."""
+
+
+def tracer_cost(provider: str, threads: int, profile_dir: str, repeats: int, warmup: int) -> tuple[float, float]:
+    """What ORT's profiler adds per node in a session of these settings (s): inside each kernel event, and in
+    all of a traced run; from a chain of tiny nodes (:data:`TRACER_CHAIN`) timed traced and plain, its nodes'
+    own time being the plain run's share per node.  Each at least 0."""
+    elements, length = TRACER_CHAIN
+    data = _relu_chain(elements, length).SerializeToString()
+    feed = {"x": np.ones(elements, np.float32)}
+    run = _session(data, provider, threads, None).run
+    plain = statistics.median(timed_runs(partial(run, None, feed), warmup, repeats)) / length
+    del run  # its session's idle threads must not spin beside the traced session
+    traced = _session(data, provider, threads, profile_dir)
+    timed_runs(partial(traced.run, None, feed), warmup, repeats)
+    per_node, runs = _node_durations(_end_trace(traced), repeats)
+    kernel = statistics.median(v for samples in per_node.values() for v in samples)
+    return max(0.0, kernel - plain), max(0.0, statistics.median(runs) / length - plain)
+
+
 def _fit_link(points: Sequence[tuple[int, float]]) -> tuple[float, float | None]:
     """Least-squares ``latency + bytes / bandwidth`` (both clipped to be physical)."""
     x = np.array([p[0] for p in points], dtype=float)
@@ -183,6 +204,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     nodes: list[NodeStat] = []
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
+    tracer: dict[str, tuple[float, float]] = {}
     # each run's whole model is timed with the profiler off in the same session (as fast as a new one: 3.65
     # against 3.62 ms on randwire; a large model's session takes seconds), in rounds over the runs when
     # their sessions fit in memory together, else right after its trace
@@ -214,6 +236,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
             unknown = set(per_node) - task_names
             if unknown:
                 raise HetschedError(f"profiling trace names nodes not in the model: {sorted(unknown)[:3]}")
+            tracer.update(dict.fromkeys(run.devices, tracer_cost(run.provider, run.threads, tmp, repeats, warmup)))
         if calls:
             walls = interleaved_runs(calls, warmup, repeats, rounds, progress)
             del calls
@@ -239,6 +262,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
         links=tuple(links),
         whole_run_s=whole,
         traced_run_s=traced,
+        tracer_s=tracer,
     )
     if plan.executor_runs:
         tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
