@@ -1,7 +1,7 @@
 """Placement floor: how fast any placement this search finds is *predicted* to run, beside the whole model.
 
 The replay's segment-level prediction (:func:`scheduler.replay.predict_replay`,
-median error 1.9% in ``bench_replay``) is the best model we have of what a
+median error 1.6% in ``bench_replay``) is the best model we have of what a
 placement measures.  For each model, on its stored profile (profiled first when
 there is none), this prints:
 
