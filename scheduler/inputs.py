@@ -94,14 +94,15 @@ def _check_value(name: str, kind: onnx.TypeProto, value: FeedValue) -> None:
         return
     if which == "sequence_type":
         if not isinstance(value, list):
-            raise ModelError(f"given input {name!r} is an array, but the model takes a sequence (give its "
-                             f"elements as {name}[0], {name}[1], ...; an empty one as {name}[])")
+            raise ModelError(f"given input {name!r} is {'absent' if value is None else 'an array'}, but the model "
+                             f"takes a sequence (give its elements as {name}[0], {name}[1], ...; an empty one as "
+                             f"{name}[])")
         for k, element in enumerate(value):
             _check_value(f"{name}[{k}]", kind.sequence_type.elem_type, element)
         return
-    if which != "tensor_type":
-        raise ModelError(f"input {name!r} is a {(which or 'value of no type').removesuffix('_type')}; only tensors, "
-                         "sequences and optionals can be given")
+    if which not in ("tensor_type", None):  # an input of no declared type is taken as a tensor, as ORT does
+        raise ModelError(f"input {name!r} is a {which.removesuffix('_type')}; only tensors, sequences and "
+                         "optionals can be given")
     if not isinstance(value, np.ndarray):
         raise ModelError(f"given input {name!r} is {'absent' if value is None else 'a sequence'}, but the model "
                          "takes a tensor")

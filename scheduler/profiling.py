@@ -182,7 +182,7 @@ class Profile:
             if not rows or total <= 0:
                 out[dev] = (1.0, 0.0, 0.0)
                 continue
-            traced = self.traced_run_s.get(dev, math.nan) - per_node * len(rows)
+            traced = self.traced_run_s.get(dev, math.nan) - per_node * sum(n.runs > 0 for n in rows)
             inside_run = max(traced, total) if math.isfinite(traced) else max(whole, total)
             gap = (inside_run - total) / len(rows)
             scale = whole / (total + gap * len(rows))

@@ -183,6 +183,9 @@ def test_sequence_and_optional_inputs_are_checked(sequence_input_model, tmp_path
     model = onnx.load(sequence_input_model)
     x = np.zeros((2, 3), np.float32)
     check_inputs(model, {"seq": [np.zeros((4, 3), np.float32)], "x": x})  # an optional may be left out
+    untyped = helper.make_model(helper.make_graph([helper.make_node("Relu", ["u"], ["v"])], "untyped",
+                                                  [helper.make_value_info("u", onnx.TypeProto())], []))
+    check_inputs(untyped, {"u": x})  # an input of no declared type takes a tensor, as ORT reads it
     for feeds, message in [({"seq": np.zeros((1, 3), np.float32), "x": x}, "'seq' is an array, but the model takes "
                             r"a sequence \(give its elements as seq\[0\]"),
                            ({"seq": [np.zeros(3, np.float32)], "x": x}, r"'seq\[0\]' has rank 1, but the model's has "
