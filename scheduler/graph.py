@@ -493,8 +493,9 @@ def fix_input_shapes_in_place(model: onnx.ModelProto, input_shapes: Mapping[str,
         kind = vi.type.WhichOneof("value")
         if kind in ("sequence_type", "optional_type"):  # its values' shapes are their own: none to fix
             if name in shapes:
-                raise ModelError(f"input {name!r} is a{'n' * (kind[0] == 'o')} {kind.removesuffix('_type')}, "
-                                 "whose shapes come with its values (--inputs), not --input-shape")
+                what = "an optional" if kind == "optional_type" else "a sequence"
+                raise ModelError(f"input {name!r} is {what}, whose shapes come with its values (--inputs), "
+                                 "not --input-shape")
             continue
         if kind not in (None, "tensor_type"):  # a shape given would turn it into a tensor
             raise ModelError(f"input {name!r} is a {kind.removesuffix('_type')}; hetsched takes models whose "
