@@ -37,7 +37,8 @@ from .graph import real_inputs
 from .inputs import Feeds, shapes_of
 from .optimize import ModelBytes, session_data, unpacked, write_model
 from .problem import Problem
-from .replay import plain_configs, prepare_replay, reference_run, runner_parts, session_settings
+from .replay import (plain_configs, prepare_replay, reference_run, runner_parts, segment_data,
+                     session_settings, shared_values)
 from .segments import SegmentModel
 from .schedule import Schedule
 
@@ -93,17 +94,27 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
     prepared for a session is written from its :attr:`~scheduler.segments.SegmentModel.data`.  ``feeds``, the
     user's inputs, are kept beside them (:func:`_finish`).
     """
+    datas = segment_data(parts)
+    shared = {name: f"shared{k:03d}.npy" for k, name in enumerate(shared_values(datas))}
     entries, written = [], []
-    for p, rp, settings in zip(parts, runner_parts(problem, parts), session_settings(problem, parts)):
+    for p, data, rp, settings in zip(parts, datas, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
-        written += write_model(os.path.join(folder, name), p.model if p.data is None else p.data)
+        written += write_model(os.path.join(folder, name), data)
         entries.append({"segment": p.segment.index, "file": name, "device": p.segment.device,
                         "simulated": problem.platform.device[p.segment.device].simulated,
                         "inputs": list(p.inputs), "outputs": list(p.outputs),
                         "after": list(rp.after), "cpus": list(rp.cpus), "scheduled_start_s": p.segment.start,
-                        "session": {**settings, "graph_optimization": "none", "parallel": False}})
+                        "session": {**settings, "graph_optimization": "none", "parallel": False},
+                        "shared": [n for n, _ in data.externals if n in shared]})
+    values = dict(v for data in datas for v in data.externals)
+    for value_name, file in shared.items():  # one copy of each value that segments share, for all of them
+        buffer = io.BytesIO()
+        np.save(buffer, values[value_name], allow_pickle=False)
+        written.append(os.path.join(folder, file))
+        write_bytes(written[-1], buffer.getvalue())
     manifest = _common(model, "segments", level)
-    manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries})
+    manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries,
+                     "shared": shared})
     return _finish(folder, manifest, written, feeds)
 
 
@@ -125,10 +136,11 @@ def export_plain(original: onnx.ModelProto | ModelBytes, config: str, folder: st
     ``config`` is a label of :func:`scheduler.replay.plain_configs` (the fastest
     measured); ORT optimises at load time, so the file stays portable.
     """
-    threads, level, parallel = plain_configs()[config]
+    c = plain_configs()[config]
     written = write_model(os.path.join(folder, "model.onnx"), original)
     manifest = _common(unpacked(original)[0], "plain", "none")
     manifest.update({"model": "model.onnx", "configuration": config,
-                     "session": {"threads": threads, "graph_optimization": level, "parallel": parallel,
-                                 "spinning": "always", "execution_provider": "CPUExecutionProvider"}})
+                     "session": {"threads": c.threads, "graph_optimization": c.level, "parallel": c.parallel,
+                                 "packed": c.packed, "spinning": "always",
+                                 "execution_provider": "CPUExecutionProvider"}})
     return _finish(folder, manifest, written, feeds)

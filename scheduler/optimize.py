@@ -47,7 +47,7 @@ from onnx.external_data_helper import load_external_data_for_model
 
 from .errors import HetschedError, ModelError
 from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
-                       random_inputs, session_call, session_options)
+                       random_inputs, session_call, session_options, share_initializers)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, subgraphs,
@@ -400,7 +400,8 @@ def _ort_message(exc: Exception) -> str:
 def session(data: bytes | str, level: str = "none", threads: int = 1, provider: str = "CPUExecutionProvider", *,
             parallel: bool = False, spinning: str = "always", cpus: Sequence[int] = (),
             profile_prefix: str | None = None, optimized_path: str | None = None, runs: bool = True,
-            label: str = "model") -> ort.InferenceSession:
+            label: str = "model", shared: Mapping[str, np.ndarray] | None = None,
+            packed: bool = True) -> ort.InferenceSession:
     """An ORT session of ``data`` (:func:`session_bytes` or :func:`model_bytes`; a :class:`ModelBytes` brings
     its large values; or a model file's path) with :func:`scheduler.executor.session_options`, after checking
     ``level``.
@@ -408,19 +409,26 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     ``profile_prefix`` turns ORT's profiler on; ``optimized_path`` saves the optimised model.  ``runs=False``:
     a session made only to load or write the model, which packs no weights for its kernels (a 0.5 GiB MLP at
     level all: a peak of 1.5x its size in ORT and 3.3 s, 0.5x and 1.2 s so; the nodes written are the same,
-    packing being the kernels' business, not the graph's).  A model ORT refuses (unknown op or opset) raises
-    ModelError naming it.
+    packing being the kernels' business, not the graph's); ``packed=False``: a session that runs so.
+    ``shared``: large values by name that other sessions read too (those ``data`` holds beside it are read
+    from there, not copied, and its weights are not packed: :func:`~scheduler.executor.share_initializers`).
+    A model ORT refuses (unknown op or opset) raises ModelError naming it.
     """
     if provider not in ort.get_available_providers():
         raise HetschedError(f"execution provider {provider!r} is not available here "
                             f"(available: {', '.join(ort.get_available_providers())})")
     ort_level(level)  # an unknown level is a ModelError naming it
+    externals = getattr(data, "externals", ())
+    given = {name: shared[name] for name, _ in externals if name in (shared or {})}
     so = session_options("none" if level == "disable" else level, threads, parallel=parallel, spinning=spinning,
-                         cpus=cpus)
+                         cpus=cpus, packed=packed and runs and not given)
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    externals = getattr(data, "externals", ())
+    if given:
+        data = _placeholders_filled(data, given)
+        externals = data.externals
+    kept = share_initializers(so, given)
     backing = _backing_file(externals)
     if externals and backing is None:  # ORT takes them from our arrays, no serialising (it still makes its own
         # copy: a 0.5 GiB MLP's session at level none held 0.5 GiB beside them, weight packing on or off)
@@ -431,15 +439,31 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
                                     os.path.basename(optimized_path) + ".data")
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                     str(LARGE_TENSOR))
-    if not runs:
-        so.add_session_config_entry("session.disable_prepacking", "1")
     try:
         if backing is None:
-            return ort.InferenceSession(data, so, providers=[provider])
-        with _beside_values(data, *backing) as path:
-            return ort.InferenceSession(path, so, providers=[provider])
+            sess = ort.InferenceSession(data, so, providers=[provider])
+        else:
+            with _beside_values(data, *backing) as path:
+                sess = ort.InferenceSession(path, so, providers=[provider])
+        sess.shared_values = kept  # type: ignore[attr-defined]  # as long as the session lives
+        return sess
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
+
+
+def _placeholders_filled(data: ModelBytes, given: Mapping[str, np.ndarray]) -> ModelBytes:
+    """``data`` without the values ``given`` beside it, their placeholders filled with zeros: ORT takes a
+    value handed to a session in place of the model's initializer of that name, which must hold data of
+    its size (a placeholder fails its check).  The zeros live only in these bytes."""
+    m = onnx.ModelProto.FromString(data)
+    for tensor in m.graph.initializer:
+        if tensor.name in given:
+            del tensor.external_data[:]
+            tensor.data_location = TensorProto.DEFAULT
+            tensor.raw_data = bytes(given[tensor.name].nbytes)
+    out = ModelBytes(_serialised(m))
+    out.externals = tuple((name, value) for name, value in data.externals if name not in given)
+    return out
 
 
 @contextlib.contextmanager

@@ -252,7 +252,7 @@ def recommend(original: onnx.ModelProto | ModelBytes, model: onnx.ModelProto | M
              "speedup_interval": speedup_interval(plain[best_plain], times, seed=seed)
              if r["timeline"] == "wall-clock" else None}
             for (p, s), r, times in zip(chosen, replays, samples)]
-    whole = whole_model_schedule(problem, plain_configs()[best_plain][0])
+    whole = whole_model_schedule(problem, plain_configs()[best_plain].threads)
     plain_pred = whole.makespan if whole is not None else None
     plain_replay = predict_replay(problem, whole) if whole is not None else None
     rows.append({"candidate": f"plain ONNX Runtime ({best_plain})", "solver": None,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import onnx
@@ -78,14 +78,44 @@ def pool_cpus(cpus: Mapping[str, tuple[int, ...]], device: Device) -> tuple[int,
     return own if len(own) == device.threads > 1 and not device.simulated else ()
 
 
+SHARED_MOST = 256 << 20
+"""The largest value that segments share (:func:`shared_values`): its place in each session's bytes is filled
+with zeros, and protobuf holds at most 2 GiB."""
+
+
+def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
+    """The large values (beside the bytes) that two or more of the segments ``datas`` read, by name, of numpy's
+    own dtypes and at most :data:`SHARED_MOST` bytes: each segment's session reads them where they lie
+    (:func:`scheduler.executor.share_initializers`), in replay and in an exported runner alike.
+
+    >>> a, b = ModelBytes(b""), ModelBytes(b"")
+    >>> w = np.zeros(4, np.float32)
+    >>> a.externals, b.externals = (("w", w), ("u", w)), (("w", w),)
+    >>> list(shared_values([a, b]))
+    ['w']
+    """
+    readers: dict[str, list[np.ndarray]] = {}
+    for data in datas:
+        for name, value in getattr(data, "externals", ()):
+            readers.setdefault(name, []).append(value)
+    return {name: values[0] for name, values in readers.items()
+            if len(values) > 1 and values[0].dtype.isbuiltin and values[0].nbytes <= SHARED_MOST}
+
+
+def segment_data(parts: Sequence[SegmentModel]) -> list[ModelBytes]:
+    """What each built segment's session is made of."""
+    return [session_bytes(p.model) if p.data is None else p.data for p in parts]
+
+
 def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level: str = "disable",
                      spinning: str | None = None) -> list[Any]:
     """One ONNX Runtime session per built segment with its :func:`session_settings` (``spinning`` overrides
-    theirs)."""
-    return [session(session_bytes(p.model) if p.data is None else p.data, opt_level, s["threads"],
-                    s["execution_provider"], spinning=spinning or s["spinning"], cpus=s.get("cpus", ()),
-                    label=f"segment {p.segment.index}")
-            for p, s in zip(parts, session_settings(problem, parts))]
+    theirs), the values segments share held once (:func:`shared_values`)."""
+    datas = segment_data(parts)
+    shared = shared_values(datas)
+    return [session(data, opt_level, s["threads"], s["execution_provider"], spinning=spinning or s["spinning"],
+                    cpus=s.get("cpus", ()), label=f"segment {p.segment.index}", shared=shared)
+            for p, data, s in zip(parts, datas, session_settings(problem, parts))]
 
 
 def core_map(platform: Platform) -> dict[str, tuple[int, ...]]:
@@ -443,16 +473,32 @@ def _unmapped(value: Any) -> Any:
     return value
 
 
-def plain_configs(cores: int | None = None) -> dict[str, tuple[int, str, bool]]:
-    """The plain ORT configurations a user would try, by label: (threads, optimisation level, ORT_PARALLEL).
+class PlainConfig(NamedTuple):
+    """A plain ORT configuration: intra-op ``threads`` (inter-op too when ``parallel``: ORT_PARALLEL),
+    optimisation ``level``, and whether ORT packs the weights for its kernels (its default)."""
 
-    Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL, and
-    ORT_PARALLEL on every core.
+    threads: int
+    level: str
+    parallel: bool = False
+    packed: bool = True
+
+
+def plain_configs(cores: int | None = None) -> dict[str, PlainConfig]:
+    """The plain ORT configurations a user would try, by label.
+
+    Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL,
+    ORT_PARALLEL on every core, and sequential on every core with weight packing off
+    (``session.disable_prepacking``: on the Siamese LSTM preset 4% faster, on BERT 12%
+    slower; what the sessions of segments that share a weight run with, so plain ORT is
+    given it too).
     """
     n = cores or len(usable_cpus())
-    return {"sequential_1_thread": (1, "none", False), "sequential_1_thread_optimised": (1, "all", False),
-            f"sequential_{n}_threads": (n, "none", False), f"sequential_{n}_threads_optimised": (n, "all", False),
-            f"parallel_{n}_threads_optimised": (n, "all", True)}
+    return {"sequential_1_thread": PlainConfig(1, "none"), "sequential_1_thread_optimised": PlainConfig(1, "all"),
+            f"sequential_{n}_threads": PlainConfig(n, "none"),
+            f"sequential_{n}_threads_optimised": PlainConfig(n, "all"),
+            f"parallel_{n}_threads_optimised": PlainConfig(n, "all", True),
+            f"sequential_{n}_threads_unpacked": PlainConfig(n, "none", packed=False),
+            f"sequential_{n}_threads_optimised_unpacked": PlainConfig(n, "all", packed=False)}
 
 
 def plain_baselines(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.ndarray], *, repeats: int = 20,
@@ -471,8 +517,8 @@ def plain_samples(model: onnx.ModelProto | ModelBytes, feeds: Mapping[str, np.nd
     """Run times (s) of the whole model in each of :func:`plain_configs`, each timed on its own."""
     data = session_data(model)
     out = {}
-    for label, (threads, opt, parallel) in plain_configs().items():
-        sess = session(data, opt, threads, parallel=parallel)
+    for label, c in plain_configs().items():
+        sess = session(data, c.level, c.threads, parallel=c.parallel, packed=c.packed)
         out[label] = timed_runs(partial(session_call(sess), feeds), warmup, repeats)
         del sess
     return out

@@ -223,8 +223,8 @@ def plain_stream(model: onnx.ModelProto | ModelBytes, feeds: Sequence[Mapping[st
     :func:`~scheduler.replay.plain_configs`, and ``cores`` single-threaded sessions at once."""
     data = session_data(model)
     out = {}
-    for label, (threads, opt, parallel) in plain_configs(cores).items():
-        sess = session(data, opt, threads, parallel=parallel)
+    for label, c in plain_configs(cores).items():
+        sess = session(data, c.level, c.threads, parallel=c.parallel, packed=c.packed)
         call = session_call(sess)
         finish, t0 = [], time.perf_counter()
         for f in feeds:

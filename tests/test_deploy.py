@@ -113,14 +113,16 @@ def test_a_recommended_placement_is_exported_from_the_segments_it_replayed(tmp_p
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
-def test_exported_plain_model_runs_standalone_with_its_settings(tmp_path):
+@pytest.mark.parametrize("packing", ["", "_unpacked"])
+def test_exported_plain_model_runs_standalone_with_its_settings(packing, tmp_path):
     original, _ = load_original("inception", {"blocks": 1})
     feeds = random_inputs(session(model_bytes(original)), seed=2)
     folder = tmp_path / "deploy"
-    export_plain(original, f"sequential_{os.cpu_count()}_threads_optimised", str(folder))
+    export_plain(original, f"sequential_{os.cpu_count()}_threads_optimised{packing}", str(folder))
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["kind"] == "plain" and manifest["session"]["graph_optimization"] == "all"
     assert manifest["session"]["threads"] == os.cpu_count()
+    assert manifest["session"]["packed"] == (not packing)
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
@@ -279,6 +281,50 @@ def test_constant_output_and_dead_end_replay_and_run_standalone(tmp_path):
     export_placement(model, problem, schedule, str(folder), "none")
     feeds = {"x": np.ones((2, 3), np.float32)}
     _assert_close(_run_exported(folder, feeds, tmp_path), _reference(m, feeds))
+
+
+def _shared_weight_model() -> onnx.ModelProto:
+    """Two branches that read one 2 MiB weight ``w`` (and one 1 MiB weight ``u`` each of their own)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.normal(size=shape) / shape[0] ** 0.5).astype(np.float32), name)
+             for name, shape in (("w", (1024, 512)), ("u0", (512, 512)), ("u1", (512, 512)))]
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="left"),
+             helper.make_node("MatMul", ["a", "u0"], ["a2"], name="left2"),
+             helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "w"], ["b"], name="right"),
+             helper.make_node("MatMul", ["b", "u1"], ["b2"], name="right2"),
+             helper.make_node("Add", ["a2", "b2"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1024])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 512])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
+
+
+def test_a_weight_that_segments_share_is_held_once_in_replay_and_in_the_runner(tmp_path):
+    """Segments on two cores that read one weight: their sessions read one copy of it (and pack no copy of
+    their own), the replay's outputs equal the whole model's, and the export holds the weight once beside the
+    segments for its runner, which reads it the same way in a fresh process."""
+    from scheduler.replay import segment_sessions
+
+    original = _shared_weight_model()
+    path = tmp_path / "m.onnx"
+    onnx.save(original, str(path))
+    model, problem = load_problem(str(path), None, "cpu", costs="model", optimization="none")
+    left = {"left", "left2"}
+    schedule = simulate(problem, {t: "cpu0" if t in left else "cpu1" for t in problem.tasks})
+    prepared = prepare_replay(model, problem, schedule)
+    sessions = segment_sessions(problem, prepared.parts)
+    pointers = {s.segment.device: [v.data_ptr() for v in sess.shared_values]
+                for s, sess in zip(prepared.parts, sessions) if "left" in s.segment.tasks or "right" in s.segment.tasks}
+    assert len(pointers) == 2 and pointers["cpu0"] == pointers["cpu1"] and len(pointers["cpu0"]) == 1
+    result = replay(model, problem, schedule, repeats=2, warmup=0, baselines=False, prepared=prepared)
+    assert result["max_abs_diff"] <= 1e-4
+    folder = tmp_path / "deploy"
+    export_placement(model, problem, schedule, str(folder))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["shared"] == {"w": "shared000.npy"} and "shared000.npy" in manifest["files"]
+    assert sorted(n for e in manifest["segments"] for n in e["shared"]) == ["w", "w"]
+    feeds = {"x": np.random.default_rng(2).normal(size=(4, 1024)).astype(np.float32)}
+    _assert_close(_run_exported(folder, feeds, tmp_path), _reference(original, feeds))
 
 
 def test_runner_command_line_in_a_fresh_process(tmp_path):

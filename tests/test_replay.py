@@ -68,7 +68,8 @@ def test_every_solver_schedule_replays(solver):
     n = os.cpu_count()
     assert set(result["baselines"]) == {"sequential_1_thread", "sequential_1_thread_optimised",
                                         f"sequential_{n}_threads", f"sequential_{n}_threads_optimised",
-                                        f"parallel_{n}_threads_optimised"}
+                                        f"parallel_{n}_threads_optimised", f"sequential_{n}_threads_unpacked",
+                                        f"sequential_{n}_threads_optimised_unpacked"}
     assert result["speedup_vs_best_baseline"] == pytest.approx(
         min(result["baselines"].values()) / result["measured_makespan_s"])
 
@@ -326,25 +327,26 @@ def test_recommend_pools_rounds_that_time_every_candidate_in_turn(monkeypatch):
         assert r["measured_makespan_s"] == pytest.approx(float(np.median(r["samples_s"])))
 
 
-@pytest.mark.parametrize("gain,noise,placed", [(1.03, 0.05, False), (1.3, 0.05, True), (0.9, 0.01, False)])
+@pytest.mark.parametrize("gain,noise,placed", [(1.03, 0.2, False), (1.3, 0.05, True), (0.9, 0.01, False)])
 def test_a_placement_is_recommended_only_when_it_beats_plain_ort_beyond_the_noise(monkeypatch, gain, noise,
                                                                                   placed):
-    """Timings stand in for the host: plain ORT's runs spread by ``noise`` around 10 ms, the placement's
-    ``gain`` times faster with the same spread.  A 3% gain inside 5% noise is no reason to leave plain ORT."""
+    """Timings stand in for the host: plain ORT's runs in its best configuration spread by ``noise`` around
+    10 ms, the placement's ``gain`` times faster with the same spread.  A 3% gain inside 20% noise is no
+    reason to leave plain ORT."""
     import scheduler.recommend as rec
     from scheduler.run import noise_line
     from scheduler.tables import format_candidates
 
     rng = np.random.default_rng(1)
 
-    def timings(centre: float, n: int) -> list[float]:
-        return list(centre * (1 + noise * rng.uniform(-1, 1, n)))
+    def timings(centre: float, n: int) -> list[float]:  # spread evenly, in random order: no lucky draw
+        return list(centre * (1 + noise * rng.permutation(np.linspace(-1, 1, n))))
 
     real_replay, real_plain = rec.replay, rec.plain_samples
     monkeypatch.setattr(rec, "replay", lambda *a, **k: {**real_replay(*a, **k),
                                                          "samples_s": timings(0.01 / gain, k["repeats"])})
-    monkeypatch.setattr(rec, "plain_samples", lambda *a, **k: {label: timings(0.01, len(times)) for label, times
-                                                               in real_plain(*a, **k).items()})
+    monkeypatch.setattr(rec, "plain_samples", lambda *a, **k: {  # one best configuration, the others well behind
+        label: timings(0.01 * (1 + k), len(times)) for k, (label, times) in enumerate(real_plain(*a, **k).items())})
     model, _ = load_graph("mlp")
     problem = build_problem("mlp", platform="cpu")
     schedule = simulate(problem, {t: "cpu0" for t in problem.tasks}, solver="single")
