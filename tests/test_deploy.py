@@ -299,16 +299,22 @@ def _shared_weight_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION)
 
 
-def test_a_weight_that_segments_share_is_held_once_in_replay_and_in_the_runner(tmp_path):
+@pytest.mark.parametrize("backed", [False, True])
+def test_a_weight_that_segments_share_is_held_once_in_replay_and_in_the_runner(backed, tmp_path, monkeypatch):
     """Segments on two cores that read one weight: their sessions read one copy of it (and pack no copy of
     their own), the replay's outputs equal the whole model's, and the export holds the weight once beside the
-    segments for its runner, which reads it the same way in a fresh process."""
+    segments for its runner, which reads it the same way in a fresh process.  ``backed``: the values are
+    read-only maps of a file, as a large model's are (:func:`session_data`)."""
     from scheduler.replay import segment_sessions
 
     original = _shared_weight_model()
     path = tmp_path / "m.onnx"
     onnx.save(original, str(path))
     model, problem = load_problem(str(path), None, "cpu", costs="model", optimization="none")
+    if backed:
+        monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 0)
+        model = session_data(model)
+        assert isinstance(model.externals[0][1], np.memmap)
     left = {"left", "left2"}
     schedule = simulate(problem, {t: "cpu0" if t in left else "cpu1" for t in problem.tasks})
     prepared = prepare_replay(model, problem, schedule)
