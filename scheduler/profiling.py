@@ -15,9 +15,9 @@ profiling run serves them all (``cpu0`` and ``cpu1`` are both one-thread CPU
 sessions); one edge run measures the crossings of every pair of settings at a
 few sizes spanning the model's tensors.  On the default platform that is 2 node
 runs + 1 edge run for 3 real devices (the paper needed 3 + 1).  What the paper
-did not measure costs 5 more: the executor (three random placements), the
-contention between cores, and a check run that times the whole model again at
-the end (the profile's drift).
+did not measure costs more: the executor (three random placements), the
+contention between cores, per node run a check run that times the whole model again at
+the end (the profile's drift), and a chain of tiny nodes that times the profiler's own cost.
 
 Example
 -------
@@ -81,7 +81,7 @@ class ProfilingPlan:
     edge_runs: tuple[EdgeRun, ...]
     transfer_classes: int  # distinct (bytes, src device, dst device) over edges and real pairs
     executor_runs: int = 0  # replays of a fine-grained placement that fit the executor's costs
-    check_runs: int = 0  # the first node run's whole model timed again at the end (the profile's drift)
+    check_runs: int = 0  # each node run's whole model timed again at the end (the profile's drift)
     tracer_runs: int = 0  # per node run, a chain of tiny nodes traced and plain: the profiler's own time per node
 
     @property
@@ -239,7 +239,7 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
     return ProfilingPlan(node_runs, edge_runs, classes,
                          EXECUTOR_PLACEMENTS * int(len(reals) > 1) + int(contention_pair(platform) is not None),
-                         int(bool(node_runs)), len(node_runs))
+                         len(node_runs), len(node_runs))
 
 
 def contention_pair(platform: Platform) -> tuple[Device, Device] | None:

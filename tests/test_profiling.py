@@ -61,10 +61,10 @@ def test_plan_is_minimal(bert, devices, node_runs, edge_runs):
 def test_default_platform_beats_the_papers_count(bert):
     plan = plan_profiling(bert[1], load_platform("default"))
     # 2 node runs (cpu0/cpu1 share one) + 1 edge run (the paper used 3 + 1); then what the paper did not
-    # measure: 3 executor runs (random placements), 1 contention run (cpu0 and cpu1 at once), 1 check run (drift),
-    # and per node run a chain that times the profiler's own cost per node
+    # measure: 3 executor runs (random placements), 1 contention run (cpu0 and cpu1 at once), and per node run a
+    # check run (drift) and a chain that times the profiler's own cost per node
     assert (len(plan.node_runs), len(plan.edge_runs), plan.executor_runs, plan.check_runs, plan.tracer_runs,
-            plan.runs) == (2, 1, 4, 1, 2, 10)
+            plan.runs) == (2, 1, 4, 2, 2, 11)
     sizes = {e.bytes for e in bert[1].edges}
     assert plan.transfer_classes == len(sizes) * 6  # 3 real devices: 6 ordered pairs
 
@@ -326,6 +326,16 @@ def test_profile_is_stored_reused_and_invalidated(tmp_path, bert):
     assert not reused
 
 
+def test_the_check_times_every_node_run(bert, bert_profile):
+    """A profile whose run on both cores was starved (its whole model timed 3x slower than it runs) is caught
+    by the check, though the one-thread run, checked first, did not change."""
+    model, graph = bert
+    plan = plan_profiling(graph, load_platform("default"))
+    both = next(r for r in plan.node_runs if r.threads > 1).devices[0]
+    starved = replace(bert_profile, whole_run_s={**bert_profile.whole_run_s, both: 3 * bert_profile.whole_run_s[both]})
+    assert profile_runs.check_change(model, starved, plan, repeats=5, warmup=1) < -0.5
+
+
 def test_a_profile_that_drifted_is_measured_once_more(tmp_path, capsys, monkeypatch, bert, bert_profile):
     """The whole model timed again at the end of profiling; beyond 20% drift (on a model of 1 ms or more)
     the profile is measured again and the steadier one is stored (with a warning when both drifted)."""
@@ -403,7 +413,7 @@ def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     assert main(["profile", "mlp", *args]) == 0
     out = capsys.readouterr().out
     assert "measured profile" in out and "noisy nodes" in out
-    assert "10 runs (2 node, 1 edge, 4 executor, 1 check, 2 tracer)" in out
+    assert "11 runs (2 node, 1 edge, 4 executor, 2 check, 2 tracer)" in out
     assert main(["problem", "mlp", *args, "--costs", "profile", "-o", str(tmp_path / "p.json")]) == 0
     capsys.readouterr()
     assert main(["profile", "mlp", *args]) == 0
