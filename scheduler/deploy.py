@@ -86,7 +86,8 @@ def _finish(folder: str, manifest: Mapping[str, Any], written: list[str], feeds:
 
 def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, model: onnx.ModelProto,
                     level: str = "none", feeds: Feeds | None = None) -> str:
-    """Write built segments as ``segNNN_<device>.onnx`` + manifest + runner; returns the manifest's path.
+    """Write built segments as ``segNNN_<device>.onnx`` + manifest + runner, and each value that several read as
+    ``sharedNNN.npy`` (:func:`~scheduler.replay.shared_values`); returns the manifest's path.
 
     ``model`` is the model the segments were cut from (for its graph inputs and
     outputs), ``level`` the optimisation it went through.  Segments of simulated
@@ -95,7 +96,8 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
     user's inputs, are kept beside them (:func:`_finish`).
     """
     datas = segment_data(parts)
-    shared = {name: f"shared{k:03d}.npy" for k, name in enumerate(shared_values(datas))}
+    values = shared_values(datas)
+    shared = {name: f"shared{k:03d}.npy" for k, name in enumerate(values)}
     entries, written = [], []
     for p, data, rp, settings in zip(parts, datas, runner_parts(problem, parts), session_settings(problem, parts)):
         name = f"seg{p.segment.index:03d}_{p.segment.device}.onnx"
@@ -106,7 +108,6 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
                         "after": list(rp.after), "cpus": list(rp.cpus), "scheduled_start_s": p.segment.start,
                         "session": {**settings, "graph_optimization": "none", "parallel": False},
                         "shared": [n for n, _ in data.externals if n in shared]})
-    values = dict(v for data in datas for v in data.externals)
     for value_name, file in shared.items():  # one copy of each value that segments share, for all of them
         buffer = io.BytesIO()
         np.save(buffer, values[value_name], allow_pickle=False)

@@ -85,7 +85,8 @@ with zeros, and protobuf holds at most 2 GiB."""
 
 def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
     """The large values (beside the bytes) that two or more of the segments ``datas`` read, by name, of numpy's
-    own dtypes and at most :data:`SHARED_MOST` bytes: each segment's session reads them where they lie
+    own dtypes (``ml_dtypes`` ones, bfloat16 and float8, need ONNX's helper, which the runner does without)
+    and at most :data:`SHARED_MOST` bytes: each segment's session reads them where they lie
     (:func:`scheduler.executor.share_initializers`), in replay and in an exported runner alike.
 
     >>> a, b = ModelBytes(b""), ModelBytes(b"")
@@ -93,13 +94,17 @@ def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
     >>> a.externals, b.externals = (("w", w), ("u", w)), (("w", w),)
     >>> list(shared_values([a, b]))
     ['w']
+    >>> import ml_dtypes
+    >>> a.externals = b.externals = (("w", w.astype(ml_dtypes.bfloat16)),)
+    >>> shared_values([a, b])
+    {}
     """
     readers: dict[str, list[np.ndarray]] = {}
     for data in datas:
         for name, value in getattr(data, "externals", ()):
             readers.setdefault(name, []).append(value)
     return {name: values[0] for name, values in readers.items()
-            if len(values) > 1 and values[0].dtype.isbuiltin and values[0].nbytes <= SHARED_MOST}
+            if len(values) > 1 and values[0].dtype.isbuiltin == 1 and values[0].nbytes <= SHARED_MOST}
 
 
 def segment_data(parts: Sequence[SegmentModel]) -> list[ModelBytes]:
