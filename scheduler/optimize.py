@@ -425,10 +425,8 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    if given:
-        data = _placeholders_filled(data, given)
-        externals = data.externals
     kept = share_initializers(so, given)
+    externals = tuple((name, value) for name, value in externals if name not in given)
     backing = _backing_file(externals)
     if externals and backing is None:  # ORT takes them from our arrays, no serialising (it still makes its own
         # copy: a 0.5 GiB MLP's session at level none held 0.5 GiB beside them, weight packing on or off)
@@ -440,10 +438,10 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                     str(LARGE_TENSOR))
     try:
-        if backing is None:
+        if backing is None and not given:
             sess = ort.InferenceSession(data, so, providers=[provider])
         else:
-            with _beside_values(data, *backing) as path:
+            with _model_file(data, backing, given) as path:
                 sess = ort.InferenceSession(path, so, providers=[provider])
         sess.shared_values = kept  # type: ignore[attr-defined]  # as long as the session lives
         return sess
@@ -451,37 +449,33 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
 
 
-def _placeholders_filled(data: ModelBytes, given: Mapping[str, np.ndarray]) -> ModelBytes:
-    """``data`` without the values ``given`` beside it, their placeholders filled with zeros: ORT takes a
-    value handed to a session in place of the model's initializer of that name, which must hold data of
-    its size (a placeholder fails its check).  The zeros live only in these bytes."""
-    m = onnx.ModelProto.FromString(data)
-    for tensor in m.graph.initializer:
-        if tensor.name in given:
-            del tensor.external_data[:]
-            tensor.data_location = TensorProto.DEFAULT
-            tensor.raw_data = bytes(given[tensor.name].nbytes)
-    out = ModelBytes(_serialised(m))
-    out.externals = tuple((name, value) for name, value in data.externals if name not in given)
-    return out
-
-
 @contextlib.contextmanager
-def _beside_values(data: ModelBytes, path: str, offsets: Mapping[str, int]) -> Iterator[str]:
-    """A model file of ``data`` beside the file of its values (:func:`file_backed`), its placeholders
-    pointing into it at ``offsets``; removed on exit (a session has mapped the values by then)."""
+def _model_file(data: ModelBytes, backing: tuple[str, Mapping[str, int]] | None,
+                given: Mapping[str, np.ndarray]) -> Iterator[str]:
+    """A model file of ``data``, removed on exit (a session has read it by then): beside the file of its values
+    when ``backing`` (:func:`file_backed`; its placeholders point into it at the offsets), and the placeholders
+    of the values ``given`` to the session (:func:`~scheduler.executor.share_initializers`) pointing at an empty
+    file: ORT wants the initializer in the model and takes the given value in its place, without reading it.
+    Filled with zeros instead, each session held them (a 196 MB weight: 190 MB more per session)."""
     m = onnx.ModelProto.FromString(data)
     nbytes = {name: value.nbytes for name, value in data.externals}
-    for tensor in m.graph.initializer:
-        if tensor.name in offsets:
-            point_to(tensor, os.path.basename(path), offsets[tensor.name], nbytes[tensor.name])
-    fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_serialised(m))
-        yield model_path
-    finally:
-        os.remove(model_path)
+    with tempfile.TemporaryDirectory(prefix="hetsched-model-") as own:
+        folder = os.path.dirname(backing[0]) if backing else own
+        fd, empty = tempfile.mkstemp(suffix=".none", dir=folder)
+        os.close(fd)
+        fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=folder)
+        try:
+            for tensor in m.graph.initializer:
+                if tensor.name in given:
+                    point_to(tensor, os.path.basename(empty), 0, nbytes[tensor.name])
+                elif backing and tensor.name in backing[1]:
+                    point_to(tensor, os.path.basename(backing[0]), backing[1][tensor.name], nbytes[tensor.name])
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_serialised(m))
+            yield model_path
+        finally:
+            os.remove(model_path)
+            os.remove(empty)
 
 
 def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model") -> str | None:

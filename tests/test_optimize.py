@@ -844,3 +844,29 @@ def test_large_values_stay_in_memory_when_the_temporary_disk_refuses_them(monkey
     plain = session(session_bytes(model))
     feeds = random_inputs(plain)
     assert np.array_equal(session_call(session(data))(feeds)[0], session_call(plain)(feeds)[0])
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/status", encoding="utf-8") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the resident size from /proc")
+def test_sessions_given_a_shared_value_hold_no_copy_of_it():
+    """Four sessions given one 32 MiB weight (:func:`scheduler.executor.share_initializers`) hold no copy of it
+    and no placeholder of its size (zeros in each model held 32 MiB more per session), and compute with it."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(2048, 4096)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2048])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])],
+                              [numpy_helper.from_array(w, "w")])
+    data = session_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION))
+    shared = dict(data.externals)
+    x = rng.normal(size=(1, 2048)).astype(np.float32)
+    before = _resident_mb()
+    sessions = [session(data, shared=shared) for _ in range(4)]
+    grown = _resident_mb() - before
+    assert grown < w.nbytes / 2**20, f"4 sessions grew the process by {grown:.0f} MB"
+    for sess in sessions:
+        assert float(np.max(np.abs(sess.run(None, {"x": x})[0] - x @ w))) < 1e-3
