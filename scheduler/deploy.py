@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -62,6 +62,23 @@ def _storable(value: np.ndarray) -> np.ndarray:
     """An input as ``inputs.npz`` keeps it: strings as numpy's, ``ml_dtypes`` arrays as
     :func:`scheduler.executor.held` holds them."""
     return value.astype(str) if value.dtype == object else executor.held(value)
+
+
+def _npy(value: np.ndarray, chunk: int = 16 << 20) -> Iterator[bytes | memoryview]:
+    """``value`` as the bytes of a ``.npy`` file, in pieces of ``chunk`` bytes (``np.save`` into a buffer held
+    a large value twice).
+
+    >>> value = np.arange(6, dtype=np.float32).reshape(2, 3)
+    >>> np.array_equal(np.load(io.BytesIO(b"".join(bytes(b) for b in _npy(value, 5)))), value)
+    True
+    """
+    value = np.ascontiguousarray(value)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(value))
+    yield head.getvalue()
+    flat = memoryview(value.reshape(-1).view(np.uint8))
+    for start in range(0, len(flat), chunk):
+        yield flat[start:start + chunk]
 
 
 def _finish(folder: str, manifest: Mapping[str, Any], written: list[str], feeds: Feeds | None = None) -> str:
@@ -109,10 +126,8 @@ def export_segments(parts: list[SegmentModel], problem: Problem, folder: str, mo
                         "session": {**settings, "graph_optimization": "none", "parallel": False},
                         "shared": [n for n, _ in data.externals if n in shared]})
     for value_name, file in shared.items():  # one copy of each value that segments share, for all of them
-        buffer = io.BytesIO()
-        np.save(buffer, values[value_name], allow_pickle=False)
         written.append(os.path.join(folder, file))
-        write_bytes(written[-1], buffer.getvalue())
+        write_bytes(written[-1], _npy(values[value_name]))
     manifest = _common(model, "segments", level)
     manifest.update({"model": problem.label, "platform": problem.platform.name, "segments": entries,
                      "shared": shared})

@@ -78,16 +78,11 @@ def pool_cpus(cpus: Mapping[str, tuple[int, ...]], device: Device) -> tuple[int,
     return own if len(own) == device.threads > 1 and not device.simulated else ()
 
 
-SHARED_MOST = 256 << 20
-"""The largest value that segments share (:func:`shared_values`): its place in each session's bytes is filled
-with zeros, and protobuf holds at most 2 GiB."""
-
-
 def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
     """The large values (beside the bytes) that two or more of the segments ``datas`` read, by name, of numpy's
-    own dtypes (``ml_dtypes`` ones, bfloat16 and float8, need ONNX's helper, which the runner does without)
-    and at most :data:`SHARED_MOST` bytes: each segment's session reads them where they lie
-    (:func:`scheduler.executor.share_initializers`), in replay and in an exported runner alike.
+    own dtypes (``ml_dtypes`` ones, bfloat16 and float8, need ONNX's helper, which the runner does without):
+    each segment's session reads them where they lie (:func:`scheduler.executor.share_initializers`), in
+    replay and in an exported runner alike.
 
     >>> a, b = ModelBytes(b""), ModelBytes(b"")
     >>> w = np.zeros(4, np.float32)
@@ -104,7 +99,7 @@ def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
         for name, value in getattr(data, "externals", ()):
             readers.setdefault(name, []).append(value)
     return {name: values[0] for name, values in readers.items()
-            if len(values) > 1 and values[0].dtype.isbuiltin == 1 and values[0].nbytes <= SHARED_MOST}
+            if len(values) > 1 and values[0].dtype.isbuiltin == 1}
 
 
 def segment_data(parts: Sequence[SegmentModel]) -> list[ModelBytes]:
