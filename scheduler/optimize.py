@@ -461,21 +461,24 @@ def _model_file(data: ModelBytes, backing: tuple[str, Mapping[str, int]] | None,
     nbytes = {name: value.nbytes for name, value in data.externals}
     with tempfile.TemporaryDirectory(prefix="hetsched-model-") as own:
         folder = os.path.dirname(backing[0]) if backing else own
-        fd, empty = tempfile.mkstemp(suffix=".none", dir=folder)
-        os.close(fd)
-        fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=folder)
+        made: list[str] = []  # removed on exit, also from the values' folder
         try:
+            fd, empty = tempfile.mkstemp(suffix=".none", dir=folder)
+            os.close(fd)
+            made.append(empty)
             for tensor in m.graph.initializer:
                 if tensor.name in given:
                     point_to(tensor, os.path.basename(empty), 0, nbytes[tensor.name])
                 elif backing and tensor.name in backing[1]:
                     point_to(tensor, os.path.basename(backing[0]), backing[1][tensor.name], nbytes[tensor.name])
+            fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=folder)
+            made.append(model_path)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(_serialised(m))
             yield model_path
         finally:
-            os.remove(model_path)
-            os.remove(empty)
+            for path in made:
+                os.remove(path)
 
 
 def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model") -> str | None:
