@@ -10,7 +10,7 @@ production then runs the placement without hetsched.  The folder holds
   tensors it reads and writes, and the segments that must finish before it
   starts (earlier segments on a shared core); and one ``.npy`` of each large
   value that several segments read, which their sessions read as one copy
-  (:func:`share_initializers`).
+  (:func:`open_session`).
 
 Each device gets one worker thread that runs its segments in order, each as soon
 as its inputs exist; ``session.run`` releases the GIL, so devices on separate
@@ -105,7 +105,7 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
     the pool (a two-LSTM placement ran 3.0 ms instead of 2.1 ms).
 
     ``packed=False`` turns off ORT's packing of weights for its kernels (``session.disable_prepacking``):
-    what sessions that share weights need (:func:`share_initializers`), and on some models faster (here
+    what sessions that share weights need (:func:`open_session`), and on some models faster (here
     the Siamese LSTM preset on two threads, 4.9 ms against 5.1).
     """
     if spinning not in SPINNING:
@@ -128,18 +128,21 @@ def session_options(level: str = "none", threads: int = 1, *, parallel: bool = F
     return so
 
 
-def share_initializers(so: ort.SessionOptions, values: Mapping[str, np.ndarray]) -> list[ort.OrtValue]:
-    """Give a session ``values`` as its initializers of those names, read where they lie: segments that read
-    one weight then hold it once between them, not a copy each.  Only with ``packed=False`` in
-    :func:`session_options` (ORT packs a copy per session): copies of one weight in many sessions push each
-    other out of the caches (an unrolled recurrent layer's steps cut into 24 segments, each reading a 6.5 MB
-    weight: 0.70 ms a step instead of 0.36).  Returns the OrtValues, which must live as long as the session
-    (ORT does not keep them alive).
+def open_session(model: bytes | str, so: ort.SessionOptions, provider: str,
+                 shared: Mapping[str, np.ndarray] | None = None) -> ort.InferenceSession:
+    """An ORT session of ``model`` (bytes or a file's path) with options ``so``, given the ``shared`` values as
+    its initializers of those names, read where they lie: segments that read one weight then hold it once
+    between them, not a copy each.  Only with ``packed=False`` in :func:`session_options` (ORT packs a copy
+    per session): copies of one weight in many sessions push each other out of the caches (an unrolled
+    recurrent layer's steps cut into 24 segments, each reading a 6.5 MB weight: 0.70 ms a step instead of
+    0.36).  The values' OrtValues live on the session (``shared_values``): ORT does not keep them alive.
     """
-    kept = [ort.OrtValue.ortvalue_from_numpy(value) for value in values.values()]
-    for name, value in zip(values, kept):
+    kept = [ort.OrtValue.ortvalue_from_numpy(value) for value in (shared or {}).values()]
+    for name, value in zip(shared or {}, kept):
         so.add_initializer(name, value)
-    return kept
+    sess = ort.InferenceSession(model, so, providers=[provider])
+    sess.shared_values = kept  # type: ignore[attr-defined]
+    return sess
 
 
 def session_call(sess: ort.InferenceSession,
@@ -659,10 +662,7 @@ class Deployment:
         the segments that read it) in place of its own."""
         so = session_options(s["graph_optimization"], s["threads"], parallel=s["parallel"], spinning=s["spinning"],
                              cpus=s.get("cpus", ()), packed=s.get("packed", True) and not shared)
-        kept = share_initializers(so, shared or {})
-        sess = ort.InferenceSession(os.path.join(folder, file), so, providers=[s["execution_provider"]])
-        sess.shared_values = kept  # type: ignore[attr-defined]  # as long as the session lives
-        return sess
+        return open_session(os.path.join(folder, file), so, s["execution_provider"], shared)
 
     def random_inputs(self, seed: int = 0) -> dict[str, Any]:
         """Random inputs of the model's input shapes (from the manifest's recorded inputs), as

@@ -47,7 +47,7 @@ from onnx.external_data_helper import load_external_data_for_model
 
 from .errors import HetschedError, ModelError
 from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
-                       random_inputs, session_call, session_options, share_initializers)
+                       open_session, random_inputs, session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, subgraphs,
@@ -411,7 +411,7 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     level all: a peak of 1.5x its size in ORT and 3.3 s, 0.5x and 1.2 s so; the nodes written are the same,
     packing being the kernels' business, not the graph's); ``packed=False``: a session that runs so.
     ``shared``: large values by name that other sessions read too (those ``data`` holds beside it are read
-    from there, not copied, and its weights are not packed: :func:`~scheduler.executor.share_initializers`).
+    from there, not copied, and its weights are not packed: :func:`~scheduler.executor.open_session`).
     A model ORT refuses (unknown op or opset) raises ModelError naming it.
     """
     if provider not in ort.get_available_providers():
@@ -425,7 +425,6 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    kept = share_initializers(so, given)
     externals = tuple((name, value) for name, value in externals if name not in given)
     backing = _backing_file(externals)
     if externals and backing is None:  # ORT takes them from our arrays, no serialising (it still makes its own
@@ -439,12 +438,9 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
                                     str(LARGE_TENSOR))
     try:
         if backing is None and not given:
-            sess = ort.InferenceSession(data, so, providers=[provider])
-        else:
-            with _model_file(data, backing, given) as path:
-                sess = ort.InferenceSession(path, so, providers=[provider])
-        sess.shared_values = kept  # type: ignore[attr-defined]  # as long as the session lives
-        return sess
+            return open_session(data, so, provider)
+        with _model_file(data, backing, given) as path:
+            return open_session(path, so, provider, given)
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
 
@@ -454,7 +450,7 @@ def _model_file(data: ModelBytes, backing: tuple[str, Mapping[str, int]] | None,
                 given: Mapping[str, np.ndarray]) -> Iterator[str]:
     """A model file of ``data``, removed on exit (a session has read it by then): beside the file of its values
     when ``backing`` (:func:`file_backed`; its placeholders point into it at the offsets), and the placeholders
-    of the values ``given`` to the session (:func:`~scheduler.executor.share_initializers`) pointing at an empty
+    of the values ``given`` to the session (:func:`~scheduler.executor.open_session`) pointing at an empty
     file: ORT wants the initializer in the model and takes the given value in its place, without reading it.
     Filled with zeros instead, each session held them (a 196 MB weight: 190 MB more per session)."""
     m = onnx.ModelProto.FromString(data)

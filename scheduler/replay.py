@@ -81,7 +81,7 @@ def pool_cpus(cpus: Mapping[str, tuple[int, ...]], device: Device) -> tuple[int,
 def shared_values(datas: Sequence[ModelBytes]) -> dict[str, np.ndarray]:
     """The large values (beside the bytes) that two or more of the segments ``datas`` read, by name, of numpy's
     own dtypes (``ml_dtypes`` ones, bfloat16 and float8, need ONNX's helper, which the runner does without):
-    each segment's session reads them where they lie (:func:`scheduler.executor.share_initializers`), in
+    each segment's session reads them where they lie (:func:`scheduler.executor.open_session`), in
     replay and in an exported runner alike.
 
     >>> a, b = ModelBytes(b""), ModelBytes(b"")

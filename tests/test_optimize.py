@@ -853,7 +853,7 @@ def _resident_mb() -> float:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the resident size from /proc")
 def test_sessions_given_a_shared_value_hold_no_copy_of_it():
-    """Four sessions given one 32 MiB weight (:func:`scheduler.executor.share_initializers`) hold no copy of it
+    """Four sessions given one 32 MiB weight (:func:`scheduler.executor.open_session`) hold no copy of it
     and no placeholder of its size (zeros in each model held 32 MiB more per session), and compute with it."""
     rng = np.random.default_rng(0)
     w = rng.normal(size=(2048, 4096)).astype(np.float32)
