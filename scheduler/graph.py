@@ -228,6 +228,30 @@ def take_out_large(model: onnx.ModelProto, location: str, offset: int = 0) -> li
     return out
 
 
+def without_large_values(model: onnx.ModelProto, location: str = "values-elsewhere") -> onnx.ModelProto:
+    """A copy of ``model`` whose :func:`large_initializers` are placeholders (their type and dims, external at
+    ``location``, no value): what ONNX shape inference needs, which serialises the model it is given (the
+    values of ``gpt2-small``, 619 MiB, took 2.3 s to serialise and 1.9 s more to infer through).
+
+    >>> from onnx import helper, numpy_helper
+    >>> w = numpy_helper.from_array(np.zeros((512, 1024), np.float32), "w")
+    >>> m = helper.make_model(helper.make_graph([], "g", [], [], [w]))
+    >>> t = without_large_values(m).graph.initializer[0]
+    >>> list(t.dims), t.raw_data, t.data_location == onnx.TensorProto.EXTERNAL
+    ([512, 1024], b'', True)
+    """
+    out = onnx.ModelProto()
+    _copy_fields(model, out, skip=("graph",))
+    _copy_fields(model.graph, out.graph, skip=("initializer",))
+    for tensor in model.graph.initializer:
+        if _is_large_value(tensor):
+            held = out.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+            point_to(held, location, 0, value_bytes(tensor))
+        else:
+            out.graph.initializer.append(tensor)
+    return out
+
+
 def copy_taking_out_large(model: onnx.ModelProto, location: str, known: Mapping[str, np.ndarray] | None = None
                           ) -> tuple[onnx.ModelProto, list[tuple[str, np.ndarray]]]:
     """What a copy of ``model`` and :func:`take_out_large` on it give, without copying the large values into
