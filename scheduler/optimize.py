@@ -538,17 +538,23 @@ def cpu_identity() -> str:
     return f"{_host.machine()}|{model or _host.processor()}|{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
 
 
-def optimize_model(model: onnx.ModelProto, level: str, *, cache_dir: str | None = None,
-                   label: str = "model") -> onnx.ModelProto:
+def optimize_model(model: onnx.ModelProto | ModelBytes, level: str, *, cache_dir: str | None = None,
+                   label: str = "model") -> onnx.ModelProto | ModelBytes:
     """The model as ONNX Runtime optimises it at ``level`` (``none``: unchanged, nodes named, unless ORT
     :func:`expands` some of its nodes), its large values main-graph initializers as ORT holds them
     (:func:`~scheduler.graph.lift_large_values`: a large ``Constant`` is no task, and what follows copies no
     value that lies in a node).
 
     With ``cache_dir`` the result is stored there and reused while the model (:func:`model_digest`),
-    the level, the ORT version and (for ``all``) :func:`cpu_identity` match.
+    the level, the ORT version and (for ``all``) :func:`cpu_identity` match.  ModelBytes
+    (:func:`session_data`: what ``hetsched run`` holds of the user's model for plain ORT) are optimised
+    without a proto of them being made, and come back as they are where nothing changes them (their nodes
+    are named, their values lifted); a proto gives a proto.
     """
-    plain = level == "none" and not expands(model)
+    skeleton = unpacked(model)[0] if isinstance(model, ModelBytes) else model
+    plain = level == "none" and not expands(skeleton)
+    if plain and isinstance(model, ModelBytes):
+        return model
     out = name_nodes(model) if plain else _optimized(model, level, cache_dir, label)
     # a fresh copy after a move: the moved values' old memory stays with ``out`` (protobuf's arena)
     return _copy(out) if lift_large_values(out) else out
@@ -605,7 +611,8 @@ def _onnx_kernels() -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label: str) -> onnx.ModelProto:
+def _optimized(model: onnx.ModelProto | ModelBytes, level: str, cache_dir: str | None,
+               label: str) -> onnx.ModelProto:
     """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there.
 
     A new cache entry is ORT's file as ORT wrote it, its values file copied through in chunks, and only the
@@ -614,6 +621,7 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
     copy); the entry is then read like any other.
     """
     ort_level(level)
+    skeleton = unpacked(model)[0] if isinstance(model, ModelBytes) else model  # its inputs and initializers
     key_parts = [model_digest(model), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
@@ -625,7 +633,7 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
             write_model(source, model, beside=True)
             session(source, level, label=label, optimized_path=path, runs=False)
             out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
-            _original_inputs(out, model)  # in place: a copy of the optimised model beside it and ours made 3x
+            _original_inputs(out, skeleton)  # in place: a copy of the optimised model beside it and ours made 3x
             _unshadowed_constants(out.graph)
             _stable_names(out)
             out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
@@ -635,7 +643,7 @@ def _optimized(model: onnx.ModelProto, level: str, cache_dir: str | None, label:
                 write_bytes(cached + ".data", _chunks(path + ".data"))
             write_bytes(cached, out.SerializeToString())
     out = _load(cached)
-    _original_inputs(out, model)  # these two also mend files cached before them
+    _original_inputs(out, skeleton)  # these two also mend files cached before them
     _unshadowed_constants(out.graph)
     name_nodes_in_place(out)
     return out

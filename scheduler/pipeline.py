@@ -31,8 +31,8 @@ from .errors import HetschedError, ModelError
 from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model, name_nodes_in_place,
                     real_inputs, subgraphs, task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
-from .optimize import (ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_data,
-                       unpacked)
+from .optimize import (ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_bytes,
+                       session_data, unpacked)
 from .platform import Platform, load_platform
 from .problem import Problem
 from .profile_store import get_profile
@@ -143,7 +143,8 @@ def optimized_cache(profile_folder: str) -> str:
 def load_graph(spec: str, params: Mapping[str, Any] | None = None,
                input_shapes: Mapping[str, Sequence[int]] | None = None, optimization: str = "none",
                cache_dir: str | None = None, *, batch: int = 1, clone: bool = False,
-               inputs: Feeds | None = None, as_data: bool = False) -> tuple[onnx.ModelProto | ModelBytes, TaskGraph]:
+               inputs: Feeds | None = None, as_data: bool = False,
+               original: tuple[ModelBytes, str] | None = None) -> tuple[onnx.ModelProto | ModelBytes, TaskGraph]:
     """The model ORT runs at ``optimization`` and its task graph (dynamic input dimensions fixed by ``input_shapes``).
 
     The returned model is the one to profile, cut and replay (with ORT's
@@ -152,28 +153,33 @@ def load_graph(spec: str, params: Mapping[str, Any] | None = None,
     load is refused here with one line naming the problem.  ``inputs``: the user's input values, which the run
     that gives tensor types uses (random ones otherwise).  ``as_data``: the model is returned as its
     :func:`~scheduler.optimize.session_data` (what replays take; large values in a file), its proto let go.
+    ``original``: the user's model already loaded (see :func:`_model_data_graph`).
     """
     model, _, graph = _model_data_graph(spec, params, input_shapes, optimization, cache_dir, batch, clone, inputs,
-                                        as_data)
+                                        as_data, original)
     return model, graph
 
 
 def _model_data_graph(spec: str, params: Mapping[str, Any] | None, input_shapes: Mapping[str, Sequence[int]] | None,
                       optimization: str, cache_dir: str | None, batch: int, clone: bool, inputs: Feeds | None,
-                      as_data: bool = False) -> tuple[onnx.ModelProto | ModelBytes, ModelBytes, TaskGraph]:
+                      as_data: bool = False, original: tuple[ModelBytes, str] | None = None
+                      ) -> tuple[onnx.ModelProto | ModelBytes, ModelBytes, TaskGraph]:
     """:func:`load_graph`'s model and graph, and the model's :func:`~scheduler.optimize.session_data`, which
     the run that types the graph used and profiling uses again (a large model's values put in a file once).
     The graph is read off the session data's model, whose large values are placeholders (the same graph), so
     that ``as_data`` lets the proto go before the sessions that type and profile it (a 0.5 GiB MLP's
-    ``hetsched run`` peaked at 2.8x its size with the proto held beside them)."""
-    model, label = load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
-    had_nodes = bool(model.graph.node)
+    ``hetsched run`` peaked at 2.8x its size with the proto held beside them).  ``original``: the user's
+    model as :func:`load_original` and ``session_data`` made it from these arguments, and its label, taken
+    instead of loading it again (``gpt2-small`` took 10 s to build); the model returned is then ModelBytes."""
+    model, label = original or load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
+    had_nodes = bool(unpacked(model)[0].graph.node)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
-    if had_nodes and not model.graph.node:
+    if had_nodes and not unpacked(model)[0].graph.node:
         raise ModelError(f"model {label!r} computes constants only: ONNX Runtime's optimisation at level "
                          f"{optimization!r} folds every one of its nodes, which leaves nothing to place")
     if clone:  # after ORT's optimisation, whose common-subexpression elimination would merge the copies
-        model = clone_producers(model)
+        proto, values = unpacked(model)
+        model = clone_producers(proto) if not values else session_bytes(clone_producers(proto), shared=values)
     data = session_data(model, consume=as_data)
     if as_data:
         model = data
@@ -199,11 +205,12 @@ def measure(spec: str, params: Mapping[str, Any] | None = None,
 def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[str, Any] | Platform,
           input_shapes: Mapping[str, Sequence[int]] | None, options: ProfileOptions, progress: bool,
           optimization: str, profiled: bool, batch: int = 1, clone: bool = False, inputs: Feeds | None = None,
-          as_data: bool = False) -> tuple[onnx.ModelProto | ModelBytes, TaskGraph, Platform, Profile | None, bool]:
+          as_data: bool = False, original: tuple[ModelBytes, str] | None = None
+          ) -> tuple[onnx.ModelProto | ModelBytes, TaskGraph, Platform, Profile | None, bool]:
     """Model (at the platform's optimisation level), graph, platform, and the profile when ``profiled``."""
     plat = load_platform(platform)
     model, data, graph = _model_data_graph(spec, params, input_shapes, graph_level(optimization, plat),
-                                           optimized_cache(options.folder), batch, clone, inputs, as_data)
+                                           optimized_cache(options.folder), batch, clone, inputs, as_data, original)
     if not profiled:
         return model, graph, plat, None, False
     prof, reused = get_profile(data, graph, plat, folder=options.folder, repeats=options.repeats,
@@ -217,7 +224,8 @@ def load_problem(spec: str, params: Mapping[str, Any] | None = None,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, costs: str = "model",
                  profile: ProfileOptions = ProfileOptions(), progress: bool = False,
                  optimization: str = "none", *, batch: int = 1, clone: bool = False,
-                 inputs: Feeds | None = None, as_data: bool = False) -> tuple[onnx.ModelProto | ModelBytes, Problem]:
+                 inputs: Feeds | None = None, as_data: bool = False,
+                 original: tuple[ModelBytes, str] | None = None) -> tuple[onnx.ModelProto | ModelBytes, Problem]:
     """The model to replay and its problem on a platform, with modelled (``costs="model"``) or measured
     (``"profile"``) costs.
 
@@ -226,13 +234,14 @@ def load_problem(spec: str, params: Mapping[str, Any] | None = None,
     ``batch`` > 1 makes the model that many copies of itself (:mod:`scheduler.batch`); ``clone`` copies its
     cheap shared nodes once per reader (:mod:`scheduler.clone`); ``inputs``: the user's input values
     (:mod:`scheduler.inputs`), which every run of the model uses; ``as_data``: the model is returned as its
-    :func:`~scheduler.optimize.session_data`, what replays take (:func:`load_graph`).
+    :func:`~scheduler.optimize.session_data`, what replays take (:func:`load_graph`); ``original``: the
+    user's model already loaded (see :func:`_model_data_graph`).
     """
     if costs not in ("model", "profile"):
         raise HetschedError(f"unknown cost source {costs!r} (known: model, profile)")
     model, graph, plat, prof, _ = _load(spec, params, platform, input_shapes, profile, progress, optimization,
                                         profiled=costs == "profile", batch=batch, clone=clone, inputs=inputs,
-                                        as_data=as_data)
+                                        as_data=as_data, original=original)
     if prof is None:
         return model, Problem.from_graph(graph, plat, name=graph.name)
     return model, problem_from_profile(graph, plat, prof)

@@ -144,14 +144,16 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     feeds = load_inputs(config.model.inputs) if config.model.inputs else None
     # kept as the bytes sessions take, its large values beside them (from 64 MiB on in a file that sessions map):
     # the model's proto held them once more; made first, before the optimised model is held beside it
-    original = session_data(load_original(spec, config.model.params, config.model.input_shapes,
-                                          batch=config.model.batch, inputs=feeds)[0], consume=True)
+    proto, label = load_original(spec, config.model.params, config.model.input_shapes, batch=config.model.batch,
+                                 inputs=feeds)
+    original = session_data(proto, consume=True)
+    del proto  # the problem's model is optimised from ``original``: the user's model is loaded once
     if config.costs == "problem":
         problem = read_problem(config.problem)
         level = graph_level(config.graph_optimization, problem.platform)
         model, graph = load_graph(spec, config.model.params, config.model.input_shapes, level,
                                   optimized_cache(config.profile.folder), batch=config.model.batch,
-                                  clone=config.model.clone, inputs=feeds, as_data=True)
+                                  clone=config.model.clone, inputs=feeds, as_data=True, original=(original, label))
         missing = set(problem.tasks) ^ {t.name for t in graph.tasks}
         if missing:
             raise HetschedError(f"{config.problem}: the problem's tasks are not the nodes of model {spec!r} "
@@ -164,7 +166,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
                                       clone=config.model.clone, inputs=feeds,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,
                                                              config.profile.warmup, config.profile.force),
-                                      as_data=True)  # its values held once, as the replay takes them
+                                      as_data=True, original=(original, label))  # its values held once
         level = graph_level(config.graph_optimization, problem.platform)
     _stage(progress, f"model {spec} (ORT graph optimisation: {level})")
     why = problem.infeasibility()

@@ -79,6 +79,23 @@ def test_optimised_model_computes_the_same_and_is_cached(level, tmp_path):
     assert len({n.name for n in opt.graph.node}) == len(opt.graph.node)
 
 
+@pytest.mark.parametrize("level", ["none", "basic", "all"])
+def test_the_session_data_of_a_model_optimise_as_the_model_does(level, tmp_path):
+    """What ``hetsched run`` optimises (the user's model as the session data it keeps for plain ORT, its large
+    values beside the bytes) gives the model the proto gives, under the same cache key; at level ``none`` the
+    data themselves (nothing to change, no copy)."""
+    original, _ = load_original("mlp", {"layers": 3, "width": 640})  # 1.6 MB weights: beside the bytes
+    from_proto = optimize_model(original, level, cache_dir=str(tmp_path / "a"))
+    data = session_data(original)
+    assert data.externals
+    from_data = optimize_model(data, level, cache_dir=str(tmp_path / "b"))
+    assert model_digest(from_data) == model_digest(from_proto)
+    if level == "none":
+        assert from_data is data
+    else:
+        assert sorted(os.listdir(tmp_path / "a")) == sorted(os.listdir(tmp_path / "b"))  # one key
+
+
 def test_a_cached_model_with_large_values_reads_back_as_optimised(tmp_path):
     """A cache entry of a model with values of 1 MiB or more is ORT's values file copied beside the mended model
     without its values: the entry read back (a hit), the model the miss returned and the model optimised

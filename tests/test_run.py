@@ -18,6 +18,7 @@ from scheduler.config import config_from_dict, load_config
 from scheduler.pipeline import build_problem
 from scheduler.recommend import beats_plain
 from scheduler.run import _disjoint_candidates, _solve, execute_run, profile_line
+from scheduler.problem import write_problem
 from scheduler.schedule import validate
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
@@ -139,6 +140,27 @@ def test_bad_configs_fail_with_one_line_and_no_run_folder(text, error, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and error in err, err
     assert not (tmp_path / "results").exists() or os.listdir(tmp_path / "results") == []
+
+
+@pytest.mark.parametrize("costs", ["model", "problem"])
+def test_a_run_loads_the_users_model_once(costs, tmp_path, monkeypatch):
+    """The plain ORT baselines and the problem's (optimised) model come from one load of the user's model
+    (building ``gpt2-small`` took 10 s); the problem is the one loading it twice gave."""
+    import scheduler.pipeline as pipeline
+    model = {"zoo": "mlp", "params": {"layers": 3, "width": 640}, "clone": True}  # weights beside the bytes
+    data = {"name": "once", "model": model, "platform": "cpu", "costs": "model", "solvers": ["heft"],
+            "graph_optimization": "extended", "replay": {"repeats": 2, "rounds": 1, "warmup": 0},
+            "output_dir": str(tmp_path / "out"), "profile": {"folder": str(tmp_path / "profiles")}}
+    expected = build_problem("mlp", {"layers": 3, "width": 640}, platform="cpu", optimization="extended", clone=True)
+    if costs == "problem":
+        write_problem(expected, str(tmp_path / "p.json"))
+        data.update(costs="problem", problem=str(tmp_path / "p.json"))
+    loads = []
+    resolve = pipeline.resolve_model
+    monkeypatch.setattr(pipeline, "resolve_model", lambda *a, **k: loads.append(a) or resolve(*a, **k))
+    result = execute_run(config_from_dict(data, solvers=_solver_catalog()), _solver_catalog(), progress=False)
+    assert len(loads) == 1
+    assert result.problem.tasks == expected.tasks and result.replay["max_abs_diff"] <= 1e-4
 
 
 def test_replay_candidates_must_be_positive():
