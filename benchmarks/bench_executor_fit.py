@@ -37,8 +37,8 @@ def main() -> None:
     for name in args.models:
         model, problem = load_problem(name, None, "cpu", costs="profile", optimization="auto",
                                       profile=ProfileOptions(folder="results/bench-profiles", repeats=10))
-        bare = replace(problem, executor=ExecutorCosts({}, 0.0, problem.executor.contention if problem.executor
-                                                       else 0.0))
+        ex = problem.executor or ExecutorCosts({}, 0.0)  # its fitted costs taken off, its contention and packing kept
+        bare = replace(problem, executor=replace(ex, call_s={}, switch_s=0.0, byte_s=0.0))
         for placements in (1, EXECUTOR_PLACEMENTS):
             fits = [fit_executor(model, bare, placements=placements) for _ in range(args.fits)]
             row: dict[str, object] = {"model": name, "placements": placements}

@@ -132,10 +132,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     measured = [n for n in prof.nodes if n.runs > 0]
     print(f"{'reused stored' if reused else 'measured'} profile of {graph.name} on {platform.name}: "
           f"{plan.runs} runs ({len(plan.node_runs)} node, {len(plan.edge_runs)} edge, {plan.executor_runs} executor, "
-          f"{plan.check_runs} check, {plan.tracer_runs} tracer) "
+          f"{plan.check_runs} check, {plan.tracer_runs} tracer, {plan.packing_runs} packing) "
           f"x {prof.repeats} repeats")
     for run in plan.node_runs:
-        print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}")
+        packing = "off (measured faster)" if run.devices[0] in prof.unpacked else "on"
+        print(f"  node run: {run.provider} threads={run.threads} serves {', '.join(run.devices)}; "
+              f"weight packing {packing}")
     print(f"  nodes measured: {len(measured)} of {len(prof.nodes)} (task, device) pairs; "
           f"{len(prof.nodes) - len(measured)} absent from the trace, cost 0")
     print(f"  transfer classes: {plan.transfer_classes} (sizes x real device pairs), fitted links: {len(prof.links)}")

@@ -13,7 +13,8 @@ Problem file (JSON, ``"format": "hetsched-problem/1"``)::
      "links": [{"src", "dst", "latency", "bandwidth", "transfer_scale"?}],
      "tasks": [{"name", "op_type"?, "cost": {device: s}, "memory_bytes"?, "colocate"?}],
      "edges": [{"src", "dst", "bytes", "transfer"?}],
-     "executor"?: {"call_s": {device: s}, "switch_s": s, "contention"?: fraction, "byte_s"?: s}}
+     "executor"?: {"call_s": {device: s}, "switch_s": s, "contention"?: fraction, "byte_s"?: s,
+                   "unpacked"?: [device]}}
 
 ``executor`` (fitted by profiling, :class:`ExecutorCosts`) is what running a
 placement as ONNX Runtime segments adds beyond the node costs.  Problems built
@@ -74,13 +75,16 @@ class ExecutorCosts:
     segments or gives back to them (ORT copies outputs out of its arena into
     fresh arrays, and reads inputs another core wrote).  Per segment and per
     overlap, not per task, so the common task-level semantics cannot hold them;
-    :func:`scheduler.replay.predict_segments` does.
+    :func:`scheduler.replay.predict_segments` does.  ``unpacked``: the devices
+    whose sessions run with ONNX Runtime's weight packing off, which profiling
+    measured faster on them for this model and traced their costs with.
     """
 
     call_s: Mapping[str, float]
     switch_s: float
     contention: float = 0.0
     byte_s: float = 0.0
+    unpacked: frozenset[str] = frozenset()
 
     def fold(self, platform: Platform, link: Link) -> Link:
         """``link`` carrying what :meth:`edge_s` charges on it: the calls and switch in its latency, the bytes
@@ -98,8 +102,9 @@ class ExecutorCosts:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``executor`` entry of problem and profile files."""
-        return {"call_s": {d: float(v) for d, v in self.call_s.items()}, "switch_s": float(self.switch_s),
-                "contention": float(self.contention), "byte_s": float(self.byte_s)}
+        out = {"call_s": {d: float(v) for d, v in self.call_s.items()}, "switch_s": float(self.switch_s),
+               "contention": float(self.contention), "byte_s": float(self.byte_s)}
+        return {**out, "unpacked": sorted(self.unpacked)} if self.unpacked else out
 
     def contended(self, platform: Platform) -> frozenset[str]:
         """Devices whose work ``contention`` slows: real devices that another real device can run beside
@@ -150,10 +155,12 @@ class Problem:
     def __post_init__(self) -> None:
         devs = self.platform.device
         if self.executor is not None:
-            unknown = set(self.executor.call_s) - set(devs)
-            if unknown:
-                raise ProblemError(f"problem {self.label!r}: executor call cost given for unknown device "
-                                   f"{sorted(unknown)[0]!r}")
+            for what, named in (("call cost given", self.executor.call_s),
+                                ("weight packing off", self.executor.unpacked)):
+                unknown = set(named) - set(devs)
+                if unknown:
+                    raise ProblemError(f"problem {self.label!r}: executor {what} for unknown device "
+                                       f"{sorted(unknown)[0]!r}")
         if not self.graph.tasks:
             raise ProblemError(f"problem {self.label!r} has no tasks: nothing to place")
         for tname in self.costs:
@@ -347,9 +354,10 @@ class ExecutorRecord(FileModel):
     switch_s: NonNegative
     contention: NonNegative = 0.0
     byte_s: NonNegative = 0.0
+    unpacked: list[Text] = []
 
     def costs(self) -> ExecutorCosts:
-        return ExecutorCosts(dict(self.call_s), self.switch_s, self.contention, self.byte_s)
+        return ExecutorCosts(dict(self.call_s), self.switch_s, self.contention, self.byte_s, frozenset(self.unpacked))
 
 
 class ProblemRecord(FileModel):

@@ -176,7 +176,8 @@ def sub_problem(problem: Problem, devices: Sequence[str], platform_name: str) ->
                                       for members in problem.groups.values()):
         return None
     executor = problem.executor and replace(problem.executor,
-                                            call_s={d: c for d, c in problem.executor.call_s.items() if d in keep})
+                                            call_s={d: c for d, c in problem.executor.call_s.items() if d in keep},
+                                            unpacked=problem.executor.unpacked & keep)
     return Problem(problem.graph, problem.platform.subset(list(devices), platform_name), costs,
                    problem.transfer_override, problem.colocate, problem.name, executor)
 

@@ -46,15 +46,47 @@ from .semantics import simulate
 
 
 def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
-             spinning: str = "always", cpus: Sequence[int] = ()) -> ort.InferenceSession:
-    """A profiling session with optimisations off.
+             spinning: str = "always", cpus: Sequence[int] = (), packed: bool = True) -> ort.InferenceSession:
+    """A profiling session with optimisations off (weight packing as ``packed``).
 
     Node costs are measured as a device runs alone (idle threads spinning, like
     plain ORT and a one-device replay); what a multi-device replay loses by
     stopping them between runs is part of the crossings and the executor's costs.
     """
-    return session(data, "none", threads, provider, spinning=spinning, cpus=cpus,
+    return session(data, "none", threads, provider, spinning=spinning, cpus=cpus, packed=packed,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
+
+
+PACKING_MARGIN = 0.03
+"""Weight packing (ORT's default) stays on unless the model runs this much faster without it."""
+
+
+def packing_choice(data: bytes, provider: str, threads: int, *, repeats: int, warmup: int, rounds: int = 2,
+                   seed: int = 0, feeds: Feeds | None = None,
+                   progress: Callable[[str, int], Callable[[], None]] | None = None) -> bool:
+    """Whether sessions of these settings should run ``data`` with ONNX Runtime's weight packing on: the whole
+    model timed with packing on and off (in at least two rounds, :func:`interleaved_runs`; one after the other
+    when two sessions of it would not fit in :data:`KEEP_BYTES`), on unless off is faster by more than
+    :data:`PACKING_MARGIN` at the median.  It depends on the model: off, the Siamese LSTM preset ran 12-14%
+    faster on one thread, BERT-base 12% slower.  Profiling traces the device so and replays run it so; a
+    session given values that other sessions share runs unpacked whatever this says
+    (:func:`~scheduler.executor.open_session`).
+    """
+    settings = (True, False)
+    if _footprint(data) * len(settings) > KEEP_BYTES:
+        walls = []
+        for packed in settings:
+            sess = _session(data, provider, threads, None, packed=packed)
+            tick = progress(f"packing x{threads}", warmup + repeats) if progress else _noop
+            walls.append(timed_runs(partial(session_call(sess), random_inputs(sess, seed, feeds)), warmup, repeats,
+                                    tick))
+            del sess  # its threads must not spin beside the next one's
+    else:
+        sessions = [_session(data, provider, threads, None, packed=packed) for packed in settings]
+        calls = [partial(session_call(sess), random_inputs(sess, seed, feeds)) for sess in sessions]
+        walls = interleaved_runs(calls, warmup, repeats, max(2, rounds), progress, f"packing x{threads}")
+    on, off = (statistics.median(w) for w in walls)
+    return not off < on * (1.0 - PACKING_MARGIN)
 
 
 def _end_trace(session: ort.InferenceSession) -> list[dict]:
@@ -157,7 +189,8 @@ def _footprint(data: bytes) -> int:
 
 
 def interleaved_runs(calls: Sequence[Callable[[], object]], warmup: int, repeats: int, rounds: int,
-                     progress: Callable[[str, int], Callable[[], None]] | None = None) -> list[list[float]]:
+                     progress: Callable[[str, int], Callable[[], None]] | None = None,
+                     label: str = "whole model") -> list[list[float]]:
     """Time every call ``repeats`` times, spread over ``rounds`` rounds in a rotating order
     (:func:`~scheduler.executor.round_order`), each call's turn after ``warmup`` untimed runs: the wall
     times of each call.
@@ -171,7 +204,7 @@ def interleaved_runs(calls: Sequence[Callable[[], object]], warmup: int, repeats
     [5, 5]
     """
     rounds = max(1, min(rounds, repeats))
-    tick = progress("whole model", len(calls) * (rounds * warmup + repeats)) if progress else _noop
+    tick = progress(label, len(calls) * (rounds * warmup + repeats)) if progress else _noop
     walls: list[list[float]] = [[] for _ in calls]
     for r in range(rounds):
         share = repeats // rounds + (r < repeats % rounds)
@@ -205,6 +238,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     whole: dict[str, float] = {}
     traced: dict[str, float] = {}
     tracer: dict[str, tuple[float, float]] = {}
+    no_packing: list[str] = []  # the devices traced with weight packing off
     # each run's whole model is timed with the profiler off in the same session (as fast as a new one: 3.65
     # against 3.62 ms on randwire; a large model's session takes seconds), in rounds over the runs when
     # their sessions fit in memory together, else right after its trace
@@ -213,7 +247,10 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     walls: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
         for run in plan.node_runs:
-            sess = _session(data, run.provider, run.threads, tmp)
+            packed = packing_choice(data, run.provider, run.threads, repeats=repeats, warmup=warmup, rounds=rounds,
+                                    seed=seed, feeds=feeds, progress=progress)
+            no_packing += [] if packed else list(run.devices)
+            sess = _session(data, run.provider, run.threads, tmp, packed=packed)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
                             warmup + repeats) if progress else _noop
             call = partial(session_call(sess), random_inputs(sess, seed, feeds))
@@ -263,11 +300,12 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
         whole_run_s=whole,
         traced_run_s=traced,
         tracer_s=tracer,
+        unpacked=tuple(no_packing),
     )
     if plan.executor_runs:
         tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
         contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick,
-                                        feeds=feeds)
+                                        feeds=feeds, unpacked=no_packing)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
     if plan.executor_runs and len(real_devices(platform)) > 1:
         try:
@@ -296,7 +334,7 @@ def check_change(model: onnx.ModelProto | ModelBytes, prof: Profile, plan: Profi
         then = prof.whole_run_s.get(run.devices[0], 0.0)
         if then <= 0:
             continue
-        plain = _session(data, run.provider, run.threads, None)
+        plain = _session(data, run.provider, run.threads, None, packed=run.devices[0] not in prof.unpacked)
         tick = progress(f"check x{run.threads}", warmup + repeats) if progress else _noop
         now = statistics.median(timed_runs(partial(session_call(plain), random_inputs(plain, seed, feeds)), warmup,
                                            repeats, tick))
@@ -432,7 +470,8 @@ then share one arena, which a model of µs kernels would feel)."""
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
-                       tick: Callable[[], None] = lambda: None, feeds: Feeds | None = None) -> float:
+                       tick: Callable[[], None] = lambda: None, feeds: Feeds | None = None,
+                       unpacked: Collection[str] = ()) -> float:
     """How much slower the model runs on a device while another runs it beside it on other cores.
 
     The whole model on the two devices of :func:`contention_pair` at once, each
@@ -444,17 +483,18 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
     for each other and a µs model looks several times slower beside another).  A model of
     :data:`SHARED_SESSION_BYTES` or more runs in one session on both devices when they have the same
     settings: each session holds the weights, and a second one was profiling's peak in memory (a 0.5 GiB MLP:
-    4.8x its size, 3.8x without).
+    4.8x its size, 3.8x without).  The devices in ``unpacked`` run with weight packing off
+    (:func:`packing_choice`).
     """
     pair = contention_pair(platform)
     if pair is None:
         return 0.0
     cpus = core_map(platform)
-    settings = [(d.execution_provider, d.threads, pool_cpus(cpus, d)) for d in pair]
+    settings = [(d.execution_provider, d.threads, pool_cpus(cpus, d), d.name not in unpacked) for d in pair]
     if settings[0] == settings[1] and _footprint(data) >= SHARED_SESSION_BYTES:
         settings = settings[:1]  # one session for both workers (ORT runs a session from several threads)
-    sessions = [_session(data, provider, threads, None, spinning="during-run", cpus=pool)
-                for provider, threads, pool in settings]
+    sessions = [_session(data, provider, threads, None, spinning="during-run", cpus=pool, packed=packed)
+                for provider, threads, pool, packed in settings]
     feeds = random_inputs(sessions[0], seed, feeds)
     calls = [session_call(sessions[min(k, len(sessions) - 1)]) for k in range(2)]
 

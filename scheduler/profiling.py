@@ -17,7 +17,9 @@ few sizes spanning the model's tensors.  On the default platform that is 2 node
 runs + 1 edge run for 3 real devices (the paper needed 3 + 1).  What the paper
 did not measure costs more: the executor (three random placements), the
 contention between cores, per node run a check run that times the whole model again at
-the end (the profile's drift), and a chain of tiny nodes that times the profiler's own cost.
+the end (the profile's drift), a chain of tiny nodes that times the profiler's own cost, and
+the whole model timed with ONNX Runtime's weight packing on and off, to trace (and later run)
+the device the faster way (:func:`~scheduler.profile_runs.packing_choice`).
 
 Example
 -------
@@ -83,10 +85,12 @@ class ProfilingPlan:
     executor_runs: int = 0  # replays of a fine-grained placement that fit the executor's costs
     check_runs: int = 0  # each node run's whole model timed again at the end (the profile's drift)
     tracer_runs: int = 0  # per node run, a chain of tiny nodes traced and plain: the profiler's own time per node
+    packing_runs: int = 0  # per node run, the whole model timed with weight packing on and off: which to trace
 
     @property
     def runs(self) -> int:
-        return len(self.node_runs) + len(self.edge_runs) + self.executor_runs + self.check_runs + self.tracer_runs
+        return (len(self.node_runs) + len(self.edge_runs) + self.executor_runs + self.check_runs + self.tracer_runs
+                + self.packing_runs)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Profile:
     drift: float | None = None  # whole-model run at the end of profiling / at its node run - 1 (None: not re-timed)
     # device -> the profiler's own time per node (s): inside each kernel event, and in all of a traced run
     tracer_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    unpacked: tuple[str, ...] = ()  # devices traced (and to be run) with weight packing off: measured faster
 
     def cost(self, task: str, device: str) -> float | None:
         """The median cost of ``task`` on ``device``, if measured."""
@@ -222,7 +227,8 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     adds per segment; one more (the
     whole model on two devices at once, :func:`~scheduler.profile_runs.measure_contention`) when two real
     devices can work at the same time; per node run, one of a chain of tiny nodes that times the profiler's own
-    cost (:func:`~scheduler.profile_runs.tracer_cost`).
+    cost (:func:`~scheduler.profile_runs.tracer_cost`), and one that times the whole model with weight packing
+    on and off (:func:`~scheduler.profile_runs.packing_choice`).
     """
     reals = real_devices(platform)
     groups: dict[tuple[str, int], list[str]] = {}
@@ -239,7 +245,7 @@ def plan_profiling(graph: TaskGraph, platform: Platform) -> ProfilingPlan:
     classes = len(sizes) * sum(len(r.pairs) for r in edge_runs)
     return ProfilingPlan(node_runs, edge_runs, classes,
                          EXECUTOR_PLACEMENTS * int(len(reals) > 1) + int(contention_pair(platform) is not None),
-                         len(node_runs), len(node_runs))
+                         len(node_runs), len(node_runs), len(node_runs))
 
 
 def contention_pair(platform: Platform) -> tuple[Device, Device] | None:
@@ -284,6 +290,8 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
     measured = {(n.task, n.device): profile.calibrated(n.task, n.device) if calibrate else n.median_s
                 for n in profile.nodes}
     ex = profile.executor
+    if profile.unpacked:
+        ex = replace(ex or ExecutorCosts({}, 0.0), unpacked=frozenset(profile.unpacked))
     contended = ex.contended(platform) if ex is not None else frozenset()
     for d in real_devices(platform):
         scale = 1.0 + ex.contention if d.name in contended else 1.0
@@ -298,4 +306,4 @@ def problem_from_profile(graph: TaskGraph, platform: Platform, profile: Profile,
         fitted[(l.src, l.dst)] = ex.fold(platform, link) if ex else link
     links = tuple(fitted.get((a, b), link) for (a, b), link in platform.link_table.items())
     plat = Platform(platform.name, platform.devices, links)
-    return Problem(graph, plat, costs, name=name or graph.name, executor=profile.executor)
+    return Problem(graph, plat, costs, name=name or graph.name, executor=ex)

@@ -54,7 +54,8 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
     the host's cores (:func:`core_map`) when it has a thread on each.  Idle ORT
     threads spin (busy-wait) by default: right for one device alone, wrong
     between runs when devices share cores (a spinning pool steals the core
-    another device's worker needs).
+    another device's worker needs).  Weight packing is off on the devices profiling measured faster so
+    (``problem.executor.unpacked``).
     """
     spinning = "always" if len({p.segment.device for p in parts}) == 1 else "during-run"
     cpus = core_map(problem.platform)
@@ -67,6 +68,8 @@ def session_settings(problem: Problem, parts: Sequence[SegmentModel]) -> list[di
         pool = pool_cpus(cpus, dev)
         if pool:
             settings["cpus"] = list(pool)
+        if problem.executor is not None and dev.name in problem.executor.unpacked:
+            settings["packed"] = False
         out.append(settings)
     return out
 
@@ -114,7 +117,8 @@ def segment_sessions(problem: Problem, parts: Sequence[SegmentModel], opt_level:
     datas = segment_data(parts)
     shared = shared_values(datas)
     return [session(data, opt_level, s["threads"], s["execution_provider"], spinning=spinning or s["spinning"],
-                    cpus=s.get("cpus", ()), label=f"segment {p.segment.index}", shared=shared)
+                    cpus=s.get("cpus", ()), label=f"segment {p.segment.index}", shared=shared,
+                    packed=s.get("packed", True))
             for p, data, s in zip(parts, datas, session_settings(problem, parts))]
 
 
@@ -487,13 +491,15 @@ def plain_configs(cores: int | None = None) -> dict[str, PlainConfig]:
     """The plain ORT configurations a user would try, by label.
 
     Sequential on 1 thread and on every core, unoptimised and at ORT_ENABLE_ALL,
-    ORT_PARALLEL on every core, and sequential on every core with weight packing off
-    (``session.disable_prepacking``: on the Siamese LSTM preset 4% faster, on BERT 12%
-    slower; what the sessions of segments that share a weight run with, so plain ORT is
-    given it too).
+    ORT_PARALLEL on every core, and sequential with weight packing off
+    (``session.disable_prepacking``: on the Siamese LSTM preset 4% faster on two threads and 12%
+    on one, on BERT 12% slower; what the sessions of segments that share a weight, and of devices
+    profiled faster so, run with, so plain ORT is given it too, and the headroom's one-thread time
+    is the faster of the two).
     """
     n = cores or len(usable_cpus())
     return {"sequential_1_thread": PlainConfig(1, "none"), "sequential_1_thread_optimised": PlainConfig(1, "all"),
+            "sequential_1_thread_optimised_unpacked": PlainConfig(1, "all", packed=False),
             f"sequential_{n}_threads": PlainConfig(n, "none"),
             f"sequential_{n}_threads_optimised": PlainConfig(n, "all"),
             f"parallel_{n}_threads_optimised": PlainConfig(n, "all", True),

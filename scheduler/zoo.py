@@ -311,9 +311,9 @@ def build(name: str, **params: object) -> onnx.ModelProto:
     # inferred on the model without its large values (only their dims count): serialising them took longer
     # than building the model (gpt2-small 10.3 s in all, 3.3 s so); the model is ours, given the result in place
     inferred = onnx.shape_inference.infer_shapes(without_large_values(model), check_type=True, strict_mode=True)
-    for field in ("value_info", "output"):
-        del getattr(model.graph, field)[:]
-        getattr(model.graph, field).extend(getattr(inferred.graph, field))
+    for kind in ("value_info", "output"):
+        del getattr(model.graph, kind)[:]
+        getattr(model.graph, kind).extend(getattr(inferred.graph, kind))
     return model
 
 

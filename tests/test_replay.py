@@ -67,6 +67,7 @@ def test_every_solver_schedule_replays(solver):
     assert result["measured_makespan_s"] > 0 and result["predicted_makespan_s"] > 0
     n = os.cpu_count()
     assert set(result["baselines"]) == {"sequential_1_thread", "sequential_1_thread_optimised",
+                                        "sequential_1_thread_optimised_unpacked",
                                         f"sequential_{n}_threads", f"sequential_{n}_threads_optimised",
                                         f"parallel_{n}_threads_optimised", f"sequential_{n}_threads_unpacked",
                                         f"sequential_{n}_threads_optimised_unpacked"}
