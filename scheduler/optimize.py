@@ -551,11 +551,11 @@ def optimize_model(model: onnx.ModelProto | ModelBytes, level: str, *, cache_dir
     without a proto of them being made, and come back as they are where nothing changes them (their nodes
     are named, their values lifted); a proto gives a proto.
     """
-    skeleton = unpacked(model)[0] if isinstance(model, ModelBytes) else model
+    skeleton = unpacked(model)[0]  # ModelBytes' nodes, inputs and initializers (their values placeholders)
     plain = level == "none" and not expands(skeleton)
     if plain and isinstance(model, ModelBytes):
         return model
-    out = name_nodes(model) if plain else _optimized(model, level, cache_dir, label)
+    out = name_nodes(model) if plain else _optimized(model, skeleton, level, cache_dir, label)
     # a fresh copy after a move: the moved values' old memory stays with ``out`` (protobuf's arena)
     return _copy(out) if lift_large_values(out) else out
 
@@ -611,17 +611,17 @@ def _onnx_kernels() -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def _optimized(model: onnx.ModelProto | ModelBytes, level: str, cache_dir: str | None,
+def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, level: str, cache_dir: str | None,
                label: str) -> onnx.ModelProto:
     """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there.
 
     A new cache entry is ORT's file as ORT wrote it, its values file copied through in chunks, and only the
     model without its values mended and written (mending the whole model and writing it took its values out
     once more: a 0.5 GiB MLP peaked at 3.3x its size, the user's model and the optimised one held beside that
-    copy); the entry is then read like any other.
+    copy); the entry is then read like any other.  ``skeleton``: ``model``'s proto, its values placeholders
+    when ``model`` is ModelBytes (:func:`unpacked`).
     """
     ort_level(level)
-    skeleton = unpacked(model)[0] if isinstance(model, ModelBytes) else model  # its inputs and initializers
     key_parts = [model_digest(model), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
