@@ -412,8 +412,8 @@ def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_p
     order = problem.graph.topological_order
     schedules = [simulate(problem, {t: "cpu0" for t in order}),
                  simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})]
-    for schedule in schedules:
-        assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] == 0.0
+    for schedule in schedules:  # a device profiled faster with weight packing off rounds its MatMuls otherwise
+        assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
     folder = tmp_path / "segments"
     export_placement(model, problem, schedules[0], str(folder), "all")
     assert (folder / "seg000_cpu0.onnx").stat().st_size < limit < (folder / "seg000_cpu0.onnx.data").stat().st_size
