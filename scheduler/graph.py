@@ -748,8 +748,8 @@ def task_graph_from_onnx(
     proto = name_nodes(proto)
     if types is None:  # else the run gave every input's shape
         proto = fix_input_shapes(proto, input_shapes)
-        if is_large(proto):  # inference reads dims, not values; ``proto`` is a copy of the caller's
-            take_out_large(proto, "values-elsewhere")
+        if is_large(proto):  # inference reads dims, not values
+            proto = without_large_values(proto)
         try:
             proto = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
         except Exception as exc:
