@@ -57,6 +57,14 @@ def _session(data: bytes, provider: str, threads: int, profile_dir: str | None,
                    profile_prefix=None if profile_dir is None else os.path.join(profile_dir, "ort"))
 
 
+def _whole_runs(data: bytes, provider: str, threads: int, *, packed: bool, warmup: int, repeats: int, seed: int,
+                feeds: Feeds | None, tick: Callable[[], None]) -> list[float]:
+    """Wall times of the whole model in a fresh plain session of these settings, dropped on return (its
+    spinning threads must not run beside the next one)."""
+    sess = _session(data, provider, threads, None, packed=packed)
+    return timed_runs(partial(session_call(sess), random_inputs(sess, seed, feeds)), warmup, repeats, tick)
+
+
 PACKING_MARGIN = 0.03
 """Weight packing (ORT's default) stays on unless the model runs this much faster without it."""
 
@@ -74,13 +82,9 @@ def packing_choice(data: bytes, provider: str, threads: int, *, repeats: int, wa
     """
     settings = (True, False)
     if _footprint(data) * len(settings) > KEEP_BYTES:
-        walls = []
-        for packed in settings:
-            sess = _session(data, provider, threads, None, packed=packed)
-            tick = progress(f"packing x{threads}", warmup + repeats) if progress else _noop
-            walls.append(timed_runs(partial(session_call(sess), random_inputs(sess, seed, feeds)), warmup, repeats,
-                                    tick))
-            del sess  # its threads must not spin beside the next one's
+        walls = [_whole_runs(data, provider, threads, packed=packed, warmup=warmup, repeats=repeats, seed=seed,
+                             feeds=feeds, tick=progress(f"packing x{threads}", warmup + repeats) if progress else _noop)
+                 for packed in settings]
     else:
         sessions = [_session(data, provider, threads, None, packed=packed) for packed in settings]
         calls = [partial(session_call(sess), random_inputs(sess, seed, feeds)) for sess in sessions]
@@ -334,11 +338,9 @@ def check_change(model: onnx.ModelProto | ModelBytes, prof: Profile, plan: Profi
         then = prof.whole_run_s.get(run.devices[0], 0.0)
         if then <= 0:
             continue
-        plain = _session(data, run.provider, run.threads, None, packed=run.devices[0] not in prof.unpacked)
         tick = progress(f"check x{run.threads}", warmup + repeats) if progress else _noop
-        now = statistics.median(timed_runs(partial(session_call(plain), random_inputs(plain, seed, feeds)), warmup,
-                                           repeats, tick))
-        del plain  # its (spinning) threads must not run beside the next one
+        now = statistics.median(_whole_runs(data, run.provider, run.threads, packed=run.devices[0] not in prof.unpacked,
+                                            warmup=warmup, repeats=repeats, seed=seed, feeds=feeds, tick=tick))
         changes.append(now / then - 1.0)
     return max(changes, key=abs, default=None)
 
