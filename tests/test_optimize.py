@@ -20,7 +20,7 @@ from scheduler.executor import session_call
 from scheduler import optimize
 from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
                                 ort_refusal, random_inputs, session, session_bytes, session_data, write_model)
-from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem
+from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem, measure
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
 from scheduler.replay import checked_diff, prepare_replay, replay
@@ -112,6 +112,52 @@ def test_a_cached_model_with_large_values_reads_back_as_optimised(tmp_path):
     np.testing.assert_allclose(run_model(missed, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
 
 
+def test_a_cache_entry_of_large_values_is_mapped_not_read(tmp_path, monkeypatch):
+    """From FILE_BACKED_BYTES of large values on, the optimised model comes back from its cache entry as session
+    data whose values are views of the entry's values file (what ORT then maps too), the miss as the hit: the
+    same bytes and values as the session data of the model read whole, so the keys of profiles stay; the
+    sessions made of it compute what the model does and leave nothing in the cache.  Below it, a proto."""
+    original, _ = load_original("mlp", {"layers": 3, "width": 640})  # 3 values of 1.6 MB
+    cache = tmp_path / "cache"
+    assert isinstance(optimize_model(original, "all", cache_dir=str(cache)), onnx.ModelProto)
+    whole = session_data(optimize_model(original, "all"))
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 4 << 20)
+    entries = sorted(cache.iterdir())
+    for fresh in (False, True):  # the entry made before, a hit; then a miss in a new cache
+        folder = tmp_path / "fresh" if fresh else cache
+        data = optimize_model(original, "all", cache_dir=str(folder))
+        assert isinstance(data, optimize.ModelBytes) and bytes(data) == bytes(whole)
+        assert [name for name, _ in data.externals] == [name for name, _ in whole.externals]
+        for (_, value), (_, read) in zip(data.externals, whole.externals):
+            np.testing.assert_array_equal(value, read)
+            assert value.dtype == read.dtype and not value.flags.writeable
+        entry, = folder.glob("*.onnx")
+        assert optimize._backing_file(data.externals)[0] == str(entry) + ".data"
+        assert model_digest(data) == model_digest(whole)
+        feeds = {"x": np.random.default_rng(0).standard_normal((1, 640)).astype(np.float32)}
+        np.testing.assert_allclose(session(data).run(None, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
+    assert sorted(cache.iterdir()) == entries and len(entries) == 2
+
+
+def test_a_mapped_cache_entry_keeps_the_profile_and_replays(tmp_path, monkeypatch):
+    """The optimised model mapped from its cache entry goes the whole way: profiled on the miss, the profile
+    found again on the hit (the same key), a cut over both cores replays with the model's outputs from the
+    entry's values file, and nothing is left in the cache but the entry."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 4 << 20)
+    options = ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0)
+    args = ("mlp", {"layers": 3, "width": 640}, "cpu")
+    reused = [measure(*args, options=options, optimization="all")[3] for _ in range(2)]
+    assert reused == [False, True]
+    data, problem = load_problem(*args, costs="profile", profile=options, optimization="all")
+    cache = tmp_path / "profiles" / "optimized"
+    entry, = cache.glob("*.onnx")
+    assert optimize._backing_file(data.externals)[0] == str(entry) + ".data"
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    assert replay(data, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+    assert sorted(p.name for p in cache.iterdir()) == [entry.name, entry.name + ".data"]
+
+
 @pytest.mark.parametrize("level", ["none", "all"])
 def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level):
     """session_bytes hands every value of 1 MiB or more to ONNX Runtime beside the bytes, whatever the model's
@@ -124,6 +170,11 @@ def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level)
     a, b = session(beside, level), session(whole, level)
     feeds = random_inputs(b, seed=1)
     np.testing.assert_array_equal(a.run(None, feeds)[0], b.run(None, feeds)[0])
+
+
+def _read(path) -> onnx.ModelProto:
+    """The model file at ``path`` with the values beside it read in, as the optimised-model cache reads one."""
+    return optimize._with_values(onnx.load(str(path), load_external_data=False), os.path.dirname(path))
 
 
 def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
@@ -146,7 +197,7 @@ def test_a_model_written_in_pieces_reads_back_as_the_model(tmp_path):
     write_model(str(tmp_path / "e.onnx"), data, beside=True)  # what ORT maps: the values in e.onnx.data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "e.onnx", "e.onnx.data", "m.onnx"]
     assert (tmp_path / "e.onnx.data").stat().st_size >= 3 << 20 > (tmp_path / "e.onnx").stat().st_size
-    assert optimize._load(str(tmp_path / "e.onnx")) == onnx.load(str(path))
+    assert _read(tmp_path / "e.onnx") == onnx.load(str(path))
     np.testing.assert_array_equal(session(str(tmp_path / "e.onnx")).run(None, feeds)[0],
                                   session(model_bytes(model)).run(None, feeds)[0])
 
@@ -169,7 +220,7 @@ def test_values_written_beside_a_model_start_at_pages(tmp_path):
     offsets = [int(e.value) for t in onnx.load(str(path), load_external_data=False).graph.initializer
                for e in t.external_data if e.key == "offset"]
     assert offsets == [0, 4096 * -(-a.nbytes // 4096)]
-    assert optimize._load(str(path)) == onnx.ModelProto.FromString(model_bytes(model))
+    assert _read(path) == onnx.ModelProto.FromString(model_bytes(model))
     x = rng.standard_normal(a.size).astype(np.float32)
     np.testing.assert_array_equal(session(str(path)).run(None, {"x": x})[0], np.concatenate([x + a, b]))
 
