@@ -21,12 +21,13 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
+from onnx.external_data_helper import load_external_data_for_model
 
 from .errors import ModelError
 from .ops import op_family
@@ -443,11 +444,34 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
     error."""
     if isinstance(model, onnx.ModelProto):
         return model
-    path = os.fspath(model)
+    return _read_model(os.fspath(model), values=True)
+
+
+def load_model_mapped(path: str, least: int) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """:func:`load_model` of the file at ``path`` whose large values, when they come to ``least`` bytes or more
+    and lie in files beside it, stay there: the model's placeholders are held beside it and their values,
+    returned by name, are views of those files (:func:`map_large_values`).  Otherwise the model is read
+    whole and no value is returned."""
+    proto = _read_model(path, values=False)
+    folder = os.path.dirname(os.path.abspath(path))
+    values = map_large_values(proto, folder, least)
+    if values is not None:
+        return proto, values
+    try:
+        load_external_data_for_model(proto, folder)  # as onnx.load reads them (keys of stored profiles stay)
+        return proto, {}
+    except Exception as exc:  # a missing or short values file: OSError, ValueError...
+        raise ModelError(f"cannot read the values of ONNX model {path!r}: {type(exc).__name__}: {exc}"
+                         .splitlines()[0]) from None
+
+
+def _read_model(path: str, values: bool) -> onnx.ModelProto:
+    """The model file at ``path``, with its external values read or not, refused in one line when it is no
+    model with nodes and outputs."""
     if not os.path.isfile(path):
         raise ModelError(f"ONNX model {path!r} does not exist")
     try:
-        proto = onnx.load(path)
+        proto = onnx.load(path, load_external_data=values)
     except Exception as exc:  # protobuf raises several unrelated types
         raise ModelError(f"cannot read ONNX model {path!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     if not proto.graph.node:
@@ -455,6 +479,77 @@ def load_model(model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelPro
     if not proto.graph.output:
         raise ModelError(f"ONNX model {path!r} has no graph outputs: nothing it computes is returned")
     return proto
+
+
+def map_large_values(model: onnx.ModelProto, folder: str, least: int = 0) -> dict[str, np.ndarray] | None:
+    """Make the large main-graph initializers of ``model``, read without its external values from a file in
+    ``folder``, placeholders held beside it (:func:`held_beside`), **in place**, and return their values:
+    read-only views of the files in ``folder`` where they lie, which ONNX Runtime maps in turn.  Their
+    bytes are then neither read into the proto nor copied out of it (a model of 1 GiB of weights: 12 s and
+    twice its size in memory less).  Smaller external values are read into ``model`` as ONNX's loader reads
+    them.
+
+    None, ``model`` untouched, when the large values come to fewer than ``least`` bytes, or when a value lies
+    elsewhere: in a subgraph, a sparse or attribute tensor, a file that is no regular file directly in
+    ``folder`` (ONNX Runtime refuses links out of it), or beyond its file's end (read the model whole then,
+    which says what is wrong).
+    """
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not external or any(t.data_location == onnx.TensorProto.EXTERNAL for t in _other_tensors(model.graph)):
+        return None
+    sizes: dict[str, int] = {}
+    placed = []
+    for tensor in external:
+        where = {e.key: e.value for e in tensor.external_data}
+        name, dtype = where.get("location", ""), np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        path = os.path.join(folder, name)
+        if name in ("", ".", "..") or os.path.basename(name) != name or os.path.islink(path) \
+                or not os.path.isfile(path) or dtype.hasobject or tensor.data_type in _PACKED_BITS:
+            return None
+        nbytes = math.prod(tensor.dims) * dtype.itemsize
+        offset, length = int(where.get("offset", 0)), int(where.get("length", nbytes))
+        size = sizes.setdefault(name, os.path.getsize(path))
+        if length != nbytes or offset < 0 or offset + length > size:
+            return None
+        placed.append((tensor, name, offset, dtype))
+    large = [(t, *rest) for t, *rest in placed if _large_by_shape(t)]
+    if sum(math.prod(t.dims) * dtype.itemsize for t, _, _, dtype in large) < max(least, 1):
+        return None
+    files = {name: np.memmap(os.path.join(folder, name), dtype=np.uint8, mode="r") for name in sizes}
+    values = {}
+    for tensor, name, offset, dtype in placed:
+        nbytes = math.prod(tensor.dims) * dtype.itemsize
+        view = files[name][offset:offset + nbytes]
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT  # what ONNX's loader leaves on a value it read
+        if _large_by_shape(tensor):
+            values[tensor.name] = view.view(dtype).reshape(tuple(tensor.dims))
+            point_to(tensor, IN_MEMORY, 0, nbytes)
+        else:
+            tensor.raw_data = view.tobytes()
+    return values
+
+
+def _large_by_shape(tensor: onnx.TensorProto) -> bool:
+    """:func:`_is_large_value` of ``tensor`` by its type and dims, wherever its value lies."""
+    return _packed_bytes(math.prod(tensor.dims), _dtype_bits(tensor.data_type)) >= LARGE_TENSOR \
+        and tensor.data_type != onnx.TensorProto.STRING and tensor.data_type not in _PACKED_BITS
+
+
+def _other_tensors(graph: onnx.GraphProto, main: bool = True) -> Iterator[onnx.TensorProto]:
+    """Every tensor of ``graph`` and its bodies but the main graph's (``main``) dense initializers: sparse
+    ones' values and indices, attributes' tensors, the bodies' initializers."""
+    if not main:
+        yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for at in node.attribute:
+            yield from ([at.t] if at.HasField("t") else []) + list(at.tensors)
+            for sparse in ([at.sparse_tensor] if at.HasField("sparse_tensor") else []) + list(at.sparse_tensors):
+                yield from (sparse.values, sparse.indices)
+        for sub in subgraphs(node):
+            yield from _other_tensors(sub, main=False)
 
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import mmap
 import os
 import platform as _host
@@ -51,8 +50,8 @@ from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PA
                        open_session, random_inputs, session_call, session_options)
 from .fileio import write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
-                    name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs, subgraphs,
-                    take_out_large)
+                    map_large_values, name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs,
+                    subgraphs, take_out_large)
 from .levels import LEVELS
 
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 writes 14 by default
@@ -245,17 +244,19 @@ def _padded(values: Iterable[np.ndarray], offsets: Iterable[int]) -> Iterator[by
         end = at + value.nbytes
 
 
-def _backing_file(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dict[str, int]] | None:
-    """The one file that every value is a contiguous memory-map view of (:func:`file_backed`), and each
-    value's offset in it; None when there is no such file."""
-    path, offsets = None, {}
+def _backing_files(externals: Sequence[tuple[str, np.ndarray]]) -> tuple[str, dict[str, tuple[str, int]]] | None:
+    """The one folder whose files every value is a contiguous memory-map view of (:func:`file_backed`, a
+    mapped model file: :func:`~scheduler.graph.map_large_values`), and each value's file name and offset
+    there; None when there is no such folder."""
+    folder, where = None, {}
     for name, value in externals:
         root = _map_root(value)
-        if not isinstance(root, np.memmap) or not value.flags.c_contiguous or path not in (None, root.filename):
+        if not isinstance(root, np.memmap) or not value.flags.c_contiguous \
+                or folder not in (None, os.path.dirname(root.filename)):
             return None
-        path = root.filename
-        offsets[name] = root.offset + value.ctypes.data - root.ctypes.data
-    return (path, offsets) if path else None
+        folder = os.path.dirname(root.filename)
+        where[name] = (os.path.basename(root.filename), root.offset + value.ctypes.data - root.ctypes.data)
+    return (folder, where) if folder else None
 
 
 def _map_root(value: np.ndarray) -> np.ndarray:
@@ -426,11 +427,13 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
     if profile_prefix is not None:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
-    externals = tuple((name, value) for name, value in externals if name not in given)
-    backing = _backing_file(externals)
-    if externals and backing is None:  # ORT takes them from our arrays, no serialising (it still makes its own
-        # copy: a 0.5 GiB MLP's session at level none held 0.5 GiB beside them, weight packing on or off)
-        so.add_external_initializers([name for name, _ in externals], [_ort_value(value) for _, value in externals])
+    backing = _backing_files(externals)
+    if backing:  # ORT maps them from their files (the given ones too: it checks that their files are there)
+        so.add_session_config_entry("session.model_external_initializers_file_folder_path", backing[0])
+    elif externals:  # ORT takes them from our arrays, no serialising (it still makes its own copy: a 0.5 GiB
+        # MLP's session at level none held 0.5 GiB beside them, weight packing on or off)
+        kept = [(name, value) for name, value in externals if name not in given]
+        so.add_external_initializers([name for name, _ in kept], [_ort_value(value) for _, value in kept])
     if optimized_path:  # the optimised model may be too large to be written whole
         so.optimized_model_filepath = optimized_path
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name",
@@ -438,47 +441,47 @@ def session(data: bytes | str, level: str = "none", threads: int = 1, provider: 
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
                                     str(LARGE_TENSOR))
     try:
-        if backing is None and not given:
+        if backing:
+            return open_session(_pointed(data, backing[1]), so, provider, given)
+        if not given:
             return open_session(data, so, provider)
-        with _model_file(data, backing, given) as path:
+        with _model_file(data, given) as path:
             return open_session(path, so, provider, given)
     except Exception as exc:  # ORT raises several types (Fail, InvalidGraph, NotImplemented...)
         raise ModelError(f"ONNX Runtime cannot load model {label!r}: {_ort_message(exc)}") from None
 
 
-@contextlib.contextmanager
-def _model_file(data: ModelBytes, backing: tuple[str, Mapping[str, int]] | None,
-                given: Mapping[str, np.ndarray]) -> Iterator[str]:
-    """A model file of ``data``, removed on exit (a session has read it by then): beside the file of its values
-    when ``backing`` (:func:`file_backed`; its placeholders point into it at the offsets), and the placeholders
-    of the values ``given`` to the session (:func:`~scheduler.executor.open_session`) pointing at an empty
-    file: ORT wants the initializer in the model and takes the given value in its place, without reading it.
-    Filled with zeros instead, each session held them (a 196 MB weight: 190 MB more per session)."""
+def _pointed(data: ModelBytes, where: Mapping[str, tuple[str, int]]) -> bytes:
+    """The bytes of ``data`` with each value's placeholder pointing where ``where`` has it (file, offset)."""
     m = onnx.ModelProto.FromString(data)
     nbytes = {name: value.nbytes for name, value in data.externals}
-    with tempfile.TemporaryDirectory(prefix="hetsched-model-") as own:
-        folder = os.path.dirname(backing[0]) if backing else own
-        made: list[str] = []  # removed on exit, also from the values' folder
-        try:
-            fd, empty = tempfile.mkstemp(suffix=".none", dir=folder)
-            os.close(fd)
-            made.append(empty)
-            for tensor in m.graph.initializer:
-                if tensor.name in given:
-                    point_to(tensor, os.path.basename(empty), 0, nbytes[tensor.name])
-                elif backing and tensor.name in backing[1]:
-                    point_to(tensor, os.path.basename(backing[0]), backing[1][tensor.name], nbytes[tensor.name])
-            fd, model_path = tempfile.mkstemp(suffix=".onnx", dir=folder)
-            made.append(model_path)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_serialised(m))
-            yield model_path
-        finally:
-            for path in made:
-                os.remove(path)
+    for tensor in m.graph.initializer:
+        if tensor.name in where:
+            point_to(tensor, *where[tensor.name], nbytes[tensor.name])
+    return _serialised(m)
 
 
-def ort_refusal(model: onnx.ModelProto, level: str = "none", label: str = "model") -> str | None:
+@contextlib.contextmanager
+def _model_file(data: ModelBytes, given: Mapping[str, np.ndarray]) -> Iterator[str]:
+    """A model file of ``data`` in a folder of its own, removed on exit (a session has read it by then), the
+    placeholders of the values ``given`` to the session (:func:`~scheduler.executor.open_session`)
+    pointing at an empty file: ORT wants the initializer in the model and a file where it points, and takes
+    the given value in its place, without reading it.  Filled with zeros instead, each session held them
+    (a 196 MB weight: 190 MB more per session)."""
+    m = onnx.ModelProto.FromString(data)
+    nbytes = {name: value.nbytes for name, value in data.externals}
+    with tempfile.TemporaryDirectory(prefix="hetsched-model-") as folder:
+        open(os.path.join(folder, "empty.none"), "xb").close()
+        for tensor in m.graph.initializer:
+            if tensor.name in given:
+                point_to(tensor, "empty.none", 0, nbytes[tensor.name])
+        path = os.path.join(folder, "model.onnx")
+        with open(path, "xb") as fh:
+            fh.write(_serialised(m))
+        yield path
+
+
+def ort_refusal(model: onnx.ModelProto | ModelBytes, level: str = "none", label: str = "model") -> str | None:
     """Why ONNX Runtime refuses to load ``model`` at optimisation ``level`` (:func:`session`'s one line), or
     None when it loads it."""
     try:
@@ -551,7 +554,8 @@ def optimize_model(model: onnx.ModelProto | ModelBytes, level: str, *, cache_dir
     (:func:`session_data`: what ``hetsched run`` holds of the user's model for plain ORT) are optimised
     without a proto of them being made, and come back as they are where nothing changes them (their nodes
     are named, their values lifted); a proto gives a proto, except from a cache entry of
-    :data:`FILE_BACKED_BYTES` of large values on, whose values are mapped (:func:`_mapped`).
+    :data:`FILE_BACKED_BYTES` of large values on, whose values stay in its file
+    (:func:`~scheduler.graph.map_large_values`).
     """
     skeleton = unpacked(model)[0]  # ModelBytes' nodes, inputs and initializers (their values placeholders)
     plain = level == "none" and not expands(skeleton)
@@ -650,54 +654,10 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
     _original_inputs(out, skeleton)  # these two also mend files cached before them
     _unshadowed_constants(out.graph)
     name_nodes_in_place(out)
-    return _mapped(out, cached) or _with_values(out, os.path.dirname(cached))
-
-
-def _mapped(m: onnx.ModelProto, path: str) -> ModelBytes | None:
-    """The model ``m`` read from ``path`` without its values (an optimised-model cache entry) as ModelBytes
-    whose large values are read-only views of its values file, ``<path>.data``, which ONNX Runtime maps in
-    turn (:func:`session`): they are then neither read into the proto, copied out of it, nor written to a
-    file of their own (:func:`file_backed`) by every run (``gpt2-small``: 2 s and 0.6 GiB less).  The bytes
-    are those :func:`session_data` makes of the model read whole, so keys stay.
-
-    None, ``m`` untouched, where the values stay in memory anyway (below :data:`FILE_BACKED_BYTES`), or
-    where a value lies elsewhere than in a large main-graph initializer held in that file (read ``m`` whole
-    then), or where the entry's folder cannot take the model files a session reads (:func:`_model_file`).
-    """
-    location = os.path.basename(path) + ".data"
-    data_path = os.path.join(os.path.dirname(path), location)
-    outside = [t for g in _graphs(m.graph) if g is not m.graph for t in g.initializer]
-    if any(t.data_location == TensorProto.EXTERNAL for t in outside) or not os.path.isfile(data_path) \
-            or not os.access(os.path.dirname(data_path), os.W_OK):
-        return None
-    size = os.path.getsize(data_path)
-    placed: list[tuple[onnx.TensorProto, int, np.dtype, int]] = []
-    for tensor in m.graph.initializer:
-        if tensor.data_location != TensorProto.EXTERNAL:
-            continue
-        where = {e.key: e.value for e in tensor.external_data}
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
-        offset, length = int(where.get("offset", 0)), int(where.get("length", -1))
-        if where.get("location") != location or dtype.hasobject or offset + length > size \
-                or not LARGE_TENSOR <= length == math.prod(tensor.dims) * dtype.itemsize:
-            return None
-        placed.append((tensor, offset, dtype, length))
-    if sum(length for *_, length in placed) < FILE_BACKED_BYTES:
-        return None
-    whole = np.memmap(data_path, dtype=np.uint8, mode="r")
-    values = {}
-    for tensor, offset, dtype, length in placed:
-        values[tensor.name] = whole[offset:offset + length].view(dtype).reshape(tuple(tensor.dims))
-        point_to(tensor, IN_MEMORY, 0, length)
-    return session_bytes(m, shared=values)
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and every body inside it, recursively."""
-    yield graph
-    for node in graph.node:
-        for sub in subgraphs(node):
-            yield from _graphs(sub)
+    # from FILE_BACKED_BYTES of large values on, they stay in the entry's values file, which sessions map (the
+    # bytes are those session_data makes of the model read whole: keys stay): gpt2-small 2 s less a run
+    values = map_large_values(out, cache_dir, FILE_BACKED_BYTES)
+    return _with_values(out, cache_dir) if values is None else session_bytes(out, shared=values)
 
 
 def _chunks(path: str, size: int = 16 << 20) -> Iterator[bytes]:

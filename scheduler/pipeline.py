@@ -19,16 +19,17 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import onnx
 from tqdm import tqdm
 
-from . import zoo
+from . import optimize, zoo
 from .batch import batch_copies
 from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
-from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model, name_nodes_in_place,
+from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model_mapped, name_nodes_in_place,
                     real_inputs, subgraphs, task_graph_from_onnx)
 from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import (ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_bytes,
@@ -43,15 +44,19 @@ from .semantics import period
 GetSolver = Callable[..., Callable[..., Schedule]]
 
 
-def resolve_model(spec: str, params: Mapping[str, Any] | None = None) -> tuple[onnx.ModelProto, str]:
-    """A zoo model name (built with ``params``) or a path to an .onnx file; returns (model, label)."""
+def resolve_model(spec: str, params: Mapping[str, Any] | None = None
+                  ) -> tuple[onnx.ModelProto, str, dict[str, np.ndarray]]:
+    """A zoo model name (built with ``params``) or a path to an .onnx file; returns (model, label, values
+    beside it): a file's large values, from :data:`~scheduler.optimize.FILE_BACKED_BYTES` of them on, stay in
+    the files beside it (:func:`~scheduler.graph.load_model_mapped`), the model holding placeholders."""
     names = [m.name for m in zoo.list_models()] + list(zoo.PRESETS)
     if spec in names:
-        return zoo.build(spec, **dict(params or {})), spec
+        return zoo.build(spec, **dict(params or {})), spec, {}
     if params:
         raise ModelError(f"model parameters apply to zoo models only, not to {spec!r}")
     if os.path.isfile(spec):
-        return load_model(spec), os.path.splitext(os.path.basename(spec))[0]
+        proto, values = load_model_mapped(spec, optimize.FILE_BACKED_BYTES)
+        return proto, os.path.splitext(os.path.basename(spec))[0], values
     raise ModelError(f"model {spec!r} is neither a zoo model ({', '.join(names)}) nor an existing .onnx file")
 
 
@@ -83,11 +88,13 @@ class ProfileOptions:
 
 def load_original(spec: str, params: Mapping[str, Any] | None = None,
                   input_shapes: Mapping[str, Sequence[int]] | None = None, *,
-                  batch: int = 1, inputs: Feeds | None = None) -> tuple[onnx.ModelProto, str]:
+                  batch: int = 1, inputs: Feeds | None = None) -> tuple[onnx.ModelProto | ModelBytes, str]:
     """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label;
     ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`); ``inputs``: the values the
-    user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own."""
-    model, label = resolve_model(spec, params)
+    user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own.
+    A model file whose large values stay in their files (:func:`resolve_model`) comes as ModelBytes of
+    those values."""
+    model, label, beside = resolve_model(spec, params)
     # the model is ours (resolve_model made or read it): changed in place, not copied (a large model's peak)
     densify_sparse(model.graph)
     name_nodes_in_place(model)
@@ -105,15 +112,17 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
     declared = [copy.deepcopy(vi) for vi in model.graph.input]
     fix_input_shapes_in_place(model, input_shapes)
     if list(model.graph.input) != declared and any(subgraphs(n) for n in model.graph.node):
-        model = _declared_if_refused(model, declared, label, given=inputs is not None)
-    return batch_copies(model, batch), label if batch == 1 else f"{label}-batch{batch}"
+        model = _declared_if_refused(model, declared, label, given=inputs is not None, beside=beside)
+    model = batch_copies(model, batch)
+    label = label if batch == 1 else f"{label}-batch{batch}"
+    return (session_bytes(model, shared=dict(beside)) if beside else model), label
 
 
 def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueInfoProto], label: str,
-                         given: bool) -> onnx.ModelProto:
+                         given: bool, beside: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """``fixed``; or, when ONNX Runtime refuses this control-flow model with its input dimensions fixed but takes
     it with its inputs as ``declared``, a copy with those inputs, where every run takes the user's values
-    (``given``), whose shapes fix the dimensions.
+    (``given``), whose shapes fix the dimensions.  ``beside``: the values of the models' placeholders.
 
     ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
     model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its
@@ -121,16 +130,19 @@ def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueIn
     the optimisation and the plain baselines may use: one more session of the model, made only when
     fixing changed a control-flow model's inputs.
     """
-    refusal = ort_refusal(fixed, "all", label)
-    if refusal is None:
+    def refusal(model: onnx.ModelProto) -> str | None:
+        return ort_refusal(session_bytes(model, shared=dict(beside)) if beside else model, "all", label)
+
+    refused = refusal(fixed)
+    if refused is None:
         return fixed
     out = copy.deepcopy(fixed)
     del out.graph.input[:]
     out.graph.input.extend(declared)
-    if ort_refusal(out, "all", label) is not None:
+    if refusal(out) is not None:
         return fixed
     if not given:
-        raise ModelError(f"{refusal} (with its input dimensions fixed; as declared it loads: give the inputs' "
+        raise ModelError(f"{refused} (with its input dimensions fixed; as declared it loads: give the inputs' "
                          "values with --inputs, or inputs: in a run config, and they stay as declared)")
     return out
 

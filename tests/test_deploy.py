@@ -426,6 +426,36 @@ def test_model_beyond_protobufs_limit_profiles_replays_and_runs_standalone(tmp_p
     _assert_same_export(session_data(original), plain, tmp_path)
 
 
+def test_a_model_file_with_values_beside_it_runs_from_them_end_to_end(tmp_path, monkeypatch):
+    """A user's model whose large values lie in a file beside it (FILE_BACKED_BYTES lowered to 1 MiB here) is
+    run from that file, never read into memory: the model as loaded, the profiled problem, a cut over both
+    cores, the exported segments and the plain export give the outputs of the model read whole, under the
+    key the model read whole has, and nothing is written beside the user's file."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    folder = tmp_path / "user"
+    folder.mkdir()
+    path = folder / "m.onnx"
+    onnx.save(load_original("mlp", {"layers": 3, "width": 512})[0], str(path), save_as_external_data=True,
+              location="m.data", size_threshold=1024)
+    original, _ = load_original(str(path))
+    assert isinstance(original, ModelBytes) and len(original.externals) == 3
+    assert all(os.path.samefile(v.filename, folder / "m.data") for _, v in original.externals)
+    read = onnx.load(str(path))
+    assert optimize.model_digest(original) == optimize.model_digest(optimize.name_nodes(read))
+    model, problem = load_problem(str(path), platform="cpu", optimization="all", costs="profile",
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
+    feeds = random_inputs(session(original), seed=3)
+    expected = _reference(read, feeds)
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    assert replay(model, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
+    export_placement(model, problem, schedule, str(tmp_path / "segments"), "all")
+    _assert_close(_run_exported(tmp_path / "segments", feeds, tmp_path), expected)
+    export_plain(original, "sequential_1_thread", str(tmp_path / "plain"))
+    _assert_close(_run_exported(tmp_path / "plain", feeds, tmp_path), expected)
+    assert sorted(p.name for p in folder.iterdir()) == ["m.data", "m.onnx"]
+
+
 def _assert_same_export(original: onnx.ModelProto | ModelBytes, plain: Path, tmp_path: Path) -> None:
     """The plain export of the user's model as run keeps it (:func:`session_data`, its values held once) is
     the same, file for file and byte for byte, as the export of the model itself (in ``plain``)."""

@@ -13,8 +13,9 @@ from scheduler import zoo
 from scheduler.errors import ModelError
 from scheduler.inputs import check_inputs
 from scheduler.graph import (LARGE_TENSOR, Edge, Task, TaskGraph, copy_taking_out_large, fix_input_shapes,
-                             fix_input_shapes_in_place, is_large, large_initializers, lift_large_values, load_model,
-                             name_nodes, subgraphs, take_out_large, task_graph_from_onnx)
+                             fix_input_shapes_in_place, held_beside, is_large, large_initializers, lift_large_values,
+                             load_model, load_model_mapped, name_nodes, subgraphs, take_out_large,
+                             task_graph_from_onnx)
 
 F32 = 4  # bytes per float32
 
@@ -543,3 +544,59 @@ def test_recurrent_and_control_flow_nodes_count_what_they_compute():
     assert t["if"].flops == mm
     assert t["loop"].flops == 7 * mm
     assert t["scan"].flops == 3 * mm
+
+
+def _saved_with_values_beside(folder, location: str = "m.data") -> tuple[str, onnx.ModelProto]:
+    """An MLP (1 MiB weights, small biases) saved with every value of 1 KiB or more in ``location``."""
+    model = zoo.build("mlp", layers=3, width=512)
+    path = os.path.join(folder, "m.onnx")
+    onnx.save(model, path, save_as_external_data=True, location=location, size_threshold=1024)
+    return path, model
+
+
+def test_a_models_large_values_are_mapped_where_they_lie(tmp_path):
+    """load_model_mapped keeps a file's large values in their file (read-only views, placeholders held beside
+    the model), reads its small external ones in as onnx.load does, and the model so held is the model read
+    whole: the same bytes beside the same values; below ``least``, it is read whole."""
+    path, model = _saved_with_values_beside(str(tmp_path))
+    proto, values = load_model_mapped(path, least=1 << 20)
+    whole = load_model(path)
+    assert len(values) == 3 and all(isinstance(v, np.memmap) and not v.flags.writeable for v in values.values())
+    assert all(os.path.samefile(v.filename, tmp_path / "m.data") for v in values.values())
+    by_name = {t.name: t for t in whole.graph.initializer}
+    for name, value in values.items():
+        np.testing.assert_array_equal(value, numpy_helper.to_array(by_name[name]))
+    for tensor in proto.graph.initializer:
+        assert held_beside(tensor) == (tensor.name in values)
+        if tensor.name not in values:
+            assert tensor == by_name[tensor.name]  # read in, ONNX's mark included
+    (held, _), (read, _) = copy_taking_out_large(proto, "x", values), copy_taking_out_large(whole, "x")
+    assert held == read
+    assert load_model_mapped(path, least=4 << 20) == (whole, {})
+
+
+@pytest.mark.parametrize("case", ["subfolder", "link", "short", "in a body"])
+def test_values_that_lie_elsewhere_read_the_model_whole(case, tmp_path):
+    """A value beside the model that ONNX Runtime could not map from the model's folder (in a subfolder, inside
+    a control-flow body) makes load_model_mapped read the model whole; a values file that is a link or
+    shorter than the model says is refused in one line, as onnx.load refuses it."""
+    (tmp_path / "sub").mkdir()
+    path, _ = _saved_with_values_beside(str(tmp_path), "sub/m.data" if case == "subfolder" else "m.data")
+    if case in ("link", "short"):
+        if case == "link":
+            os.replace(tmp_path / "m.data", tmp_path / "sub" / "m.data")
+            os.symlink(tmp_path / "sub" / "m.data", tmp_path / "m.data")
+        else:
+            os.truncate(tmp_path / "m.data", 1 << 20)
+        with pytest.raises(ModelError, match="cannot read the values of ONNX model .*m.onnx'"):
+            load_model_mapped(path, least=1)
+        return
+    if case == "in a body":
+        model = onnx.load(path, load_external_data=False)
+        weight = model.graph.initializer[0]
+        body = helper.make_graph([helper.make_node("Identity", [weight.name], ["w_out"])], "body", [],
+                                 [helper.make_tensor_value_info("w_out", TensorProto.FLOAT, None)], [weight])
+        model.graph.node.append(helper.make_node("If", ["flag"], ["w_if"], then_branch=body, else_branch=body))
+        del model.graph.initializer[0]
+        onnx.save(model, path)
+    assert load_model_mapped(path, least=1)[1] == {}

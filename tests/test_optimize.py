@@ -132,7 +132,8 @@ def test_a_cache_entry_of_large_values_is_mapped_not_read(tmp_path, monkeypatch)
             np.testing.assert_array_equal(value, read)
             assert value.dtype == read.dtype and not value.flags.writeable
         entry, = folder.glob("*.onnx")
-        assert optimize._backing_file(data.externals)[0] == str(entry) + ".data"
+        folder_of, where = optimize._backing_files(data.externals)
+        assert folder_of == str(folder) and {name for name, _ in where.values()} == {entry.name + ".data"}
         assert model_digest(data) == model_digest(whole)
         feeds = {"x": np.random.default_rng(0).standard_normal((1, 640)).astype(np.float32)}
         np.testing.assert_allclose(session(data).run(None, feeds)[0], run_model(original, feeds)[0], atol=1e-4)
@@ -151,7 +152,8 @@ def test_a_mapped_cache_entry_keeps_the_profile_and_replays(tmp_path, monkeypatc
     data, problem = load_problem(*args, costs="profile", profile=options, optimization="all")
     cache = tmp_path / "profiles" / "optimized"
     entry, = cache.glob("*.onnx")
-    assert optimize._backing_file(data.externals)[0] == str(entry) + ".data"
+    folder, where = optimize._backing_files(data.externals)
+    assert folder == str(cache) and {name for name, _ in where.values()} == {entry.name + ".data"}
     order = problem.graph.topological_order
     schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
     assert replay(data, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
