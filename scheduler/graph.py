@@ -498,27 +498,13 @@ def map_large_values(model: onnx.ModelProto, folder: str, least: int = 0) -> dic
     if not external or any(t.data_location == onnx.TensorProto.EXTERNAL for t in _other_tensors(model.graph)):
         return None
     sizes: dict[str, int] = {}
-    placed = []
-    for tensor in external:
-        where = {e.key: e.value for e in tensor.external_data}
-        name, dtype = where.get("location", ""), np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
-        path = os.path.join(folder, name)
-        if name in ("", ".", "..") or os.path.basename(name) != name or os.path.islink(path) \
-                or not os.path.isfile(path) or dtype.hasobject or tensor.data_type in _PACKED_BITS:
-            return None
-        nbytes = math.prod(tensor.dims) * dtype.itemsize
-        offset, length = int(where.get("offset", 0)), int(where.get("length", nbytes))
-        size = sizes.setdefault(name, os.path.getsize(path))
-        if length != nbytes or offset < 0 or offset + length > size:
-            return None
-        placed.append((tensor, name, offset, dtype))
-    large = [(t, *rest) for t, *rest in placed if _large_by_shape(t)]
-    if sum(math.prod(t.dims) * dtype.itemsize for t, _, _, dtype in large) < max(least, 1):
+    found = [_placed(tensor, folder, sizes) for tensor in external]
+    placed = [p for p in found if p is not None]
+    if len(placed) < len(found) or sum(p[3] for p in placed if _large_by_shape(p[0])) < max(least, 1):
         return None
     files = {name: np.memmap(os.path.join(folder, name), dtype=np.uint8, mode="r") for name in sizes}
     values = {}
-    for tensor, name, offset, dtype in placed:
-        nbytes = math.prod(tensor.dims) * dtype.itemsize
+    for tensor, name, offset, nbytes, dtype in placed:
         view = files[name][offset:offset + nbytes]
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT  # what ONNX's loader leaves on a value it read
@@ -528,6 +514,29 @@ def map_large_values(model: onnx.ModelProto, folder: str, least: int = 0) -> dic
         else:
             tensor.raw_data = view.tobytes()
     return values
+
+
+def _placed(tensor: onnx.TensorProto, folder: str, sizes: dict[str, int]
+            ) -> tuple[onnx.TensorProto, str, int, int, np.dtype] | None:
+    """Where ``tensor``'s external value lies (the tensor, its file's name in ``folder``, offset, bytes, numpy
+    type), or None when it cannot be mapped there (:func:`map_large_values`); ``sizes``: the files' sizes,
+    added to."""
+    where = {e.key: e.value for e in tensor.external_data}
+    name = where.get("location", "")
+    path = os.path.join(folder, name)
+    if name in ("", ".", "..") or os.path.basename(name) != name or os.path.islink(path) \
+            or not os.path.isfile(path) or tensor.data_type in _PACKED_BITS:
+        return None
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        nbytes = math.prod(tensor.dims) * dtype.itemsize
+        offset, length = int(where.get("offset", 0)), int(where.get("length", nbytes))
+    except (KeyError, TypeError, ValueError):  # an unknown type, a malformed number: ONNX's loader says so
+        return None
+    size = sizes.setdefault(name, os.path.getsize(path))
+    if dtype.hasobject or length != nbytes or offset < 0 or offset + length > size:
+        return None
+    return tensor, name, offset, nbytes, dtype
 
 
 def _large_by_shape(tensor: onnx.TensorProto) -> bool:
