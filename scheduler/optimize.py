@@ -192,8 +192,8 @@ def file_backed(data: ModelBytes) -> ModelBytes:
     """``data`` with its large values moved into a temporary file of their own, each a read-only
     ``np.memmap`` view of it; the file goes once no view of it is left.
 
-    :func:`session` makes a session of such values from a model file beside them, which ONNX Runtime maps
-    instead of copying what it is handed (a 0.5 GiB MLP: 0.9 s less per session, and no copy in memory
+    :func:`session` makes a session of such values from the model's bytes pointing into that file, which ONNX
+    Runtime maps instead of copying what it is handed (a 0.5 GiB MLP: 0.9 s less per session, and no copy in memory
     beside the arrays); models built from the same views, as the segments cut from a model are
     (:func:`session_bytes` with ``shared``), share the file.  Where the file cannot be written (a full
     temporary disk), ``data`` stays as it is.

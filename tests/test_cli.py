@@ -10,6 +10,7 @@ import sys
 import onnx
 import pytest
 
+from scheduler import zoo
 from scheduler.cli import main
 
 
@@ -92,6 +93,8 @@ def test_run_writes_every_output(tmp_path, capsys):
     (["solve", "{problem}", "--solver", "dp-pipeline", "--option", "objective=latency"], "objective=throughput only"),
     (["problem", "nomodel", "-o", "x.json"], "neither a zoo model"),
     (["problem", "{garbage}", "-o", "x.json"], "cannot read ONNX model"),
+    (["problem", "{short}", "-o", "x.json"], "cannot read the values of ONNX model"),
+    (["problem", "{offset}", "-o", "x.json"], "cannot read the values of ONNX model"),
     (["problem", "bert", "--set", "layers=0", "-o", "x.json"], "layers"),
     (["problem", "mlp", "--platform", "nope", "-o", "x.json"], "neither a file nor a preset"),
     (["run", "{badcfg}"], "unknown key"),
@@ -100,10 +103,20 @@ def test_run_writes_every_output(tmp_path, capsys):
 def test_bad_input_one_line_exit_2(tmp_path, capsys, monkeypatch, argv, text):
     (tmp_path / "garbage.onnx").write_bytes(b"\x00\x01not an onnx model")
     (tmp_path / "bad.yaml").write_text("model: {zoo: mlp}\nsolverz: all\n")
+    for name in ("short", "offset"):  # values beside the model: a file too short, an offset that is no number
+        model = zoo.build("mlp", layers=1, width=512)
+        onnx.save(model, str(tmp_path / f"{name}.onnx"), save_as_external_data=True, location=f"{name}.data")
+        model = onnx.load(str(tmp_path / f"{name}.onnx"), load_external_data=False)
+        if name == "short":
+            os.truncate(tmp_path / "short.data", 1000)
+        else:
+            next(e for e in model.graph.initializer[0].external_data if e.key == "offset").value = "x"
+            onnx.save(model, str(tmp_path / "offset.onnx"))
     main(["problem", "mlp", "-o", str(tmp_path / "p.json")])
     capsys.readouterr()
     subs = {"{problem}": str(tmp_path / "p.json"), "{garbage}": str(tmp_path / "garbage.onnx"),
-            "{badcfg}": str(tmp_path / "bad.yaml")}
+            "{badcfg}": str(tmp_path / "bad.yaml"), "{short}": str(tmp_path / "short.onnx"),
+            "{offset}": str(tmp_path / "offset.onnx")}
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, *[subs.get(a, a) for a in argv])
     assert code == 2
