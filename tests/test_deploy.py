@@ -453,6 +453,12 @@ def test_a_model_file_with_values_beside_it_runs_from_them_end_to_end(tmp_path, 
     _assert_close(_run_exported(tmp_path / "segments", feeds, tmp_path), expected)
     export_plain(original, "sequential_1_thread", str(tmp_path / "plain"))
     _assert_close(_run_exported(tmp_path / "plain", feeds, tmp_path), expected)
+    batched, _ = load_original(str(path), batch=2)  # copies side by side read the same mapped values
+    assert len(batched.externals) == 3 and all(os.path.samefile(v.filename, folder / "m.data")
+                                               for _, v in batched.externals)
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 40)
+    whole, _ = load_original(str(path), batch=2)
+    assert isinstance(whole, onnx.ModelProto) and optimize.model_digest(batched) == optimize.model_digest(whole)
     assert sorted(p.name for p in folder.iterdir()) == ["m.data", "m.onnx"]
 
 
