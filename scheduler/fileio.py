@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import tempfile
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import yaml
 
@@ -99,17 +99,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes | Iterable[bytes | mem
     renamed over ``path`` (a symlink at ``path`` is replaced, never followed;
     a folder, device or pipe there is refused).
     """
-    p = os.fspath(path)
-    if not p:
-        raise HetschedError("an output path is empty")
-    try:
-        mode = os.lstat(p).st_mode
-    except FileNotFoundError:
-        mode = None
-    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise HetschedError(f"{p}: exists and is not a regular file; refusing to replace it")
+    p = _replaceable(path)
     folder = os.path.dirname(os.path.abspath(p))
-    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(p)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -120,6 +111,42 @@ def write_bytes(path: str | os.PathLike[str], data: bytes | Iterable[bytes | mem
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _replaceable(path: str | os.PathLike[str]) -> str:
+    """``path`` as a string, its folder made: where a file may be renamed into place (nothing there, a file
+    or a symlink, which is replaced, never followed); a folder, device or pipe there is refused."""
+    p = os.fspath(path)
+    if not p:
+        raise HetschedError("an output path is empty")
+    try:
+        mode = os.lstat(p).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise HetschedError(f"{p}: exists and is not a regular file; refusing to replace it")
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    return p
+
+
+def move_file(source: str, path: str | os.PathLike[str]) -> None:
+    """Move the file at ``source`` (ours: a temporary one) to ``path`` atomically, as :func:`write_bytes` would
+    write it: renamed where both lie on one file system (no copy of a large file), else copied through in
+    chunks and removed."""
+    p = _replaceable(path)
+    os.chmod(source, 0o644)  # as write_bytes leaves its files
+    try:
+        os.replace(source, p)
+    except OSError:  # another file system (EXDEV)
+        write_bytes(p, _chunks(source))
+        os.remove(source)
+
+
+def _chunks(path: str, size: int = 16 << 20) -> Iterator[bytes]:
+    """The bytes of the file at ``path``, ``size`` at a time."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -48,7 +48,7 @@ from onnx.external_data_helper import load_external_data_for_model
 from .errors import HetschedError, ModelError
 from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
                        open_session, random_inputs, session_call, session_options)
-from .fileio import write_bytes
+from .fileio import move_file, write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     map_large_values, name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs,
                     subgraphs, take_out_large)
@@ -623,7 +623,7 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
                label: str) -> onnx.ModelProto | ModelBytes:
     """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there.
 
-    A new cache entry is ORT's file as ORT wrote it, its values file copied through in chunks, and only the
+    A new cache entry is ORT's file as ORT wrote it, its values file moved in (:func:`move_file`), and only the
     model without its values mended and written (mending the whole model and writing it took its values out
     once more: a 0.5 GiB MLP peaked at 3.3x its size, the user's model and the optimised one held beside that
     copy); the entry is then read like any other.  ``skeleton``: ``model``'s proto, its values placeholders
@@ -648,7 +648,7 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
             if not cached:
                 return _with_values(out, tmp)
             if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
-                write_bytes(cached + ".data", _chunks(path + ".data"))
+                move_file(path + ".data", cached + ".data")
             write_bytes(cached, out.SerializeToString())
     out = onnx.load(cached, load_external_data=False)
     _original_inputs(out, skeleton)  # these two also mend files cached before them
@@ -658,13 +658,6 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
     # bytes are those session_data makes of the model read whole: keys stay): gpt2-small 2 s less a run
     values = map_large_values(out, cache_dir, FILE_BACKED_BYTES)
     return _with_values(out, cache_dir) if values is None else session_bytes(out, shared=values)
-
-
-def _chunks(path: str, size: int = 16 << 20) -> Iterator[bytes]:
-    """The bytes of the file at ``path``, ``size`` at a time."""
-    with open(path, "rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
 
 
 def _with_values(m: onnx.ModelProto, folder: str) -> onnx.ModelProto:

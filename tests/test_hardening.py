@@ -17,6 +17,7 @@ from conftest import branch_refusing_fixed_sizes
 from scheduler.bounds import Bound
 from scheduler.cli import main
 from scheduler.errors import HetschedError
+from scheduler.fileio import move_file
 from scheduler.generate import random_problem
 from scheduler.pipeline import certify_schedules
 from scheduler.problem import read_problem
@@ -191,6 +192,37 @@ def test_output_onto_a_folder_or_pipe_is_refused(tmp_path, capsys):
         assert code == 2 and "not a regular file" in err and err.count("\n") == 1
     assert (tmp_path / "folder").is_dir() and not list((tmp_path / "folder").iterdir())
     assert sorted(os.listdir(tmp_path)) == ["folder", "p.json", "pipe"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("same_file_system", [True, False])
+def test_a_file_moved_into_place_is_renamed_or_copied_and_never_written_through(tmp_path, monkeypatch,
+                                                                               same_file_system):
+    """move_file (a new optimised-model cache entry's values file) renames the file where it can, so a large
+    file is not copied; across file systems it is copied through and removed; a symlink in the way is
+    replaced, not followed; a folder in the way is refused and the file left where it was."""
+    source, target, elsewhere = tmp_path / "tmp.data", tmp_path / "cache" / "k.data", tmp_path / "elsewhere"
+    source.write_bytes(b"values" * 1000)
+    inode = source.stat().st_ino
+    elsewhere.write_bytes(b"keep")
+    target.parent.mkdir()
+    os.symlink(elsewhere, target)
+    if not same_file_system:
+        real = os.replace
+
+        def across(src, dst):
+            if str(src) == str(source):
+                raise OSError(18, "Invalid cross-device link")
+            real(src, dst)
+        monkeypatch.setattr(os, "replace", across)
+    move_file(str(source), target)
+    assert not target.is_symlink() and target.read_bytes() == b"values" * 1000 and not source.exists()
+    assert (target.stat().st_ino == inode) == same_file_system and elsewhere.read_bytes() == b"keep"
+    assert sorted(os.listdir(target.parent)) == ["k.data"]
+    source.write_bytes(b"again")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(HetschedError, match="not a regular file"):
+        move_file(str(source), tmp_path / "folder")
+    assert source.read_bytes() == b"again"
 
 
 def test_every_float_spelling_is_a_number(tmp_path, capsys):
