@@ -115,14 +115,20 @@ def load_original(spec: str, params: Mapping[str, Any] | None = None,
         model = _declared_if_refused(model, declared, label, given=inputs is not None, beside=beside)
     model = batch_copies(model, batch)
     label = label if batch == 1 else f"{label}-batch{batch}"
-    return (session_bytes(model, shared=dict(beside)) if beside else model), label
+    return _joined(model, beside), label
+
+
+def _joined(model: onnx.ModelProto, beside: Mapping[str, np.ndarray]) -> onnx.ModelProto | ModelBytes:
+    """``model`` with the values ``beside`` it that its placeholders stand for (ModelBytes), or as it is when
+    there are none."""
+    return session_bytes(model, shared=dict(beside)) if beside else model
 
 
 def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueInfoProto], label: str,
                          given: bool, beside: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """``fixed``; or, when ONNX Runtime refuses this control-flow model with its input dimensions fixed but takes
     it with its inputs as ``declared``, a copy with those inputs, where every run takes the user's values
-    (``given``), whose shapes fix the dimensions.  ``beside``: the values of the models' placeholders.
+    (``given``), whose shapes fix the dimensions.  ``beside``: the values of the model's placeholders.
 
     ORT type-checks every branch of an ``If`` against the inputs' declared sizes when it optimises a
     model, the branches a run never takes too: silero-vad's 8 kHz branch fails that check once its
@@ -131,7 +137,7 @@ def _declared_if_refused(fixed: onnx.ModelProto, declared: Sequence[onnx.ValueIn
     fixing changed a control-flow model's inputs.
     """
     def refusal(model: onnx.ModelProto) -> str | None:
-        return ort_refusal(session_bytes(model, shared=dict(beside)) if beside else model, "all", label)
+        return ort_refusal(_joined(model, beside), "all", label)
 
     refused = refusal(fixed)
     if refused is None:
