@@ -160,6 +160,24 @@ def test_a_mapped_cache_entry_keeps_the_profile_and_replays(tmp_path, monkeypatc
     assert sorted(p.name for p in cache.iterdir()) == [entry.name, entry.name + ".data"]
 
 
+def test_a_model_with_a_file_per_value_runs_from_those_files(tmp_path, monkeypatch):
+    """Values saved one file each (onnx.save without all_tensors_to_one_file) are mapped from their files, and
+    the session made of them reads them there, through ORT's external-initializer folder: the outputs of the
+    model read whole, and nothing written beside the user's files."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
+    model = load_original("mlp", {"layers": 3, "width": 512})[0]
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=1024)
+    files = sorted(os.listdir(tmp_path))
+    data, _ = load_original(str(path))
+    folder, where = optimize._backing_files(data.externals)
+    assert folder == str(tmp_path) and len({name for name, _ in where.values()}) == 3
+    feeds = random_inputs(session(data), seed=1)
+    np.testing.assert_array_equal(session_call(session(data))(feeds)[0],
+                                  session_call(session(model_bytes(onnx.load(str(path)))))(feeds)[0])
+    assert sorted(os.listdir(tmp_path)) == files
+
+
 @pytest.mark.parametrize("level", ["none", "all"])
 def test_sessions_take_large_values_beside_the_bytes_and_compute_the_same(level):
     """session_bytes hands every value of 1 MiB or more to ONNX Runtime beside the bytes, whatever the model's
