@@ -369,8 +369,7 @@ def _copy_fields(src: Any, dst: Any, skip: Sequence[str] = ()) -> Any:
 
 
 def _is_large_value(tensor: onnx.TensorProto) -> bool:
-    return (value_bytes(tensor) >= LARGE_TENSOR and tensor.data_type != onnx.TensorProto.STRING
-            and tensor.data_type not in _PACKED_BITS)
+    return tensor.data_location != onnx.TensorProto.EXTERNAL and _large_by_shape(tensor)
 
 
 def _large_constant(node: onnx.NodeProto) -> onnx.TensorProto | None:
@@ -540,7 +539,8 @@ def _placed(tensor: onnx.TensorProto, folder: str, sizes: dict[str, int]
 
 
 def _large_by_shape(tensor: onnx.TensorProto) -> bool:
-    """:func:`_is_large_value` of ``tensor`` by its type and dims, wherever its value lies."""
+    """Whether ``tensor``'s value is large (:data:`LARGE_TENSOR`, strings and values packed below a byte left
+    aside) by its type and dims, wherever it lies: :func:`_is_large_value` when it lies in the model."""
     return _packed_bytes(math.prod(tensor.dims), _dtype_bits(tensor.data_type)) >= LARGE_TENSOR \
         and tensor.data_type != onnx.TensorProto.STRING and tensor.data_type not in _PACKED_BITS
 
