@@ -314,8 +314,8 @@ def ort_bits(value: ort.OrtValue) -> np.ndarray:
 def random_inputs(sess: ort.InferenceSession, seed: int = 0,
                   given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Inputs for every graph input of ``sess``: normal floats, zeros for integers and booleans, empty strings,
-    empty sequences, absent optionals (:func:`empty_value`); or the ``given`` ones, when the user gave them
-    (:mod:`scheduler.inputs`), an optional left out as absent.
+    empty sequences, absent optionals, maps of one entry (:func:`other_value`); or the ``given`` ones, when the
+    user gave them (:mod:`scheduler.inputs`), an optional left out as absent.
 
     Shapes as :func:`concrete_shape` makes them.
     """
@@ -328,38 +328,70 @@ def random_inputs(sess: ort.InferenceSession, seed: int = 0,
             out[inp.name] = random_array(rng, concrete_shape(inp.shape), NUMPY_TYPES[inp.type])
         elif inp.type in INPUT_BITS_TYPES:
             out[inp.name] = random_bits(rng, concrete_shape(inp.shape), inp.type)
-        elif inp.type.startswith(("seq(", "optional(")):
-            out[inp.name] = empty_value(inp.type)
+        elif inp.type.startswith(("seq(", "optional(", "map(")):
+            out[inp.name] = other_value(rng, inp.type)
         else:
             raise ValueError(f"no random value of input {inp.name!r} can be made: it is a {inp.type}")
     return out
 
 
-def empty_value(kind: str) -> list[Any] | None:
-    """The value a random input of ORT type ``kind`` takes when it is a sequence (an empty one) or an optional
-    (none: ``run`` takes ``None`` for an optional input as absent).
+MAP_TYPE = re.compile(r"^map\((?P<key>\w+),tensor\((?P<value>\w+)\)\)$")
+"""ONNX Runtime's name of a map type: ``map(int64,tensor(float))``."""
 
-    >>> empty_value("seq(tensor(float))"), empty_value("optional(seq(tensor(float)))")
+
+def other_value(rng: np.random.Generator, kind: str) -> dict[Any, Any] | list[Any] | None:
+    """The value a random input of ORT type ``kind`` takes when it is not a tensor: a sequence an empty one, an
+    optional none (``run`` takes ``None`` for an optional input as absent), a map one entry of a zero (or
+    empty string) key and a random value as :func:`random_array` makes it (ORT refuses an empty map).
+
+    >>> rng = np.random.default_rng(0)
+    >>> other_value(rng, "seq(tensor(float))"), other_value(rng, "optional(seq(tensor(float)))")
     ([], None)
+    >>> other_value(rng, "map(string,tensor(int64))")
+    {'': 0}
     """
-    return [] if kind.startswith("seq(") else None
+    if kind.startswith("seq("):
+        return []
+    match = MAP_TYPE.match(kind)
+    if match is None:
+        return None
+    key, value = (np.dtype(NUMPY_TYPES[f"tensor({match[part]})"]) for part in ("key", "value"))
+    return {random_array(rng, [], key).item(): random_array(rng, [], value).item()}
 
 
 SEQUENCE_KEY = re.compile(r"^(?P<name>.*)\[(?P<index>\d*)\]$")
 """How an ``.npz`` of inputs holds a sequence input ``x``: its elements as ``x[0]``, ``x[1]``, ... (an empty
 sequence as one key ``x[]``, whose array is ignored); an absent optional input has no key."""
+MAP_KEY = re.compile(r"^(?P<name>.*)\{(?P<part>keys|values)\}$")
+"""How an ``.npz`` holds a map ``m``: its keys as the array ``m{keys}`` and their values, in that order, as
+``m{values}``; a sequence of maps ``s`` each element so (``s[0]{keys}``, ``s[0]{values}``, ...)."""
 
 
 def grouped(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The inputs an ``.npz``'s ``arrays`` hold, the elements of each sequence (:data:`SEQUENCE_KEY`) gathered
-    into its list in index order; the inverse of :func:`flat`.
+    """The inputs an ``.npz``'s ``arrays`` hold: each map's keys and values joined (:data:`MAP_KEY`), the
+    elements of each sequence (:data:`SEQUENCE_KEY`) gathered into its list in index order; the inverse of
+    :func:`flat`.
 
     >>> grouped({"x[1]": np.ones(1), "x[0]": np.zeros(2), "y": np.ones(3), "z[]": np.zeros(0)})["x"][0].shape
     (2,)
+    >>> grouped({"m{keys}": np.array([3, 5]), "m{values}": np.array([0.5, 1.0])})
+    {'m': {3: 0.5, 5: 1.0}}
     """
-    out: dict[str, Any] = {}
-    items: dict[str, dict[int, np.ndarray]] = {}
+    parts: dict[str, dict[str, np.ndarray]] = {}
+    values: dict[str, Any] = {}
     for key, value in arrays.items():
+        match = MAP_KEY.match(key)
+        if match is None:
+            values[key] = value
+        else:
+            parts.setdefault(match["name"], {})[match["part"]] = value
+    for name, held in parts.items():
+        if name in values:
+            raise ValueError(f"the inputs hold {name!r} both as an array and as a map's keys and values")
+        values[name] = _joined_map(name, held)
+    out: dict[str, Any] = {}
+    items: dict[str, dict[int, Any]] = {}
+    for key, value in values.items():
         match = SEQUENCE_KEY.match(key)
         if match is None:
             out[key] = value
@@ -377,20 +409,47 @@ def grouped(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def flat(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """``values`` as an ``.npz`` holds them (:data:`SEQUENCE_KEY`; an absent optional left out; a sequence of
-    maps, which only a pickle holds, as it is).
+def _joined_map(name: str, parts: Mapping[str, np.ndarray]) -> dict[Any, Any]:
+    """The map whose keys and values :func:`grouped` found as ``name{keys}`` and ``name{values}``."""
+    if len(parts) < 2:
+        have, lacks = ("keys", "values") if "keys" in parts else ("values", "keys")
+        raise ValueError(f"the inputs hold the {have} of map {name!r} but not its {lacks} ({name}{{{lacks}}})")
+    keys, values = parts["keys"], parts["values"]
+    if keys.ndim != 1 or keys.shape != values.shape:
+        raise ValueError(f"the keys and values of map {name!r} must be two 1-D arrays of one length, got shapes "
+                         f"{list(keys.shape)} and {list(values.shape)}")
+    joined = dict(zip(keys.tolist(), values.tolist()))
+    if len(joined) < len(keys):
+        raise ValueError(f"the keys of map {name!r} repeat a key")
+    return joined
 
-    >>> sorted(flat({"x": [np.zeros(1), np.ones(1)], "e": [], "o": None, "t": np.ones(2)}))
-    ['e[]', 't', 'x[0]', 'x[1]']
+
+def flat(values: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``values`` as an ``.npz`` holds them (:data:`SEQUENCE_KEY`, :data:`MAP_KEY`; an absent optional left
+    out).
+
+    >>> sorted(flat({"x": [np.zeros(1), np.ones(1)], "e": [], "o": None, "t": np.ones(2), "s": [{1: 0.5}]}))
+    ['e[]', 's[0]{keys}', 's[0]{values}', 't', 'x[0]', 'x[1]']
     """
     out: dict[str, np.ndarray] = {}
     for name, value in values.items():
-        if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
-            out.update({f"{name}[{k}]": v for k, v in enumerate(value)} if value else {f"{name}[]": np.zeros(0)})
-        elif value is not None:
-            out[name] = value
+        _flatten(name, value, out)
     return out
+
+
+def _flatten(name: str, value: Any, out: dict[str, np.ndarray]) -> None:
+    """:func:`flat` of one value, into ``out``: a map's keys in order and their values, a sequence's elements."""
+    if isinstance(value, dict):
+        keys = sorted(value)
+        out[f"{name}{{keys}}"] = np.array(keys)
+        out[f"{name}{{values}}"] = np.array([value[k] for k in keys])
+    elif isinstance(value, list):
+        if not value:
+            out[f"{name}[]"] = np.zeros(0)
+        for k, element in enumerate(value):
+            _flatten(f"{name}[{k}]", element, out)
+    elif value is not None:
+        out[name] = value
 
 
 def random_bits(rng: np.random.Generator, shape: Sequence[int], kind: str) -> np.ndarray:
@@ -667,13 +726,14 @@ class Deployment:
     def random_inputs(self, seed: int = 0) -> dict[str, Any]:
         """Random inputs of the model's input shapes (from the manifest's recorded inputs), as
         :func:`scheduler.executor.random_inputs` makes them (those of :data:`INPUT_BITS_TYPES` by the sessions'
-        types: the manifest has only the dtype that holds them; sequences and optionals, which it has no spec
-        of, by :func:`empty_value`)."""
+        types: the manifest has only the dtype that holds them; sequences, maps and optionals, which it has no
+        spec of, by :func:`other_value`)."""
         rng = np.random.default_rng(seed)
         kinds = {i.name: i.type for sess in self.runner.sessions for i in sess.get_inputs()}
         specs = self.manifest["input_specs"]
         return {name: random_bits(rng, specs[name][0], kinds[name]) if kinds.get(name) in INPUT_BITS_TYPES
-                else random_array(rng, *specs[name]) if name in specs else empty_value(kinds.get(name, "optional("))
+                else random_array(rng, *specs[name]) if name in specs
+                else other_value(rng, kinds.get(name, "optional("))
                 for name in self.manifest["inputs"]}
 
     def default_inputs(self) -> dict[str, Any]:

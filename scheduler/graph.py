@@ -619,15 +619,15 @@ def fix_input_shapes_in_place(model: onnx.ModelProto, input_shapes: Mapping[str,
             raise ModelError(f"--input-shape names {name!r}, which is not a graph input (inputs: {', '.join(inputs) or 'none'})")
     for name, vi in inputs.items():
         kind = vi.type.WhichOneof("value")
-        if kind in ("sequence_type", "optional_type"):  # its values' shapes are their own: none to fix
+        if kind in ("sequence_type", "optional_type", "map_type"):  # its values' shapes are their own
             if name in shapes:
-                what = "an optional" if kind == "optional_type" else "a sequence"
+                what = {"optional_type": "an optional", "sequence_type": "a sequence"}.get(kind, "a map")
                 raise ModelError(f"input {name!r} is {what}, whose shapes come with its values (--inputs), "
                                  "not --input-shape")
             continue
         if kind not in (None, "tensor_type"):  # a shape given would turn it into a tensor
             raise ModelError(f"input {name!r} is a {kind.removesuffix('_type')}; hetsched takes models whose "
-                             "inputs are tensors, sequences and optionals")
+                             "inputs are tensors, sequences, maps and optionals")
         tt = vi.type.tensor_type
         if name in shapes:
             dims = [int(d) for d in shapes[name]]

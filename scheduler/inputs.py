@@ -30,16 +30,17 @@ from .errors import ModelError
 from .executor import PACKED_TYPES, bits_dtype, check_packed, flat, grouped, held
 from .graph import is_fixed, real_inputs
 
-FeedValue = np.ndarray | list[np.ndarray] | None
-"""A tensor, a sequence of tensors, or an optional input given as absent."""
+FeedValue = np.ndarray | list[np.ndarray] | dict[int | str, float | int | str] | list[dict] | None
+"""A tensor, a sequence of tensors, a map (a sequence of maps), or an optional input given as absent."""
 Feeds = Mapping[str, FeedValue]
 """Input name -> value, as ``InferenceSession.run`` takes them."""
 
 
 def load_inputs(path: str) -> dict[str, FeedValue]:
     """The arrays of an ``.npz`` file (``numpy.savez``), one per model input named by its key; a sequence
-    input ``x`` as its elements ``x[0]``, ``x[1]``, ... (an empty one as ``x[]``), an optional left out
-    to leave it absent (:func:`scheduler.executor.grouped`).
+    input ``x`` as its elements ``x[0]``, ``x[1]``, ... (an empty one as ``x[]``), a map ``m`` as its keys
+    ``m{keys}`` and their values ``m{values}``, an optional left out to leave it absent
+    (:func:`scheduler.executor.grouped`).
 
     Pickled objects are refused (a data file must not run code); string arrays come back as
     the object arrays ONNX Runtime takes.
@@ -100,8 +101,11 @@ def _check_value(name: str, kind: onnx.TypeProto, value: FeedValue) -> None:
         for k, element in enumerate(value):
             _check_value(f"{name}[{k}]", kind.sequence_type.elem_type, element)
         return
+    if which == "map_type":
+        _check_map(name, kind.map_type, value)
+        return
     if which not in ("tensor_type", None):  # an input of no declared type is taken as a tensor, as ORT does
-        raise ModelError(f"input {name!r} is a {which.removesuffix('_type')}; only tensors, sequences and "
+        raise ModelError(f"input {name!r} is a {which.removesuffix('_type')}; only tensors, sequences, maps and "
                          "optionals can be given")
     if not isinstance(value, np.ndarray):
         raise ModelError(f"given input {name!r} is {'absent' if value is None else 'a sequence'}, but the model "
@@ -127,6 +131,24 @@ def _check_value(name: str, kind: onnx.TypeProto, value: FeedValue) -> None:
         if value.shape[i] != size:
             raise ModelError(f"given input {name!r} has shape {list(value.shape)}, but the model fixes "
                              f"dimension {i} at {size}")
+
+
+def _check_map(name: str, kind: onnx.TypeProto.Map, value: FeedValue) -> None:
+    """:func:`check_inputs` for a map: a dict of at least one entry (ORT refuses an empty one) whose keys and
+    values are of the declared types (what ``{name}{keys}`` and ``{name}{values}`` of an ``.npz`` give)."""
+    if not isinstance(value, dict):
+        what = "absent" if value is None else "a sequence" if isinstance(value, list) else "an array"
+        raise ModelError(f"given input {name!r} is {what}, but the model takes a map (give its keys as "
+                         f"{name}{{keys}} and their values as {name}{{values}})")
+    if not value:
+        raise ModelError(f"given map {name!r} is empty; ONNX Runtime takes maps of one entry or more")
+    for what, got, elem in (("keys", list(value), kind.key_type), ("values", list(value.values()),
+                                                                   kind.value_type.tensor_type.elem_type)):
+        want = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+        have = np.array(got).dtype
+        if not (have.kind in "US" if want == object else np.can_cast(have, want, "same_kind")):
+            raise ModelError(f"given map {name!r} has {what} of {have}, but the model takes "
+                             f"{'strings' if want == object else want}")
 
 
 def inputs_digest(feeds: Feeds | None) -> str:

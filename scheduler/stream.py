@@ -254,8 +254,8 @@ def plain_stream(model: onnx.ModelProto | ModelBytes, feeds: Sequence[Mapping[st
 
 def stream_feeds(reference_feeds: Feeds, count: int, seed: int, vary: bool = True) -> list[dict[str, Any]]:
     """``count`` inputs like ``reference_feeds``: the first is it, the others drawn alike (random floats,
-    integers within the range of the reference's, the rest, sequences too, copied), or all the same when not ``vary``
-    (the user gave them: :mod:`scheduler.inputs`)."""
+    integers within the range of the reference's, the rest, sequences and maps too, copied), or all the same
+    when not ``vary`` (the user gave them: :mod:`scheduler.inputs`)."""
     if not vary:
         return [dict(reference_feeds) for _ in range(count)]
     rng = np.random.default_rng(seed + 1)
@@ -263,8 +263,8 @@ def stream_feeds(reference_feeds: Feeds, count: int, seed: int, vary: bool = Tru
     for _ in range(count - 1):
         feed = {}
         for name, x in reference_feeds.items():
-            if not isinstance(x, np.ndarray):  # a sequence or an absent optional: as it is
-                feed[name] = x if x is None else list(x)
+            if not isinstance(x, np.ndarray):  # a sequence, a map or an absent optional: as it is
+                feed[name] = x if x is None else x.copy()
             elif np.issubdtype(x.dtype, np.floating):
                 feed[name] = rng.standard_normal(x.shape).astype(x.dtype)
             elif np.issubdtype(x.dtype, np.integer) and x.size:  # ids: within the range the reference used

@@ -1,5 +1,5 @@
 """Shared test fixtures: where the external benchmark workloads live; a model of sequences and strings; one
-whose inputs are a sequence, an optional and a tensor."""
+whose inputs are a sequence, an optional and a tensor; one that takes a map and gives a sequence of maps."""
 
 from __future__ import annotations
 
@@ -77,6 +77,34 @@ def sequence_input_model(tmp_path) -> str:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     m.ir_version = IR_VERSION
     path = tmp_path / "kinds.onnx"
+    onnx.save(m, str(path))
+    return str(path)
+
+
+@pytest.fixture
+def map_input_model(tmp_path) -> str:
+    """scikit-learn's way in and out (ai.onnx.ml): a map input ``m`` (int64 keys 1, 2, 3 -> float) that
+    ``DictVectorizer`` turns into a (1, 3) row, plus a tensor ``x``; ``label`` = argmax(p) and ``probs``, ``p``
+    as a sequence of one map (``ZipMap``, keys 10..13), where p = softmax(relu((row + x) @ w))."""
+    f = TensorProto.FLOAT
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4) / 10 - 0.5, "w")
+    nodes = [helper.make_node("DictVectorizer", ["m"], ["v"], domain="ai.onnx.ml", int64_vocabulary=[1, 2, 3],
+                              name="vectorize"),
+             helper.make_node("Add", ["v", "x"], ["a"], name="add"),
+             helper.make_node("MatMul", ["a", "w"], ["h"], name="matmul"),
+             helper.make_node("Relu", ["h"], ["r"], name="relu"),
+             helper.make_node("Softmax", ["r"], ["p"], axis=-1, name="softmax"),
+             helper.make_node("ArgMax", ["p"], ["label"], axis=-1, keepdims=0, name="argmax"),
+             helper.make_node("ZipMap", ["p"], ["probs"], domain="ai.onnx.ml", classlabels_int64s=[10, 11, 12, 13],
+                              name="zipmap")]
+    to_float = helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(f, []))
+    g = helper.make_graph(nodes, "mapped", [helper.make_value_info("m", to_float),
+                                            helper.make_tensor_value_info("x", f, [1, 3])],
+                          [helper.make_tensor_value_info("label", TensorProto.INT64, None),
+                           helper.make_value_info("probs", helper.make_sequence_type_proto(to_float))], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    m.ir_version = IR_VERSION
+    path = tmp_path / "mapped.onnx"
     onnx.save(m, str(path))
     return str(path)
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from scheduler import optimize
+from scheduler import executor, optimize
 from scheduler.cli import main
 from scheduler.deploy import export_placement, export_plain
 from scheduler.errors import ModelError
@@ -236,6 +236,37 @@ def test_exported_sequence_and_optional_inputs_run_standalone(sequence_input_mod
                 assert [g.shape for g in grown] == [p.shape for p in parts] and f"grown[{len(parts)}]" not in data
             else:
                 assert data["y"].shape == (2, 3) and data["grown[0]"].shape == (2, 3)
+
+
+def test_an_exported_map_input_and_sequence_of_maps_output_run_standalone(map_input_model, tmp_path):
+    """A map input is kept by its keys and values (``m{keys}``, ``m{values}``) and a sequence of maps output
+    saved so (``probs[0]{keys}``, ...), no pickles: ``runner.py`` runs the cut model on the kept inputs, on an
+    ``--inputs`` file of that form and on its own random ones (a map of one entry), with the whole model's
+    outputs."""
+    feeds = {"m": {1: 0.5, 3: -2.0}, "x": np.full((1, 3), 0.5, np.float32)}
+    for name, given in (("given", feeds), ("random", None)):
+        model, problem = load_problem(map_input_model, platform="cpu", costs="model", inputs=given)
+        order = problem.graph.topological_order
+        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+        export_placement(model, problem, schedule, str(tmp_path / name), "none", given)
+    with np.load(tmp_path / "given" / "inputs.npz") as data:
+        assert sorted(data.files) == ["m{keys}", "m{values}", "x"] and data["m{keys}"].tolist() == [1, 3]
+    other = {"m": {2: 4.0}, "x": feeds["x"]}
+    np.savez(tmp_path / "in.npz", **executor.flat(other))
+    runs = {"given": ("given", []), "random": ("random", []), "file": ("given", ["--inputs", str(tmp_path / "in.npz")])}
+    whole = session(model_bytes(onnx.load(map_input_model)))
+    for name, (folder, extra) in runs.items():
+        proc = subprocess.run([sys.executable, "-I", str(tmp_path / folder / "runner.py"), "--output",
+                               str(tmp_path / f"{name}.npz"), "--repeats", "0", *extra], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        with np.load(tmp_path / f"{name}.npz", allow_pickle=False) as data:
+            got = executor.grouped({k: data[k] for k in data.files})
+        assert sorted(got) == ["label", "probs"] and list(got["probs"][0]) == [10, 11, 12, 13]
+        if name != "random":  # random: x is drawn by the runner
+            label, probs = whole.run(None, feeds if name == "given" else other)
+            assert got["label"].tolist() == label.tolist()
+            np.testing.assert_allclose(list(got["probs"][0].values()), list(probs[0].values()), rtol=1e-6)
 
 
 def test_exported_model_with_an_empty_input_runs_on_its_own_random_inputs(tmp_path):

@@ -88,13 +88,13 @@ def _files(tmp_path) -> dict[str, str]:
         "{unnamed}": ("unnamed.onnx", _relu_model([None, 4]).SerializeToString()),
         "{float4}": ("float4.onnx", _typed_model(onnx.TensorProto.FLOAT4E2M1, onnx.TensorProto.FLOAT, "float4",
                                                  opset=25).SerializeToString()),
-        "{map}": ("map.onnx", onnx.helper.make_model(onnx.helper.make_graph(
-            [onnx.helper.make_node("DictVectorizer", ["m"], ["v"], domain="ai.onnx.ml", int64_vocabulary=[1, 2])],
-            "map", [onnx.helper.make_value_info("m", onnx.helper.make_map_type_proto(
-                onnx.TensorProto.INT64, onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [])))],
-            [onnx.helper.make_tensor_value_info("v", onnx.TensorProto.FLOAT, None)]),
-            opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("ai.onnx.ml", 3)]
-        ).SerializeToString()),
+        "{sparse}": ("sparse.onnx", onnx.helper.make_model(onnx.helper.make_graph(
+            [onnx.helper.make_node("SparseToDenseMatMul", ["s", "d"], ["y"], domain="com.microsoft")], "sparse",
+            [onnx.helper.make_sparse_tensor_value_info("s", onnx.TensorProto.FLOAT, [2, 3]),
+             onnx.helper.make_tensor_value_info("d", onnx.TensorProto.FLOAT, [3, 2])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)]),
+            opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("com.microsoft", 1)],
+            ir_version=10).SerializeToString()),
         "{no_outputs}": ("no_outputs.onnx", onnx.helper.make_model(onnx.helper.make_graph(
             [onnx.helper.make_node("Relu", ["x"], ["y"])], "no_outputs",
             [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])], []),
@@ -132,8 +132,8 @@ def _files(tmp_path) -> dict[str, str]:
      "with --input-shape x=1,4 (in a run config: model: {input_shapes: {x: [1, 4]}}), or give its values"),
     (["problem", "{float4}", "-o", "x.json"],
      "ONNX Runtime cannot load model 'float4': Could not find an implementation for Cast(25)"),
-    (["problem", "{map}", "-o", "x.json"],
-     "input 'm' is a map; hetsched takes models whose inputs are tensors, sequences and optionals"),
+    (["problem", "{sparse}", "-o", "x.json"],
+     "input 's' is a sparse_tensor; hetsched takes models whose inputs are tensors, sequences, maps and optionals"),
     (["problem", "{no_outputs}", "-o", "x.json"], "has no graph outputs: nothing it computes is returned"),
     (["problem", "{branchy}", "--input-shape", "x=1,8", "-o", "x.json"],
      "with its input dimensions fixed; as declared it loads: give the inputs' values with --inputs"),

@@ -11,14 +11,15 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
+from scheduler import executor
 from scheduler.cli import main
 from scheduler.errors import ModelError
 from scheduler.inputs import check_inputs, load_inputs
-from scheduler.optimize import IR_VERSION
+from scheduler.optimize import IR_VERSION, model_bytes, session
 from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import replay
 from scheduler.semantics import simulate
-from scheduler.stream import stream_feeds
+from scheduler.stream import replay_stream, stream_feeds
 
 F = TensorProto.FLOAT
 SHAPE = np.array([3, 4], np.int64)
@@ -207,3 +208,73 @@ def test_sequence_and_optional_inputs_are_checked(sequence_input_model, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and "input 'seq' is a sequence, whose shapes come with its values (--inputs)" in err
     assert not (tmp_path / "p.json").exists()
+
+
+def _whole(path, feeds):
+    """The whole model's outputs on ``feeds``, by name."""
+    sess = session(model_bytes(onnx.load(path)))
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+def test_a_map_input_is_given_by_its_keys_and_values(map_input_model, tmp_path):
+    """An ``.npz`` holds a map input ``m`` as ``m{keys}`` and ``m{values}``; the model is profiled, cut between
+    the two cores and replayed on it, and on its random inputs (a map of one entry), with the whole model's
+    outputs (a sequence of maps among them); flat and grouped undo each other, maps of strings too."""
+    x = np.full((1, 3), 0.25, np.float32)
+    np.savez(tmp_path / "given.npz", **{"m{keys}": np.array([3, 1, 7]), "m{values}": np.array([2.0, -1.0, 5.0]),
+                                        "x": x})
+    given = load_inputs(str(tmp_path / "given.npz"))
+    assert given["m"] == {3: 2.0, 1: -1.0, 7: 5.0} and all(type(k) is int for k in given["m"])
+    expected = _whole(map_input_model, given)
+    for feeds in (given, None):
+        model, problem = load_problem(map_input_model, platform="cpu", costs="profile", inputs=feeds,
+                                      profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
+        order = problem.graph.topological_order
+        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+        result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
+                        original=load_original(map_input_model, inputs=feeds)[0])
+        assert len(result["segments"]) > 1 and result["max_abs_diff"] <= 1e-6 and result["baselines"]
+        streamed = replay_stream(model, problem, schedule, inferences=4, warmup=1, feeds=feeds, baselines=False)
+        assert streamed["max_abs_diff"] <= 1e-6
+    assert [f["m"] for f in stream_feeds(given, 3, seed=0)] == [given["m"]] * 3
+    row = np.float32([[-1.0, 0.0, 2.0]]) + x  # DictVectorizer's row of keys 1, 2, 3 (7 is not in its vocabulary)
+    p = np.exp(np.maximum(row @ (np.arange(12, dtype=np.float32).reshape(3, 4) / 10 - 0.5), 0))
+    np.testing.assert_allclose(list(expected["probs"][0].values()), (p / p.sum())[0], rtol=1e-5)
+    for values in ({"s": [{"b": 1.5, "a": 2.0}, {"c": 0.0}], "m": {2: 7}, "e": []}, given):
+        again = executor.grouped(executor.flat(values))
+        assert again.keys() == values.keys() and all(
+            np.array_equal(again[k], values[k]) if isinstance(values[k], np.ndarray) else again[k] == values[k]
+            for k in values)
+
+
+@pytest.mark.parametrize("feeds, message", [
+    ({"m": np.zeros(3, np.float32)}, r"'m' is an array, but the model takes a map \(give its keys as m\{keys\} "
+     r"and their values as m\{values\}\)"),
+    ({"m": [{1: 0.5}]}, "'m' is a sequence, but the model takes a map"),
+    ({"m": {}}, "given map 'm' is empty; ONNX Runtime takes maps of one entry or more"),
+    ({"m": {"a": 0.5}}, "given map 'm' has keys of <U1, but the model takes int64"),
+    ({"m": {1: "a"}}, "given map 'm' has values of <U1, but the model takes float32"),
+    ({"m": {1.5: 0.5}}, "given map 'm' has keys of float64, but the model takes int64")])
+def test_map_inputs_are_checked(map_input_model, feeds, message):
+    with pytest.raises(ModelError, match=message):
+        check_inputs(onnx.load(map_input_model), {"x": np.zeros((1, 3), np.float32), **feeds})
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"m{keys}": np.array([1])}, r"hold the keys of map 'm' but not its values \(m\{values\}\)"),
+    ({"m{values}": np.array([1.0])}, r"hold the values of map 'm' but not its keys \(m\{keys\}\)"),
+    ({"m{keys}": np.array([1, 2]), "m{values}": np.array([1.0])}, r"the keys and values of map 'm' must be two 1-D "
+     r"arrays of one length, got shapes \[2\] and \[1\]"),
+    ({"m{keys}": np.array([1, 1]), "m{values}": np.array([1.0, 2.0])}, "the keys of map 'm' repeat a key"),
+    ({"m": np.ones(1), "m{keys}": np.array([1]), "m{values}": np.array([1.0])},
+     "'m' both as an array and as a map's keys and values")])
+def test_a_bad_map_in_an_inputs_file_is_one_line_and_exit_2(map_input_model, tmp_path, capsys, arrays, message):
+    np.savez(tmp_path / "bad.npz", x=np.zeros((1, 3), np.float32), **arrays)
+    code = main(["problem", map_input_model, "--platform", "cpu", "--inputs", str(tmp_path / "bad.npz"),
+                 "-o", str(tmp_path / "p.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and re.search(message, err), err
+    assert not (tmp_path / "p.json").exists()
+    code = main(["problem", map_input_model, "--platform", "cpu", "--input-shape", "m=1",
+                 "-o", str(tmp_path / "p.json")])
+    assert code == 2 and "input 'm' is a map, whose shapes come with its values (--inputs)" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Real models as PyPI packages ship them, cut by a random placement over platform cpu and replayed with the
 whole model's outputs: exporters other than hetsched's own (PyTorch's, PaddlePaddle's, tf2onnx, spox, ONNX
-Runtime's quantiser, skl2onnx), dynamic dimensions, scalar inputs, control flow, sequences of maps.
+Runtime's quantiser, skl2onnx), dynamic dimensions, scalar inputs, control flow, maps and sequences of maps.
 
 Each runs where its package is installed (``benchmarks/packaged_models.py`` lists them; ``.ci/run`` installs
 them).
@@ -13,9 +13,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
-from scheduler.pipeline import load_original, load_problem
+from scheduler.inputs import load_inputs
+from scheduler.pipeline import ProfileOptions, load_original, load_problem
 from scheduler.replay import replay
 from scheduler.semantics import simulate
 
@@ -70,3 +72,33 @@ def test_scikit_learn_models_replay_cut_at_random(kind, tmp_path):
     schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
     result = replay(model, problem, schedule, repeats=1, warmup=0, feeds=feeds)
     assert result["max_abs_diff"] <= 1e-4 and len(result["segments"]) >= min(2, len(order))
+
+
+def test_a_scikit_learn_pipeline_of_dicts_replays_cut_on_its_inputs_file(tmp_path):
+    """scikit-learn's DictVectorizer pipeline as skl2onnx converts it: a map of string keys in, ZipMap's sequence of
+    maps out; profiled on a map given in an ``.npz`` (``input{keys}``, ``input{values}``), cut over two cores
+    and replayed with the whole model's outputs."""
+    pytest.importorskip("sklearn")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import DictionaryType, FloatTensorType, StringTensorType
+    from sklearn import feature_extraction, linear_model, pipeline
+
+    rng = np.random.default_rng(0)
+    rows = [{f"f{j}": float(rng.normal()) for j in rng.choice(8, 4, replace=False)} for _ in range(100)]
+    estimator = pipeline.make_pipeline(feature_extraction.DictVectorizer(sparse=False),
+                                       linear_model.LogisticRegression()).fit(rows, rng.integers(0, 3, 100))
+    path = tmp_path / "dicts.onnx"
+    path.write_bytes(skl2onnx.convert_sklearn(estimator, initial_types=[
+        ("input", DictionaryType(StringTensorType([]), FloatTensorType([])))]).SerializeToString())
+    np.savez(tmp_path / "in.npz", **{"input{keys}": np.array(list(rows[0])),
+                                     "input{values}": np.array(list(rows[0].values()), np.float32)})
+    feeds = load_inputs(str(tmp_path / "in.npz"))
+    model, problem = load_problem(str(path), platform="cpu", costs="profile", inputs=feeds,
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=1, warmup=0, feeds=feeds,
+                    original=load_original(str(path), inputs=feeds)[0])
+    assert result["max_abs_diff"] <= 1e-4 and len(result["segments"]) >= 2 and result["baselines"]
+    _, probabilities = ort.InferenceSession(str(path)).run(None, feeds)  # the map as given: scikit-learn's
+    np.testing.assert_allclose(list(probabilities[0].values()), estimator.predict_proba([rows[0]])[0], atol=1e-5)
