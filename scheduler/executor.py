@@ -782,8 +782,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run a model exported by hetsched (numpy + onnxruntime only).")
     ap.add_argument("--inputs", help=".npz of the model's inputs (default: the inputs.npz the export kept, "
                     "else random ones of the manifest's shapes)")
-    ap.add_argument("--output", help="save the outputs here (.npz; a bfloat16 or float8 output as the "
-                    "unsigned integers of its bits, an int4 one as int8)")
+    ap.add_argument("--output", help="save the outputs here (.npz, no pickles; a bfloat16 or float8 output as "
+                    "the unsigned integers of its bits, an int4 one as int8; a sequence s as s[0], s[1], ...; a map "
+                    "m as m{keys} and m{values})")
     ap.add_argument("--repeats", type=int, default=20, help="timed runs (0: run once, no timing)")
     args = ap.parse_args(argv)
     folder = os.path.dirname(os.path.abspath(__file__))
@@ -794,9 +795,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             feeds = deployment.default_inputs()
         outputs = deployment.run(feeds)
-        if args.output:  # bfloat16, float8 and int4 outputs as ort_bits gives them
-            np.savez(args.output, **flat({k: ort_bits(v) if isinstance(v, ort.OrtValue) else v
-                                            for k, v in outputs.items()}))
+        if args.output:  # bfloat16, float8 and int4 outputs as ort_bits gives them, strings as numpy's
+            saved = flat({k: ort_bits(v) if isinstance(v, ort.OrtValue) else v for k, v in outputs.items()})
+            np.savez(args.output, **{k: v.astype(str) if v.dtype == object else v for k, v in saved.items()})
         if args.repeats > 0:
             median = deployment.time(feeds, args.repeats)
             print(f"{deployment.manifest['kind']}: median {median * 1e3:.3f} ms over {args.repeats} runs")

@@ -172,7 +172,7 @@ def test_exported_sequences_and_strings_run_standalone(sequence_model, tmp_path)
     proc = subprocess.run([sys.executable, "-I", str(folder / "runner.py"), "--output", str(out), "--repeats", "0"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    with np.load(out, allow_pickle=True) as data:
+    with np.load(out, allow_pickle=False) as data:  # strings as numpy's
         assert data["words_out"].tolist() == ["", ""] and data["seq[0]"].shape == data["seq[1]"].shape == (2, 3)
         np.testing.assert_array_equal(data["cat"], np.concatenate([data["seq[0]"], data["seq[1]"]]))
 
@@ -198,7 +198,7 @@ def test_an_export_made_from_the_users_inputs_runs_on_them_by_default(sequence_m
                                str(tmp_path / f"{name}.npz"), "--repeats", "0"], capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr
-    with np.load(tmp_path / "seq.npz", allow_pickle=True) as data:
+    with np.load(tmp_path / "seq.npz", allow_pickle=False) as data:
         assert data["words_out"].tolist() == ["ab", "c"]
         np.testing.assert_array_equal(data["cat"], np.concatenate([feeds["x"], feeds["x"]]))
     with np.load(tmp_path / "open.npz") as data:
