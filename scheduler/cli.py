@@ -228,8 +228,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                       optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                                       inputs=feeds)
     schedule = read_schedule(args.schedule)
-    original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds)[0],
-                            consume=True)
+    original = session_data(load_original(args.model, params, shapes, batch=args.batch, inputs=feeds,
+                                          cache_dir=optimized_cache(args.profiles))[0], consume=True)
     model = session_data(model, consume=True)  # its values held once, and shared by the segments cut from it
     if args.stream is not None:
         from .stream import replay_stream
@@ -403,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
         parser.add_argument("--inputs", metavar="FILE.npz", type=_path,
                             help="the model's input values (numpy.savez, one array per input name; a sequence input "
-                                 "s as s[0], s[1], ...; an absent optional left out), which every run takes "
-                                 "instead of random inputs; their shapes fix dynamic dimensions")
+                                 "s as s[0], s[1], ...; a map m as m{keys} and m{values}; an absent optional left "
+                                 "out), which every run takes instead of random inputs; their shapes fix dynamic "
+                                 "dimensions")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="zoo model parameter")
         parser.add_argument("--batch", type=int, default=1, metavar="B",
                             help="B independent inferences: B copies of the model side by side, one makespan")

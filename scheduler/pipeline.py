@@ -44,20 +44,47 @@ from .semantics import period
 GetSolver = Callable[..., Callable[..., Schedule]]
 
 
-def resolve_model(spec: str, params: Mapping[str, Any] | None = None
+def resolve_model(spec: str, params: Mapping[str, Any] | None = None, cache_dir: str | None = None
                   ) -> tuple[onnx.ModelProto, str, dict[str, np.ndarray]]:
     """A zoo model name (built with ``params``) or a path to an .onnx file; returns (model, label, values
     beside it): a file's large values, from :data:`~scheduler.optimize.FILE_BACKED_BYTES` of them on, stay in
-    the files beside it (:func:`~scheduler.graph.load_model_mapped`), the model holding placeholders."""
+    the files beside it (:func:`~scheduler.graph.load_model_mapped`), the model holding placeholders; so do a
+    large zoo model's, kept in ``cache_dir`` (:func:`_zoo_model`)."""
     names = [m.name for m in zoo.list_models()] + list(zoo.PRESETS)
     if spec in names:
-        return zoo.build(spec, **dict(params or {})), spec, {}
+        model, values = _zoo_model(spec, dict(params or {}), cache_dir)
+        return model, spec, values
     if params:
         raise ModelError(f"model parameters apply to zoo models only, not to {spec!r}")
     if os.path.isfile(spec):
         proto, values = load_model_mapped(spec, optimize.FILE_BACKED_BYTES)
         return proto, os.path.splitext(os.path.basename(spec))[0], values
     raise ModelError(f"model {spec!r} is neither a zoo model ({', '.join(names)}) nor an existing .onnx file")
+
+
+def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
+               ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Zoo model ``name`` and the values beside it: one of :data:`~scheduler.optimize.FILE_BACKED_BYTES` of
+    values or more built once into ``cache_dir`` (``zoo/<key>.onnx`` and its values file,
+    :func:`~scheduler.zoo.build_key`) and read from there as a model file is, its values mapped
+    (``gpt2-small``: 3.8 s of building it and 1.3 s of writing its values to a temporary file a run); a smaller
+    one, or any without ``cache_dir``, built in memory.  An entry that cannot be read is built again."""
+    if cache_dir is None:
+        return zoo.build(name, **params), {}
+    folder = os.path.join(cache_dir, "zoo")
+    path = os.path.join(folder, f"{zoo.build_key(name, **params)}.onnx")
+    if os.path.isfile(path):
+        try:
+            return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
+        except ModelError:  # its values file gone or cut: build it again
+            pass
+    model = zoo.build(name, **params)
+    if sum(len(t.raw_data) for t in model.graph.initializer) < optimize.FILE_BACKED_BYTES:
+        return model, {}
+    os.makedirs(folder, exist_ok=True)
+    optimize.write_model(path, model, beside=True)
+    del model  # read back as a later run reads it: the same bytes, so the same profile keys
+    return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
 
 
 def tqdm_progress(enabled: bool) -> Callable[[str, int], Callable[[], None]] | None:
@@ -87,14 +114,15 @@ class ProfileOptions:
 
 
 def load_original(spec: str, params: Mapping[str, Any] | None = None,
-                  input_shapes: Mapping[str, Sequence[int]] | None = None, *,
-                  batch: int = 1, inputs: Feeds | None = None) -> tuple[onnx.ModelProto | ModelBytes, str]:
+                  input_shapes: Mapping[str, Sequence[int]] | None = None, *, batch: int = 1,
+                  inputs: Feeds | None = None, cache_dir: str | None = None
+                  ) -> tuple[onnx.ModelProto | ModelBytes, str]:
     """The user's model with named nodes and fixed input shapes (what plain ORT baselines run), and its label;
     ``batch`` > 1: that many copies of it side by side (:mod:`scheduler.batch`); ``inputs``: the values the
     user gave for its inputs (:mod:`scheduler.inputs`), checked against it, their shapes fixing its own.
-    A model file whose large values stay in their files (:func:`resolve_model`) comes as ModelBytes of
-    those values."""
-    model, label, beside = resolve_model(spec, params)
+    A model file whose large values stay in their files (:func:`resolve_model`; a large zoo model's in
+    ``cache_dir``) comes as ModelBytes of those values."""
+    model, label, beside = resolve_model(spec, params, cache_dir)
     # the model is ours (resolve_model made or read it): changed in place, not copied (a large model's peak)
     densify_sparse(model.graph)
     name_nodes_in_place(model)
@@ -189,7 +217,8 @@ def _model_data_graph(spec: str, params: Mapping[str, Any] | None, input_shapes:
     ``hetsched run`` peaked at 2.8x its size with the proto held beside them).  ``original``: the user's
     model as :func:`load_original` and ``session_data`` made it from these arguments, and its label, taken
     instead of loading it again (``gpt2-small`` took 10 s to build); the model returned is then ModelBytes."""
-    model, label = original or load_original(spec, params, input_shapes, batch=batch, inputs=inputs)
+    model, label = original or load_original(spec, params, input_shapes, batch=batch, inputs=inputs,
+                                             cache_dir=cache_dir)
     had_nodes = bool(unpacked(model)[0].graph.node)
     model = optimize_model(model, optimization, cache_dir=cache_dir, label=label)
     if had_nodes and not unpacked(model)[0].graph.node:

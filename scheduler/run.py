@@ -145,7 +145,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     # kept as the bytes sessions take, its large values beside them (from 64 MiB on in a file that sessions map):
     # the model's proto held them once more; made first, before the optimised model is held beside it
     proto, label = load_original(spec, config.model.params, config.model.input_shapes, batch=config.model.batch,
-                                 inputs=feeds)
+                                 inputs=feeds, cache_dir=optimized_cache(config.profile.folder))
     original = session_data(proto, consume=True)
     del proto  # the problem's model is optimised from ``original``: the user's model is loaded once
     if config.costs == "problem":

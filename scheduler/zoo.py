@@ -34,7 +34,10 @@ Examples
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import sys
+from importlib import metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -46,6 +49,7 @@ from onnx import helper
 from scheduler.errors import ModelError
 from scheduler.graph import without_large_values
 from scheduler.schema import Finite, Integer, Text, parse
+from scheduler import hf, zoo_layers, zoo_models
 from scheduler.zoo_layers import ParamError
 from scheduler.zoo_models import (build_bert, build_gpt2, build_hf, build_inception, build_mlp, build_mobilenet,
                                   build_randwire, build_resnet, build_siamese, build_squeezenet)
@@ -251,6 +255,53 @@ def _coerce(model: str, key: str, value: object, default: ParamValue) -> ParamVa
     return parse(_PARAM_TYPES[type(default)], value, f"zoo model {model!r}", ZooError, key=f"parameter {key}")
 
 
+def resolve(name: str, **params: object) -> tuple[str, dict[str, ParamValue]]:
+    """The zoo model that :func:`build` makes of ``name`` (a preset's base model) and every one of its parameters'
+    values (a preset's and the defaults filled in, strings coerced); refused as :func:`build` refuses them.
+
+    >>> resolve("mlp", layers="2")[1]["layers"]
+    2
+    """
+    if name in PRESETS:
+        base, preset = PRESETS[name]
+        return resolve(base, **{**preset, **params})
+    entry = get_model(name)
+    unknown = sorted(set(params) - set(entry.defaults))
+    if unknown:
+        raise ZooError(
+            f"unknown parameter {unknown[0]!r} for zoo model {name!r}; known: {', '.join(entry.defaults)}"
+        )
+    values = {key: _coerce(name, key, params.get(key, default), default) for key, default in entry.defaults.items()}
+    if "seed" in values and values["seed"] < 0:
+        raise ZooError(f"zoo model {name!r}: parameter 'seed' must be >= 0, got {values['seed']}")
+    return name, values
+
+
+BUILT_BY = ("onnx", "numpy", "torch", "transformers", "onnxscript")
+"""The packages whose versions a zoo model may depend on (the exporters' for ``hf``)."""
+
+
+def build_key(name: str, **params: object) -> str:
+    """A digest of what :func:`build` makes of ``name`` and ``params``: the model and its parameters' values, the
+    source of the modules that build it and the versions of :data:`BUILT_BY`; two builds of one key give the
+    same model.
+
+    >>> build_key("gpt2-small") == build_key("gpt2", **PRESETS["gpt2-small"][1]) != build_key("gpt2")
+    True
+    """
+    base, values = resolve(name, **params)
+    digest = hashlib.sha256(json.dumps([base, values], sort_keys=True).encode())
+    for module in (sys.modules[__name__], zoo_layers, zoo_models, hf):
+        with open(module.__file__, "rb") as fh:
+            digest.update(fh.read())
+    for package in BUILT_BY:
+        try:
+            digest.update(f"{package}={metadata.version(package)};".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{package}=;".encode())
+    return digest.hexdigest()[:32]
+
+
 def build(name: str, **params: object) -> onnx.ModelProto:
     """Build zoo model ``name`` with ``params`` overriding its defaults.
 
@@ -277,18 +328,8 @@ def build(name: str, **params: object) -> onnx.ModelProto:
         (a :class:`ZooError`) for an unknown model, an unknown parameter, a
         value that does not convert, or a value the model cannot use.
     """
-    if name in PRESETS:
-        base, preset = PRESETS[name]
-        return build(base, **{**preset, **params})
+    name, values = resolve(name, **params)
     entry = get_model(name)
-    unknown = sorted(set(params) - set(entry.defaults))
-    if unknown:
-        raise ZooError(
-            f"unknown parameter {unknown[0]!r} for zoo model {name!r}; known: {', '.join(entry.defaults)}"
-        )
-    values = {key: _coerce(name, key, params.get(key, default), default) for key, default in entry.defaults.items()}
-    if "seed" in values and values["seed"] < 0:
-        raise ZooError(f"zoo model {name!r}: parameter 'seed' must be >= 0, got {values['seed']}")
     try:
         built = entry.builder(**values)
     except ParamError as exc:

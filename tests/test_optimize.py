@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,14 +18,14 @@ from scheduler.deploy import export_placement
 from scheduler.errors import ModelError
 from scheduler.graph import lift_large_values, name_nodes_in_place, subgraph_reads, task_graph_from_onnx
 from scheduler.executor import grouped, session_call
-from scheduler import optimize
+from scheduler import optimize, zoo
 from scheduler.optimize import (IR_VERSION, as_array, model_bytes, model_digest, observed_types, optimize_model,
                                 ort_refusal, random_inputs, session, session_bytes, session_data, write_model)
 from scheduler.pipeline import ProfileOptions, build_problem, load_graph, load_original, load_problem, measure
 from scheduler.platform import load_platform
 from scheduler.problem import Problem
 from scheduler.replay import checked_diff, prepare_replay, replay
-from scheduler.schedule import validate
+from scheduler.schedule import validate, write_schedule
 from scheduler.segments import ReplayError
 from scheduler.semantics import simulate
 from solvers import get_solver
@@ -140,6 +141,39 @@ def test_a_cache_entry_of_large_values_is_mapped_not_read(tmp_path, monkeypatch)
     assert sorted(cache.iterdir()) == entries and len(entries) == 2
 
 
+def test_a_large_zoo_model_is_built_once_into_the_cache_and_mapped(tmp_path, monkeypatch):
+    """From FILE_BACKED_BYTES of values on, a zoo model is built once into the model cache (``zoo/<key>.onnx``)
+    and read from there, its values mapped: the same bytes and profile key as the model built in memory, no
+    build on a hit; a damaged entry is built again; other parameters are another entry; a smaller model is built
+    in memory and not kept.  A run (the CLI's ``replay`` here) goes the whole way on it."""
+    monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 4 << 20)
+    args = ("mlp", {"layers": 3, "width": 640})  # 3 values of 1.6 MB
+    cache = tmp_path / "profiles" / "optimized"
+    built, _ = load_original(*args)
+    data, _ = load_original(*args, cache_dir=str(cache))
+    entry, = (cache / "zoo").glob("*.onnx")
+    assert entry.stem == zoo.build_key(*args[:1], **args[1]) and (cache / "zoo" / f"{entry.name}.data").is_file()
+    assert isinstance(data, optimize.ModelBytes) and model_digest(data) == model_digest(built)
+    assert all(isinstance(v, np.memmap) and not v.flags.writeable for _, v in data.externals)
+    with monkeypatch.context() as m:
+        m.setattr(zoo, "build", lambda *a, **k: pytest.fail("a hit builds nothing"))
+        assert bytes(load_original(*args, cache_dir=str(cache))[0]) == bytes(data)
+    values = cache / "zoo" / f"{entry.name}.data"
+    values.write_bytes(values.read_bytes()[:1000])  # cut short: built again
+    assert model_digest(load_original(*args, cache_dir=str(cache))[0]) == model_digest(built)
+    assert values.stat().st_size >= 3 * 640 * 640 * 4
+    load_original("mlp", {"layers": 3, "width": 512}, cache_dir=str(cache))  # 3 x 1 MiB: below, not kept
+    load_original("mlp", {"layers": 4, "width": 640}, cache_dir=str(cache))
+    assert len(list((cache / "zoo").glob("*.onnx"))) == 2
+    problem = build_problem(*args, platform="cpu", optimization="auto")
+    write_schedule(simulate(problem, alternate(problem, ("cpu0", "cpu1"))), tmp_path / "s.json")
+    assert main(["replay", "mlp", "--set", "layers=3", "--set", "width=640", "--schedule", str(tmp_path / "s.json"),
+                 "--platform", "cpu", "--costs", "model", "--profiles", str(tmp_path / "profiles"),
+                 "--repeats", "1", "-o", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["max_abs_diff"] <= 1e-5
+    assert len(list((cache / "zoo").glob("*.onnx"))) == 2  # the run's build was the entry's
+
+
 def test_a_mapped_cache_entry_keeps_the_profile_and_replays(tmp_path, monkeypatch):
     """The optimised model mapped from its cache entry goes the whole way: profiled on the miss, the profile
     found again on the hit (the same key), a cut over both cores replays with the model's outputs from the
@@ -157,7 +191,7 @@ def test_a_mapped_cache_entry_keeps_the_profile_and_replays(tmp_path, monkeypatc
     order = problem.graph.topological_order
     schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
     assert replay(data, problem, schedule, repeats=1, warmup=0, baselines=False)["max_abs_diff"] <= 1e-5
-    assert sorted(p.name for p in cache.iterdir()) == [entry.name, entry.name + ".data"]
+    assert sorted(p.name for p in cache.iterdir()) == [entry.name, entry.name + ".data", "zoo"]  # zoo: its build
 
 
 def test_a_model_with_a_file_per_value_runs_from_those_files(tmp_path, monkeypatch):
@@ -880,7 +914,9 @@ def test_large_values_live_in_one_file_that_sessions_map_and_segments_share(tmp_
     stay the model's, an export writes the values beside each segment, values read through (hashed,
     written) and released from the map read back the same, and the file goes with the last view of it."""
     monkeypatch.setattr(optimize, "FILE_BACKED_BYTES", 1 << 20)
-    model, problem = load_problem("mlp", {"width": 1024, "layers": 3}, platform="cpu")
+    model, _ = load_original("mlp", {"width": 1024, "layers": 3})  # built in memory
+    problem = build_problem("mlp", {"width": 1024, "layers": 3}, platform="cpu",
+                            profile=ProfileOptions(folder=str(tmp_path / "profiles")))
     data = session_data(model)
     values = dict(data.externals)
     assert len(values) == 3 and all(isinstance(v, np.memmap) and not v.flags.writeable for v in values.values())
@@ -925,7 +961,7 @@ def test_large_values_stay_in_memory_when_the_temporary_disk_refuses_them(monkey
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    model, _ = load_problem("mlp", {"width": 1024, "layers": 2}, platform="cpu")
+    model, _ = load_original("mlp", {"width": 1024, "layers": 2})  # built in memory
     with monkeypatch.context() as m:
         m.setattr(optimize.np, "memmap", full)
         data = session_data(model)
