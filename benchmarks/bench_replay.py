@@ -41,7 +41,7 @@ import onnx
 import pandas as pd
 
 from scheduler.fileio import write_text
-from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem
+from scheduler.pipeline import ProfileOptions, graph_level, load_original, load_problem, optimized_cache
 from scheduler.problem_views import canonical_placement, disjoint_problems, symmetries
 from scheduler.recommend import HEADROOM_FLOOR, as_candidate, recommend
 from scheduler.replay import replay
@@ -139,7 +139,7 @@ def main() -> None:
                                       profile=ProfileOptions(folder=folder, repeats=args.profile_repeats, force=True),
                                       inputs=feeds)
         level = graph_level("auto", problem.platform)
-        original, _ = load_original(spec, inputs=feeds)
+        original, _ = load_original(spec, inputs=feeds, cache_dir=optimized_cache(folder))  # the build just made
         latency = [n for n in solver_names(dispatchers=False) if "latency" in SOLVERS[n].objectives]
         schedules = [get_solver(s)(problem, time_limit=args.time_limit) for s in args.solvers or latency]
         schedules += [as_candidate(problem, sub, s) for sub in disjoint_problems(problem)
