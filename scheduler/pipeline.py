@@ -68,7 +68,8 @@ def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
     values or more built once into ``cache_dir`` (``zoo/<key>.onnx`` and its values file,
     :func:`~scheduler.zoo.build_key`) and read from there as a model file is, its values mapped
     (``gpt2-small``: 3.8 s of building it and 1.3 s of writing its values to a temporary file a run); a smaller
-    one, or any without ``cache_dir``, built in memory.  An entry that cannot be read is built again."""
+    one, or any without ``cache_dir`` or where it cannot be written, built in memory.  An entry that cannot be
+    read is built again."""
     if cache_dir is None:
         return zoo.build(name, **params), {}
     folder = os.path.join(cache_dir, "zoo")
@@ -81,8 +82,11 @@ def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
     model = zoo.build(name, **params)
     if sum(len(t.raw_data) for t in model.graph.initializer) < optimize.FILE_BACKED_BYTES:
         return model, {}
-    os.makedirs(folder, exist_ok=True)
-    optimize.write_model(path, model, beside=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        optimize.write_model(path, model, beside=True)
+    except OSError:  # a cache that cannot take it (a full disk, a read-only folder): as without one
+        return model, {}
     del model  # read back as a later run reads it: the same bytes, so the same profile keys
     return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
 

@@ -163,6 +163,17 @@ def test_a_large_zoo_model_is_built_once_into_the_cache_and_mapped(tmp_path, mon
     assert model_digest(load_original(*args, cache_dir=str(cache))[0]) == model_digest(built)
     assert values.stat().st_size >= 3 * 640 * 640 * 4
     load_original("mlp", {"layers": 3, "width": 512}, cache_dir=str(cache))  # 3 x 1 MiB: below, not kept
+    tried = []
+
+    def full_disk(path, *args, **kwargs):
+        tried.append(path)
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:  # a cache that cannot take it: built in memory, as without one
+        m.setattr(optimize, "write_model", full_disk)
+        kept, _ = load_original("mlp", {"layers": 3, "width": 600}, cache_dir=str(cache))
+    assert len(tried) == 1 and isinstance(kept, onnx.ModelProto)
+    assert model_digest(kept) == model_digest(load_original("mlp", {"layers": 3, "width": 600})[0])
     load_original("mlp", {"layers": 4, "width": 640}, cache_dir=str(cache))
     assert len(list((cache / "zoo").glob("*.onnx"))) == 2
     problem = build_problem(*args, platform="cpu", optimization="auto")
