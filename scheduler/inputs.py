@@ -144,6 +144,8 @@ def _check_map(name: str, kind: onnx.TypeProto.Map, value: FeedValue) -> None:
         raise ModelError(f"given map {name!r} is empty; ONNX Runtime takes maps of one entry or more")
     for what, got, elem in (("keys", list(value), kind.key_type), ("values", list(value.values()),
                                                                    kind.value_type.tensor_type.elem_type)):
+        if not elem:  # values of no declared tensor type: ORT says what it takes
+            continue
         want = np.dtype(helper.tensor_dtype_to_np_dtype(elem))
         have = np.array(got).dtype
         if not (have.kind in "US" if want == object else np.can_cast(have, want, "same_kind")):
