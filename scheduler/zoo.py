@@ -37,19 +37,19 @@ import functools
 import hashlib
 import json
 import sys
-from importlib import metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from types import MappingProxyType
 from typing import Any
 
 import onnx
 from onnx import helper
 
+from scheduler import hf, zoo_layers, zoo_models
 from scheduler.errors import ModelError
 from scheduler.graph import without_large_values
 from scheduler.schema import Finite, Integer, Text, parse
-from scheduler import hf, zoo_layers, zoo_models
 from scheduler.zoo_layers import ParamError
 from scheduler.zoo_models import (build_bert, build_gpt2, build_hf, build_inception, build_mlp, build_mobilenet,
                                   build_randwire, build_resnet, build_siamese, build_squeezenet)
