@@ -71,14 +71,14 @@ PACKING_MARGIN = 0.03
 
 def packing_choice(data: bytes, provider: str, threads: int, *, repeats: int, warmup: int, rounds: int = 2,
                    seed: int = 0, feeds: Feeds | None = None,
-                   progress: Callable[[str, int], Callable[[], None]] | None = None) -> bool:
-    """Whether sessions of these settings should run ``data`` with ONNX Runtime's weight packing on: the whole
-    model timed with packing on and off (in at least two rounds, :func:`interleaved_runs`; one after the other
-    when two sessions of it would not fit in :data:`KEEP_BYTES`), on unless off is faster by more than
-    :data:`PACKING_MARGIN` at the median.  It depends on the model: off, the Siamese LSTM preset ran 12-14%
-    faster on one thread, BERT-base 12% slower.  Profiling traces the device so and replays run it so; a
-    session given values that other sessions share runs unpacked whatever this says
-    (:func:`~scheduler.executor.open_session`).
+                   progress: Callable[[str, int], Callable[[], None]] | None = None) -> tuple[bool, list[float]]:
+    """Whether sessions of these settings should run ``data`` with ONNX Runtime's weight packing on, and the
+    wall times of the whole model so: the whole model timed with packing on and off (in at least two rounds,
+    :func:`interleaved_runs`; one after the other when two sessions of it would not fit in :data:`KEEP_BYTES`),
+    on unless off is faster by more than :data:`PACKING_MARGIN` at the median.  It depends on the model: off,
+    the Siamese LSTM preset ran 12-14% faster on one thread, BERT-base 12% slower.  Profiling traces the device
+    so, takes these times as its whole-model time, and replays run it so; a session given values that other
+    sessions share runs unpacked whatever this says (:func:`~scheduler.executor.open_session`).
     """
     settings = (True, False)
     if _footprint(data) * len(settings) > KEEP_BYTES:
@@ -90,7 +90,8 @@ def packing_choice(data: bytes, provider: str, threads: int, *, repeats: int, wa
         calls = [partial(session_call(sess), random_inputs(sess, seed, feeds)) for sess in sessions]
         walls = interleaved_runs(calls, warmup, repeats, max(2, rounds), progress, f"packing x{threads}")
     on, off = (statistics.median(w) for w in walls)
-    return not off < on * (1.0 - PACKING_MARGIN)
+    packed = not off < on * (1.0 - PACKING_MARGIN)
+    return packed, walls[0] if packed else walls[1]
 
 
 def _end_trace(session: ort.InferenceSession) -> list[dict]:
@@ -228,7 +229,8 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     :func:`~scheduler.optimize.model_digest` when the caller has it (computed otherwise: seconds on a
     large model).  ``rounds``: the whole-model timings that calibrate each device's costs
     (:meth:`~scheduler.profiling.Profile.calibrated`) are spread over that many rounds of every node run
-    (:func:`interleaved_runs`); 1 times each right after its trace.
+    (:func:`interleaved_runs`); 1 takes each from its packing choice (:func:`packing_choice`), timed right
+    before its trace.
     """
     if repeats < 1 or warmup < 0:
         raise HetschedError("profiling needs repeats >= 1 and warmup >= 0")
@@ -243,16 +245,17 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     traced: dict[str, float] = {}
     tracer: dict[str, tuple[float, float]] = {}
     no_packing: list[str] = []  # the devices traced with weight packing off
-    # each run's whole model is timed with the profiler off in the same session (as fast as a new one: 3.65
-    # against 3.62 ms on randwire; a large model's session takes seconds), in rounds over the runs when
-    # their sessions fit in memory together, else right after its trace
+    # each run's whole model is timed in rounds over the runs with the profiler off in its session when their
+    # sessions fit in memory together, else as the packing choice timed it in a plain session of the same
+    # settings, right before its trace (a session as fast as the traced one with its profiler off: 3.65
+    # against 3.62 ms on randwire), not once more (resnet50 on cpu: 4 s of 34 s of profiling)
     together = rounds > 1 and len(plan.node_runs) > 1 and _footprint(data) * len(plan.node_runs) <= KEEP_BYTES
     calls: list[Callable[[], object]] = []
     walls: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="hetsched-prof-") as tmp:
         for run in plan.node_runs:
-            packed = packing_choice(data, run.provider, run.threads, repeats=repeats, warmup=warmup, rounds=rounds,
-                                    seed=seed, feeds=feeds, progress=progress)
+            packed, plain = packing_choice(data, run.provider, run.threads, repeats=repeats, warmup=warmup,
+                                           rounds=rounds, seed=seed, feeds=feeds, progress=progress)
             no_packing += [] if packed else list(run.devices)
             sess = _session(data, run.provider, run.threads, tmp, packed=packed)
             tick = progress(f"nodes {run.provider.removesuffix('ExecutionProvider')} x{run.threads}",
@@ -263,7 +266,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
             if together:
                 calls.append(call)
             else:
-                walls.append(timed_runs(call, warmup, repeats))
+                walls.append(plain)
             del sess, call  # unless kept, its (spinning) threads must not run beside the next session
             for dev in run.devices:
                 traced[dev] = statistics.median(traced_runs) if traced_runs else float("nan")

@@ -509,7 +509,21 @@ def test_weight_packing_stays_on_unless_off_measures_faster_beyond_the_margin(be
         monkeypatch.setattr(profile_runs, "timed_runs", lambda *args, **kw: next(made))
     else:
         monkeypatch.setattr(profile_runs, "interleaved_runs", lambda calls, *args, **kw: walls)
-    assert profile_runs.packing_choice(session_bytes(model), "CPUExecutionProvider", 1, repeats=5, warmup=0) is packed
+    choice, kept = profile_runs.packing_choice(session_bytes(model), "CPUExecutionProvider", 1, repeats=5, warmup=0)
+    assert choice is packed and kept == walls[0 if packed else 1]  # the whole model's times as it is traced
+
+
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_the_whole_model_time_is_the_packing_choices_unless_timed_in_rounds(bert, monkeypatch, rounds):
+    """Profiled in one round, each node run's whole-model time is the packing choice's timing of the setting it
+    traces (a plain session of those settings, right before the trace), not a timing once more; in rounds, the
+    node runs' sessions are timed in turn after their traces (every device under the same load)."""
+    model, graph = bert
+    monkeypatch.setattr(profile_runs, "packing_choice", lambda data, provider, threads, **kw: (True, [7.0, 9.0]))
+    monkeypatch.setattr(profile_runs, "tracer_cost", lambda *args: (0.0, 0.0))
+    prof = profile_runs.profile_model(model, graph, load_platform("cpu"), repeats=2, warmup=0, rounds=rounds)
+    assert set(prof.whole_run_s) == {"cpu0", "cpu1", "cpu-par"}
+    assert all((v == 8.0) is (rounds == 1) for v in prof.whole_run_s.values())
 
 
 def _packing_off(sess) -> bool:
@@ -531,7 +545,9 @@ def test_devices_measured_faster_unpacked_are_traced_replayed_and_exported_so(be
 
     model, graph = bert
     plat = load_platform("default")
-    monkeypatch.setattr(profile_runs, "packing_choice", lambda data, provider, threads, **kw: threads > 1)
+    choose = profile_runs.packing_choice  # its timings kept (the profile's whole-model times), its choice set
+    monkeypatch.setattr(profile_runs, "packing_choice", lambda data, provider, threads, **kw: (
+        threads > 1, choose(data, provider, threads, **kw)[1]))
     monkeypatch.setattr(profile_runs, "tracer_cost", lambda *args: (0.0, 0.0))  # its chain's traces aside
     traced = []
     make = profile_runs._session
