@@ -155,6 +155,18 @@ def test_a_stream_of_given_inputs_repeats_them():
     assert not np.array_equal(varied[1]["x"], given["x"])
 
 
+def _cut_and_replayed(path, feeds, tmp_path):
+    """The model at ``path`` profiled on ``feeds`` (random inputs when None), its nodes alternating over the two
+    cores, replayed on them: (model, problem, schedule, replay result)."""
+    model, problem = load_problem(path, platform="cpu", costs="profile", inputs=feeds,
+                                  profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
+    order = problem.graph.topological_order
+    schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
+    result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
+                    original=load_original(path, inputs=feeds)[0])
+    return model, problem, schedule, result
+
+
 def test_sequence_and_optional_inputs_are_given_by_their_elements(sequence_input_model, tmp_path):
     """An ``.npz`` holds a sequence input as ``seq[0]``, ``seq[1]``, ... and leaves an absent optional out;
     the model is profiled, cut and replayed on them, and on its random inputs (an empty sequence, no
@@ -169,12 +181,7 @@ def test_sequence_and_optional_inputs_are_given_by_their_elements(sequence_input
     absent = load_inputs(str(tmp_path / "absent.npz"))
     assert set(absent) == {"seq", "x"} and absent["seq"] == []
     for feeds in (given, absent, None):
-        model, problem = load_problem(sequence_input_model, platform="cpu", costs="profile", inputs=feeds,
-                                      profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
-        order = problem.graph.topological_order
-        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
-        result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
-                        original=load_original(sequence_input_model, inputs=feeds)[0])
+        result = _cut_and_replayed(sequence_input_model, feeds, tmp_path)[-1]
         assert len(result["segments"]) > 1 and result["max_abs_diff"] == 0.0 and result["baselines"]
     stored = sorted(f for f in os.listdir(tmp_path / "profiles") if f.endswith(".json"))
     assert len(stored) == 3  # one per set of inputs: given ones under their values' digest
@@ -227,12 +234,7 @@ def test_a_map_input_is_given_by_its_keys_and_values(map_input_model, tmp_path):
     assert given["m"] == {3: 2.0, 1: -1.0, 7: 5.0} and all(type(k) is int for k in given["m"])
     expected = _whole(map_input_model, given)
     for feeds in (given, None):
-        model, problem = load_problem(map_input_model, platform="cpu", costs="profile", inputs=feeds,
-                                      profile=ProfileOptions(folder=str(tmp_path / "profiles"), repeats=2, warmup=0))
-        order = problem.graph.topological_order
-        schedule = simulate(problem, {t: ("cpu0", "cpu1")[i % 2] for i, t in enumerate(order)})
-        result = replay(model, problem, schedule, repeats=2, warmup=0, feeds=feeds,
-                        original=load_original(map_input_model, inputs=feeds)[0])
+        model, problem, schedule, result = _cut_and_replayed(map_input_model, feeds, tmp_path)
         assert len(result["segments"]) > 1 and result["max_abs_diff"] <= 1e-6 and result["baselines"]
         streamed = replay_stream(model, problem, schedule, inferences=4, warmup=1, feeds=feeds, baselines=False)
         assert streamed["max_abs_diff"] <= 1e-6
