@@ -176,7 +176,8 @@ def test_a_large_zoo_model_is_built_once_into_the_cache_and_mapped(tmp_path, mon
     assert model_digest(kept) == model_digest(load_original("mlp", {"layers": 3, "width": 600})[0])
     load_original("mlp", {"layers": 4, "width": 640}, cache_dir=str(cache))
     assert len(list((cache / "zoo").glob("*.onnx"))) == 2
-    problem = build_problem(*args, platform="cpu", optimization="auto")
+    problem = build_problem(*args, platform="cpu", optimization="auto",
+                            profile=ProfileOptions(folder=str(tmp_path / "profiles")))
     write_schedule(simulate(problem, alternate(problem, ("cpu0", "cpu1"))), tmp_path / "s.json")
     assert main(["replay", "mlp", "--set", "layers=3", "--set", "width=640", "--schedule", str(tmp_path / "s.json"),
                  "--platform", "cpu", "--costs", "model", "--profiles", str(tmp_path / "profiles"),
