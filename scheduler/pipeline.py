@@ -30,7 +30,7 @@ from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
 from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model_mapped, name_nodes_in_place,
-                    real_inputs, subgraphs, task_graph_from_onnx)
+                    real_inputs, subgraphs, task_graph_from_onnx, value_bytes)
 from .inputs import Feeds, check_inputs, shapes_of
 from .optimize import (ModelBytes, observed_types, optimize_model, ort_refusal, resolve_level, session_bytes,
                        session_data, unpacked)
@@ -72,18 +72,16 @@ def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
     read is built again."""
     if cache_dir is None:
         return zoo.build(name, **params), {}
-    folder = os.path.join(cache_dir, "zoo")
-    path = os.path.join(folder, f"{zoo.build_key(name, **params)}.onnx")
+    path = os.path.join(cache_dir, "zoo", f"{zoo.build_key(name, **params)}.onnx")
     if os.path.isfile(path):
         try:
             return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
         except ModelError:  # its values file gone or cut: build it again
             pass
     model = zoo.build(name, **params)
-    if sum(len(t.raw_data) for t in model.graph.initializer) < optimize.FILE_BACKED_BYTES:
+    if sum(value_bytes(t) for t in model.graph.initializer) < optimize.FILE_BACKED_BYTES:
         return model, {}
-    try:
-        os.makedirs(folder, exist_ok=True)
+    try:  # write_model makes the folder
         optimize.write_model(path, model, beside=True)
     except OSError:  # a cache that cannot take it (a full disk, a read-only folder): as without one
         return model, {}
