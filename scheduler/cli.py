@@ -176,9 +176,10 @@ def cmd_problem(args: argparse.Namespace) -> int:
                             inputs=_inputs(args))
     write_problem(problem, args.output)
     g = problem.graph
+    zero = [f"{len(names)} {what}" for names, what in ((g.unknown_shape_tensors, "tensors of unknown shape"),
+                                                       (g.unsized_values, "sequences or maps")) if names]
     print(f"wrote {args.output}: {len(g.tasks)} tasks, {len(g.edges)} edges, {len(problem.devices)} devices"
-          + (f" ({len(g.unknown_shape_tensors)} tensors of unknown shape counted as 0 bytes)"
-             if g.unknown_shape_tensors else ""))
+          + (f" ({' and '.join(zero)} counted as 0 bytes)" if zero else ""))
     return 0
 
 

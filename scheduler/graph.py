@@ -63,6 +63,7 @@ class TaskGraph:
     tasks: tuple[Task, ...]
     edges: tuple[Edge, ...]
     unknown_shape_tensors: tuple[str, ...] = field(default=())
+    unsized_values: tuple[str, ...] = field(default=())  # sequences, maps, optionals: counted as 0 bytes too
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]
@@ -840,7 +841,8 @@ def task_graph_from_onnx(
     (``{"input_ids": [1, 16]}``); shapes of the inputs and inner tensors come from ``types``
     (observed in a run: :func:`scheduler.optimize.observed_types`) when given,
     else from ONNX shape inference.  Tensors whose shape stays unknown count 0
-    bytes and are listed in ``unknown_shape_tensors``.  A control-flow node
+    bytes and are listed in ``unknown_shape_tensors``; sequences, maps and optionals,
+    which have no one shape, count 0 bytes too and are listed in ``unsized_values``.  A control-flow node
     depends on every outer-scope value its subgraphs read.  Graph inputs and
     initializers are available on every device at time 0; a shared initializer
     counts in the memory of every task that reads it (conservative).
@@ -861,6 +863,8 @@ def task_graph_from_onnx(
 
     graph = proto.graph
     info = _scope(graph, {}, types)
+    not_tensors = {vi.name for vi in [*graph.input, *graph.value_info, *graph.output, *(types or {}).values()]
+                   if vi.type.WhichOneof("value") not in (None, "tensor_type")}
     init_bytes = {init.name: info[init.name].nbytes for init in graph.initializer}
     scalars = _int_scalars(graph)
 
@@ -911,4 +915,6 @@ def task_graph_from_onnx(
             onnx_nodes=(node.name,),
         ))
     edges = tuple(Edge(u, v, edge_bytes[(u, v)], tuple(edge_tensors[(u, v)])) for (u, v) in edge_bytes)
-    return TaskGraph(name=label, tasks=tuple(tasks), edges=edges, unknown_shape_tensors=tuple(sorted(unknown)))
+    return TaskGraph(name=label, tasks=tuple(tasks), edges=edges,
+                     unknown_shape_tensors=tuple(sorted(unknown - not_tensors)),
+                     unsized_values=tuple(sorted(unknown & not_tensors)))

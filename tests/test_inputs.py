@@ -249,6 +249,16 @@ def test_a_map_input_is_given_by_its_keys_and_values(map_input_model, tmp_path):
             for k in values)
 
 
+def test_maps_and_sequences_are_counted_apart_from_tensors_of_unknown_shape(map_input_model, tmp_path, capsys):
+    """A map input and a sequence of maps have no one shape: ``problem`` says they count 0 bytes as what they
+    are, not as tensors whose shape is unknown (every tensor's shape came from the run)."""
+    out = tmp_path / "p.json"
+    assert main(["problem", map_input_model, "--platform", "cpu", "--costs", "model", "-o", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("(2 sequences or maps counted as 0 bytes)")
+    graph = load_problem(map_input_model, platform="cpu")[1].graph
+    assert graph.unknown_shape_tensors == () and graph.unsized_values == ("m", "probs")
+
+
 @pytest.mark.parametrize("feeds, message", [
     ({"m": np.zeros(3, np.float32)}, r"'m' is an array, but the model takes a map \(give its keys as m\{keys\} "
      r"and their values as m\{values\}\)"),
