@@ -299,6 +299,50 @@ def cmd_bound(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cached(args: argparse.Namespace) -> list[tuple[str, str, list[Any]]]:
+    """Each cache ``args`` names (``--kind``, default all): kind, folder and entries."""
+    from . import cache
+
+    return [(kind, folder, cache.entries(folder, kind)) for kind, folder in cache.folders(args.profiles).items()
+            if kind in (args.kind or cache.KINDS)]
+
+
+def cmd_cache_list(args: argparse.Namespace) -> int:
+    import time
+
+    from . import cache
+
+    total = 0
+    for kind, folder, found in _cached(args):
+        size = sum(e.size for e in found)
+        total += size
+        stopped = sum(e.unfinished for e in found)
+        print(f"{kind:<10} {folder}: {len(found)} entr{'y' if len(found) == 1 else 'ies'}, {cache.human(size)}"
+              + (f" ({stopped} unfinished)" if stopped else ""))
+        for e in reversed(found) if args.entries else ():
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+            print(f"  {used}  {cache.human(e.size):>9}  {os.path.basename(e.path)}  {cache.model_name(e)}")
+    print(f"total {cache.human(total)}; free space with: hetsched cache clear [--keep SIZE] [--unused-for DAYS]")
+    return 0
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    from . import cache
+
+    if args.unused_for is not None and not args.unused_for >= 0:
+        raise HetschedError(f"--unused-for must be a number of days >= 0, got {args.unused_for}")
+    cached = _cached(args)
+    found = [e for _, _, entries in cached for e in entries]
+    gone = cache.to_remove(found, keep=args.keep, unused_for=None if args.unused_for is None
+                           else args.unused_for * 86400)
+    size = sum(e.size for e in gone)
+    freed = size if args.dry_run else cache.remove(gone)
+    kept = sum(e.size for e in found) - size
+    print(f"{'would remove' if args.dry_run else 'removed'} {len(gone)} of {len(found)} entries "
+          f"({cache.human(freed)}) from {', '.join(f for _, f, _ in cached)}; {cache.human(kept)} kept")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .problem import read_problem
     from .schedule import read_schedule, schedule_to_dict, validate
@@ -397,6 +441,31 @@ def build_parser() -> argparse.ArgumentParser:
     ze.add_argument("-o", "--output", required=True, type=_path)
     ze.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
     ze.set_defaults(func=cmd_zoo_export)
+
+    def size(text: str) -> int:
+        from .cache import parse_size
+        try:
+            return parse_size(text)
+        except HetschedError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    ca = sub.add_parser("cache", help="list or clear the cached models (optimised, built, exported)")
+    csub = ca.add_subparsers(dest="cache_command", required=True)
+    for name, func, what in (("list", cmd_cache_list, "what each model cache holds"),
+                             ("clear", cmd_cache_clear, "remove cached models: all, or by age or size "
+                                                          "(least recently used first)")):
+        c = csub.add_parser(name, help=what)
+        c.add_argument("--profiles", default="profiles", type=_path,
+                       help="folder of stored profiles, whose optimized/ holds the optimised and built models")
+        c.add_argument("--kind", action="append", choices=["optimized", "zoo", "hf"],
+                       help="only this cache (repeatable; default: all)")
+        c.set_defaults(func=func)
+    csub.choices["list"].add_argument("--entries", action="store_true", help="one line per entry, newest first")
+    csub.choices["clear"].add_argument("--keep", type=size, metavar="SIZE",
+                                       help="keep the most recently used entries up to SIZE in all (e.g. 2G)")
+    csub.choices["clear"].add_argument("--unused-for", type=float, metavar="DAYS",
+                                       help="remove the entries not used for DAYS days")
+    csub.choices["clear"].add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
 
     def model_args(parser: argparse.ArgumentParser, *profile_flags: str) -> None:
         parser.add_argument("model", help="zoo model name or path to an .onnx file")

@@ -149,6 +149,16 @@ def _chunks(path: str, size: int = 16 << 20) -> Iterator[bytes]:
             yield chunk
 
 
+def mark_used(path: str | os.PathLike[str]) -> None:
+    """Set the file's modification time to now: a cache entry read (:mod:`scheduler.cache` clears the least
+    recently used first).  A link is not followed; a file that cannot be touched (a read-only cache) keeps its
+    time."""
+    try:
+        os.utime(path, follow_symlinks=os.utime not in os.supports_follow_symlinks)
+    except OSError:
+        pass
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text atomically."""
     write_bytes(path, text.encode("utf-8"))

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import onnx
 
 from .errors import ModelError
+from .fileio import mark_used
 from .optimize import write_model
 
 FAMILIES = ("bert", "roberta", "gpt2")
@@ -97,6 +98,7 @@ def export(family: str, *, layers: int, hidden: int, heads: int, seq_len: int, i
     key = json.dumps({"family": family, **values, **_versions()}, sort_keys=True)
     path = cache_dir() / f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
     if path.is_file():
+        mark_used(path)
         return onnx.load(str(path))
     import torch
     import transformers

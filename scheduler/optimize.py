@@ -48,7 +48,7 @@ from onnx.external_data_helper import load_external_data_for_model
 from .errors import HetschedError, ModelError
 from .executor import (BITS_TYPES, INPUT_BITS_TYPES, NUMPY_TYPES, ORT_LEVELS, PACKED_TYPES, bits_dtype, ort_bits,
                        open_session, random_inputs, session_call, session_options)
-from .fileio import move_file, write_bytes
+from .fileio import mark_used, move_file, write_bytes
 from .graph import (IN_MEMORY, LARGE_TENSOR, copy_taking_out_large, is_large, lift_large_values, lifts_as_copied,
                     map_large_values, name_nodes, name_nodes_in_place, point_to, raw_view, real_inputs,
                     subgraphs, take_out_large)
@@ -645,6 +645,8 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
             if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
                 move_file(path + ".data", cached + ".data")
             write_bytes(cached, out.SerializeToString())
+    else:
+        mark_used(cached)
     out = onnx.load(cached, load_external_data=False)
     _original_inputs(out, skeleton)  # these two also mend files cached before them
     _unshadowed_constants(out.graph)

@@ -29,6 +29,7 @@ from .clone import clone_producers
 from .bounds import Bound, all_bounds, bound_budget, period_bounds
 from .config import SolverSpec
 from .errors import HetschedError, ModelError
+from .fileio import mark_used
 from .graph import (TaskGraph, densify_sparse, fix_input_shapes_in_place, load_model_mapped, name_nodes_in_place,
                     real_inputs, subgraphs, task_graph_from_onnx, value_bytes)
 from .inputs import Feeds, check_inputs, shapes_of
@@ -74,6 +75,7 @@ def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
         return zoo.build(name, **params), {}
     path = os.path.join(cache_dir, "zoo", f"{zoo.build_key(name, **params)}.onnx")
     if os.path.isfile(path):
+        mark_used(path)
         try:
             return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
         except ModelError:  # its values file gone or cut: build it again
