@@ -10,7 +10,7 @@ with ``use_cache=False`` (no key/value cache outputs).  Inputs are ``input_ids``
 
 Exporting BERT-base takes tens of seconds, so each export is cached on disk by
 configuration and library versions (``$HETSCHED_CACHE`` or ``~/.cache/hetsched``,
-folder ``zoo``), written atomically.
+folder ``zoo``), written atomically; one that cannot be read is exported again.
 
 torch and transformers are imported only when a model is built: without the extra
 :func:`export` raises a one-line :class:`~scheduler.errors.ModelError` naming it.
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
+from google.protobuf.message import DecodeError
+from onnx.checker import ValidationError
 
 from .errors import ModelError
 from .fileio import mark_used
@@ -99,7 +101,10 @@ def export(family: str, *, layers: int, hidden: int, heads: int, seq_len: int, i
     path = cache_dir() / f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
     if path.is_file():
         mark_used(path)
-        return onnx.load(str(path))
+        try:
+            return onnx.load(str(path))
+        except (OSError, ValueError, DecodeError, ValidationError):  # cut, or its values file gone: exported again
+            pass
     import torch
     import transformers
 

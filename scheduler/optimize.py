@@ -42,7 +42,9 @@ from typing import Iterable, Iterator, Mapping, Sequence, TypeVar
 import numpy as np
 import onnx
 import onnxruntime as ort
+from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper
+from onnx.checker import ValidationError
 from onnx.external_data_helper import load_external_data_for_model
 
 from .errors import HetschedError, ModelError
@@ -621,40 +623,55 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
     A new cache entry is ORT's file as ORT wrote it, its values file moved in (:func:`move_file`), and only the
     model without its values mended and written (mending the whole model and writing it took its values out
     once more: a 0.5 GiB MLP peaked at 3.3x its size, the user's model and the optimised one held beside that
-    copy); the entry is then read like any other.  ``skeleton``: ``model``'s proto, its values placeholders
-    when ``model`` is ModelBytes (:func:`unpacked`).
+    copy); the entry is then read like any other.  An entry that cannot be read is made again; a read marks it
+    used (:mod:`scheduler.cache`).  ``skeleton``: ``model``'s proto, its values placeholders when ``model`` is
+    ModelBytes (:func:`unpacked`).
     """
     ort_level(level)
     key_parts = [model_digest(model), level, ort.__version__, cpu_identity() if level == "all" else ""]
     key = hashlib.sha256("|".join(key_parts).encode()).hexdigest()[:20]
     cached = os.path.join(cache_dir, f"{key}.onnx") if cache_dir else None
-    if not (cached and os.path.isfile(cached)):
-        with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
-            source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, f"{key}.onnx")
-            # ORT reads the model from a file, its values from one beside it (write_model): made from memory
-            # (session_bytes), the session held them twice beside our copy while it optimised
-            write_model(source, model, beside=True)
-            session(source, level, label=label, optimized_path=path, runs=False)
-            out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
-            _original_inputs(out, skeleton)  # in place: a copy of the optimised model beside it and ours made 3x
-            _unshadowed_constants(out.graph)
-            _stable_names(out)
-            out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
-            if not cached:
-                return _with_values(out, tmp)
-            if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
-                move_file(path + ".data", cached + ".data")
-            write_bytes(cached, out.SerializeToString())
-    else:
+    if cached and os.path.isfile(cached):
         mark_used(cached)
+        try:
+            return _cache_entry(cached, skeleton)
+        except (OSError, ValueError, DecodeError, ValidationError):  # its values file gone or cut, or its model
+            pass  # file cut (a full disk, a file removed by hand or by `hetsched cache clear` meanwhile): made again
+    with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
+        source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, f"{key}.onnx")
+        # ORT reads the model from a file, its values from one beside it (write_model): made from memory
+        # (session_bytes), the session held them twice beside our copy while it optimised
+        write_model(source, model, beside=True)
+        session(source, level, label=label, optimized_path=path, runs=False)
+        out = onnx.load(path, load_external_data=False)  # its values stay in ORT's file for now
+        _original_inputs(out, skeleton)  # in place: a copy of the optimised model beside it and ours made 3x
+        _unshadowed_constants(out.graph)
+        _stable_names(out)
+        out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
+        if not cached:
+            return _with_values(out, tmp)
+        if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
+            move_file(path + ".data", cached + ".data")
+        elif os.path.lexists(cached + ".data"):  # a damaged entry's, which names none now
+            os.remove(cached + ".data")
+        write_bytes(cached, out.SerializeToString())
+    return _cache_entry(cached, skeleton)
+
+
+def _cache_entry(cached: str, skeleton: onnx.ModelProto) -> onnx.ModelProto | ModelBytes:
+    """The optimised model of cache entry ``cached`` (:func:`_optimized`) for the model ``skeleton`` is of.
+
+    From FILE_BACKED_BYTES of large values on, they stay in the entry's values file, which sessions map (the
+    bytes are those session_data makes of the model read whole: keys stay; gpt2-small 2 s less a run).  An
+    entry whose values file is gone or shorter than its model says raises what ONNX's loader raises.
+    """
     out = onnx.load(cached, load_external_data=False)
     _original_inputs(out, skeleton)  # these two also mend files cached before them
     _unshadowed_constants(out.graph)
     name_nodes_in_place(out)
-    # from FILE_BACKED_BYTES of large values on, they stay in the entry's values file, which sessions map (the
-    # bytes are those session_data makes of the model read whole: keys stay): gpt2-small 2 s less a run
-    values = map_large_values(out, cache_dir, FILE_BACKED_BYTES)
-    return _with_values(out, cache_dir) if values is None else session_bytes(out, shared=values)
+    folder = os.path.dirname(cached)
+    values = map_large_values(out, folder, FILE_BACKED_BYTES)
+    return _with_values(out, folder) if values is None else session_bytes(out, shared=values)
 
 
 def _with_values(m: onnx.ModelProto, folder: str) -> onnx.ModelProto:

@@ -8,11 +8,12 @@ import time
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from scheduler import cache
 from scheduler.cli import main
 from scheduler.errors import HetschedError
-from scheduler.optimize import model_bytes, optimize_model, session
+from scheduler.optimize import IR_VERSION, model_bytes, optimize_model, session
 from scheduler.pipeline import load_original, optimized_cache
 
 KEY = "0123456789abcdef{:04d}"
@@ -116,6 +117,41 @@ def test_a_run_marks_its_entry_used_so_clearing_to_a_size_keeps_it(tmp_path, mon
     assert len(cache.entries(folder, "optimized")) == 2
     assert main(["cache", "clear", "--profiles", profiles, "--kind", "optimized"]) == 0
     assert cache.entries(folder, "optimized") == [] and os.listdir(folder) == []
+
+
+@pytest.mark.parametrize("damage", ["values gone", "values cut", "model cut", "model not onnx"])
+def test_an_optimised_entry_that_cannot_be_read_is_made_again(damage, tmp_path):
+    """An entry whose values file is gone or cut (a full disk, a file removed by hand or by ``cache clear``
+    while a run read it) or whose model file is cut is made again, as it was, instead of failing the run."""
+    rng = np.random.default_rng(0)
+    f = TensorProto.FLOAT
+    w = numpy_helper.from_array(rng.standard_normal((512, 512)).astype(np.float32), "w")  # 1 MiB: in .data
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+                               helper.make_node("Relu", ["y"], ["z"], name="relu")], "mlp",
+                              [helper.make_tensor_value_info("x", f, [1, 512])],
+                              [helper.make_tensor_value_info("z", f, [1, 512])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    folder = str(tmp_path / "optimized")
+    first = optimize_model(model, "basic", cache_dir=folder)
+    (entry,) = cache.entries(folder, "optimized")
+    assert entry.files == (entry.path, entry.path + ".data")
+    if damage == "values gone":
+        os.remove(entry.path + ".data")
+    elif damage == "values cut":
+        os.truncate(entry.path + ".data", 1000)
+    elif damage == "model cut":  # inside its graph (a cut between two fields would parse: protobuf cannot tell)
+        os.truncate(entry.path, 100)
+    else:
+        with open(entry.path, "wb") as fh:
+            fh.write(b"not an ONNX model")
+    again = optimize_model(model, "basic", cache_dir=folder)
+    assert again == first
+    (remade,) = cache.entries(folder, "optimized")
+    assert remade.files == entry.files and remade.size == entry.size
+    x = {"x": rng.standard_normal((1, 512)).astype(np.float32)}
+    np.testing.assert_allclose(session(model_bytes(again)).run(None, x)[0], session(model_bytes(model)).run(None, x)[0],
+                               rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -53,6 +53,9 @@ def test_exported_model_computes_what_torch_computes(family, cache):
     assert len(cached) == 1  # one export per configuration ...
     again = zoo.build(f"hf-{family}", **TINY, seed=3)
     assert again.graph.SerializeToString() == model.graph.SerializeToString() and list(cache.iterdir()) == cached
+    if family == "gpt2":  # the quickest export: one that cannot be read is exported again
+        cached[0].write_bytes(cached[0].read_bytes()[:1000])
+        assert zoo.build(f"hf-{family}", **TINY, seed=3).graph.SerializeToString() == model.graph.SerializeToString()
     zoo.build(f"hf-{family}", **TINY, seed=4)
     assert len(list(cache.glob(f"{family}-*.onnx"))) == 2  # ... and another for another seed
 
