@@ -86,9 +86,9 @@ def entries(folder: str, kind: str) -> list[Entry]:
     found = []
     for model, files in groups.items():
         paths = tuple(sorted(p for p, _, _ in files))
-        finished = model in paths and not files[0][2]
+        temporary = files[0][2]  # a temporary file is an entry of its own
         found.append(Entry(kind, model, paths, sum(st.st_size for _, st, _ in files),
-                           max(st.st_mtime for _, st, _ in files), unfinished=not finished))
+                           max(st.st_mtime for _, st, _ in files), unfinished=temporary or model not in paths))
     return sorted(found, key=lambda e: (e.last_used, e.path))
 
 
@@ -151,9 +151,15 @@ def remove(chosen: Iterable[Entry]) -> int:
 
 
 def human(size: float) -> str:
-    """``size`` bytes for people: ``1.5 GB``, ``200.0 MB``, ``512 B`` (binary units)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    """``size`` bytes for people (binary units).
+
+    >>> human(512), human(1536), human(200 << 20), human(5 << 30)
+    ('512 B', '1.5 KB', '200.0 MB', '5.0 GB')
+    """
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB"):
         size /= 1024
-    raise AssertionError("unreachable")
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1024:.1f} GB"

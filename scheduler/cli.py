@@ -17,6 +17,7 @@ import typing
 from typing import TYPE_CHECKING, Any, Sequence
 
 from . import __version__
+from .cache import KINDS, parse_size
 from .errors import HetschedError
 from .levels import LEVELS
 
@@ -443,7 +444,6 @@ def build_parser() -> argparse.ArgumentParser:
     ze.set_defaults(func=cmd_zoo_export)
 
     def size(text: str) -> int:
-        from .cache import parse_size
         try:
             return parse_size(text)
         except HetschedError as exc:
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         c = csub.add_parser(name, help=what)
         c.add_argument("--profiles", default="profiles", type=_path,
                        help="folder of stored profiles, whose optimized/ holds the optimised and built models")
-        c.add_argument("--kind", action="append", choices=["optimized", "zoo", "hf"],
+        c.add_argument("--kind", action="append", choices=KINDS,
                        help="only this cache (repeatable; default: all)")
         c.set_defaults(func=func)
     csub.choices["list"].add_argument("--entries", action="store_true", help="one line per entry, newest first")
