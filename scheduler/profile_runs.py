@@ -310,7 +310,7 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
         unpacked=tuple(no_packing),
     )
     if plan.executor_runs:
-        tick = progress("contention", 2 * (warmup + repeats)) if progress else _noop
+        tick = progress("contention", contention_ticks(repeats, warmup)) if progress else _noop
         contention = measure_contention(data, platform, repeats=repeats, warmup=warmup, seed=seed, tick=tick,
                                         feeds=feeds, unpacked=no_packing)
         prof = replace(prof, executor=ExecutorCosts({}, 0.0, contention))
@@ -474,14 +474,32 @@ SHARED_SESSION_BYTES = 256 << 20
 then share one arena, which a model of µs kernels would feel)."""
 
 
+CONTENTION_ROUNDS = 5
+"""Short fits, each the model alone and then beside itself, whose median :func:`measure_contention` takes:
+one fit's two halves lie a fraction of a second apart, so a change of the host's load between them moves few
+fits.  Standard deviation (worst fit) of 24 fits of 20 runs a half in all, one round against five
+(``benchmarks/bench_contention.py``): ``siamese-lstm`` (10 ms a run) 0.138 (0.455) against 0.038 (0.127), and
+in an earlier run 0.142 (0.571) against 0.044 (0.178); beside an on-off spinning neighbour 0.073 (0.308)
+against 0.099 (0.394), earlier 0.178 (0.533) against 0.037 (0.137); randwire-imagenet (50 ms), 8 fits, 0.226
+(0.640) against 0.027 (0.067).  The halves of one block timed in turn, rounds pooled, were no steadier."""
+
+
+def contention_ticks(repeats: int, warmup: int, rounds: int = CONTENTION_ROUNDS) -> int:
+    """The runs :func:`measure_contention` ticks for (its first worker's, warm-up runs included)."""
+    rounds = max(1, min(rounds, repeats))
+    return 2 * (warmup + (rounds - 1) * min(warmup, 1) + repeats)
+
+
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
                        tick: Callable[[], None] = lambda: None, feeds: Feeds | None = None,
-                       unpacked: Collection[str] = ()) -> float:
+                       unpacked: Collection[str] = (), rounds: int = CONTENTION_ROUNDS) -> float:
     """How much slower the model runs on a device while another runs it beside it on other cores.
 
     The whole model on the two devices of :func:`contention_pair` at once, each
     worker pinned to its device's cores as the replay pins them, against the first
-    device alone: median over median, minus 1, at least 0.  Two devices that
+    device alone: median over median, minus 1, at least 0, the median of ``rounds`` such fits, each of its
+    share of the ``repeats`` runs (:data:`CONTENTION_ROUNDS`; the first after ``warmup`` runs, the next after
+    one, the halves' order alternating).  Two devices that
     share caches and memory bandwidth slow each other down; what the node
     profile (one device at a time) cannot see.  0 without such a pair.  The GIL is handed
     over as quickly as the replay's executor hands it (else two threads calling ORT wait
@@ -503,14 +521,14 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
     feeds = random_inputs(sessions[0], seed, feeds)
     calls = [session_call(sessions[min(k, len(sessions) - 1)]) for k in range(2)]
 
-    def timed(workers: int) -> list[float]:
+    def timed(workers: int, warm: int, share: int) -> list[float]:
         times: list[list[float]] = [[] for _ in range(workers)]
         start = threading.Barrier(workers)
 
         def worker(k: int) -> None:
             pin_thread(cpus.get(pair[k].name, ()))
             start.wait()
-            times[k] = timed_runs(partial(calls[k], feeds), warmup, repeats, tick if k == 0 else _noop)
+            times[k] = timed_runs(partial(calls[k], feeds), warm, share, tick if k == 0 else _noop)
 
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
         for th in threads:
@@ -521,12 +539,30 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
 
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
+    rounds = max(1, min(rounds, repeats))
+    fits = []
     try:
-        single = statistics.median(timed(1))
-        both = statistics.median(timed(2))
+        for r in range(rounds):
+            share = repeats // rounds + (r < repeats % rounds)
+            warm = warmup if r == 0 else min(warmup, 1)
+            halves = {n: timed(n, warm, share) for n in ((1, 2), (2, 1))[r % 2]}
+            fits.append((halves[1], halves[2]))
     finally:
         sys.setswitchinterval(switch)
-    return max(0.0, both / single - 1.0) if single > 0 else 0.0
+    return contention_of(fits)
+
+
+def contention_of(fits: Sequence[tuple[Sequence[float], Sequence[float]]]) -> float:
+    """The contention of short fits, each the wall times of the model alone and beside itself: the median over
+    the fits of median over median, minus 1, at least 0.  A fit taken while the host's load changed is
+    outvoted, where pooling the halves compares one phase's times with another's.
+
+    >>> contention_of([([1.0], [1.1]), ([1.0], [1.1]), ([2.0], [2.2]), ([2.0], [1.0]), ([2.0], [1.0])])
+    0.1...
+    """
+    ratios = [statistics.median(both) / statistics.median(alone) for alone, both in fits
+              if statistics.median(alone) > 0]
+    return max(0.0, statistics.median(ratios) - 1.0) if ratios else 0.0
 
 
 def _pingpong_s(sessions: Sequence[ort.InferenceSession], x: np.ndarray, hops: int) -> float:

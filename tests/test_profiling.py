@@ -174,9 +174,26 @@ def test_contention_runs_a_large_model_in_one_session_on_both_cores(monkeypatch,
 
     monkeypatch.setattr(profile_runs, "SHARED_SESSION_BYTES", shared_from)
     monkeypatch.setattr(profile_runs, "_session", counted)
+    ticks: list[int] = []
     contention = profile_runs.measure_contention(session_bytes(build("mlp")), load_platform("cpu"), repeats=3,
-                                                 warmup=1)
+                                                 warmup=1, tick=lambda: ticks.append(1))
     assert len(made) == sessions and math.isfinite(contention) and contention >= 0
+    assert len(ticks) == profile_runs.contention_ticks(3, 1) == 2 * (1 + 2 + 3)  # 3 rounds: one run each
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0])
+def test_contention_is_the_median_of_short_fits_at_any_scale(scale):
+    """Each fit compares the model alone with it beside itself a moment later: two fits taken while the host
+    slowed the lone runs (x2) are outvoted, where pooling every fit's halves would say 0; µs, ms and s alike."""
+    def fit(alone: float, both: float) -> tuple[list[float], list[float]]:
+        return [alone * scale] * 3, [both * scale] * 3
+
+    fits = [fit(1.0, 1.1), fit(1.0, 1.1), fit(2.0, 2.2), fit(2.0, 1.0), fit(2.0, 1.0)]
+    assert profile_runs.contention_of(fits) == pytest.approx(0.1)
+    pooled = [sum((f[k] for f in fits), []) for k in (0, 1)]
+    assert profile_runs.contention_of([tuple(pooled)]) == 0.0
+    assert profile_runs.contention_of([fit(1.0, 0.9)]) == 0.0  # faster beside itself: no contention
+    assert profile_runs.contention_of([fit(0.0, 1.0)]) == 0.0 and profile_runs.contention_of([]) == 0.0
 
 
 def test_worker_gaps_are_the_hand_overs_within_one_worker():
