@@ -624,7 +624,8 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
     model without its values mended and written (mending the whole model and writing it took its values out
     once more: a 0.5 GiB MLP peaked at 3.3x its size, the user's model and the optimised one held beside that
     copy); the entry is then read like any other.  An entry that cannot be read is made again; a read marks it
-    used (:mod:`scheduler.cache`).  ``skeleton``: ``model``'s proto, its values placeholders when ``model`` is
+    used (:mod:`scheduler.cache`); a cache that cannot take a new one (a full disk, a read-only folder) leaves
+    the model in memory, as without a cache.  ``skeleton``: ``model``'s proto, its values placeholders when ``model`` is
     ModelBytes (:func:`unpacked`).
     """
     ort_level(level)
@@ -650,11 +651,14 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
         out.ir_version = min(out.ir_version or IR_VERSION, IR_VERSION)
         if not cached:
             return _with_values(out, tmp)
-        if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
-            move_file(path + ".data", cached + ".data")
-        elif os.path.lexists(cached + ".data"):  # a damaged entry's, which names none now
-            os.remove(cached + ".data")
-        write_bytes(cached, out.SerializeToString())
+        try:
+            if os.path.isfile(path + ".data"):  # the name ORT's placeholders give, beside the entry
+                move_file(path + ".data", cached + ".data")
+            elif os.path.lexists(cached + ".data"):  # a damaged entry's, which names none now
+                os.remove(cached + ".data")
+            write_bytes(cached, out.SerializeToString())
+        except OSError:  # a cache that cannot take it (a full disk, a read-only folder): as without one
+            return _with_values(out, tmp if os.path.isfile(path + ".data") else cache_dir)
     return _cache_entry(cached, skeleton)
 
 

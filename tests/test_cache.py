@@ -7,10 +7,11 @@ import os
 import time
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from scheduler import cache
+from scheduler import cache, optimize
 from scheduler.cli import main
 from scheduler.errors import HetschedError
 from scheduler.optimize import IR_VERSION, model_bytes, optimize_model, session
@@ -123,15 +124,7 @@ def test_a_run_marks_its_entry_used_so_clearing_to_a_size_keeps_it(tmp_path, mon
 def test_an_optimised_entry_that_cannot_be_read_is_made_again(damage, tmp_path):
     """An entry whose values file is gone or cut (a full disk, a file removed by hand or by ``cache clear``
     while a run read it) or whose model file is cut is made again, as it was, instead of failing the run."""
-    rng = np.random.default_rng(0)
-    f = TensorProto.FLOAT
-    w = numpy_helper.from_array(rng.standard_normal((512, 512)).astype(np.float32), "w")  # 1 MiB: in .data
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
-                               helper.make_node("Relu", ["y"], ["z"], name="relu")], "mlp",
-                              [helper.make_tensor_value_info("x", f, [1, 512])],
-                              [helper.make_tensor_value_info("z", f, [1, 512])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = IR_VERSION
+    model = _large_weight_model()
     folder = str(tmp_path / "optimized")
     first = optimize_model(model, "basic", cache_dir=folder)
     (entry,) = cache.entries(folder, "optimized")
@@ -149,9 +142,48 @@ def test_an_optimised_entry_that_cannot_be_read_is_made_again(damage, tmp_path):
     assert again == first
     (remade,) = cache.entries(folder, "optimized")
     assert remade.files == entry.files and remade.size == entry.size
-    x = {"x": rng.standard_normal((1, 512)).astype(np.float32)}
-    np.testing.assert_allclose(session(model_bytes(again)).run(None, x)[0], session(model_bytes(model)).run(None, x)[0],
-                               rtol=1e-5, atol=1e-5)
+    _computes_the_same(again, model)
+
+
+@pytest.mark.parametrize("failing", ["move_file", "write_bytes"])
+def test_a_cache_that_cannot_take_an_entry_leaves_the_model_in_memory(failing, tmp_path, monkeypatch):
+    """A full disk when the values file is moved in, or when the model file is written: the optimised model
+    comes back as without a cache (what was moved in stays as an unfinished entry)."""
+    model = _large_weight_model()
+    expected = optimize_model(model, "basic")
+
+    folder = str(tmp_path / "optimized")
+    real = getattr(optimize, failing)
+
+    def full(*args, **kwargs):  # into the cache (ORT's temporary files go elsewhere)
+        if str(args[1] if failing == "move_file" else args[0]).startswith(folder):
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optimize, failing, full)
+    got = optimize_model(model, "basic", cache_dir=folder)
+    assert got == expected
+    _computes_the_same(got, model)
+    assert [e.unfinished for e in cache.entries(folder, "optimized")] == ([True] if failing == "write_bytes" else [])
+
+
+def _large_weight_model() -> onnx.ModelProto:
+    """MatMul by a 1 MiB weight (ORT writes it to the entry's values file), then Relu."""
+    f = TensorProto.FLOAT
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"),
+                               helper.make_node("Relu", ["y"], ["z"], name="relu")], "mlp",
+                              [helper.make_tensor_value_info("x", f, [1, 512])],
+                              [helper.make_tensor_value_info("z", f, [1, 512])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def _computes_the_same(optimised, model) -> None:
+    x = {"x": np.random.default_rng(1).standard_normal((1, 512)).astype(np.float32)}
+    np.testing.assert_allclose(session(model_bytes(optimised)).run(None, x)[0],
+                               session(model_bytes(model)).run(None, x)[0], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("argv, message", [
