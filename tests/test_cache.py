@@ -1,5 +1,6 @@
 """The model caches: what ``hetsched cache list`` shows, and ``clear`` removing all, by age or down to a size
-(least recently used first, a run's read marking an entry used), only ever the caches' own files."""
+(least recently used first, a run's read marking an entry used), only ever the caches' own files; an entry
+that cannot be read is made again, and a cache that cannot take one leaves the model in memory."""
 
 from __future__ import annotations
 
@@ -151,7 +152,6 @@ def test_a_cache_that_cannot_take_an_entry_leaves_the_model_in_memory(failing, t
     comes back as without a cache (what was moved in stays as an unfinished entry)."""
     model = _large_weight_model()
     expected = optimize_model(model, "basic")
-
     folder = str(tmp_path / "optimized")
     real = getattr(optimize, failing)
 
