@@ -124,10 +124,11 @@ def to_remove(found: Sequence[Entry], *, keep: int | None = None, unused_for: fl
     gone = [e for e in ordered if unused_for is not None and now - e.last_used >= unused_for]
     if keep is not None:
         left = sum(e.size for e in ordered) - sum(e.size for e in gone)
+        taken = set(gone)
         for e in ordered:
             if left <= keep:
                 break
-            if e not in gone:
+            if e not in taken:
                 gone.append(e)
                 left -= e.size
     return gone

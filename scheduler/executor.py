@@ -514,6 +514,16 @@ def timed_runs(run: Callable[[], object], warmup: int, repeats: int,
     return wall
 
 
+def round_shares(repeats: int, rounds: int) -> list[int]:
+    """How ``repeats`` timed runs spread over ``rounds`` rounds (at most one round per run, at least one).
+
+    >>> round_shares(10, 3), round_shares(2, 5)
+    ([4, 3, 3], [1, 1])
+    """
+    rounds = max(1, min(rounds, repeats))
+    return [repeats // rounds + (r < repeats % rounds) for r in range(rounds)]
+
+
 def round_order(jobs: int, r: int) -> list[int]:
     """Round ``r``'s order of ``jobs`` timed jobs: rotated by one each round, so that a burst of load on a
     shared host does not always fall on the same one.

@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
-from google.protobuf.message import DecodeError
-from onnx.checker import ValidationError
 
 from .errors import ModelError
 from .fileio import mark_used
-from .optimize import write_model
+from .optimize import UNREADABLE, write_model
 
 FAMILIES = ("bert", "roberta", "gpt2")
 INSTALL = "pip install 'hetsched[torch]'"
@@ -103,7 +101,7 @@ def export(family: str, *, layers: int, hidden: int, heads: int, seq_len: int, i
         mark_used(path)
         try:
             return onnx.load(str(path))
-        except (OSError, ValueError, DecodeError, ValidationError):  # cut, or its values file gone: exported again
+        except UNREADABLE:  # exported again
             pass
     import torch
     import transformers

@@ -616,6 +616,11 @@ def _onnx_kernels() -> dict[str, list[tuple[int, int]]]:
     return out
 
 
+UNREADABLE = (OSError, ValueError, DecodeError, ValidationError)
+"""What ONNX's loader raises for a model file that is cut or not ONNX, or whose values file is gone or short:
+a cache entry that raises one is made again."""
+
+
 def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, level: str, cache_dir: str | None,
                label: str) -> onnx.ModelProto | ModelBytes:
     """:func:`optimize_model`'s ORT output (at level ``none``: what ORT runs), from the cache when there.
@@ -636,8 +641,8 @@ def _optimized(model: onnx.ModelProto | ModelBytes, skeleton: onnx.ModelProto, l
         mark_used(cached)
         try:
             return _cache_entry(cached, skeleton)
-        except (OSError, ValueError, DecodeError, ValidationError):  # its values file gone or cut, or its model
-            pass  # file cut (a full disk, a file removed by hand or by `hetsched cache clear` meanwhile): made again
+        except UNREADABLE:  # a full disk, a file removed by hand or by `hetsched cache clear` meanwhile
+            pass
     with tempfile.TemporaryDirectory(prefix="hetsched-opt-") as tmp:
         source, path = os.path.join(tmp, "model.onnx"), os.path.join(tmp, f"{key}.onnx")
         # ORT reads the model from a file, its values from one beside it (write_model): made from memory
@@ -667,7 +672,7 @@ def _cache_entry(cached: str, skeleton: onnx.ModelProto) -> onnx.ModelProto | Mo
 
     From FILE_BACKED_BYTES of large values on, they stay in the entry's values file, which sessions map (the
     bytes are those session_data makes of the model read whole: keys stay; gpt2-small 2 s less a run).  An
-    entry whose values file is gone or shorter than its model says raises what ONNX's loader raises.
+    entry whose values file is gone or shorter than its model says raises one of :data:`UNREADABLE`.
     """
     out = onnx.load(cached, load_external_data=False)
     _original_inputs(out, skeleton)  # these two also mend files cached before them

@@ -31,7 +31,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from .errors import HetschedError
-from .executor import pin_thread, round_order, session_call, timed_runs
+from .executor import pin_thread, round_order, round_shares, session_call, timed_runs
 from .graph import TaskGraph, subgraphs
 from .inputs import Feeds
 from .optimize import (IR_VERSION, ModelBytes, model_bytes, model_digest, random_inputs, session, session_data,
@@ -208,11 +208,10 @@ def interleaved_runs(calls: Sequence[Callable[[], object]], warmup: int, repeats
     >>> [len(w) for w in interleaved_runs([lambda: None, lambda: None], warmup=1, repeats=5, rounds=2)]
     [5, 5]
     """
-    rounds = max(1, min(rounds, repeats))
-    tick = progress(label, len(calls) * (rounds * warmup + repeats)) if progress else _noop
+    shares = round_shares(repeats, rounds)
+    tick = progress(label, len(calls) * (len(shares) * warmup + repeats)) if progress else _noop
     walls: list[list[float]] = [[] for _ in calls]
-    for r in range(rounds):
-        share = repeats // rounds + (r < repeats % rounds)
+    for r, share in enumerate(shares):
         for k in round_order(len(calls), r):
             walls[k] += timed_runs(calls[k], warmup, share, tick)
     return walls
@@ -486,8 +485,7 @@ against 0.099 (0.394), earlier 0.178 (0.533) against 0.037 (0.137); randwire-ima
 
 def contention_ticks(repeats: int, warmup: int, rounds: int = CONTENTION_ROUNDS) -> int:
     """The runs :func:`measure_contention` ticks for (its first worker's, warm-up runs included)."""
-    rounds = max(1, min(rounds, repeats))
-    return 2 * (warmup + (rounds - 1) * min(warmup, 1) + repeats)
+    return 2 * (warmup + (len(round_shares(repeats, rounds)) - 1) * min(warmup, 1) + repeats)
 
 
 def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, warmup: int = 3, seed: int = 0,
@@ -539,14 +537,12 @@ def measure_contention(data: bytes, platform: Platform, *, repeats: int = 20, wa
 
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
-    rounds = max(1, min(rounds, repeats))
     fits = []
     try:
-        for r in range(rounds):
-            share = repeats // rounds + (r < repeats % rounds)
+        for r, share in enumerate(round_shares(repeats, rounds)):
             warm = warmup if r == 0 else min(warmup, 1)
-            halves = {n: timed(n, warm, share) for n in ((1, 2), (2, 1))[r % 2]}
-            fits.append((halves[1], halves[2]))
+            halves = {k: timed(k + 1, warm, share) for k in round_order(2, r)}  # alone (0), beside (1)
+            fits.append((halves[0], halves[1]))
     finally:
         sys.setswitchinterval(switch)
     return contention_of(fits)
