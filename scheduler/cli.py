@@ -124,7 +124,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     params = zoo.parse_params(args.set) if args.set else None
     feeds = _inputs(args)
     graph, platform, prof, reused = measure(args.model, params, args.platform, _parse_shapes(args.input_shape),
-                                            _profile_options(args), progress=sys.stderr.isatty(),
+                                            _profile_options(args), progress=True,
                                             optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                                             inputs=feeds)
     plan = plan_profiling(graph, platform)
@@ -172,7 +172,7 @@ def cmd_problem(args: argparse.Namespace) -> int:
 
     params = zoo.parse_params(args.set) if args.set else None
     problem = build_problem(args.model, params, args.platform, _parse_shapes(args.input_shape), costs=args.costs,
-                            profile=_profile_options(args), progress=sys.stderr.isatty(),
+                            profile=_profile_options(args), progress=True,
                             optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                             inputs=_inputs(args))
     write_problem(problem, args.output)
@@ -226,7 +226,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                               clone=args.clone, inputs=feeds)
     else:
         model, problem = load_problem(args.model, params, args.platform, shapes, costs=args.costs,
-                                      profile=_profile_options(args), progress=sys.stderr.isatty(),
+                                      profile=_profile_options(args), progress=True,
                                       optimization=args.graph_optimization, batch=args.batch, clone=args.clone,
                                       inputs=feeds)
     schedule = read_schedule(args.schedule)

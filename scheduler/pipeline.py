@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -91,10 +92,19 @@ def _zoo_model(name: str, params: Mapping[str, Any], cache_dir: str | None
     return load_model_mapped(path, optimize.FILE_BACKED_BYTES)
 
 
-def tqdm_progress(enabled: bool) -> Callable[[str, int], Callable[[], None]] | None:
-    """A progress factory for long loops: ``progress(label, total)`` returns a tick function."""
+def tqdm_progress(enabled: bool, what: str = "") -> Callable[[str, int], Callable[[], None]] | None:
+    """A progress factory for long loops: ``progress(label, total)`` returns a tick function.
+
+    On a terminal, a bar per loop; else (a log, a pipe) one line per loop on stderr, ``[hetsched] <what>:
+    <label> (<total> runs)``, so that a log shows what a long run is doing (profiling ``bert-base`` takes
+    minutes) without a bar's redrawn lines."""
     if not enabled:
         return None
+    if not sys.stderr.isatty():
+        def line(label: str, total: int) -> Callable[[], None]:
+            print(f"[hetsched] {what + ': ' if what else ''}{label} ({total} runs)", file=sys.stderr, flush=True)
+            return _no_tick
+        return line
 
     def start(label: str, total: int) -> Callable[[], None]:
         bar = tqdm(total=total, desc=label, unit="run", leave=False)
@@ -105,6 +115,10 @@ def tqdm_progress(enabled: bool) -> Callable[[str, int], Callable[[], None]] | N
                 bar.close()
         return tick
     return start
+
+
+def _no_tick() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -265,7 +279,7 @@ def _load(spec: str, params: Mapping[str, Any] | None, platform: str | Mapping[s
     if not profiled:
         return model, graph, plat, None, False
     prof, reused = get_profile(data, graph, plat, folder=options.folder, repeats=options.repeats,
-                               warmup=options.warmup, force=options.force, progress=tqdm_progress(progress),
+                               warmup=options.warmup, force=options.force, progress=tqdm_progress(progress, "profile"),
                                feeds=inputs)
     return model, graph, plat, prof, reused
 

@@ -380,8 +380,9 @@ def fit_executor(model: onnx.ModelProto | ModelBytes, problem: Problem, *, repea
             allowed = [d for d in problem.allowed(t) if d in reals] or list(problem.allowed(t))
             placement[t] = allowed[int(rng.integers(len(allowed)))]
         schedule = simulate(problem, placement)
+        label = f"executor {k + 1}/{placements}"
         result = replay(model, problem, schedule, repeats=repeats, warmup=warmup, baselines=False, seed=seed,
-                        progress=(lambda label, total: progress("executor", total)) if progress else None,
+                        progress=(lambda _, total, label=label: progress(label, total)) if progress else None,
                         prepared=prepare_replay(model, problem, schedule, reference))
         runs.append((cut(problem, schedule), result))
 

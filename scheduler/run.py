@@ -161,7 +161,7 @@ def execute_run(config: RunConfig, catalog: SolverCatalog, *, progress: bool = T
     else:
         _stage(progress, f"costs: {config.costs}")
         model, problem = load_problem(spec, config.model.params, config.platform, config.model.input_shapes,
-                                      costs=config.costs, progress=progress and sys.stderr.isatty(),
+                                      costs=config.costs, progress=progress,
                                       optimization=config.graph_optimization, batch=config.model.batch,
                                       clone=config.model.clone, inputs=feeds,
                                       profile=ProfileOptions(config.profile.folder, config.profile.repeats,

@@ -434,8 +434,11 @@ def test_a_damaged_stored_profile_is_measured_again(tmp_path, capsys, bert, dama
 def test_cli_profile_and_problem_from_profile(tmp_path, capsys):
     args = ["--set", "layers=2", "--repeats", "2", "--warmup", "0", "--profiles", str(tmp_path / "prof")]
     assert main(["profile", "mlp", *args]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "measured profile" in out and "noisy nodes" in out
+    # not a terminal (a log): a line per profiling loop instead of a progress bar
+    assert {"nodes CPU x1 (2 runs)", "packing x2 (4 runs)", "executor 3/3 (2 runs)", "check x1 (2 runs)"} <= {
+        line.removeprefix("[hetsched] profile: ") for line in err.splitlines()}
     assert "13 runs (2 node, 1 edge, 4 executor, 2 check, 2 tracer, 2 packing)" in out
     assert main(["problem", "mlp", *args, "--costs", "profile", "-o", str(tmp_path / "p.json")]) == 0
     capsys.readouterr()
