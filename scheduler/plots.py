@@ -136,3 +136,17 @@ def ratio_chart(ratios: pd.DataFrame, path: str, *, title: str) -> str:
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def series_chart(table: pd.DataFrame, x: str, columns: Sequence[str], path: str, *, title: str,
+                 xlabel: str, ylabel: str) -> str:
+    """Lines of ``columns`` against ``x`` (e.g. a timing's medians over the seconds of a run)."""
+    fig = Figure(figsize=(9, 3.5))
+    ax = fig.subplots()
+    for column in columns:
+        ax.plot(table[x], table[column], marker=".", linewidth=0.8, label=column)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
