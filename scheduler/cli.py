@@ -149,7 +149,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
               f"contention between cores {prof.executor.contention:.1%}")
     if prof.drift is not None:
         print(f"  whole model timed again at the end of profiling: {prof.drift:+.1%} against its node run "
-              f"(measured again beyond ±{DRIFT_LIMIT:.0%} on runs of {DRIFT_MIN_S * 1e3:g} ms or more)")
+              f"(measured again beyond ±{DRIFT_LIMIT:.0%} on runs of {DRIFT_MIN_S * 1e3:g} ms or more; the "
+              "plain run below is the mean of the two)")
     noisy = prof.noisy()
     print(f"  noisy nodes (cv > 25%): {len(noisy)}" + (f", e.g. {noisy[0].task} on {noisy[0].device} "
                                                       f"cv {noisy[0].cv:.0%}" if noisy else ""))

@@ -102,6 +102,7 @@ class _ProfileRecord(FileModel):
     drift: Finite | None = None
     tracer_s: dict[Text, tuple[Finite, Finite]] = {}  # absent from profiles stored before it
     unpacked: list[Text] = []  # absent from profiles stored before the choice: all traced packed
+    node_run_s: dict[Text, Finite] = {}  # absent from profiles stored before the check's timing was averaged in
 
 
 def load_profile(folder: str, label: str, model_sha256: str, platform: Platform, repeats: int,
@@ -133,7 +134,8 @@ def load_profile(folder: str, label: str, model_sha256: str, platform: Platform,
                    meta.warmup, meta.date, meta.host_cores, meta.runs, tuple(NodeStat(**dict(r)) for r in rows),
                    tuple(LinkFit(**{**dict(l), "points": tuple(l.points)}) for l in meta.links),
                    dict(meta.whole_run_s), dict(meta.traced_run_s),
-                   None if ex is None else ex.costs(), meta.drift, dict(meta.tracer_s), tuple(meta.unpacked))
+                   None if ex is None else ex.costs(), meta.drift, dict(meta.tracer_s), tuple(meta.unpacked),
+                   dict(meta.node_run_s))
 
 
 def get_profile(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platform: Platform, *,

@@ -134,13 +134,16 @@ class Profile:
     runs: int
     nodes: tuple[NodeStat, ...]
     links: tuple[LinkFit, ...]
-    whole_run_s: Mapping[str, float]  # device -> median whole-model run time, profiler off
+    # device -> whole-model run time, profiler off: the mean of its median at the node run and at the end
+    # of profiling (the check), when there was one
+    whole_run_s: Mapping[str, float]
     traced_run_s: Mapping[str, float]  # device -> median whole-model run time in the profiler's trace
     executor: ExecutorCosts | None = None  # fitted from the executor run (two or more real devices)
     drift: float | None = None  # whole-model run at the end of profiling / at its node run - 1 (None: not re-timed)
     # device -> the profiler's own time per node (s): inside each kernel event, and in all of a traced run
     tracer_s: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     unpacked: tuple[str, ...] = ()  # devices traced (and to be run) with weight packing off: measured faster
+    node_run_s: Mapping[str, float] = field(default_factory=dict)  # device -> whole model at its node run alone
 
     def cost(self, task: str, device: str) -> float | None:
         """The median cost of ``task`` on ``device``, if measured."""

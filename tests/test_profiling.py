@@ -594,3 +594,33 @@ def test_devices_measured_faster_unpacked_are_traced_replayed_and_exported_so(be
     deployed = Deployment(str(tmp_path / "deploy"))
     assert [_packing_off(s) for s in deployed.runner.sessions] == [d == "cpu0" for d in devices]
     deployed.close()
+
+
+def test_the_calibration_is_the_mean_of_the_node_run_and_the_check(bert, monkeypatch, tmp_path):
+    """The whole model is timed at each node run and again at the end of profiling (the check); a two-thread
+    session here runs slow for seconds at a time, so the time that calibrates the costs is the mean of the two.
+    The node run's own time is kept (``node_run_s``, stored too) and the drift is the end over it."""
+    model, graph = bert
+    plat = load_platform("default")
+    monkeypatch.setattr(profile_runs, "check_times", lambda model, prof, plan, **kw: {
+        d: (3.0 if d == "cpu-par" else 1.5) * t for d, t in prof.whole_run_s.items()})  # slower at the end
+    prof, _ = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0, force=True)
+    assert prof.drift == pytest.approx(2.0)  # the largest change: cpu-par's
+    assert set(prof.node_run_s) == set(prof.whole_run_s) == {"cpu0", "cpu1", "cpu-par"}
+    for dev, before in prof.node_run_s.items():
+        assert prof.whole_run_s[dev] == pytest.approx(before * (2.0 if dev == "cpu-par" else 1.25))
+        # the node costs are calibrated to the mean: they add up to it on each device
+        assert sum(prof.calibrated(t.name, dev) for t in graph.tasks) == pytest.approx(prof.whole_run_s[dev])
+    monkeypatch.setattr("scheduler.profile_store.check_change", lambda *args, **kw: 0.0)  # the host as it was
+    stored, reused = get_profile(model, graph, plat, folder=str(tmp_path), repeats=2, warmup=0)
+    assert reused and (stored.node_run_s, stored.whole_run_s, stored.drift) == (
+        prof.node_run_s, prof.whole_run_s, prof.drift)
+
+
+@pytest.mark.parametrize("unit", [1e-6, 1e-3, 1.0])
+def test_largest_change_at_any_scale(unit):
+    """The change of largest size, now over then, of the devices timed both times; µs, ms and s alike."""
+    assert profile_runs.largest_change({"a": 2 * unit, "b": 4 * unit}, {"a": 3 * unit, "b": 4.4 * unit}) == \
+        pytest.approx(0.5)
+    assert profile_runs.largest_change({"a": 2 * unit}, {"a": 0.5 * unit, "c": unit}) == pytest.approx(-0.75)
+    assert profile_runs.largest_change({}, {"a": unit}) is None
