@@ -7,7 +7,8 @@ node; crossings between real devices are timed the way replay hands tensors over
 executor's per-segment call and switch costs come from replays of a fine-grained
 placement (:func:`fit_executor`), the contention between cores from a model run
 on both at once (:func:`measure_contention`), and the profile's drift from timing
-the whole model again at the end (:func:`check_change`).
+the whole model again at the end (:func:`check_times`), whose mean with the node run's timing calibrates the
+costs.
 """
 
 from __future__ import annotations
@@ -323,8 +324,8 @@ def profile_model(model: onnx.ModelProto | ModelBytes, graph: TaskGraph, platfor
     if plan.check_runs:  # each node run's whole model again, same settings: did the host's load change?
         # Its time is then the mean of the two timings, seconds apart: a two-thread session here runs slow for
         # stretches of 0.4-11 s (benchmarks/bench_host_phases.py), and one timing lands in one speed or the
-        # other (siamese-lstm on both cores, 10 trials against its time over the next 20 s: 16.5% off at the
-        # median, 36.8% at worst from the first timing; 6.5% and 18.8% from the mean)
+        # other (benchmarks/bench_calibration.py, 12 profiles against the time a replay's rounds measure right
+        # after: siamese-lstm on both cores 14.3% off at the median from the first timing, 12.7% from the mean)
         end = check_times(data, prof, plan, repeats=repeats, warmup=warmup, seed=seed, progress=progress, feeds=feeds)
         prof = replace(prof, drift=largest_change(prof.whole_run_s, end), node_run_s=dict(prof.whole_run_s),
                        whole_run_s={d: (t + end[d]) / 2 if d in end else t for d, t in prof.whole_run_s.items()})
