@@ -535,15 +535,16 @@ def test_weight_packing_stays_on_unless_off_measures_faster_beyond_the_margin(be
 
 @pytest.mark.parametrize("rounds", [1, 2])
 def test_the_whole_model_time_is_the_packing_choices_unless_timed_in_rounds(bert, monkeypatch, rounds):
-    """Profiled in one round, each node run's whole-model time is the packing choice's timing of the setting it
-    traces (a plain session of those settings, right before the trace), not a timing once more; in rounds, the
-    node runs' sessions are timed in turn after their traces (every device under the same load)."""
+    """Profiled in one round, each node run's whole-model time (``node_run_s``, before the check's timing is
+    averaged in) is the packing choice's timing of the setting it traces (a plain session of those settings,
+    right before the trace), not a timing once more; in rounds, the node runs' sessions are timed in turn after
+    their traces (every device under the same load)."""
     model, graph = bert
     monkeypatch.setattr(profile_runs, "packing_choice", lambda data, provider, threads, **kw: (True, [7.0, 9.0]))
     monkeypatch.setattr(profile_runs, "tracer_cost", lambda *args: (0.0, 0.0))
     prof = profile_runs.profile_model(model, graph, load_platform("cpu"), repeats=2, warmup=0, rounds=rounds)
-    assert set(prof.whole_run_s) == {"cpu0", "cpu1", "cpu-par"}
-    assert all((v == 8.0) is (rounds == 1) for v in prof.whole_run_s.values())
+    assert set(prof.whole_run_s) == set(prof.node_run_s) == {"cpu0", "cpu1", "cpu-par"}
+    assert all((v == 8.0) is (rounds == 1) for v in prof.node_run_s.values())
 
 
 def _packing_off(sess) -> bool:
